@@ -1,0 +1,28 @@
+# One command each: `make demo` (the main job) and `make test` (the whole suite). Both build their own venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR := $(abspath ../shared/data)
+# Use the shared sample-data mirror when it is there (pooch fetches the public files otherwise).
+export XWVNET_DATA_DIR ?= $(if $(wildcard $(DATA_DIR)),$(DATA_DIR),)
+
+.PHONY: install demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m xwvnet.cli demo --out demo-output
+
+test: install
+	$(PY) -m ruff check xwvnet tests benchmarks examples
+	$(PY) -m pytest -n 2 --dist loadfile -q tests
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+import xwvnet
+from xwvnet import schema as S
+
+from .conftest import make_imagettes
+
+
+def test_valid_dataset_passes_and_is_returned():
+    ds = make_imagettes()
+    assert xwvnet.validate(ds) is ds
+    assert ds.wvnet.validate() is ds
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda ds: ds.drop_vars(S.ORBIT), "missing coordinate 'orbit'"),
+        (lambda ds: ds.drop_vars([S.QUICKLOOK]), "no image variable"),
+        (lambda ds: ds.assign({S.QUICKLOOK: ds[S.QUICKLOOK].astype("float32")}), "expected uint8"),
+        (lambda ds: ds.assign_coords({S.IMAGETTE: ["a"] * ds.sizes[S.IMAGETTE]}), "duplicate imagette ids: a"),
+        (lambda ds: ds.rename({S.IMAGETTE: "image"}), "missing dimension 'imagette'"),
+        (lambda ds: ds.assign_coords({S.TIME: (S.IMAGETTE, np.zeros(ds.sizes[S.IMAGETTE]))}), "'time' has dtype"),
+        (lambda ds: ds.drop_vars(S.VALID_LINES), "missing variable 'valid_lines'"),
+    ],
+)
+def test_invalid_dataset_names_the_problem(mutate, message):
+    with pytest.raises(ValueError, match=message):
+        xwvnet.validate(mutate(make_imagettes()))
+
+
+def test_every_problem_is_listed_at_once():
+    ds = make_imagettes().drop_vars([S.ORBIT, S.SWATH])
+    with pytest.raises(ValueError) as err:
+        xwvnet.validate(ds)
+    assert "'orbit'" in str(err.value) and "'swath'" in str(err.value)
+
+
+def test_not_a_dataset():
+    with pytest.raises(ValueError, match="expected an xarray.Dataset"):
+        xwvnet.validate(make_imagettes()[S.QUICKLOOK])
+
+
+def test_image_var_choice():
+    ds = make_imagettes()
+    assert S.image_var(ds) == S.QUICKLOOK
+    with pytest.raises(ValueError, match="'sigma0' is not in the Dataset"):
+        S.image_var(ds, "sigma0")
