@@ -32,7 +32,7 @@ def test_offline_without_mirror_names_the_url_and_the_place(tmp_path, monkeypatc
     with pytest.raises(datasets.DataUnavailableError) as err:
         datasets.fetch("wvnet_upstream/valid_embs.npy")
     message = str(err.value)
-    assert "https://github.com/hawaii-ai/WV-Net/raw/7be8a992ff59c5e64a961631351f22497395f95e/assets/valid_embs.npy" in message
+    assert f"https://github.com/hawaii-ai/WV-Net/raw/{datasets.WVNET_COMMIT}/assets/valid_embs.npy" in message
     assert str(tmp_path / "cache" / "wvnet_upstream" / "valid_embs.npy") in message
 
 

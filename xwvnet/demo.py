@@ -47,7 +47,8 @@ def ingest_samples(out: Path, quick: bool) -> xr.Dataset:
     )
     if S.LABELS in ds:
         labels = ds[S.LABELS].load()
-        table["tags"] = [" ".join(str(c) for c, v in zip(labels[S.LABEL].values, row) if v == 1) for row in labels.values]
+        codes = labels[S.LABEL].values
+        table["tags"] = [" ".join(str(c) for c, v in zip(codes, row) if v == 1) for row in labels.values]
     with pd.option_context("display.width", 160, "display.max_colwidth", 70):
         print(table.to_string())
     return ds
