@@ -1,8 +1,11 @@
 import shutil
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 import xwvnet
@@ -95,3 +98,23 @@ def test_lazy_reading_equals_eager(wvnet_samples, tmp_path):
     lazy = xwvnet.open_quicklooks(str(tmp_path / "*.png"), chunks=2)
     assert lazy[S.QUICKLOOK].chunks is not None and lazy[S.QUICKLOOK].data.chunks[0] == (2, 2, 1)
     np.testing.assert_array_equal(lazy[S.QUICKLOOK].values, eager[S.QUICKLOOK].values)
+
+
+@given(
+    mission=st.sampled_from(["s1a", "s1b", "s1c"]),
+    swath=st.sampled_from(["wv1", "wv2"]),
+    product=st.sampled_from(["QL", "slc", "ocn"]),
+    start=st.datetimes(min_value=datetime(2014, 4, 3), max_value=datetime(2035, 1, 1)),
+    orbit=st.integers(0, 999_999),
+    datatake=st.integers(0, 0xFFFFFF),
+    number=st.integers(1, 999),
+)
+def test_names_round_trip(mission, swath, product, start, orbit, datatake, number):
+    start = start.replace(microsecond=0)
+    stamp = start.strftime("%Y%m%dt%H%M%S")
+    name = f"{mission}-{swath}-{product}-vv-{stamp}-{stamp}-{orbit:06d}-{datatake:06x}-{number:03d}.tiff"
+    info = parse_name(name)
+    assert info is not None
+    assert (info["mission"], info["swath"], info["orbit"], info["imagette_number"]) == (mission, swath, orbit, number)
+    assert info["time"] == np.datetime64(start, "ns")
+    assert imagette_key(info).endswith(f"-{orbit:06d}-{datatake:06x}-{number:03d}")
