@@ -29,6 +29,142 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- collocate ------------------------------------------------------------------------------------------------------
+def _add_collocate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collocate", help="sample ERA5 / WW3 / OCN variables at imagette positions and times")
+    p.add_argument("imagettes", type=Path, help="a Zarr imagette store, a WV SAFE folder/manifest, or OCN products")
+    p.add_argument("source", type=Path, help="the source file: netCDF, GRIB (needs cfgrib) or Zarr")
+    p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
+    p.add_argument("--variables", nargs="+", default=None, help="source variables (default: all on its grid)")
+    p.add_argument("--method", choices=["linear", "nearest"], default="linear")
+    p.add_argument("--time-tolerance", default=None, help="e.g. 3h or 30min")
+    p.add_argument("--max-distance-km", type=float, default=None, help="for point/track sources")
+    p.add_argument("--prefix", default=None, help="name prefix (default: era5, ww3, ocn ... from the source)")
+
+
+def _run_collocate(args: argparse.Namespace) -> int:
+    from .collocate import collocate_to_file
+
+    table = collocate_to_file(args.imagettes, args.source, args.out, variables=args.variables, method=args.method,
+                              time_tolerance=args.time_tolerance, max_distance_km=args.max_distance_km,
+                              prefix=args.prefix)
+    print(table.to_dataframe().describe().T.to_string())
+    print(f"wrote {args.out}")
+    return 0
+
+
+# --- embed ----------------------------------------------------------------------------------------------------------
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="embed a whole imagette store into an embedding store (resumable, appends)")
+    p.add_argument("input_store", type=Path, help="the Zarr imagette store to embed")
+    p.add_argument("output_store", type=Path, help="the Zarr embedding store to create or complete")
+    p.add_argument("--encoder", default="wvnet-resnet50", help="registry name or state-dict path")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, help="dask scheduler address (or scheduler file) to run on")
+    where.add_argument("--workers", type=int, default=None, help="start a local cluster of N worker processes")
+    p.add_argument("--threads", type=int, default=None, help="local threads when neither option above is given")
+    p.add_argument("--chunk", type=int, default=None, help="imagettes per task and stored chunk (new stores)")
+    p.add_argument("--batch-size", type=int, default=64, help="imagettes per forward pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
+    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from .archive import embed_store
+
+    report = embed_store(
+        args.input_store, args.output_store, args.encoder, scheduler=args.scheduler, workers=args.workers,
+        threads=args.threads, chunk=args.chunk, batch_size=args.batch_size, device=args.device,
+        precision=args.precision, progress=True, errors="report",
+    )
+    print(report.summary())
+    return 0 if report.complete else 1
+
+
+# --- evaluate -------------------------------------------------------------------------------------------------------
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="linear-probe evaluation table: one row per encoder, one split for all")
+    p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) holding the imagettes and targets, joined on id")
+    p.add_argument("--encoders", nargs="+", default=None,
+                   help="registry names, weight paths, 'image-statistics' or 'stored' (default: all four standard)")
+    p.add_argument("--targets", nargs="+", default=None, help="variables to probe (default: hs t2m wind_speed labels)")
+    p.add_argument("--test-size", type=float, default=0.3, help="fraction of imagettes held out for testing")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and cross-validation")
+    p.add_argument("--batch-size", type=int, default=32, help="imagettes per forward pass when embedding")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file")
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import DEFAULT_ENCODERS, evaluate, format_table, open_joined
+
+    table = evaluate(open_joined(args.stores), args.encoders or DEFAULT_ENCODERS, args.targets,
+                     test_size=args.test_size, seed=args.seed, batch_size=args.batch_size, device=args.device)
+    print(format_table(table, per_tag=True))
+    if args.csv:
+        table.to_csv(args.csv)
+    return 0
+
+
+# --- probe ----------------------------------------------------------------------------------------------------------
+def _add_probe(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("probe", help="fit a linear probe on stored embeddings and save it, or apply a saved one")
+    p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) with `embedding` (and the target), joined on id")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--target", help="variable to fit (a number per imagette, or labels)")
+    mode.add_argument("--load", type=Path, help="a probe file written by --save, to apply")
+    p.add_argument("--save", type=Path, default=None, help="where to write the fitted probe (.npz, no pickle)")
+    p.add_argument("--csv", type=Path, default=None, help="where to write the predictions (with --load)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from .evaluation import open_joined
+    from .probe import Probe, fit_probe, output_name, predict
+
+    ds = open_joined(args.stores)
+    if args.target:
+        probe = fit_probe(ds, args.target, seed=args.seed)
+        print(probe)
+        if args.save:
+            print(f"saved {probe.save(args.save)}")
+        return 0
+    probe = Probe.load(args.load)
+    table = predict(ds, probe)[output_name(probe)].compute().to_pandas()
+    print(table.describe().to_string() if table.ndim == 1 else table.describe().T.to_string())
+    if args.csv:
+        table.to_csv(args.csv)
+    return 0
+
+
+# --- neighbors ------------------------------------------------------------------------------------------------------
+def _add_neighbors(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("neighbors", help="the k most similar imagettes (cosine of embeddings), exact and blocked")
+    p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) with `embedding` (and images), joined on id")
+    p.add_argument("-k", type=int, default=10, help="neighbours per query")
+    p.add_argument("--query", nargs="+", default=None, help="imagette ids to query (default: every imagette)")
+    p.add_argument("--csv", type=Path, default=None, help="write (query, rank, neighbor, similarity) to this CSV")
+    p.add_argument("--figure", type=Path, default=None, help="save the first query's neighbour panel (needs images)")
+
+
+def _run_neighbors(args: argparse.Namespace) -> int:
+    from . import plot
+    from .evaluation import open_joined
+    from .retrieval import neighbors
+
+    ds = open_joined(args.stores)
+    found = neighbors(ds, k=args.k, query=args.query).compute()
+    table = found[["neighbor", "similarity"]].to_dataframe()
+    print(table.head(5 * args.k).to_string())
+    if args.csv:
+        table.to_csv(args.csv)
+    if args.figure:
+        first = str(found["imagette"].values[0])
+        plot.neighbors(ds, first, k=args.k, result=found).savefig(args.figure, dpi=110)
+        print(f"saved {args.figure}")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on the sample data: ingest, embed, probe, retrieve, collocate")
@@ -42,7 +178,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.out, quick=args.quick)
 
 
-_COMMANDS = ["ingest", "demo"]
+_COMMANDS = ["ingest", "embed", "demo", "collocate", "evaluate", "probe", "neighbors"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,309 @@
+"""Collocation with gridded (ERA5) and point (WW3, OCN) sources, checked against independent computations."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.interpolate import RegularGridInterpolator
+
+import xwvnet  # noqa: F401  (registers ds.wvnet)
+from xwvnet import schema as S
+from xwvnet.collocate import CollocationWarning, collocate, haversine_km, normalise_source
+
+from .conftest import make_imagettes
+
+ERA5_TIME = np.datetime64("2021-03-01T12:00", "ns")
+
+
+def at(ds: xr.Dataset, lat, lon, time) -> xr.Dataset:
+    n = ds.sizes[S.IMAGETTE]
+    time = np.broadcast_to(np.asarray(time, dtype="datetime64[ns]"), (n,))
+    return ds.assign_coords({S.LATITUDE: (S.IMAGETTE, np.asarray(lat, float)),
+                             S.LONGITUDE: (S.IMAGETTE, np.asarray(lon, float)), S.TIME: (S.IMAGETTE, time)})
+
+
+@pytest.fixture(scope="module")
+def era5_small(data_dir):
+    path = data_dir / "era5" / "era5_2t_1.nc"
+    if not path.is_file():
+        pytest.skip(f"{path} not in the data mirror")
+    with xr.open_dataset(path) as src:
+        return src.load()
+
+
+def rgi_global(src: xr.DataArray, lat, lon, method):
+    """scipy on the grid made ascending in latitude and closed at 360 degrees east: an independent reference."""
+    grid = src.isel(time=0).sortby("latitude")
+    values = np.concatenate([grid.values, grid.values[:, :1]], axis=1)
+    lons = np.r_[grid.longitude.values.astype(float), 360.0]
+    f = RegularGridInterpolator((grid.latitude.values.astype(float), lons), values, method=method)
+    return f(np.c_[lat, np.mod(lon, 360.0)])
+
+
+@pytest.mark.parametrize("method", ["linear", "nearest"])
+def test_era5_netcdf_matches_scipy(era5_small, method):
+    rng = np.random.default_rng(1)
+    n = 64
+    lat, lon = rng.uniform(-79.9, 79.9, n), rng.uniform(-180, 180, n)
+    ds = at(make_imagettes(n, 4, 4), lat, lon, ERA5_TIME)
+    out = collocate(ds, era5_small, method=method)
+    expected = rgi_global(era5_small.t2m, lat, lon, method)
+    np.testing.assert_allclose(out.era5_t2m.values, expected, rtol=1e-12)
+    assert out.era5_t2m.attrs["units"] == "K"
+    assert "era5_t2m" not in ds  # input untouched
+
+
+def test_conventions_give_the_same_answer(era5_small):
+    rng = np.random.default_rng(2)
+    lat, lon = rng.uniform(-79, 79, 32), rng.uniform(-180, 180, 32)
+    ds = at(make_imagettes(32, 4, 4), lat, lon, ERA5_TIME)
+    ref = collocate(ds, era5_small).era5_t2m.values
+    flipped = era5_small.assign_coords(longitude=(era5_small.longitude + 180) % 360 - 180).sortby("longitude")
+    flipped = flipped.sortby("latitude")  # [-180, 180) and ascending latitudes
+    np.testing.assert_allclose(collocate(ds, flipped).era5_t2m.values, ref, rtol=1e-12)
+    east = at(ds, lat, np.mod(lon, 360), ERA5_TIME)  # imagette longitudes in [0, 360)
+    np.testing.assert_allclose(collocate(east, era5_small).era5_t2m.values, ref, rtol=1e-12)
+    renamed = era5_small.rename(latitude="lat", longitude="lon", time="valid_time")
+    np.testing.assert_allclose(collocate(ds, renamed, prefix="era5").era5_t2m.values, ref, rtol=1e-12)
+
+
+def test_antimeridian_wraps_between_340_and_360(era5_small):
+    ds = at(make_imagettes(3, 4, 4), [0.0, 0.0, 0.0], [179.9 - 360 + 170, -10.0, 350.0], ERA5_TIME)
+    out = collocate(ds, era5_small).era5_t2m.values
+    row = era5_small.t2m.sel(latitude=0.0).isel(time=0)
+    west, east = float(row.sel(longitude=340.0)), float(row.sel(longitude=0.0))
+    np.testing.assert_allclose(out[1:], [west + 0.5 * (east - west)] * 2, rtol=1e-12)
+    assert np.isfinite(out[0])
+
+
+def test_out_of_coverage_gets_nan_and_a_count(era5_small):
+    regional = era5_small.sel(longitude=slice(0, 100))
+    ds = at(make_imagettes(5, 4, 4), [0, 10, 85, 0, np.nan], [50, 150, 50, 50, 50], ERA5_TIME)
+    ds = ds.assign_coords({S.TIME: (S.IMAGETTE, np.array([ERA5_TIME] * 3 + [ERA5_TIME + np.timedelta64(1, "D"),
+                                                                            ERA5_TIME]))})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = collocate(ds, regional)
+    messages = " | ".join(str(w.message) for w in caught if issubclass(w.category, CollocationWarning))
+    assert "2 of 5 imagettes are outside the latitude/longitude coverage" in messages
+    assert "1 of 5 imagettes are outside the time range" in messages
+    assert "1 of 5 imagettes have no position" in messages
+    values = out.era5_t2m.values
+    assert np.isfinite(values[0]) and np.isnan(values[1:]).all()
+    # a tolerance admits the imagette one day after the only step
+    with pytest.warns(CollocationWarning):
+        tolerant = collocate(ds, regional, time_tolerance="2D").era5_t2m.values
+    assert tolerant[3] == pytest.approx(values[0])
+
+
+def analytic_grid(descending: bool = False) -> xr.Dataset:
+    """A field linear in time, latitude and longitude, so that linear interpolation is exact."""
+    time = np.datetime64("2020-01-01", "ns") + np.arange(4) * np.timedelta64(6, "h")
+    lat, lon = np.arange(-10.0, 10.1, 2.5), np.arange(0.0, 20.1, 5.0)
+    hours = (time - time[0]) / np.timedelta64(1, "h")
+    field = 280 + 0.5 * hours[:, None, None] + 0.1 * lat[None, :, None] - 0.2 * lon[None, None, :]
+    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"), field, {"units": "K"})},
+                    coords={"time": time, "latitude": lat, "longitude": lon})
+    return ds.isel(latitude=slice(None, None, -1)) if descending else ds
+
+
+def test_linear_in_time_and_space_is_exact_on_a_linear_field():
+    rng = np.random.default_rng(3)
+    n = 20
+    lat, lon = rng.uniform(-10, 10, n), rng.uniform(0, 20, n)
+    hours = rng.uniform(0, 18, n)
+    time = np.datetime64("2020-01-01", "ns") + (hours * 3.6e12).astype("timedelta64[ns]")
+    ds = at(make_imagettes(n, 4, 4), lat, lon, time)
+    expected = 280 + 0.5 * hours + 0.1 * lat - 0.2 * lon
+    for descending in (False, True):
+        out = collocate(ds, analytic_grid(descending), prefix="era5")
+        np.testing.assert_allclose(out.era5_t2m.values, expected, rtol=1e-12)
+    nearest = collocate(ds, analytic_grid(), method="nearest", prefix="era5").era5_t2m.values
+    near_h = np.round(hours / 6) * 6
+    expected_nearest = 280 + 0.5 * near_h + 0.1 * (np.round(lat / 2.5) * 2.5) - 0.2 * (np.round(lon / 5) * 5)
+    np.testing.assert_allclose(nearest, expected_nearest, rtol=1e-12)
+
+
+def test_real_grib_matches_scipy_in_time_and_space(data_dir):
+    pytest.importorskip("cfgrib", reason="reading GRIB needs cfgrib + eccodes")
+    path = data_dir / "era5" / "era5-2mt-2019-03-uk.grib"
+    if not path.is_file():
+        pytest.skip(f"{path} not in the data mirror")
+    rng = np.random.default_rng(4)
+    n = 40
+    lat, lon = rng.uniform(50.0, 58.0, n), rng.uniform(-10.0, 2.0, n)
+    time = np.datetime64("2019-03-02", "ns") + rng.integers(0, 28 * 86400, n).astype("timedelta64[s]")
+    ds = at(make_imagettes(n, 4, 4), lat, lon, time)
+    out = collocate(ds, path)  # a path: opened with cfgrib
+    src = normalise_source(xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""}))
+    window = src.t2m.sel(time=slice(time.min() - np.timedelta64(1, "h"), time.max() + np.timedelta64(1, "h")))
+    grid = window.sortby("latitude").astype(float)
+    t = grid.time.values.astype("int64").astype(float)
+    f = RegularGridInterpolator((t, grid.latitude.values, grid.longitude.values), grid.values)
+    expected = f(np.c_[time.astype("datetime64[ns]").astype("int64").astype(float), lat, lon])
+    np.testing.assert_allclose(out.era5_t2m.values, expected, rtol=1e-6)  # float32 source
+    assert np.nanmin(out.era5_t2m.values) > 250 and np.nanmax(out.era5_t2m.values) < 300
+
+
+def test_lazy_source_reads_only_the_chunks_it_needs():
+    src = analytic_grid()
+    touched: list[int] = []
+
+    def block(i: int) -> np.ndarray:
+        touched.append(i)
+        return src.t2m.values[i : i + 1]
+
+    blocks = [da.from_delayed(dask.delayed(block)(i), shape=(1, 9, 5), dtype=float) for i in range(4)]
+    lazy = src.assign(t2m=(src.t2m.dims, da.concatenate(blocks), src.t2m.attrs))
+    time = np.datetime64("2020-01-01T01:00", "ns")  # between steps 0 and 1
+    ds = at(make_imagettes(3, 4, 4), [0, 1, 2], [5, 6, 7], time)
+    out = collocate(ds, lazy, prefix="era5")
+    assert out.era5_t2m.chunks is not None and touched == []
+    values = out.era5_t2m.values
+    assert sorted(set(touched)) == [0, 1]
+    np.testing.assert_allclose(values, collocate(ds, src, prefix="era5").era5_t2m.values, rtol=1e-12)
+
+
+def test_lazy_imagettes_give_a_lazy_result():
+    ds = at(make_imagettes(6, 4, 4), np.zeros(6), np.arange(6.0), np.datetime64("2020-01-01T03:00", "ns"))
+    lazy = ds.chunk({S.IMAGETTE: 2})
+    out = collocate(lazy, analytic_grid(), prefix="era5")
+    assert out.era5_t2m.chunks == ((2, 2, 2),)
+    np.testing.assert_allclose(out.era5_t2m.values, collocate(ds, analytic_grid(), prefix="era5").era5_t2m.values)
+
+
+@pytest.fixture(scope="module")
+def ww3(data_dir):
+    path = data_dir / "ww3" / "LOPS_WW3-GLOB-30M_202302_trck.nc"
+    if not path.is_file():
+        pytest.skip(f"{path} not in the data mirror")
+    return path
+
+
+def test_ww3_track_nearest_point_with_distance_and_offset(ww3):
+    from xwvnet.waves import add_wave_parameters
+
+    rng = np.random.default_rng(5)
+    n = 12
+    lat, lon = rng.uniform(-40.5, -33.5, n), rng.uniform(173, 179, n)
+    time = np.datetime64("2023-02-13T17:00", "ns")
+    ds = at(make_imagettes(n, 4, 4), lat, lon, time)
+    with pytest.warns(CollocationWarning, match="no max_distance_km given .* farthest match is .* km away"):
+        out = collocate(ds, ww3, time_tolerance="1h")
+    with xr.open_dataset(ww3) as raw:
+        ref = add_wave_parameters(raw).load()
+    p_lat, p_lon = ref.latitude.values.astype(float), ref.longitude.values.astype(float)
+    for i in range(n):  # brute force, one imagette at a time
+        d = [haversine_km(lat[i], lon[i], a, b) for a, b in zip(p_lat, p_lon)]
+        j = int(np.argmin(d))
+        assert out.ww3_hs.values[i] == pytest.approx(float(ref.hs[j]), rel=1e-12)
+        assert out.ww3_wnd.values[i] == pytest.approx(float(ref.wnd[j]))
+        assert out.ww3_distance_km.values[i] == pytest.approx(d[j], rel=1e-9)
+    assert (out.ww3_time_offset.values == np.timedelta64(30, "m")).all()
+    assert out.ww3_hs.attrs["units"] == "m"
+
+
+def test_point_tolerances_give_nan_and_counts(ww3):
+    ds = at(make_imagettes(3, 4, 4), [-34.0, -34.0, -20.0], [177.5, 177.5, 177.5],
+            np.datetime64("2023-02-13T17:30", "ns"))
+    ds = ds.assign_coords({S.TIME: (S.IMAGETTE, ds[S.TIME].values + np.array([0, 3, 0]) * np.timedelta64(1, "h"))})
+    with pytest.warns(CollocationWarning) as caught:
+        out = collocate(ds, ww3, time_tolerance="1h", max_distance_km=100)
+    text = " | ".join(str(w.message) for w in caught)
+    assert "1 of 3 imagettes have no point within time_tolerance" in text
+    assert "1 of 3 imagettes are farther than 100 km" in text
+    assert np.isfinite(out.ww3_hs.values[0]) and np.isnan(out.ww3_hs.values[1:]).all()
+    assert out.ww3_distance_km.values[0] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnat(out.ww3_time_offset.values[1:]).all()
+
+
+def test_ocn_joins_on_imagette_key_or_position(data_dir):
+    from xwvnet.io.ocn import open_ocn
+
+    path = next((data_dir / "s1_wv").glob("s1a-wv2-ocn-*.nc"), None)
+    if path is None:
+        pytest.skip("no OCN product in the data mirror")
+    ocn = open_ocn(path)
+    ds = make_imagettes(2, 4, 4).assign_coords(imagette_key=(S.IMAGETTE, [str(ocn.imagette_key.values[0]), "none"]))
+    with pytest.warns(CollocationWarning, match="1 of 2 imagettes have no imagette_key match"):
+        out = collocate(ds, ocn)
+    assert out.ocn_hs.values[0] == pytest.approx(2.01, abs=1e-3) and np.isnan(out.ocn_hs.values[1])
+    assert out.ocn_partition_hs.dims == (S.IMAGETTE, "partition")
+    near = at(make_imagettes(1, 4, 4), [-56.0], [-4.2], np.datetime64("2026-01-12T05:00", "ns"))
+    by_position = collocate(near, ocn, time_tolerance="10min", max_distance_km=10, variables=["hs", "wind_speed"])
+    assert by_position.ocn_wind_speed.values[0] == pytest.approx(6.73, abs=0.01)
+    assert by_position.ocn_distance_km.values[0] < 10
+
+
+def test_manifest_imagettes_with_era5_and_the_accessor(data_dir, era5_small):
+    from xwvnet.io.safe import imagettes_from_manifest
+
+    safe = next((data_dir / "s1_wv").glob("*.SAFE"), None)
+    if safe is None:
+        pytest.skip("no WV SAFE manifest in the data mirror")
+    imagettes = imagettes_from_manifest(safe)
+    with pytest.warns(CollocationWarning, match="60 of 60 imagettes are outside the time range"):
+        strict = imagettes.wvnet.collocate(era5_small)
+    assert np.isnan(strict.era5_t2m.values).all()
+    out = imagettes.wvnet.collocate(era5_small, time_tolerance="40D", method="nearest", prefix="")
+    assert "t2m" in out and np.isfinite(out.t2m.values).all()
+
+
+def test_bad_arguments_are_explained(era5_small):
+    ds = at(make_imagettes(2, 4, 4), [0, 0], [0, 0], ERA5_TIME)
+    with pytest.raises(ValueError, match="method must be"):
+        collocate(ds, era5_small, method="cubic")
+    with pytest.raises(ValueError, match="not in the source"):
+        collocate(ds, era5_small, variables=["sst"])
+    with pytest.raises(ValueError, match="time_tolerance"):
+        collocate(ds, era5_small, time_tolerance="soon")
+    with pytest.raises(FileNotFoundError):
+        collocate(ds, "/nonexistent/era5.nc")
+    with pytest.raises(ValueError, match="already exist"):
+        collocate(collocate(ds, era5_small), era5_small)
+
+
+def test_cli_writes_a_table(data_dir, tmp_path):
+    from xwvnet.cli import main
+
+    safe = next((data_dir / "s1_wv").glob("*.SAFE"), None)
+    nc = data_dir / "era5" / "era5_2t_1.nc"
+    if safe is None or not nc.is_file():
+        pytest.skip("manifest or ERA5 netCDF not in the data mirror")
+    out = tmp_path / "wv.nc"
+    assert main(["collocate", str(safe), str(nc), "--out", str(out), "--time-tolerance", "40D"]) == 0
+    with xr.open_dataset(out) as table:
+        assert table.sizes[S.IMAGETTE] == 60 and np.isfinite(table.era5_t2m.values).all()
+        assert S.LATITUDE in table and "quicklook" not in table
+
+
+def test_demo_join_prints_plots_and_returns_the_table(data_dir, tmp_path, capsys):
+    from xwvnet.collocate import demo_join
+
+    table = demo_join(tmp_path, data_dir, n=6)
+    assert (tmp_path / "collocate_era5.png").stat().st_size > 10_000
+    assert table.sizes[S.IMAGETTE] == 66
+    assert np.isfinite(table.era5_t2m.values).all()
+    assert table.era5_t2m.min() > 250 and table.era5_t2m.max() < 310
+    assert "WV manifest" in capsys.readouterr().out
+
+
+def test_station_output_nearest_station_then_linear_in_time():
+    time = np.datetime64("2020-01-01", "ns") + np.arange(3) * np.timedelta64(1, "h")
+    hs = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])  # (time, station)
+    stations = xr.Dataset(
+        {"hs": (("time", "station"), hs, {"units": "m"})},
+        coords={"time": time, "latitude": ("station", [0.0, 10.0]), "longitude": ("station", [0.0, 10.0])},
+    )
+    ds = at(make_imagettes(3, 4, 4), [1.0, 9.0, 9.0], [1.0, 9.0, 9.0],
+            time[0] + np.array([30, 90, 180], dtype="timedelta64[m]"))
+    with pytest.warns(CollocationWarning, match="1 of 3 imagettes are outside the time range"):
+        out = collocate(ds, stations, prefix="ww3", max_distance_km=500)
+    np.testing.assert_allclose(out.ww3_hs.values, [1.5, 25.0, np.nan])
+    tolerant = collocate(ds, stations, prefix="ww3", time_tolerance="1h", max_distance_km=500)
+    np.testing.assert_allclose(tolerant.ww3_hs.values, [1.5, 25.0, 30.0])

@@ -1,0 +1,168 @@
+"""Read Sentinel-1 WV Level-2 OCN netCDF products into an imagette-indexed Dataset (one row per product).
+
+Each WV OCN product describes one imagette (``oswAzSize = oswRaSize = 1``). The reader keeps its ocean-swell
+(``osw``) values under plain names (``hs``, ``wind_speed``, ``nrcs``...; the product name is in each variable's
+``source_name`` attribute), its centre position and incidence as coordinates, and takes mission, swath, time, orbit,
+datatake and imagette number from the file name, as quicklooks do, so both carry the same ``imagette_key``.
+Products that cannot be read are skipped and reported in an :class:`OcnWarning`, never fatal for the rest.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import schema as S
+from .names import imagette_key, parse_name
+
+KEY = "imagette_key"
+PARTITION = "partition"
+
+# our name -> the product's name
+SCALARS = {
+    "hs": "oswTotalHs",
+    "hs_std": "oswTotalHsStdev",
+    "hs_windsea": "oswWindSeaHs",
+    "hs_windsea_partition": "oswPhs0",
+    "wind_speed": "oswWindSpeed",
+    "wind_direction": "oswWindDirection",
+    "model_wind_speed": "oswEcmwfWindSpeed",
+    "model_wind_direction": "oswEcmwfWindDirection",
+    "nrcs": "oswNrcs",
+    "nrcs_denoised": "oswNrcsNeszCorr",
+    "normalized_variance": "oswNv",
+    "skewness": "oswSkew",
+    "kurtosis": "oswKurt",
+    "intensity": "oswInten",
+    "azimuth_cutoff": "oswAzCutoff",
+    "range_cutoff": "oswRaCutoff",
+    "snr": "oswSnr",
+    "wave_age": "oswWaveAge",
+    "depth": "oswDepth",
+    "land_flag": "oswLandFlag",
+}
+PARTITIONS = {
+    "partition_hs": "oswHs",
+    "partition_wavelength": "oswWl",
+    "partition_direction": "oswDirmet",
+    "partition_quality": "oswQualityFlagPartition",
+}
+COORDS = {
+    S.LATITUDE: "oswLat",
+    S.LONGITUDE: "oswLon",
+    S.INCIDENCE_ANGLE: "oswIncidenceAngle",
+    S.HEADING: "oswHeading",
+}
+
+
+class OcnWarning(UserWarning):
+    """An OCN product was skipped (unreadable or not a WV OCN name) or lacked some variables."""
+
+
+def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    found: list[Path] = []
+    for item in items:
+        path = Path(os.fspath(item)).expanduser()
+        if path.is_dir():
+            found.extend(sorted(path.glob("*.nc")))
+        elif any(ch in str(item) for ch in "*?["):
+            found.extend(sorted(Path(p) for p in glob.glob(os.fspath(item))))
+        else:
+            found.append(path)
+    return found
+
+
+def _value(ds: xr.Dataset, name: str) -> np.ndarray:
+    """The product's values for ``name`` with the (1, 1) cell dims dropped (NaN if absent)."""
+    if name not in ds.variables:
+        return np.array(np.nan)
+    var = ds[name]
+    cells = [d for d in var.dims if d in ("oswAzSize", "oswRaSize")]
+    return np.asarray(var.isel({d: 0 for d in cells}).values, dtype=float)
+
+
+def _read_one(path: Path) -> dict[str, object]:
+    info = parse_name(path)
+    if info is None:
+        raise ValueError("not a Sentinel-1 WV OCN file name (s1a-wv2-ocn-vv-<start>-<stop>-<orbit>-<dt>-<nnn>.nc)")
+    with xr.open_dataset(path, decode_times=False, mask_and_scale=True) as ds:
+        if "oswTotalHs" not in ds.variables:
+            raise ValueError("no oswTotalHs: not a WV OCN product with an ocean swell (osw) component")
+        row: dict[str, object] = {"info": info, "attrs": {}}
+        for ours, theirs in {**SCALARS, **PARTITIONS, **COORDS}.items():
+            row[ours] = _value(ds, theirs)
+            if theirs in ds.variables:
+                attrs = {k: v for k, v in ds[theirs].attrs.items() if k in ("units", "long_name", "standard_name")}
+                row["attrs"][ours] = {**attrs, "source_name": theirs}
+        row["source_product"] = str(ds.attrs.get("sourceProduct", ""))
+    return row
+
+
+def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Dataset:
+    """Sentinel-1 WV L2 OCN products (files, folders or globs) as one imagette Dataset, in file-name order.
+
+    Imagette ids are the file stems; ``imagette_key`` joins them with quicklooks and SLC imagettes of the same
+    acquisition. Longitudes are given in [-180, 180).
+    """
+    files = _paths(paths)
+    rows, skipped = [], []
+    for path in files:
+        try:
+            rows.append((path, _read_one(path)))
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            skipped.append(f"{path}: {err}")
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} OCN file(s):\n  " + "\n  ".join(skipped), OcnWarning, stacklevel=2)
+    if not rows:
+        raise ValueError(
+            f"no readable WV L2 OCN product among {len(files)} path(s) given"
+            + (f": {'; '.join(skipped[:3])}" if skipped else "; pass .nc files, a folder of them or a glob.")
+        )
+    n = len(rows)
+    n_part = max(int(np.size(r[name])) for _, r in rows for name in PARTITIONS)
+    data: dict[str, tuple] = {}
+    attrs: dict[str, dict] = {}
+    for _, r in rows:
+        for k, v in r["attrs"].items():
+            attrs.setdefault(k, v)
+    for name in SCALARS:
+        data[name] = (S.IMAGETTE, np.array([float(np.ravel(r[name])[0]) for _, r in rows], dtype=np.float32))
+    for name in PARTITIONS:
+        block = np.full((n, n_part), np.nan, dtype=np.float32)
+        for i, (_, r) in enumerate(rows):
+            values = np.ravel(r[name])
+            block[i, : values.size] = values
+        data[name] = ((S.IMAGETTE, PARTITION), block)
+    infos = [r["info"] for _, r in rows]
+    lon = np.array([float(np.ravel(r[S.LONGITUDE])[0]) for _, r in rows])
+    coords = {
+        S.IMAGETTE: np.array([p.name.split(".")[0] for p, _ in rows], dtype=object),
+        S.TIME: np.array([i["time"] for i in infos], dtype="datetime64[ns]"),
+        S.LATITUDE: np.array([float(np.ravel(r[S.LATITUDE])[0]) for _, r in rows]),
+        S.LONGITUDE: (lon + 180.0) % 360.0 - 180.0,
+        S.INCIDENCE_ANGLE: np.array([float(np.ravel(r[S.INCIDENCE_ANGLE])[0]) for _, r in rows]),
+        S.HEADING: np.array([float(np.ravel(r[S.HEADING])[0]) for _, r in rows]),
+        S.MISSION: np.array([i["mission"] for i in infos], dtype=object),
+        S.SWATH: np.array([i["swath"] for i in infos], dtype=object),
+        S.POLARIZATION: np.array([i["polarization"] for i in infos], dtype=object),
+        S.ORBIT: np.array([i["orbit"] for i in infos], dtype=np.int64),
+        S.DATATAKE: np.array([i["datatake"] for i in infos], dtype=object),
+        S.NUMBER: np.array([i["imagette_number"] for i in infos], dtype=np.int64),
+        KEY: np.array([imagette_key(i) for i in infos], dtype=object),
+        S.SOURCE: np.array([p.name for p, _ in rows], dtype=object),
+        "source_product": np.array([r["source_product"] for _, r in rows], dtype=object),
+        PARTITION: np.arange(n_part, dtype=np.int64),
+    }
+    coords = {k: ((PARTITION if k == PARTITION else S.IMAGETTE), v) for k, v in coords.items()}
+    ds = xr.Dataset(data, coords=coords, attrs={"title": "Sentinel-1 WV L2 OCN products (ocean swell component)"})
+    for name, a in attrs.items():
+        ds[name].attrs.update(a)
+    return ds
+
