@@ -54,7 +54,19 @@ def ingest_samples(out: Path, quick: bool) -> xr.Dataset:
     return ds
 
 
-STEPS = [ingest_samples]
+def collocate_era5(out: Path, quick: bool) -> xr.Dataset | None:
+    """ERA5 2 m temperature at imagette positions and times (synthetic imagettes and a real WV manifest)."""
+    from .collocate import demo_join
+
+    _say("collocate with ERA5")
+    try:
+        return demo_join(out, n=12 if quick else 24)
+    except DataUnavailableError as err:
+        print(f"ERA5 sample not available, join skipped: {err}")
+        return None
+
+
+STEPS = [ingest_samples, collocate_era5]
 
 
 def run(out: str | Path, *, quick: bool = False) -> int:
