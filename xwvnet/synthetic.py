@@ -1,0 +1,434 @@
+"""Synthetic Sentinel-1 wave-mode imagettes with known sea state, for tests, benchmarks and the demo.
+
+Why: the real sample is 15 quicklooks with no sea-state truth. Here every imagette comes with the significant wave
+height, peak wavelength, wave direction, wind and air temperature that made it, so probes and retrieval can be
+checked against a truth, and a million-imagette store can be generated for scaling work.
+
+How, in one paragraph: a sea surface is drawn from a JONSWAP wavenumber spectrum with cos^2s spreading (random
+phases, FFT synthesis on a ``pixel_size`` grid) and scaled to the exact ``hs``; it is imaged with the quasi-linear
+SAR transfer (tilt modulation along range, velocity bunching along azimuth), a wind-dependent mean NRCS (a crude
+CMOD-like law) plus a thermal noise floor, optional phenomena (wind streaks, micro-convective cells, rain cells,
+biological slicks, low-wind patches, sea ice), an azimuth smearing whose width grows with the orbital-velocity
+spread (so with Hs), multiplicative gamma speckle, and a 1%-99% percentile stretch to uint8 (as WV-Net quicklooks).
+
+Determinism: scalar parameters come from a counter-based hash of (seed, imagette index, stream), and pixel noise
+from a Philox generator keyed by (seed, index), so imagette ``i`` is the same whatever ``n`` or ``chunks``.
+Creation is lazy: the metadata are vectorised numpy, the pixels one dask task per chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from . import schema as S
+
+TAGS = ("WS", "MC", "RC", "BS", "LW", "SI")
+"""Tag codes drawn here (a subset of the 21 WV-Net codes): wind streaks, micro-convective cells, rain cells,
+biological slicks, low wind area, sea ice. An imagette with none of them shows pure ocean waves."""
+
+PIXEL_SIZE = 40.0  # m: WV quicklooks are ~20 km at ~40-45 m pixels; 256 px here ~ 10 km
+_G = 9.81
+_MASK64 = (1 << 64) - 1
+_T_START = np.datetime64("2015-01-01T00:00:00", "ns")
+_T_STOP = np.datetime64("2025-01-01T00:00:00", "ns")
+_S1B_LIFE = (np.datetime64("2016-04-25", "ns"), np.datetime64("2021-12-23", "ns"))
+_ORBIT_EPOCH = {"s1a": np.datetime64("2014-04-03", "ns"), "s1b": np.datetime64("2016-04-25", "ns")}
+_ORBIT_NS = 12 * 86400 * 10**9 / 175  # 175 orbits per 12-day repeat cycle
+_LAND_BOXES = np.array(
+    [  # (lat_min, lat_max, lon_min, lon_max): a crude continent mask, erring towards land
+        (55, 72, -168, -55), (48, 55, -130, -55), (25, 48, -125, -65), (7, 32, -118, -77), (-56, 13, -82, -34),
+        (36, 72, -11, 180), (-35, 37, -18, 52),
+        (5, 36, 35, 122), (-11, 6, 95, 141), (-39, -11, 113, 154), (-47, -34, 166, 179), (59, 84, -74, -11),
+        (63, 67, -25, -13), (50, 59, -11, 2), (30, 46, 129, 146), (-26, -12, 43, 51),
+    ],
+    dtype=float,
+)
+
+# one hash stream per scalar parameter, so that adding a parameter never changes the others
+_STREAMS = {name: k for k, name in enumerate((
+    "time", "mission", "pass", "heading", "incidence", "wind_speed", "wind_direction", "development", "swell",
+    "peak_wavelength", "wave_direction", "spreading", "gamma", "t2m_a", "t2m_b", "valid_lines", "valid_samples",
+    "WS", "MC", "RC", "BS", "SI", "lat", "lon",
+))}
+_N_POSITION_TRIES = 8
+_LOOKS = 8.0  # equivalent number of looks of the quicklook speckle
+
+
+# --------------------------------------------------------------------------- counter-based randomness
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _uniform(seed: int, index: np.ndarray, stream: str, sub: int = 0) -> np.ndarray:
+    """Uniform [0, 1) numbers, one per index, that depend only on (seed, index, stream, sub)."""
+    key = ((seed * 0x9E3779B97F4A7C15) ^ ((_STREAMS[stream] * 64 + sub + 1) * 0xD1B54A32D192ED03)) & _MASK64
+    x = _mix(_mix(index.view(np.uint64) ^ np.uint64(key)) + np.uint64(0x9E3779B97F4A7C15))
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _normal(seed: int, index: np.ndarray, stream: str) -> np.ndarray:
+    """Standard normal numbers per index (Box-Muller on two hash streams)."""
+    u1 = 1.0 - _uniform(seed, index, stream, 0)
+    u2 = _uniform(seed, index, stream, 1)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def _pixel_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of imagette ``index``'s pixel noise: Philox keyed by (seed, index)."""
+    return np.random.Generator(np.random.Philox(key=(seed << 64) | int(index)))
+
+
+# --------------------------------------------------------------------------- per-imagette parameters
+
+def _on_land(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    b = _LAND_BOXES
+    inside = ((lat[..., None] >= b[:, 0]) & (lat[..., None] <= b[:, 1])
+              & (lon[..., None] >= b[:, 2]) & (lon[..., None] <= b[:, 3]))
+    return inside.any(-1)
+
+
+def _positions(seed: int, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Open-ocean positions: area-uniform draws in 68S-72N, the first of a few tries that is off the land mask."""
+    s_lo, s_hi = np.sin(np.radians(-68.0)), np.sin(np.radians(72.0))
+    lat, lon = np.empty(index.shape), np.empty(index.shape)
+    todo = np.arange(index.size)
+    for attempt in range(_N_POSITION_TRIES):  # later tries only for the (few) imagettes still on land
+        sub = index[todo]
+        la = np.degrees(np.arcsin(s_lo + (s_hi - s_lo) * _uniform(seed, sub, "lat", attempt)))
+        lo = -180.0 + 360.0 * _uniform(seed, sub, "lon", attempt)
+        lat[todo], lon[todo] = la, lo
+        todo = todo[_on_land(la, lo)]
+        if not todo.size:
+            break
+    # all tries on land (rare): the central Pacific, in the last try's latitude band
+    lat[todo] = np.clip(lat[todo], -40.0, 40.0)
+    lon[todo] = -170.0 + 40.0 * _uniform(seed, index[todo], "lon", _N_POSITION_TRIES)
+    return lat, lon
+
+
+def _parameters(index: np.ndarray, seed: int, size: tuple[int, int], ragged: bool) -> dict[str, np.ndarray]:
+    """Every scalar of each imagette (metadata, ground truth, tags, hidden spectrum shape), vectorised."""
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    u = {name: _uniform(seed, index, name) for name in _STREAMS if name not in ("lat", "lon")}
+    p: dict[str, np.ndarray] = {"index": index}
+
+    span = (_T_STOP - _T_START).astype(np.int64)
+    ns = (u["time"] * span).astype(np.int64) // 10**6 * 10**6  # whole milliseconds: exact through a store
+    time = _T_START + ns.astype("timedelta64[ns]")
+    s1b = (time >= _S1B_LIFE[0]) & (time < _S1B_LIFE[1]) & (u["mission"] < 0.5)
+    epoch = np.where(s1b, _ORBIT_EPOCH["s1b"], _ORBIT_EPOCH["s1a"])
+    p["time"], p["s1b"] = time, s1b
+    p["orbit"] = ((time - epoch).astype(np.int64) / _ORBIT_NS).astype(np.int64) + 1
+    p["wv2"] = (index % 2).astype(bool)  # WV alternates wv1/wv2 imagettes along the track
+    p["imagette_number"] = index % 180 + 1
+    p["incidence_angle"] = np.where(p["wv2"], 36.5, 23.0) + 0.6 * (u["incidence"] - 0.5)
+    ascending = u["pass"] < 0.5
+    p["heading"] = np.where(ascending, 347.5, 192.5) + 2.0 * (u["heading"] - 0.5)
+    p["latitude"], p["longitude"] = _positions(seed, index)
+
+    # wind: Weibull(k=2, scale 8 m/s), direction meteorological (coming from)
+    wind = 8.0 * np.sqrt(-np.log1p(-u["wind_speed"]))
+    p["wind_speed"] = np.clip(wind, 0.5, 25.0)
+    p["wind_direction"] = 360.0 * u["wind_direction"]
+    # sea state: wind sea (Pierson-Moskowitz limit 0.0214 U^2 x development) + a lognormal swell
+    windsea = 0.0214 * p["wind_speed"] ** 2 * (0.2 + 0.8 * u["development"])
+    swell = 1.3 * np.exp(0.6 * _normal(seed, index, "swell"))
+    p["hs"] = np.clip(np.hypot(windsea, swell), 0.2, 12.0)
+    p["peak_wavelength"] = np.clip(170.0 * np.exp(0.35 * _normal(seed, index, "peak_wavelength")), 60.0, 450.0)
+    p["wave_direction"] = 360.0 * u["wave_direction"]  # nautical: where the waves come from
+    p["spreading"] = 4.0 + 16.0 * u["spreading"]
+    p["gamma"] = 1.0 + 4.0 * u["gamma"]
+
+    # near-surface air temperature over the ocean: latitude profile + hemispheric season + noise
+    lat = p["latitude"]
+    doy = (time - time.astype("datetime64[Y]")).astype("timedelta64[D]").astype(np.float64)
+    season = np.sign(lat) * (np.abs(lat) / 70.0) * 6.0 * np.cos(2 * np.pi * (doy - 205.0) / 365.25)
+    p["t2m"] = 300.5 - 0.006 * lat**2 + season + 1.5 * _normal(seed, index, "t2m_a")
+
+    # tags, conditioned on the physics that makes them likely
+    polar = np.clip((np.abs(lat) - 58.0) / 12.0, 0.0, 0.6) * (p["t2m"] < 276.0)
+    ice = u["SI"] < polar
+    wind = p["wind_speed"]
+    p["SI"] = ice
+    p["LW"] = ~ice & (wind < 2.5)
+    p["WS"] = ~ice & (wind >= 4.0) & (u["WS"] < 0.3)
+    p["MC"] = ~ice & (wind >= 3.0) & (u["MC"] < 0.15)
+    p["RC"] = ~ice & (u["RC"] < np.where(np.abs(lat) < 25.0, 0.12, 0.05))
+    p["BS"] = ~ice & (wind < 6.0) & (u["BS"] < 0.15)
+
+    lines, samples = size
+    if ragged:  # imagettes of slightly different sizes, zero-padded, like a folder of real quicklooks
+        p["valid_lines"] = lines - (0.1 * lines * u["valid_lines"]).astype(np.int64)
+        p["valid_samples"] = samples - (0.1 * samples * u["valid_samples"]).astype(np.int64)
+    else:
+        p["valid_lines"] = np.full(index.shape, lines, dtype=np.int64)
+        p["valid_samples"] = np.full(index.shape, samples, dtype=np.int64)
+    return p
+
+
+# --------------------------------------------------------------------------- rendering one imagette
+
+@functools.lru_cache(maxsize=8)
+def _grid(shape: tuple[int, int], pixel: float) -> dict[str, np.ndarray]:
+    """Wavenumber and position grids of one image shape (float32, cached, read-only)."""
+    lines, samples = shape
+    ky = (2 * np.pi * np.fft.fftfreq(lines, pixel))[:, None]  # azimuth wavenumber (line axis)
+    kx = (2 * np.pi * np.fft.rfftfreq(samples, pixel))[None, :]  # range wavenumber (sample axis)
+    k = np.hypot(kx, ky)
+    k_safe = np.where(k > 0, k, np.inf)
+    g = {
+        "kx": kx + 0 * ky, "ky": ky + 0 * kx, "k": k,
+        "inv_k": 1.0 / k_safe,  # 0 at the mean
+        "phi": np.arctan2(kx, ky),  # wavevector angle from the azimuth (flight) axis towards range
+        "omega": np.sqrt(_G * k),
+        "y": (np.arange(lines) * pixel)[:, None] + np.zeros((1, samples)),
+        "x": np.zeros((lines, 1)) + (np.arange(samples) * pixel)[None, :],
+    }
+    out = {}
+    for name, value in g.items():
+        value = value.astype(np.float32)
+        value.setflags(write=False)
+        out[name] = value
+    return out
+
+
+def _filtered_noise(rng: np.random.Generator, filt: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Zero-mean Gaussian noise with spectral amplitude ``filt`` (half-plane), normalised to unit variance."""
+    white = rng.standard_normal((2, *filt.shape), dtype=np.float32)
+    spectrum = (white[0] + 1j * white[1]) * filt
+    spectrum[0, 0] = 0.0
+    field = np.fft.irfft2(spectrum, s=shape)
+    std = field.std()
+    return field / std if std > 0 else field
+
+
+def _ring(k: np.ndarray, wavelength: float, rel_width: float) -> np.ndarray:
+    """A Gaussian band-pass around wavenumber 2 pi / wavelength."""
+    k0 = np.float32(2 * np.pi / wavelength)
+    return np.exp(-((k - k0) ** 2) / np.float32(2 * (rel_width * k0) ** 2))
+
+
+def _lowpass(k: np.ndarray, scale: float) -> np.ndarray:
+    return np.exp(-((k * np.float32(scale)) ** 2))
+
+
+def _mean_nrcs(wind: float, wind_dir: float, heading: float, incidence: float) -> float:
+    """Crude CMOD-like VV NRCS (linear): a power law in wind speed with up/cross-wind harmonics."""
+    t = (incidence - 23.0) / 13.5
+    a_db, power = -7.5 - 7.0 * t, 1.7 + 0.3 * t
+    phi = np.radians(wind_dir - (heading + 90.0))  # relative to the (right-looking) look direction
+    return float(10 ** (a_db / 10) * (wind / 7.0) ** power * (1 + 0.25 * np.cos(phi) + 0.35 * np.cos(2 * phi)) / 1.35)
+
+
+def _sea_surface(p: dict, rng: np.random.Generator, g: dict, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """Wave-induced relative NRCS modulation, and the azimuth displacement spread (m) of the orbital motion."""
+    k, phi, omega, kx, ky = g["k"], g["phi"], g["omega"], g["kx"], g["ky"]
+    heading, theta = float(p["heading"]), np.radians(float(p["incidence_angle"]))
+    # JONSWAP(k) x cos^2s((phi - dir)/2), split in the component travelling towards +k and the one towards -k
+    kp = np.float32(2 * np.pi / float(p["peak_wavelength"]))
+    ratio = k * np.float32(1.0 / kp)
+    width = np.where(ratio <= 1, np.float32(0.07), np.float32(0.09))
+    peak = np.exp(-((np.sqrt(ratio) - 1) ** 2) / (2 * width**2))
+    inv = g["inv_k"] * np.float32(kp)
+    amplitude = np.sqrt(inv**4 * np.exp(np.float32(-1.25) * inv**2) * np.float32(p["gamma"]) ** peak)
+    half = (phi - np.float32(np.radians(float(p["wave_direction"]) + 180.0 - heading))) / 2
+    s = np.float32(p["spreading"])
+    white = rng.standard_normal((4, *k.shape), dtype=np.float32)
+    c_fwd = amplitude * np.abs(np.cos(half)) ** s * (white[0] + 1j * white[1])
+    c_bwd = amplitude * np.abs(np.sin(half)) ** s * (white[2] + 1j * white[3])
+    eta = np.fft.irfft2(c_fwd + c_bwd, s=shape)
+    scale = np.float32(float(p["hs"]) / 4.0 / max(float(eta.std()), 1e-30))
+    # quasi-linear SAR transfer: tilt (range slope) + velocity bunching; the component towards -k has -omega
+    beta = np.float32(693e3 / np.cos(theta) / 7.4e3)  # slant range / platform velocity (s)
+    tilt = np.float32(-4.0 / np.tan(theta) / (1 + np.sin(theta) ** 2)) * 1j * kx
+    radial = omega * (np.float32(np.sin(theta)) * kx * g["inv_k"] - np.float32(np.cos(theta)) * 1j)
+    bunch = np.float32(-1.0) * beta * 1j * ky * radial
+    mod = np.fft.irfft2(scale * ((tilt + bunch) * c_fwd + (tilt - bunch) * c_bwd), s=shape)
+    v_r = np.fft.irfft2(scale * radial * (c_fwd - c_bwd), s=shape)
+    return mod, float(beta * v_r.std())
+
+
+def _sigma0(p: dict, rng: np.random.Generator, shape: tuple[int, int], pixel: float) -> np.ndarray:
+    """Calibrated NRCS (linear, float32) of one imagette from its scalar parameters ``p``."""
+    g = _grid(shape, pixel)
+    k, phi = g["k"], g["phi"]
+    heading = float(p["heading"])
+    mod, smear = _sea_surface(p, rng, g, shape)
+    ocean = np.maximum(1.0 + mod, np.float32(0.05))
+
+    # phenomena, multiplicative on the ocean NRCS
+    if p["WS"]:  # rolls aligned with the wind: wavevectors across the wind at 1-3 km
+        across = np.abs(np.sin(phi - np.float32(np.radians(float(p["wind_direction"]) - heading)))) ** 16
+        streaks = _filtered_noise(rng, _ring(k, rng.uniform(1000.0, 3000.0), 0.35) * across, shape)
+        ocean *= 1.0 + np.float32(rng.uniform(0.06, 0.12)) * streaks
+    if p["MC"]:  # isotropic convective cells at 1.5-4 km
+        cells = _filtered_noise(rng, _ring(k, rng.uniform(1500.0, 4000.0), 0.3), shape)
+        ocean *= np.exp(np.float32(rng.uniform(0.06, 0.12)) * cells)
+    if p["LW"]:  # patchy low-wind areas: large, deep NRCS variations
+        ocean *= np.exp(np.float32(rng.uniform(0.4, 0.8)) * _filtered_noise(rng, _lowpass(k, 2000.0), shape))
+    if p["BS"]:  # meandering dark filaments where a smooth field crosses zero
+        field = _filtered_noise(rng, _lowpass(k, 1500.0), shape)
+        band = np.exp(-((field / np.float32(rng.uniform(0.08, 0.2))) ** 2))
+        ocean *= 1.0 - np.float32(rng.uniform(0.5, 0.8)) * band
+    if p["RC"]:  # rain cells: a bright splash core with a darker gust-front ring, 1-3 km radius
+        y, x = g["y"], g["x"]
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx = rng.uniform(0, shape[0] * pixel), rng.uniform(0, shape[1] * pixel)
+            r2 = ((y - np.float32(cy)) ** 2 + (x - np.float32(cx)) ** 2) * np.float32(rng.uniform(1e3, 3e3) ** -2)
+            cell = 1.0 + np.float32(rng.uniform(1.5, 4.0)) * np.exp(-r2 / 2) - np.float32(0.5) * np.exp(-r2 / 8)
+            ocean *= np.maximum(cell, np.float32(0.1))
+    mean = _mean_nrcs(float(p["wind_speed"]), float(p["wind_direction"]), heading, float(p["incidence_angle"]))
+    intensity = np.float32(mean) * ocean
+    if p["SI"]:  # sea ice: no waves, floes of their own brightness, bright ridges between them
+        cover = _filtered_noise(rng, _lowpass(k, 1500.0), shape)
+        mask = 1.0 / (1.0 + np.exp(-(cover - np.float32(rng.uniform(-1.5, 0.5))) / np.float32(0.1)))
+        floes = _filtered_noise(rng, _lowpass(k, 300.0), shape)
+        cracks = _filtered_noise(rng, _ring(k, 800.0, 0.5), shape)
+        ice = np.float32(10 ** (rng.uniform(-18.0, -10.0) / 10)) * np.exp(np.float32(0.6) * floes)
+        ice *= 1.0 + np.float32(4.0) * np.exp(-((cracks / np.float32(0.1)) ** 2))
+        intensity = (1.0 - mask) * intensity + mask * ice
+
+    # noise floor and speckle, then azimuth smearing: the orbital-velocity spread blurs scene and speckle alike
+    # along azimuth (Gaussian of width = displacement spread), so the cut-off grows with sea state
+    intensity = (intensity + np.float32(10 ** (-24.0 / 10))) * rng.standard_gamma(_LOOKS, size=shape, dtype=np.float32)
+    blur = np.exp(np.float32(-0.5 * smear**2) * g["ky"] ** 2)
+    intensity = np.fft.irfft2(np.fft.rfft2(intensity) * blur, s=shape)
+    return np.maximum(intensity, np.float32(0.0)) * np.float32(1.0 / _LOOKS)
+
+
+def _stretch(sigma0: np.ndarray) -> np.ndarray:
+    """8-bit quicklook: amplitude stretched so that ~1% of pixels sit at 0 and ~1% at 255."""
+    amp = np.sqrt(sigma0)
+    n = amp.size
+    part = np.partition(amp.ravel(), [n // 100, n - 1 - n // 100])
+    lo, hi = part[n // 100], part[n - 1 - n // 100]
+    q = (amp - lo) / max(hi - lo, 1e-30) * 255.0
+    return np.clip(np.rint(q), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- dask blocks and the Dataset
+
+def _sigma0_block(index: np.ndarray, seed: int, size: tuple[int, int], pixel: float, ragged: bool) -> np.ndarray:
+    """Calibrated NRCS (float32, NaN outside the valid extent) for a block of imagette indices."""
+    p = _parameters(index, seed, size, ragged)
+    out = np.full((index.size, *size), np.nan, dtype=np.float32)
+    for j, i in enumerate(index):
+        one = {name: value[j] for name, value in p.items()}
+        vl, vs = int(one["valid_lines"]), int(one["valid_samples"])
+        out[j, :vl, :vs] = _sigma0(one, _pixel_rng(seed, int(i)), (vl, vs), pixel)
+    return out
+
+
+def _quicklook_block(sigma0: np.ndarray) -> np.ndarray:
+    """Stretch each imagette's valid (non-NaN) region to uint8; 0 elsewhere."""
+    out = np.zeros(sigma0.shape, dtype=np.uint8)
+    for j, image in enumerate(sigma0):
+        vl = int(np.isfinite(image[:, 0]).sum())
+        vs = int(np.isfinite(image[0, :]).sum())
+        out[j, :vl, :vs] = _stretch(image[:vl, :vs])
+    return out
+
+
+def _ids(seed: int, index: np.ndarray) -> np.ndarray:
+    """Ids ``synthetic-<seed>-<index:07d>`` built as fixed-width strings without a Python loop."""
+    width = max(7, len(str(int(index.max())))) if index.size else 7
+    digits = (index[:, None] // 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)) % 10 + ord("0")
+    prefix = np.frombuffer(f"synthetic-{seed}-".encode(), dtype=np.uint8)
+    raw = np.concatenate([np.broadcast_to(prefix, (index.size, prefix.size)), digits.astype(np.uint8)], axis=1)
+    return np.ascontiguousarray(raw).view(f"S{raw.shape[1]}").ravel().astype("U")
+
+
+def _check(n: int, seed: int, size: tuple[int, int], chunks: int, pixel_size: float) -> tuple[int, int]:
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer number of imagettes, got {n!r}.")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}.")
+    if len(tuple(size)) != 2 or min(size) < 16:
+        raise ValueError(f"size must be (lines, samples) with both >= 16 pixels, got {size!r}.")
+    if not isinstance(chunks, (int, np.integer)) or chunks < 1:
+        raise ValueError(f"chunks must be a positive number of imagettes per dask chunk, got {chunks!r}.")
+    if not pixel_size > 0:
+        raise ValueError(f"pixel_size must be a positive length in metres, got {pixel_size!r}.")
+    return int(size[0]), int(size[1])
+
+
+def imagettes(
+    n: int,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 256),
+    chunks: int = 64,
+    *,
+    sigma0: bool = False,
+    ragged: bool = False,
+    pixel_size: float = PIXEL_SIZE,
+) -> xr.Dataset:
+    """A lazily generated imagette Dataset of ``n`` WV-like quicklooks with ground truth.
+
+    ``size`` is (lines, samples) at ``pixel_size`` metres; ``chunks`` imagettes per dask chunk (one task each).
+    ``sigma0=True`` adds the calibrated NRCS (float32); ``ragged=True`` shrinks each imagette's valid extent by up
+    to 10% (zero/NaN padding), like a folder of real quicklooks. Imagette ``i`` depends only on (seed, i, size,
+    pixel_size, ragged). Ground truth: ``hs`` (m), ``peak_wavelength`` (m), ``wave_direction`` and
+    ``wind_direction`` (deg, coming from), ``wind_speed`` (m/s), ``t2m`` (K); tags in ``labels``.
+    """
+    lines, samples = _check(n, seed, size, chunks, pixel_size)
+    seed, n = int(seed), int(n)
+    index = np.arange(n, dtype=np.int64)
+    p = _parameters(index, seed, (lines, samples), ragged)
+
+    lazy_index = da.arange(n, chunks=int(chunks), dtype=np.int64)
+    image_chunks = (lazy_index.chunks[0], (lines,), (samples,))
+    nrcs = lazy_index.map_blocks(
+        _sigma0_block, seed, (lines, samples), float(pixel_size), bool(ragged),
+        new_axis=[1, 2], chunks=image_chunks, dtype=np.float32, name=f"synthetic-sigma0-{seed}",
+    )
+    quicklook = nrcs.map_blocks(_quicklook_block, dtype=np.uint8, name=f"synthetic-quicklook-{seed}")
+
+    ids = _ids(seed, index)
+    image_dims = (S.IMAGETTE, S.LINE, S.SAMPLE)
+    data_vars = {
+        S.QUICKLOOK: (image_dims, quicklook, {"long_name": "8-bit stretched amplitude quicklook"}),
+        S.VALID_LINES: (S.IMAGETTE, p["valid_lines"].astype(np.int32)),
+        S.VALID_SAMPLES: (S.IMAGETTE, p["valid_samples"].astype(np.int32)),
+        S.LABELS: ((S.IMAGETTE, S.LABEL), np.stack([p[t] for t in TAGS], -1).astype(np.int8)),
+        "hs": (S.IMAGETTE, p["hs"], {"units": "m", "long_name": "significant wave height"}),
+        "peak_wavelength": (S.IMAGETTE, p["peak_wavelength"], {"units": "m"}),
+        "wave_direction": (S.IMAGETTE, p["wave_direction"], {"units": "degree", "convention": "coming from"}),
+        "wind_speed": (S.IMAGETTE, p["wind_speed"], {"units": "m s-1", "long_name": "10 m wind speed"}),
+        "wind_direction": (S.IMAGETTE, p["wind_direction"], {"units": "degree", "convention": "coming from"}),
+        "t2m": (S.IMAGETTE, p["t2m"], {"units": "K", "long_name": "2 m air temperature"}),
+    }
+    if sigma0:
+        data_vars[S.SIGMA0] = (image_dims, nrcs, {"units": "1", "long_name": "normalised radar cross-section"})
+    missions = np.array(["s1a", "s1b"], dtype=object)
+    coords = {
+        S.IMAGETTE: ids,
+        S.LABEL: np.array(TAGS, dtype=object),
+        S.TIME: (S.IMAGETTE, p["time"]),
+        S.LATITUDE: (S.IMAGETTE, p["latitude"]),
+        S.LONGITUDE: (S.IMAGETTE, p["longitude"]),
+        S.MISSION: (S.IMAGETTE, missions[p["s1b"].astype(np.int64)]),
+        S.SWATH: (S.IMAGETTE, np.array(["wv1", "wv2"], dtype=object)[p["wv2"].astype(np.int64)]),
+        S.POLARIZATION: (S.IMAGETTE, np.full(n, "vv", dtype=object)),
+        S.ORBIT: (S.IMAGETTE, p["orbit"]),
+        S.NUMBER: (S.IMAGETTE, p["imagette_number"]),
+        S.INCIDENCE_ANGLE: (S.IMAGETTE, p["incidence_angle"], {"units": "degree"}),
+        S.HEADING: (S.IMAGETTE, p["heading"], {"units": "degree", "convention": "clockwise from north"}),
+    }
+    attrs = {
+        "title": "xwvnet synthetic Sentinel-1 wave-mode imagettes",
+        "source": "xwvnet.synthetic.imagettes",
+        "seed": seed,
+        "pixel_size_m": float(pixel_size),
+        "ragged": int(ragged),
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
