@@ -32,6 +32,7 @@ _LAZY = {
     "Probe": "xwvnet.probe",
     "fit_probe": "xwvnet.probe",
     "predict": "xwvnet.probe",
+    "learning_curve": "xwvnet.probe",
     "evaluate": "xwvnet.evaluation",
     "neighbors": "xwvnet.retrieval",
     "collocate": "xwvnet.collocate",

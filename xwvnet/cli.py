@@ -60,7 +60,7 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output_store", type=Path, help="the Zarr embedding store to create or complete")
     p.add_argument("--encoder", default="wvnet-resnet50", help="registry name or state-dict path")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", default=None, help="dask scheduler address (or scheduler file) to run on")
+    where.add_argument("--scheduler", default=None, help="dask scheduler address or file; 'threads': here")
     where.add_argument("--workers", type=int, default=None, help="start a local cluster of N worker processes")
     p.add_argument("--threads", type=int, default=None, help="local threads when neither option above is given")
     p.add_argument("--chunk", type=int, default=None, help="imagettes per task and stored chunk (new stores)")
@@ -154,7 +154,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
 
     ds = open_joined(args.stores)
     found = neighbors(ds, k=args.k, query=args.query).compute()
-    table = found[["neighbor", "similarity"]].to_dataframe()
+    table = found[["neighbor", "similarity"]].reset_coords(drop=True).to_dataframe()
     print(table.head(5 * args.k).to_string())
     if args.csv:
         table.to_csv(args.csv)

@@ -1,0 +1,143 @@
+"""The evaluation table (one row per encoder) and the non-learned image-statistics baseline."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from xwvnet import baselines
+from xwvnet import evaluation as E
+from xwvnet import schema as S
+
+from .conftest import make_imagettes
+
+
+def labelled(n: int = 200, d: int = 12, seed: int = 0) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
+    """Imagette-less labelled Dataset plus two ready embeddings of it: one carrying the signal, one pure noise."""
+    rng = np.random.default_rng(seed)
+    signal = rng.standard_normal((n, d)).astype(np.float32)
+    hs = 2.5 + signal[:, :3].sum(axis=1) * 0.5 + 0.05 * rng.standard_normal(n)
+    tags = np.stack([signal[:, 3] > 0, rng.random(n) < 0.3], axis=1).astype(np.int8)
+    ids = np.array([f"e-{i:04d}" for i in range(n)], dtype=object)
+    ds = xr.Dataset({"hs": (S.IMAGETTE, hs, {"units": "m"}), S.LABELS: ((S.IMAGETTE, S.LABEL), tags)},
+                    coords={S.IMAGETTE: ids, S.LABEL: ["SEP", "RND"]})
+    good = ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), signal, {"encoder": "good"})})
+    noise = rng.standard_normal((n, d)).astype(np.float32)
+    bad = xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), noise, {"encoder": "noise"})},
+                     coords={S.IMAGETTE: ids}).isel({S.IMAGETTE: rng.permutation(n)})  # shuffled: must be aligned
+    return ds, good, bad
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    ds, good, bad = labelled()
+
+    def broken(_ds):
+        raise RuntimeError("weights not available offline")
+
+    with pytest.warns(UserWarning, match="broken"):
+        return E.evaluate(ds, {"good": good, "noise": bad, "broken": broken}, ["hs", S.LABELS], seed=3,
+                          Cs=(0.1, 1.0), cv=3)
+
+
+def test_table_shape_rows_and_columns(table):
+    assert list(table.index) == ["good", "noise", "broken"]
+    assert table.index.name == "encoder"
+    for col in [("hs", "rmse"), ("hs", "bias"), ("hs", "r2"), ("hs", "n_train"), ("hs", "n_test"),
+                (S.LABELS, "micro_auroc"), (S.LABELS, "macro_auroc"), (S.LABELS, "auroc[SEP]")]:
+        assert col in table.columns
+    assert table.loc["good", ("hs", "n_test")] == 60 and table.loc["good", ("hs", "n_train")] == 140
+    assert table.attrs["n_test"] == 60
+
+
+def test_signal_encoder_beats_noise(table):
+    assert table.loc["good", ("hs", "rmse")] < 0.1
+    assert table.loc["good", ("hs", "r2")] > 0.95
+    assert table.loc["noise", ("hs", "r2")] < 0.3
+    assert table.loc["good", (S.LABELS, "auroc[SEP]")] > 0.95
+    assert abs(table.loc["noise", (S.LABELS, "auroc[SEP]")] - 0.5) < 0.25
+
+
+def test_failing_encoder_keeps_a_nan_row_and_a_reason(table):
+    assert table.loc["broken"].isna().all()
+    assert "weights not available offline" in table.attrs["skipped"]["broken"]
+    assert "broken: not run" in E.format_table(table)
+
+
+def test_errors_raise_stops():
+    ds, good, _ = labelled(60)
+    with pytest.raises(RuntimeError, match="offline"):
+        E.evaluate(ds, {"x": lambda _: (_ for _ in ()).throw(RuntimeError("offline"))}, "hs", errors="raise")
+
+
+def test_given_split_is_used_and_same_for_all_encoders():
+    ds, good, bad = labelled(100)
+    test_ids = ds[S.IMAGETTE].values[:25]
+    table = E.evaluate(ds, [good, bad], "hs", split=test_ids)
+    assert list(table.index) == ["good", "noise"]
+    assert (table[("hs", "n_test")] == 25).all()
+    words = np.where(np.arange(100) < 40, "test", "train")
+    assert E.test_mask(ds.assign(split=(S.IMAGETTE, words)), "split").sum() == 40
+
+
+def test_default_targets_and_missing_target():
+    ds, good, _ = labelled(80)
+    table = E.evaluate(ds, {"good": good})
+    assert {c[0] for c in table.columns} == {"hs", S.LABELS}
+    with pytest.raises(ValueError, match="evaluate needs"):
+        E.evaluate(ds, {"good": good}, "t2m")
+
+
+# --- the image-statistics baseline -----------------------------------------------------------------------------------
+def bright(n: int = 60, seed: int = 0) -> xr.Dataset:
+    """Imagettes whose brightness (and a ragged valid extent) follow a target."""
+    ds = make_imagettes(n, lines=48, samples=40, seed=seed)
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(40, 200, n)
+    pixels = np.clip(level[:, None, None] + 20 * rng.standard_normal((n, 48, 40)), 1, 255).astype(np.uint8)
+    lines = rng.integers(30, 49, n).astype(np.int32)
+    for i, v in enumerate(lines):
+        pixels[i, v:] = 0
+    return ds.assign(
+        {S.QUICKLOOK: (ds[S.QUICKLOOK].dims, pixels), S.VALID_LINES: (S.IMAGETTE, lines),
+         "brightness": (S.IMAGETTE, level)})
+
+
+def test_baseline_features_use_only_the_valid_region():
+    ds = bright(6)
+    emb = baselines.image_statistics(ds)[S.EMBEDDING]
+    assert emb.dims == (S.IMAGETTE, S.FEATURE)
+    assert list(emb[S.FEATURE].values) == baselines.feature_names()
+    assert emb.attrs["encoder"] == "image-statistics"
+    for i in range(6):
+        valid = ds[S.QUICKLOOK].values[i, : int(ds[S.VALID_LINES][i])].astype(float)
+        np.testing.assert_allclose(emb.values[i, 0], valid.mean(), rtol=1e-5)
+        np.testing.assert_allclose(emb.values[i, 1], valid.std(), rtol=1e-5)
+    band = [i for i, n in enumerate(baselines.feature_names()) if n.startswith("band_")]
+    np.testing.assert_allclose((10.0 ** emb.values[:, band] - 1e-6).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_baseline_is_lazy_and_chunk_independent():
+    ds = bright(10)
+    eager = baselines.image_statistics(ds)[S.EMBEDDING]
+    lazy = baselines.image_statistics(ds.chunk({S.IMAGETTE: 3}))[S.EMBEDDING]
+    assert isinstance(lazy.data, da.Array)
+    np.testing.assert_allclose(lazy.values, eager.values, rtol=1e-6)
+
+
+def test_spectral_bands_find_a_wave():
+    y, x = np.mgrid[0:128, 0:128]
+    wave = 100 + 50 * np.sin(2 * np.pi * x / 10.0)  # 0.1 cycles/pixel along samples
+    feats = dict(zip(baselines.feature_names(), baselines.describe(wave)))
+    bands = {k: v for k, v in feats.items() if k.startswith("band_")}
+    assert max(bands, key=bands.get) == "band_0.0625_0.1250"
+    assert feats["sector_0"] > 0.95  # wave vector along samples -> direction sector 0
+
+
+def test_evaluate_with_the_baseline_row():
+    ds = bright(60)
+    table = E.evaluate(ds, ["image-statistics"], "brightness", seed=0)
+    assert table.loc["image-statistics", ("brightness", "r2")] > 0.9

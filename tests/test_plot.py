@@ -1,0 +1,131 @@
+"""Figures (neighbour panel, probe scatter, learning curve) and the demo panels, on toy and real sample data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
+
+from xwvnet import evaluation as E
+from xwvnet import plot
+from xwvnet import probe as P
+from xwvnet import retrieval as R
+from xwvnet import schema as S
+
+from .conftest import make_imagettes
+
+
+def embedded_imagettes(n: int = 8) -> xr.Dataset:
+    ds = make_imagettes(n, lines=24, samples=30)
+    x = np.random.default_rng(1).standard_normal((n, 6)).astype(np.float32)
+    labels = (np.arange(n)[:, None] % np.array([2, 3]) == 0).astype(np.int8)
+    return ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x, {"encoder": "toy"}),
+                      S.LABELS: ((S.IMAGETTE, S.LABEL), labels)}).assign_coords({S.LABEL: ["A", "B"]})
+
+
+def test_neighbors_panel_shows_query_and_k_neighbours():
+    ds = embedded_imagettes()
+    query = str(ds[S.IMAGETTE].values[2])
+    fig = plot.neighbors(ds, query, k=3)
+    assert isinstance(fig, Figure)
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    assert axes[0].get_title().startswith("query")
+    expected = R.neighbors(ds, k=3, query=[query])["neighbor"].values[0]
+    assert [ax.get_xlabel() for ax in axes[1:]] == [str(v)[-28:] for v in expected]
+    assert axes[1].get_title().startswith("#1 cos=")
+    shown = axes[0].get_images()[0].get_array()
+    assert shown.shape == (24, 30)
+
+
+def test_neighbors_panel_crops_padding_and_refuses_unknown_ids():
+    ds = embedded_imagettes()
+    ds = ds.assign({S.VALID_LINES: (S.IMAGETTE, np.full(8, 10, dtype=np.int32))})
+    fig = plot.neighbors(ds, str(ds[S.IMAGETTE].values[0]), k=2)
+    assert fig.get_axes()[0].get_images()[0].get_array().shape == (10, 30)
+    with pytest.raises(ValueError, match="not an imagette"):
+        plot.neighbors(ds, "nope")
+
+
+def test_probe_scatter_and_comparison():
+    truth = np.linspace(0, 5, 20)
+    ax = plot.probe_scatter(truth, truth + 0.1, title="toy", units="m")
+    assert "RMSE 0.1" in ax.get_title()
+    assert ax.get_xlabel() == "true (m)"
+    fig = plot.probe_comparison({"a": (truth, truth), "b": (truth, truth[::-1])}, target="hs", units="m")
+    assert len(fig.get_axes()) == 2
+
+
+def test_learning_curve_plot(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((120, 5)).astype(np.float32)
+    ds = xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x), "hs": (S.IMAGETTE, x @ np.ones(5))},
+                    coords={S.IMAGETTE: [f"i{i}" for i in range(120)]})
+    curve = P.learning_curve(ds, "hs", sizes=(10, 30, None), seeds=2)
+    ax = plot.learning_curve(curve)
+    assert ax.get_ylabel() == "rmse"
+    assert ax.get_xscale() == "log"
+    line = ax.get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), curve["n_labels"].values)
+    ax.figure.savefig(tmp_path / "curve.png")
+    with pytest.raises(ValueError, match="not in the curve"):
+        plot.learning_curve(curve, "auroc")
+
+
+def test_demo_retrieval_on_toy_data(tmp_path, capsys):
+    ds = embedded_imagettes()
+    scores = E.demo_retrieval(ds, tmp_path, k=3)
+    assert (tmp_path / "retrieval.png").stat().st_size > 1000
+    assert "precision@3" in capsys.readouterr().out
+    assert 0 <= float(scores["mean_average_precision"]) <= 1
+
+
+def test_demo_probe_with_a_toy_encoder(tmp_path, monkeypatch):
+    from xwvnet import synthetic
+
+    def tiny(n, seed=0, size=(256, 256)):
+        ds = make_imagettes(n, lines=16, samples=16, seed=seed)
+        return ds.assign(hs=(S.IMAGETTE, np.linspace(1, 6, n), {"units": "m"}))
+
+    monkeypatch.setattr(synthetic, "imagettes", tiny)
+
+    def oracle(ds):
+        hs = ds["hs"].values
+        feats = np.stack([hs, np.random.default_rng(0).standard_normal(hs.size)], axis=1).astype(np.float32)
+        return ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), feats, {"encoder": "oracle"})})
+
+    table = E.demo_probe(tmp_path, n=40, encoders={"oracle": oracle, "image-statistics": "image-statistics"})
+    assert isinstance(table, pd.DataFrame)
+    assert table.loc["oracle", ("hs", "r2")] > 0.99
+    assert (tmp_path / "probe_hs.png").is_file() and (tmp_path / "probe_hs.csv").is_file()
+
+
+# --- the 15 published samples ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real(wvnet_samples: Path) -> xr.Dataset:
+    from xwvnet.io.quicklook import open_quicklooks
+
+    ds = open_quicklooks(wvnet_samples, labels=wvnet_samples / "sample_data.csv")
+    order = [Path(f).stem for f in pd.read_csv(wvnet_samples / "sample_data.csv")["filename"]]
+    emb = np.load(wvnet_samples / "valid_embs.npy")
+    published = xr.DataArray(emb, dims=(S.IMAGETTE, S.FEATURE), coords={S.IMAGETTE: order},
+                             attrs={"encoder": "wvnet-resnet50 (published embeddings)"})
+    return ds.assign({S.EMBEDDING: published.sel({S.IMAGETTE: ds[S.IMAGETTE].values})})
+
+
+def test_real_sample_retrieval_matches_brute_force_and_plots(real, tmp_path):
+    assert real.sizes[S.IMAGETTE] == 15
+    found = R.neighbors(real, k=5)
+    x = real[S.EMBEDDING].values.astype(np.float64)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    ids = real[S.IMAGETTE].values
+    np.testing.assert_array_equal(found["neighbor"].values, ids[np.argsort(-sim, axis=1)[:, :5]])
+    scores = E.demo_retrieval(real, tmp_path, k=4)
+    assert scores.attrs["n_queries"] > 0
+    assert (tmp_path / "retrieval.png").is_file()

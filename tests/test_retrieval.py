@@ -1,0 +1,184 @@
+"""Exact cosine top-k: equal to brute-force numpy, lazy over dask, memory bounded; retrieval metrics."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xwvnet import retrieval as R
+from xwvnet import schema as S
+
+
+def embedded(n: int, d: int = 24, seed: int = 0) -> xr.Dataset:
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    ids = np.array([f"q{seed}-{i:05d}" for i in range(n)], dtype=object)
+    return xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x, {"encoder": "toy"})},
+                      coords={S.IMAGETTE: ids, S.TIME: (S.IMAGETTE, np.arange(n).astype("datetime64[ns]"))})
+
+
+def brute_force(q: np.ndarray, d: np.ndarray, k: int, self_rows: np.ndarray | None = None):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    dn = d / np.linalg.norm(d, axis=1, keepdims=True)
+    sim = qn.astype(np.float64) @ dn.T.astype(np.float64)
+    if self_rows is not None:
+        ok = self_rows >= 0
+        sim[np.flatnonzero(ok), self_rows[ok]] = -np.inf
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(sim, order, axis=1)
+
+
+def rows_of(result: xr.Dataset) -> np.ndarray:
+    return np.array([[int(v.split("-")[1]) for v in row] for row in result["neighbor"].values])
+
+
+@pytest.mark.parametrize(("query_block", "database_block"), [(64, 50), (1000, 1000), (7, 333)])
+def test_equals_brute_force_with_any_blocks(query_block, database_block):
+    ds = embedded(400)
+    x = ds[S.EMBEDDING].values
+    got = R.neighbors(ds, k=9, query_block=query_block, database_block=database_block)
+    order, sims = brute_force(x, x, 9, np.arange(400))
+    np.testing.assert_array_equal(rows_of(got), order)
+    np.testing.assert_allclose(got["similarity"].values, sims, atol=2e-6)
+    assert got["neighbor"].dims == (S.IMAGETTE, S.RANK)
+    assert list(got[S.RANK].values) == list(range(1, 10))
+    np.testing.assert_array_equal(got[S.TIME].values, ds[S.TIME].values)  # query coords carried
+
+
+def test_self_is_excluded_and_similarities_are_sorted():
+    ds = embedded(120)
+    got = R.neighbors(ds, k=119, database_block=17)
+    ids = ds[S.IMAGETTE].values
+    assert not (got["neighbor"].values == ids[:, None]).any()
+    assert (np.diff(got["similarity"].values, axis=1) <= 0).all()
+    assert all(len(set(row)) == 119 for row in got["neighbor"].values)
+
+
+def test_dask_backed_embeddings_stay_lazy_and_agree():
+    ds = embedded(300)
+    eager = R.neighbors(ds, k=5)
+    lazy = R.neighbors(ds.chunk({S.IMAGETTE: 70}), k=5, database_block=90)
+    assert isinstance(lazy["similarity"].data, da.Array)
+    assert isinstance(lazy["neighbor"].data, da.Array)
+    np.testing.assert_array_equal(lazy["neighbor"].values, eager["neighbor"].values)
+    np.testing.assert_allclose(lazy["similarity"].values, eager["similarity"].values, atol=1e-6)
+
+
+def test_query_by_ids_and_by_another_dataset():
+    ds = embedded(200)
+    x = ds[S.EMBEDDING].values
+    wanted = [str(ds[S.IMAGETTE].values[i]) for i in (5, 150, 42)]
+    got = R.neighbors(ds, k=4, query=wanted)
+    assert list(got[S.IMAGETTE].values) == wanted
+    order, _ = brute_force(x[[5, 150, 42]], x, 4, np.array([5, 150, 42]))
+    np.testing.assert_array_equal(rows_of(got), order)
+    other = embedded(30, seed=7)
+    got = R.neighbors(ds, k=4, query=other)
+    order, sims = brute_force(other[S.EMBEDDING].values, x, 4)
+    np.testing.assert_array_equal(rows_of(got), order)
+    np.testing.assert_allclose(got["similarity"].values, sims, atol=2e-6)
+    overlap = xr.concat([ds.isel({S.IMAGETTE: [3]}), other], dim=S.IMAGETTE)  # an imagette of ds itself
+    got = R.neighbors(ds, k=4, query=overlap)
+    assert ds[S.IMAGETTE].values[3] not in got["neighbor"].values[0]
+
+
+def test_errors_are_clear():
+    ds = embedded(10)
+    with pytest.raises(ValueError, match="k <= 9"):
+        R.neighbors(ds, k=10)
+    with pytest.raises(ValueError, match="not in the Dataset"):
+        R.neighbors(ds, k=2, query=["nope"])
+    with pytest.raises(ValueError, match="Embed the"):
+        R.neighbors(ds.drop_vars(S.EMBEDDING), k=2)
+
+
+def test_nan_embeddings_are_never_neighbours():
+    ds = embedded(50)
+    x = ds[S.EMBEDDING].values.copy()
+    x[7] = np.nan
+    got = R.neighbors(ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x)}), k=48)
+    others = np.delete(got["neighbor"].values, 7, axis=0)
+    assert not (others == ds[S.IMAGETTE].values[7]).any()
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 50), d=st.integers(1, 12), k=st.integers(1, 8), qb=st.integers(3, 40),
+       db=st.integers(3, 40), seed=st.integers(0, 1000))
+def test_property_matches_brute_force(n, d, k, qb, db, seed):
+    k = min(k, n - 1)
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    sim, idx = R.search(x, x, k, self_index=np.arange(n), query_block=qb, database_block=db)
+    sim, idx = sim.compute(), idx.compute()
+    _, ref = brute_force(x, x, k, np.arange(n))
+    np.testing.assert_allclose(sim, ref, atol=3e-6)  # ids may differ only between tied similarities
+    assert (idx != np.arange(n)[:, None]).all()
+
+
+def test_memory_stays_bounded_by_the_blocks():
+    """200 queries against 120 000 vectors: an unblocked search holds >= 96 MB of similarities; blocks ~10 MB."""
+    d = np.random.default_rng(0).standard_normal((120_000, 4)).astype(np.float32)
+    q = d[:200]
+    with dask.config.set(scheduler="synchronous"):
+        tracemalloc.start()
+        try:
+            sim, idx = R.search(q, d, 10, self_index=np.arange(200), query_block=256, database_block=4096)
+            sim, idx = sim.compute(), idx.compute()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
+    order, _ = brute_force(q[:5], d, 10, np.arange(5))
+    np.testing.assert_array_equal(idx[:5], order)
+
+
+# --- metrics ---------------------------------------------------------------------------------------------------------
+def tagged() -> xr.Dataset:
+    """Five imagettes on a line; a, b share tag X; c, d share Y; e has no tag."""
+    x = np.array([[1, 0.0], [0.9, 0.1], [0.1, 0.9], [0, 1.0], [0.7, 0.7]], dtype=np.float32)
+    labels = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 0]], dtype=np.int8)
+    return xr.Dataset(
+        {S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x), S.LABELS: ((S.IMAGETTE, S.LABEL), labels)},
+        coords={S.IMAGETTE: np.array(list("abcde"), dtype=object), S.LABEL: ["X", "Y"]},
+    )
+
+
+def test_precision_and_average_precision_by_hand():
+    ds = tagged()
+    scores = R.evaluate(ds, k=2)
+    # a: neighbours b (X, relevant), e (untagged) -> P@2 = 0.5, AP = 1/min(2, 1) * (1/1) = 1
+    np.testing.assert_allclose(scores["precision_at_k"].sel({S.IMAGETTE: "a"}), 0.5)
+    np.testing.assert_allclose(scores["average_precision"].sel({S.IMAGETTE: "a"}), 1.0)
+    assert np.isnan(scores["precision_at_k"].sel({S.IMAGETTE: "e"}))  # no tag: left out
+    assert scores.attrs["n_queries"] == 4
+    np.testing.assert_allclose(float(scores["mean_precision_at_k"]), 0.5)
+    np.testing.assert_allclose(float(scores["mean_average_precision"]), 1.0)
+
+
+def test_average_precision_when_relevant_comes_late():
+    ds = tagged()
+    flipped = R.neighbors(ds, k=3)
+    flipped = flipped.assign(neighbor=(flipped["neighbor"].dims, np.array(
+        [["e", "c", "b"], ["e", "a", "c"], ["e", "d", "a"], ["c", "e", "a"], ["a", "b", "c"]], dtype=object)))
+    scores = R.evaluate(ds, flipped)
+    # a: relevant b at rank 3 -> AP = (1/3) / min(3, 1)
+    np.testing.assert_allclose(scores["average_precision"].sel({S.IMAGETTE: "a"}), 1 / 3)
+    # b: relevant a at rank 2 -> AP = 1/2 ; P@3 = 1/3
+    np.testing.assert_allclose(scores["average_precision"].sel({S.IMAGETTE: "b"}), 0.5)
+    np.testing.assert_allclose(scores["precision_at_k"].sel({S.IMAGETTE: "b"}), 1 / 3)
+    np.testing.assert_allclose(scores["average_precision"].sel({S.IMAGETTE: "d"}), 1.0)
+
+
+def test_relevant_counts_match_a_direct_count():
+    rng = np.random.default_rng(3)
+    tags = rng.random((80, 5)) < 0.2
+    known = rng.random(80) < 0.9
+    rows = np.arange(80)
+    direct = np.array([sum(1 for j in range(80) if j != i and known[j] and (tags[i] & tags[j]).any())
+                       for i in rows])
+    np.testing.assert_array_equal(R._relevant_counts(tags, known, rows)[known], direct[known])
