@@ -121,3 +121,18 @@ def test_append_with_other_variables_is_refused(tmp_path):
     with pytest.raises(ValueError, match="extra \\['extra'\\]"):
         xwvnet.to_store(other, path)
     assert xwvnet.open_store(path).sizes[S.IMAGETTE] == 3
+
+
+def test_add_variables_beside_the_imagettes(tmp_path):
+    path = tmp_path / "s.zarr"
+    xwvnet.to_store(make_imagettes(6), path, chunk=4)
+    ds = xwvnet.open_store(path)
+    emb = ds.assign(embedding=((S.IMAGETTE, S.FEATURE), np.arange(6 * 3, dtype=np.float32).reshape(6, 3)))
+    store_module.add_variables(emb, path, [S.EMBEDDING])
+    back = xwvnet.open_store(path)
+    np.testing.assert_array_equal(back[S.EMBEDDING].values, emb[S.EMBEDDING].values)
+    assert back[S.EMBEDDING].chunks[0][0] == 4
+    store_module.add_variables(emb.assign(embedding=emb[S.EMBEDDING] * 2), path, [S.EMBEDDING])  # overwrite
+    np.testing.assert_array_equal(xwvnet.open_store(path)[S.EMBEDDING].values, 2 * emb[S.EMBEDDING].values)
+    with pytest.raises(ValueError, match="not the store's committed imagettes"):
+        store_module.add_variables(emb.isel({S.IMAGETTE: slice(0, 3)}), path, [S.EMBEDDING])

@@ -170,6 +170,7 @@ def _write_batch(batch: xr.Dataset, path: Path, chunk: int) -> None:
     else:
         _trim(group, n)
         batch = _fit_image_dims(_check_compatible(batch, group), group)
+        batch.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: keep the old commit until the new
         batch.drop_vars([S.LABEL], errors="ignore").to_zarr(
             path, mode="a", append_dim=S.IMAGETTE, consolidated=False
         )
@@ -248,3 +249,31 @@ def ingest(
         report.skipped.extend(written.skipped)
     report.total = committed(store)
     return report
+
+
+def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] | None = None) -> None:
+    """Write new per-imagette variables (e.g. ``embedding``) into an existing store, beside its imagettes.
+
+    ``ds`` must hold exactly the store's committed imagettes, in the store's order (as :func:`open_store` gives
+    them); variables already in the store are overwritten whole.
+    """
+    path = Path(path)
+    stored = _stored_ids(path)
+    ids = ds[S.IMAGETTE].values.astype(object)
+    if len(ids) != len(stored) or not (ids == stored).all():
+        raise ValueError(
+            f"the Dataset's imagettes ({len(ids)}) are not the store's committed imagettes ({len(stored)}) in the "
+            "store's order; start from xwvnet.open_store(path) and keep every imagette."
+        )
+    names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
+    out = _prepare(ds[names].drop_vars([c for c in ds[names].coords if c != S.IMAGETTE]))
+    out = out.drop_vars(S.IMAGETTE)
+    group = zarr.open_group(str(path), mode="r+")
+    n = committed(path)
+    _trim(group, n)
+    existing = [name for name in names if name in group]
+    for name in existing:
+        del group[name]
+    chunk = committed_chunk(path) or n
+    out.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: they must keep the commit counter
+    out.to_zarr(path, mode="a", consolidated=False, encoding=_encoding(out, chunk))
