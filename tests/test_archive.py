@@ -1,0 +1,207 @@
+"""embed_store: chunk-by-chunk embedding of a store, resumable after SIGKILL, appendable, failing per chunk."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+import xwvnet
+from xwvnet import schema as S
+from xwvnet.archive import ChunkTask, EmbedStoreError, embed_store, open_embeddings, status
+
+from .conftest import make_imagettes
+
+torch = pytest.importorskip("torch")
+
+N, SIZE, IN_CHUNK = 16, 64, 4
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """A small random ResNet-18 in torchvision format: fast, and offline."""
+    from xwvnet.models.resnet import resnet18
+
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pt"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        torch.save(resnet18().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("input") / "in.zarr"
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=3), path, chunk=IN_CHUNK)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(source, weights) -> np.ndarray:
+    """Single-process embeddings of the whole input in one block."""
+    from xwvnet.embed import embed_block
+
+    ds = xwvnet.open_store(source).load()
+    return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
+                       encoder=str(weights))
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_threaded_run_writes_embeddings_and_coords(source, weights, reference, tmp_path):
+    out = tmp_path / "out.zarr"
+    report = embed_store(source, out, weights, chunk=IN_CHUNK, threads=2, progress=False)
+    assert report.complete and report.failed == []
+    assert report.computed == list(range(N // IN_CHUNK)) and report.embedded == N
+    assert "thread pool" in report.runner
+    emb = open_embeddings(out)
+    np.testing.assert_allclose(emb[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
+    src = xwvnet.open_store(source)
+    assert list(emb[S.IMAGETTE].values) == list(src[S.IMAGETTE].values)
+    np.testing.assert_array_equal(emb[S.TIME].values, src[S.TIME].values)
+    np.testing.assert_array_equal(emb[S.SWATH].values, src[S.SWATH].values)
+    assert emb[S.EMBEDDING].attrs["encoder_arch"] == "resnet18"
+    assert emb[S.EMBEDDING].chunks[0][0] == IN_CHUNK  # region writes aligned to the stored chunks
+    assert status(out)["missing_chunks"] == []
+    assert "complete          yes" in report.summary()
+    again = embed_store(source, out, weights, progress=False)  # nothing left to do
+    assert again.computed == [] and again.skipped == N // IN_CHUNK and again.complete
+
+
+def test_append_embeds_only_new_imagettes(source, weights, tmp_path):
+    src = _copy(source, tmp_path / "in.zarr")
+    out = tmp_path / "out.zarr"
+    embed_store(src, out, weights, chunk=6, progress=False)  # 16 = 6 + 6 + 4: the last chunk is partly filled
+    extra = make_imagettes(5, lines=SIZE, samples=SIZE, seed=9)
+    xwvnet.to_store(extra, src)
+    report = embed_store(src, out, weights, progress=False)
+    assert report.embedded == 5 and report.total == N + 5 and report.complete
+    assert report.computed == [2, 3]  # the partly filled chunk resumed where it stopped, then a new one
+    emb = open_embeddings(out)
+    all_ids = list(xwvnet.open_store(src)[S.IMAGETTE].values)
+    assert list(emb[S.IMAGETTE].values) == all_ids  # order follows the input
+    from xwvnet.embed import embed_block
+
+    new = embed_block(extra[S.QUICKLOOK].values, extra[S.VALID_LINES].values, extra[S.VALID_SAMPLES].values,
+                      encoder=str(weights))
+    np.testing.assert_allclose(emb[S.EMBEDDING].values[N:], new, atol=1e-5, rtol=0)
+    assert not np.isnan(emb[S.EMBEDDING].values).any()
+
+
+def test_kill_and_resume_equals_uninterrupted_run(source, weights, reference, tmp_path):
+    out = tmp_path / "out.zarr"
+    code = (
+        "import sys; from xwvnet.archive import embed_store; "
+        "embed_store(sys.argv[1], sys.argv[2], sys.argv[3], chunk=2, threads=1, progress=False)"
+    )
+    env = {**os.environ, "XWVNET_TORCH_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(source), str(out), str(weights)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done_path = out / "progress" / "done"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if done_path.exists() and status(out)["chunks_done"] >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = status(out)
+    done_before = set(range(before["chunks"])) - set(before["missing_chunks"])
+    assert 2 <= len(done_before) < before["chunks"]
+    report = embed_store(source, out, weights, progress=False)
+    assert report.complete
+    assert set(report.computed).isdisjoint(done_before)  # nothing committed was computed again
+    assert set(report.computed) | done_before == set(range(before["chunks"]))
+    np.testing.assert_allclose(open_embeddings(out)[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
+
+
+def test_corrupt_chunk_fails_alone_and_rerun_completes(source, weights, reference, tmp_path):
+    src = _copy(source, tmp_path / "in.zarr")
+    chunk_file = src / S.QUICKLOOK / "c" / "1" / "0" / "0"  # imagettes 4..7
+    good = chunk_file.read_bytes()
+    chunk_file.write_bytes(b"not zstd" * 8)
+    out = tmp_path / "out.zarr"
+    report = embed_store(src, out, weights, chunk=IN_CHUNK, progress=False, errors="report")
+    assert not report.complete
+    assert [f.chunk for f in report.failed] == [1]
+    ids = list(xwvnet.open_store(source)[S.IMAGETTE].values)
+    assert report.failed[0].ids == ids[4:8] and report.missing_ids == ids[4:8]
+    assert ids[4] in report.summary() and "re-run" in report.summary()
+    assert sorted(report.computed) == [0, 2, 3]
+    assert status(out)["missing_chunks"] == [1]
+    with pytest.raises(EmbedStoreError, match=ids[4]) as info:
+        embed_store(src, out, weights, progress=False)
+    assert info.value.report.computed == []
+    chunk_file.write_bytes(good)  # the fix
+    fixed = embed_store(src, out, weights, progress=False)
+    assert fixed.complete and fixed.computed == [1]
+    np.testing.assert_allclose(open_embeddings(out)[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
+
+
+def test_resume_refuses_another_encoder_or_input(source, weights, tmp_path):
+    out = tmp_path / "out.zarr"
+    embed_store(source, out, weights, chunk=8, progress=False)
+    other = tmp_path / "other.pt"
+    from xwvnet.models.resnet import resnet18
+
+    torch.save(resnet18().state_dict(), other)
+    with pytest.raises(ValueError, match="encoder_weights_hash"):
+        embed_store(source, out, other, progress=False)
+    with pytest.raises(ValueError, match="chunk=8"):
+        embed_store(source, out, weights, chunk=4, progress=False)
+    rewritten = tmp_path / "rewritten.zarr"
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=4), rewritten, chunk=IN_CHUNK)
+    with pytest.raises(ValueError, match="different input"):
+        embed_store(rewritten, out, weights, progress=False)
+
+
+def test_refuses_to_overwrite_foreign_paths(source, weights, tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a Zarr store"):
+        embed_store(source, folder, weights, progress=False)
+    other = tmp_path / "store.zarr"  # an imagette store is not an embedding store
+    shutil.copytree(source, other)
+    with pytest.raises(ValueError, match="not an xwvnet embedding store"):
+        embed_store(source, other, weights, progress=False)
+    assert zarr.open_group(str(other), mode="r").attrs["format"] == "xwvnet-imagette-store"
+    with pytest.raises(ValueError, match="no committed imagettes"):
+        embed_store(tmp_path / "missing.zarr", tmp_path / "o.zarr", weights, progress=False)
+
+
+def test_tasks_carry_the_spec_not_the_weights(source, weights, tmp_path):
+    encoder = xwvnet.load_encoder(weights)
+    assert encoder._module is not None  # built in this process
+    task = ChunkTask(str(source), str(tmp_path / "o.zarr"), S.QUICKLOOK, 0, 0, 0, 4, encoder, 64, "cpu", "float32")
+    size = len(pickle.dumps(task))
+    assert size < 5_000 < weights.stat().st_size // 1000
+
+
+def test_cli_embed_exit_codes(source, weights, tmp_path, capsys):
+    from xwvnet.cli import main
+
+    out = tmp_path / "cli.zarr"
+    assert main(["embed", str(source), str(out), "--encoder", str(weights), "--batch-size", "8"]) == 0
+    assert "complete          yes" in capsys.readouterr().out
+    src = _copy(source, tmp_path / "in.zarr")
+    (src / S.QUICKLOOK / "c" / "0" / "0" / "0").write_bytes(b"broken")
+    assert main(["embed", str(src), str(tmp_path / "bad.zarr"), "--encoder", str(weights), "--device", "cpu"]) == 1
+    printed = capsys.readouterr().out
+    assert "missing" in printed and "test-3-0000" in printed

@@ -1,0 +1,144 @@
+"""dask.distributed: results equal threaded and single-process ones, weights never in the graph, thread budget."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xwvnet
+from xwvnet import distributed as xd
+from xwvnet import schema as S
+
+from .conftest import make_imagettes
+
+torch = pytest.importorskip("torch")
+distributed = pytest.importorskip("distributed")
+cloudpickle = pytest.importorskip("cloudpickle")
+
+N, SIZE, CHUNK = 12, 64, 3
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    from xwvnet.models.resnet import resnet18
+
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pt"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        torch.save(resnet18().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("input") / "in.zarr"
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=5), path, chunk=CHUNK)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(source, weights) -> np.ndarray:
+    from xwvnet.embed import embed_block
+
+    ds = xwvnet.open_store(source).load()
+    return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
+                       encoder=str(weights))
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One LocalCluster of 2 worker processes x 1 thread for the whole module (they are slow to start)."""
+    with xd.local_cluster(2, threads_per_worker=1) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def test_thread_budget_helpers():
+    assert xd.torch_threads_per_task(16, 4) == 4
+    assert xd.torch_threads_per_task(2, 4) == 1  # never 0
+    with pytest.raises(ValueError):
+        xd.torch_threads_per_task(0, 1)
+    assert xd.cores() >= 1
+
+
+def test_local_cluster_budget_never_oversubscribes(client):
+    env = client.run(lambda: os.environ.get(xd.THREADS_ENV))
+    assert len(env) == 2
+    expected = str(max(1, xd.cores() // 2))
+    assert set(env.values()) == {expected}
+    assert sum(xd.host_threads(client).values()) == 2
+    xd.setup_client(client)  # the plugin keeps a budget that is already set
+    assert set(client.run(lambda: os.environ.get(xd.THREADS_ENV)).values()) == {expected}
+    from xwvnet.embed import torch_threads
+
+    assert set(client.run(torch_threads).values()) == {int(expected)}  # what embed_block will use per task
+
+
+def test_plugin_budget_from_host_map():
+    class Worker:
+        address = "tcp://10.0.0.7:4000"
+
+        class state:  # noqa: N801  (mimics distributed's Worker.state)
+            nthreads = 2
+            total_resources: dict = {}
+
+    saved = os.environ.pop(xd.THREADS_ENV, None)
+    try:
+        xd.WVNetWorker(threads_by_host={"10.0.0.7": xd.cores() * 8}).setup(Worker())
+        assert os.environ[xd.THREADS_ENV] == "1"
+        xd.WVNetWorker(torch_threads=3).setup(Worker())
+        assert os.environ[xd.THREADS_ENV] == "3"
+    finally:
+        os.environ.pop(xd.THREADS_ENV, None)
+        if saved is not None:
+            os.environ[xd.THREADS_ENV] = saved
+
+
+def test_gpu_resources_requested_only_where_declared(client):
+    assert xd.task_resources("cpu", client) is None
+    assert xd.task_resources("auto", client) is None  # no worker declares a GPU
+    assert xd.task_resources("cuda", None) is None  # the local pool has no resources to ask for
+    with pytest.raises(ValueError, match="GPU"):
+        xd.task_resources("cuda", client)
+
+
+def test_embed_store_on_cluster_equals_threaded_and_single_process(client, source, weights, reference, tmp_path):
+    from xwvnet.archive import embed_store, open_embeddings
+
+    xd.setup_client(client, weights, device="cpu")  # every worker builds its model now, once
+    on_cluster = embed_store(source, tmp_path / "c.zarr", weights, client=client, progress=False)
+    assert on_cluster.complete and "2 workers" in on_cluster.runner
+    threaded = embed_store(source, tmp_path / "t.zarr", weights, scheduler="threads", threads=2,
+                           progress=False)
+    assert threaded.complete and "thread pool" in threaded.runner
+    a = open_embeddings(tmp_path / "c.zarr")[S.EMBEDDING].values
+    b = open_embeddings(tmp_path / "t.zarr")[S.EMBEDDING].values
+    np.testing.assert_allclose(a, reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(b, reference, atol=1e-5, rtol=0)
+    # the model was built once per worker process and reused for every later chunk
+    models = client.run(lambda: len(__import__("xwvnet.embed", fromlist=["_MODELS"])._MODELS))
+    assert list(models.values()) == [1, 1]
+
+
+def test_embed_store_by_scheduler_address(client, source, weights, reference, tmp_path):
+    from xwvnet.archive import embed_store, open_embeddings
+
+    report = embed_store(source, tmp_path / "s.zarr", weights, scheduler=client.scheduler.address, chunk=6,
+                         progress=False)
+    assert report.complete and report.chunks == 2
+    np.testing.assert_allclose(open_embeddings(tmp_path / "s.zarr")[S.EMBEDDING].values, reference, atol=1e-5,
+                               rtol=0)
+
+
+def test_accessor_embed_under_client_and_small_graph(client, source, weights, reference):
+    ds = xwvnet.open_store(source)
+    lazy = ds.wvnet.embed(str(weights))
+    graph = dict(lazy[S.EMBEDDING].data.__dask_graph__())
+    size = len(cloudpickle.dumps(graph))
+    assert size < weights.stat().st_size // 20  # the graph carries the encoder's spec, not its weights
+    with xd.connect() as active:  # the client of this module is the active one
+        assert active is client
+    result = lazy[S.EMBEDDING].compute()  # runs on the cluster: the default client
+    np.testing.assert_allclose(result.values, reference, atol=1e-5, rtol=0)

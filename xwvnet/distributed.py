@@ -1,0 +1,254 @@
+"""dask.distributed done right for embedding: a model once per worker, a thread budget, GPUs as resources.
+
+Why each piece exists:
+
+- **Model once per worker.** Tasks carry an :class:`~xwvnet.Encoder` *spec* (it pickles without its weights); each
+  worker process builds the model on first use and keeps it in :func:`xwvnet.embed.get_model`'s cache. The
+  :class:`WVNetWorker` plugin can build it at worker start-up, so a missing weights file fails once, loudly, instead
+  of in every task.
+- **Threads.** A worker runs ``nthreads`` tasks at once and torch starts its own intra-op threads in each: the
+  product must not exceed the cores, or throughput collapses. :func:`xwvnet.embed.embed_block` divides the
+  cores it sees by the worker's ``nthreads``; but several worker processes often share one host (a LocalCluster,
+  a jobqueue job with ``processes > 1``), so the plugin (and :func:`local_cluster`) set ``XWVNET_TORCH_THREADS`` to
+  ``host cores // worker threads on that host``.
+- **GPUs.** A GPU worker declares ``resources={"GPU": 1}`` (``dask worker --resources GPU=1``) and embedding tasks
+  ask for it (:func:`task_resources`), so a GPU never runs two embedding tasks at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from distributed import Client, LocalCluster
+from distributed.diagnostics.plugin import WorkerPlugin
+
+THREADS_ENV = "XWVNET_TORCH_THREADS"
+GPU = "GPU"
+PLUGIN_NAME = "xwvnet"
+
+
+# ---- thread budget ------------------------------------------------------------------------------------------
+def cores() -> int:
+    """CPU cores usable by this process (cgroup and affinity limits included, as dask counts them)."""
+    from dask.system import CPU_COUNT
+
+    return max(1, int(CPU_COUNT))
+
+
+def torch_threads_per_task(n_cores: int, concurrent_tasks: int) -> int:
+    """Intra-op threads for each of ``concurrent_tasks`` sharing ``n_cores``: at least 1, never oversubscribed."""
+    if n_cores < 1 or concurrent_tasks < 1:
+        raise ValueError(f"expected positive cores and tasks, found cores={n_cores}, tasks={concurrent_tasks}.")
+    return max(1, n_cores // concurrent_tasks)
+
+
+def host_threads(client: Client) -> dict[str, int]:
+    """Worker threads per host, summed over every worker process on that host (from the scheduler's view)."""
+    out: dict[str, int] = {}
+    for info in client.scheduler_info(n_workers=-1)["workers"].values():
+        host = str(info.get("host", ""))
+        out[host] = out.get(host, 0) + int(info.get("nthreads", 1))
+    return out
+
+
+class WVNetWorker(WorkerPlugin):
+    """Sets each worker's torch thread budget and, given an encoder, builds its model once at start-up.
+
+    ``torch_threads`` forces the budget; otherwise it is ``host cores // worker threads on the host`` using
+    ``threads_by_host`` (the cluster as the client saw it), falling back to ``cores // this worker's threads`` for
+    workers that joined later. A ``XWVNET_TORCH_THREADS`` already in the worker's environment is kept.
+    """
+
+    name = PLUGIN_NAME
+
+    def __init__(
+        self,
+        encoder: Any = None,
+        *,
+        device: str = "auto",
+        torch_threads: int | None = None,
+        threads_by_host: dict[str, int] | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.device = device
+        self.torch_threads = torch_threads
+        self.threads_by_host = dict(threads_by_host or {})
+
+    def setup(self, worker: Any) -> None:
+        from distributed.comm import get_address_host
+
+        if self.torch_threads is not None:
+            os.environ[THREADS_ENV] = str(int(self.torch_threads))
+        elif not os.environ.get(THREADS_ENV, "").strip():
+            nthreads = int(worker.state.nthreads)
+            on_host = self.threads_by_host.get(get_address_host(worker.address), nthreads)
+            os.environ[THREADS_ENV] = str(torch_threads_per_task(cores(), max(on_host, nthreads)))
+        if self.encoder is not None:  # one tiny block through the tasks' own path builds (and caches) the model
+            import numpy as np
+
+            from .embed import embed_block
+
+            one = np.ones(1, dtype=np.int64)
+            embed_block(np.zeros((1, 1, 1), dtype=np.uint8), one, one, encoder=self.encoder, batch_size=1,
+                        device=self.device)  # the device string the tasks get, so the same cache entry
+
+
+def setup_client(
+    client: Client, encoder: Any = None, *, device: str = "auto", torch_threads: int | None = None
+) -> None:
+    """Register :class:`WVNetWorker` on every current and future worker of ``client`` (replacing an older one).
+
+    With an ``encoder`` (a name, path or Encoder; only its spec travels) each worker builds the model now, so a
+    worker that cannot find the weights fails here with the registry's message rather than in every task.
+    """
+    if encoder is not None:
+        from .models.registry import load_encoder
+
+        encoder = load_encoder(encoder)
+    plugin = WVNetWorker(encoder, device=device, torch_threads=torch_threads, threads_by_host=host_threads(client))
+    client.register_plugin(plugin, name=PLUGIN_NAME)
+
+
+# ---- GPUs ---------------------------------------------------------------------------------------------------
+def gpu_workers(client: Client) -> int:
+    """How many workers declare a ``GPU`` resource."""
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return sum(1 for info in workers if float(info.get("resources", {}).get(GPU, 0)) >= 1)
+
+
+def task_resources(device: str, client: Client | None) -> dict[str, float] | None:
+    """Resources an embedding task asks for: one ``GPU`` on CUDA, none on the CPU or without a cluster.
+
+    ``device="auto"`` asks for a GPU when some worker declares one (the others then embed nothing; run CPU-only
+    workers in another cluster). ``device="cuda"`` with no GPU worker is an error, not a silent hang.
+    """
+    if client is None:
+        return None
+    n_gpu = gpu_workers(client)
+    wants_gpu = str(device).startswith("cuda") or (device == "auto" and n_gpu > 0)
+    if not wants_gpu:
+        return None
+    if n_gpu == 0:
+        raise ValueError(
+            f"device={device!r} but no worker declares a {GPU!r} resource, so GPU tasks would wait forever. Start "
+            f"GPU workers with `dask worker ADDRESS --nthreads 1 --resources {GPU}=1` (one per GPU), use "
+            "xwvnet.distributed.local_cluster(device='cuda'), or embed with device='cpu'."
+        )
+    return {GPU: 1}
+
+
+def cuda_device_count() -> int:
+    """GPUs visible to this process (0 without CUDA)."""
+    import torch
+
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+# ---- clusters -----------------------------------------------------------------------------------------------
+def local_cluster(
+    n_workers: int | None = None,
+    *,
+    threads_per_worker: int = 1,
+    device: str = "cpu",
+    dashboard_address: str | None = ":0",
+    **kwargs: Any,
+) -> Any:
+    """A cluster of worker *processes* on this machine with a torch thread budget (and one worker per GPU).
+
+    CPU: ``n_workers`` (default: one per core) processes of ``threads_per_worker`` threads, each task getting
+    ``cores // (n_workers * threads_per_worker)`` torch threads. ``device="cuda"``: one single-threaded worker per
+    visible GPU (or ``n_workers``), each seeing only its GPU (``CUDA_VISIBLE_DEVICES``) and declaring ``GPU=1``.
+    """
+    if threads_per_worker < 1:
+        raise ValueError(f"threads_per_worker must be >= 1, found {threads_per_worker}.")
+    if str(device).startswith("cuda"):
+        return _gpu_cluster(n_workers, dashboard_address=dashboard_address, **kwargs)
+    n_workers = n_workers or max(1, cores() // threads_per_worker)
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, found {n_workers}.")
+    per_task = torch_threads_per_task(cores(), n_workers * threads_per_worker)
+    env = {THREADS_ENV: str(per_task), **kwargs.pop("env", {})}
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        dashboard_address=dashboard_address,
+        env=env,
+        **kwargs,
+    )
+
+
+def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwargs: Any) -> Any:
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    n_gpu = cuda_device_count()
+    if n_gpu == 0:
+        raise ValueError("device='cuda' but this machine has no visible CUDA GPU; use device='cpu'.")
+    n_workers = min(n_workers or n_gpu, n_gpu)
+    per_task = torch_threads_per_task(cores(), n_workers)
+    workers = {
+        f"gpu-{i}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,
+                "resources": {GPU: 1},
+                "env": {"CUDA_VISIBLE_DEVICES": str(i), THREADS_ENV: str(per_task)},
+                **kwargs,
+            },
+        }
+        for i in range(n_workers)
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard_address}}
+    return SpecCluster(workers=workers, scheduler=scheduler)
+
+
+def current_client() -> Client | None:
+    """The client already made in this process (``Client(...)`` sets a default), or ``None``."""
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+@contextlib.contextmanager
+def connect(
+    scheduler: str | None = None,
+    workers: int | None = None,
+    *,
+    threads_per_worker: int = 1,
+    device: str = "auto",
+) -> Iterator[Client | None]:
+    """A client for a run, and clean-up after it: yields ``None`` for the local threaded pool.
+
+    ``scheduler`` (an address such as ``tcp://host:8786``, or a scheduler file path): connect to that cluster;
+    ``"threads"``: the local thread pool even when a client is active.
+    ``workers=N``: start a :func:`local_cluster` of N processes, closed at the end. Neither: the client already
+    active in this process, if any, else ``None`` (threads in this process).
+    """
+    if scheduler is not None and workers is not None:
+        raise ValueError("give either a scheduler address or a number of local workers, not both.")
+    if scheduler == "threads":
+        yield None
+        return
+    if scheduler is not None:
+        is_file = os.path.isfile(scheduler)
+        client = Client(scheduler_file=scheduler) if is_file else Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if workers is not None:
+        gpu = str(device).startswith("cuda") or (device == "auto" and cuda_device_count() > 0)
+        local_device = "cuda" if gpu else "cpu"
+        with local_cluster(workers, threads_per_worker=threads_per_worker, device=local_device) as cluster, Client(
+            cluster
+        ) as client:
+            yield client
+        return
+    yield current_client()

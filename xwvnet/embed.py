@@ -1,0 +1,330 @@
+"""Blockwise inference: imagettes -> ``embedding(imagette, feature)``, lazy over dask chunks.
+
+:func:`embed_block` turns one numpy block of imagettes into embeddings; :func:`embed` maps it over a Dataset with
+``xr.apply_ufunc`` (lazy when the input is dask-backed). The model is built once per process and per (encoder,
+device, memory format) by :func:`get_model`, never pickled: tasks carry the Encoder's spec only.
+
+Threads: torch's intra-op threads multiply with the tasks dask runs at once. Before each batch,
+:func:`embed_block` sets torch's threads (per calling thread) to ``cores // embedding tasks running now in this
+process`` (at least 1; in a distributed worker, at least its ``nthreads`` count as running). So one chunk alone gets
+every core, and dask's threaded scheduler running k chunks gives each ``cores // k``: dask threads x torch threads
+never exceed the cores. ``XWVNET_TORCH_THREADS`` forces the number (set it when several processes share a host;
+:mod:`xwvnet.distributed` does).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import threading
+import types
+import warnings
+import weakref
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from . import preprocess
+from . import schema as S
+from .models.encoder import Encoder
+from .models.registry import load_encoder
+
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class EmptyImagetteWarning(UserWarning):
+    """Some imagettes have no valid pixels; their embeddings are NaN."""
+
+
+# ---- devices and threads ----------------------------------------------------------------------------------
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when present, else the CPU; anything else as ``torch.device``."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_ACTIVE = 0  # embed_block calls running in this process right now
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _worker_threads() -> int:
+    """The distributed worker's task slots (it may run that many embedding tasks at once), else 1."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def torch_threads(concurrent: int = 1) -> int:
+    """Intra-op threads for one of ``concurrent`` embedding tasks: ``cores // concurrent``, at least 1.
+
+    ``XWVNET_TORCH_THREADS`` forces the number (:mod:`xwvnet.distributed` sets it when several worker processes
+    share a host). In a distributed worker, ``concurrent`` is at least the worker's ``nthreads``.
+    """
+    forced = os.environ.get("XWVNET_TORCH_THREADS", "").strip()
+    if forced:
+        return max(1, int(forced))
+    return max(1, _cores() // max(1, int(concurrent), _worker_threads()))
+
+
+def _set_threads() -> None:
+    # torch's OpenMP thread count is per calling thread, so every task thread sets its own
+    n = torch_threads(_ACTIVE)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+# ---- per-process model cache --------------------------------------------------------------------------------
+_MODELS: dict[tuple, nn.Module] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def get_model(
+    encoder: str | Encoder,
+    device: str | torch.device = "cpu",
+    precision: str = "float32",
+    channels_last: bool = False,
+) -> nn.Module:
+    """The encoder's backbone on ``device`` in eval mode, built once per process and reused across chunks.
+
+    Keyed by the encoder's spec (name, weights hash, path/seed, transform), the device and the memory format; the
+    precision is applied by autocast at call time, so one model serves both precisions.
+    """
+    encoder = load_encoder(encoder)
+    _check_precision(precision)
+    device = resolve_device(device)
+    key = (encoder.key, str(device), bool(channels_last))
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            # never move the Encoder's own module: a copy (or a fresh build) goes to the device
+            source = encoder._module
+            model = copy.deepcopy(source) if source is not None else encoder.build()
+            model = model.to(device).eval().requires_grad_(False)
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            _MODELS[key] = model
+            if encoder.in_memory:  # its key holds id(encoder): forget the model with the encoder
+                weakref.finalize(encoder, _MODELS.pop, key, None)
+        return model
+
+
+def clear_model_cache() -> None:
+    """Forget every cached model in this process (frees their memory)."""
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+_WARNED_BF16 = False
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # an older or unusual build: do not guess
+        return True
+
+
+def _warn_slow_bf16() -> None:
+    global _WARNED_BF16
+    if not _WARNED_BF16 and not _cpu_has_bf16():
+        _WARNED_BF16 = True
+        warnings.warn(
+            "precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16/AMX) is emulated and much slower "
+            "than float32 here; use precision='float32' on this machine.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, found {precision!r}.")
+
+
+def _channels_last(channels_last: bool | None) -> bool:
+    # channels_last speeds up ResNet convolutions on CPUs with oneDNN and on GPUs with tensor cores
+    return True if channels_last is None else bool(channels_last)
+
+
+# ---- the block function -------------------------------------------------------------------------------------
+def embed_block(
+    images: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    encoder: str | Encoder,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    precision: str = "float32",
+    var: str = S.QUICKLOOK,
+    channels_last: bool | None = None,
+) -> np.ndarray:
+    """Embeddings ``(n, embedding_size)`` float32 of one block of imagettes ``(n, line, sample)``.
+
+    ``images`` are uint8 quicklooks, or float sigma0 (``var="sigma0"`` or a float dtype), which is converted
+    with :func:`xwvnet.preprocess.sigma0_to_quicklook` first. Imagettes without valid pixels get NaN rows (and an
+    :class:`EmptyImagetteWarning`). Results do not depend on how imagettes are split into blocks or batches.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
+    _check_precision(precision)
+    encoder = load_encoder(encoder)
+    images = np.asarray(images)
+    vl = np.asarray(valid_lines).reshape(-1).astype(np.int64)
+    vs = np.asarray(valid_samples).reshape(-1).astype(np.int64)
+    if images.ndim != 3 or vl.shape[0] != images.shape[0] or vs.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"expected images (n, line, sample) with n valid_lines and valid_samples; found shapes {images.shape}, "
+            f"{vl.shape}, {vs.shape}."
+        )
+    empty = (vl <= 0) | (vs <= 0)
+    if var == S.SIGMA0 or images.dtype.kind == "f":
+        inside = (np.arange(images.shape[1])[None, :, None] < vl[:, None, None]) & (
+            np.arange(images.shape[2])[None, None, :] < vs[:, None, None]
+        )
+        empty |= ~(np.isfinite(images) & inside).any(axis=(1, 2))
+        images = preprocess.sigma0_to_quicklook(images, vl, vs)
+    elif images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 quicklooks or float sigma0, found dtype {images.dtype} for {var!r}.")
+    out = np.full((images.shape[0], encoder.embedding_size), np.nan, dtype=np.float32)
+    if empty.any():
+        warnings.warn(
+            f"{int(empty.sum())} of {images.shape[0]} imagettes have no valid pixels; their embeddings are NaN.",
+            EmptyImagetteWarning,
+            stacklevel=2,
+        )
+    todo = np.flatnonzero(~empty)
+    if todo.size == 0:
+        return out
+    dev = resolve_device(device)
+    if dev.type == "cpu" and precision == "bfloat16":
+        _warn_slow_bf16()
+    cl = _channels_last(channels_last)
+    model = get_model(encoder, dev, precision, cl)
+    dtype = PRECISIONS[precision]
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        _ACTIVE += 1
+    try:
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+            for start in range(0, todo.size, batch_size):
+                if dev.type == "cpu":
+                    _set_threads()
+                idx = todo[start : start + batch_size]
+                x = encoder.preprocess(images[idx], vl[idx], vs[idx], device=dev)
+                if cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out[idx] = model(x).float().cpu().numpy()
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE -= 1
+    return out
+
+
+# ---- the Dataset function -----------------------------------------------------------------------------------
+def _image(ds: xr.Dataset, var: str | None) -> xr.DataArray:
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
+    if S.IMAGETTE not in ds.dims:
+        raise ValueError(
+            f"not an imagette Dataset: no {S.IMAGETTE!r} dimension (found dims {sorted(map(str, ds.dims))}). "
+            "Open imagettes with xwvnet.open_quicklooks, xwvnet.open_store or xwvnet.synthetic.imagettes."
+        )
+    name = S.image_var(ds, var)
+    image = ds[name]
+    if set(image.dims) != {S.IMAGETTE, S.LINE, S.SAMPLE}:
+        raise ValueError(
+            f"image variable {name!r} must have dims ({S.IMAGETTE}, {S.LINE}, {S.SAMPLE}), found {image.dims}."
+        )
+    S.require(ds, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {name!r} (the valid extent of each imagette)")
+    return image.transpose(S.IMAGETTE, S.LINE, S.SAMPLE)
+
+
+def embed(
+    ds: xr.Dataset,
+    encoder: str | Encoder = "wvnet-resnet50",
+    *,
+    var: str | None = None,
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = "float32",
+    channels_last: bool | None = None,
+) -> xr.Dataset:
+    """The input Dataset plus ``embedding(imagette, feature)`` float32 from ``encoder``.
+
+    ``encoder``: a registry name (``"wvnet-resnet50"``, ``"imagenet-resnet50"``, ``"random-resnet50"``), a
+    state-dict path, or an :class:`~xwvnet.Encoder`. ``var``: the image variable (default ``quicklook``, else
+    ``sigma0``). Lazy when the image is dask-backed: nothing runs until ``.compute()``/``.to_zarr()``, one task per
+    chunk of imagettes (image dims are merged into one chunk). ``device="auto"`` uses CUDA when present, in each
+    worker. ``precision="float32"`` reproduces the published numbers; ``"bfloat16"`` runs under autocast (2-3x
+    faster on CPUs with AVX-512 BF16 and on GPUs). ``channels_last`` (default on) picks the faster memory format.
+    Every imagette coordinate is kept; the embedding's attrs name the encoder, its weights hash and xwvnet's
+    version. Imagettes without valid pixels get NaN embeddings and a warning.
+    """
+    from . import __version__
+
+    image = _image(ds, var)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
+    _check_precision(precision)
+    if not (isinstance(device, str) and device == "auto"):
+        resolve_device(device)  # fail now on a malformed device name
+    enc = load_encoder(encoder)
+    # work on bare Variables: no coordinates to align or (for dask-backed object coords) to peek into
+    pixels = image.variable
+    if pixels.chunks is not None:
+        pixels = pixels.copy(data=pixels.data.rechunk({1: -1, 2: -1}), deep=False)
+    emb = xr.apply_ufunc(
+        embed_block,
+        pixels,
+        ds[S.VALID_LINES].variable,
+        ds[S.VALID_SAMPLES].variable,
+        input_core_dims=[[S.LINE, S.SAMPLE], [], []],
+        output_core_dims=[[S.FEATURE]],
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {S.FEATURE: enc.embedding_size}},
+        kwargs={
+            "encoder": enc,
+            "batch_size": batch_size,
+            "device": device,
+            "precision": precision,
+            "var": image.name,
+            "channels_last": channels_last,
+        },
+        keep_attrs=False,
+    )
+    emb.attrs = {
+        **enc.attrs,
+        "long_name": f"{enc.name} embedding of {image.name}",
+        "precision": precision,
+        "image_variable": str(image.name),
+        "xwvnet_version": __version__,
+    }
+    return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
+
+
+
+class _CallableModule(types.ModuleType):
+    """``xwvnet.embed`` is both this module and the function: once the module is imported, Python binds the package
+    attribute ``xwvnet.embed`` to the module, so calling it must still mean :func:`embed`."""
+
+    def __call__(self, *args: object, **kwargs: object) -> xr.Dataset:
+        return embed(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,194 @@
+"""Model input transforms (the WV-Net one, bit-faithful to the published code) and sigma0 -> quicklook.
+
+All transforms work on a batch of padded imagettes ``(n, line, sample)`` plus each one's valid extent, so a dask
+block goes through in one vectorised call. The geometry (where each output pixel comes from) is integer index
+arithmetic done once per batch; the arithmetic on values repeats the published operations in the same order and
+dtype (uint8 -> float32 ``* (1/255)``, bilinear ``align_corners=True`` without antialiasing, ``(x - mean) / std``),
+so the tensors equal the published procedure's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# the published WV-Net procedure (Glaser et al. 2024): a 450x450 field, resized to 224x224
+CROP = 450
+SIZE = 224
+WVNET_MEAN = 103.4862417561056 / 255.0
+WVNET_STD = 56.745013435601074 / 255.0
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# sigma0 -> quicklook: percentiles of the valid region mapped to 0 and 255 (the published quicklooks have about
+# 1% of pixels at 0 and 1% at 255, which a 1-99 percentile stretch reproduces)
+STRETCH_PERCENTILES = (1.0, 99.0)
+
+
+def crop_offsets(valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP) -> tuple[np.ndarray, ...]:
+    """Per imagette, the source (line, sample) of the top-left pixel of the ``crop`` x ``crop`` field.
+
+    Replays the published steps on the image extent only:
+
+    1. ``Pad(padding=(0, w_diff, 0, h_diff))`` with ``w_diff = max(0, 450 - width)``,
+       ``h_diff = max(0, 450 - height)``. torchvision reads a 4-tuple as (left, top, right, bottom), so the *width*
+       deficit pads the **top** and the height deficit the bottom; nothing pads left or right. A quirk of the
+       published code, kept because the weights were trained (and the reference embeddings computed) with it.
+    2. ``CenterCrop(450)``: where the image is still smaller it is first padded with 0 by ``(450 - w) // 2`` on the
+       left (and the rest on the right), then cropped at ``round((size - 450) / 2)`` (Python's round half to even).
+
+    Returns ``(line0, sample0)`` int64 arrays: output pixel (r, c) reads input pixel (line0 + r, sample0 + c), and
+    is 0 where that falls outside the valid extent.
+    """
+    h = np.asarray(valid_lines, dtype=np.int64)
+    w = np.asarray(valid_samples, dtype=np.int64)
+    top = np.maximum(0, crop - w)  # the quirk: width deficit on top
+    h1 = h + top + np.maximum(0, crop - h)
+    pad_top = np.where(h1 < crop, (crop - h1) // 2, 0)  # never happens after step 1, kept for clarity
+    pad_left = np.where(w < crop, (crop - w) // 2, 0)
+    h2 = np.maximum(h1, crop)
+    w2 = np.maximum(w, crop)
+    crop_top = np.round((h2 - crop) / 2.0).astype(np.int64)  # numpy rounds half to even, as Python's round
+    crop_left = np.round((w2 - crop) / 2.0).astype(np.int64)
+    return crop_top - pad_top - top, crop_left - pad_left
+
+
+def _check_batch(images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray) -> tuple[np.ndarray, ...]:
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"expected images of shape (imagette, line, sample), found shape {images.shape}.")
+    vl = np.asarray(valid_lines, dtype=np.int64).reshape(-1)
+    vs = np.asarray(valid_samples, dtype=np.int64).reshape(-1)
+    n, lines, samples = images.shape
+    if vl.shape != (n,) or vs.shape != (n,):
+        raise ValueError(f"expected {n} valid_lines and valid_samples, found {vl.shape[0]} and {vs.shape[0]}.")
+    if (vl < 0).any() or (vs < 0).any() or (vl > lines).any() or (vs > samples).any():
+        raise ValueError(
+            f"valid_lines/valid_samples must lie in [0, {lines}] x [0, {samples}] (the padded image shape); found "
+            f"lines {vl.min()}..{vl.max()}, samples {vs.min()}..{vs.max()}. Check the Dataset's extent variables."
+        )
+    return images, vl, vs
+
+
+def crop_field(
+    images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP
+) -> np.ndarray:
+    """The published 450x450 field of each imagette, as uint8 ``(n, crop, crop)`` (0 where padded)."""
+    images, vl, vs = _check_batch(images, valid_lines, valid_samples)
+    line0, sample0 = crop_offsets(vl, vs, crop)
+    rows = line0[:, None] + np.arange(crop)  # (n, crop)
+    cols = sample0[:, None] + np.arange(crop)
+    row_ok = (rows >= 0) & (rows < vl[:, None])
+    col_ok = (cols >= 0) & (cols < vs[:, None])
+    rows = np.clip(rows, 0, max(images.shape[1] - 1, 0))
+    cols = np.clip(cols, 0, max(images.shape[2] - 1, 0))
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        return np.zeros((images.shape[0], crop, crop), dtype=images.dtype)
+    field = images[np.arange(images.shape[0])[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return np.where(row_ok[:, :, None] & col_ok[:, None, :], field, np.zeros((), dtype=images.dtype))
+
+
+def _resize(field: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
+    """uint8 (n, H, W) -> float32 (n, 1, SIZE, SIZE): scale to [0, 1] then bilinear, as published."""
+    x = torch.from_numpy(np.ascontiguousarray(field)).to(device or "cpu")
+    x = x.to(torch.float32).mul_(1.0 / 255)  # torchvision ToDtype(float32, scale=True) does exactly this
+    return F.interpolate(x[:, None], size=(SIZE, SIZE), mode="bilinear", align_corners=True, antialias=False)
+
+
+def wvnet_transform(
+    quicklooks: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    channels: int = 3,
+) -> torch.Tensor:
+    """The published WV-Net input of each quicklook: float32 tensor ``(n, channels, 224, 224)``.
+
+    ``quicklooks``: uint8 ``(n, line, sample)``, padded; only ``[:valid_lines[i], :valid_samples[i]]`` is read.
+    Steps: pad and centre-crop to 450x450 (see :func:`crop_offsets`), scale to [0, 1], bilinear resize to 224x224
+    (``align_corners=True``, no antialiasing), repeat to ``channels``, normalise with mean 103.486/255 and std
+    56.745/255. ``device`` is where the float work happens (the uint8 field travels, 4x smaller than floats).
+    """
+    if np.asarray(quicklooks).dtype != np.uint8:
+        raise ValueError(
+            f"the WV-Net transform takes uint8 quicklooks, found dtype {np.asarray(quicklooks).dtype}; convert "
+            "calibrated sigma0 with xwvnet.preprocess.sigma0_to_quicklook first."
+        )
+    x = _resize(crop_field(quicklooks, valid_lines, valid_samples), device)
+    x = x.sub_(torch.tensor(WVNET_MEAN, dtype=torch.float32)).div_(torch.tensor(WVNET_STD, dtype=torch.float32))
+    return x.expand(-1, channels, -1, -1).contiguous()
+
+
+def imagenet_transform(
+    quicklooks: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    channels: int = 3,
+) -> torch.Tensor:
+    """Input for ImageNet-trained weights: float32 ``(n, channels, 224, 224)``.
+
+    The same 450x450 field and resize as :func:`wvnet_transform`, so that both encoders see the same ocean, then
+    the grey level repeated to RGB and normalised with ImageNet's per-channel mean and std (the statistics those
+    weights were trained with).
+    """
+    if np.asarray(quicklooks).dtype != np.uint8:
+        raise ValueError(f"the ImageNet transform takes uint8 quicklooks, found {np.asarray(quicklooks).dtype}.")
+    x = _resize(crop_field(quicklooks, valid_lines, valid_samples), device).expand(-1, 3, -1, -1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x[:, :channels].contiguous()
+
+
+TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {"wvnet": wvnet_transform, "imagenet": imagenet_transform}
+
+
+def get_transform(name: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A transform by name (``"wvnet"``, ``"imagenet"``), or a callable with the same signature, returned as is."""
+    if callable(name):
+        return name
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; expected one of {sorted(TRANSFORMS)} or a callable.")
+    return TRANSFORMS[name]
+
+
+def sigma0_to_quicklook(
+    sigma0: np.ndarray,
+    valid_lines: np.ndarray | None = None,
+    valid_samples: np.ndarray | None = None,
+    *,
+    percentiles: tuple[float, float] = STRETCH_PERCENTILES,
+) -> np.ndarray:
+    """Calibrated linear sigma0 ``(n, line, sample)`` -> uint8 quicklooks, so calibrated data can be embedded.
+
+    Per imagette, the ``percentiles`` (default 1 and 99) of the finite values inside the valid extent are mapped
+    to 0 and 255, linearly in intensity, clipped and rounded: the 8-bit stretch of the published quicklooks
+    (about 1% of their pixels sit at 0 and 1% at 255). NaN, and everything outside the valid extent, become 0.
+    An imagette without finite values is all 0. ``valid_lines``/``valid_samples`` default to the full shape.
+    """
+    x = np.asarray(sigma0, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"expected sigma0 of shape (imagette, line, sample), found shape {x.shape}.")
+    n, lines, samples = x.shape
+    vl = np.full(n, lines) if valid_lines is None else valid_lines
+    vs = np.full(n, samples) if valid_samples is None else valid_samples
+    x, vl, vs = _check_batch(x, vl, vs)
+    inside = (np.arange(lines)[None, :, None] < vl[:, None, None]) & (
+        np.arange(samples)[None, None, :] < vs[:, None, None]
+    )
+    x = np.where(inside & np.isfinite(x), x, np.nan)
+    out = np.zeros(x.shape, dtype=np.uint8)
+    has = np.isfinite(x).any(axis=(1, 2))
+    if not has.any():
+        return out
+    lo, hi = np.nanpercentile(x[has].reshape(int(has.sum()), -1), percentiles, axis=1)  # (n_has,) each
+    span = np.where(hi > lo, hi - lo, 1.0)
+    scaled = (x[has] - lo[:, None, None]) / span[:, None, None] * 255.0
+    scaled = np.clip(np.rint(np.nan_to_num(scaled, nan=0.0)), 0, 255).astype(np.uint8)
+    out[has] = scaled
+    return out
