@@ -54,6 +54,81 @@ def ingest_samples(out: Path, quick: bool) -> xr.Dataset:
     return ds
 
 
+def choose_encoder(out: Path, quick: bool) -> str:
+    """WV-Net when its published weights are here; otherwise say so plainly and use what is available."""
+    from .models.registry import ENCODERS, find_weights
+
+    _say("encoder")
+    if find_weights("wvnet-resnet50") is not None:
+        print("using the published WV-Net weights (wvnet-resnet50)")
+        return "wvnet-resnet50"
+    print(f"the published WV-Net weights are NOT available here (offline). Fetch them once from\n  "
+          f"{ENCODERS['wvnet-resnet50'].url}\ninto the cache folder named in docs/embedding.md to use WV-Net.")
+    if find_weights("imagenet-resnet50") is not None:
+        print("using the paper's baseline instead: torchvision's ImageNet ResNet-50 (imagenet-resnet50)")
+        return "imagenet-resnet50"
+    print("the ImageNet ResNet-50 weights are not available either: using a seeded random ResNet-50 "
+          "(random-resnet50); its embeddings carry image statistics, not learned semantics")
+    return "random-resnet50"
+
+
+def embed_samples(out: Path, quick: bool, ds: xr.Dataset, encoder: str) -> xr.Dataset:
+    """Embed the ingested imagettes and store ``embedding`` in the Zarr store beside them."""
+    import numpy as np
+
+    from .embed import embed
+    from .io.store import add_variables, open_store
+
+    _say(f"embed with {encoder}")
+    store = out / "imagettes.zarr"
+    embedded = embed(ds, encoder, batch_size=16).compute()
+    add_variables(embedded, store, [S.EMBEDDING])
+    emb = embedded[S.EMBEDDING]
+    print(f"embedding{tuple(emb.shape)} float32 written to {store}; attrs: {dict(emb.attrs)}")
+    reference = _published_embeddings(embedded)
+    if reference is not None and encoder == "wvnet-resnet50":
+        diff = float(np.abs(emb.values - reference.values).max())
+        print(f"max |ours - published valid_embs.npy| = {diff:.2e} (upstream accepts 1e-3)")
+    return open_store(store)
+
+
+def _published_embeddings(ds: xr.Dataset) -> xr.DataArray | None:
+    """The upstream reference embeddings of the 15 samples, aligned to ``ds`` (rows follow sample_data.csv)."""
+    import numpy as np
+
+    try:
+        sample = wvnet_sample()
+    except DataUnavailableError:
+        return None
+    ids = [name.rsplit(".", 1)[0] for name in pd.read_csv(sample["labels"])["filename"]]
+    if not set(ids) <= set(ds[S.IMAGETTE].values.tolist()):
+        return None
+    values = np.load(sample["embeddings"])
+    da = xr.DataArray(values, dims=(S.IMAGETTE, S.FEATURE), coords={S.IMAGETTE: np.array(ids, dtype=object)},
+                      attrs={"encoder": "wvnet-resnet50 (published reference embeddings, valid_embs.npy)"})
+    return da.sel({S.IMAGETTE: ds[S.IMAGETTE].values})
+
+
+def retrieval_panel(out: Path, quick: bool, ds: xr.Dataset) -> None:
+    """Nearest imagettes among the samples, by the published WV-Net embeddings when present, else ours."""
+    from .evaluation import demo_retrieval
+
+    _say("retrieval")
+    reference = _published_embeddings(ds)
+    if reference is not None:
+        print("retrieval on the published WV-Net reference embeddings of the 15 samples")
+        ds = ds.assign({S.EMBEDDING: reference})
+    demo_retrieval(ds.compute(), out, k=4)
+
+
+def probe_hs(out: Path, quick: bool) -> None:
+    """A linear probe of significant wave height on synthetic imagettes, compared across encoders."""
+    from .evaluation import demo_probe
+
+    _say("linear probe of hs on synthetic imagettes")
+    demo_probe(out, quick=quick)
+
+
 def collocate_era5(out: Path, quick: bool) -> xr.Dataset | None:
     """ERA5 2 m temperature at imagette positions and times (synthetic imagettes and a real WV manifest)."""
     from .collocate import demo_join
@@ -66,16 +141,17 @@ def collocate_era5(out: Path, quick: bool) -> xr.Dataset | None:
         return None
 
 
-STEPS = [ingest_samples, collocate_era5]
-
-
 def run(out: str | Path, *, quick: bool = False) -> int:
     """Run every step of the main job, writing under ``out``; returns a process exit code."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"xwvnet demo: writing under {out.resolve()}")
-    for step in STEPS:
-        step(out, quick)
+    ds = ingest_samples(out, quick)
+    encoder = choose_encoder(out, quick)
+    ds = embed_samples(out, quick, ds, encoder)
+    retrieval_panel(out, quick, ds)
+    probe_hs(out, quick)
+    collocate_era5(out, quick)
     _say("done")
     print(f"outputs are in {out.resolve()}")
     return 0
