@@ -165,6 +165,41 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train ----------------------------------------------------------------------------------------------------------
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train an encoder with SimCLR on a store (under torchrun: on every rank)")
+    p.add_argument("store", type=Path, help="the Zarr imagette store to train on")
+    p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
+    p.add_argument("--arch", default=None, choices=["resnet18", "resnet34", "resnet50"], help="default: resnet18")
+    p.add_argument("--init", default=None, help="start from 'wvnet-resnet50' or a weights/checkpoint file")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=256, help="global batch (split over ranks)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--temperature", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--num-workers", type=int, default=None, help="loader workers per rank (default: auto)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop early (with a checkpoint) after this long")
+    p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
+    p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    path = train(
+        args.store, out_dir=args.out, arch=args.arch, init=args.init, image_size=args.image_size,
+        batch_size=args.batch_size, steps=args.steps, lr=args.lr, temperature=args.temperature, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, device=args.device,
+        max_seconds=args.max_seconds, flip=not args.no_flip, rotate90=not args.no_rotate, resume=args.resume,
+    )
+    print(f"encoder weights: {path}")
+    return 0
+
+
 # --- demo -----------------------------------------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on the sample data: ingest, embed, probe, retrieve, collocate")
@@ -178,7 +213,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.out, quick=args.quick)
 
 
-_COMMANDS = ["ingest", "embed", "demo", "collocate", "evaluate", "probe", "neighbors"]
+_COMMANDS = ["ingest", "embed", "demo", "collocate", "evaluate", "probe", "neighbors", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,193 @@
+"""A streaming, chunk-aware, shardable source of training batches from an imagette Dataset or Zarr store.
+
+A Zarr store is read chunk by chunk, so a random permutation of 10 million imagettes would decompress a whole chunk
+for every imagette. Instead, each epoch shuffles the *order of the chunks*, groups consecutive chunks into
+*windows* of at least ``shuffle_size`` imagettes, and shuffles the imagettes inside each window. A window is the
+unit of work: it is read once (whole chunks), cut into batches, and its leftover (fewer than one batch) is left out
+of that epoch only (the next epoch groups chunks differently).
+
+Windows are dealt round-robin to DDP ranks, then to the loader workers of each rank; so a worker reads only its own
+windows, never the whole store. Torch's DataLoader returns the workers' items in turn, which puts the windows back in
+their planned order: the batches are the same whatever ``num_workers`` is. The plan is a pure function of
+``(seed, epoch)`` and the chunk layout, so a resumed run can start again at any step without reading anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import numpy as np
+import torch
+import xarray as xr
+
+from .. import schema as S
+from ..preprocess import sigma0_to_quicklook
+
+__all__ = ["Batch", "chunk_starts", "epoch_windows", "rank_windows", "batches", "open_training_data"]
+
+IN_MEMORY_CHUNK = 256  # pseudo-chunk length for numpy-backed Datasets
+
+
+@dataclass
+class Batch:
+    """Imagettes of one training step on one rank: uint8 pixels with their valid extents, and their positions."""
+
+    images: torch.Tensor  # (n, lines, samples) uint8
+    valid_lines: torch.Tensor  # (n,) int32
+    valid_samples: torch.Tensor  # (n,) int32
+    index: torch.Tensor  # (n,) int64, positions along `imagette`
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
+        return Batch(*(t.to(device, non_blocking=non_blocking) for t in (self.images, self.valid_lines,
+                                                                         self.valid_samples, self.index)))
+
+
+def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None = None) -> tuple[xr.Dataset, str]:
+    """The imagette Dataset (lazy for a store) and the name of its image variable, checked for training."""
+    if isinstance(source, (str, os.PathLike)):
+        from ..io.store import open_store
+
+        source = open_store(Path(source))
+    if not isinstance(source, xr.Dataset):
+        raise TypeError(f"expected an imagette Dataset or the path of a Zarr store, got {type(source).__name__}.")
+    name = S.image_var(source, var)
+    if source[name].dims != (S.IMAGETTE, S.LINE, S.SAMPLE):
+        raise ValueError(f"{name!r} must have dims ({S.IMAGETTE}, {S.LINE}, {S.SAMPLE}), found {source[name].dims}.")
+    S.require(source, [S.VALID_LINES, S.VALID_SAMPLES], "training")
+    return source, name
+
+
+def chunk_starts(ds: xr.Dataset, var: str) -> np.ndarray:
+    """Start of each chunk along ``imagette`` plus the end (dask chunks, or fixed pseudo-chunks for numpy)."""
+    n = ds.sizes[S.IMAGETTE]
+    chunks = ds[var].chunks
+    sizes = chunks[0] if chunks is not None else [IN_MEMORY_CHUNK] * (n // IN_MEMORY_CHUNK) + (
+        [n % IN_MEMORY_CHUNK] if n % IN_MEMORY_CHUNK else [])
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def epoch_windows(starts: np.ndarray, seed: int, epoch: int, min_size: int) -> list[np.ndarray]:
+    """The shuffled windows of one epoch: lists of imagette positions, each window at least ``min_size`` long."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(starts) - 1)
+    windows: list[list[int]] = [[]]
+    filled = 0
+    for c in order:
+        if filled >= min_size:
+            windows.append([])
+            filled = 0
+        windows[-1].append(c)
+        filled += int(starts[c + 1] - starts[c])
+    if filled < min_size and len(windows) > 1:  # a short tail joins the window before it
+        windows[-2].extend(windows.pop())
+    out = []
+    for chunks in windows:
+        idx = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in chunks])
+        out.append(idx[rng.permutation(len(idx))])
+    return out
+
+
+def rank_windows(
+    starts: np.ndarray, *, seed: int, batch_size: int, min_size: int, rank: int = 0, world: int = 1,
+    start_step: int = 0,
+) -> Iterator[tuple[int, np.ndarray, int]]:
+    """Endless ``(k, window, skip)`` for one rank: its k-th window and how many of its first batches to skip.
+
+    Windows of successive epochs are numbered globally and dealt ``g % world == rank``; ``skip`` is non-zero only
+    for the window in which ``start_step`` falls (a resumed run).
+    """
+    n = int(starts[-1])
+    if n < batch_size * world:
+        raise ValueError(f"training needs at least batch_size={batch_size * world} imagettes, the data has {n}; "
+                         "use a smaller batch_size or more imagettes.")
+    g = k = step = 0
+    epoch = 0
+    while True:
+        for window in epoch_windows(starts, seed, epoch, min_size):
+            mine = g % world == rank
+            g += 1
+            if not mine:
+                continue
+            count = len(window) // batch_size
+            if step + count > start_step:
+                yield k, window[: count * batch_size], max(0, start_step - step)
+            step += count
+            k += 1
+        epoch += 1
+
+
+def _read(ds: xr.Dataset, var: str, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels and extents of ``index`` (any order), read in sorted order (whole chunks, once each)."""
+    order = np.argsort(index, kind="stable")
+    sorted_index = index[order]
+    sub = ds[[var, S.VALID_LINES, S.VALID_SAMPLES]].isel({S.IMAGETTE: sorted_index})
+    with dask.config.set(scheduler="synchronous"):  # safe inside forked loader workers
+        sub = sub.compute()
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    images = np.asarray(sub[var].values)[back]
+    lines, samples = np.asarray(sub[S.VALID_LINES].values)[back], np.asarray(sub[S.VALID_SAMPLES].values)[back]
+    if images.dtype != np.uint8:  # a store with sigma0 only: the quicklook stretch that embedding uses too
+        images = sigma0_to_quicklook(images, lines, samples)
+    return images, lines, samples
+
+
+class WindowDataset(torch.utils.data.IterableDataset):
+    """The windows of one rank, read by the DataLoader workers in turn (worker w takes windows k % workers == w)."""
+
+    def __init__(self, ds: xr.Dataset, var: str, *, seed: int, batch_size: int, min_size: int, rank: int,
+                 world: int, start_step: int) -> None:
+        self.ds, self.var = ds, var
+        self.kw = dict(seed=seed, batch_size=batch_size, min_size=min_size, rank=rank, world=world,
+                       start_step=start_step)
+        self.starts = chunk_starts(ds, var)
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        first = None
+        for k, window, skip in rank_windows(self.starts, **self.kw):
+            first = k if first is None else first
+            if (k - first) % workers != worker:
+                continue
+            images, lines, samples = _read(self.ds, self.var, window)
+            yield {"images": torch.from_numpy(images), "valid_lines": torch.from_numpy(lines.astype(np.int32)),
+                   "valid_samples": torch.from_numpy(samples.astype(np.int32)),
+                   "index": torch.from_numpy(window.astype(np.int64)), "skip": skip}
+
+
+def batches(
+    source: xr.Dataset | str | os.PathLike,
+    *,
+    batch_size: int,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    num_workers: int = 0,
+    start_step: int = 0,
+    shuffle_size: int | None = None,
+    var: str | None = None,
+    pin_memory: bool = False,
+) -> Iterator[Batch]:
+    """Endless batches of ``batch_size`` imagettes for one rank, from batch ``start_step`` of its stream on.
+
+    ``shuffle_size`` (default 4 batches) is the least number of imagettes shuffled together; larger mixes better and
+    holds more in memory (per worker, times the DataLoader's prefetch).
+    """
+    ds, var = open_training_data(source, var)
+    min_size = max(shuffle_size or 4 * batch_size, batch_size)
+    dataset = WindowDataset(ds, var, seed=seed, batch_size=batch_size, min_size=min_size, rank=rank, world=world,
+                            start_step=start_step)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
+        persistent_workers=False, prefetch_factor=2 if num_workers else None,
+    )
+    for item in loader:
+        for b in range(item["skip"], len(item["index"]) // batch_size):
+            part = slice(b * batch_size, (b + 1) * batch_size)
+            yield Batch(item["images"][part], item["valid_lines"][part], item["valid_samples"][part],
+                        item["index"][part])
