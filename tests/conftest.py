@@ -75,3 +75,25 @@ def make_imagettes(n: int = 8, lines: int = 32, samples: int = 40, seed: int = 0
 @pytest.fixture
 def imagettes() -> xr.Dataset:
     return make_imagettes()
+
+
+def save_random_resnet18(path: Path, seed: int) -> Path:
+    """A seeded random ResNet-18 state dict in torchvision format: a small, offline encoder for tests."""
+    import torch
+
+    from xwvnet.models.resnet import resnet18
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.save(resnet18().state_dict(), path)
+    return path
+
+
+def embed_whole_store(store: Path, weights: Path) -> np.ndarray:
+    """Single-process embeddings of a whole store in one block: the reference that other runs must equal."""
+    import xwvnet
+    from xwvnet.embed import embed_block
+
+    ds = xwvnet.open_store(store).load()
+    return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
+                       encoder=str(weights))

@@ -19,7 +19,7 @@ import xwvnet
 from xwvnet import schema as S
 from xwvnet.archive import ChunkTask, EmbedStoreError, embed_store, open_embeddings, status
 
-from .conftest import make_imagettes
+from .conftest import embed_whole_store, make_imagettes, save_random_resnet18
 
 torch = pytest.importorskip("torch")
 
@@ -30,13 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     """A small random ResNet-18 in torchvision format: fast, and offline."""
-    from xwvnet.models.resnet import resnet18
-
-    path = tmp_path_factory.mktemp("weights") / "resnet18.pt"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        torch.save(resnet18().state_dict(), path)
-    return path
+    return save_random_resnet18(tmp_path_factory.mktemp("weights") / "resnet18.pt", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +43,7 @@ def source(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(source, weights) -> np.ndarray:
     """Single-process embeddings of the whole input in one block."""
-    from xwvnet.embed import embed_block
-
-    ds = xwvnet.open_store(source).load()
-    return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
-                       encoder=str(weights))
+    return embed_whole_store(source, weights)
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -1,8 +1,8 @@
 """dask.distributed: results equal threaded and single-process ones, weights never in the graph, thread budget."""
-
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import xwvnet
 from xwvnet import distributed as xd
 from xwvnet import schema as S
 
-from .conftest import make_imagettes
+from .conftest import embed_whole_store, make_imagettes, save_random_resnet18
 
 torch = pytest.importorskip("torch")
 distributed = pytest.importorskip("distributed")
@@ -23,13 +23,7 @@ N, SIZE, CHUNK = 12, 64, 3
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    from xwvnet.models.resnet import resnet18
-
-    path = tmp_path_factory.mktemp("weights") / "resnet18.pt"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        torch.save(resnet18().state_dict(), path)
-    return path
+    return save_random_resnet18(tmp_path_factory.mktemp("weights") / "resnet18.pt", seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +35,7 @@ def source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(source, weights) -> np.ndarray:
-    from xwvnet.embed import embed_block
-
-    ds = xwvnet.open_store(source).load()
-    return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
-                       encoder=str(weights))
+    return embed_whole_store(source, weights)
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +132,9 @@ def test_accessor_embed_under_client_and_small_graph(client, source, weights, re
         assert active is client
     result = lazy[S.EMBEDDING].compute()  # runs on the cluster: the default client
     np.testing.assert_allclose(result.values, reference, atol=1e-5, rtol=0)
+
+
+def test_worker_malloc_is_relaxed_where_glibc_allows():
+    from xwvnet.distributed import relax_malloc_trim
+
+    assert relax_malloc_trim() is sys.platform.startswith("linux")  # CI runs on glibc Linux
