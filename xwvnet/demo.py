@@ -118,7 +118,7 @@ def retrieval_panel(out: Path, quick: bool, ds: xr.Dataset) -> None:
     reference = _published_embeddings(ds)
     if reference is not None:
         print("retrieval on the published WV-Net reference embeddings of the 15 samples")
-        ds = ds.assign({S.EMBEDDING: reference})
+        ds = ds.drop_vars(S.EMBEDDING, errors="ignore").assign({S.EMBEDDING: reference})
     demo_retrieval(ds.compute(), out, k=4)
 
 
