@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 TARGETS = ("hs", "wind_speed", "peak_wavelength")
+# what carries sea state (texture contrast and fine scales) is left alone: blur and strong gamma teach invariance to it
+GENTLE = {"blur_p": 0.0, "gamma": (0.9, 1.1), "contrast": (0.9, 1.1), "scale": (0.5, 1.0)}
 
 
 def _probe(ds, encoder: Path, test: np.ndarray, device: str) -> dict:
@@ -40,7 +42,10 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--pixels", type=int, default=450, help="synthetic imagette side (450 fills the WV-Net field)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--gentle", action="store_true",
+                        help="milder augmentations: no blur, narrower gamma/contrast jitter, crops of half the area up")
     args = parser.parse_args()
+    augment = GENTLE if args.gentle else None
     import xwvnet
     from xwvnet.probe import split
     from xwvnet.train import train
@@ -68,7 +73,7 @@ def main() -> None:
         t1 = time.perf_counter()
         trained = train(unlabelled, out_dir=tmp / "simclr", arch="resnet18", image_size=args.image_size,
                         batch_size=batch, steps=steps, lr=2e-3, seed=0, max_seconds=minutes * 60 * 1.2,
-                        progress=False, device=args.device)
+                        progress=False, device=args.device, augment=augment)
         took = time.perf_counter() - t1
         meta = json.loads((tmp / "simclr" / "encoder.json").read_text())
         losses = [float(line.split(",")[1]) for line in (tmp / "simclr" / "loss.csv").read_text().split()[1:]]
