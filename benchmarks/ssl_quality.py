@@ -5,8 +5,9 @@ on one set (seed 0) -> embed a *separate* set (seed 1) with the trained encoder 
 its random initialisation (``train(steps=0)``, the same seed) -> ridge probe of ``hs`` on a seeded 70/30 split.
 Prints RMSE and R^2 of both, the spread of ``hs`` (the RMSE of always predicting the mean), and their ratio.
 
-Usage: ``python benchmarks/ssl_quality.py [--quick] [--minutes 4] [--device auto]``. Default: about 5 minutes on
-2 CPU cores; ``--quick`` about 2.
+Usage: ``python benchmarks/ssl_quality.py [--quick] [--minutes 7] [--image-size 160] [--gentle] [--device auto]``.
+Default: about 9 minutes on 2 CPU cores; ``--quick`` about 2. Measured here: trained views at 160 px beat random
+init on hs (RMSE ratio 0.96); at 96 px they did not (1.11), the embedding being taken at 224 px.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--minutes", type=float, default=None, help="SimCLR training time budget")
-    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--image-size", type=int, default=160,
+                        help="training view size; close to the 224-px embedding scale matters (96 px lost to random)")
     parser.add_argument("--pixels", type=int, default=450, help="synthetic imagette side (450 fills the WV-Net field)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--gentle", action="store_true",
@@ -50,7 +52,7 @@ def main() -> None:
     from xwvnet.probe import split
     from xwvnet.train import train
 
-    minutes = args.minutes or (1.0 if args.quick else 3.5)
+    minutes = args.minutes or (1.0 if args.quick else 7.0)
     n_train, n_eval = (384, 240) if args.quick else (1024, 480)
     batch = 48
     size = (args.pixels, args.pixels)
