@@ -33,7 +33,8 @@ import xarray as xr
 import zarr
 
 from . import schema as S
-from .io.store import committed, committed_chunk, open_store
+from .io.store import committed, committed_chunk, imagette_arrays, open_store
+from .io.store import open_group as _group
 
 STORE_FORMAT = "xwvnet-embedding-store"
 STORE_VERSION = 1
@@ -156,18 +157,6 @@ def run_chunk(task: ChunkTask) -> tuple[int, int]:
 
 
 # ---- the output store: create, check, grow ------------------------------------------------------------------
-def _group(path: Path, mode: str = "r+") -> zarr.Group | None:
-    try:
-        return zarr.open_group(str(path), mode=mode)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
-        return None
-
-
-def _imagette_arrays(group: zarr.Group) -> Iterator[zarr.Array]:
-    for _, array in group.arrays():
-        names = array.metadata.dimension_names or ()
-        if names and names[0] == S.IMAGETTE:
-            yield array
 
 
 def _ids(path: Path, start: int, stop: int) -> np.ndarray:
@@ -218,7 +207,7 @@ def _grow(ds_in: xr.Dataset, output: Path, n_out: int, n_in: int, chunk: int, di
         mode, group = "w", None
     else:  # drop coordinates of an extension that was killed before its commit
         mode = "a"
-        for array in _imagette_arrays(group):
+        for array in imagette_arrays(group):
             if array.shape[0] != n_out:
                 array.resize((n_out, *array.shape[1:]))
     for start in range(n_out, n_in, COORD_BLOCK):

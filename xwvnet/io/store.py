@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,16 +51,26 @@ class StoreReport:
         return "\n".join(lines)
 
 
-def _group(path: Path) -> zarr.Group | None:
+def open_group(path: str | os.PathLike, mode: str = "r+") -> zarr.Group | None:
+    """The Zarr group at ``path``, or ``None`` when there is none."""
     try:
-        return zarr.open_group(str(path), mode="r+")
+        return zarr.open_group(str(path), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
         return None
 
 
+
+def imagette_arrays(group: zarr.Group) -> Iterator[zarr.Array]:
+    """The arrays of ``group`` whose first dimension is ``imagette``."""
+    for _, array in group.arrays():
+        names = array.metadata.dimension_names or ()
+        if names and names[0] == S.IMAGETTE:
+            yield array
+
+
 def committed(path: str | os.PathLike) -> int:
     """How many imagettes of the store at ``path`` are complete (0 when there is no store)."""
-    group = _group(Path(path))
+    group = open_group(path)
     if group is None:
         return 0
     return int(group.attrs.get("committed", 0)) if group.attrs.get("format") == STORE_FORMAT else 0
@@ -69,7 +79,7 @@ def committed(path: str | os.PathLike) -> int:
 def open_store(path: str | os.PathLike, chunks: dict | str | None = "store") -> xr.Dataset:
     """Open an imagette store lazily (dask, one chunk per stored chunk), showing only committed imagettes."""
     path = Path(path)
-    group = _group(path)
+    group = open_group(path)
     if group is None:
         raise ValueError(f"{path} is not a Zarr store; create one with xwvnet.to_store(ds, path) or `xwvnet ingest`.")
     if group.attrs.get("format") != STORE_FORMAT:
@@ -128,9 +138,8 @@ def _fit_image_dims(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
 
 def _trim(group: zarr.Group, n: int) -> None:
     """Cut every array along `imagette` back to the committed length (drops an unfinished append)."""
-    for _, array in group.arrays():
-        names = array.metadata.dimension_names or ()
-        if names and names[0] == S.IMAGETTE and array.shape[0] != n:
+    for array in imagette_arrays(group):
+        if array.shape[0] != n:
             array.resize((n, *array.shape[1:]))
 
 
@@ -162,7 +171,7 @@ def _check_compatible(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
 
 
 def _write_batch(batch: xr.Dataset, path: Path, chunk: int) -> None:
-    group = _group(path)
+    group = open_group(path)
     n = committed(path)
     if group is None or n == 0:
         batch.to_zarr(path, mode="w", consolidated=False, encoding=_encoding(batch, chunk))
@@ -209,7 +218,7 @@ def to_store(
 
 def committed_chunk(path: str | os.PathLike) -> int | None:
     """The chunk length along `imagette` of an existing store's image variable, or ``None``."""
-    group = _group(Path(path))
+    group = open_group(path)
     if group is None:
         return None
     for name in S.IMAGE_VARS:
