@@ -15,7 +15,7 @@ import xarray as xr
 from scipy.interpolate import RegularGridInterpolator
 
 from xwvnet import schema as S
-from xwvnet.collocate import collocate, normalise_source
+from xwvnet.joins.collocation import collocate, normalise_source
 
 
 def _grid() -> tuple[xr.Dataset, str]:

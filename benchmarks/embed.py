@@ -68,7 +68,7 @@ def _bare(encoder, n: int, batch: int, device, precision: str) -> float:
     """images/s of the model alone on ready-made input tensors (same threads, device, precision, format)."""
     import torch
 
-    from xwvnet.embed import PRECISIONS, get_model
+    from xwvnet.inference import PRECISIONS, get_model
 
     torch.set_num_threads(_cores())
     model = get_model(encoder, device, precision, True)
@@ -88,7 +88,7 @@ def _bare(encoder, n: int, batch: int, device, precision: str) -> float:
 def _embed(encoder, path: Path, n: int, batch: int, chunk: int, device, precision: str, scheduler: str) -> float:
     import warnings
 
-    from xwvnet.embed import embed
+    from xwvnet.inference import embed
 
     ds = _open(path, n, chunk)
     start, cpu = time.perf_counter(), time.process_time()
@@ -135,7 +135,7 @@ def _published_per_image(encoder, path: Path, n: int, device) -> float:
 def _cosine(encoder, path: Path, n: int, batch: int, device) -> float:
     import warnings
 
-    from xwvnet.embed import embed_block
+    from xwvnet.inference import embed_block
 
     ds = _open(path, n, None).load()
     args = (ds.quicklook.values, ds.valid_lines.values, ds.valid_samples.values)
@@ -160,7 +160,7 @@ def _peak_memory(encoder_name: str, path: Path, n: int, batch: int, chunk: int, 
     code = (
         "import threading, time, benchmarks.embed as b\n"
         "from xwvnet.models.registry import load_encoder\n"
-        "from xwvnet.embed import embed, get_model, resolve_device\n"
+        "from xwvnet.inference import embed, get_model, resolve_device\n"
         f"enc = load_encoder({encoder_name!r}); get_model(enc, resolve_device({device!r}), 'float32', True)\n"
         "import gc; gc.collect(); base = b._rss_mib(); peak = [base]; done = []\n"
         "def watch():\n"
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from xwvnet.embed import _cpu_has_bf16, resolve_device
+    from xwvnet.inference import _cpu_has_bf16, resolve_device
     from xwvnet.models.registry import load_encoder
 
     device = resolve_device(args.device)

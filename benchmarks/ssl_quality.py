@@ -50,7 +50,7 @@ def main() -> None:
     augment = GENTLE if args.gentle else None
     import xwvnet
     from xwvnet.probe import split
-    from xwvnet.train import train
+    from xwvnet.training import train
 
     minutes = args.minutes or (1.0 if args.quick else 7.0)
     n_train, n_eval = (384, 240) if args.quick else (1024, 480)

@@ -47,7 +47,7 @@ def _in_memory(arch: str, size: int, batch: int, steps: int, warmup: int, device
                precision: str) -> float:
     """Imagettes/s of the bare training step on ready-made tensors."""
     from xwvnet.models import resnet
-    from xwvnet.train.simclr import ProjectionHead, SimCLR, _param_groups, simclr_loss
+    from xwvnet.training.simclr import ProjectionHead, SimCLR, _param_groups, simclr_loss
 
     torch.manual_seed(0)
     backbone = resnet.ARCHITECTURES[arch]()
@@ -80,7 +80,7 @@ def _in_memory(arch: str, size: int, batch: int, steps: int, warmup: int, device
 def _full_loop(store: Path, out: Path, arch: str, size: int, batch: int, steps: int, warmup: int, device: str,
                workers: int) -> float:
     """Imagettes/s of ``xwvnet.train`` from the store, over the steps after ``warmup``."""
-    from xwvnet.train import train
+    from xwvnet.training import train
 
     train(store, out_dir=out, arch=arch, image_size=size, batch_size=batch, steps=warmup + steps, device=device,
           num_workers=workers, checkpoint_every=10**9, progress=False)
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    from xwvnet.embed import resolve_device
+    from xwvnet.inference import resolve_device
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"

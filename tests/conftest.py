@@ -92,7 +92,7 @@ def save_random_resnet18(path: Path, seed: int) -> Path:
 def embed_whole_store(store: Path, weights: Path) -> np.ndarray:
     """Single-process embeddings of a whole store in one block: the reference that other runs must equal."""
     import xwvnet
-    from xwvnet.embed import embed_block
+    from xwvnet.inference import embed_block
 
     ds = xwvnet.open_store(store).load()
     return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,

@@ -83,7 +83,7 @@ def test_append_embeds_only_new_imagettes(source, weights, tmp_path):
     emb = open_embeddings(out)
     all_ids = list(xwvnet.open_store(src)[S.IMAGETTE].values)
     assert list(emb[S.IMAGETTE].values) == all_ids  # order follows the input
-    from xwvnet.embed import embed_block
+    from xwvnet.inference import embed_block
 
     new = embed_block(extra[S.QUICKLOOK].values, extra[S.VALID_LINES].values, extra[S.VALID_SAMPLES].values,
                       encoder=str(weights))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xwvnet.preprocess import WVNET_MEAN, WVNET_STD
-from xwvnet.train.augment import AugmentConfig, augment, to_model_input, view_pair
+from xwvnet.training.augment import AugmentConfig, augment, to_model_input, view_pair
 
 torch.set_num_threads(1)
 QUIET = dict(blur_p=0.0, speckle_p=0.0, jitter_p=0.0)  # geometry only

@@ -13,7 +13,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 import xwvnet  # noqa: F401  (registers ds.wvnet)
 from xwvnet import schema as S
-from xwvnet.collocate import CollocationWarning, collocate, haversine_km, normalise_source
+from xwvnet.joins.collocation import CollocationWarning, collocate, haversine_km, normalise_source
 
 from .conftest import make_imagettes
 
@@ -186,7 +186,7 @@ def ww3(data_dir):
 
 
 def test_ww3_track_nearest_point_with_distance_and_offset(ww3):
-    from xwvnet.waves import add_wave_parameters
+    from xwvnet.joins.waves import add_wave_parameters
 
     rng = np.random.default_rng(5)
     n = 12
@@ -283,7 +283,7 @@ def test_cli_writes_a_table(data_dir, tmp_path):
 
 
 def test_demo_join_prints_plots_and_returns_the_table(data_dir, tmp_path, capsys):
-    from xwvnet.collocate import demo_join
+    from xwvnet.demo import demo_join
 
     table = demo_join(tmp_path, data_dir, n=6)
     assert (tmp_path / "collocate_era5.png").stat().st_size > 10_000

@@ -61,7 +61,7 @@ def test_local_cluster_budget_never_oversubscribes(client):
     assert sum(xd.host_threads(client).values()) == 2
     xd.setup_client(client)  # the plugin keeps a budget that is already set
     assert set(client.run(lambda: os.environ.get(xd.THREADS_ENV)).values()) == {expected}
-    from xwvnet.embed import torch_threads
+    from xwvnet.inference import torch_threads
 
     assert set(client.run(torch_threads).values()) == {int(expected)}  # what embed_block will use per task
 
@@ -108,7 +108,7 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
     np.testing.assert_allclose(a, reference, atol=1e-5, rtol=0)
     np.testing.assert_allclose(b, reference, atol=1e-5, rtol=0)
     # the model was built once per worker process and reused for every later chunk
-    models = client.run(lambda: len(__import__("xwvnet.embed", fromlist=["_MODELS"])._MODELS))
+    models = client.run(lambda: len(__import__("xwvnet.inference", fromlist=["_MODELS"])._MODELS))
     assert list(models.values()) == [1, 1]
 
 

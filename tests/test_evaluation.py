@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from xwvnet import baselines
-from xwvnet import evaluation as E
 from xwvnet import schema as S
+from xwvnet.evaluation import baselines
+from xwvnet.evaluation import table as E
 
 from .conftest import make_imagettes
 

@@ -8,8 +8,8 @@ import torch
 
 from tests.conftest import make_imagettes
 from xwvnet import schema as S
-from xwvnet.train import loader
-from xwvnet.train.loader import batches, chunk_starts, epoch_windows, rank_windows
+from xwvnet.training import loader
+from xwvnet.training.loader import batches, chunk_starts, epoch_windows, rank_windows
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,7 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
-from xwvnet import evaluation as E
-from xwvnet import plot
+from xwvnet import demo, plot
 from xwvnet import probe as P
 from xwvnet import retrieval as R
 from xwvnet import schema as S
@@ -78,7 +77,7 @@ def test_learning_curve_plot(tmp_path):
 
 def test_demo_retrieval_on_toy_data(tmp_path, capsys):
     ds = embedded_imagettes()
-    scores = E.demo_retrieval(ds, tmp_path, k=3)
+    scores = demo.demo_retrieval(ds, tmp_path, k=3)
     assert (tmp_path / "retrieval.png").stat().st_size > 1000
     assert "precision@3" in capsys.readouterr().out
     assert 0 <= float(scores["mean_average_precision"]) <= 1
@@ -98,7 +97,7 @@ def test_demo_probe_with_a_toy_encoder(tmp_path, monkeypatch):
         feats = np.stack([hs, np.random.default_rng(0).standard_normal(hs.size)], axis=1).astype(np.float32)
         return ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), feats, {"encoder": "oracle"})})
 
-    table = E.demo_probe(tmp_path, n=40, encoders={"oracle": oracle, "image-statistics": "image-statistics"})
+    table = demo.demo_probe(tmp_path, n=40, encoders={"oracle": oracle, "image-statistics": "image-statistics"})
     assert isinstance(table, pd.DataFrame)
     assert table.loc["oracle", ("hs", "r2")] > 0.99
     assert (tmp_path / "probe_hs.png").is_file() and (tmp_path / "probe_hs.csv").is_file()
@@ -126,6 +125,6 @@ def test_real_sample_retrieval_matches_brute_force_and_plots(real, tmp_path):
     np.fill_diagonal(sim, -np.inf)
     ids = real[S.IMAGETTE].values
     np.testing.assert_array_equal(found["neighbor"].values, ids[np.argsort(-sim, axis=1)[:, :5]])
-    scores = E.demo_retrieval(real, tmp_path, k=4)
+    scores = demo.demo_retrieval(real, tmp_path, k=4)
     assert scores.attrs["n_queries"] > 0
     assert (tmp_path / "retrieval.png").is_file()

@@ -18,8 +18,8 @@ import torch
 import xwvnet
 from xwvnet import schema as S
 from xwvnet.models.resnet import resnet18
-from xwvnet.train import CheckpointError, load_checkpoint, nt_xent, train
-from xwvnet.train.simclr import ProjectionHead, SimCLR, lr_at, simclr_loss
+from xwvnet.training import CheckpointError, load_checkpoint, nt_xent, train
+from xwvnet.training.simclr import ProjectionHead, SimCLR, lr_at, simclr_loss
 
 torch.set_num_threads(1)
 TINY = dict(image_size=32, batch_size=16, warmup_steps=1, lr=3e-3, progress=False)
@@ -200,7 +200,7 @@ def test_ddp_two_processes_match_one_process(waves, tmp_path):
 
 
 def test_train_briefly_stops_in_time_and_says_so(waves, tmp_path):
-    from xwvnet.train import train_briefly
+    from xwvnet.training import train_briefly
 
     path = train_briefly(waves.isel({S.IMAGETTE: slice(0, 15)}), tmp_path, seconds=0.5, image_size=32,
                          progress=False)
@@ -210,8 +210,8 @@ def test_train_briefly_stops_in_time_and_says_so(waves, tmp_path):
     resnet18().load_state_dict(torch.load(path, weights_only=True), strict=True)
 
 
-def test_xwvnet_train_stays_callable_after_a_submodule_import():
-    import xwvnet.train.loader  # noqa: F401  (binds the name xwvnet.train to the package)
+def test_xwvnet_train_is_the_function_after_a_submodule_import():
+    import xwvnet.training.loader  # noqa: F401
 
     assert callable(xwvnet.train)
     with pytest.raises(TypeError, match="expected an imagette Dataset"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xwvnet.waves import add_wave_parameters, find_spectrum, frequency_widths, moment, wave_parameters
+from xwvnet.joins.waves import add_wave_parameters, find_spectrum, frequency_widths, moment, wave_parameters
 
 FP, SIGMA, M0, THETA0 = 0.1, 0.008, 0.5625, 60.0  # m0 = 0.5625 m2 -> Hs = 3 m
 

@@ -27,17 +27,17 @@ _LAZY = {
     "datasets": "xwvnet.datasets",
     "Encoder": "xwvnet.models.encoder",
     "load_encoder": "xwvnet.models.registry",
-    "embed": "xwvnet.embed",
+    "embed": "xwvnet.inference",
     "embed_store": "xwvnet.archive",
     "open_embeddings": "xwvnet.archive",
     "Probe": "xwvnet.probe",
     "fit_probe": "xwvnet.probe",
     "predict": "xwvnet.probe",
     "learning_curve": "xwvnet.probe",
-    "evaluate": "xwvnet.evaluation",
+    "evaluate": "xwvnet.evaluation.table",
     "neighbors": "xwvnet.retrieval",
-    "collocate": "xwvnet.collocate",
-    "train": "xwvnet.train",
+    "collocate": "xwvnet.joins.collocation",
+    "train": "xwvnet.training.simclr",
 }
 _SUBMODULES = {"synthetic", "datasets"}
 

@@ -31,8 +31,8 @@ class WVNetAccessor:
         return to_store(self._obj, path, **kwargs)
 
     def embed(self, encoder: Any = "wvnet-resnet50", **kwargs: Any) -> xr.Dataset:
-        """See :func:`xwvnet.embed.embed`."""
-        from .embed import embed
+        """See :func:`xwvnet.inference.embed`."""
+        from .inference import embed
 
         return embed(self._obj, encoder, **kwargs)
 
@@ -56,12 +56,12 @@ class WVNetAccessor:
 
     def collocate(self, source: Any, **kwargs: Any) -> xr.Dataset:
         """See :func:`xwvnet.collocate.collocate`."""
-        from .collocate import collocate
+        from .joins.collocation import collocate
 
         return collocate(self._obj, source, **kwargs)
 
     def train(self, **kwargs: Any) -> Any:
         """See :func:`xwvnet.train.train`."""
-        from .train import train
+        from .training import train
 
         return train(self._obj, **kwargs)

@@ -140,7 +140,7 @@ class ChunkTask:
 
 def run_chunk(task: ChunkTask) -> tuple[int, int]:
     """Embed one chunk task (on a worker): read, embed, region-write, then commit; returns (chunk, imagettes)."""
-    from .embed import embed_block
+    from .inference import embed_block
 
     source = zarr.open_group(task.input, mode="r")
     images = source[task.var][task.start : task.stop]
@@ -241,7 +241,7 @@ def _prepare(
     source: Path, output: Path, encoder: Any, var: str | None, precision: str, chunk: int | None
 ) -> tuple[str, int, int, np.ndarray]:
     """Create or extend the output for the input's committed imagettes; return (var, n, chunk, done counts)."""
-    from . import __version__
+    from ._version import __version__
 
     n_in = committed(source)
     if n_in == 0:

@@ -43,7 +43,7 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_collocate(args: argparse.Namespace) -> int:
-    from .collocate import collocate_to_file
+    from .joins.collocation import collocate_to_file
 
     table = collocate_to_file(args.imagettes, args.source, args.out, variables=args.variables, method=args.method,
                               time_tolerance=args.time_tolerance, max_distance_km=args.max_distance_km,
@@ -96,7 +96,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import DEFAULT_ENCODERS, evaluate, format_table, open_joined
+    from .evaluation.table import DEFAULT_ENCODERS, evaluate, format_table, open_joined
 
     table = evaluate(open_joined(args.stores), args.encoders or DEFAULT_ENCODERS, args.targets,
                      test_size=args.test_size, seed=args.seed, batch_size=args.batch_size, device=args.device)
@@ -119,7 +119,7 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from .evaluation import open_joined
+    from .evaluation.table import open_joined
     from .probe import Probe, fit_probe, output_name, predict
 
     ds = open_joined(args.stores)
@@ -149,7 +149,7 @@ def _add_neighbors(sub: argparse._SubParsersAction) -> None:
 
 def _run_neighbors(args: argparse.Namespace) -> int:
     from . import plot
-    from .evaluation import open_joined
+    from .evaluation.table import open_joined
     from .retrieval import neighbors
 
     ds = open_joined(args.stores)
@@ -188,7 +188,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .training import train
 
     path = train(
         args.store, out_dir=args.out, arch=args.arch, init=args.init, image_size=args.image_size,

@@ -3,11 +3,11 @@
 Why each piece exists:
 
 - **Model once per worker.** Tasks carry an :class:`~xwvnet.Encoder` *spec* (it pickles without its weights); each
-  worker process builds the model on first use and keeps it in :func:`xwvnet.embed.get_model`'s cache. The
+  worker process builds the model on first use and keeps it in :func:`xwvnet.inference.get_model`'s cache. The
   :class:`WVNetWorker` plugin can build it at worker start-up, so a missing weights file fails once, loudly, instead
   of in every task.
 - **Threads.** A worker runs ``nthreads`` tasks at once and torch starts its own intra-op threads in each: the
-  product must not exceed the cores, or throughput collapses. :func:`xwvnet.embed.embed_block` divides the
+  product must not exceed the cores, or throughput collapses. :func:`xwvnet.inference.embed_block` divides the
   cores it sees by the worker's ``nthreads``; but several worker processes often share one host (a LocalCluster,
   a jobqueue job with ``processes > 1``), so the plugin (and :func:`local_cluster`) set ``XWVNET_TORCH_THREADS`` to
   ``host cores // worker threads on that host``.
@@ -109,7 +109,7 @@ class WVNetWorker(WorkerPlugin):
         if self.encoder is not None:  # one tiny block through the tasks' own path builds (and caches) the model
             import numpy as np
 
-            from .embed import embed_block
+            from .inference import embed_block
 
             one = np.ones(1, dtype=np.int64)
             embed_block(np.zeros((1, 1, 1), dtype=np.uint8), one, one, encoder=self.encoder, batch_size=1,

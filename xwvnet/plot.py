@@ -129,3 +129,51 @@ def learning_curve(curve: xr.Dataset, metric: str | None = None, *, ax: Axes | N
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return ax
+
+
+def positions(
+    ds: xr.Dataset,
+    color: str | xr.DataArray | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str = "",
+    label: str | None = None,
+    cmap: str = "viridis",
+) -> Axes:
+    """Imagette positions on a longitude/latitude plane, optionally coloured by a per-imagette variable.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with ``latitude`` and ``longitude`` coordinates.
+    color : str or xarray.DataArray, optional
+        A variable of ``ds`` (or a DataArray along ``imagette``) whose values colour the dots.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure's axes when not given.
+    title : str, optional
+        The axes title.
+    label : str, optional
+        The colour bar label (default: the variable's name and units).
+    cmap : str, default "viridis"
+        The colour map.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    S.require(ds, [S.LATITUDE, S.LONGITUDE], "plotting positions")
+    if ax is None:
+        ax = Figure(figsize=(6, 4.5), layout="constrained").subplots()
+    values = None
+    if color is not None:
+        var = ds[color] if isinstance(color, str) else color
+        values = np.asarray(var.values, dtype=float)
+        units = var.attrs.get("units", "")
+        label = label or f"{var.name}" + (f" ({units})" if units else "")
+    dots = ax.scatter(ds[S.LONGITUDE].values, ds[S.LATITUDE].values, c=values, cmap=cmap if values is not None
+                      else None, s=30, edgecolor="k", linewidth=0.3)
+    if values is not None:
+        ax.figure.colorbar(dots, ax=ax, label=label)
+    ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", title=title)
+    ax.title.set_fontsize(9)
+    return ax

@@ -36,7 +36,7 @@ class ProbeFileError(ValueError):
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return __version__
 

@@ -2,7 +2,7 @@
 
 An Encoder is a *recipe*, cheap to send to dask workers: pickling it carries its spec (registry name or file path,
 the weights hash, the architecture, the transform), never the weights. Each process builds the model from the spec
-once (:func:`xwvnet.embed.get_model` caches it). An Encoder made from a model that exists only in memory (e.g.
+once (:func:`xwvnet.inference.get_model` caches it). An Encoder made from a model that exists only in memory (e.g.
 right after training) works in the process that holds it, but refuses to be pickled: save it with
 :meth:`Encoder.save` first, which returns a file-backed Encoder that travels.
 """

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import threading
-import types
 import warnings
 import weakref
 
@@ -275,7 +273,7 @@ def embed(
     Every imagette coordinate is kept; the embedding's attrs name the encoder, its weights hash and xwvnet's
     version. Imagettes without valid pixels get NaN embeddings and a warning.
     """
-    from . import __version__
+    from ._version import __version__
 
     image = _image(ds, var)
     if batch_size < 1:
@@ -316,15 +314,3 @@ def embed(
         "xwvnet_version": __version__,
     }
     return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
-
-
-
-class _CallableModule(types.ModuleType):
-    """``xwvnet.embed`` is both this module and the function: once the module is imported, Python binds the package
-    attribute ``xwvnet.embed`` to the module, so calling it must still mean :func:`embed`."""
-
-    def __call__(self, *args: object, **kwargs: object) -> xr.Dataset:
-        return embed(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -5,7 +5,7 @@ this is ours. One entry point, :func:`train`, runs on a laptop CPU, one GPU, or 
 ``torchrun`` (torch's own DDP: data sharded by rank, negatives gathered across ranks, global batch norm on GPUs).
 
 Reproducibility: the seed fixes the initialisation, the data order (a pure function of seed and step, see
-:mod:`xwvnet.train.loader`) and the augmentations (the generator is re-seeded from ``(seed, rank, step)`` at every
+:mod:`xwvnet.training.loader`) and the augmentations (the generator is re-seeded from ``(seed, rank, step)`` at every
 step), so a resumed run repeats exactly the steps an uninterrupted run would have made.
 """
 
@@ -319,7 +319,7 @@ def _write_outputs(out_dir: Path, backbone: nn.Module, config: TrainConfig, data
                    loss: float | None, stopped: str) -> Path:
     path = out_dir / ENCODER_FILE
     _atomic_save(_cpu_state(backbone), path)
-    from .. import __version__
+    from .._version import __version__
 
     meta = {
         "format": "xwvnet-encoder",

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import probe as P
-from . import schema as S
+from .. import probe as P
+from .. import schema as S
 
 DEFAULT_ENCODERS = ("wvnet-resnet50", "imagenet-resnet50", "random-resnet50", "image-statistics")
 DEFAULT_TARGETS = ("hs", "t2m", "wind_speed", S.LABELS)
@@ -37,7 +37,7 @@ def embeddings_for(ds: xr.Dataset, encoder: Any, *, features: str = S.EMBEDDING,
                    device: str = "auto") -> xr.Dataset:
     """``ds``'s imagettes embedded by ``encoder``: a ready embedded Dataset (used as is), ``"stored"`` (the
     embedding already in ``ds``), ``"image-statistics"``, a callable ``f(ds) -> Dataset``, or anything
-    :func:`xwvnet.embed.embed` takes (a registry name, a weights path or an Encoder).
+    :func:`xwvnet.inference.embed` takes (a registry name, a weights path or an Encoder).
     """
     if isinstance(encoder, xr.Dataset):
         if features not in encoder.data_vars:
@@ -54,7 +54,7 @@ def embeddings_for(ds: xr.Dataset, encoder: Any, *, features: str = S.EMBEDDING,
         return image_statistics(ds)
     if callable(encoder) and not hasattr(encoder, "state_dict"):
         return encoder(ds)
-    from .embed import embed
+    from ..inference import embed
 
     return embed(ds, encoder, batch_size=batch_size, device=device)
 
@@ -178,13 +178,13 @@ def open_joined(paths: Sequence[str | Path]) -> xr.Dataset:
 
     Only imagettes present in every store are kept; a variable in several stores is taken from the first.
     """
-    from .io.store import open_store
+    from ..io.store import open_store
 
     def _open(path: str | Path) -> xr.Dataset:
         try:
             return open_store(path)
         except ValueError:  # not an imagette store: maybe an embedding store of `xwvnet embed`
-            from .archive import open_embeddings
+            from ..archive import open_embeddings
 
             return open_embeddings(path)
 
@@ -208,86 +208,3 @@ def format_table(table: pd.DataFrame, *, per_tag: bool = False) -> str:
     for name, reason in table.attrs.get("skipped", {}).items():
         text += f"\n  {name}: not run ({reason.splitlines()[0][:150]})"
     return text
-
-
-# --- the two panels of the main job (xwvnet demo) --------------------------------------------------------------------
-def demo_retrieval(ds: xr.Dataset, out: str | Path, *, k: int = 4, query_id: str | None = None) -> xr.Dataset:
-    """Neighbours among the imagettes of ``ds`` (e.g. the 15 published samples): print each query's nearest ids,
-    precision@k and mAP@k against the tags, and save ``out/retrieval.png`` for one query. Uses ``ds.embedding``,
-    or the image-statistics baseline when ``ds`` has none (and says so). Returns the per-query metrics.
-    """
-    from . import plot
-    from .retrieval import evaluate as retrieval_scores
-    from .retrieval import neighbors
-
-    if S.EMBEDDING not in ds.data_vars:
-        from .baselines import image_statistics
-
-        print("no embedding in the Dataset: retrieval uses the non-learned image-statistics baseline, "
-              "standardised over these imagettes (its raw features differ in scale by orders of magnitude)")
-        ds = image_statistics(ds).compute()
-        emb = ds[S.EMBEDDING]
-        ds = ds.assign({S.EMBEDDING: ((emb - emb.mean(S.IMAGETTE)) / emb.std(S.IMAGETTE).where(lambda v: v > 0, 1))
-                        .assign_attrs(emb.attrs)})
-    ds = ds.compute()
-    k = min(k, ds.sizes[S.IMAGETTE] - 1)
-    found = neighbors(ds, k=k)
-    encoder = ds[S.EMBEDDING].attrs.get("encoder", "unknown encoder")
-    print(f"nearest imagettes by cosine similarity of the {encoder} embeddings (k={k})")
-    table = pd.DataFrame(
-        {f"#{r}": [f"{n[-16:]} ({s:.2f})" for n, s in zip(found["neighbor"].values[:, r - 1],
-                                                           found["similarity"].values[:, r - 1])]
-         for r in found[S.RANK].values},
-        index=pd.Index([str(v)[-24:] for v in found[S.IMAGETTE].values], name="query"),
-    )
-    with pd.option_context("display.width", 200, "display.max_colwidth", 40):
-        print(table.to_string())
-    scores = None
-    if S.LABELS in ds.data_vars:
-        scores = retrieval_scores(ds, found)
-        print(f"precision@{k} = {float(scores['mean_precision_at_k']):.3f}, mAP@{k} = "
-              f"{float(scores['mean_average_precision']):.3f} over {scores.attrs['n_queries']} queries "
-              "(relevant = shares a tag)")
-    query_id = query_id or str(ds[S.IMAGETTE].values[0])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    figure = plot.neighbors(ds, query_id, k=k, result=found.sel({S.IMAGETTE: [query_id]}))
-    figure.savefig(out / "retrieval.png", dpi=110)
-    print(f"saved {out / 'retrieval.png'}")
-    return scores if scores is not None else found
-
-
-def demo_probe(
-    out: str | Path,
-    *,
-    n: int = 240,
-    target: str = "hs",
-    encoders: Any = DEFAULT_ENCODERS,
-    size: tuple[int, int] = (256, 256),
-    seed: int = 0,
-    device: str = "auto",
-    quick: bool = False,
-) -> pd.DataFrame:
-    """A probe of ``target`` on ``n`` synthetic imagettes, compared across ``encoders``: print the table, save
-    ``out/probe_<target>.png`` (predicted against true, one panel per encoder) and ``out/probe_<target>.csv``.
-    """
-    from . import plot, synthetic
-
-    if quick:
-        n, size = min(n, 64), (min(size[0], 128), min(size[1], 128))
-    ds = synthetic.imagettes(n, seed=seed, size=size)
-    table, predictions = _evaluate(ds, encoders, [target], split=None, test_size=0.3, seed=seed, batch_size=32,
-                                   device=device, errors="warn", features=S.EMBEDDING, fit_kwargs={})
-    print(f"linear probe of {target} on {n} synthetic imagettes ({size[0]} x {size[1]} px), "
-          f"{table.attrs['n_train']} train / {table.attrs['n_test']} test, seed {seed}")
-    print(format_table(table))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    truth = ds[target].compute()
-    pairs = {name: (truth.sel({S.IMAGETTE: p[target][S.IMAGETTE]}).values, p[target].values)
-             for name, p in predictions.items()}
-    figure = plot.probe_comparison(pairs, target=target, units=str(truth.attrs.get("units", "")))
-    figure.savefig(out / f"probe_{target}.png", dpi=110)
-    table.to_csv(out / f"probe_{target}.csv")
-    print(f"saved {out / f'probe_{target}.png'} and {out / f'probe_{target}.csv'}")
-    return table

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from . import schema as S
+from .. import schema as S
 
 NAME = "image-statistics"
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
@@ -103,6 +103,6 @@ def image_statistics(ds: xr.Dataset, *, var: str | None = None) -> xr.Dataset:
 
 
 def _version() -> str:
-    from . import __version__
+    from .._version import __version__
 
     return __version__

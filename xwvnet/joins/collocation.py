@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import schema as S
+from .. import schema as S
 
 EARTH_RADIUS_KM = 6371.0088
 KEY = "imagette_key"
@@ -63,7 +63,7 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
     if suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists():
         return xr.open_zarr(path)
     if suffix == ".safe" or path.name == "manifest.safe":
-        from .io.safe import imagettes_from_manifest
+        from ..io.safe import imagettes_from_manifest
 
         return imagettes_from_manifest(path)
     return xr.open_dataset(path)
@@ -532,114 +532,19 @@ def _imagette_chunks(ds: xr.Dataset) -> Any:
     return -1
 
 
-# --- the demo join -------------------------------------------------------------------------------------------------
-UK_GRIB = "era5/era5-2mt-2019-03-uk.grib"
-GLOBAL_NC = "era5/era5_2t_1.nc"
-MANIFEST = "s1_wv/S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE/manifest.safe"
-
-
-def _sample_path(name: str, data_dir: str | os.PathLike | None) -> Path:
-    if data_dir is not None:
-        path = Path(data_dir) / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: data_dir must be laid out like ../shared/data.")
-        return path
-    from .datasets import fetch
-
-    return fetch(name)
-
-
-def _synthetic_in_uk(n: int, seed: int) -> xr.Dataset:
-    """Synthetic imagettes (tiny pixels) placed at random over the sea and land of the UK ERA5 box, March 2019."""
-    from . import synthetic
-
-    rng = np.random.default_rng(seed)
-    ds = synthetic.imagettes(n, seed=seed, size=(64, 64))
-    start = np.datetime64("2019-03-01T00:00", "ns")
-    seconds = rng.integers(0, 30 * 86400, n).astype("timedelta64[s]")
-    return ds.assign_coords({
-        S.LATITUDE: (S.IMAGETTE, rng.uniform(50.2, 57.8, n)),
-        S.LONGITUDE: (S.IMAGETTE, rng.uniform(-9.8, 1.8, n)),
-        S.TIME: (S.IMAGETTE, np.sort(start + seconds).astype("datetime64[ns]")),
-    })
-
-
-def demo_join(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, *, n: int = 24,
-              seed: int = 0) -> xr.Dataset:
-    """ERA5 2 m temperature at imagette positions and times: synthetic imagettes in the UK box, and the 60 imagettes
-    of the real WV manifest; prints a table, saves ``collocate_era5.png`` under ``out_dir``, returns the table.
-
-    The UK field (hourly, March 2019) needs cfgrib; without it the global 20-degree netCDF (2021-03-01 12Z) is used
-    for both. The manifest's imagettes (2021-04-03) are joined with the global field at a 40-day tolerance: this
-    shows the join on real WV positions, not the weather of that day.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io.safe import imagettes_from_manifest
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    global_nc = _sample_path(GLOBAL_NC, data_dir)
-    synthetic_ds = _synthetic_in_uk(n, seed)
-    try:
-        import cfgrib  # noqa: F401
-
-        uk_source: xr.Dataset | Path = _sample_path(UK_GRIB, data_dir)
-        uk_label = "ERA5 hourly t2m, UK, March 2019 (GRIB)"
-    except ImportError:
-        uk_source = global_nc
-        synthetic_ds = synthetic_ds.assign_coords({S.TIME: (S.IMAGETTE, np.full(n, np.datetime64("2021-03-01T12",
-                                                                                                   "ns")))})
-        uk_label = "ERA5 t2m, 20-degree global grid, 2021-03-01 12Z (cfgrib missing: no GRIB)"
-    uk = collocate(synthetic_ds, uk_source, variables="t2m", prefix="era5")
-    manifest = imagettes_from_manifest(_sample_path(MANIFEST, data_dir))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CollocationWarning)
-        wv = collocate(manifest, global_nc, variables="t2m", prefix="era5", time_tolerance="40D")
-    columns = [S.TIME, S.LATITUDE, S.LONGITUDE, "era5_t2m"]
-    table = xr.concat(
-        [part[columns].reset_coords()[columns].compute().assign_coords(group=(S.IMAGETTE, [group] * part.sizes[
-            S.IMAGETTE])) for part, group in ((uk, "synthetic (UK)"), (wv, "WV manifest"))],
-        dim=S.IMAGETTE,
-    )
-    table.attrs = {"title": "ERA5 2 m temperature at imagette positions and times (xwvnet.collocate.demo_join)"}
-    table["era5_t2m"].attrs = uk["era5_t2m"].attrs
-    frame = table.to_dataframe()
-    frame["era5_t2m_degC"] = frame["era5_t2m"] - 273.15
-    print(f"synthetic imagettes: {uk_label}")
-    print(f"manifest imagettes ({manifest.attrs['safe']}): ERA5 t2m of 2021-03-01 12Z, linear, 40-day tolerance")
-    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.precision", 2):
-        print(frame.drop(columns="era5_t2m").to_string())
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
-    for ax, part, title in ((axes[0], uk, uk_label), (axes[1], wv, "WV manifest imagettes, ERA5 t2m (2021-03-01)")):
-        sc = ax.scatter(part[S.LONGITUDE], part[S.LATITUDE], c=part["era5_t2m"].values - 273.15, cmap="coolwarm",
-                        s=30, edgecolor="k", linewidth=0.3)
-        fig.colorbar(sc, ax=ax, label="2 m temperature (degC)")
-        ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", title=title)
-        ax.title.set_fontsize(9)
-    figure = out / "collocate_era5.png"
-    fig.savefig(figure, dpi=100)
-    plt.close(fig)
-    print(f"figure: {figure}")
-    return table
-
-
 # --- files in, file out (the CLI's `xwvnet collocate`) --------------------------------------------------------------
 def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
     """Imagettes from a Zarr store, a WV SAFE folder / manifest (positions only) or L2 OCN products."""
     path = Path(path)
     if path.name == "manifest.safe" or path.suffix.upper() == ".SAFE":
-        from .io.safe import imagettes_from_manifest
+        from ..io.safe import imagettes_from_manifest
 
         return imagettes_from_manifest(path)
     if path.suffix == ".nc" or (path.is_dir() and any(path.glob("*-ocn-*.nc"))):
-        from .io.ocn import open_ocn
+        from ..io.ocn import open_ocn
 
         return open_ocn(path)
-    from .io.store import open_store
+    from ..io.store import open_store
 
     return open_store(path)
 

@@ -1,0 +1,67 @@
+"""The public names: each is the documented function or class, whatever was imported or called before."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+import types
+
+import pytest
+import xarray as xr
+
+import xwvnet
+
+
+def _submodules() -> list[str]:
+    return sorted(info.name for info in pkgutil.walk_packages(xwvnet.__path__, "xwvnet."))
+
+
+def _check_names() -> None:
+    for name in xwvnet.__all__:
+        value = getattr(xwvnet, name)
+        if name == "__version__":
+            assert isinstance(value, str)
+            continue
+        assert not isinstance(value, types.ModuleType) or name in xwvnet._SUBMODULES, name
+        if name not in xwvnet._SUBMODULES:
+            assert inspect.isfunction(value) or inspect.isclass(value), f"xwvnet.{name} is {type(value)}"
+            assert type(value).__module__ != "xwvnet", name
+            assert value.__name__ == name, f"xwvnet.{name} is {value.__name__}"
+            assert value.__doc__ and value.__doc__.strip(), f"xwvnet.{name} has no docstring"
+
+
+def test_no_module_replaces_its_own_class():
+    for name in _submodules():
+        module = importlib.import_module(name)
+        assert type(module) is types.ModuleType, f"{name} swapped its module class to {type(module)}"
+
+
+def test_every_public_name_is_the_function_after_importing_every_submodule():
+    for name in _submodules():
+        importlib.import_module(name)
+    _check_names()
+
+
+@pytest.mark.parametrize("order", ["forward", "reverse"])
+def test_public_names_in_a_fresh_process_whatever_the_import_order(order):
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import xwvnet\n"
+        "names = sorted(i.name for i in pkgutil.walk_packages(xwvnet.__path__, 'xwvnet.'))\n"
+        f"names = names[::-1] if {order!r} == 'reverse' else names\n"
+        "for n in names: importlib.import_module(n)\n"
+        "sys.path.insert(0, {tests!r})\n"
+        "from test_public_api import _check_names\n"
+        "_check_names()\n"
+    ).replace("{tests!r}", repr(str(__import__("pathlib").Path(__file__).parent)))
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_names_used_through_the_accessor_first_stay_callable():
+    ds = xr.Dataset()
+    for method in ("embed", "collocate", "train", "fit_probe", "predict", "neighbors", "to_store"):
+        assert callable(getattr(ds.wvnet, method))
+    _check_names()
