@@ -241,7 +241,7 @@ def _prepare(
     source: Path, output: Path, encoder: Any, var: str | None, precision: str, chunk: int | None
 ) -> tuple[str, int, int, np.ndarray]:
     """Create or extend the output for the input's committed imagettes; return (var, n, chunk, done counts)."""
-    from ._version import __version__
+    from .inference import embedding_attrs as _embedding_attrs
 
     n_in = committed(source)
     if n_in == 0:
@@ -251,13 +251,7 @@ def _prepare(
     S.require(ds_in, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {var!r}")
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be a positive number of imagettes, found {chunk}.")
-    embedding_attrs = {
-        **encoder.attrs,
-        "long_name": f"{encoder.name} embedding of {var}",
-        "precision": precision,
-        "image_variable": var,
-        "xwvnet_version": __version__,
-    }
+    embedding_attrs = _embedding_attrs(encoder, var, precision)
     attrs = {**embedding_attrs, "input": str(source), "embedding": embedding_attrs}
     group = _group(output)
     n_out = 0

@@ -273,8 +273,6 @@ def embed(
     Every imagette coordinate is kept; the embedding's attrs name the encoder, its weights hash and xwvnet's
     version. Imagettes without valid pixels get NaN embeddings and a warning.
     """
-    from ._version import __version__
-
     image = _image(ds, var)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
@@ -306,11 +304,34 @@ def embed(
         },
         keep_attrs=False,
     )
-    emb.attrs = {
-        **enc.attrs,
-        "long_name": f"{enc.name} embedding of {image.name}",
+    emb.attrs = embedding_attrs(enc, str(image.name), precision)
+    return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
+
+
+def embedding_attrs(encoder: Encoder, image_variable: str, precision: str) -> dict[str, str | int]:
+    """The provenance attributes of an ``embedding`` variable, the same for :func:`embed` and whole-store runs.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        The encoder that made the embeddings.
+    image_variable : str
+        The image variable it read (``quicklook`` or ``sigma0``).
+    precision : str
+        The inference precision (``float32``, ``bfloat16`` or ``float16``).
+
+    Returns
+    -------
+    dict
+        netCDF/Zarr-safe attributes: the encoder's name, architecture, weights hash and transform, the embedding
+        size, ``precision``, ``image_variable``, ``long_name`` and ``xwvnet_version``.
+    """
+    from ._version import __version__
+
+    return {
+        **encoder.attrs,
+        "long_name": f"{encoder.name} embedding of {image_variable}",
         "precision": precision,
-        "image_variable": str(image.name),
+        "image_variable": image_variable,
         "xwvnet_version": __version__,
     }
-    return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
