@@ -1,21 +1,26 @@
-"""Collocation speed: xwvnet's vectorised join against a per-imagette scipy loop and xarray's ``interp``.
+"""Collocation speed: grids against a per-imagette scipy loop and a plain ``interp``; points against a dense matrix.
 
-Run: ``python benchmarks/collocate.py [--quick]``. Uses the real ERA5 UK GRIB when cfgrib and the sample data are
-there, else a synthetic hourly grid of the same shape. All ratios are measured side by side in one run.
+Run: ``python benchmarks/collocate.py [--quick]``. The grid part uses the real ERA5 UK GRIB when cfgrib and the
+sample data are there, else a synthetic hourly grid of the same shape. The point part matches imagettes with a
+synthetic global track (one point a minute) by xwvnet's haversine BallTree and by the dense distance matrix (in
+blocks of imagettes) xwvnet used before. All ratios are measured side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import warnings
 
 import numpy as np
 import xarray as xr
-from scipy.interpolate import RegularGridInterpolator
+from scipy.interpolate import RegularGridInterpolator  # noqa: E402
 
-from xwvnet import schema as S
-from xwvnet.joins.collocation import collocate, normalise_source
+from xwvnet import schema as S  # noqa: E402
+from xwvnet.io.sources import normalise_source  # noqa: E402
+from xwvnet.joins.collocation import collocate  # noqa: E402
+from xwvnet.joins.points import haversine_km, nearest_points  # noqa: E402
 
 
 def _grid() -> tuple[xr.Dataset, str]:
@@ -56,6 +61,48 @@ def _best(fn, repeat: int) -> tuple[float, object]:
     return min(times), result
 
 
+def _track(m: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A global synthetic track: ``m`` points one minute apart, sweeping latitudes and all longitudes."""
+    rng = np.random.default_rng(seed)
+    minutes = np.arange(m)
+    lat = 80 * np.sin(2 * np.pi * minutes / 100.0) + rng.normal(0, 0.01, m)
+    lon = np.mod(minutes * 0.25 + rng.normal(0, 0.01, m), 360.0) - 180.0
+    time_ = np.datetime64("2023-02-01", "ns") + minutes.astype("timedelta64[m]")
+    return lat, lon, time_.astype("datetime64[ns]")
+
+
+def _dense(lat, lon, time_, p_lat, p_lon, p_time, tolerance, block: int = 512) -> np.ndarray:
+    """The matcher xwvnet had before: a dense (block x m) haversine matrix, time mask, argmin (same speed per
+    pair as its blocks of 2048, less memory)."""
+    best = np.full(lat.size, -1, dtype=np.int64)
+    for start in range(0, lat.size, block):
+        sl = slice(start, start + block)
+        d = haversine_km(lat[sl, None], lon[sl, None], p_lat[None, :], p_lon[None, :])
+        dt = np.abs(p_time[None, :] - time_[sl, None])
+        d = np.where(dt > tolerance, np.inf, d)
+        j = np.argmin(d + dt.astype(np.int64) / 1e18, axis=1)
+        best[sl] = np.where(np.isfinite(d[np.arange(j.size), j]), j, -1)
+    return best
+
+
+def points(sizes: list[int], repeat: int) -> None:
+    """BallTree matching against the dense matrix, same imagettes and track, same answers checked."""
+    tolerance = np.timedelta64(3, "h")
+    print(f"\n{'points':>9} | {'imagettes':>9} | {'BallTree s':>10} | {'dense s':>9} {'ratio':>7} | same match")
+    for m in sizes:
+        p_lat, p_lon, p_time = _track(m)
+        rng = np.random.default_rng(2)
+        for n in (1000, 10000):
+            lat, lon = rng.uniform(-80, 80, n), rng.uniform(-180, 180, n)
+            t = p_time[0] + rng.integers(0, m, n).astype("timedelta64[m]").astype("timedelta64[ns]")
+            tree = functools.partial(nearest_points, lat, lon, p_lat, p_lon, time=t, point_time=p_time,
+                                     time_tolerance=tolerance)
+            t_tree, (ours, _) = _best(tree, repeat)
+            t_dense, ref = _best(functools.partial(_dense, lat, lon, t, p_lat, p_lon, p_time, tolerance), 1)
+            print(f"{m:>9} | {n:>9} | {t_tree:>10.4f} | {t_dense:>9.4f} {t_dense / t_tree:>7.1f} | "
+                  f"{np.mean(ours == ref):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer imagettes and repeats")
@@ -84,6 +131,7 @@ def main() -> None:
         diff = max(np.abs(ours[:loop_n] - ref).max(), np.abs(lazy - ours).max())
         print(f"{n:>9} | {t_ours:>9.4f} | {t_loop:>12.4f} {t_loop / t_ours:>7.1f} | {t_interp:>11.4f} "
               f"{t_interp / t_ours:>7.1f} | {t_lazy:>10.4f} {t_lazy / t_ours:>7.1f} | {diff:.2e}")
+    points([2_000] if args.quick else [2_000, 20_000], repeat)
 
 
 if __name__ == "__main__":

@@ -68,14 +68,15 @@ def _bare(encoder, n: int, batch: int, device, precision: str) -> float:
     """images/s of the model alone on ready-made input tensors (same threads, device, precision, format)."""
     import torch
 
-    from xwvnet.inference import PRECISIONS, get_model
+    from xwvnet._runtime import torch_dtype
+    from xwvnet.inference import get_model
 
     torch.set_num_threads(_cores())
     model = get_model(encoder, device, precision, True)
     x = torch.randn(batch, 3, 224, 224, device=device).contiguous(memory_format=torch.channels_last)
-    dtype = PRECISIONS[precision]
     steps = -(-n // batch)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    autocast = precision != "float32"
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch_dtype(precision), enabled=autocast):
         model(x)  # warm-up at the timed batch size (oneDNN builds its kernels per shape)
         _sync(device)
         start, cpu = time.perf_counter(), time.process_time()
@@ -159,8 +160,9 @@ def _peak_memory(encoder_name: str, path: Path, n: int, batch: int, chunk: int, 
     """
     code = (
         "import threading, time, benchmarks.embed as b\n"
-        "from xwvnet.models.registry import load_encoder\n"
-        "from xwvnet.inference import embed, get_model, resolve_device\n"
+        "from xwvnet._runtime import resolve_device\n"
+        "from xwvnet.models.zoo import load_encoder\n"
+        "from xwvnet.inference import embed, get_model\n"
         f"enc = load_encoder({encoder_name!r}); get_model(enc, resolve_device({device!r}), 'float32', True)\n"
         "import gc; gc.collect(); base = b._rss_mib(); peak = [base]; done = []\n"
         "def watch():\n"
@@ -186,10 +188,9 @@ def _sync(device) -> None:
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    from xwvnet._runtime import cores
+
+    return cores()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -209,15 +210,15 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from xwvnet.inference import _cpu_has_bf16, resolve_device
-    from xwvnet.models.registry import load_encoder
+    from xwvnet._runtime import cpu_has_bf16, resolve_device
+    from xwvnet.models.zoo import load_encoder
 
     device = resolve_device(args.device)
     encoder = load_encoder(args.encoder)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {_cores()} cores"
     print(f"device: {name}; torch {torch.__version__}; encoder {encoder.name}; batch {batch}; chunk {chunk}; "
           f"load average {os.getloadavg()[0]:.2f} (other processes share the cores: numbers are noisy)")
-    native_bf16 = device.type == "cuda" or _cpu_has_bf16()
+    native_bf16 = device.type == "cuda" or cpu_has_bf16()
 
     with tempfile.TemporaryDirectory() as tmp:
         path = _store(Path(tmp) / "imagettes.zarr", 4 * n, chunk)

@@ -30,10 +30,10 @@ GENTLE = {"blur_p": 0.0, "gamma": (0.9, 1.1), "contrast": (0.9, 1.1), "scale": (
 def _probe(ds, encoder: Path, test: np.ndarray, device: str) -> dict:
     """Test-set scores of a ridge probe per target, on the encoder's embeddings of ``ds``."""
     import xwvnet
-    from xwvnet.probe import score
+    from xwvnet.evaluation.metrics import probe_scores
 
     embedded = xwvnet.embed(ds, encoder=str(encoder), batch_size=32, device=device).compute()
-    return {t: score(embedded, xwvnet.fit_probe(embedded, t, train=~test), test=test) for t in TARGETS}
+    return {t: probe_scores(embedded, xwvnet.fit_probe(embedded, t, train=~test), test=test) for t in TARGETS}
 
 
 def main() -> None:
@@ -96,6 +96,7 @@ def main() -> None:
         print(f"{t:17}{'predict the mean':18}{float(np.std(evaluation[t].values[test])):9.3f}{0.0:8.3f}")
     ratio = rows["SimCLR-trained"]["hs"]["rmse"] / rows["random init"]["hs"]["rmse"]
     print(f"hs RMSE ratio trained / random init: {ratio:.2f}")
+
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import dask
 import numpy as np
@@ -15,7 +16,8 @@ import numpy as np
 from xwvnet import synthetic
 
 
-def _best(fn, repeat: int) -> float:
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    """Best wall time of ``repeat`` calls of ``fn``, in seconds (the least disturbed by other work)."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -25,6 +27,7 @@ def _best(fn, repeat: int) -> float:
 
 
 def main() -> None:
+    """Print creation and rendering figures; ``--quick`` for a small run."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small run")
     args = parser.parse_args()

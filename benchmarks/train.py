@@ -10,12 +10,15 @@ Measured side by side in one run, same model, batch, image size, optimiser and d
 Images/s counts imagettes (each gives two views). Target ratio full/in-memory >= 0.9 on a GPU, where loading and
 augmentation hide behind compute; on a shared 2-core CPU the augmentations compete with the model for the cores.
 
+Precision: bfloat16 on a GPU, float32 on the CPU (``train``'s ``precision="auto"``), the same on both sides.
+
 Usage: ``python benchmarks/train.py [--quick] [--arch resnet50] [--image-size 224] [--batch-size 256] [--device auto]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import tempfile
@@ -46,19 +49,21 @@ def _store(path: Path, n: int, size: tuple[int, int], chunk: int) -> Path:
 def _in_memory(arch: str, size: int, batch: int, steps: int, warmup: int, device: torch.device,
                precision: str) -> float:
     """Imagettes/s of the bare training step on ready-made tensors."""
+    from xwvnet._runtime import torch_dtype
     from xwvnet.models import resnet
-    from xwvnet.training.simclr import ProjectionHead, SimCLR, _param_groups, simclr_loss
+    from xwvnet.training.head import ProjectionHead, SimCLR, param_groups
+    from xwvnet.training.loss import simclr_loss
 
     torch.manual_seed(0)
     backbone = resnet.ARCHITECTURES[arch]()
     model = SimCLR(backbone, ProjectionHead(backbone.num_features)).to(device).train()
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     model = model.to(memory_format=fmt)
-    opt = torch.optim.AdamW(_param_groups(model, 1e-4), lr=1e-3)
+    opt = torch.optim.AdamW(param_groups(model, 1e-4), lr=1e-3)
     v1 = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
     v2 = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else torch.autocast(
-        "cpu", enabled=False)
+    autocast = (contextlib.nullcontext() if precision == "float32"
+                else torch.autocast(device.type, dtype=torch_dtype(precision)))
 
     def step() -> float:
         with autocast:
@@ -78,12 +83,12 @@ def _in_memory(arch: str, size: int, batch: int, steps: int, warmup: int, device
 
 
 def _full_loop(store: Path, out: Path, arch: str, size: int, batch: int, steps: int, warmup: int, device: str,
-               workers: int) -> float:
+               workers: int, precision: str) -> float:
     """Imagettes/s of ``xwvnet.train`` from the store, over the steps after ``warmup``."""
     from xwvnet.training import train
 
     train(store, out_dir=out, arch=arch, image_size=size, batch_size=batch, steps=warmup + steps, device=device,
-          num_workers=workers, checkpoint_every=10**9, progress=False)
+          num_workers=workers, checkpoint_every=10**9, progress=False, precision=precision)
     with (out / "loss.csv").open() as f:
         rates = [float(r["images_per_s"]) for r in csv.DictReader(f)][warmup:]
     return len(rates) * batch / sum(batch / r for r in rates)
@@ -99,7 +104,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    from xwvnet.inference import resolve_device
+    from xwvnet._runtime import cores, resolve_device
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -109,18 +114,18 @@ def main() -> None:
     batch = args.batch_size or (256 if gpu else 32)
     steps = args.steps or (30 if gpu else 6 if quick else 20)
     warmup = 5 if gpu else 2
-    workers = args.workers if args.workers is not None else (min(8, (os.cpu_count() or 2) - 1) if gpu else 1)
-    precision = "bf16" if gpu else "fp32"
+    workers = args.workers if args.workers is not None else (min(8, cores() - 1) if gpu else 1)
+    precision = "bfloat16" if gpu else "float32"
     if not gpu:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - workers))
+        torch.set_num_threads(max(1, cores() - workers))
     image = (490, 560) if gpu else (192, 192)
     n = max(batch * (warmup + steps) // 2, 4 * batch)  # about two epochs' worth of reading
     with tempfile.TemporaryDirectory() as tmp:
         store = _store(Path(tmp) / "imagettes.zarr", n, image, chunk=64)
-        full = _full_loop(store, Path(tmp) / "run", arch, size, batch, steps, warmup, str(device), workers)
+        full = _full_loop(store, Path(tmp) / "run", arch, size, batch, steps, warmup, str(device), workers, precision)
         bare = _in_memory(arch, size, batch, steps, warmup, device, precision)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    name = torch.cuda.get_device_name(device) if gpu else f"cpu ({os.cpu_count()} cores, load {load:.1f})"
+    name = torch.cuda.get_device_name(device) if gpu else f"cpu ({cores()} cores, load {load:.1f})"
     print(f"\nSimCLR training throughput on {name}: {arch} at {size} px, batch {batch}, {precision}, "
           f"{steps} timed steps after {warmup} warm-up, store of {n} quicklooks {image[0]}x{image[1]}, "
           f"{workers} loader worker(s)")

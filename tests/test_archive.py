@@ -17,7 +17,7 @@ import zarr
 
 import xwvnet
 from xwvnet import schema as S
-from xwvnet.archive import ChunkTask, EmbedStoreError, embed_store, open_embeddings, status
+from xwvnet.archive import ChunkTask, EmbedStoreError, embed_store, status
 
 from .conftest import embed_whole_store, make_imagettes, save_random_resnet18
 
@@ -57,7 +57,7 @@ def test_threaded_run_writes_embeddings_and_coords(source, weights, reference, t
     assert report.complete and report.failed == []
     assert report.computed == list(range(N // IN_CHUNK)) and report.embedded == N
     assert "thread pool" in report.runner
-    emb = open_embeddings(out)
+    emb = xwvnet.open_store(out)
     np.testing.assert_allclose(emb[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
     src = xwvnet.open_store(source)
     assert list(emb[S.IMAGETTE].values) == list(src[S.IMAGETTE].values)
@@ -80,7 +80,7 @@ def test_append_embeds_only_new_imagettes(source, weights, tmp_path):
     report = embed_store(src, out, weights, progress=False)
     assert report.embedded == 5 and report.total == N + 5 and report.complete
     assert report.computed == [2, 3]  # the partly filled chunk resumed where it stopped, then a new one
-    emb = open_embeddings(out)
+    emb = xwvnet.open_store(out)
     all_ids = list(xwvnet.open_store(src)[S.IMAGETTE].values)
     assert list(emb[S.IMAGETTE].values) == all_ids  # order follows the input
     from xwvnet.inference import embed_block
@@ -118,7 +118,7 @@ def test_kill_and_resume_equals_uninterrupted_run(source, weights, reference, tm
     assert report.complete
     assert set(report.computed).isdisjoint(done_before)  # nothing committed was computed again
     assert set(report.computed) | done_before == set(range(before["chunks"]))
-    np.testing.assert_allclose(open_embeddings(out)[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(xwvnet.open_store(out)[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
 
 
 def test_corrupt_chunk_fails_alone_and_rerun_completes(source, weights, reference, tmp_path):
@@ -141,7 +141,7 @@ def test_corrupt_chunk_fails_alone_and_rerun_completes(source, weights, referenc
     chunk_file.write_bytes(good)  # the fix
     fixed = embed_store(src, out, weights, progress=False)
     assert fixed.complete and fixed.computed == [1]
-    np.testing.assert_allclose(open_embeddings(out)[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(xwvnet.open_store(out)[S.EMBEDDING].values, reference, atol=1e-5, rtol=0)
 
 
 def test_resume_refuses_another_encoder_or_input(source, weights, tmp_path):

@@ -32,3 +32,33 @@ def test_probe_fit_save_apply_and_neighbors(tmp_path, capsys):
     assert len(table) == 40 * 3 and (table["neighbor"] != table[S.IMAGETTE]).all()
     assert main(["evaluate", str(store), "--encoders", "stored", "--targets", "hs"]) == 0
     assert "stored" in capsys.readouterr().out
+
+
+def test_version_and_help_show_defaults(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and xwvnet.__version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    assert "(default: 256)" in capsys.readouterr().out
+
+
+def test_user_error_is_one_line_without_traceback_unless_debug(tmp_path, capsys):
+    import pytest
+
+    missing = tmp_path / "no-such-store.zarr"
+    assert main(["neighbors", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xwvnet neighbors: error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(ValueError):
+        main(["--debug", "neighbors", str(missing)])
+
+
+def test_subcommands_dispatch_through_set_defaults():
+    from xwvnet.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--quick"])
+    assert args.func.__name__ == "_run_demo" and args.quick

@@ -13,7 +13,9 @@ from scipy.interpolate import RegularGridInterpolator
 
 import xwvnet  # noqa: F401  (registers ds.wvnet)
 from xwvnet import schema as S
-from xwvnet.joins.collocation import CollocationWarning, collocate, haversine_km, normalise_source
+from xwvnet.io.sources import normalise_source
+from xwvnet.joins.collocation import CollocationWarning, collocate
+from xwvnet.joins.points import haversine_km
 
 from .conftest import make_imagettes
 
@@ -307,3 +309,211 @@ def test_station_output_nearest_station_then_linear_in_time():
     np.testing.assert_allclose(out.ww3_hs.values, [1.5, 25.0, np.nan])
     tolerant = collocate(ds, stations, prefix="ww3", time_tolerance="1h", max_distance_km=500)
     np.testing.assert_allclose(tolerant.ww3_hs.values, [1.5, 25.0, 30.0])
+
+
+# --------------------------------------------------------------------------- grids on xarray's own indexing
+
+
+def global_grid(lon: np.ndarray) -> xr.Dataset:
+    """A smooth global field of longitude (periodic) and latitude on the given longitudes, latitudes descending."""
+    lat = np.arange(80.0, -80.1, -10.0)
+    field = 280 + 10 * np.cos(np.deg2rad(lat))[:, None] + 5 * np.sin(np.deg2rad(lon))[None, :]
+    return xr.Dataset({"t2m": (("latitude", "longitude"), field, {"units": "K"})},
+                      coords={"latitude": lat, "longitude": lon})
+
+
+def test_global_grid_in_any_longitude_order_wraps_across_the_antimeridian():
+    lon = np.arange(-180.0, 180.0, 20.0)  # [-180, 160]: the gap is between 160 and 180 = -180
+    ref = global_grid(lon)
+    ds = at(make_imagettes(4, 4, 4), [0.0, 0.0, 35.0, -5.0], [170.0, -190.0, 165.0, 530.0], ERA5_TIME)
+    out = collocate(ds, ref, prefix="era5").era5_t2m.values
+    row0 = ref.t2m.sel(latitude=0.0)
+    expected = 0.5 * (float(row0.sel(longitude=160.0)) + float(row0.sel(longitude=-180.0)))
+    np.testing.assert_allclose(out[:2], [expected, expected], rtol=1e-12)  # 170 and -190 are the same place
+    assert np.isfinite(out).all()
+    # the same grid stored from 0 to 340 degrees east, and stored rolled (180..340, 0..160): same answers
+    east = ref.assign_coords(longitude=np.mod(lon, 360.0)).sortby("longitude")
+    rolled = ref.assign_coords(longitude=np.mod(lon, 360.0))
+    for other in (east, rolled):
+        np.testing.assert_allclose(collocate(ds, other, prefix="era5").era5_t2m.values, out, rtol=1e-12)
+
+
+def test_regional_grid_across_greenwich_stored_in_0_360_order():
+    lon = np.r_[np.arange(0.0, 10.1, 2.5), np.arange(350.0, 359.9, 2.5)]  # 0..10 then 350..357.5: one region
+    grid = xr.Dataset({"v": (("latitude", "longitude"), np.tile(np.where(lon > 180, lon - 360, lon), (3, 1)))},
+                      coords={"latitude": [40.0, 45.0, 50.0], "longitude": lon})
+    ds = at(make_imagettes(4, 4, 4), [45.0, 45.0, 45.0, 45.0], [-8.75, 358.75, 1.0, 20.0], ERA5_TIME)
+    with pytest.warns(CollocationWarning, match="1 of 4 imagettes are outside the latitude/longitude coverage"):
+        out = collocate(ds, grid, prefix="g").g_v.values
+    np.testing.assert_allclose(out[:3], [-8.75, -1.25, 1.0], rtol=1e-12)  # linear across 0 degrees
+    assert np.isnan(out[3])
+
+
+def test_lazy_source_reads_only_the_chunks_of_the_steps_needed_in_groups():
+    time = np.datetime64("2020-01-01", "ns") + np.arange(8) * np.timedelta64(6, "h")
+    hours = (time - time[0]) / np.timedelta64(1, "h")
+    lat, lon = np.arange(-10.0, 10.1, 2.5), np.arange(0.0, 20.1, 5.0)
+    field = 280 + 0.5 * hours[:, None, None] + 0.1 * lat[None, :, None] - 0.2 * lon[None, None, :]
+    src = xr.Dataset({"t2m": (("time", "latitude", "longitude"), field)},
+                     coords={"time": time, "latitude": lat, "longitude": lon})
+    touched: list[int] = []
+
+    def block(i: int) -> np.ndarray:
+        touched.append(i)
+        return field[i : i + 1]
+
+    blocks = [da.from_delayed(dask.delayed(block)(i), shape=(1, 9, 5), dtype=float) for i in range(8)]
+    lazy = src.assign(t2m=(src.t2m.dims, da.concatenate(blocks)))
+    # imagettes between steps 0 and 1, and 5 and 6: steps 2, 3, 4 and 7 are needed by nobody
+    offsets = np.array([1, 32, 2], dtype="timedelta64[h]")
+    ds = at(make_imagettes(3, 4, 4), [0, 1, 2], [5, 6, 7], time[0] + offsets)
+    expected = 280 + 0.5 * np.array([1, 32, 2]) + 0.1 * np.array([0, 1, 2]) - 0.2 * np.array([5, 6, 7])
+    with dask.config.set({"array.chunk-size": "360B"}):  # one step (9 x 5 x 8 bytes) per group: two groups
+        out = collocate(ds, lazy, prefix="era5")
+    assert touched == []
+    np.testing.assert_allclose(out.era5_t2m.values, expected, rtol=1e-12)
+    assert sorted(set(touched)) == [0, 1, 5, 6]
+    touched.clear()
+    np.testing.assert_allclose(collocate(ds, lazy, prefix="era5").era5_t2m.values, expected, rtol=1e-12)
+    assert sorted(set(touched)) == [0, 1, 5, 6]
+
+
+def test_nearest_on_a_lazy_source_stays_lazy_and_agrees():
+    src = analytic_grid()
+    rng = np.random.default_rng(6)
+    ds = at(make_imagettes(10, 4, 4), rng.uniform(-10, 10, 10), rng.uniform(0, 20, 10),
+            np.datetime64("2020-01-01T07:00", "ns"))
+    out = collocate(ds, src.chunk({"time": 1}), method="nearest", prefix="era5", time_tolerance="2h")
+    assert out.era5_t2m.chunks is not None
+    np.testing.assert_array_equal(out.era5_t2m.values,
+                                  collocate(ds, src, method="nearest", prefix="era5", time_tolerance="2h").era5_t2m)
+    with pytest.warns(CollocationWarning, match="10 of 10 imagettes are outside the time range"):
+        far = collocate(ds, src, method="nearest", prefix="era5", time_tolerance="30min")  # 07:00 is 1 h from 06:00
+    assert np.isnan(far.era5_t2m.values).all()
+
+
+def test_extra_dimensions_of_the_source_are_kept():
+    src = analytic_grid()
+    levels = xr.concat([src.t2m, src.t2m + 10], dim=xr.DataArray([1000, 850], dims="level", name="level"))
+    ds = at(make_imagettes(3, 4, 4), [0, 1, 2], [5, 6, 7], np.datetime64("2020-01-01T03:00", "ns"))
+    out = collocate(ds, src.assign(t=levels), variables="t", prefix="era5")
+    assert out.era5_t.dims == (S.IMAGETTE, "level") and list(out.level.values) == [1000, 850]
+    np.testing.assert_allclose(out.era5_t.values[:, 1] - out.era5_t.values[:, 0], 10.0, rtol=1e-12)
+    lazy = collocate(ds, src.assign(t=levels).chunk({"time": 1, "level": 1}), variables="t", prefix="era5")
+    assert lazy.era5_t.dims == (S.IMAGETTE, "level") and lazy.era5_t.chunks is not None
+    np.testing.assert_allclose(lazy.era5_t.values, out.era5_t.values, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- points on a BallTree
+
+
+def brute_force(lat, lon, t, p_lat, p_lon, p_time, tolerance):
+    """One imagette at a time: the nearest admissible point, ties to the nearest in time then the first."""
+    best = np.full(lat.size, -1)
+    for i in range(lat.size):
+        d = haversine_km(lat[i], lon[i], p_lat, p_lon)
+        dt = np.abs(p_time - t[i])
+        ok = dt <= tolerance
+        if ok.any():
+            d = np.where(ok, d, np.inf)
+            ties = np.flatnonzero(d == d.min())
+            best[i] = ties[np.argmin(dt[ties])]
+    return best
+
+
+@pytest.mark.parametrize("hours", [1, 6, 48])
+def test_balltree_matches_brute_force_within_the_time_tolerance(hours):
+    from xwvnet.joins.points import nearest_points
+
+    rng = np.random.default_rng(hours)
+    m, n = 400, 150
+    p_lat, p_lon = rng.uniform(-70, 70, m), rng.uniform(-180, 180, m)
+    p_lat[10:20], p_lon[10:20] = 12.5, 45.0  # one place visited ten times: ties broken by time
+    p_time = np.datetime64("2023-02-01", "ns") + rng.integers(0, 72 * 60, m).astype("timedelta64[m]")
+    lat, lon = rng.uniform(-70, 70, n), rng.uniform(-180, 180, n)
+    lat[:5], lon[:5] = 12.5, 45.0
+    t = np.datetime64("2023-02-01", "ns") + rng.integers(0, 72 * 60, n).astype("timedelta64[m]")
+    tolerance = np.timedelta64(hours, "h")
+    index, km = nearest_points(lat, lon, p_lat, p_lon, time=t, point_time=p_time, time_tolerance=tolerance)
+    expected = brute_force(lat, lon, t, p_lat, p_lon, p_time, tolerance)
+    np.testing.assert_array_equal(index, expected)
+    found = index >= 0
+    np.testing.assert_allclose(km[found], haversine_km(lat[found], lon[found], p_lat[index[found]],
+                                                       p_lon[index[found]]), rtol=1e-12)
+    assert np.isnan(km[~found]).all()
+
+
+def test_balltree_without_times_and_with_missing_positions():
+    from xwvnet.joins.points import nearest_points
+
+    index, km = nearest_points(np.array([0.0, np.nan, 89.0]), np.array([179.5, 0.0, 0.0]),
+                               np.array([0.0, np.nan, 0.0, 88.0]), np.array([-179.5, 0.0, 170.0, 180.0]))
+    assert index.tolist() == [0, -1, 3]
+    assert km[0] == pytest.approx(haversine_km(0.0, 179.5, 0.0, -179.5)) and km[0] < 112
+    with pytest.raises(ValueError, match="point_time needs the imagette times"):
+        nearest_points(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), point_time=np.zeros(1, "datetime64[ns]"))
+
+
+def test_lazy_track_gives_a_lazy_result(ww3):
+    ds = at(make_imagettes(4, 4, 4), [-34.0, -36.0, -38.0, -40.0], [177.5, 177.0, 176.0, 175.0],
+            np.datetime64("2023-02-13T17:30", "ns"))
+    with xr.open_dataset(ww3) as raw:
+        track = raw.load()
+    eager = collocate(ds, track, time_tolerance="1h", max_distance_km=200)
+    lazy = collocate(ds, track.chunk({"time": 10}), time_tolerance="1h", max_distance_km=200)
+    assert lazy.ww3_hs.chunks is not None
+    np.testing.assert_allclose(lazy.ww3_hs.values, eager.ww3_hs.values, rtol=1e-12)
+    np.testing.assert_array_equal(lazy.ww3_time_offset.values, eager.ww3_time_offset.values)
+
+
+# --------------------------------------------------------------------------- sources and documentation
+
+
+def test_ocn_product_path_opens_as_a_point_source(data_dir):
+    from xwvnet.io.sources import open_source
+
+    path = next((data_dir / "s1_wv").glob("s1a-wv2-ocn-*.nc"), None)
+    if path is None:
+        pytest.skip("no OCN product in the data mirror")
+    assert S.IMAGETTE in open_source(path).dims  # through open_ocn, not the raw netCDF
+    near = at(make_imagettes(1, 4, 4), [-56.0], [-4.2], np.datetime64("2026-01-12T05:00", "ns"))
+    out = collocate(near, path, time_tolerance="10min", max_distance_km=10, variables=["wind_speed"])
+    assert out.ocn_wind_speed.values[0] == pytest.approx(6.73, abs=0.01)
+
+
+def test_grib_without_cfgrib_and_bad_sources_are_explained(tmp_path, monkeypatch):
+    import sys
+
+    from xwvnet.io.sources import normalise_source, open_source
+
+    grib = tmp_path / "era5.grib"
+    grib.write_bytes(b"GRIB")
+    monkeypatch.setitem(sys.modules, "cfgrib", None)
+    with pytest.raises(ImportError, match="needs cfgrib and eccodes"):
+        open_source(grib)
+    with pytest.raises(ValueError, match="no latitude/longitude"):
+        normalise_source(xr.Dataset({"x": ("y", [1.0])}))
+
+
+_JOIN_MODULES = ["xwvnet.joins.collocation", "xwvnet.joins.grid", "xwvnet.joins.points", "xwvnet.joins.waves",
+                 "xwvnet.io.sources"]
+
+
+@pytest.mark.parametrize("module_name", _JOIN_MODULES)
+def test_join_modules_have_numpydoc_docstrings_and_their_examples_run(module_name):
+    import doctest
+    import importlib
+    import inspect
+
+    from .test_schema import _documented_params, _public, _sections
+
+    for qualname, obj in _public(module_name):
+        doc = obj.__doc__ or ""
+        assert inspect.cleandoc(doc).splitlines()[0].endswith("."), f"{qualname}: no one-line summary"
+        if inspect.isfunction(obj):
+            assert "Returns" in _sections(doc), f"{qualname}: no Returns section"
+            params = set(inspect.signature(obj).parameters)
+            documented = _documented_params(doc)
+            assert params <= documented, f"{qualname}: {sorted(params - documented)} not in Parameters"
+    result = doctest.testmod(importlib.import_module(module_name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, result

@@ -39,6 +39,6 @@ def test_offline_without_mirror_names_the_url_and_the_place(tmp_path, monkeypatc
 def test_every_upstream_sample_has_a_pinned_url():
     upstream = [name for name in datasets.REGISTRY if name.startswith("wvnet_upstream/")]
     assert len(upstream) == 17
-    assert all(datasets.WVNET_COMMIT in datasets._URLS[name] for name in upstream)
+    assert all(datasets.WVNET_COMMIT in datasets.URLS[name] for name in upstream)
     with pytest.raises(KeyError, match="unknown sample file"):
         datasets.fetch("nope.txt")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import xwvnet
+from xwvnet import _runtime
 from xwvnet import distributed as xd
 from xwvnet import schema as S
 
@@ -46,17 +47,17 @@ def client():
 
 
 def test_thread_budget_helpers():
-    assert xd.torch_threads_per_task(16, 4) == 4
-    assert xd.torch_threads_per_task(2, 4) == 1  # never 0
+    assert _runtime.threads_per_task(16, 4) == 4
+    assert _runtime.threads_per_task(2, 4) == 1  # never 0
     with pytest.raises(ValueError):
-        xd.torch_threads_per_task(0, 1)
-    assert xd.cores() >= 1
+        _runtime.threads_per_task(0, 1)
+    assert _runtime.cores() >= 1
 
 
 def test_local_cluster_budget_never_oversubscribes(client):
     env = client.run(lambda: os.environ.get(xd.THREADS_ENV))
     assert len(env) == 2
-    expected = str(max(1, xd.cores() // 2))
+    expected = str(max(1, _runtime.cores() // 2))
     assert set(env.values()) == {expected}
     assert sum(xd.host_threads(client).values()) == 2
     xd.setup_client(client)  # the plugin keeps a budget that is already set
@@ -76,7 +77,7 @@ def test_plugin_budget_from_host_map():
 
     saved = os.environ.pop(xd.THREADS_ENV, None)
     try:
-        xd.WVNetWorker(threads_by_host={"10.0.0.7": xd.cores() * 8}).setup(Worker())
+        xd.WVNetWorker(threads_by_host={"10.0.0.7": _runtime.cores() * 8}).setup(Worker())
         assert os.environ[xd.THREADS_ENV] == "1"
         xd.WVNetWorker(torch_threads=3).setup(Worker())
         assert os.environ[xd.THREADS_ENV] == "3"
@@ -95,7 +96,7 @@ def test_gpu_resources_requested_only_where_declared(client):
 
 
 def test_embed_store_on_cluster_equals_threaded_and_single_process(client, source, weights, reference, tmp_path):
-    from xwvnet.archive import embed_store, open_embeddings
+    from xwvnet.archive import embed_store
 
     xd.setup_client(client, weights, device="cpu")  # every worker builds its model now, once
     on_cluster = embed_store(source, tmp_path / "c.zarr", weights, client=client, progress=False)
@@ -103,8 +104,8 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
     threaded = embed_store(source, tmp_path / "t.zarr", weights, scheduler="threads", threads=2,
                            progress=False)
     assert threaded.complete and "thread pool" in threaded.runner
-    a = open_embeddings(tmp_path / "c.zarr")[S.EMBEDDING].values
-    b = open_embeddings(tmp_path / "t.zarr")[S.EMBEDDING].values
+    a = xwvnet.open_store(tmp_path / "c.zarr")[S.EMBEDDING].values
+    b = xwvnet.open_store(tmp_path / "t.zarr")[S.EMBEDDING].values
     np.testing.assert_allclose(a, reference, atol=1e-5, rtol=0)
     np.testing.assert_allclose(b, reference, atol=1e-5, rtol=0)
     # the model was built once per worker process and reused for every later chunk
@@ -113,12 +114,12 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
 
 
 def test_embed_store_by_scheduler_address(client, source, weights, reference, tmp_path):
-    from xwvnet.archive import embed_store, open_embeddings
+    from xwvnet.archive import embed_store
 
     report = embed_store(source, tmp_path / "s.zarr", weights, scheduler=client.scheduler.address, chunk=6,
                          progress=False)
     assert report.complete and report.chunks == 2
-    np.testing.assert_allclose(open_embeddings(tmp_path / "s.zarr")[S.EMBEDDING].values, reference, atol=1e-5,
+    np.testing.assert_allclose(xwvnet.open_store(tmp_path / "s.zarr")[S.EMBEDDING].values, reference, atol=1e-5,
                                rtol=0)
 
 

@@ -1,18 +1,26 @@
-"""The evaluation table (one row per encoder) and the non-learned image-statistics baseline."""
+"""The evaluation table (one row per encoder), probe metrics, learning curves and the image-statistics baseline."""
 
 from __future__ import annotations
+
+import warnings
 
 import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from sklearn.metrics import roc_auc_score
 
+import xwvnet
+from xwvnet import evaluation
+from xwvnet import probe as P
 from xwvnet import schema as S
-from xwvnet.evaluation import baselines
+from xwvnet.evaluation import baselines, curves
+from xwvnet.evaluation import metrics as M
 from xwvnet.evaluation import table as E
 
 from .conftest import make_imagettes
+from .test_probe import embedded
 
 
 def labelled(n: int = 200, d: int = 12, seed: int = 0) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
@@ -141,3 +149,82 @@ def test_evaluate_with_the_baseline_row():
     ds = bright(60)
     table = E.evaluate(ds, ["image-statistics"], "brightness", seed=0)
     assert table.loc["image-statistics", ("brightness", "r2")] > 0.9
+
+
+# --- metrics ---------------------------------------------------------------------------------------------------------
+def test_regression_scores_values():
+    scores = M.regression_scores(np.array([1.0, 2.0, 3.0, np.nan]), np.array([2.0, 3.0, 4.0, 1.0]))
+    assert scores == pytest.approx({"rmse": 1.0, "bias": 1.0, "r2": -0.5, "n": 3})
+    assert np.isnan(M.regression_scores(np.array([1.0, np.nan]), np.array([1.0, 2.0]))["rmse"])
+
+
+def test_tag_scores_agree_with_sklearn_and_ignore_unknown_tags():
+    rng = np.random.default_rng(2)
+    y = (rng.random((50, 3)) < 0.4).astype(np.int8)
+    prob = np.clip(y + 0.6 * rng.standard_normal((50, 3)), 0, 1)
+    y[:5, 1] = -1  # unknown: left out
+    y[:, 2] = 0  # one class only: no AUROC for that tag
+    scores = M.tag_scores(y, prob, ["A", "B", "C"])
+    known = y[:, 1] >= 0
+    assert scores["auroc[A]"] == pytest.approx(roc_auc_score(y[:, 0], prob[:, 0]))
+    assert scores["auroc[B]"] == pytest.approx(roc_auc_score(y[known, 1], prob[known, 1]))
+    assert np.isnan(scores["auroc[C]"])
+    assert scores["macro_auroc"] == pytest.approx((scores["auroc[A]"] + scores["auroc[B]"]) / 2)
+    mask = y >= 0
+    assert scores["micro_auroc"] == pytest.approx(roc_auc_score(y[mask], prob[mask]))
+    assert scores["n"] == 50
+
+
+def test_probe_scores_on_the_test_imagettes():
+    ds = embedded(200)
+    test = P.split(ds, seed=2)
+    probe = P.fit_probe(ds, "hs", train=~test)
+    scores = M.probe_scores(ds, probe, test=test)
+    truth = ds["hs"].values[test]
+    predicted = P.predict(ds, probe)["hs_predicted"].values[test]
+    assert scores == pytest.approx(M.regression_scores(truth, predicted))
+    assert scores["n"] == test.sum()
+
+
+def test_evaluation_exports_and_the_package_name():
+    assert xwvnet.learning_curve is curves.learning_curve
+    for name in evaluation.__all__:
+        assert getattr(evaluation, name) is not None
+    assert evaluation.learning_curve.__module__ == "xwvnet.evaluation.curves"
+    assert not hasattr(P, "learning_curve") and not hasattr(P, "regression_scores") and not hasattr(P, "score")
+
+
+# --- learning curves -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def probe_ds() -> xr.Dataset:
+    return embedded()
+
+
+def test_learning_curve_shape_and_improvement(probe_ds):
+    ds = probe_ds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curve = curves.learning_curve(ds, "hs", sizes=(10, 30, None, 10_000), seeds=3, test_size=0.3)
+    assert list(curve["n_labels"].values) == [10, 30, 210]  # None and oversized sizes -> all 210 training rows
+    assert curve["score"].dims == ("metric", "n_labels", "seed")
+    assert set(curve["metric"].values) == {"rmse", "bias", "r2"}
+    rmse = curve["mean"].sel(metric="rmse").values
+    assert rmse[-1] < rmse[0]
+    assert rmse[-1] < 0.15
+    assert np.all(curve["std"].sel(metric="rmse").values >= 0)
+
+
+def test_learning_curve_for_tags(probe_ds):
+    curve = curves.learning_curve(probe_ds, S.LABELS, sizes=(40, None), seeds=2, Cs=(0.1, 1.0), cv=3)
+    assert "macro_auroc" in curve["metric"].values
+    assert float(curve["mean"].sel(metric="auroc[SEP]", n_labels=210)) > 0.95
+
+
+def test_learning_curve_subsets_are_seeded_and_nested():
+    pool = np.arange(100, 180)
+    small, large = curves._subset(pool, 10, seed=3), curves._subset(pool, 40, seed=3)
+    assert len(small) == 10 and len(set(small)) == 10 and set(small) <= set(pool)
+    assert set(small) <= set(large)  # one seed: the smaller training set lies inside the larger
+    np.testing.assert_array_equal(curves._subset(pool, 10, seed=3), small)
+    assert set(curves._subset(pool, 10, seed=4)) != set(small)
+    np.testing.assert_array_equal(curves._subset(pool, 80, seed=3), pool)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import warnings
 
@@ -16,11 +15,12 @@ import torch.nn.functional as F
 import xarray as xr
 from PIL import Image
 
+from xwvnet import _runtime, datasets
 from xwvnet import schema as S
 from xwvnet.inference import EmptyImagetteWarning, embed, embed_block, get_model, torch_threads
-from xwvnet.models import registry
-from xwvnet.models.registry import load_encoder
+from xwvnet.models import zoo
 from xwvnet.models.resnet import resnet18, resnet50
+from xwvnet.models.zoo import load_encoder
 
 from .conftest import make_imagettes
 from .test_preprocess import reference_input
@@ -79,10 +79,10 @@ def test_embed_matches_independent_evaluation_on_real_quicklooks(wvnet_samples, 
 
 
 def test_published_weights_reproduce_published_embeddings(wvnet_samples):
-    if registry.find_weights("wvnet-resnet50") is None:
+    if zoo.find_weights("wvnet-resnet50") is None:
         pytest.skip(
             "published WV-Net weights not available offline: place wvnet_resnet50_weights.pt in "
-            f"{registry.weights_cache()}"
+            f"{datasets.cache_dir()}"
         )
     from xwvnet.io.quicklook import open_quicklooks
 
@@ -190,7 +190,7 @@ def test_in_memory_encoder_works_with_threads(ds):
 
 def test_torch_threads_times_dask_threads_fit_the_cores(monkeypatch):
     monkeypatch.delenv("XWVNET_TORCH_THREADS", raising=False)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = _runtime.cores()  # what dask counts: affinity and cgroup quota
     assert torch_threads(1) == cores  # one chunk alone gets every core
     for k in (2, 3, 64):
         assert torch_threads(k) == max(1, cores // k) and torch_threads(k) * min(k, cores) <= cores
@@ -212,7 +212,7 @@ def test_each_task_thread_sets_its_budget(ds, r18, monkeypatch):
 
     monkeypatch.setattr(E, "_set_threads", spy)
     embed(ds.chunk({S.IMAGETTE: 2}), r18, batch_size=1)[S.EMBEDDING].compute(scheduler="threads")
-    cores = E._cores()
+    cores = _runtime.cores()
     assert len(seen) == 7  # once per batch
     for active, threads in seen:
         assert 1 <= active <= 4 and threads == max(1, cores // active)
@@ -247,3 +247,36 @@ def test_xwvnet_embed_is_the_function_whatever_was_imported_before(ds, r18):
     direct = embed(ds, r18)[S.EMBEDDING].values
     np.testing.assert_array_equal(xwvnet.embed(ds, r18)[S.EMBEDDING].values, direct)
     np.testing.assert_array_equal(ds.wvnet.embed(r18)[S.EMBEDDING].values, direct)
+
+
+def test_cuda_without_a_gpu_is_a_clear_value_error(ds, r18, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no visible CUDA GPU"):
+        embed(ds, r18, device="cuda")
+    with pytest.raises(ValueError, match="no visible CUDA GPU"):  # inside a task too, not an AssertionError
+        embed_block(ds[S.QUICKLOOK].values[:1], [60], [70], encoder=r18, device="cuda:0")
+    with pytest.raises(ValueError, match="device must be"):
+        embed(ds, r18, device="tpu")
+    assert embed(ds.isel({S.IMAGETTE: [0]}), r18, device="auto")[S.EMBEDDING].shape == (1, 512)
+
+
+def test_one_precision_vocabulary():
+    from xwvnet.inference import embedding_attrs
+
+    assert _runtime.PRECISIONS == ("float32", "bfloat16", "float16")
+    with pytest.raises(ValueError, match="bfloat16"):
+        get_model("random-resnet50", "cpu", "bf16")
+    assert embedding_attrs(load_encoder("random-resnet50"), S.QUICKLOOK, "bfloat16")["precision"] == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    ["xwvnet.datasets", "xwvnet.models.resnet", "xwvnet.models.weights", "xwvnet.models.encoder",
+     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.preprocess"],
+)
+def test_docstring_examples_run(module_name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module_name), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, result

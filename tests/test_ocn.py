@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import shutil
 
 import numpy as np
@@ -59,3 +60,11 @@ def test_bad_files_are_skipped_and_reported(product, tmp_path):
     assert ds.sizes[S.IMAGETTE] == 1
     with pytest.raises(ValueError, match="no readable WV L2 OCN product"), pytest.warns(OcnWarning):
         open_ocn(tmp_path / "notes.nc")
+
+
+def test_docstring_examples_run(product):
+    """The examples in the reader's docstring run on the real product and show what they claim."""
+    from xwvnet.io import ocn
+
+    result = doctest.testmod(ocn, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result

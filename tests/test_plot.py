@@ -11,9 +11,9 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from xwvnet import demo, plot
-from xwvnet import probe as P
 from xwvnet import retrieval as R
 from xwvnet import schema as S
+from xwvnet.evaluation.curves import learning_curve
 
 from .conftest import make_imagettes
 
@@ -29,7 +29,7 @@ def embedded_imagettes(n: int = 8) -> xr.Dataset:
 def test_neighbors_panel_shows_query_and_k_neighbours():
     ds = embedded_imagettes()
     query = str(ds[S.IMAGETTE].values[2])
-    fig = plot.neighbors(ds, query, k=3)
+    fig = plot.neighbor_panel(ds, query, k=3)
     assert isinstance(fig, Figure)
     axes = fig.get_axes()
     assert len(axes) == 4
@@ -44,10 +44,10 @@ def test_neighbors_panel_shows_query_and_k_neighbours():
 def test_neighbors_panel_crops_padding_and_refuses_unknown_ids():
     ds = embedded_imagettes()
     ds = ds.assign({S.VALID_LINES: (S.IMAGETTE, np.full(8, 10, dtype=np.int32))})
-    fig = plot.neighbors(ds, str(ds[S.IMAGETTE].values[0]), k=2)
+    fig = plot.neighbor_panel(ds, str(ds[S.IMAGETTE].values[0]), k=2)
     assert fig.get_axes()[0].get_images()[0].get_array().shape == (10, 30)
     with pytest.raises(ValueError, match="not an imagette"):
-        plot.neighbors(ds, "nope")
+        plot.neighbor_panel(ds, "nope")
 
 
 def test_probe_scatter_and_comparison():
@@ -59,20 +59,47 @@ def test_probe_scatter_and_comparison():
     assert len(fig.get_axes()) == 2
 
 
+def test_panels_draw_into_given_axes():
+    ds = embedded_imagettes()
+    fig = Figure()
+    axes = fig.subplots(2, 3)
+    query = str(ds[S.IMAGETTE].values[1])
+    assert plot.neighbor_panel(ds, query, k=2, axes=axes[0]) is fig
+    assert axes[0][0].get_title().startswith("query") and axes[0][2].get_images()
+    assert not axes[1][0].get_images()  # only the axes needed are used
+    truth = np.linspace(0, 1, 5)
+    assert plot.probe_comparison({"a": (truth, truth)}, target="hs", axes=[axes[1][0]]) is fig
+    assert "RMSE" in axes[1][0].get_title()
+    with pytest.raises(ValueError, match="3 panels"):
+        plot.neighbor_panel(ds, query, k=2, axes=axes[1][:2])
+
+
+def test_plot_modules_never_switch_the_backend(monkeypatch):
+    import matplotlib
+
+    calls = []
+    monkeypatch.setattr(matplotlib, "use", lambda *a, **k: calls.append(a))
+    truth = np.linspace(0, 5, 20)
+    plot.probe_scatter(truth, truth)
+    ds = embedded_imagettes()
+    plot.neighbor_panel(ds, str(ds[S.IMAGETTE].values[0]), k=2)
+    assert calls == []
+
+
 def test_learning_curve_plot(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((120, 5)).astype(np.float32)
     ds = xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x), "hs": (S.IMAGETTE, x @ np.ones(5))},
                     coords={S.IMAGETTE: [f"i{i}" for i in range(120)]})
-    curve = P.learning_curve(ds, "hs", sizes=(10, 30, None), seeds=2)
-    ax = plot.learning_curve(curve)
+    curve = learning_curve(ds, "hs", sizes=(10, 30, None), seeds=2)
+    ax = plot.learning_curve_panel(curve)
     assert ax.get_ylabel() == "rmse"
     assert ax.get_xscale() == "log"
     line = ax.get_lines()[0]
     np.testing.assert_array_equal(line.get_xdata(), curve["n_labels"].values)
     ax.figure.savefig(tmp_path / "curve.png")
     with pytest.raises(ValueError, match="not in the curve"):
-        plot.learning_curve(curve, "auroc")
+        plot.learning_curve_panel(curve, "auroc")
 
 
 def test_demo_retrieval_on_toy_data(tmp_path, capsys):

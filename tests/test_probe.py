@@ -1,17 +1,23 @@
-"""Linear probes: recovery of a known linear signal, tags, NaN handling, lazy predict, safe save/load, curves."""
+"""Linear probes: recovery of a known linear signal, tags, NaN handling, lazy predict, safe save/load, and that
+they are scikit-learn's estimators (same numbers as a direct Pipeline fit)."""
 
 from __future__ import annotations
 
+import inspect
 import json
-import warnings
 
 import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from sklearn.linear_model import LogisticRegressionCV, RidgeCV
+from sklearn.model_selection import ShuffleSplit, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from xwvnet import probe as P
 from xwvnet import schema as S
+from xwvnet.evaluation.metrics import probe_scores
 
 
 def embedded(n: int = 300, d: int = 16, noise: float = 0.1, seed: int = 0) -> xr.Dataset:
@@ -54,7 +60,7 @@ def tag_probe(ds, test_rows) -> P.Probe:
 
 def test_regression_recovers_the_linear_signal(ds, test_rows, hs_probe):
     assert hs_probe.kind == "regression"
-    scores = P.score(ds, hs_probe, test=test_rows)
+    scores = probe_scores(ds, hs_probe, test=test_rows)
     assert 0.07 < scores["rmse"] < 0.14  # noise level is 0.1
     assert abs(scores["bias"]) < 0.05
     assert scores["r2"] > 0.9
@@ -64,7 +70,7 @@ def test_regression_recovers_the_linear_signal(ds, test_rows, hs_probe):
 def test_multilabel_auroc_near_one_on_separable_and_half_on_random(ds, test_rows, tag_probe):
     assert tag_probe.kind == "multilabel"
     assert tag_probe.outputs == ("SEP", "SEP2", "RND", "NONE")
-    scores = P.score(ds, tag_probe, test=test_rows)
+    scores = probe_scores(ds, tag_probe, test=test_rows)
     assert scores["auroc[SEP]"] > 0.97
     assert scores["auroc[SEP2]"] > 0.95
     assert 0.3 < scores["auroc[RND]"] < 0.7
@@ -183,25 +189,91 @@ def test_newer_format_version_is_refused(tmp_path, hs_probe):
         P.Probe.load(path)
 
 
-def test_learning_curve_shape_and_improvement(ds):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        curve = P.learning_curve(ds, "hs", sizes=(10, 30, None, 10_000), seeds=3, test_size=0.3)
-    assert list(curve["n_labels"].values) == [10, 30, 210]  # None and oversized sizes -> all 210 training rows
-    assert curve["score"].dims == ("metric", "n_labels", "seed")
-    assert set(curve["metric"].values) == {"rmse", "bias", "r2"}
-    rmse = curve["mean"].sel(metric="rmse").values
-    assert rmse[-1] < rmse[0]
-    assert rmse[-1] < 0.15
-    assert np.all(curve["std"].sel(metric="rmse").values >= 0)
+# --- scikit-learn's parts --------------------------------------------------------------------------------------------
+def test_regression_probe_is_a_standardscaler_ridgecv_pipeline(ds, test_rows, hs_probe):
+    train = ~test_rows
+    x, y = ds[S.EMBEDDING].values[train].astype(np.float64), ds["hs"].values[train]
+    direct = Pipeline([("s", StandardScaler()), ("r", RidgeCV(alphas=np.asarray(P.DEFAULT_ALPHAS)))]).fit(x, y)
+    assert hs_probe.info["alpha"] == direct[-1].alpha_
+    np.testing.assert_allclose(hs_probe.coef[0], direct[-1].coef_, rtol=1e-12)
+    np.testing.assert_allclose(hs_probe.mean[0], direct[0].mean_, rtol=1e-12)
+    everything = ds[S.EMBEDDING].values.astype(np.float64)
+    np.testing.assert_allclose(P.predict(ds, hs_probe)["hs_predicted"].values,
+                               direct.predict(everything).astype(np.float32), rtol=1e-6)
+    assert [type(step).__name__ for _, step in hs_probe.pipelines[0].steps] == ["StandardScaler", "Ridge"]
 
 
-def test_learning_curve_for_tags(ds):
-    curve = P.learning_curve(ds, S.LABELS, sizes=(40, None), seeds=2, Cs=(0.1, 1.0), cv=3)
-    assert "macro_auroc" in curve["metric"].values
-    assert float(curve["mean"].sel(metric="auroc[SEP]", n_labels=210)) > 0.95
+def test_tag_probe_is_one_logistic_pipeline_per_tag(ds, test_rows, tag_probe):
+    train = ~test_rows
+    x, y = ds[S.EMBEDDING].values[train].astype(np.float64), ds[S.LABELS].values[train, 0].astype(int)
+    kwargs = {"Cs": [0.01, 0.1, 1.0, 10.0], "scoring": "roc_auc", "max_iter": 500,
+              "cv": StratifiedKFold(n_splits=3, shuffle=True, random_state=0)}
+    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:
+        kwargs.update(use_legacy_attributes=False, l1_ratios=(0.0,))
+    direct = Pipeline([("s", StandardScaler()), ("l", LogisticRegressionCV(**kwargs))]).fit(x, y)
+    probs = P.predict(ds, tag_probe)[S.LABELS_PROBABILITY].sel({S.LABEL: "SEP"}).values
+    np.testing.assert_allclose(probs, direct.predict_proba(ds[S.EMBEDDING].values.astype(np.float64))[:, 1],
+                               rtol=1e-5, atol=1e-7)
+    assert len(tag_probe.pipelines) == 4
+    assert tag_probe.info["C"]["SEP"] == float(np.ravel(direct[-1].C_)[0])
+    # a tag never set predicts its smoothed prevalence (0.5 / (n + 1)), whatever the features
+    never = P.predict(ds, tag_probe)[S.LABELS_PROBABILITY].sel({S.LABEL: "NONE"}).values
+    np.testing.assert_allclose(never, 0.5 / (train.sum() + 1), rtol=1e-6)
 
 
-def test_regression_scores_values():
-    scores = P.regression_scores(np.array([1.0, 2.0, 3.0, np.nan]), np.array([2.0, 3.0, 4.0, 1.0]))
-    assert scores == pytest.approx({"rmse": 1.0, "bias": 1.0, "r2": -0.5, "n": 3})
+def test_split_is_a_seeded_shufflesplit(ds):
+    test = P.split(ds, test_size=0.3, seed=4)
+    assert test.sum() == 90 and test.dtype == bool
+    _, rows = next(ShuffleSplit(n_splits=1, test_size=90, random_state=4).split(np.empty((300, 1))))
+    np.testing.assert_array_equal(np.flatnonzero(test), np.sort(rows))
+    np.testing.assert_array_equal(P.split(ds, test_size=0.3, seed=4), test)
+    assert not np.array_equal(P.split(ds, test_size=0.3, seed=5), test)
+    assert P.split(ds.isel({S.IMAGETTE: [0, 1]}), test_size=0.01).sum() == 1  # at least one held out
+    assert P.split(ds.isel({S.IMAGETTE: [0]}), test_size=0.5).sum() == 0  # a lone imagette stays for training
+    with pytest.raises(ValueError, match="fraction"):
+        P.split(ds, test_size=1.5)
+
+
+def test_nan_features_predict_nan_and_do_not_spoil_the_rest(ds, hs_probe, tag_probe):
+    x = ds[S.EMBEDDING].values.copy()
+    x[4, 2] = np.nan
+    gappy = ds.assign({S.EMBEDDING: (ds[S.EMBEDDING].dims, x, ds[S.EMBEDDING].attrs)})
+    got = P.predict(P.predict(gappy, hs_probe), tag_probe)
+    full = P.predict(P.predict(ds, hs_probe), tag_probe)
+    assert np.isnan(got["hs_predicted"].values[4])
+    assert np.isnan(got[S.LABELS_PROBABILITY].values[4]).all()
+    keep = np.arange(300) != 4
+    np.testing.assert_array_equal(got["hs_predicted"].values[keep], full["hs_predicted"].values[keep])
+
+
+def test_saved_file_holds_only_arrays_and_a_json_header(tmp_path, tag_probe):
+    path = tag_probe.save(tmp_path / "tags.probe")
+    with np.load(path, allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["coef", "header", "intercept", "mean", "scale"]
+        assert npz["mean"].shape == npz["coef"].shape == (4, 16)
+        assert all(npz[name].dtype != object for name in npz.files)
+        header = json.loads(str(npz["header"]))
+    assert header["format_version"] == P.FORMAT_VERSION
+    assert header["outputs"] == ["SEP", "SEP2", "RND", "NONE"]
+
+
+def test_format_1_files_with_one_shared_scaler_still_load(tmp_path, ds, hs_probe):
+    header = {"format": P.FORMAT, "format_version": 1, "kind": "regression", "target": "hs",
+              "features": S.EMBEDDING, "outputs": ["hs"], "info": {"n_train": 5}}
+    path = tmp_path / "v1.npz"
+    np.savez(path, header=np.array(json.dumps(header)), mean=hs_probe.mean[0], scale=hs_probe.scale[0],
+             coef=hs_probe.coef, intercept=hs_probe.intercept)
+    old = P.Probe.load(path)
+    assert old.mean.shape == (1, 16)
+    np.testing.assert_array_equal(P.predict(ds, old)["hs_predicted"].values,
+                                  P.predict(ds, hs_probe)["hs_predicted"].values)
+
+
+def test_damaged_arrays_are_refused(tmp_path, hs_probe):
+    path = hs_probe.save(tmp_path / "p.npz")
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["intercept"] = np.zeros(3)
+    np.savez(path, **arrays)
+    with pytest.raises(P.ProbeFileError, match="damaged"):
+        P.Probe.load(path)

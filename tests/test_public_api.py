@@ -25,12 +25,13 @@ def _check_names() -> None:
         if name == "__version__":
             assert isinstance(value, str)
             continue
-        assert not isinstance(value, types.ModuleType) or name in xwvnet._SUBMODULES, name
-        if name not in xwvnet._SUBMODULES:
-            assert inspect.isfunction(value) or inspect.isclass(value), f"xwvnet.{name} is {type(value)}"
-            assert type(value).__module__ != "xwvnet", name
-            assert value.__name__ == name, f"xwvnet.{name} is {value.__name__}"
-            assert value.__doc__ and value.__doc__.strip(), f"xwvnet.{name} has no docstring"
+        assert not isinstance(value, types.ModuleType), f"xwvnet.{name} is a module"
+        assert inspect.isfunction(value) or inspect.isclass(value), f"xwvnet.{name} is {type(value)}"
+        assert value.__name__ == name, f"xwvnet.{name} is {value.__name__}"
+        assert value.__module__.startswith(xwvnet._LAZY.get(name, "xwvnet.schema")), f"{name}: {value.__module__}"
+        assert value.__doc__ and value.__doc__.strip(), f"xwvnet.{name} has no docstring"
+    for name in xwvnet._SUBMODULES:
+        assert isinstance(getattr(xwvnet, name), types.ModuleType)
 
 
 def test_no_module_replaces_its_own_class():
@@ -65,3 +66,24 @@ def test_names_used_through_the_accessor_first_stay_callable():
     for method in ("embed", "collocate", "train", "fit_probe", "predict", "neighbors", "to_store"):
         assert callable(getattr(ds.wvnet, method))
     _check_names()
+
+
+def test_accessor_methods_show_the_functions_parameters():
+    from xwvnet.accessor import WVNetAccessor
+
+    for name, method in inspect.getmembers(WVNetAccessor, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        doc = inspect.getdoc(method) or ""
+        assert "Parameters\n----------" in doc, f"ds.wvnet.{name} has no Parameters section"
+        params = list(inspect.signature(method).parameters)
+        assert params[0] == "self" and "kwargs" not in params, f"ds.wvnet.{name}{inspect.signature(method)}"
+
+
+def test_public_functions_have_numpydoc_sections():
+    for name in xwvnet.__all__:
+        value = getattr(xwvnet, name)
+        if inspect.isfunction(value):
+            doc = inspect.getdoc(value) or ""
+            assert "Parameters\n----------" in doc, f"xwvnet.{name} has no Parameters section"
+            assert "Returns\n-------" in doc, f"xwvnet.{name} has no Returns section"

@@ -1,3 +1,4 @@
+import doctest
 import shutil
 from datetime import datetime
 
@@ -118,3 +119,11 @@ def test_names_round_trip(mission, swath, product, start, orbit, datatake, numbe
     assert (info["mission"], info["swath"], info["orbit"], info["imagette_number"]) == (mission, swath, orbit, number)
     assert info["time"] == np.datetime64(start, "ns")
     assert imagette_key(info).endswith(f"-{orbit:06d}-{datatake:06x}-{number:03d}")
+
+
+def test_docstring_examples_run(wvnet_samples):
+    """The examples in the reader's docstrings run on the published sample and show what they claim."""
+    from xwvnet.io import quicklook
+
+    result = doctest.testmod(quicklook, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result

@@ -10,18 +10,12 @@ import pooch
 import pytest
 import torch
 
-from xwvnet.models import registry
+from xwvnet.datasets import git_blob_sha1
+from xwvnet.models import zoo
 from xwvnet.models.encoder import Encoder
-from xwvnet.models.registry import (
-    ENCODERS,
-    WeightsIntegrityError,
-    WeightsUnavailableError,
-    fetch_weights,
-    git_blob_sha1,
-    load_encoder,
-    verify,
-)
 from xwvnet.models.resnet import resnet18, resnet50
+from xwvnet.models.weights import WeightsIntegrityError, WeightsUnavailableError, verify
+from xwvnet.models.zoo import ENCODERS, fetch_weights, load_encoder
 
 torch.set_num_threads(1)
 
@@ -102,7 +96,7 @@ def test_mirror_is_honoured_and_still_verified(offline):
     mirrored = offline / "mirror" / "wvnet_upstream" / "wvnet_resnet50_weights.pt"
     mirrored.parent.mkdir(parents=True)
     mirrored.write_bytes(b"not the published weights")
-    assert registry.find_weights("wvnet-resnet50") == mirrored
+    assert zoo.find_weights("wvnet-resnet50") == mirrored
     with pytest.raises(WeightsIntegrityError, match="wvnet_upstream"):
         load_encoder("wvnet-resnet50")
 
@@ -189,3 +183,152 @@ def test_load_encoder_passes_encoders_through(r18_file):
         load_encoder(enc, transform="nope")
     with pytest.raises(ValueError, match="known encoder"):
         load_encoder("wvnet-resnet51")
+
+
+# ---- one registry, one cache, pooch's own checks ----------------------------------------------------------------
+def test_weights_live_in_the_one_registry_with_the_sample_data():
+    from xwvnet import datasets
+
+    for info in (ENCODERS["wvnet-resnet50"], ENCODERS["imagenet-resnet50"]):
+        assert info.file in datasets.REGISTRY and datasets.URLS[info.file] == info.url
+        assert datasets.REGISTRY[info.file] == info.hash
+    assert issubclass(WeightsUnavailableError, datasets.DataUnavailableError)  # one family for callers to catch
+
+
+def test_downloads_go_through_pooch_with_its_known_hash_or_a_check_after(offline, monkeypatch):
+    from xwvnet import datasets
+
+    calls = []
+
+    def fake_retrieve(url, known_hash, fname, path, progressbar):
+        calls.append((url, known_hash, Path(path) / fname))
+        target = Path(path) / fname
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"hello\n")
+        return str(target)
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    sha = hashlib.sha256(b"hello\n").hexdigest()
+    monkeypatch.setitem(datasets.REGISTRY, "wvnet_upstream/sample_data.csv", f"sha256:{sha}")
+    got = datasets.fetch("wvnet_upstream/sample_data.csv")
+    assert calls[-1][1] == f"sha256:{sha}"  # pooch checks SHA-256 pins itself
+    assert got == offline / "cache" / "wvnet_upstream" / "sample_data.csv" == calls[-1][2]
+    blob = "git-sha1:ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object` of "hello\n"
+    monkeypatch.setitem(datasets.REGISTRY, datasets.WVNET_WEIGHTS, blob)
+    path = fetch_weights("wvnet-resnet50")
+    assert calls[-1][1] is None and path == offline / "cache" / "wvnet_resnet50_weights.pt"  # the same cache
+    assert verify(path, datasets.REGISTRY[datasets.WVNET_WEIGHTS]) == blob  # the git-blob step checked it
+
+
+def test_embedding_size_comes_from_the_layer_table():
+    from xwvnet.models import resnet
+
+    for arch, make in resnet.ARCHITECTURES.items():
+        assert resnet.embedding_size(arch) == make().num_features == resnet.embedding_size(resnet.arch_of(make()))
+    with pytest.raises(ValueError, match="unknown architecture"):
+        resnet.embedding_size("resnet101")
+
+
+def test_models_rooms_import_each_other_without_a_circle():
+    import ast
+
+    import xwvnet.models
+
+    folder = Path(xwvnet.models.__file__).parent
+    imports = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found.update([node.module] if node.module else [a.name for a in node.names])
+        imports[path.stem] = found & {"resnet", "weights", "encoder", "zoo"}
+    assert not (folder / "registry.py").exists()
+    assert imports["encoder"] <= {"resnet", "weights"} and imports["resnet"] == set()
+    assert imports["weights"] <= {"resnet"} and "zoo" not in set().union(*imports.values())
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in imports.get(start, ()))
+
+    assert not any(reaches(room, room) for room in imports)
+
+
+# ---- the JSON sidecar round trip -----------------------------------------------------------------------------
+@pytest.fixture
+def run_dir(tmp_path) -> Path:
+    """A small trained-looking encoder: resnet18 weights plus an encoder.json as training writes it."""
+    import json
+
+    torch.manual_seed(3)
+    path = tmp_path / "encoder.pt"
+    torch.save(resnet18().state_dict(), path)
+    meta = {"format": "xwvnet-encoder", "name": "my-run", "arch": "resnet18", "transform": "imagenet",
+            "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps_done": 7,
+            "config": {"seed": 0, "lr": 0.002}}
+    (tmp_path / "encoder.json").write_text(json.dumps(meta))
+    return tmp_path
+
+
+def test_sidecar_is_read_back_and_reaches_the_embeddings(run_dir):
+    import json
+
+    from xwvnet import schema as S
+    from xwvnet.inference import embed
+
+    from .conftest import make_imagettes
+
+    enc = load_encoder(run_dir / "encoder.pt")
+    assert enc.name == "my-run" and enc.transform == "imagenet" and enc.arch == "resnet18"
+    assert enc.metadata["steps_done"] == 7 and enc.metadata["config"] == {"seed": 0, "lr": 0.002}
+    with pytest.raises(TypeError):
+        enc.metadata["name"] = "changed"  # read-only
+    back = pickle.loads(pickle.dumps(enc))
+    assert back.metadata == enc.metadata and back.name == "my-run"
+    emb = embed(make_imagettes(n=2, lines=40, samples=40, seed=1), enc)[S.EMBEDDING]
+    assert emb.attrs["encoder"] == "my-run" and emb.attrs["encoder_transform"] == "imagenet"
+    assert json.loads(emb.attrs["encoder_provenance"]) == json.loads((run_dir / "encoder.json").read_text())
+    assert load_encoder(run_dir / "encoder.pt", transform="wvnet").transform == "wvnet"  # the argument wins
+
+
+def test_a_sidecar_that_disagrees_with_its_weights_is_refused(run_dir):
+    import json
+
+    meta_path = run_dir / "encoder.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "arch": "resnet50"}))
+    with pytest.raises(WeightsIntegrityError, match="arch='resnet50'.*resnet18"):
+        load_encoder(run_dir / "encoder.pt")
+    meta_path.write_text(json.dumps({**meta, "weights_sha256": "0" * 64}))
+    with pytest.raises(WeightsIntegrityError, match="describes other weights"):
+        load_encoder(run_dir / "encoder.pt")
+    meta_path.write_text("{not json")
+    with pytest.raises(WeightsIntegrityError, match="encoder.json"):
+        load_encoder(run_dir / "encoder.pt")
+
+
+def test_without_sidecar_a_file_keeps_its_file_name_and_no_provenance(r18_file):
+    enc = load_encoder(r18_file)
+    assert enc.name == "r18.pt" and dict(enc.metadata) == {} and "encoder_provenance" not in enc.attrs
+
+
+# ---- documentation in the code -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "module_name",
+    ["xwvnet.datasets", "xwvnet.models.resnet", "xwvnet.models.weights", "xwvnet.models.encoder",
+     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.distributed", "xwvnet.preprocess"],
+)
+def test_my_rooms_have_numpydoc_docstrings(module_name):
+    from .test_schema import test_public_names_have_numpydoc_docstrings as check
+
+    check(module_name)
+
+
+def test_embed_docstring_lists_every_parameter():
+    import inspect
+
+    from xwvnet.inference import embed
+
+    doc = inspect.getdoc(embed)
+    for name in inspect.signature(embed).parameters:
+        assert f"\n{name} : " in doc, name
+    assert "Returns\n-------" in doc and "Raises\n------" in doc

@@ -150,7 +150,7 @@ def tagged() -> xr.Dataset:
 
 def test_precision_and_average_precision_by_hand():
     ds = tagged()
-    scores = R.evaluate(ds, k=2)
+    scores = R.retrieval_scores(ds, k=2)
     # a: neighbours b (X, relevant), e (untagged) -> P@2 = 0.5, AP = 1/min(2, 1) * (1/1) = 1
     np.testing.assert_allclose(scores["precision_at_k"].sel({S.IMAGETTE: "a"}), 0.5)
     np.testing.assert_allclose(scores["average_precision"].sel({S.IMAGETTE: "a"}), 1.0)
@@ -165,7 +165,7 @@ def test_average_precision_when_relevant_comes_late():
     flipped = R.neighbors(ds, k=3)
     flipped = flipped.assign(neighbor=(flipped["neighbor"].dims, np.array(
         [["e", "c", "b"], ["e", "a", "c"], ["e", "d", "a"], ["c", "e", "a"], ["a", "b", "c"]], dtype=object)))
-    scores = R.evaluate(ds, flipped)
+    scores = R.retrieval_scores(ds, flipped)
     # a: relevant b at rank 3 -> AP = (1/3) / min(3, 1)
     np.testing.assert_allclose(scores["average_precision"].sel({S.IMAGETTE: "a"}), 1 / 3)
     # b: relevant a at rank 2 -> AP = 1/2 ; P@3 = 1/3
@@ -182,3 +182,19 @@ def test_relevant_counts_match_a_direct_count():
     direct = np.array([sum(1 for j in range(80) if j != i and known[j] and (tags[i] & tags[j]).any())
                        for i in rows])
     np.testing.assert_array_equal(R._relevant_counts(tags, known, rows)[known], direct[known])
+
+
+def test_no_two_public_functions_of_the_analysis_rooms_share_a_name():
+    import inspect
+
+    from xwvnet import probe
+    from xwvnet.evaluation import baselines, curves, metrics, table
+
+    seen: dict[str, str] = {}
+    for module in (probe, R, metrics, curves, table, baselines):
+        for name, value in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(value) or value.__module__ != module.__name__:
+                continue
+            assert name not in seen, f"{name} is public in both {seen[name]} and {module.__name__}"
+            seen[name] = module.__name__
+    assert "retrieval_scores" in seen and not hasattr(R, "evaluate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import dask.array as da
@@ -207,3 +208,17 @@ def test_round_trips_through_a_store(tmp_path):
     np.testing.assert_array_equal(back[S.QUICKLOOK].values, ds[S.QUICKLOOK].values)
     np.testing.assert_array_equal(back[S.TIME].values, ds[S.TIME].values)
     np.testing.assert_allclose(back["hs"].values, ds["hs"].values)
+
+
+def test_docstring_examples_run():
+    """The examples in ``imagettes``' docstring run and show what they claim (no data needed)."""
+    result = doctest.testmod(synthetic, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_coordinates_carry_cf_attributes():
+    ds = synthetic.imagettes(3, seed=0, size=(16, 16))
+    assert ds[S.LATITUDE].attrs["units"] == "degrees_north" and ds[S.LATITUDE].attrs["standard_name"] == "latitude"
+    assert ds[S.LONGITUDE].attrs["units"] == "degrees_east"
+    assert ds[S.TIME].attrs["standard_name"] == "time"
+    assert ds[S.HEADING].attrs["units"] == "degree"

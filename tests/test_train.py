@@ -1,5 +1,6 @@
-"""SimCLR training: the loss against a direct computation, a tiny run that learns, outputs that embed, exact resume,
-refused checkpoints, and DDP (gloo, 2 CPU processes) against one process on the same global batch."""
+"""SimCLR training: the loss against a direct computation, a tiny run that learns, outputs that embed and load back,
+exact resume (model, optimizer, scheduler, every RNG), refused checkpoints, the precision vocabulary, and DDP (gloo,
+2 CPU processes) against one process on the same global batch."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import math
 import os
 import pickle
+import random
 import socket
 from pathlib import Path
 
@@ -19,7 +21,10 @@ import xwvnet
 from xwvnet import schema as S
 from xwvnet.models.resnet import resnet18
 from xwvnet.training import CheckpointError, load_checkpoint, nt_xent, train
-from xwvnet.training.simclr import ProjectionHead, SimCLR, lr_at, simclr_loss
+from xwvnet.training.checkpoint import rng_state, set_rng_state
+from xwvnet.training.head import ProjectionHead, SimCLR
+from xwvnet.training.loss import simclr_loss
+from xwvnet.training.simclr import WarmupCosine, lr_at
 
 torch.set_num_threads(1)
 TINY = dict(image_size=32, batch_size=16, warmup_steps=1, lr=3e-3, progress=False)
@@ -34,6 +39,11 @@ def waves():
 def _losses(out: Path) -> list[float]:
     with (out / "loss.csv").open() as f:
         return [float(row["loss"]) for row in csv.DictReader(f)]
+
+
+def _lrs(out: Path) -> list[str]:
+    with (out / "loss.csv").open() as f:
+        return [(row["step"], row["lr"]) for row in csv.DictReader(f)]
 
 
 # --- the loss --------------------------------------------------------------------------------------------------------
@@ -69,6 +79,18 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[100] == pytest.approx(0.0)
 
 
+def test_the_scheduler_follows_lr_at():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(steps=20, warmup_steps=4))
+    got = []
+    for _ in range(21):
+        got.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    assert got == pytest.approx([lr_at(s, steps=20, lr=0.5, warmup_steps=4) for s in range(21)], rel=1e-12)
+    assert sched.state_dict()["lr_lambdas"] == [{"steps": 20, "warmup_steps": 4}]  # saved with the checkpoint
+
+
 # --- a tiny run ------------------------------------------------------------------------------------------------------
 def test_tiny_run_learns_and_its_encoder_loads_and_embeds(waves, tmp_path):
     path = train(waves, out_dir=tmp_path, steps=8, seed=0, **TINY)
@@ -81,9 +103,16 @@ def test_tiny_run_learns_and_its_encoder_loads_and_embeds(waves, tmp_path):
     meta = json.loads((tmp_path / "encoder.json").read_text())
     assert meta["arch"] == "resnet18" and meta["steps_done"] == 8 and meta["data"]["imagettes"] == 64
     assert meta["data"]["ids_sha256"] and meta["config"]["seed"] == 0
+    # the sidecar's format record and what load_encoder reads back, beside the run's own keys
+    assert meta["format"] == "xwvnet-encoder" and meta["version"] == 1 and meta["name"] == tmp_path.name
+    assert meta["in_chans"] == 3 and meta["transform"] == "wvnet" and meta["embedding_size"] == 512
+    assert meta["stopped"] == "finished" and meta["config"]["precision"] == "float32"  # auto on the CPU
+    assert meta["provenance"]["imagettes"] == 64 and meta["provenance"]["steps_done"] == 8
+    assert set(meta["versions"]) == {"xwvnet", "torch"}
 
     encoder = xwvnet.load_encoder(path)
     assert encoder.arch == "resnet18"
+    assert encoder.name == tmp_path.name and encoder.transform == "wvnet" and encoder.metadata["steps_done"] == 8
     embedded = xwvnet.embed(waves.isel({S.IMAGETTE: slice(0, 4)}), encoder=path)
     emb = embedded[S.EMBEDDING].values
     assert emb.shape == (4, 512) and np.isfinite(emb).all()
@@ -102,6 +131,118 @@ def test_interrupted_run_resumes_exactly(waves, tmp_path):
     a = torch.load(straight / "encoder.pt", weights_only=True)
     b = torch.load(broken / "encoder.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the scheduler, the optimizer and every RNG came back: the same states as the uninterrupted run's at step 4
+    assert _lrs(broken) == _lrs(straight)
+    end_straight, end_broken = (load_checkpoint(p / "checkpoint.pt") for p in (straight, broken))
+    assert end_broken["scheduler"] == end_straight["scheduler"]
+    assert end_broken["scheduler"]["last_epoch"] == 4 and end_broken["scheduler"]["_last_lr"] == [
+        lr_at(4, steps=4, lr=TINY["lr"], warmup_steps=1)] * 2
+    _assert_same(end_broken["optimizer"], end_straight["optimizer"])
+    _assert_same(end_broken["rng"], end_straight["rng"])
+
+
+def _assert_same(a, b) -> None:
+    """Nested dicts/lists of tensors and plain values, equal bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_same(x, y)
+    else:
+        assert a == b
+
+
+def test_the_stopped_run_saves_the_scheduler_at_its_step(waves, tmp_path):
+    train(waves, out_dir=tmp_path, steps=6, seed=1, stop_at_step=3, **TINY)
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert saved["version"] == 2 and saved["scheduler"]["last_epoch"] == 3
+    expected = lr_at(3, steps=6, lr=TINY["lr"], warmup_steps=1)
+    assert saved["scheduler"]["_last_lr"] == [expected] * 2
+    assert [g["lr"] for g in saved["optimizer"]["param_groups"]] == [expected] * 2
+
+
+def _seeded_states(seed: int) -> dict:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    random.random(), np.random.rand(), torch.rand(1)  # not a freshly seeded state
+    return rng_state()
+
+
+def test_rng_states_round_trip_through_a_safe_file(tmp_path):
+    state = _seeded_states(5)
+    torch.save(state, tmp_path / "rng.pt")
+    expected = (random.random(), float(np.random.rand()), torch.rand(3), np.random.normal())
+    random.seed(0), np.random.seed(0), torch.manual_seed(0)
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    got = (random.random(), float(np.random.rand()), torch.rand(3), np.random.normal())
+    assert got[:2] == expected[:2] and torch.equal(got[2], expected[2]) and got[3] == expected[3]
+
+
+def test_resume_restores_every_rng(waves, tmp_path):
+    train(waves, out_dir=tmp_path, steps=4, seed=1, stop_at_step=2, **TINY)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    planted = _seeded_states(99)  # not what the run's seed gives: only a restore brings these back
+    ckpt["rng"] = [planted]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    train(waves, out_dir=tmp_path, steps=4, seed=1, resume=True, **TINY)
+    # nothing in the loop draws from the global generators, so they end as the checkpoint left them
+    _assert_same(rng_state(), planted)
+    _assert_same(load_checkpoint(tmp_path / "checkpoint.pt")["rng"], [planted])
+
+
+def test_a_version_1_checkpoint_still_resumes_exactly(waves, tmp_path):
+    straight = tmp_path / "straight"
+    train(waves, out_dir=straight, steps=4, seed=1, **TINY)
+    old = tmp_path / "old"
+    train(waves, out_dir=old, steps=4, seed=1, stop_at_step=3, **TINY)
+    ckpt = torch.load(old / "checkpoint.pt", weights_only=True)
+    config = json.loads(ckpt["config"])
+    config["precision"] = "fp32"  # the old spelling, as version 1 wrote it
+    for group in ckpt["optimizer"]["param_groups"]:
+        del group["initial_lr"]  # version 1 had no scheduler to add it
+    ckpt.update(version=1, config=json.dumps(config), rng={"torch": ckpt["rng"][0]["torch"]},
+                scheduler={"kind": "warmup-cosine", "step": 3, "steps": 4, "warmup_steps": 1, "lr": TINY["lr"]})
+    del ckpt["scaler"]
+    torch.save(ckpt, old / "checkpoint.pt")
+    train(waves, out_dir=old, steps=4, seed=1, resume=True, **TINY)
+    assert _losses(old) == _losses(straight) and _lrs(old) == _lrs(straight)
+    rebuilt, kept = (load_checkpoint(p / "checkpoint.pt")["scheduler"] for p in (old, straight))
+    for key in ("last_epoch", "_last_lr", "base_lrs", "lr_lambdas"):  # not torch's call counter _step_count
+        assert rebuilt[key] == kept[key], key
+
+
+# --- precision and device ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("old,new", [("fp32", "float32"), ("bf16", "bfloat16")])
+def test_old_precision_spellings_are_refused_naming_the_new_ones(waves, tmp_path, old, new):
+    with pytest.raises(ValueError, match=f"old spelling: use '{new}'.*'auto', 'float32', 'bfloat16', 'float16'"):
+        train(waves, out_dir=tmp_path, steps=1, precision=old, **TINY)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train(waves, out_dir=tmp_path, steps=1, precision="half", **TINY)
+    assert not (tmp_path / "encoder.pt").exists()
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_reduced_precision_trains_on_the_cpu(waves, tmp_path, precision):
+    train(waves, out_dir=tmp_path, steps=2, seed=0, precision=precision, device="cpu", **TINY)
+    losses = _losses(tmp_path)
+    assert len(losses) == 2 and all(map(math.isfinite, losses))
+    meta = json.loads((tmp_path / "encoder.json").read_text())
+    assert meta["config"]["precision"] == precision
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert (ckpt["scaler"] is not None) == (precision == "float16")  # float16 scales the loss, and saves the scale
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(waves, tmp_path):
+    with pytest.raises(ValueError, match="no visible CUDA GPU"):
+        train(waves, out_dir=tmp_path, steps=1, device="cuda", **TINY)
 
 
 def test_a_bad_checkpoint_is_refused(waves, tmp_path):

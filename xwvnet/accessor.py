@@ -1,67 +1,79 @@
 """The ``ds.wvnet`` accessor: a face over the functional modules, holding no state and no logic.
 
-Each method forwards to the function of the same name (``ds.wvnet.embed(...)`` is ``xwvnet.embed(ds, ...)``),
-so the documentation of that function is the documentation of the method. Modules are imported on first use.
+Each method *is* its function with the Dataset bound as the first argument: ``ds.wvnet.embed(...)`` calls
+``xwvnet.embed(ds, ...)``, and ``help(ds.wvnet.embed)`` (or Shift-Tab in Jupyter) shows that function's signature
+and numpydoc docstring. The functions' modules are imported on first use of a method, so ``import xwvnet`` does not
+pull in torch or scikit-learn.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
+import types
+from collections.abc import Callable
 from typing import Any
 
 import xarray as xr
 
 
+class _Forward:
+    """A method that forwards to ``module.name(ds, ...)``, imported on first access, with its signature and docs."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+        self._wrapper: Callable[..., Any] | None = None
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr = attr
+
+    def _build(self) -> Callable[..., Any]:
+        func = getattr(importlib.import_module(self.module), self.name)
+
+        @functools.wraps(func)
+        def method(self: WVNetAccessor, *args: Any, **kwargs: Any) -> Any:
+            return func(self._obj, *args, **kwargs)
+
+        signature = inspect.signature(func)
+        params = list(signature.parameters.values())
+        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        method.__signature__ = signature.replace(parameters=[this, *params[1:]])  # type: ignore[attr-defined]
+        method.__qualname__ = f"{WVNetAccessor.__name__}.{self.attr}"
+        method.__wrapped__ = func
+        return method
+
+    def __get__(self, obj: WVNetAccessor | None, owner: type | None = None) -> Any:
+        if self._wrapper is None:
+            self._wrapper = self._build()
+        return self._wrapper if obj is None else types.MethodType(self._wrapper, obj)
+
+
 @xr.register_dataset_accessor("wvnet")
 class WVNetAccessor:
-    """Methods of xwvnet on imagette Datasets; every method returns a new object."""
+    """xwvnet's methods on imagette Datasets (``ds.wvnet.<method>``); every method returns a new object.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagette Dataset the methods work on (see ``docs/data-model.md``).
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> ds = xwvnet.synthetic.imagettes(4, seed=0, size=(64, 64))
+    >>> ds.wvnet.validate() is ds
+    True
+    """
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._obj = ds
 
-    def validate(self) -> xr.Dataset:
-        """See :func:`xwvnet.schema.validate`."""
-        from .schema import validate
-
-        return validate(self._obj)
-
-    def to_store(self, path: Any, **kwargs: Any) -> Any:
-        """See :func:`xwvnet.io.store.to_store`."""
-        from .io.store import to_store
-
-        return to_store(self._obj, path, **kwargs)
-
-    def embed(self, encoder: Any = "wvnet-resnet50", **kwargs: Any) -> xr.Dataset:
-        """See :func:`xwvnet.inference.embed`."""
-        from .inference import embed
-
-        return embed(self._obj, encoder, **kwargs)
-
-    def fit_probe(self, target: str, **kwargs: Any) -> Any:
-        """See :func:`xwvnet.probe.fit_probe`."""
-        from .probe import fit_probe
-
-        return fit_probe(self._obj, target, **kwargs)
-
-    def predict(self, probe: Any, **kwargs: Any) -> xr.Dataset:
-        """See :func:`xwvnet.probe.predict`."""
-        from .probe import predict
-
-        return predict(self._obj, probe, **kwargs)
-
-    def neighbors(self, k: int = 10, **kwargs: Any) -> xr.Dataset:
-        """See :func:`xwvnet.retrieval.neighbors`."""
-        from .retrieval import neighbors
-
-        return neighbors(self._obj, k=k, **kwargs)
-
-    def collocate(self, source: Any, **kwargs: Any) -> xr.Dataset:
-        """See :func:`xwvnet.collocate.collocate`."""
-        from .joins.collocation import collocate
-
-        return collocate(self._obj, source, **kwargs)
-
-    def train(self, **kwargs: Any) -> Any:
-        """See :func:`xwvnet.train.train`."""
-        from .training import train
-
-        return train(self._obj, **kwargs)
+    validate = _Forward("xwvnet.schema", "validate")
+    to_store = _Forward("xwvnet.io.store", "to_store")
+    embed = _Forward("xwvnet.inference", "embed")
+    fit_probe = _Forward("xwvnet.probe", "fit_probe")
+    predict = _Forward("xwvnet.probe", "predict")
+    neighbors = _Forward("xwvnet.retrieval", "neighbors")
+    collocate = _Forward("xwvnet.joins.collocation", "collocate")
+    train = _Forward("xwvnet.training", "train")

@@ -1,16 +1,14 @@
 """Embed a whole imagette store into an embedding store, chunk by chunk: resumable, crash-safe, appendable.
 
-The output is a Zarr store holding ``embedding(imagette, feature)`` float32 plus the input's imagette coordinates,
-in the input's order. One task embeds one output chunk (``chunk`` imagettes along ``imagette``) and writes it with
-an aligned region write straight from the worker, so results never pass through (or pile up in) the client.
+This module plans and runs the tasks; every Zarr detail (the embedding store's layout, its commit records,
+creating and extending it, region writes) lives in :mod:`xwvnet.io.store`.
 
-Crash safety is a per-chunk commit: ``progress/done[k]`` holds how many imagettes of chunk ``k`` are written, and a
-task sets it only *after* its region write returned. Zarr writes each chunk object whole (a local store writes a
-temporary file and renames it; object stores put whole objects), so a killed run leaves every chunk either as
-committed or not counted, and a re-run recomputes exactly the uncounted ones. Coordinates are written by the client
-before any task runs and count only once the root attribute ``imagettes`` says so (the commit-counter pattern of
-:mod:`xwvnet.io.store`). When the input grew, a re-run extends the output (resizing, so the order follows the
-input) and embeds only the new imagettes: ``done[k]`` of a partly filled last chunk says where to resume.
+One task embeds one output chunk (``chunk`` imagettes along ``imagette``) and writes it with an aligned region write
+straight from the worker, so results never pass through (or pile up in) the client. A task commits its chunk
+(``progress/done[k]``) only after the region write returned, so a killed run leaves every chunk either committed or
+not counted, and a re-run recomputes exactly the uncounted ones. When the input grew, a re-run extends the output
+(its order follows the input) and embeds only the new imagettes; the count of a partly filled last chunk says where
+to resume.
 
 The same function runs on the local thread pool (no cluster), a ``LocalCluster`` or any scheduler address; the
 output path must be reachable from every worker (a shared file system). See ``docs/archive.md``.
@@ -26,28 +24,32 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import xarray as xr
-import zarr
 
 from . import schema as S
-from .io.store import committed, committed_chunk, imagette_arrays, open_store
-from .io.store import open_group as _group
+from ._runtime import cores
+from .io import store as zs
 
-STORE_FORMAT = "xwvnet-embedding-store"
-STORE_VERSION = 1
-PROGRESS = "progress"  # subgroup with the per-chunk commit counts (hidden from xr.open_zarr of the root)
-DONE = "done"
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from .models.encoder import Encoder
+
 TASK_IMAGETTES = 256  # default imagettes per task: enough work to hide scheduling overhead, small enough to resume
-COORD_BLOCK = 1 << 20  # imagettes of coordinates copied per step (bounded client memory)
-COORD_CHUNK = 65536
+COORD_BLOCK = 1 << 20  # ids compared per step when checking that a resumed output matches its input
 _COMPAT = ("encoder_weights_hash", "encoder_arch", "encoder_transform", "image_variable", "precision")
 
 
 class EmbedStoreError(RuntimeError):
-    """Some chunks failed; the others are written. ``.report`` lists what is missing; re-run to complete."""
+    """Some chunks failed; the others are written. ``.report`` lists what is missing; re-run to complete.
+
+    Parameters
+    ----------
+    report : EmbedReport
+        The run's report, with its failures.
+    """
 
     def __init__(self, report: EmbedReport) -> None:
         super().__init__(report.summary())
@@ -56,7 +58,19 @@ class EmbedStoreError(RuntimeError):
 
 @dataclass
 class ChunkFailure:
-    """A chunk that could not be embedded, with the ids it holds and the error."""
+    """A chunk that could not be embedded, with the ids it holds and the error.
+
+    Parameters
+    ----------
+    chunk : int
+        Index of the output chunk.
+    start, stop : int
+        Imagette positions the failed task covered.
+    ids : list of str
+        Ids of those imagettes.
+    error : str
+        ``"<ExceptionType>: <message>"``.
+    """
 
     chunk: int
     start: int
@@ -65,6 +79,13 @@ class ChunkFailure:
     error: str
 
     def describe(self) -> str:
+        """One line for people: chunk, imagette range, a few ids, the error.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         shown = ", ".join(self.ids[:3]) + (f", ..., {self.ids[-1]}" if len(self.ids) > 3 else "")
         return (
             f"chunk {self.chunk}: imagettes {self.start}..{self.stop - 1} ({len(self.ids)} ids: {shown}) "
@@ -74,15 +95,39 @@ class ChunkFailure:
 
 @dataclass
 class EmbedReport:
-    """What a run did: chunks computed now, found done, failed; imagettes embedded; time taken."""
+    """What a run of :func:`embed_store` did: chunks computed now, found done, failed; imagettes embedded; time.
+
+    Parameters
+    ----------
+    path : Path
+        The output (embedding) store.
+    input : Path
+        The input (imagette) store.
+    total : int, default 0
+        Imagettes in the output (the input's committed imagettes).
+    chunks : int, default 0
+        Chunks of the output.
+    skipped : int, default 0
+        Chunks already complete before this run.
+    computed : list of int
+        Chunk indices written by this run, sorted.
+    embedded : int, default 0
+        Imagettes embedded by this run.
+    failed : list of ChunkFailure
+        Chunks that failed, sorted by index.
+    seconds : float, default 0.0
+        Wall time of the run.
+    runner : str, default ""
+        Where it ran, in words.
+    """
 
     path: Path
     input: Path
-    total: int = 0  # imagettes in the output (= committed in the input)
+    total: int = 0
     chunks: int = 0
-    skipped: int = 0  # chunks already complete before this run
-    computed: list[int] = field(default_factory=list)  # chunk indices written by this run
-    embedded: int = 0  # imagettes embedded by this run
+    skipped: int = 0
+    computed: list[int] = field(default_factory=list)
+    embedded: int = 0
     failed: list[ChunkFailure] = field(default_factory=list)
     seconds: float = 0.0
     runner: str = ""
@@ -103,7 +148,13 @@ class EmbedReport:
         return [i for f in self.failed for i in f.ids]
 
     def summary(self) -> str:
-        """A short table for people (and the list of what is missing, if anything)."""
+        """A short table for people (and the list of what is missing, if anything).
+
+        Returns
+        -------
+        str
+            One line per figure, then one line per failed chunk.
+        """
         lines = [
             f"output store      {self.path}",
             f"input store       {self.input}",
@@ -123,7 +174,33 @@ class EmbedReport:
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk``) and commit them."""
+    """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk``) and commit them.
+
+    Small to pickle: the encoder travels as its spec, never as its weights.
+
+    Parameters
+    ----------
+    input : str
+        The imagette store.
+    output : str
+        The embedding store.
+    var : str
+        The image variable to embed.
+    chunk : int
+        Index of the output chunk.
+    chunk_start : int
+        Position of the chunk's first imagette.
+    start, stop : int
+        Imagettes to embed (``start > chunk_start`` when a partly filled chunk resumes).
+    encoder : Encoder
+        The encoder.
+    batch_size : int
+        Imagettes per forward pass.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : str
+        ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    """
 
     input: str
     output: str
@@ -132,43 +209,44 @@ class ChunkTask:
     chunk_start: int
     start: int
     stop: int
-    encoder: Any  # an Encoder: pickles to its spec, never to its weights
+    encoder: Encoder
     batch_size: int
     device: str
     precision: str
 
 
 def run_chunk(task: ChunkTask) -> tuple[int, int]:
-    """Embed one chunk task (on a worker): read, embed, region-write, then commit; returns (chunk, imagettes)."""
+    """Embed one chunk task (on a worker): read, embed, region-write, then commit.
+
+    Parameters
+    ----------
+    task : ChunkTask
+        What to embed.
+
+    Returns
+    -------
+    tuple of int
+        ``(chunk index, imagettes embedded)``.
+    """
     from .inference import embed_block
 
-    source = zarr.open_group(task.input, mode="r")
-    images = source[task.var][task.start : task.stop]
-    valid_lines = source[S.VALID_LINES][task.start : task.stop]
-    valid_samples = source[S.VALID_SAMPLES][task.start : task.stop]
+    images, valid_lines, valid_samples = zs.read_images(task.input, task.var, task.start, task.stop)
     emb = embed_block(
         images, valid_lines, valid_samples, encoder=task.encoder, batch_size=task.batch_size,
         device=task.device, precision=task.precision, var=task.var,
     )
-    target = zarr.open_group(task.output, mode="r+")
-    target[S.EMBEDDING][task.start : task.stop] = emb
-    target[f"{PROGRESS}/{DONE}"][task.chunk] = task.stop - task.chunk_start  # the commit: only after the data
+    zs.write_embedding_chunk(task.output, task.chunk, task.chunk_start, task.start, emb)
     return task.chunk, task.stop - task.start
 
 
-# ---- the output store: create, check, grow ------------------------------------------------------------------
-
-
-def _ids(path: Path, start: int, stop: int) -> np.ndarray:
-    values = np.asarray(zarr.open_array(str(path / S.IMAGETTE), mode="r")[start:stop]).tolist()
-    return np.array([str(v) for v in values], dtype=object)
+# ---- planning ---------------------------------------------------------------------------------------------------
 
 
 def _check_same_input(source: Path, output: Path, n: int) -> None:
     """The output's first ``n`` ids must be the input's: the input store only ever appends."""
     for start in range(0, n, COORD_BLOCK):
         stop = min(n, start + COORD_BLOCK)
-        mine, theirs = _ids(output, start, stop), _ids(source, start, stop)
+        mine, theirs = zs.ids(output, start, stop), zs.ids(source, start, stop)
         bad = np.flatnonzero(mine != theirs)
         if bad.size:
             i = start + int(bad[0])
@@ -178,8 +256,7 @@ def _check_same_input(source: Path, output: Path, n: int) -> None:
             )
 
 
-def _check_compatible(group: zarr.Group, attrs: dict, chunk: int | None, output: Path) -> None:
-    stored = dict(group.attrs)
+def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk: int | None, output: Path) -> None:
     diff = {k: (stored.get(k), attrs.get(k)) for k in _COMPAT if stored.get(k) != attrs.get(k)}
     if diff:
         detail = "; ".join(f"{k}: store has {a!r}, this run {b!r}" for k, (a, b) in diff.items())
@@ -191,80 +268,29 @@ def _check_compatible(group: zarr.Group, attrs: dict, chunk: int | None, output:
         raise ValueError(f"{output} has chunk={stored['chunk']} imagettes; resume with that chunk (or leave it out).")
 
 
-def _coords(ds_in: xr.Dataset, start: int, stop: int) -> xr.Dataset:
-    """The imagette coordinates of ``start:stop``, loaded, strings as Python objects."""
-    names = [n for n, v in ds_in.coords.items() if v.dims == (S.IMAGETTE,)]
-    out = xr.Dataset(coords={n: ds_in[n].variable for n in names}).isel({S.IMAGETTE: slice(start, stop)}).load()
-    return out.assign_coords({n: v.astype(object) for n, v in out.coords.items() if v.dtype.kind in "UST"})
-
-
-def _grow(ds_in: xr.Dataset, output: Path, n_out: int, n_in: int, chunk: int, dim: int, attrs: dict) -> None:
-    """Extend the output to the input's ``n_in`` imagettes: coordinates written now, embeddings left to tasks."""
-    import dask.array as da
-
-    group = _group(output)
-    if n_out == 0 or group is None:  # nothing committed yet: start afresh
-        mode, group = "w", None
-    else:  # drop coordinates of an extension that was killed before its commit
-        mode = "a"
-        for array in imagette_arrays(group):
-            if array.shape[0] != n_out:
-                array.resize((n_out, *array.shape[1:]))
-    for start in range(n_out, n_in, COORD_BLOCK):
-        stop = min(n_in, start + COORD_BLOCK)
-        block = _coords(ds_in, start, stop)
-        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=np.float32)
-        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), placeholder, attrs["embedding"])})
-        if mode == "w":
-            block.attrs = {"format": STORE_FORMAT, "version": STORE_VERSION, "imagettes": 0}
-            encoding = {S.EMBEDDING: {"chunks": (chunk, dim)}}
-            for name in block.coords:
-                encoding[name] = {"chunks": (COORD_CHUNK,)}
-            if S.TIME in block.coords:  # one fixed unit, so that later extensions never need another
-                encoding[S.TIME].update(units="milliseconds since 1970-01-01", dtype="int64")
-            block.to_zarr(output, mode="w", compute=False, consolidated=False, encoding=encoding)
-            mode = "a"
-        else:
-            block.to_zarr(output, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
-                          safe_chunks=False)
-    group = zarr.open_group(str(output), mode="r+")
-    n_chunks = math.ceil(n_in / chunk)
-    if f"{PROGRESS}/{DONE}" in group:
-        group[f"{PROGRESS}/{DONE}"].resize((n_chunks,))
-    else:
-        group.require_group(PROGRESS).create_array(DONE, shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0)
-    meta = {k: v for k, v in attrs.items() if k != "embedding"}
-    group.attrs.update({**meta, "format": STORE_FORMAT, "version": STORE_VERSION, "chunk": chunk, "imagettes": n_in})
-
-
 def _prepare(
-    source: Path, output: Path, encoder: Any, var: str | None, precision: str, chunk: int | None
+    source: Path, output: Path, encoder: Encoder, var: str | None, precision: str, chunk: int | None
 ) -> tuple[str, int, int, np.ndarray]:
     """Create or extend the output for the input's committed imagettes; return (var, n, chunk, done counts)."""
     from .inference import embedding_attrs as _embedding_attrs
 
-    n_in = committed(source)
+    n_in = zs.committed(source) if zs.store_kind(source) == zs.IMAGETTES.kind else 0
     if n_in == 0:
-        raise ValueError(f"{source} holds no committed imagettes; ingest some first (`xwvnet ingest` or to_store).")
-    ds_in = open_store(source)
+        raise ValueError(
+            f"{source} holds no committed imagettes (found {zs.describe(source)}); ingest some first "
+            "(`xwvnet ingest` or xwvnet.to_store)."
+        )
+    ds_in = zs.open_store(source)
     var = S.image_var(ds_in, var)
     S.require(ds_in, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {var!r}")
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be a positive number of imagettes, found {chunk}.")
     embedding_attrs = _embedding_attrs(encoder, var, precision)
-    attrs = {**embedding_attrs, "input": str(source), "embedding": embedding_attrs}
-    group = _group(output)
-    n_out = 0
-    if group is not None:
-        if group.attrs.get("format") != STORE_FORMAT:
-            raise ValueError(f"{output} is a Zarr store but not an xwvnet embedding store (format "
-                             f"{group.attrs.get('format')!r}); refusing to overwrite it. Choose a new output path.")
-        n_out = int(group.attrs.get("imagettes", 0))
-    elif output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise ValueError(f"{output} exists and is not a Zarr store; refusing to overwrite it. Choose a new path.")
+    attrs = {**embedding_attrs, "input": str(source)}
+    n_out = zs.check_target(output, zs.EMBEDDINGS)
     if n_out:
-        _check_compatible(group, attrs, chunk, output)
-        chunk = int(group.attrs["chunk"])
+        _check_compatible(zs.root_attrs(output), attrs, chunk, output)
+        chunk = zs.committed_chunk(output)
         if n_out > n_in:
             raise ValueError(
                 f"{output} holds {n_out} imagettes but {source} only {n_in} committed ones: the input shrank or "
@@ -272,11 +298,13 @@ def _prepare(
             )
         _check_same_input(source, output, n_out)
     elif chunk is None:
-        in_chunk = committed_chunk(source) or 1
+        in_chunk = zs.committed_chunk(source) or 1
         chunk = in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
-    if n_in > n_out or group is None or f"{PROGRESS}/{DONE}" not in group:
-        _grow(ds_in, output, n_out, n_in, chunk, encoder.embedding_size, attrs)
-    done = np.asarray(zarr.open_array(str(output / PROGRESS / DONE), mode="r")[:])
+    done = zs.done_counts(output)
+    if n_in > n_out or done is None:
+        zs.extend_embedding_store(output, ds_in, chunk=chunk, dim=encoder.embedding_size, attrs=attrs,
+                                  embedding_attrs=embedding_attrs)
+        done = zs.done_counts(output)
     return var, n_in, chunk, done
 
 
@@ -294,7 +322,9 @@ def _plan(n: int, chunk: int, done: np.ndarray) -> tuple[list[tuple[int, int, in
 
 
 # ---- running the tasks --------------------------------------------------------------------------------------
-def _completed(tasks: list[ChunkTask], client: Any, threads: int, resources: dict | None) -> Iterator[tuple]:
+def _completed(
+    tasks: list[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None
+) -> Iterator[tuple[ChunkTask, tuple[int, int] | None, BaseException | None]]:
     """Yield ``(task, result, error)`` as tasks finish, on the cluster or on a local thread pool."""
     if client is not None:
         from distributed import as_completed
@@ -333,9 +363,9 @@ def _completed(tasks: list[ChunkTask], client: Any, threads: int, resources: dic
 def embed_store(
     input_store: str | os.PathLike,
     output_store: str | os.PathLike,
-    encoder: Any = "wvnet-resnet50",
+    encoder: str | os.PathLike | Encoder = "wvnet-resnet50",
     *,
-    client: Any = None,
+    client: Client | None = None,
     scheduler: str | None = None,
     workers: int | None = None,
     threads: int | None = None,
@@ -347,19 +377,68 @@ def embed_store(
     progress: bool = True,
     errors: Literal["raise", "report"] = "raise",
 ) -> EmbedReport:
-    """Embed every committed imagette of ``input_store`` into ``output_store``, resuming where a run stopped.
+    """Embed every committed imagette of an imagette store into an embedding store, resuming where a run stopped.
 
-    Where it runs: ``client`` (a ``distributed.Client``), else ``scheduler`` (an address or scheduler file;
-    ``"threads"`` forces the local pool), else ``workers`` (a local cluster of that many processes, 1 thread each),
-    else the client already active in this process, else a pool of ``threads`` threads here (default 2).
-    ``chunk``: imagettes per task and per stored chunk (default: a multiple of the input's chunk near 256; fixed
-    when the store is created). ``device="cuda"`` tasks each ask the cluster for one ``GPU`` resource. A re-run
-    skips committed chunks and embeds new input imagettes only. Failed chunks are named with their ids; with
-    ``errors="raise"`` an :class:`EmbedStoreError` is raised after every other chunk finished (``"report"``:
-    returned in the report, as the CLI does).
+    A re-run skips committed chunks and embeds new input imagettes only, so the same call completes a killed run
+    or extends the output after the input grew. Failed chunks are named with their ids, and every other chunk
+    still completes. Open the result with :func:`xwvnet.open_store` (or join it with its input through
+    :func:`xwvnet.io.store.open_stores`).
+
+    Parameters
+    ----------
+    input_store : str or os.PathLike
+        The imagette store (of :func:`xwvnet.to_store` or ``xwvnet ingest``).
+    output_store : str or os.PathLike
+        The embedding store to create, resume or extend. Anything else at that path is never overwritten.
+    encoder : str, os.PathLike or Encoder, default "wvnet-resnet50"
+        A registry name, a weights file, or an :class:`xwvnet.Encoder`.
+    client : distributed.Client, optional
+        Run on this cluster (left open).
+    scheduler : str, optional
+        A scheduler address or scheduler file to connect to; ``"threads"`` forces the local thread pool.
+    workers : int, optional
+        Start a local cluster of that many processes (1 thread each) for this run.
+    threads : int, optional
+        Threads of the local pool, when no cluster is used (default ``min(2, cores)``).
+    chunk : int, optional
+        Imagettes per task and per stored chunk; default a multiple of the input's chunk near 256. Fixed when the
+        output is created (a resume with another value is refused).
+    var : str, optional
+        The image variable (``quicklook`` or ``sigma0``); default the one the input has.
+    batch_size : int, default 64
+        Imagettes per forward pass.
+    device : str, default "auto"
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; with CUDA on a cluster each task asks for one ``GPU``
+        resource.
+    precision : str, default "float32"
+        ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    progress : bool, default True
+        Show a tqdm bar of imagettes.
+    errors : {"raise", "report"}, default "raise"
+        On failed chunks, raise :class:`EmbedStoreError` after every other chunk finished, or return them in the
+        report (as the CLI does).
+
+    Returns
+    -------
+    EmbedReport
+        Chunks computed, skipped and failed, imagettes embedded, time and where it ran.
+
+    Raises
+    ------
+    ValueError
+        If the input holds no committed imagettes, the output path holds something other than an embedding store,
+        or a resume would mix encoders, variables, precisions, chunk sizes or inputs.
+    EmbedStoreError
+        If some chunks failed and ``errors="raise"``.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> report = xwvnet.embed_store("wv.zarr", "wv-emb.zarr", "wvnet-resnet50", workers=8)  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
     """
     from . import distributed as xd
-    from .models.registry import load_encoder
+    from .models.zoo import load_encoder
 
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', found {errors!r}.")
@@ -379,7 +458,7 @@ def embed_store(
         if active is not None:
             xd.setup_client(active, device=device)
         resources = xd.task_resources(device, active)
-        n_threads = max(1, threads or min(2, xd.cores()))
+        n_threads = max(1, threads or min(2, cores()))
         report.runner = _describe(active, n_threads)
         _run(tasks, active, n_threads, resources, report, progress, output)
     report.seconds = time.perf_counter() - began
@@ -389,8 +468,8 @@ def embed_store(
     return report
 
 
-def _run(tasks: list, client: Any, threads: int, resources: dict | None, report: EmbedReport, progress: bool,
-         output: Path) -> None:
+def _run(tasks: list[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None,
+         report: EmbedReport, progress: bool, output: Path) -> None:
     from tqdm.auto import tqdm
 
     total = sum(t.stop - t.start for t in tasks)
@@ -400,7 +479,7 @@ def _run(tasks: list, client: Any, threads: int, resources: dict | None, report:
                 report.computed.append(task.chunk)
                 report.embedded += int(result[1])
             else:
-                ids = [str(i) for i in _ids(output, task.start, task.stop)]
+                ids = [str(i) for i in zs.ids(output, task.start, task.stop)]
                 report.failed.append(ChunkFailure(task.chunk, task.start, task.stop, ids,
                                                   f"{type(error).__name__}: {error}"))
                 bar.set_postfix(failed=len(report.failed))
@@ -411,17 +490,17 @@ def _run(tasks: list, client: Any, threads: int, resources: dict | None, report:
 class _given:
     """A context manager that yields the caller's client and leaves it open."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Client:
         return self.client
 
     def __exit__(self, *exc: object) -> None:
         return None
 
 
-def _describe(client: Any, threads: int) -> str:
+def _describe(client: Client | None, threads: int) -> str:
     if client is None:
         return f"local thread pool ({threads} threads)"
     info = client.scheduler_info(n_workers=-1)
@@ -430,32 +509,37 @@ def _describe(client: Any, threads: int) -> str:
     return f"dask.distributed {info.get('address', '?')} ({len(workers)} workers, {n_threads} threads)"
 
 
-# ---- reading the result -------------------------------------------------------------------------------------
-def open_embeddings(path: str | os.PathLike) -> xr.Dataset:
-    """Open an embedding store lazily: ``embedding(imagette, feature)`` and the imagette coordinates.
+# ---- how far a run got ----------------------------------------------------------------------------------------
+def status(path: str | os.PathLike) -> dict[str, int | list[int]]:
+    """How far an embedding store is, from its commit records (cheap: reads no embedding).
 
-    Chunks not yet written read as NaN; :func:`status` says how far a run got.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The embedding store.
+
+    Returns
+    -------
+    dict
+        ``imagettes``, ``chunk``, ``chunks``, ``chunks_done``, ``imagettes_done`` (ints) and ``missing_chunks``
+        (list of chunk indices still to embed).
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not an xwvnet embedding store (the message says what was found).
+
+    Examples
+    --------
+    >>> status("wv-emb.zarr")["missing_chunks"]  # doctest: +SKIP
+    []
     """
-    path = Path(path)
-    group = _group(path, mode="r")
-    if group is None or group.attrs.get("format") != STORE_FORMAT:
-        raise ValueError(f"{path} is not an xwvnet embedding store; make one with xwvnet.embed_store or "
-                         "`xwvnet embed INPUT OUTPUT`.")
-    ds = xr.open_zarr(path, consolidated=False).isel({S.IMAGETTE: slice(0, int(group.attrs["imagettes"]))})
-    strings = {n: v.astype(object) for n, v in ds.coords.items() if v.dtype.kind == "T"}
-    ds = ds.assign_coords(strings)
-    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in ("format", "version", "imagettes")}
-    return ds
-
-
-def status(path: str | os.PathLike) -> dict[str, Any]:
-    """How far an embedding store is: imagettes, chunks, chunks and imagettes done, indices of missing chunks."""
-    path = Path(path)
-    group = _group(path, mode="r")
-    if group is None or group.attrs.get("format") != STORE_FORMAT:
-        raise ValueError(f"{path} is not an xwvnet embedding store.")
-    n, chunk = int(group.attrs.get("imagettes", 0)), int(group.attrs.get("chunk", 1))  # 0 while being created
-    done = np.asarray(group[f"{PROGRESS}/{DONE}"][:]) if n else np.zeros(0, dtype=np.int32)
+    if zs.store_kind(path) != zs.EMBEDDINGS.kind:
+        raise ValueError(f"{path} is not an xwvnet embedding store (found {zs.describe(path)}).")
+    n = zs.committed(path)  # 0 while being created
+    chunk = zs.committed_chunk(path) or 1
+    done = zs.done_counts(path) if n else None
+    done = np.zeros(0, dtype=np.int32) if done is None else done
     todo, skipped = _plan(n, chunk, done)
     return {
         "imagettes": n,
@@ -465,3 +549,4 @@ def status(path: str | os.PathLike) -> dict[str, Any]:
         "imagettes_done": int(np.minimum(done[: math.ceil(n / chunk)], chunk).sum()),
         "missing_chunks": [k for k, *_ in todo],
     }
+

@@ -1,7 +1,9 @@
 """The ``xwvnet`` command: one subcommand per job, each a thin call into a functional module.
 
-Each subcommand has an ``_add_<name>(subparsers)`` that declares its arguments and a ``_run_<name>(args)`` that
-calls the library and returns an exit code. No logic of its own lives here.
+Each subcommand has an ``_add_<name>(subparsers)`` that declares its arguments and binds ``func=_run_<name>`` with
+``set_defaults``; ``_run_<name>(args)`` calls the library and returns an exit code. No logic of its own lives here.
+An expected error (bad input, missing file, weights unavailable offline, a refused store) prints one line and exits
+1; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+_Help = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``func`` default is ``_run_<name>``, showing defaults in its ``--help``."""
+    parser = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+    parser.set_defaults(func=globals()[f"_run_{name}"])
+    return parser
+
 
 # --- ingest ---------------------------------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ingest", help="read quicklooks into a Zarr imagette store (resumable, appends)")
+    p = _command(sub, "ingest", "read quicklooks into a Zarr imagette store (resumable, appends)")
     p.add_argument("sources", nargs="+", help="quicklook files, folders or glob patterns")
     p.add_argument("--store", required=True, type=Path, help="the Zarr store to create or append to")
     p.add_argument("--labels", type=Path, default=None, help="CSV with a 'filename' column and one 0/1 column per tag")
@@ -31,7 +42,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
 # --- collocate ------------------------------------------------------------------------------------------------------
 def _add_collocate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("collocate", help="sample ERA5 / WW3 / OCN variables at imagette positions and times")
+    p = _command(sub, "collocate", "sample ERA5 / WW3 / OCN variables at imagette positions and times")
     p.add_argument("imagettes", type=Path, help="a Zarr imagette store, a WV SAFE folder/manifest, or OCN products")
     p.add_argument("source", type=Path, help="the source file: netCDF, GRIB (needs cfgrib) or Zarr")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
@@ -55,7 +66,7 @@ def _run_collocate(args: argparse.Namespace) -> int:
 
 # --- embed ----------------------------------------------------------------------------------------------------------
 def _add_embed(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embed", help="embed a whole imagette store into an embedding store (resumable, appends)")
+    p = _command(sub, "embed", "embed a whole imagette store into an embedding store (resumable, appends)")
     p.add_argument("input_store", type=Path, help="the Zarr imagette store to embed")
     p.add_argument("output_store", type=Path, help="the Zarr embedding store to create or complete")
     p.add_argument("--encoder", default="wvnet-resnet50", help="registry name or state-dict path")
@@ -83,7 +94,7 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 # --- evaluate -------------------------------------------------------------------------------------------------------
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="linear-probe evaluation table: one row per encoder, one split for all")
+    p = _command(sub, "evaluate", "linear-probe evaluation table: one row per encoder, one split for all")
     p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) holding the imagettes and targets, joined on id")
     p.add_argument("--encoders", nargs="+", default=None,
                    help="registry names, weight paths, 'image-statistics' or 'stored' (default: all four standard)")
@@ -96,9 +107,10 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.table import DEFAULT_ENCODERS, evaluate, format_table, open_joined
+    from .evaluation.table import DEFAULT_ENCODERS, evaluate, format_table
+    from .io.store import open_stores
 
-    table = evaluate(open_joined(args.stores), args.encoders or DEFAULT_ENCODERS, args.targets,
+    table = evaluate(open_stores(args.stores), args.encoders or DEFAULT_ENCODERS, args.targets,
                      test_size=args.test_size, seed=args.seed, batch_size=args.batch_size, device=args.device)
     print(format_table(table, per_tag=True))
     if args.csv:
@@ -108,7 +120,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 # --- probe ----------------------------------------------------------------------------------------------------------
 def _add_probe(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("probe", help="fit a linear probe on stored embeddings and save it, or apply a saved one")
+    p = _command(sub, "probe", "fit a linear probe on stored embeddings and save it, or apply a saved one")
     p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) with `embedding` (and the target), joined on id")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--target", help="variable to fit (a number per imagette, or labels)")
@@ -119,10 +131,10 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from .evaluation.table import open_joined
+    from .io.store import open_stores
     from .probe import Probe, fit_probe, output_name, predict
 
-    ds = open_joined(args.stores)
+    ds = open_stores(args.stores)
     if args.target:
         probe = fit_probe(ds, args.target, seed=args.seed)
         print(probe)
@@ -139,7 +151,7 @@ def _run_probe(args: argparse.Namespace) -> int:
 
 # --- neighbors ------------------------------------------------------------------------------------------------------
 def _add_neighbors(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("neighbors", help="the k most similar imagettes (cosine of embeddings), exact and blocked")
+    p = _command(sub, "neighbors", "the k most similar imagettes (cosine of embeddings), exact and blocked")
     p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) with `embedding` (and images), joined on id")
     p.add_argument("-k", type=int, default=10, help="neighbours per query")
     p.add_argument("--query", nargs="+", default=None, help="imagette ids to query (default: every imagette)")
@@ -149,10 +161,10 @@ def _add_neighbors(sub: argparse._SubParsersAction) -> None:
 
 def _run_neighbors(args: argparse.Namespace) -> int:
     from . import plot
-    from .evaluation.table import open_joined
+    from .io.store import open_stores
     from .retrieval import neighbors
 
-    ds = open_joined(args.stores)
+    ds = open_stores(args.stores)
     found = neighbors(ds, k=args.k, query=args.query).compute()
     table = found[["neighbor", "similarity"]].reset_coords(drop=True).to_dataframe()
     print(table.head(5 * args.k).to_string())
@@ -160,14 +172,14 @@ def _run_neighbors(args: argparse.Namespace) -> int:
         table.to_csv(args.csv)
     if args.figure:
         first = str(found["imagette"].values[0])
-        plot.neighbors(ds, first, k=args.k, result=found).savefig(args.figure, dpi=110)
+        plot.neighbor_panel(ds, first, k=args.k, result=found).savefig(args.figure, dpi=110)
         print(f"saved {args.figure}")
     return 0
 
 
 # --- train ----------------------------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train an encoder with SimCLR on a store (under torchrun: on every rank)")
+    p = _command(sub, "train", "train an encoder with SimCLR on a store (under torchrun: on every rank)")
     p.add_argument("store", type=Path, help="the Zarr imagette store to train on")
     p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
     p.add_argument("--arch", default=None, choices=["resnet18", "resnet34", "resnet50"], help="default: resnet18")
@@ -184,6 +196,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop early (with a checkpoint) after this long")
     p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
     p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
+    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="auto: bfloat16 on a GPU, float32 on the CPU")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
 
 
@@ -195,6 +209,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, steps=args.steps, lr=args.lr, temperature=args.temperature, seed=args.seed,
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, device=args.device,
         max_seconds=args.max_seconds, flip=not args.no_flip, rotate90=not args.no_rotate, resume=args.resume,
+        precision=args.precision,
     )
     print(f"encoder weights: {path}")
     return 0
@@ -202,7 +217,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 # --- demo -----------------------------------------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job on the sample data: ingest, embed, probe, retrieve, collocate")
+    p = _command(sub, "demo", "the main job on the sample data: ingest, embed, probe, retrieve, collocate")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the store, tables and figures")
     p.add_argument("--quick", action="store_true", help="a smaller, faster run")
 
@@ -217,19 +232,57 @@ _COMMANDS = ["ingest", "embed", "demo", "collocate", "evaluate", "probe", "neigh
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``xwvnet`` command."""
-    parser = argparse.ArgumentParser(prog="xwvnet", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    """The argument parser of the ``xwvnet`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        One subcommand per job; each subparser's ``func`` default is the function that runs it.
+    """
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(prog="xwvnet", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     module = sys.modules[__name__]
     for name in _COMMANDS:
         getattr(module, f"_add_{name}")(sub)
     return parser
 
 
+def _is_user_error(err: BaseException) -> bool:
+    """Errors that a user can fix from the message alone (bad input, missing file, offline weights, refused store)."""
+    ours = type(err).__module__.startswith("xwvnet")
+    return ours or isinstance(err, (ValueError, OSError, LookupError))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xwvnet`` command."""
+    """Run the ``xwvnet`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 on success, 1 when the job reports failures or an expected error occurred (printed as
+        one message, without a traceback unless ``--debug``), 2 for bad arguments.
+    """
     args = build_parser().parse_args(argv)
-    return getattr(sys.modules[__name__], f"_run_{args.command}")(args)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("xwvnet: interrupted; what was committed is kept, re-run the same command to continue.", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug or not _is_user_error(err):
+            raise
+        print(f"xwvnet {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

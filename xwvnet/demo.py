@@ -60,7 +60,8 @@ def ingest_samples(out: Path, quick: bool) -> xr.Dataset:
 
 def choose_encoder(out: Path, quick: bool) -> str:
     """WV-Net when its published weights are here; otherwise say so plainly, and train a small encoder here."""
-    from .models.registry import ENCODERS, find_weights, weights_cache
+    from .datasets import cache_dir as weights_cache
+    from .models.zoo import ENCODERS, find_weights
     from .training import train_briefly
 
     _say("encoder")
@@ -128,7 +129,7 @@ def retrieval_panel(out: Path, quick: bool, ds: xr.Dataset) -> None:
 def probe_hs(out: Path, quick: bool, encoder: str) -> None:
     """A linear probe of significant wave height on synthetic imagettes, compared across encoders."""
     from .evaluation.table import DEFAULT_ENCODERS
-    from .models.registry import find_weights
+    from .models.zoo import find_weights
 
     _say("linear probe of hs on synthetic imagettes")
     encoders = [e for e in DEFAULT_ENCODERS if e in ("random-resnet50", "image-statistics") or find_weights(e)]
@@ -175,8 +176,7 @@ def demo_retrieval(ds: xr.Dataset, out: str | Path, *, k: int = 4, query_id: str
     or the image-statistics baseline when ``ds`` has none (and says so). Returns the per-query metrics.
     """
     from . import plot
-    from .retrieval import evaluate as retrieval_scores
-    from .retrieval import neighbors
+    from .retrieval import neighbors, retrieval_scores
 
     if S.EMBEDDING not in ds.data_vars:
         from .evaluation.baselines import image_statistics
@@ -209,7 +209,7 @@ def demo_retrieval(ds: xr.Dataset, out: str | Path, *, k: int = 4, query_id: str
     query_id = query_id or str(ds[S.IMAGETTE].values[0])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    figure = plot.neighbors(ds, query_id, k=k, result=found.sel({S.IMAGETTE: [query_id]}))
+    figure = plot.neighbor_panel(ds, query_id, k=k, result=found.sel({S.IMAGETTE: [query_id]}))
     figure.savefig(out / "retrieval.png", dpi=110)
     print(f"saved {out / 'retrieval.png'}")
     return scores if scores is not None else found

@@ -22,34 +22,51 @@ import ctypes
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, SpecCluster, Worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-THREADS_ENV = "XWVNET_TORCH_THREADS"
+from ._runtime import THREADS_ENV, cores, cuda_device_count, threads_per_task
+
+if TYPE_CHECKING:
+    from .models.encoder import Encoder
+
+__all__ = [
+    "GPU",
+    "THREADS_ENV",
+    "WVNetWorker",
+    "connect",
+    "current_client",
+    "gpu_workers",
+    "host_threads",
+    "local_cluster",
+    "relax_malloc_trim",
+    "setup_client",
+    "task_resources",
+]
+
 GPU = "GPU"
 PLUGIN_NAME = "xwvnet"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
 
 # ---- thread budget ------------------------------------------------------------------------------------------
-def cores() -> int:
-    """CPU cores usable by this process (cgroup and affinity limits included, as dask counts them)."""
-    from dask.system import CPU_COUNT
-
-    return max(1, int(CPU_COUNT))
-
-
-def torch_threads_per_task(n_cores: int, concurrent_tasks: int) -> int:
-    """Intra-op threads for each of ``concurrent_tasks`` sharing ``n_cores``: at least 1, never oversubscribed."""
-    if n_cores < 1 or concurrent_tasks < 1:
-        raise ValueError(f"expected positive cores and tasks, found cores={n_cores}, tasks={concurrent_tasks}.")
-    return max(1, n_cores // concurrent_tasks)
-
-
 def host_threads(client: Client) -> dict[str, int]:
-    """Worker threads per host, summed over every worker process on that host (from the scheduler's view)."""
+    """Worker threads per host, summed over every worker process on that host (from the scheduler's view).
+
+    Several worker processes often share a host; their torch threads must share its cores.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client.
+
+    Returns
+    -------
+    dict of str to int
+        Host address -> task threads of all its workers.
+    """
     out: dict[str, int] = {}
     for info in client.scheduler_info(n_workers=-1)["workers"].values():
         host = str(info.get("host", ""))
@@ -62,7 +79,17 @@ def relax_malloc_trim(threshold: int = 2**30) -> bool:
 
     With that variable glibc stops adapting its mmap threshold, so every large torch activation is mmap-ed and
     page-faulted afresh: ResNet inference ran 1.7x slower in a nanny worker than in the parent here. ``mallopt``
-    restores large thresholds at run time. Returns False where glibc is not the allocator (macOS, musl).
+    restores large thresholds at run time.
+
+    Parameters
+    ----------
+    threshold : int, default 2**30
+        The mmap and trim thresholds to set, in bytes.
+
+    Returns
+    -------
+    bool
+        True when glibc accepted both; False where glibc is not the allocator (macOS, musl).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -79,13 +106,24 @@ class WVNetWorker(WorkerPlugin):
     ``torch_threads`` forces the budget; otherwise it is ``host cores // worker threads on the host`` using
     ``threads_by_host`` (the cluster as the client saw it), falling back to ``cores // this worker's threads`` for
     workers that joined later. A ``XWVNET_TORCH_THREADS`` already in the worker's environment is kept.
+
+    Parameters
+    ----------
+    encoder : str, os.PathLike or Encoder, optional
+        The encoder to build at start-up (only its spec travels), so a missing weights file fails once, loudly.
+    device : str, default "auto"
+        The device string the embedding tasks get (so the start-up build fills the same cache entry).
+    torch_threads : int, optional
+        Forces every worker's torch thread budget.
+    threads_by_host : dict of str to int, optional
+        Worker threads per host, as :func:`host_threads` saw the cluster.
     """
 
     name = PLUGIN_NAME
 
     def __init__(
         self,
-        encoder: Any = None,
+        encoder: str | os.PathLike | Encoder | None = None,
         *,
         device: str = "auto",
         torch_threads: int | None = None,
@@ -96,7 +134,14 @@ class WVNetWorker(WorkerPlugin):
         self.torch_threads = torch_threads
         self.threads_by_host = dict(threads_by_host or {})
 
-    def setup(self, worker: Any) -> None:
+    def setup(self, worker: Worker) -> None:
+        """Set this worker's torch thread budget, relax its malloc trimming, and build the model if asked.
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker starting up (dask calls this).
+        """
         from distributed.comm import get_address_host
 
         relax_malloc_trim()
@@ -105,7 +150,7 @@ class WVNetWorker(WorkerPlugin):
         elif not os.environ.get(THREADS_ENV, "").strip():
             nthreads = int(worker.state.nthreads)
             on_host = self.threads_by_host.get(get_address_host(worker.address), nthreads)
-            os.environ[THREADS_ENV] = str(torch_threads_per_task(cores(), max(on_host, nthreads)))
+            os.environ[THREADS_ENV] = str(threads_per_task(cores(), max(on_host, nthreads)))
         if self.encoder is not None:  # one tiny block through the tasks' own path builds (and caches) the model
             import numpy as np
 
@@ -117,15 +162,37 @@ class WVNetWorker(WorkerPlugin):
 
 
 def setup_client(
-    client: Client, encoder: Any = None, *, device: str = "auto", torch_threads: int | None = None
+    client: Client,
+    encoder: str | os.PathLike | Encoder | None = None,
+    *,
+    device: str = "auto",
+    torch_threads: int | None = None,
 ) -> None:
     """Register :class:`WVNetWorker` on every current and future worker of ``client`` (replacing an older one).
 
-    With an ``encoder`` (a name, path or Encoder; only its spec travels) each worker builds the model now, so a
-    worker that cannot find the weights fails here with the registry's message rather than in every task.
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster's client.
+    encoder : str, os.PathLike or Encoder, optional
+        With it, each worker builds the model now (only the spec travels), so a worker that cannot find the
+        weights fails here with the registry's message rather than in every task.
+    device : str, default "auto"
+        The device the embedding tasks will ask for.
+    torch_threads : int, optional
+        Forces every worker's torch thread budget (default: host cores // worker threads on the host).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the encoder's weights cannot be found here (before anything is sent to the workers).
     """
     if encoder is not None:
-        from .models.registry import load_encoder
+        from .models.zoo import load_encoder
 
         encoder = load_encoder(encoder)
     plugin = WVNetWorker(encoder, device=device, torch_threads=torch_threads, threads_by_host=host_threads(client))
@@ -134,7 +201,17 @@ def setup_client(
 
 # ---- GPUs ---------------------------------------------------------------------------------------------------
 def gpu_workers(client: Client) -> int:
-    """How many workers declare a ``GPU`` resource."""
+    """How many workers declare a ``GPU`` resource.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client.
+
+    Returns
+    -------
+    int
+    """
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     return sum(1 for info in workers if float(info.get("resources", {}).get(GPU, 0)) >= 1)
 
@@ -144,6 +221,23 @@ def task_resources(device: str, client: Client | None) -> dict[str, float] | Non
 
     ``device="auto"`` asks for a GPU when some worker declares one (the others then embed nothing; run CPU-only
     workers in another cluster). ``device="cuda"`` with no GPU worker is an error, not a silent hang.
+
+    Parameters
+    ----------
+    device : str
+        The embedding device (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+    client : distributed.Client or None
+        The cluster, or ``None`` for the local thread pool.
+
+    Returns
+    -------
+    dict of str to float or None
+        ``{"GPU": 1}`` or ``None``.
+
+    Raises
+    ------
+    ValueError
+        If CUDA is asked for and no worker declares a GPU.
     """
     if client is None:
         return None
@@ -160,13 +254,6 @@ def task_resources(device: str, client: Client | None) -> dict[str, float] | Non
     return {GPU: 1}
 
 
-def cuda_device_count() -> int:
-    """GPUs visible to this process (0 without CUDA)."""
-    import torch
-
-    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
-
-
 # ---- clusters -----------------------------------------------------------------------------------------------
 def local_cluster(
     n_workers: int | None = None,
@@ -174,13 +261,36 @@ def local_cluster(
     threads_per_worker: int = 1,
     device: str = "cpu",
     dashboard_address: str | None = ":0",
-    **kwargs: Any,
-) -> Any:
+    **kwargs: object,
+) -> LocalCluster | SpecCluster:
     """A cluster of worker *processes* on this machine with a torch thread budget (and one worker per GPU).
 
-    CPU: ``n_workers`` (default: one per core) processes of ``threads_per_worker`` threads, each task getting
-    ``cores // (n_workers * threads_per_worker)`` torch threads. ``device="cuda"``: one single-threaded worker per
-    visible GPU (or ``n_workers``), each seeing only its GPU (``CUDA_VISIBLE_DEVICES``) and declaring ``GPU=1``.
+    Processes, not threads, because torch holds the GIL in parts of a forward pass; the budget keeps worker
+    threads x torch threads within the cores.
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        CPU: worker processes (default one per core / ``threads_per_worker``); CUDA: at most one per GPU.
+    threads_per_worker : int, default 1
+        Task threads per worker (CPU); each task gets ``cores // (n_workers * threads_per_worker)`` torch threads.
+    device : str, default "cpu"
+        ``"cuda"``: one single-threaded worker per visible GPU, each seeing only its GPU
+        (``CUDA_VISIBLE_DEVICES``) and declaring ``GPU=1``.
+    dashboard_address : str or None, default ":0"
+        Where the dashboard listens (``":0"``: any free port; ``None``: no dashboard).
+    **kwargs
+        Passed to :class:`distributed.LocalCluster` (CPU) or to each GPU worker's nanny.
+
+    Returns
+    -------
+    distributed.LocalCluster or distributed.SpecCluster
+        Use it as a context manager with a :class:`distributed.Client`.
+
+    Raises
+    ------
+    ValueError
+        On a non-positive count, or ``device="cuda"`` without a visible GPU.
     """
     if threads_per_worker < 1:
         raise ValueError(f"threads_per_worker must be >= 1, found {threads_per_worker}.")
@@ -189,7 +299,7 @@ def local_cluster(
     n_workers = n_workers or max(1, cores() // threads_per_worker)
     if n_workers < 1:
         raise ValueError(f"n_workers must be >= 1, found {n_workers}.")
-    per_task = torch_threads_per_task(cores(), n_workers * threads_per_worker)
+    per_task = threads_per_task(cores(), n_workers * threads_per_worker)
     env = {THREADS_ENV: str(per_task), **kwargs.pop("env", {})}
     return LocalCluster(
         n_workers=n_workers,
@@ -201,14 +311,14 @@ def local_cluster(
     )
 
 
-def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwargs: Any) -> Any:
-    from distributed import Nanny, Scheduler, SpecCluster
+def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwargs: object) -> SpecCluster:
+    from distributed import Nanny, Scheduler
 
     n_gpu = cuda_device_count()
     if n_gpu == 0:
         raise ValueError("device='cuda' but this machine has no visible CUDA GPU; use device='cpu'.")
     n_workers = min(n_workers or n_gpu, n_gpu)
-    per_task = torch_threads_per_task(cores(), n_workers)
+    per_task = threads_per_task(cores(), n_workers)
     workers = {
         f"gpu-{i}": {
             "cls": Nanny,
@@ -226,7 +336,12 @@ def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwar
 
 
 def current_client() -> Client | None:
-    """The client already made in this process (``Client(...)`` sets a default), or ``None``."""
+    """The client already made in this process (``Client(...)`` sets a default), or ``None``.
+
+    Returns
+    -------
+    distributed.Client or None
+    """
     from distributed import default_client
 
     try:
@@ -245,10 +360,28 @@ def connect(
 ) -> Iterator[Client | None]:
     """A client for a run, and clean-up after it: yields ``None`` for the local threaded pool.
 
-    ``scheduler`` (an address such as ``tcp://host:8786``, or a scheduler file path): connect to that cluster;
-    ``"threads"``: the local thread pool even when a client is active.
-    ``workers=N``: start a :func:`local_cluster` of N processes, closed at the end. Neither: the client already
-    active in this process, if any, else ``None`` (threads in this process).
+    Parameters
+    ----------
+    scheduler : str, optional
+        An address such as ``tcp://host:8786`` or a scheduler file path: connect to that cluster (closed at the
+        end); ``"threads"``: the local thread pool even when a client is active.
+    workers : int, optional
+        Start a :func:`local_cluster` of this many processes, closed at the end.
+    threads_per_worker : int, default 1
+        Task threads per local worker.
+    device : str, default "auto"
+        ``"cuda"`` (or ``"auto"`` on a machine with GPUs) makes the local cluster one worker per GPU.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Entering it gives a ``distributed.Client``, or ``None`` for threads in this process (with neither
+        ``scheduler`` nor ``workers``: the client already active in this process, if any).
+
+    Raises
+    ------
+    ValueError
+        If both ``scheduler`` and ``workers`` are given.
     """
     if scheduler is not None and workers is not None:
         raise ValueError("give either a scheduler address or a number of local workers, not both.")

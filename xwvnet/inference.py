@@ -25,33 +25,21 @@ import torch
 import xarray as xr
 from torch import nn
 
-from . import preprocess
+from . import _runtime, preprocess
 from . import schema as S
+from ._runtime import check_precision, resolve_device
 from .models.encoder import Encoder
-from .models.registry import load_encoder
+from .models.zoo import load_encoder
 
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+__all__ = ["EmptyImagetteWarning", "clear_model_cache", "embed", "embed_block", "embedding_attrs", "get_model",
+           "torch_threads"]
 
 
 class EmptyImagetteWarning(UserWarning):
     """Some imagettes have no valid pixels; their embeddings are NaN."""
 
 
-# ---- devices and threads ----------------------------------------------------------------------------------
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when present, else the CPU; anything else as ``torch.device``."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
+# ---- threads ------------------------------------------------------------------------------------------------
 _ACTIVE = 0  # embed_block calls running in this process right now
 _ACTIVE_LOCK = threading.Lock()
 
@@ -67,15 +55,28 @@ def _worker_threads() -> int:
 
 
 def torch_threads(concurrent: int = 1) -> int:
-    """Intra-op threads for one of ``concurrent`` embedding tasks: ``cores // concurrent``, at least 1.
+    """Intra-op threads for one of ``concurrent`` embedding tasks, so that tasks x threads never exceed the cores.
 
-    ``XWVNET_TORCH_THREADS`` forces the number (:mod:`xwvnet.distributed` sets it when several worker processes
-    share a host). In a distributed worker, ``concurrent`` is at least the worker's ``nthreads``.
+    Parameters
+    ----------
+    concurrent : int, default 1
+        Embedding tasks running at once in this process (in a distributed worker, at least its ``nthreads``).
+
+    Returns
+    -------
+    int
+        ``XWVNET_TORCH_THREADS`` when set (:mod:`xwvnet.distributed` sets it when several worker processes share a
+        host), else ``cores // concurrent``, at least 1.
+
+    Examples
+    --------
+    >>> torch_threads(10**6)
+    1
     """
-    forced = os.environ.get("XWVNET_TORCH_THREADS", "").strip()
-    if forced:
-        return max(1, int(forced))
-    return max(1, _cores() // max(1, int(concurrent), _worker_threads()))
+    forced = _runtime.forced_threads()
+    if forced is not None:
+        return forced
+    return _runtime.threads_per_task(_runtime.cores(), max(1, int(concurrent), _worker_threads()))
 
 
 def _set_threads() -> None:
@@ -91,18 +92,39 @@ _MODELS_LOCK = threading.Lock()
 
 
 def get_model(
-    encoder: str | Encoder,
+    encoder: str | os.PathLike | Encoder,
     device: str | torch.device = "cpu",
     precision: str = "float32",
     channels_last: bool = False,
 ) -> nn.Module:
     """The encoder's backbone on ``device`` in eval mode, built once per process and reused across chunks.
 
-    Keyed by the encoder's spec (name, weights hash, path/seed, transform), the device and the memory format; the
-    precision is applied by autocast at call time, so one model serves both precisions.
+    Tasks carry the Encoder's spec only; this cache is why a worker builds each model once, not once per chunk.
+
+    Parameters
+    ----------
+    encoder : str, os.PathLike or Encoder
+        Anything :func:`xwvnet.load_encoder` takes.
+    device : str or torch.device, default "cpu"
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : str, default "float32"
+        One of :data:`xwvnet._runtime.PRECISIONS`; checked here but applied by autocast at call time, so one model
+        serves every precision.
+    channels_last : bool, default False
+        Whether the model's weights use the channels-last memory format.
+
+    Returns
+    -------
+    torch.nn.Module
+        Keyed by the encoder's spec (name, weights hash, path/seed, transform), the device and the memory format.
+
+    Raises
+    ------
+    ValueError
+        On an unknown precision, or CUDA asked for on a machine without a GPU.
     """
     encoder = load_encoder(encoder)
-    _check_precision(precision)
+    check_precision(precision)
     device = resolve_device(device)
     key = (encoder.key, str(device), bool(channels_last))
     with _MODELS_LOCK:
@@ -121,7 +143,12 @@ def get_model(
 
 
 def clear_model_cache() -> None:
-    """Forget every cached model in this process (frees their memory)."""
+    """Forget every cached model in this process, to free their memory (e.g. between benchmark runs).
+
+    Returns
+    -------
+    None
+    """
     with _MODELS_LOCK:
         _MODELS.clear()
 
@@ -129,16 +156,9 @@ def clear_model_cache() -> None:
 _WARNED_BF16 = False
 
 
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # an older or unusual build: do not guess
-        return True
-
-
 def _warn_slow_bf16() -> None:
     global _WARNED_BF16
-    if not _WARNED_BF16 and not _cpu_has_bf16():
+    if not _WARNED_BF16 and not _runtime.cpu_has_bf16():
         _WARNED_BF16 = True
         warnings.warn(
             "precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16/AMX) is emulated and much slower "
@@ -146,11 +166,6 @@ def _warn_slow_bf16() -> None:
             RuntimeWarning,
             stacklevel=3,
         )
-
-
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, found {precision!r}.")
 
 
 def _channels_last(channels_last: bool | None) -> bool:
@@ -164,22 +179,55 @@ def embed_block(
     valid_lines: np.ndarray,
     valid_samples: np.ndarray,
     *,
-    encoder: str | Encoder,
+    encoder: str | os.PathLike | Encoder,
     batch_size: int = 64,
     device: str | torch.device = "auto",
     precision: str = "float32",
     var: str = S.QUICKLOOK,
     channels_last: bool | None = None,
 ) -> np.ndarray:
-    """Embeddings ``(n, embedding_size)`` float32 of one block of imagettes ``(n, line, sample)``.
+    """Embeddings of one numpy block of imagettes: the function :func:`embed` maps over dask chunks.
 
-    ``images`` are uint8 quicklooks, or float sigma0 (``var="sigma0"`` or a float dtype), which is converted
-    with :func:`xwvnet.preprocess.sigma0_to_quicklook` first. Imagettes without valid pixels get NaN rows (and an
-    :class:`EmptyImagetteWarning`). Results do not depend on how imagettes are split into blocks or batches.
+    Results do not depend on how imagettes are split into blocks or batches.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(n, line, sample)``: uint8 quicklooks, or float sigma0 (``var="sigma0"`` or a float dtype), which is
+        converted with :func:`xwvnet.preprocess.sigma0_to_quicklook` first.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette (``n`` values each).
+    encoder : str, os.PathLike or Encoder
+        Anything :func:`xwvnet.load_encoder` takes.
+    batch_size : int, default 64
+        Imagettes per forward pass.
+    device : str or torch.device, default "auto"
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : str, default "float32"
+        ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast).
+    var : str, default "quicklook"
+        The image variable the block comes from (``"sigma0"`` is stretched to quicklooks).
+    channels_last : bool, optional
+        Channels-last memory format (default on: faster ResNet convolutions).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(n, embedding_size)``; NaN rows for imagettes without valid pixels.
+
+    Raises
+    ------
+    ValueError
+        On a bad batch size, precision, device, dtype or shape.
+
+    Warns
+    -----
+    EmptyImagetteWarning
+        When some imagettes have no valid pixels.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
-    _check_precision(precision)
+    check_precision(precision)
     encoder = load_encoder(encoder)
     images = np.asarray(images)
     vl = np.asarray(valid_lines).reshape(-1).astype(np.int64)
@@ -213,12 +261,12 @@ def embed_block(
         _warn_slow_bf16()
     cl = _channels_last(channels_last)
     model = get_model(encoder, dev, precision, cl)
-    dtype = PRECISIONS[precision]
+    autocast = precision != "float32"
     global _ACTIVE
     with _ACTIVE_LOCK:
         _ACTIVE += 1
     try:
-        with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=_runtime.torch_dtype(precision), enabled=autocast):
             for start in range(0, todo.size, batch_size):
                 if dev.type == "cpu":
                     _set_threads()
@@ -234,6 +282,22 @@ def embed_block(
 
 
 # ---- the Dataset function -----------------------------------------------------------------------------------
+def _check_device(device: str | torch.device) -> None:
+    """Fail at graph-building time on a device that cannot work, rather than in every task."""
+    try:
+        from distributed import default_client
+
+        default_client()
+    except (ImportError, ValueError):  # tasks run in this process: its GPUs are the ones that count
+        resolve_device(device)
+        return
+    if str(device).strip().lower() != "auto":  # the workers' GPUs count, not this machine's: check the name only
+        try:
+            torch.device(str(device).strip().lower())
+        except RuntimeError as err:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {device!r}.") from err
+
+
 def _image(ds: xr.Dataset, var: str | None) -> xr.DataArray:
     if not isinstance(ds, xr.Dataset):
         raise ValueError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
@@ -254,7 +318,7 @@ def _image(ds: xr.Dataset, var: str | None) -> xr.DataArray:
 
 def embed(
     ds: xr.Dataset,
-    encoder: str | Encoder = "wvnet-resnet50",
+    encoder: str | os.PathLike | Encoder = "wvnet-resnet50",
     *,
     var: str | None = None,
     batch_size: int = 64,
@@ -262,23 +326,64 @@ def embed(
     precision: str = "float32",
     channels_last: bool | None = None,
 ) -> xr.Dataset:
-    """The input Dataset plus ``embedding(imagette, feature)`` float32 from ``encoder``.
+    """The input Dataset plus ``embedding(imagette, feature)`` float32 from an encoder, lazily over dask chunks.
 
-    ``encoder``: a registry name (``"wvnet-resnet50"``, ``"imagenet-resnet50"``, ``"random-resnet50"``), a
-    state-dict path, or an :class:`~xwvnet.Encoder`. ``var``: the image variable (default ``quicklook``, else
-    ``sigma0``). Lazy when the image is dask-backed: nothing runs until ``.compute()``/``.to_zarr()``, one task per
-    chunk of imagettes (image dims are merged into one chunk). ``device="auto"`` uses CUDA when present, in each
-    worker. ``precision="float32"`` reproduces the published numbers; ``"bfloat16"`` runs under autocast (2-3x
-    faster on CPUs with AVX-512 BF16 and on GPUs). ``channels_last`` (default on) picks the faster memory format.
-    Every imagette coordinate is kept; the embedding's attrs name the encoder, its weights hash and xwvnet's
-    version. Imagettes without valid pixels get NaN embeddings and a warning.
+    Lazy when the image is dask-backed: nothing runs until ``.compute()``/``.to_zarr()``, one task per chunk of
+    imagettes (image dims are merged into one chunk); each process builds the model once. Every imagette
+    coordinate is kept and the input is not modified.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes (dimension ``imagette``) with an image variable and ``valid_lines``/``valid_samples``.
+    encoder : str, os.PathLike or Encoder, default "wvnet-resnet50"
+        A named encoder (``"wvnet-resnet50"``, ``"imagenet-resnet50"``, ``"random-resnet50"``), a state-dict
+        path (its ``.json`` sidecar is read too), or an :class:`~xwvnet.Encoder`.
+    var : str, optional
+        The image variable (default ``quicklook``, else ``sigma0``, which is stretched to 8 bits first).
+    batch_size : int, default 64
+        Imagettes per forward pass (results do not depend on it).
+    device : str, default "auto"
+        ``"auto"`` uses CUDA when present, in each worker; ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : str, default "float32"
+        ``"float32"`` reproduces the published numbers; ``"bfloat16"`` / ``"float16"`` run under autocast (2-3x
+        faster on CPUs with AVX-512 BF16 and on GPUs).
+    channels_last : bool, optional
+        Memory format of the model input (default on: faster ResNet convolutions).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` plus ``embedding(imagette, feature)``, whose attrs name the encoder, its weights hash, transform,
+        provenance, the precision and xwvnet's version (see :func:`embedding_attrs`).
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` is not an imagette Dataset, or on a bad batch size, precision, or device (``"cuda"`` on a
+        machine without a GPU).
+    WeightsUnavailableError
+        If named weights are not here and cannot be downloaded.
+
+    Warns
+    -----
+    EmptyImagetteWarning
+        Imagettes without valid pixels get NaN embeddings.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> from xwvnet.synthetic import imagettes  # doctest: +SKIP
+    >>> ds = imagettes(8, seed=0).chunk({"imagette": 4})  # doctest: +SKIP
+    >>> out = xwvnet.embed(ds, "random-resnet50")  # doctest: +SKIP
+    >>> out.embedding.shape  # doctest: +SKIP
+    (8, 2048)
     """
     image = _image(ds, var)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
-    _check_precision(precision)
-    if not (isinstance(device, str) and device == "auto"):
-        resolve_device(device)  # fail now on a malformed device name
+    check_precision(precision)
+    _check_device(device)
     enc = load_encoder(encoder)
     # work on bare Variables: no coordinates to align or (for dask-backed object coords) to peek into
     pixels = image.variable

@@ -39,8 +39,24 @@ def crop_offsets(valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int =
     2. ``CenterCrop(450)``: where the image is still smaller it is first padded with 0 by ``(450 - w) // 2`` on the
        left (and the rest on the right), then cropped at ``round((size - 450) / 2)`` (Python's round half to even).
 
-    Returns ``(line0, sample0)`` int64 arrays: output pixel (r, c) reads input pixel (line0 + r, sample0 + c), and
-    is 0 where that falls outside the valid extent.
+    Parameters
+    ----------
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    crop : int, default 450
+        The side of the field.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(line0, sample0)`` int64 arrays: output pixel (r, c) reads input pixel (line0 + r, sample0 + c), and is 0
+        where that falls outside the valid extent.
+
+    Examples
+    --------
+    >>> line0, sample0 = crop_offsets([500], [400])
+    >>> int(line0[0]), int(sample0[0])  # 50 rows padded on top (the quirk) and cropped again; 25 columns left
+    (0, -25)
     """
     h = np.asarray(valid_lines, dtype=np.int64)
     w = np.asarray(valid_samples, dtype=np.int64)
@@ -75,7 +91,27 @@ def _check_batch(images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.
 def crop_field(
     images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP
 ) -> np.ndarray:
-    """The published 450x450 field of each imagette, as uint8 ``(n, crop, crop)`` (0 where padded)."""
+    """The published 450x450 field of each imagette, before resizing (integer indexing, no arithmetic on values).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    crop : int, default 450
+        The side of the field.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, crop, crop)`` of the input dtype, 0 where padded.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree or an extent lies outside the padded shape.
+    """
     images, vl, vs = _check_batch(images, valid_lines, valid_samples)
     line0, sample0 = crop_offsets(vl, vs, crop)
     rows = line0[:, None] + np.arange(crop)  # (n, crop)
@@ -110,7 +146,29 @@ def wvnet_transform(
     ``quicklooks``: uint8 ``(n, line, sample)``, padded; only ``[:valid_lines[i], :valid_samples[i]]`` is read.
     Steps: pad and centre-crop to 450x450 (see :func:`crop_offsets`), scale to [0, 1], bilinear resize to 224x224
     (``align_corners=True``, no antialiasing), repeat to ``channels``, normalise with mean 103.486/255 and std
-    56.745/255. ``device`` is where the float work happens (the uint8 field travels, 4x smaller than floats).
+    56.745/255. The tensors equal the published procedure's, so the published weights see what they were
+    trained on.
+
+    Parameters
+    ----------
+    quicklooks : numpy.ndarray
+        uint8 ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    device : torch.device or str, optional
+        Where the float work happens (the uint8 field travels, 4x smaller than floats).
+    channels : int, default 3
+        Channels of the output (the grey level repeated).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n, channels, 224, 224)``.
+
+    Raises
+    ------
+    ValueError
+        If the quicklooks are not uint8, or the extents do not fit.
     """
     if np.asarray(quicklooks).dtype != np.uint8:
         raise ValueError(
@@ -135,6 +193,27 @@ def imagenet_transform(
     The same 450x450 field and resize as :func:`wvnet_transform`, so that both encoders see the same ocean, then
     the grey level repeated to RGB and normalised with ImageNet's per-channel mean and std (the statistics those
     weights were trained with).
+
+    Parameters
+    ----------
+    quicklooks : numpy.ndarray
+        uint8 ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    device : torch.device or str, optional
+        Where the float work happens.
+    channels : int, default 3
+        Channels of the output (the first ``channels`` of RGB).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n, channels, 224, 224)``.
+
+    Raises
+    ------
+    ValueError
+        If the quicklooks are not uint8, or the extents do not fit.
     """
     if np.asarray(quicklooks).dtype != np.uint8:
         raise ValueError(f"the ImageNet transform takes uint8 quicklooks, found {np.asarray(quicklooks).dtype}.")
@@ -149,7 +228,28 @@ TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {"wvnet": wvnet_transform, 
 
 
 def get_transform(name: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """A transform by name (``"wvnet"``, ``"imagenet"``), or a callable with the same signature, returned as is."""
+    """A transform by name (``"wvnet"``, ``"imagenet"``), or a callable with the same signature, returned as is.
+
+    Parameters
+    ----------
+    name : str or callable
+        A key of :data:`TRANSFORMS`, or a transform.
+
+    Returns
+    -------
+    callable
+        ``fn(quicklooks, valid_lines, valid_samples, *, device=None, channels=3) -> torch.Tensor``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown name.
+
+    Examples
+    --------
+    >>> get_transform("wvnet").__name__
+    'wvnet_transform'
+    """
     if callable(name):
         return name
     if name not in TRANSFORMS:
@@ -169,7 +269,33 @@ def sigma0_to_quicklook(
     Per imagette, the ``percentiles`` (default 1 and 99) of the finite values inside the valid extent are mapped
     to 0 and 255, linearly in intensity, clipped and rounded: the 8-bit stretch of the published quicklooks
     (about 1% of their pixels sit at 0 and 1% at 255). NaN, and everything outside the valid extent, become 0.
-    An imagette without finite values is all 0. ``valid_lines``/``valid_samples`` default to the full shape.
+    An imagette without finite values is all 0.
+
+    Parameters
+    ----------
+    sigma0 : numpy.ndarray
+        Calibrated linear NRCS ``(n, line, sample)``.
+    valid_lines, valid_samples : numpy.ndarray, optional
+        The valid extent of each imagette (default: the full shape).
+    percentiles : tuple of (float, float), default (1.0, 99.0)
+        The percentiles mapped to 0 and 255.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 ``(n, line, sample)``.
+
+    Raises
+    ------
+    ValueError
+        If the array is not 3-D or the extents do not fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = sigma0_to_quicklook(np.linspace(0.01, 0.1, 100, dtype="float32").reshape(1, 10, 10))
+    >>> int(q.min()), int(q.max()), q.dtype.name
+    (0, 255, 'uint8')
     """
     x = np.asarray(sigma0, dtype=np.float32)
     if x.ndim != 3:

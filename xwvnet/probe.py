@@ -1,10 +1,14 @@
-"""Linear probes on frozen embeddings: fit, predict beside the data, save without pickle, data-sparse curves.
+"""Linear probes on frozen embeddings: scikit-learn pipelines, predictions beside the data, saved without pickle.
 
-A probe is judged the way the WV-Net paper judges the encoder: a linear model on standardised embedding features,
-with its regularisation chosen by cross-validation. Ridge regression for a continuous target (``hs``, ``t2m``),
-one logistic model per tag for ``labels``. scikit-learn fits it; afterwards it is only numbers (scaler, coefficients,
-intercepts), so prediction is plain array arithmetic that stays lazy over dask, and a saved probe is an ``.npz``
-of arrays plus a JSON header, loadable with ``allow_pickle=False``.
+A probe judges an encoder the way the WV-Net paper does: a linear model on standardised embedding features, its
+regularisation chosen by cross-validation. A number per imagette (``hs``, ``t2m``) gets
+``Pipeline([StandardScaler(), RidgeCV()])``; tags (``labels``) get one ``Pipeline([StandardScaler(),
+LogisticRegressionCV()])`` per tag, since each tag has its own known (not ``-1``) imagettes. Once fitted, a probe
+is only numbers (per output: scaler mean and scale, coefficients, intercept). It is saved as an ``.npz`` of those
+arrays plus a JSON header and read back with ``allow_pickle=False``; it predicts through scikit-learn estimators
+rebuilt from the same numbers, so predictions before and after a save are identical.
+
+Metrics, probe scores and learning curves live in :mod:`xwvnet.evaluation`.
 """
 
 from __future__ import annotations
@@ -15,38 +19,92 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy.special import logit
+from sklearn import config_context
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge, RidgeCV
+from sklearn.model_selection import ShuffleSplit, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from . import schema as S
+from ._version import __version__
 
 FORMAT = "xwvnet-probe"
-FORMAT_VERSION = 1
+#: 2: scaler mean and scale per output, shape (outputs, features); 1 (still read): one shared scaler, (features,)
+FORMAT_VERSION = 2
 KINDS = ("regression", "multilabel")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 19))
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 6))
-CURVE_SIZES: tuple[int | None, ...] = (10, 30, 100, 300, 1000, None)
+
+#: What selects imagettes: ids, a boolean mask (array or DataArray along ``imagette``), or a boolean variable's name.
+Selection = str | Sequence[str] | np.ndarray | xr.DataArray
 
 
 class ProbeFileError(ValueError):
-    """A file given to :meth:`Probe.load` is not a probe saved by xwvnet (or by a newer version of it)."""
+    """A file given to :meth:`Probe.load` is not a probe saved by xwvnet (or was saved by a newer xwvnet)."""
 
 
-def _version() -> str:
-    from ._version import __version__
+def _scaler(mean: np.ndarray, scale: np.ndarray) -> StandardScaler:
+    """A fitted StandardScaler holding ``mean`` and ``scale`` (what ``fit`` would have set)."""
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale**2
+    scaler.n_features_in_ = mean.shape[0]
+    return scaler
 
-    return __version__
+
+def _final(kind: str, coef: np.ndarray, intercept: np.ndarray) -> Ridge | LogisticRegression:
+    """A fitted Ridge (regression) or binary LogisticRegression (one tag) holding ``coef`` (1, features)."""
+    if kind == "regression":
+        model: Ridge | LogisticRegression = Ridge()
+        model.coef_, model.intercept_ = coef[0], float(intercept[0])
+    else:
+        model = LogisticRegression()
+        model.coef_, model.intercept_, model.classes_ = coef, intercept, np.array([0, 1])
+    model.n_features_in_ = coef.shape[1]
+    return model
 
 
 @dataclass(frozen=True, eq=False)
 class Probe:
-    """A fitted linear probe: ``output = (x - mean) / scale @ coef.T + intercept`` (then a sigmoid for tags).
+    """A fitted linear probe: per output, ``(x - mean) / scale @ coef + intercept`` (a logistic link for tags).
 
-    ``coef`` is (outputs, features); ``outputs`` names the outputs (the target, or the tag codes). ``info`` holds
-    provenance and fit diagnostics (counts, chosen regularisation, encoder attrs of the embedding); it is saved.
+    The arrays define the probe; :attr:`pipelines` rebuilds the scikit-learn estimators from them, and every
+    prediction goes through those, fitted or loaded alike.
+
+    Parameters
+    ----------
+    kind : {"regression", "multilabel"}
+        Ridge regression of one number, or one logistic model per tag.
+    target : str
+        The variable the probe was fitted on (``"hs"``, ``"labels"``...).
+    features : str
+        The feature variable it reads (``"embedding"``).
+    outputs : tuple of str
+        Output names: ``(target,)`` for regression, the tag codes for tags.
+    mean, scale : numpy.ndarray
+        Scaler mean and scale, shape (outputs, features).
+    coef : numpy.ndarray
+        Coefficients on the standardised features, shape (outputs, features).
+    intercept : numpy.ndarray
+        Intercepts, shape (outputs,).
+    info : dict, optional
+        Provenance and fit diagnostics (counts, chosen regularisation, the embedding's encoder attrs); saved.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown or the arrays' shapes disagree.
+
+    Examples
+    --------
+    >>> probe = fit_probe(ds, "hs")  # doctest: +SKIP
+    >>> probe.save("hs.probe"); Probe.load("hs.probe")  # doctest: +SKIP
     """
 
     kind: str
@@ -62,30 +120,105 @@ class Probe:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"probe kind must be one of {KINDS}, got {self.kind!r}")
+        for name in ("mean", "scale", "coef", "intercept"):  # one dtype and layout: rebuilt models compute alike
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
+        if self.coef.ndim != 2:
+            raise ValueError(f"probe coef must be (outputs, features), got shape {self.coef.shape}")
         n_out, n_feat = self.coef.shape
-        if self.mean.shape != (n_feat,) or self.scale.shape != (n_feat,) or self.intercept.shape != (n_out,):
+        if self.mean.shape != self.coef.shape or self.scale.shape != self.coef.shape or self.intercept.shape != (
+                n_out,):
             raise ValueError(
                 f"inconsistent probe arrays: coef {self.coef.shape}, mean {self.mean.shape}, "
                 f"scale {self.scale.shape}, intercept {self.intercept.shape}"
             )
         if len(self.outputs) != n_out:
             raise ValueError(f"probe has {n_out} outputs but {len(self.outputs)} output names")
+        if self.kind == "regression" and n_out != 1:
+            raise ValueError(f"a regression probe has one output, got {n_out}")
 
     @property
     def n_features(self) -> int:
+        """Number of features the probe reads.
+
+        Returns
+        -------
+        int
+        """
         return int(self.coef.shape[1])
 
+    @cached_property
+    def pipelines(self) -> tuple[Pipeline, ...]:
+        """One fitted ``Pipeline([StandardScaler, Ridge | LogisticRegression])`` per output, built from the arrays.
+
+        Returns
+        -------
+        tuple of sklearn.pipeline.Pipeline
+            In the order of :attr:`outputs`.
+        """
+        return tuple(
+            Pipeline([("scale", _scaler(self.mean[j], self.scale[j])),
+                      ("linear", _final(self.kind, self.coef[j:j + 1], self.intercept[j:j + 1]))])
+            for j in range(len(self.outputs))
+        )
+
+    def _apply(self, x: np.ndarray, method: str) -> np.ndarray:
+        """``method`` of each pipeline on the finite rows of ``x``, NaN on the others, as float32 (n, outputs)."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.full((x.shape[0], len(self.outputs)), np.nan, dtype=np.float32)
+        ok = np.isfinite(x).all(axis=1)  # an imagette that failed to embed gets NaN, the others are predicted
+        if not ok.any():
+            return out
+        rows = np.flatnonzero(ok)
+        # standardised rows are read once per output: in slices of ~16 MB they stay in cache for all outputs
+        step = max(1, (1 << 21) // max(1, x.shape[1]))
+        with config_context(assume_finite=True):  # rows are finite: spare sklearn a scan of them per estimator
+            for start in range(0, rows.size, step):
+                part = rows[start:start + step]
+                block = x[part[0]:part[-1] + 1] if part[-1] - part[0] + 1 == part.size else x[part]
+                for group in self._scaler_groups:  # outputs with one scaler (tags known alike): standardise once
+                    z = self.pipelines[group[0]][:-1].transform(block)
+                    for j in group:
+                        values = getattr(self.pipelines[j][-1], method)(z)
+                        out[part, j] = values[:, 1] if method == "predict_proba" else values
+        return out
+
+    @cached_property
+    def _scaler_groups(self) -> list[list[int]]:
+        """Outputs grouped by identical scaler arrays (same result as each pipeline alone, one transform)."""
+        groups: dict[bytes, list[int]] = {}
+        for j in range(len(self.outputs)):
+            groups.setdefault(self.mean[j].tobytes() + self.scale[j].tobytes(), []).append(j)
+        return list(groups.values())
+
     def decision(self, x: np.ndarray) -> np.ndarray:
-        """The linear output (logits for tags) of a (n, features) array, as float32 (n, outputs)."""
-        z = (np.asarray(x, dtype=np.float64) - self.mean) / self.scale
-        return (z @ self.coef.T + self.intercept).astype(np.float32)
+        """The linear output of each output: predictions for regression, logits for tags.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Features, shape (n, features).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape (n, outputs); NaN for rows with a non-finite feature.
+        """
+        return self._apply(x, "predict" if self.kind == "regression" else "decision_function")
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Predictions for a (n, features) array: values for regression, probabilities for tags."""
-        out = self.decision(x)
-        if self.kind == "multilabel":
-            out = (1.0 / (1.0 + np.exp(-out.astype(np.float64)))).astype(np.float32)
-        return out
+        """Predictions: values for regression, probabilities of each tag for tags.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Features, shape (n, features).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, shape (n, outputs); NaN for rows with a non-finite feature.
+        """
+        return self._apply(x, "predict" if self.kind == "regression" else "predict_proba")
 
     def __repr__(self) -> str:
         counts = self.info.get("n_train", "?")
@@ -93,7 +226,18 @@ class Probe:
                 f"outputs={len(self.outputs)}, n_train={counts}, dropped={self.info.get('n_dropped', 0)})")
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the probe to ``path`` (an ``.npz`` of arrays plus a JSON header; no pickle); returns the path."""
+        """Write the probe as an ``.npz`` of arrays plus a JSON header, with no pickle in it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (any suffix: nothing is appended).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         path = Path(path)
         header = {
             "format": FORMAT,
@@ -117,7 +261,25 @@ class Probe:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Probe:
-        """Read a probe written by :meth:`save`; any other file is refused with :class:`ProbeFileError`."""
+        """Read a probe written by :meth:`save` (``allow_pickle=False``: a file cannot run code).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        Probe
+            Predicting exactly as the probe that was saved.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no file at ``path``.
+        ProbeFileError
+            If the file is not an xwvnet probe, is damaged, or was written by a newer xwvnet.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no probe file at {path}: give the path written by Probe.save.")
@@ -125,16 +287,17 @@ class Probe:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
-        except (ValueError, OSError, EOFError) as err:
+        except (ValueError, OSError, EOFError, AttributeError) as err:
             raise ProbeFileError(f"{path} is not an xwvnet probe (not a readable .npz: {err}). {hint}") from err
-        if not isinstance(arrays, dict) or "header" not in arrays:
+        if "header" not in arrays:
             raise ProbeFileError(f"{path} is not an xwvnet probe (no probe header; found {sorted(arrays)}). {hint}")
         try:
             header = json.loads(str(arrays["header"]))
         except json.JSONDecodeError as err:
             raise ProbeFileError(f"{path} is not an xwvnet probe (header is not JSON). {hint}") from err
         if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise ProbeFileError(f"{path} is not an xwvnet probe (format {header.get('format')!r}). {hint}")
+            found = header.get("format") if isinstance(header, dict) else None
+            raise ProbeFileError(f"{path} is not an xwvnet probe (format {found!r}). {hint}")
         version = header.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise ProbeFileError(
@@ -144,20 +307,19 @@ class Probe:
         missing = [n for n in ("mean", "scale", "coef", "intercept") if n not in arrays]
         if missing:
             raise ProbeFileError(f"{path} is a damaged probe file: arrays {missing} are missing. {hint}")
-        return cls(
-            kind=header["kind"],
-            target=header["target"],
-            features=header["features"],
-            outputs=tuple(header["outputs"]),
-            mean=arrays["mean"],
-            scale=arrays["scale"],
-            coef=arrays["coef"],
-            intercept=arrays["intercept"],
-            info=header.get("info", {}),
-        )
+        coef = arrays["coef"]
+        mean, scale = arrays["mean"], arrays["scale"]
+        if mean.ndim == 1 and coef.ndim == 2:  # format 1: one scaler shared by every output
+            mean, scale = np.tile(mean, (coef.shape[0], 1)), np.tile(scale, (coef.shape[0], 1))
+        try:
+            return cls(kind=header["kind"], target=header["target"], features=header["features"],
+                       outputs=tuple(header["outputs"]), mean=mean, scale=scale, coef=coef,
+                       intercept=arrays["intercept"], info=header.get("info", {}))
+        except (KeyError, ValueError) as err:
+            raise ProbeFileError(f"{path} is a damaged probe file ({err}). {hint}") from err
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -165,12 +327,12 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-# --- fitting ---------------------------------------------------------------------------------------------------------
+# --- selecting imagettes ---------------------------------------------------------------------------------------------
 def _features(ds: xr.Dataset, features: str) -> xr.DataArray:
     if features not in ds.data_vars:
         raise ValueError(
-            f"no {features!r} variable to probe: found {sorted(map(str, ds.data_vars))}. "
-            "Embed the imagettes first (ds.wvnet.embed(...) or xwvnet.baselines.image_statistics(ds))."
+            f"no {features!r} variable to probe: found {sorted(map(str, ds.data_vars))}. Embed the imagettes first "
+            "(ds.wvnet.embed(...) or xwvnet.evaluation.image_statistics(ds))."
         )
     x = ds[features]
     if x.ndim != 2 or x.dims[0] != S.IMAGETTE:
@@ -179,7 +341,23 @@ def _features(ds: xr.Dataset, features: str) -> xr.DataArray:
 
 
 def infer_kind(target: xr.DataArray) -> str:
-    """``multilabel`` for a (imagette, label) tag array, ``regression`` for a per-imagette number."""
+    """The probe kind a target calls for.
+
+    Parameters
+    ----------
+    target : xarray.DataArray
+        The variable to probe.
+
+    Returns
+    -------
+    str
+        ``"multilabel"`` for (imagette, label) tags, ``"regression"`` for a number per imagette.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` is neither.
+    """
     if target.ndim == 2 and S.LABEL in target.dims:
         return "multilabel"
     if target.dims == (S.IMAGETTE,) and target.dtype.kind in "fiu":
@@ -190,22 +368,27 @@ def infer_kind(target: xr.DataArray) -> str:
     )
 
 
-def _training_rows(ds: xr.Dataset, target: str, features: str, train: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Loaded features and target of the training imagettes (``train``: ids, a boolean mask or None for all)."""
-    S.require(ds, [target], "fit_probe")
-    x = _features(ds, features)
-    if train is not None:
-        mask = training_mask(ds, train)
-        ds = ds.isel({S.IMAGETTE: np.flatnonzero(mask)})
-        x = ds[features]
-    y = ds[target]
-    if y.ndim == 2:
-        y = y.transpose(S.IMAGETTE, S.LABEL)
-    return np.asarray(x.values, dtype=np.float64), np.asarray(y.values)
+def training_mask(ds: xr.Dataset, train: Selection) -> np.ndarray:
+    """A boolean mask over ``imagette`` from ids, a boolean mask, or the name of a boolean variable.
 
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagettes.
+    train : str, sequence of str, numpy.ndarray or xarray.DataArray
+        Imagette ids; a boolean array of ``ds.sizes["imagette"]`` values; a boolean DataArray along ``imagette``
+        (aligned by id, missing ids are False); or the name of such a variable of ``ds``.
 
-def training_mask(ds: xr.Dataset, train: Any) -> np.ndarray:
-    """A boolean mask over ``imagette`` from ids, a boolean array/DataArray, or the name of a boolean variable."""
+    Returns
+    -------
+    numpy.ndarray
+        bool, one value per imagette of ``ds``.
+
+    Raises
+    ------
+    ValueError
+        If a boolean array has the wrong length or an id is not an imagette of ``ds``.
+    """
     if isinstance(train, str):
         train = ds[train]
     if isinstance(train, xr.DataArray) and train.dtype == bool:
@@ -223,37 +406,130 @@ def training_mask(ds: xr.Dataset, train: Any) -> np.ndarray:
     return np.isin(ids, wanted)
 
 
+def split(ds: xr.Dataset, *, test_size: float = 0.3, seed: int = 0) -> np.ndarray:
+    """A seeded random test set, drawn by scikit-learn's ``ShuffleSplit``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagettes.
+    test_size : float, default 0.3
+        Fraction of imagettes in the test set (rounded; at least 1, and at least 1 imagette is left to train on).
+    seed : int, default 0
+        Random state of the split: the same seed gives the same test set.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool over ``imagette``, True for the test imagettes.
+
+    Raises
+    ------
+    ValueError
+        If ``test_size`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> test = split(ds, test_size=0.3, seed=0)  # doctest: +SKIP
+    >>> probe = fit_probe(ds, "hs", train=~test)  # doctest: +SKIP
+    """
+    n = ds.sizes[S.IMAGETTE]
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
+    test = np.zeros(n, dtype=bool)
+    n_test = min(n - 1, max(1, int(round(test_size * n))))
+    if n_test < 1:  # a single imagette: nothing can be held out
+        return test
+    _, rows = next(ShuffleSplit(n_splits=1, test_size=n_test, random_state=seed).split(np.empty((n, 1))))
+    test[rows] = True
+    return test
+
+
+# --- fitting ---------------------------------------------------------------------------------------------------------
+def _training_rows(ds: xr.Dataset, target: str, features: str,
+                   train: Selection | None) -> tuple[np.ndarray, np.ndarray]:
+    """Loaded features and target of the training imagettes (``train``: a selection, None for all)."""
+    S.require(ds, [target], "fit_probe")
+    x = _features(ds, features)
+    if train is not None:
+        ds = ds.isel({S.IMAGETTE: np.flatnonzero(training_mask(ds, train))})
+        x = ds[features]
+    y = ds[target]
+    if y.ndim == 2:
+        y = y.transpose(S.IMAGETTE, S.LABEL)
+    return np.asarray(x.values, dtype=np.float64), np.asarray(y.values)
+
+
 def fit_probe(
     ds: xr.Dataset,
     target: str,
     *,
     kind: str = "auto",
     features: str = S.EMBEDDING,
-    train: Any = None,
+    train: Selection | None = None,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     Cs: Sequence[float] = DEFAULT_CS,
     cv: int = 5,
     seed: int = 0,
     max_iter: int = 500,
 ) -> Probe:
-    """Fit a linear probe of ``target`` on ``features`` and return it (the Dataset is not changed).
+    """Fit a linear probe of ``target`` on the embedding features (the Dataset is not changed).
 
-    ``kind``: ``"regression"`` (standardise, ridge with the penalty chosen among ``alphas`` by leave-one-out CV),
-    ``"multilabel"`` (standardise, one logistic model per tag with ``C`` chosen among ``Cs`` by ``cv``-fold AUROC),
-    or ``"auto"`` (tags if ``target`` has a ``label`` dim). ``train``: the imagettes to fit on (ids, a boolean mask,
-    or a boolean variable's name); all by default. Imagettes whose target is NaN (or tag -1, unknown) or whose
-    features hold NaN are left out; the count is in ``probe.info["n_dropped"]`` and a warning.
+    Imagettes whose target is NaN (or whose tags are all unknown, ``-1``) or whose features hold NaN are left
+    out of the fit; their count is in ``probe.info["n_dropped"]`` and a warning.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with ``features`` (imagette, feature) and ``target``.
+    target : str
+        A number per imagette (``"hs"``) or 0/1/-1 tags (imagette, label) (``"labels"``).
+    kind : {"auto", "regression", "multilabel"}, default "auto"
+        ``"regression"``: ``Pipeline([StandardScaler(), RidgeCV(alphas)])`` (penalty by leave-one-out CV);
+        ``"multilabel"``: per tag ``Pipeline([StandardScaler(), LogisticRegressionCV(Cs)])`` (``C`` by ``cv``-fold
+        AUROC; a tag seen fewer than twice as 0 or as 1 predicts its smoothed prevalence); ``"auto"``: tags if
+        ``target`` has a ``label`` dim.
+    features : str, default "embedding"
+        The feature variable.
+    train : str, sequence of str, numpy.ndarray or xarray.DataArray, optional
+        The imagettes to fit on (see :func:`training_mask`); all by default.
+    alphas : sequence of float, optional
+        Ridge penalties to choose from.
+    Cs : sequence of float, optional
+        Inverse logistic penalties to choose from.
+    cv : int, default 5
+        Folds of the logistic cross-validation (fewer when a tag is rare).
+    seed : int, default 0
+        Random state of the stratified folds.
+    max_iter : int, default 500
+        Iterations of the logistic solver.
+
+    Returns
+    -------
+    Probe
+        The fitted probe; ``info`` holds counts, the chosen penalties and the embedding's encoder attrs.
+
+    Raises
+    ------
+    ValueError
+        If ``target`` or ``features`` is missing, ``kind`` is unknown, or too few imagettes are usable.
+
+    Examples
+    --------
+    >>> test = xwvnet.probe.split(ds, seed=0)  # doctest: +SKIP
+    >>> probe = xwvnet.fit_probe(ds, "hs", train=~test)  # doctest: +SKIP
+    >>> xwvnet.predict(ds, probe)["hs_predicted"]  # doctest: +SKIP
     """
-    target_da = ds[target] if target in ds.variables else None
-    if target_da is None:
+    if target not in ds.variables:
         raise ValueError(f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))}).")
+    target_da = ds[target]
     kind = infer_kind(target_da) if kind == "auto" else kind
     if kind not in KINDS:
         raise ValueError(f"kind must be 'auto' or one of {KINDS}, got {kind!r}")
     x, y = _training_rows(ds, target, features, train)
     provenance = {k: v for k, v in ds[features].attrs.items() if isinstance(v, str | int | float)}
     info: dict[str, Any] = {
-        "xwvnet_version": _version(),
+        "xwvnet_version": __version__,
         "embedding_attrs": provenance,
         "units": str(target_da.attrs.get("units", "")),
         "long_name": str(target_da.attrs.get("long_name", target)),
@@ -263,13 +539,6 @@ def fit_probe(
         return _fit_regression(x, y.astype(np.float64), target, features, alphas, info)
     labels = tuple(str(c) for c in ds[S.LABEL].values)
     return _fit_multilabel(x, y, labels, target, features, Cs, cv, seed, max_iter, info)
-
-
-def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
-    return (x - mean) / scale, mean, scale
 
 
 def _report_dropped(n_dropped: int, n_total: int, target: str) -> None:
@@ -284,25 +553,21 @@ def _report_dropped(n_dropped: int, n_total: int, target: str) -> None:
 
 def _fit_regression(x: np.ndarray, y: np.ndarray, target: str, features: str, alphas: Sequence[float],
                     info: dict[str, Any]) -> Probe:
-    from sklearn.linear_model import RidgeCV
-
     ok = np.isfinite(y) & np.isfinite(x).all(axis=1)
     n_dropped = int((~ok).sum())
     _report_dropped(n_dropped, len(y), target)
     if ok.sum() < 3:
         raise ValueError(f"fit_probe: only {int(ok.sum())} imagettes have a finite {target!r}; at least 3 are needed.")
-    z, mean, scale = _standardise(x[ok])
-    model = RidgeCV(alphas=np.asarray(alphas, dtype=float)).fit(z, y[ok])
-    info = {**info, "n_train": int(ok.sum()), "n_dropped": n_dropped, "alpha": float(model.alpha_),
-            "model": "StandardScaler + RidgeCV (leave-one-out)"}
-    return Probe("regression", target, features, (target,), mean, scale,
-                 np.asarray(model.coef_, dtype=np.float64).reshape(1, -1),
-                 np.asarray([model.intercept_], dtype=np.float64).reshape(1), info)
+    pipeline = Pipeline([("scale", StandardScaler()), ("linear", RidgeCV(alphas=np.asarray(alphas, dtype=float)))])
+    pipeline.fit(x[ok], y[ok])
+    scaler, ridge = pipeline.named_steps["scale"], pipeline.named_steps["linear"]
+    info = {**info, "n_train": int(ok.sum()), "n_dropped": n_dropped, "alpha": float(ridge.alpha_),
+            "model": "Pipeline(StandardScaler, RidgeCV leave-one-out)"}
+    return Probe("regression", target, features, (target,), scaler.mean_[None, :], scaler.scale_[None, :],
+                 np.reshape(ridge.coef_, (1, -1)), np.reshape(ridge.intercept_, (1,)), info)
 
 
-def _logistic_cv(Cs: Sequence[float], folds: Any, max_iter: int) -> Any:
-    from sklearn.linear_model import LogisticRegressionCV
-
+def _logistic_cv(Cs: Sequence[float], folds: StratifiedKFold, max_iter: int) -> LogisticRegressionCV:
     kwargs: dict[str, Any] = {"Cs": list(Cs), "cv": folds, "scoring": "roc_auc", "max_iter": max_iter}
     if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:  # scikit-learn >= 1.8
         kwargs.update(use_legacy_attributes=False, l1_ratios=(0.0,))
@@ -311,8 +576,6 @@ def _logistic_cv(Cs: Sequence[float], folds: Any, max_iter: int) -> Any:
 
 def _fit_multilabel(x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], target: str, features: str,
                     Cs: Sequence[float], cv: int, seed: int, max_iter: int, info: dict[str, Any]) -> Probe:
-    from sklearn.model_selection import StratifiedKFold
-
     finite = np.isfinite(x).all(axis=1)
     known = (y == 0) | (y == 1)
     rows = finite & known.any(axis=1)
@@ -320,44 +583,85 @@ def _fit_multilabel(x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], targe
     _report_dropped(n_dropped, len(y), target)
     if rows.sum() < 2:
         raise ValueError(f"fit_probe: only {int(rows.sum())} imagettes have known tags; at least 2 are needed.")
-    z_all, mean, scale = _standardise(x[rows])
-    y, known = y[rows], known[rows]
-    coef = np.zeros((len(labels), x.shape[1]))
+    x, y, known = x[rows], y[rows], known[rows]
+    shape = (len(labels), x.shape[1])
+    mean, scale, coef = np.zeros(shape), np.ones(shape), np.zeros(shape)
     intercept = np.zeros(len(labels))
     chosen: dict[str, float | None] = {}
     constant: list[str] = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(lbfgs failed to converge|max_iter).*")
         for j, code in enumerate(labels):
-            yj = y[known[:, j], j].astype(int)
-            zj = z_all[known[:, j]]
+            xj, yj = x[known[:, j]], y[known[:, j], j].astype(int)
             positives = int(yj.sum())
             smallest = min(positives, len(yj) - positives)
-            if smallest < 2:  # a tag seen (almost) never or always: predict its prevalence
-                prevalence = (positives + 0.5) / (len(yj) + 1.0)
-                intercept[j] = np.log(prevalence / (1.0 - prevalence))
+            if smallest < 2:  # a tag seen (almost) never or always: no model can be fitted, predict its prevalence
+                scaler = StandardScaler().fit(x)
+                intercept[j] = logit((positives + 0.5) / (len(yj) + 1.0))
                 chosen[code] = None
                 constant.append(code)
-                continue
-            folds = StratifiedKFold(n_splits=min(cv, smallest), shuffle=True, random_state=seed)
-            model = _logistic_cv(Cs, folds, max_iter).fit(zj, yj)
-            coef[j] = model.coef_.ravel()
-            intercept[j] = float(np.ravel(model.intercept_)[0])
-            chosen[code] = float(np.ravel(model.C_)[0])
+            else:
+                folds = StratifiedKFold(n_splits=min(cv, smallest), shuffle=True, random_state=seed)
+                pipeline = Pipeline([("scale", StandardScaler()), ("linear", _logistic_cv(Cs, folds, max_iter))])
+                pipeline.fit(xj, yj)
+                scaler, model = pipeline.named_steps["scale"], pipeline.named_steps["linear"]
+                coef[j] = np.ravel(model.coef_)
+                intercept[j] = float(np.ravel(model.intercept_)[0])
+                chosen[code] = float(np.ravel(model.C_)[0])
+            mean[j], scale[j] = scaler.mean_, scaler.scale_
     info = {**info, "n_train": int(rows.sum()), "n_dropped": n_dropped, "C": chosen, "constant_labels": constant,
-            "model": "StandardScaler + LogisticRegressionCV per tag (AUROC)"}
+            "model": "Pipeline(StandardScaler, LogisticRegressionCV by AUROC) per tag"}
     return Probe("multilabel", target, features, labels, mean, scale, coef, intercept, info)
 
 
 # --- prediction ------------------------------------------------------------------------------------------------------
 def output_name(probe: Probe) -> str:
-    """The variable a probe's predictions are stored in: ``labels_probability`` or ``<target>_predicted``."""
+    """The variable a probe's predictions are stored in.
+
+    Parameters
+    ----------
+    probe : Probe
+        A fitted probe.
+
+    Returns
+    -------
+    str
+        ``"labels_probability"`` for tags, ``"<target>_predicted"`` for a number.
+    """
     return S.LABELS_PROBABILITY if probe.kind == "multilabel" else f"{probe.target}{S.PREDICTED_SUFFIX}"
 
 
 def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Dataset:
-    """A new Dataset with the probe's predictions added: ``<target>_predicted(imagette)`` or
-    ``labels_probability(imagette, label)``. Lazy when the features are dask-backed.
+    """A new Dataset with the probe's predictions added beside the imagettes.
+
+    Lazy when the features are dask-backed (one task per imagette chunk). An imagette whose features hold NaN
+    gets a NaN prediction.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with the probe's feature variable (same encoder as the probe was fitted on).
+    probe : Probe
+        A fitted or loaded probe.
+    name : str, optional
+        Name of the new variable; default ``<target>_predicted`` (imagette) or ``labels_probability``
+        (imagette, label).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` plus the predictions, with units, the probe's provenance and (for tags) the ``label`` coordinate
+        in the Dataset's own order when it has one.
+
+    Raises
+    ------
+    ValueError
+        If the feature count differs from the probe's, or the Dataset's tags differ from the probe's.
+
+    Warns
+    -----
+    UserWarning
+        If the embedding's encoder differs from the one the probe was fitted on.
     """
     x = _features(ds, probe.features)
     if x.sizes[x.dims[1]] != probe.n_features:
@@ -391,7 +695,7 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
         "probe_target": probe.target,
         "probe_n_train": int(probe.info.get("n_train", -1)),
         "encoder": str(probe.info.get("embedding_attrs", {}).get("encoder", "unknown")),
-        "xwvnet_version": _version(),
+        "xwvnet_version": __version__,
     }
     if not multilabel and probe.info.get("units"):
         attrs["units"] = probe.info["units"]
@@ -407,124 +711,3 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
                 )
             out = out.sel({S.LABEL: ds[S.LABEL].values})
     return ds.assign({name or output_name(probe): out})
-
-
-# --- metrics ---------------------------------------------------------------------------------------------------------
-def regression_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """RMSE, bias (mean of predicted - true) and R^2 over the finite pairs, with their count."""
-    from sklearn.metrics import mean_squared_error, r2_score
-
-    y_true, y_pred = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
-    ok = np.isfinite(y_true) & np.isfinite(y_pred)
-    if ok.sum() < 2:
-        return {"rmse": np.nan, "bias": np.nan, "r2": np.nan, "n": int(ok.sum())}
-    return {
-        "rmse": float(np.sqrt(mean_squared_error(y_true[ok], y_pred[ok]))),
-        "bias": float(np.mean(y_pred[ok] - y_true[ok])),
-        "r2": float(r2_score(y_true[ok], y_pred[ok])),
-        "n": int(ok.sum()),
-    }
-
-
-def tag_scores(y_true: np.ndarray, prob: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
-    """Micro- and macro-AUROC over the tags that have both classes in ``y_true``, and AUROC per tag (NaN where a
-    tag has one class only). Entries of ``y_true`` other than 0/1 (unknown) are ignored.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    y_true, prob = np.asarray(y_true), np.asarray(prob, dtype=float)
-    known = ((y_true == 0) | (y_true == 1)) & np.isfinite(prob)
-    per_tag: dict[str, float] = {}
-    for j, code in enumerate(labels):
-        yj = y_true[known[:, j], j]
-        per_tag[code] = float(roc_auc_score(yj, prob[known[:, j], j])) if len(np.unique(yj)) == 2 else np.nan
-    scored = [v for v in per_tag.values() if np.isfinite(v)]
-    flat_y, flat_p = y_true[known], prob[known]
-    micro = float(roc_auc_score(flat_y, flat_p)) if len(np.unique(flat_y)) == 2 else np.nan
-    out = {"micro_auroc": micro, "macro_auroc": float(np.mean(scored)) if scored else np.nan,
-           "n": int(known.any(axis=1).sum())}
-    out.update({f"auroc[{code}]": v for code, v in per_tag.items()})
-    return out
-
-
-def score(ds: xr.Dataset, probe: Probe, test: Any = None) -> dict[str, float]:
-    """The probe's metrics on ``test`` imagettes of ``ds`` (ids/mask/None for all), against ``ds[probe.target]``."""
-    if test is not None:
-        ds = ds.isel({S.IMAGETTE: np.flatnonzero(training_mask(ds, test))})
-    pred = predict(ds, probe, name="__prediction__")["__prediction__"]
-    truth = ds[probe.target]
-    if probe.kind == "multilabel":
-        truth = truth.transpose(S.IMAGETTE, S.LABEL).sel({S.LABEL: list(probe.outputs)})
-        return tag_scores(truth.values, pred.transpose(S.IMAGETTE, S.LABEL).values, probe.outputs)
-    return regression_scores(truth.values, pred.values)
-
-
-# --- data-sparse curves ----------------------------------------------------------------------------------------------
-def split(ds: xr.Dataset, *, test_size: float = 0.3, seed: int = 0) -> np.ndarray:
-    """A seeded boolean mask over ``imagette``: True for the test imagettes (``test_size`` of them, at least 1)."""
-    n = ds.sizes[S.IMAGETTE]
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
-    n_test = min(n - 1, max(1, int(round(test_size * n))))
-    test = np.zeros(n, dtype=bool)
-    test[np.random.default_rng(seed).permutation(n)[:n_test]] = True
-    return test
-
-
-def _usable(ds: xr.Dataset, target: str) -> np.ndarray:
-    y = ds[target]
-    if y.ndim == 2:
-        return np.asarray(((y == 0) | (y == 1)).any(S.LABEL).values)
-    return np.isfinite(np.asarray(y.values, dtype=float))
-
-
-def learning_curve(
-    ds: xr.Dataset,
-    target: str,
-    *,
-    sizes: Sequence[int | None] = CURVE_SIZES,
-    seeds: int | Sequence[int] = 5,
-    test: Any = None,
-    test_size: float = 0.3,
-    split_seed: int = 0,
-    features: str = S.EMBEDDING,
-    **fit_kwargs: Any,
-) -> xr.Dataset:
-    """The probe's test metrics against the number of training labels, repeated over seeds.
-
-    One test set (``test``: ids/mask, else a seeded split of ``test_size``) is kept fixed; for each size in ``sizes``
-    (``None`` = every training imagette; sizes above that are clipped) and each seed, a random subset of the
-    training imagettes with a known target is fitted. Returns ``score(metric, n_labels, seed)`` with ``mean`` and
-    ``std`` over seeds; plot it with :func:`xwvnet.plot.learning_curve`.
-    """
-    ds = ds.load() if any(v.chunks for v in (ds[features], ds[target])) else ds
-    test_mask = split(ds, test_size=test_size, seed=split_seed) if test is None else training_mask(ds, test)
-    pool = np.flatnonzero(~test_mask & _usable(ds, target))
-    if pool.size < 3:
-        raise ValueError(f"learning_curve: only {pool.size} training imagettes have a known {target!r}.")
-    counts = sorted({min(pool.size, s) if s is not None else pool.size for s in sizes})
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    test_ds = ds.isel({S.IMAGETTE: np.flatnonzero(test_mask)})
-    results: list[list[dict[str, float]]] = []
-    for n in counts:
-        row = []
-        for seed in seed_list:
-            chosen = np.random.default_rng([seed, n]).choice(pool, size=n, replace=False)
-            mask = np.zeros(ds.sizes[S.IMAGETTE], dtype=bool)
-            mask[chosen] = True
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                probe = fit_probe(ds, target, features=features, train=mask, seed=seed, **fit_kwargs)
-            row.append(score(test_ds, probe))
-        results.append(row)
-    metrics = [m for m in results[0][0] if m != "n"]
-    values = np.array([[[r[m] for r in row] for row in results] for m in metrics], dtype=float)
-    scores = xr.DataArray(values, dims=("metric", "n_labels", "seed"),
-                          coords={"metric": metrics, "n_labels": counts, "seed": seed_list})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices (a tag absent from the test set)
-        return xr.Dataset(
-            {"score": scores, "mean": scores.mean("seed"), "std": scores.std("seed")},
-            attrs={"target": target, "n_test": int(test_mask.sum()), "features": features,
-                   "encoder": str(ds[features].attrs.get("encoder", "unknown"))},
-        )

@@ -1,4 +1,4 @@
-"""Nearest imagettes by cosine similarity of their embeddings (exact), and retrieval metrics against tags.
+"""Nearest imagettes by cosine similarity of their embeddings (exact), and retrieval scores against tags.
 
 Search is exact and blocked: each task multiplies a block of queries by a block of the database and keeps only
 its top ``k``; the per-block candidates are merged by a tree reduction. Memory is bounded by the block sizes, never
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dask.array as da
@@ -72,8 +72,20 @@ def _merge(block: np.ndarray, axis: Any = None, keepdims: bool = True, k: int = 
     return _sorted_topk(block["sim"], block["idx"], k)
 
 
-def partial_merge(k: int):
-    """A dask reduction step (chunk/combine/aggregate signature) that keeps the top ``k`` candidates per row."""
+def partial_merge(k: int) -> Callable[..., np.ndarray]:
+    """A dask reduction step that keeps the top ``k`` candidates of each query row.
+
+    Parameters
+    ----------
+    k : int
+        Candidates kept per row.
+
+    Returns
+    -------
+    callable
+        ``merge(block, axis=None, keepdims=True)``, the combine/aggregate signature of :func:`dask.array.reduction`;
+        ``block`` is a TOPK array (or a list of them, laid side by side along axis 1).
+    """
 
     def merge(block: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.ndarray:
         return _merge(block, k=k)
@@ -97,10 +109,43 @@ def search(
     query_block: int = QUERY_BLOCK,
     database_block: int = DATABASE_BLOCK,
 ) -> tuple[da.Array, da.Array]:
-    """Lazy exact cosine top-``k``: (similarity float32 (nq, k), index int64 (nq, k)), best first.
+    """Exact cosine top-``k`` of each query among the database rows, as lazy dask arrays, best first.
 
-    ``self_index[i]`` is the database row to leave out for query ``i`` (-1 for none). Missing entries (fewer
-    candidates than ``k``) have index -1 and similarity -inf.
+    Each (query block, database block) task keeps only its own top ``k``; a tree reduction merges them, so
+    memory is bounded by the blocks, never by queries x database. Ties go to the lower database index.
+
+    Parameters
+    ----------
+    queries : dask.array.Array or numpy.ndarray
+        Query vectors, shape (nq, d).
+    database : dask.array.Array or numpy.ndarray
+        Database vectors, shape (n, d); may stay lazy (e.g. a Zarr-backed embedding).
+    k : int
+        Neighbours per query.
+    self_index : numpy.ndarray, optional
+        ``self_index[i]`` is the database row to leave out for query ``i`` (-1 for none).
+    query_block : int, optional
+        Query rows per task.
+    database_block : int, optional
+        Database rows per task.
+
+    Returns
+    -------
+    similarity : dask.array.Array
+        float32, shape (nq, k); -inf where there are fewer than ``k`` candidates.
+    index : dask.array.Array
+        int64 database rows, shape (nq, k); -1 there.
+
+    Raises
+    ------
+    ValueError
+        If queries and database differ in feature count.
+
+    Examples
+    --------
+    >>> sim, idx = search(np.eye(3, dtype="f4"), np.eye(3, dtype="f4"), 1)
+    >>> idx.compute().ravel().tolist()
+    [0, 1, 2]
     """
     q = queries if isinstance(queries, da.Array) else da.from_array(np.asarray(queries), chunks=(query_block, -1))
     d = database if isinstance(database, da.Array) else da.from_array(np.asarray(database), chunks=(database_block, -1))
@@ -132,7 +177,24 @@ def search(
 
 def block_pairs(n_queries: int, n_database: int, query_block: int = QUERY_BLOCK,
                 database_block: int = DATABASE_BLOCK) -> int:
-    """How many (query block, database block) tasks a search makes: its available parallelism."""
+    """How many (query block, database block) tasks a search makes: its available parallelism.
+
+    Parameters
+    ----------
+    n_queries : int
+        Query rows.
+    n_database : int
+        Database rows.
+    query_block : int, optional
+        Query rows per task.
+    database_block : int, optional
+        Database rows per task.
+
+    Returns
+    -------
+    int
+        The number of block pairs.
+    """
     return -(-n_queries // max(1, query_block)) * -(-n_database // max(1, database_block))
 
 
@@ -142,6 +204,18 @@ def compute(*arrays: da.Array, tasks: int | None = None) -> tuple[np.ndarray, ..
     Threaded dask already runs one matmul per core. Letting each matmul also start its own BLAS threads
     oversubscribes the cores, and on 2 cores that measured about 2x slower. A search of fewer blocks than cores
     keeps BLAS's own threads instead.
+
+    Parameters
+    ----------
+    *arrays : dask.array.Array
+        The lazy results (e.g. both outputs of :func:`search`).
+    tasks : int, optional
+        The search's block pairs (:func:`block_pairs`); unknown means many.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The computed arrays, in order.
     """
     try:
         from threadpoolctl import threadpool_limits
@@ -153,7 +227,8 @@ def compute(*arrays: da.Array, tasks: int | None = None) -> tuple[np.ndarray, ..
         return da.compute(*arrays)
 
 
-def _query(ds: xr.Dataset, query: Any, features: str) -> tuple[xr.Dataset, np.ndarray]:
+def _query(ds: xr.Dataset, query: str | Sequence[str] | xr.Dataset | None,
+           features: str) -> tuple[xr.Dataset, np.ndarray]:
     """The query Dataset and, for each query, its own row in ``ds`` (-1 when it is not one of them)."""
     ids = ds[S.IMAGETTE].values.astype(str)
     if query is None:
@@ -184,10 +259,42 @@ def neighbors(
 ) -> xr.Dataset:
     """The ``k`` most cosine-similar imagettes of ``ds`` for each query, best first; self excluded.
 
-    ``query``: ``None`` (every imagette of ``ds``), ids of ``ds``, or another embedded Dataset (an imagette with an
-    id also in ``ds`` is not its own neighbour). Returns a Dataset with dims (``imagette``, ``rank``): ``neighbor``
-    (ids; "" where there are fewer than ``k`` candidates) and ``similarity`` (cosine, NaN there). Lazy when the
-    embeddings are dask-backed; otherwise computed (in parallel over query blocks).
+    The search is exact (:func:`search`): blocked so that memory never grows as queries x imagettes. Lazy when
+    the embeddings are dask-backed; otherwise computed here, in parallel over query blocks.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagettes searched, with ``features`` (imagette, feature).
+    k : int, default 10
+        Neighbours per query.
+    query : str, sequence of str or xarray.Dataset, optional
+        ``None`` (every imagette of ``ds``), ids of ``ds``, or another embedded Dataset (one of its imagettes whose
+        id is also in ``ds`` is not its own neighbour).
+    features : str, default "embedding"
+        The feature variable.
+    exclude_self : bool, default True
+        Leave each query out of its own neighbours.
+    query_block : int, optional
+        Query rows per task.
+    database_block : int, optional
+        Imagettes per task.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (``imagette``, ``rank``): ``neighbor`` (ids; ``""`` where there are fewer than ``k`` candidates) and
+        ``similarity`` (cosine; NaN there), with the queries' coordinates along ``imagette``.
+
+    Raises
+    ------
+    ValueError
+        If ``features`` is missing, ``k`` < 1 or larger than the candidates, or a query id is unknown.
+
+    Examples
+    --------
+    >>> found = xwvnet.neighbors(ds, k=5)  # doctest: +SKIP
+    >>> found["neighbor"].sel(imagette=ds.imagette[0])  # doctest: +SKIP
     """
     if features not in ds.data_vars:
         raise ValueError(f"no {features!r} variable to search: found {sorted(map(str, ds.data_vars))}. Embed the "
@@ -227,7 +334,7 @@ def neighbors(
 def _tag_matrix(ds: xr.Dataset, labels: str) -> tuple[np.ndarray, np.ndarray]:
     """(tags as bool (n, tags), known rows as bool (n,)); a row with any unknown (-1) tag is not known."""
     if labels not in ds.data_vars:
-        raise ValueError(f"retrieval.evaluate needs tags in {labels!r} (dims ({S.IMAGETTE}, {S.LABEL})); found "
+        raise ValueError(f"retrieval_scores needs tags in {labels!r} (dims ({S.IMAGETTE}, {S.LABEL})); found "
                          f"{sorted(map(str, ds.data_vars))}. Open the quicklooks with their tag CSV.")
     values = np.asarray(ds[labels].transpose(S.IMAGETTE, ...).values)
     return values == 1, ((values == 0) | (values == 1)).all(axis=1)
@@ -241,7 +348,7 @@ def _relevant_counts(tags: np.ndarray, known: np.ndarray, rows: np.ndarray) -> n
     return total - (known[rows] & tags[rows].any(axis=1)).astype(int)  # not itself
 
 
-def evaluate(
+def retrieval_scores(
     ds: xr.Dataset,
     result: xr.Dataset | None = None,
     *,
@@ -251,10 +358,39 @@ def evaluate(
 ) -> xr.Dataset:
     """Precision@k and average precision@k of a neighbour search against tags (relevant = shares a tag).
 
-    ``result``: a :func:`neighbors` Dataset whose queries and neighbours are imagettes of ``ds``; by default every
-    imagette is queried against the others. Average precision@k = sum over ranks r <= k of precision@r at the
-    relevant ranks, divided by min(k, number of relevant imagettes). Queries with no tag, an unknown tag or no
-    relevant imagette at all are left out of the means (their per-query values are NaN).
+    Average precision@k = sum over ranks r <= k of precision@r at the relevant ranks, divided by
+    min(k, number of relevant imagettes). Queries with no tag, an unknown tag or no relevant imagette at all are
+    left out of the means (their per-query values are NaN), since no search can succeed or fail for them.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagettes with their tags (and ``features`` when ``result`` is not given).
+    result : xarray.Dataset, optional
+        A :func:`neighbors` Dataset whose queries and neighbours are imagettes of ``ds``; by default every
+        imagette is queried against the others.
+    k : int, default 10
+        Neighbours per query when ``result`` is not given (else its ``rank`` size).
+    labels : str, default "labels"
+        The tag variable (imagette, label): 1 set, 0 not set, -1 unknown.
+    features : str, default "embedding"
+        The feature variable, when ``result`` is not given.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``precision_at_k`` and ``average_precision`` per query, ``mean_precision_at_k`` and
+        ``mean_average_precision``; attrs ``k``, ``n_queries`` (scored) and ``n_left_out``.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is missing or a query is not an imagette of ``ds``.
+
+    Examples
+    --------
+    >>> scores = xwvnet.retrieval.retrieval_scores(ds, xwvnet.neighbors(ds, k=4))  # doctest: +SKIP
+    >>> float(scores["mean_average_precision"])  # doctest: +SKIP
     """
     if result is None:
         result = neighbors(ds, k=k, features=features)
@@ -264,7 +400,7 @@ def evaluate(
     position = {v: i for i, v in enumerate(ids)}
     qrows = np.array([position.get(v, -1) for v in result[S.IMAGETTE].values.astype(str)])
     if (qrows < 0).any():
-        raise ValueError("retrieval.evaluate: some queries are not imagettes of ds; evaluate against the Dataset "
+        raise ValueError("retrieval_scores: some queries are not imagettes of ds; score against the Dataset "
                          "that holds their tags.")
     found = np.asarray(result["neighbor"].values).astype(str)
     nrows = np.array([[position.get(v, -1) for v in row] for row in found]).reshape(found.shape)

@@ -1,7 +1,9 @@
 """Names of the imagette data model, and ``validate`` that checks a Dataset against it.
 
 Every room of xwvnet reads and writes Datasets through these names, so that a store written by ingest is
-embedded, probed and collocated without any renaming. ``docs/data-model.md`` is the prose version.
+embedded, probed and collocated without any renaming. ``docs/data-model.md`` is the prose version. The
+provenance attributes of embeddings (encoder, weights hash, version) are built by
+:func:`xwvnet.inference.embedding_attrs`, next to the code that knows them.
 """
 
 from __future__ import annotations
@@ -50,6 +52,51 @@ EMBEDDING = "embedding"
 PREDICTED_SUFFIX = "_predicted"
 
 # expected dtype kinds (numpy ``dtype.kind``) of the model's variables
+#: CF attributes of the imagette coordinates, the same whatever the source (files, SAFE, synthetic)
+CF_ATTRS: dict[str, dict[str, str]] = {
+    TIME: {"standard_name": "time", "long_name": "imagette start time (UTC)"},
+    LATITUDE: {"standard_name": "latitude", "units": "degrees_north", "long_name": "imagette centre latitude"},
+    LONGITUDE: {"standard_name": "longitude", "units": "degrees_east", "long_name": "imagette centre longitude"},
+    INCIDENCE_ANGLE: {"standard_name": "sensor_zenith_angle", "units": "degree",
+                      "long_name": "incidence angle at the imagette centre"},
+    HEADING: {"standard_name": "platform_course", "units": "degree", "long_name": "platform heading",
+              "comment": "clockwise from north"},
+    MISSION: {"long_name": "Sentinel-1 unit (s1a, s1b, s1c ...)"},
+    SWATH: {"long_name": "wave-mode swath (wv1 about 23 deg, wv2 about 36.5 deg incidence)"},
+    POLARIZATION: {"long_name": "polarisation (vv or hh)"},
+    ORBIT: {"long_name": "absolute orbit number"},
+}
+
+
+def with_cf_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """A copy of ``ds`` whose imagette coordinates carry the CF attributes of :data:`CF_ATTRS`.
+
+    Attributes already set on a coordinate win over the defaults, so a reader can say more than the table does.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes following the data model.
+
+    Returns
+    -------
+    xarray.Dataset
+        The same data (not copied) with attributes added to the coordinates present.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset(coords={"latitude": ("imagette", np.zeros(2))})
+    >>> with_cf_attrs(ds)["latitude"].attrs["units"]
+    'degrees_north'
+    """
+    out = ds.copy(deep=False)
+    for name, attrs in CF_ATTRS.items():
+        if name in out.variables:
+            out[name].attrs = {**attrs, **out[name].attrs}
+    return out
+
+
 _COORD_KINDS = {
     TIME: "M",
     LATITUDE: "f",
@@ -66,7 +113,35 @@ _VAR_DTYPES = {
 
 
 def image_var(ds: xr.Dataset, var: str | None = None) -> str:
-    """The name of the image variable to use: ``var`` if given, else ``quicklook``, else ``sigma0``."""
+    """Name the image variable a stage should read: ``var`` if given, else ``quicklook``, else ``sigma0``.
+
+    Stages that take pixels (embedding, plots, training) accept either image variable; this picks one the same
+    way everywhere, preferring the 8-bit quicklook that WV-Net was trained on.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An imagette Dataset.
+    var : str, optional
+        The variable asked for by the caller; ``None`` lets the data model choose.
+
+    Returns
+    -------
+    str
+        The name of a data variable of ``ds``.
+
+    Raises
+    ------
+    ValueError
+        If ``var`` is not a data variable of ``ds``, or ``ds`` has neither ``quicklook`` nor ``sigma0``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"sigma0": (("imagette", "line", "sample"), np.ones((1, 2, 2), "float32"))})
+    >>> image_var(ds)
+    'sigma0'
+    """
     if var is not None:
         if var not in ds.data_vars:
             raise ValueError(
@@ -84,9 +159,50 @@ def image_var(ds: xr.Dataset, var: str | None = None) -> str:
 
 
 def validate(ds: xr.Dataset, *, require_image: bool = True) -> xr.Dataset:
-    """Check that ``ds`` follows the imagette data model; raise ``ValueError`` listing every problem.
+    """Check that ``ds`` follows the imagette data model, listing every problem at once.
 
-    Returns ``ds`` unchanged so that it can be used in a chain.
+    Every room relies on the same names, dims and dtypes; checking them up front turns a confusing failure deep
+    inside embedding or a join into one message that says what is missing. Only names, dims and dtypes are
+    checked: no pixel is read, so it is cheap on a lazy archive-scale Dataset (the id uniqueness check reads the
+    ``imagette`` index only).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The Dataset to check. It is not modified.
+    require_image : bool, default True
+        Whether an image variable (``quicklook`` or ``sigma0``) must be present. ``False`` accepts Datasets of
+        metadata only, such as embeddings or the imagettes listed by a SAFE manifest.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself, unchanged, so the call can sit in a chain.
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` is not a Dataset, or lacks or mistypes any part of the model: the ``imagette`` dimension and
+        its unique string ids, the required coordinates (time, latitude, longitude, mission, swath,
+        polarization, orbit), the image variables' dims and dtypes, ``valid_lines``/``valid_samples``, or the
+        dims of ``labels`` and ``embedding``. The message lists every problem found.
+
+    See Also
+    --------
+    xwvnet.synthetic.imagettes : a valid imagette Dataset made from nothing.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> from xwvnet import synthetic
+    >>> ds = synthetic.imagettes(2, size=(32, 32))
+    >>> xwvnet.validate(ds) is ds
+    True
+    >>> xwvnet.validate(ds.drop_vars("orbit"))
+    Traceback (most recent call last):
+    ...
+    ValueError: not an imagette Dataset:
+      - missing coordinate 'orbit' on 'imagette'
     """
     if not isinstance(ds, xr.Dataset):
         raise ValueError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
@@ -141,7 +257,38 @@ def validate(ds: xr.Dataset, *, require_image: bool = True) -> xr.Dataset:
 
 
 def require(ds: xr.Dataset, names: Iterable[str], what: str) -> None:
-    """Raise a ``ValueError`` naming the variables among ``names`` that ``ds`` lacks, and what needs them."""
+    """Check that ``ds`` holds every variable in ``names``, naming what needs them if not.
+
+    Stages that use more than the data model (a probe target, a joined field) call this first, so that the
+    error names the missing variables and the stage instead of a bare ``KeyError``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The Dataset to look in (data variables and coordinates alike).
+    names : iterable of str
+        Variables that must be present.
+    what : str
+        The stage or argument that needs them, quoted in the message (e.g. ``"fit_probe(target='hs')"``).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If any of ``names`` is missing; the message lists those missing and those present.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> require(xr.Dataset({"hs": ("imagette", [1.0])}), ["hs"], "a wave-height probe")
+    >>> require(xr.Dataset(), ["hs"], "a wave-height probe")
+    Traceback (most recent call last):
+    ...
+    ValueError: a wave-height probe needs ['hs'] in the Dataset, but it has only [].
+    """
     missing = [n for n in names if n not in ds.variables]
     if missing:
         raise ValueError(

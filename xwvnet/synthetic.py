@@ -19,6 +19,7 @@ Creation is lazy: the metadata are vectorised numpy, the pixels one dask task pe
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 import dask.array as da
 import numpy as np
@@ -230,7 +231,9 @@ def _mean_nrcs(wind: float, wind_dir: float, heading: float, incidence: float) -
     return float(10 ** (a_db / 10) * (wind / 7.0) ** power * (1 + 0.25 * np.cos(phi) + 0.35 * np.cos(2 * phi)) / 1.35)
 
 
-def _sea_surface(p: dict, rng: np.random.Generator, g: dict, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
+def _sea_surface(
+    p: Mapping[str, np.generic], rng: np.random.Generator, g: Mapping[str, np.ndarray], shape: tuple[int, int]
+) -> tuple[np.ndarray, float]:
     """Wave-induced relative NRCS modulation, and the azimuth displacement spread (m) of the orbital motion."""
     k, phi, omega, kx, ky = g["k"], g["phi"], g["omega"], g["kx"], g["ky"]
     heading, theta = float(p["heading"]), np.radians(float(p["incidence_angle"]))
@@ -258,7 +261,7 @@ def _sea_surface(p: dict, rng: np.random.Generator, g: dict, shape: tuple[int, i
     return mod, float(beta * v_r.std())
 
 
-def _sigma0(p: dict, rng: np.random.Generator, shape: tuple[int, int], pixel: float) -> np.ndarray:
+def _sigma0(p: Mapping[str, np.generic], rng: np.random.Generator, shape: tuple[int, int], pixel: float) -> np.ndarray:
     """Calibrated NRCS (linear, float32) of one imagette from its scalar parameters ``p``."""
     g = _grid(shape, pixel)
     k, phi = g["k"], g["phi"]
@@ -372,13 +375,60 @@ def imagettes(
     ragged: bool = False,
     pixel_size: float = PIXEL_SIZE,
 ) -> xr.Dataset:
-    """A lazily generated imagette Dataset of ``n`` WV-like quicklooks with ground truth.
+    """Generate ``n`` WV-like imagettes with their sea-state truth, lazily.
 
-    ``size`` is (lines, samples) at ``pixel_size`` metres; ``chunks`` imagettes per dask chunk (one task each).
-    ``sigma0=True`` adds the calibrated NRCS (float32); ``ragged=True`` shrinks each imagette's valid extent by up
-    to 10% (zero/NaN padding), like a folder of real quicklooks. Imagette ``i`` depends only on (seed, i, size,
-    pixel_size, ragged). Ground truth: ``hs`` (m), ``peak_wavelength`` (m), ``wave_direction`` and
-    ``wind_direction`` (deg, coming from), ``wind_speed`` (m/s), ``t2m`` (K); tags in ``labels``.
+    Real WV data come without ground truth and in small public samples; these imagettes carry the wave height,
+    wavelength, directions, wind and air temperature that made them, so probes and retrieval can be scored
+    against a truth, and any number of them can be made for scaling work without a download. Metadata and truth
+    are computed at once (vectorised); pixels are rendered by one dask task per chunk, only when read.
+
+    Parameters
+    ----------
+    n : int
+        Number of imagettes, >= 0.
+    seed : int, default 0
+        Seed in [0, 2**64). Imagette ``i`` depends only on (``seed``, ``i``, ``size``, ``pixel_size``, ``ragged``):
+        never on ``n`` or ``chunks``, so a subset or a rechunked store holds the same pixels.
+    size : tuple of int, default (256, 256)
+        ``(lines, samples)`` of each imagette, both >= 16.
+    chunks : int, default 64
+        Imagettes per dask chunk (one rendering task each).
+    sigma0 : bool, default False
+        Also return the calibrated NRCS (linear, float32) that the quicklook was stretched from.
+    ragged : bool, default False
+        Shrink each imagette's valid extent by up to 10% (padding with 0 in ``quicklook``, NaN in ``sigma0``),
+        like a folder of real quicklooks of different sizes.
+    pixel_size : float, default PIXEL_SIZE
+        Pixel spacing in metres (40 m: 256 pixels span about 10 km).
+
+    Returns
+    -------
+    xarray.Dataset
+        A valid imagette Dataset (see :func:`xwvnet.validate`): dask-backed ``quicklook`` (uint8) and, if asked,
+        ``sigma0``; ``valid_lines``, ``valid_samples``; tags ``labels(imagette, label)`` over :data:`TAGS`; the
+        ground truth ``hs`` (m), ``peak_wavelength`` (m), ``wave_direction`` and ``wind_direction`` (degrees,
+        coming from), ``wind_speed`` (m/s), ``t2m`` (K); and the coordinates of the data model (ids
+        ``synthetic-<seed>-<index:07d>``, ``time``, open-ocean ``latitude``/``longitude``, ``mission``,
+        ``swath``, ``polarization``, ``orbit``, ``imagette_number``, ``incidence_angle``, ``heading``).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is negative or not an integer, ``seed`` is outside [0, 2**64), ``size`` is not two sizes of at
+        least 16, ``chunks`` is below 1, or ``pixel_size`` is not positive.
+
+    Examples
+    --------
+    >>> from xwvnet import synthetic
+    >>> ds = synthetic.imagettes(4, seed=1, size=(64, 64), chunks=2)
+    >>> dict(ds.sizes)
+    {'imagette': 4, 'line': 64, 'sample': 64, 'label': 6}
+    >>> str(ds.imagette.values[0]), ds.quicklook.data.npartitions
+    ('synthetic-1-0000000', 2)
+    >>> ds.hs.values.round(2)
+    array([1.48, 0.37, 1.46, 2.94])
+    >>> bool((ds.quicklook[:2].values == synthetic.imagettes(2, seed=1, size=(64, 64)).quicklook.values).all())
+    True
     """
     lines, samples = _check(n, seed, size, chunks, pixel_size)
     seed, n = int(seed), int(n)
@@ -431,4 +481,4 @@ def imagettes(
         "pixel_size_m": float(pixel_size),
         "ragged": int(ragged),
     }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return S.with_cf_attrs(xr.Dataset(data_vars, coords=coords, attrs=attrs))

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from .._version import __version__
 
 NAME = "image-statistics"
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
@@ -22,7 +23,14 @@ SECTOR_BAND = (1 / 64, 1 / 4)
 
 
 def feature_names() -> list[str]:
-    """Names of the features, in order (the ``feature`` coordinate of the embedding)."""
+    """Names of the baseline's features, in order: the ``feature`` coordinate of its embedding.
+
+    Returns
+    -------
+    list of str
+        Moments and percentiles of the valid pixels, ``log10_variance``, the radial spectral bands
+        (``band_<low>_<high>`` in cycles per pixel) and the direction sectors of the wave band (``sector_<deg>``).
+    """
     names = ["mean", "std", "cv", "skewness", "kurtosis", *(f"p{p}" for p in PERCENTILES), "log10_variance"]
     names += [f"band_{lo:.4f}_{min(hi, 0.7071):.4f}" for lo, hi in zip(BAND_EDGES[:-1], BAND_EDGES[1:])]
     names += [f"sector_{int(180 * i / SECTORS)}" for i in range(SECTORS)]  # centred on that direction
@@ -49,7 +57,24 @@ def _spectral(img: np.ndarray) -> np.ndarray:
 
 
 def describe(img: np.ndarray) -> np.ndarray:
-    """The feature vector of one valid image region (2-D, any size), as float32."""
+    """The feature vector of one image region: statistics of its pixels and the spread of its spectral energy.
+
+    Parameters
+    ----------
+    img : numpy.ndarray
+        The valid region of one imagette, 2-D, any size; non-finite pixels are ignored (and filled with the mean
+        for the spectrum).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, one value per :func:`feature_names` entry; all NaN when no pixel is finite.
+
+    Examples
+    --------
+    >>> float(describe(np.full((8, 8), 3.0))[0])
+    3.0
+    """
     img = np.asarray(img, dtype=np.float64)
     finite = np.isfinite(img)
     if img.size == 0 or not finite.any():
@@ -71,11 +96,33 @@ def _describe_block(images: np.ndarray, lines: np.ndarray, samples: np.ndarray) 
 
 
 def image_statistics(ds: xr.Dataset, *, var: str | None = None) -> xr.Dataset:
-    """A new Dataset with ``embedding(imagette, feature)`` = image statistics and spectral energy of each imagette.
+    """Embed imagettes with a non-learned baseline: image statistics and spectral energy of each imagette.
 
-    ``var``: the image variable (``quicklook`` by default, else ``sigma0``). Lazy over dask-backed images, one
-    task per imagette chunk. Replaces an existing ``embedding``. The features have very different scales: probes
-    standardise them; standardise them yourself before a cosine search.
+    A learned encoder is worth its weights only where a probe on it beats a probe on these features. Lazy over
+    dask-backed images (one task per imagette chunk); only the valid region of each imagette is used. The
+    features differ in scale by orders of magnitude: probes standardise them; standardise them yourself before a
+    cosine search.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with an image variable and ``valid_lines``, ``valid_samples``.
+    var : str, optional
+        The image variable: ``quicklook`` by default, else ``sigma0``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` with ``embedding(imagette, feature)`` (replacing any there), ``encoder="image-statistics"``.
+
+    Raises
+    ------
+    ValueError
+        If there is no image variable or no valid extent.
+
+    Examples
+    --------
+    >>> xwvnet.evaluation.image_statistics(ds)["embedding"]  # doctest: +SKIP
     """
     ds = ds.drop_dims(S.FEATURE, errors="ignore")  # replaces any embedding already there
     var = S.image_var(ds, var)
@@ -97,12 +144,7 @@ def image_statistics(ds: xr.Dataset, *, var: str | None = None) -> xr.Dataset:
     )
     emb = emb.assign_coords({S.FEATURE: np.array(names, dtype=object)}).assign_attrs(
         encoder=NAME, image_variable=var, long_name="image statistics and spectral energy (non-learned baseline)",
-        xwvnet_version=_version(),
+        xwvnet_version=__version__,
     )
     return ds.assign({S.EMBEDDING: emb})
 
-
-def _version() -> str:
-    from .._version import __version__
-
-    return __version__

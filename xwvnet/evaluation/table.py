@@ -9,10 +9,10 @@ row of NaN and its reason in ``table.attrs["skipped"]``, so the table keeps its 
 
 from __future__ import annotations
 
+import os
 import warnings
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,12 +20,20 @@ import xarray as xr
 
 from .. import probe as P
 from .. import schema as S
+from .metrics import probe_scores
+
+if TYPE_CHECKING:  # torch is imported only when an encoder embeds
+    from ..models.encoder import Encoder
+
+    #: What makes an embedding of a Dataset: a registry name, a weights path, an Encoder, ``"image-statistics"``,
+    #: ``"stored"``, a callable ``f(ds) -> embedded Dataset``, or an embedded Dataset.
+    EncoderLike = str | os.PathLike | Encoder | Callable[[xr.Dataset], xr.Dataset] | xr.Dataset
 
 DEFAULT_ENCODERS = ("wvnet-resnet50", "imagenet-resnet50", "random-resnet50", "image-statistics")
 DEFAULT_TARGETS = ("hs", "t2m", "wind_speed", S.LABELS)
 
 
-def _name(item: Any, i: int, features: str) -> str:
+def _name(item: object, i: int, features: str) -> str:
     if isinstance(item, str):
         return item
     if isinstance(item, xr.Dataset) and features in item:
@@ -33,11 +41,40 @@ def _name(item: Any, i: int, features: str) -> str:
     return str(getattr(item, "name", None) or getattr(item, "__name__", None) or f"encoder-{i}")
 
 
-def embeddings_for(ds: xr.Dataset, encoder: Any, *, features: str = S.EMBEDDING, batch_size: int = 32,
-                   device: str = "auto") -> xr.Dataset:
-    """``ds``'s imagettes embedded by ``encoder``: a ready embedded Dataset (used as is), ``"stored"`` (the
-    embedding already in ``ds``), ``"image-statistics"``, a callable ``f(ds) -> Dataset``, or anything
-    :func:`xwvnet.inference.embed` takes (a registry name, a weights path or an Encoder).
+def embeddings_for(
+    ds: xr.Dataset,
+    encoder: EncoderLike,
+    *,
+    features: str = S.EMBEDDING,
+    batch_size: int = 32,
+    device: str = "auto",
+) -> xr.Dataset:
+    """``ds``'s imagettes embedded by ``encoder``, whatever form the encoder is given in.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagettes.
+    encoder : str, os.PathLike, Encoder, callable or xarray.Dataset
+        A ready embedded Dataset (used as is); ``"stored"`` (the embedding already in ``ds``);
+        ``"image-statistics"`` (the non-learned baseline); a callable ``f(ds) -> embedded Dataset``; or anything
+        :func:`xwvnet.embed` takes (a registry name, a weights path, an Encoder).
+    features : str, default "embedding"
+        The feature variable.
+    batch_size : int, default 32
+        Imagettes per forward pass, for :func:`xwvnet.embed`.
+    device : str, default "auto"
+        Torch device, for :func:`xwvnet.embed`.
+
+    Returns
+    -------
+    xarray.Dataset
+        With ``features`` (imagette, feature).
+
+    Raises
+    ------
+    ValueError
+        If an embedded Dataset or ``"stored"`` lacks ``features``.
     """
     if isinstance(encoder, xr.Dataset):
         if features not in encoder.data_vars:
@@ -59,9 +96,31 @@ def embeddings_for(ds: xr.Dataset, encoder: Any, *, features: str = S.EMBEDDING,
     return embed(ds, encoder, batch_size=batch_size, device=device)
 
 
-def test_mask(ds: xr.Dataset, split: Any = None, *, test_size: float = 0.3, seed: int = 0) -> np.ndarray:
-    """Boolean mask over ``imagette``, True = test: from ``split`` (a variable name or array of bools (True =
-    test) or of 'train'/'test', or test ids), else a seeded random split of ``test_size``.
+def test_mask(ds: xr.Dataset, split: P.Selection | None = None, *, test_size: float = 0.3,
+              seed: int = 0) -> np.ndarray:
+    """The test imagettes of an evaluation, as a boolean mask over ``imagette`` (True = test).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The imagettes.
+    split : str, sequence of str, numpy.ndarray or xarray.DataArray, optional
+        A variable name or array of bools (True = test) or of ``"train"``/``"test"``, or the test ids; default a
+        seeded random split (:func:`xwvnet.probe.split`).
+    test_size : float, default 0.3
+        Fraction held out by the random split.
+    seed : int, default 0
+        Seed of the random split.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one value per imagette.
+
+    Raises
+    ------
+    ValueError
+        If ``split`` names ids that are not imagettes of ``ds`` or a mask of the wrong length.
     """
     if split is None:
         return P.split(ds, test_size=test_size, seed=seed)
@@ -84,7 +143,8 @@ def _targets(ds: xr.Dataset, targets: str | Sequence[str] | None) -> list[str]:
 
 
 def _score_encoder(ds: xr.Dataset, emb: xr.Dataset, targets: list[str], test: np.ndarray, features: str,
-                   seed: int, fit_kwargs: dict) -> tuple[dict[tuple[str, str], float], dict[str, xr.DataArray]]:
+                   seed: int, fit_kwargs: dict[str, Any]
+                   ) -> tuple[dict[tuple[str, str], float], dict[str, xr.DataArray]]:
     ids = ds[S.IMAGETTE].values
     emb_ids = emb[S.IMAGETTE].values
     if len(emb_ids) != len(ids) or not np.array_equal(emb_ids.astype(str), ids.astype(str)):
@@ -100,7 +160,7 @@ def _score_encoder(ds: xr.Dataset, emb: xr.Dataset, targets: list[str], test: np
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             probe = P.fit_probe(train_ds, target, features=features, seed=seed, **fit_kwargs)
-        scores = P.score(test_ds, probe)
+        scores = probe_scores(test_ds, probe)
         row[(target, "n_train")] = probe.info["n_train"]
         row[(target, "n_test")] = scores.pop("n")
         row.update({(target, m): v for m, v in scores.items()})
@@ -108,9 +168,10 @@ def _score_encoder(ds: xr.Dataset, emb: xr.Dataset, targets: list[str], test: np
     return row, predictions
 
 
-def _evaluate(ds: xr.Dataset, encoders: Any, targets: Any, *, split: Any, test_size: float, seed: int,
-              batch_size: int, device: str, errors: str, features: str,
-              fit_kwargs: dict) -> tuple[pd.DataFrame, dict[str, dict[str, xr.DataArray]]]:
+def _evaluate(ds: xr.Dataset, encoders: Any, targets: str | Sequence[str] | None, *, split: P.Selection | None,
+              test_size: float, seed: int, batch_size: int, device: str, errors: str, features: str,
+              fit_kwargs: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str, xr.DataArray]]]:
+    """The table of :func:`evaluate` and, per encoder and target, the test predictions (for figures)."""
     if errors not in ("warn", "raise"):
         raise ValueError(f"errors must be 'warn' or 'raise', got {errors!r}")
     items = dict(encoders) if isinstance(encoders, Mapping) else {
@@ -144,58 +205,97 @@ def _evaluate(ds: xr.Dataset, encoders: Any, targets: Any, *, split: Any, test_s
 
 def evaluate(
     ds: xr.Dataset,
-    encoders: Any = DEFAULT_ENCODERS,
+    encoders: Sequence[EncoderLike] | Mapping[str, EncoderLike] | str | xr.Dataset = DEFAULT_ENCODERS,
     targets: str | Sequence[str] | None = None,
     *,
-    split: Any = None,
+    split: P.Selection | None = None,
     test_size: float = 0.3,
     seed: int = 0,
     batch_size: int = 32,
     device: str = "auto",
     errors: str = "warn",
     features: str = S.EMBEDDING,
-    **fit_kwargs: Any,
+    alphas: Sequence[float] = P.DEFAULT_ALPHAS,
+    Cs: Sequence[float] = P.DEFAULT_CS,
+    cv: int = 5,
+    max_iter: int = 500,
 ) -> pd.DataFrame:
     """The paper's evaluation table: one row per encoder, columns (target, metric), on one seeded split.
 
-    ``encoders``: a sequence or ``{row name: encoder}`` of registry names, Encoders, paths, ``"image-statistics"``,
-    callables ``f(ds) -> embedded Dataset``, or embedded Datasets with the same imagette ids as ``ds``.
-    ``targets``: variables of ``ds`` (numbers per imagette, or ``labels``); default: those of ``hs``, ``t2m``,
-    ``wind_speed``, ``labels`` that exist. ``split``: test imagettes (ids, a boolean mask with True = test, an
-    array of 'train'/'test', or a variable name); default a random ``test_size`` split drawn with ``seed``.
-    Metrics: ``rmse``, ``bias``, ``r2`` or ``micro_auroc``, ``macro_auroc``, ``auroc[<tag>]``, with ``n_train``
-    and ``n_test``. ``errors="warn"`` keeps a NaN row for an encoder that fails (reason in
-    ``table.attrs["skipped"]``); ``"raise"`` stops. Extra keywords go to :func:`xwvnet.probe.fit_probe`.
+    Every encoder embeds the same imagettes; a probe per target (:func:`xwvnet.fit_probe`) is fitted on the
+    same training imagettes and scored on the same test ones, so rows compare encoders and nothing else.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes (or only their ids and targets, when every encoder is a ready embedded Dataset).
+    encoders : sequence or mapping of encoders, optional
+        A sequence, or ``{row name: encoder}``, of registry names, Encoders, weights paths,
+        ``"image-statistics"``, ``"stored"``, callables ``f(ds) -> embedded Dataset``, or embedded Datasets with
+        the imagette ids of ``ds`` (see :func:`embeddings_for`). Default: :data:`DEFAULT_ENCODERS`.
+    targets : str or sequence of str, optional
+        Variables of ``ds`` (numbers per imagette, or ``labels``); default those of ``hs``, ``t2m``,
+        ``wind_speed``, ``labels`` that exist.
+    split : str, sequence of str, numpy.ndarray or xarray.DataArray, optional
+        The test imagettes (see :func:`test_mask`); default a random ``test_size`` split drawn with ``seed``.
+    test_size : float, default 0.3
+        Fraction held out by the random split.
+    seed : int, default 0
+        Seed of the split and of the probes' folds.
+    batch_size : int, default 32
+        Imagettes per forward pass when an encoder embeds.
+    device : str, default "auto"
+        Torch device when an encoder embeds.
+    errors : {"warn", "raise"}, default "warn"
+        ``"warn"`` keeps a NaN row for an encoder that fails (reason in ``table.attrs["skipped"]``), so that one
+        unavailable encoder (e.g. weights offline) does not lose the others; ``"raise"`` stops.
+    features : str, default "embedding"
+        The feature variable.
+    alphas, Cs : sequence of float, optional
+        Ridge and logistic penalties to choose from (:func:`xwvnet.fit_probe`).
+    cv : int, default 5
+        Folds of the logistic cross-validation.
+    max_iter : int, default 500
+        Iterations of the logistic solver.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``encoder``; columns (target, metric) with metrics ``rmse``, ``bias``, ``r2`` (numbers) or
+        ``micro_auroc``, ``macro_auroc``, ``auroc[<tag>]`` (tags), plus ``n_train`` and ``n_test``. ``attrs``
+        holds the seed, the split counts, the targets and the skipped encoders.
+
+    Raises
+    ------
+    ValueError
+        If ``errors`` is unknown, no target is found, or a target is missing.
+
+    Examples
+    --------
+    >>> table = xwvnet.evaluate(ds, ["wvnet-resnet50", "image-statistics"], "hs")  # doctest: +SKIP
+    >>> print(xwvnet.evaluation.format_table(table))  # doctest: +SKIP
     """
+    fit_kwargs = {"alphas": alphas, "Cs": Cs, "cv": cv, "max_iter": max_iter}
     table, _ = _evaluate(ds, encoders, targets, split=split, test_size=test_size, seed=seed, batch_size=batch_size,
                          device=device, errors=errors, features=features, fit_kwargs=fit_kwargs)
     return table
 
 
-def open_joined(paths: Sequence[str | Path]) -> xr.Dataset:
-    """Open Zarr stores (imagette stores of ``xwvnet ingest``/``to_store``, embedding stores of ``xwvnet embed``)
-    joined on imagette ids, e.g. embeddings with the imagettes and targets they came from.
-
-    Only imagettes present in every store are kept; a variable in several stores is taken from the first.
-    """
-    from ..io.store import open_store
-
-    def _open(path: str | Path) -> xr.Dataset:
-        try:
-            return open_store(path)
-        except ValueError:  # not an imagette store: maybe an embedding store of `xwvnet embed`
-            from ..archive import open_embeddings
-
-            return open_embeddings(path)
-
-    if not paths:
-        raise ValueError("give at least one store to open")
-    opened = [_open(p) for p in paths]
-    return xr.merge(opened, join="inner", compat="override", combine_attrs="override")
-
-
 def format_table(table: pd.DataFrame, *, per_tag: bool = False) -> str:
-    """The table as text, like the paper's (per-tag AUROC columns hidden unless ``per_tag``)."""
+    """The evaluation table as text, like the paper's, with the encoders that did not run and why.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A table from :func:`evaluate`.
+    per_tag : bool, default False
+        Show the per-tag AUROC columns too.
+
+    Returns
+    -------
+    str
+        Three decimals; counts as integers; ``-`` where an encoder did not run.
+    """
     shown = table
     if table.shape[1] and not per_tag:
         keep = [c for c in table.columns if not str(c[1]).startswith("auroc[")]

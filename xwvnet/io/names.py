@@ -23,7 +23,32 @@ _NAME = re.compile(
 
 
 class NameInfo(TypedDict):
-    """Metadata carried by a Sentinel-1 WV file name."""
+    """Metadata carried by a Sentinel-1 WV file name, as :func:`parse_name` returns it.
+
+    A plain dict at run time (a ``TypedDict``), so it costs nothing per file and the keys are checked by type
+    checkers; the keys match the coordinate names of the imagette data model.
+
+    Attributes
+    ----------
+    mission : str
+        Platform, lower case: ``'s1a'`` ... ``'s1d'``.
+    swath : str
+        ``'wv1'`` or ``'wv2'``.
+    product : str
+        Product token, lower case: ``'ql'`` (quicklook), ``'slc'``, ``'ocn'``...
+    polarization : str
+        ``'vv'``, ``'hh'``, ``'vh'`` or ``'hv'``.
+    time : numpy.datetime64
+        Start of the acquisition (UTC, ns precision).
+    stop_time : numpy.datetime64
+        End of the acquisition (UTC, ns precision).
+    orbit : int
+        Absolute orbit number.
+    datatake : str
+        Mission datatake id, six lower-case hex digits.
+    imagette_number : int
+        Position of the imagette in its datatake, from 1.
+    """
 
     mission: str
     swath: str
@@ -42,7 +67,34 @@ def _time(token: str) -> np.datetime64:
 
 
 def parse_name(name: str | Path) -> NameInfo | None:
-    """Metadata from a Sentinel-1 WV file name (any extension, any folder), or ``None`` if it is not one."""
+    """Read the metadata a Sentinel-1 WV file name carries; ``None`` if it is not such a name.
+
+    Quicklooks, SAFE measurement files and L2 OCN products all name mission, swath, times, orbit, datatake and
+    imagette number in their file names, so readers take these from the name instead of opening the file.
+    Returning ``None`` (rather than raising) lets a reader report every odd name of a folder at once.
+
+    Parameters
+    ----------
+    name : str or pathlib.Path
+        A file name or path; the folder and every extension (``.png``, ``.tiff``, ``.nc``, ``.png.aux``) are
+        ignored, and case does not matter.
+
+    Returns
+    -------
+    NameInfo or None
+        The fields of the name, lower case, times as ``datetime64[ns]``; ``None`` when the stem does not follow
+        the ``<mission>-<swath>-<product>-<pol>-<start>-<stop>-<orbit>-<datatake>-<nnn>`` pattern.
+
+    Examples
+    --------
+    >>> info = parse_name("s1a-wv1-QL-vv-20190213t130655-20190213t130658-025911-02e29d-095.png")
+    >>> info["mission"], info["swath"], info["orbit"], info["imagette_number"]
+    ('s1a', 'wv1', 25911, 95)
+    >>> str(info["time"])
+    '2019-02-13T13:06:55.000000000'
+    >>> parse_name("holiday.png") is None
+    True
+    """
     stem = Path(str(name)).name.split(".")[0]
     match = _NAME.match(stem)
     if match is None:
@@ -62,10 +114,30 @@ def parse_name(name: str | Path) -> NameInfo | None:
 
 
 def imagette_key(info: NameInfo) -> str:
-    """A product-independent key for one acquisition: mission, swath, polarization, orbit, datatake and number.
+    """Make a product-independent key for one acquisition, to join quicklooks, SLC imagettes and OCN products.
 
     Start times of one imagette can differ by a second between L1 and L2 names, so the key leaves time out; the
-    absolute orbit, datatake id and imagette number already identify the acquisition uniquely.
+    absolute orbit, datatake id and imagette number already identify the acquisition uniquely. The product token
+    is left out too, which is what lets products of one acquisition share the key.
+
+    Parameters
+    ----------
+    info : NameInfo
+        Fields of a file name, as :func:`parse_name` returns them.
+
+    Returns
+    -------
+    str
+        ``<mission>-<swath>-<pol>-<orbit:06d>-<datatake>-<number:03d>``.
+
+    Examples
+    --------
+    >>> slc = parse_name("s1b-wv2-slc-vv-20210403t083040-20210403t083043-026300-032390-002.tiff")
+    >>> ocn = parse_name("s1b-wv2-ocn-vv-20210403t083041-20210403t083043-026300-032390-002.nc")
+    >>> imagette_key(slc) == imagette_key(ocn)
+    True
+    >>> imagette_key(slc)
+    's1b-wv2-vv-026300-032390-002'
     """
     return (
         f"{info['mission']}-{info['swath']}-{info['polarization']}-{info['orbit']:06d}-"

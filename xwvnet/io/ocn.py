@@ -62,7 +62,11 @@ COORDS = {
 
 
 class OcnWarning(UserWarning):
-    """An OCN product was skipped (unreadable or not a WV OCN name) or lacked some variables."""
+    """An OCN product was skipped (unreadable, or not a WV OCN name), and the rest were still read.
+
+    A warning rather than an error, so that one corrupt product in a folder never stops the others; the message
+    names each skipped file and why.
+    """
 
 
 def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
@@ -106,10 +110,54 @@ def _read_one(path: Path) -> dict[str, object]:
 
 
 def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Dataset:
-    """Sentinel-1 WV L2 OCN products (files, folders or globs) as one imagette Dataset, in file-name order.
+    """Open Sentinel-1 WV L2 OCN products as one imagette Dataset, one row per product.
 
-    Imagette ids are the file stems; ``imagette_key`` joins them with quicklooks and SLC imagettes of the same
-    acquisition. Longitudes are given in [-180, 180).
+    ESA's L2 ocean-swell estimates (wave height, winds, NRCS statistics, swell partitions) are the closest thing
+    to ground truth that comes with every imagette; reading them onto the ``imagette`` dimension lets them be
+    joined with quicklooks or SLC imagettes of the same acquisition by ``imagette_key``, and used as probe
+    targets. Variables get plain names (``hs``, ``wind_speed``, ``nrcs``...; see ``SCALARS`` and
+    ``PARTITIONS``) and keep the product's name in their ``source_name`` attribute, with its units and
+    long name.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or iterable of them
+        Product files (``.nc``), folders (their ``*.nc`` files, sorted) or glob patterns, or a list of any of
+        these.
+
+    Returns
+    -------
+    xarray.Dataset
+        Per-imagette ``float32`` variables (``hs``, ``hs_std``, ``wind_speed``, ``wind_direction``, ``nrcs``...,
+        NaN where a product lacks one) and ``partition_*`` variables of dims ``(imagette, partition)``. Ids are
+        the file stems, in the order the paths resolve to; coordinates ``time``, ``latitude``, ``longitude`` (in
+        [-180, 180)), ``incidence_angle``, ``heading``, ``mission``, ``swath``, ``polarization``, ``orbit``,
+        ``datatake``, ``imagette_number``, ``imagette_key``, ``source`` (file name) and ``source_product`` (the
+        L1 product it was made from).
+
+    Raises
+    ------
+    ValueError
+        If no product could be read (none given, or every one skipped); the message names the first reasons.
+
+    Warns
+    -----
+    OcnWarning
+        Listing the products skipped: unreadable files, names that are not WV OCN names, or products without an
+        ocean-swell component (``oswTotalHs``).
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> from xwvnet import datasets
+    >>> path = datasets.fetch("s1_wv/s1a-wv2-ocn-vv-20260112t045817-20260112t045820-062729-07ddb1-036.nc")
+    >>> ds = xwvnet.open_ocn(path)
+    >>> dict(ds.sizes)
+    {'imagette': 1, 'partition': 5}
+    >>> round(float(ds.hs[0]), 2), ds.hs.attrs["units"], ds.hs.attrs["source_name"]
+    (2.01, 'm', 'oswTotalHs')
+    >>> str(ds.imagette_key.values[0])
+    's1a-wv2-vv-062729-07ddb1-036'
     """
     files = _paths(paths)
     rows, skipped = [], []

@@ -31,11 +31,32 @@ MISSING_INT = -1  # orbit / imagette_number when the file name does not carry th
 
 
 class QuicklookWarning(UserWarning):
-    """Something about a quicklook was unexpected but the file was still read (or skipped and reported)."""
+    """Something about a quicklook was unexpected, but the rest of the batch was still read.
+
+    Raised as a warning, not an error, so that one bad file in a folder of thousands never stops the others:
+    unreadable files (skipped), colour files (converted to greyscale), names that are not Sentinel-1 WV names
+    (metadata unknown), and tag rows that match no imagette or imagettes without a tag row.
+    """
 
 
 class NoReadableImageError(ValueError):
-    """None of the files given could be read; ``skipped`` lists each with its reason."""
+    """None of the files given could be read as an 8-bit image.
+
+    A ``ValueError`` (the input is wrong, not the machine) that keeps the reason of each file, so a caller or
+    the CLI can show why every file was refused.
+
+    Parameters
+    ----------
+    message : str
+        The error message, listing the files and their reasons.
+    skipped : list of str
+        One ``"<path>: <error type>: <reason>"`` entry per file given.
+
+    Attributes
+    ----------
+    skipped : list of str
+        As given.
+    """
 
     def __init__(self, message: str, skipped: list[str]) -> None:
         super().__init__(message)
@@ -51,7 +72,27 @@ class _Header:
 
 
 def resolve_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand a folder (its image files), a glob pattern, a file, or a list of any of these, in sorted order."""
+    """Expand what a user passes as quicklooks into a sorted list of files, each once.
+
+    Folders, glob patterns and lists are all common ways to name a batch; resolving them in one place gives every
+    reader the same, reproducible order (sorted within each item, items in the order given).
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or iterable of them
+        A folder (its files with an image suffix, not recursive), a glob pattern (``**`` recurses), a file, or a
+        list of any of these. ``~`` is expanded. Files are not checked here: a missing one is reported when read.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files, duplicates removed (first occurrence kept).
+
+    Raises
+    ------
+    ValueError
+        If nothing at all is found (an empty folder, a glob with no match, an empty list).
+    """
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     found: list[Path] = []
     for item in items:
@@ -73,7 +114,27 @@ def resolve_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
 
 
 def chunk_length(bytes_per_imagette: int, target: int = CHUNK_BYTES) -> int:
-    """How many imagettes make a chunk of about ``target`` bytes."""
+    """Count how many imagettes make a dask chunk of about ``target`` bytes.
+
+    A few MB per chunk keeps the task graph small for large folders while each task stays cheap to read.
+
+    Parameters
+    ----------
+    bytes_per_imagette : int
+        Size of one (padded) imagette in bytes.
+    target : int, default CHUNK_BYTES
+        Wanted chunk size in bytes.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> chunk_length(500 * 500, target=8 * 2**20)
+    33
+    """
     return max(1, int(target // max(1, bytes_per_imagette)))
 
 
@@ -133,9 +194,34 @@ def _metadata(paths: Sequence[Path]) -> tuple[dict[str, np.ndarray], list[Path]]
 
 
 def read_labels(csv: str | os.PathLike, ids: Sequence[str]) -> xr.DataArray:
-    """Tags from a CSV (a ``filename`` column and one 0/1 column per tag) as ``labels(imagette, label)``.
+    """Read tags from a CSV (a ``filename`` column and one 0/1 column per tag) as ``labels(imagette, label)``.
 
-    Imagettes absent from the CSV get -1 (unknown) and a warning; rows that match no imagette are reported too.
+    This is the layout of the WV-Net sample's ``sample_data.csv``. Rows are matched to imagettes by file stem, so
+    the CSV may name files with or without folder and extension. Imagettes absent from the CSV get -1 (unknown)
+    rather than 0, so that a missing row is never read as "no such phenomenon".
+
+    Parameters
+    ----------
+    csv : str or os.PathLike
+        The tag table.
+    ids : sequence of str
+        Imagette ids (file stems), in the order of the Dataset the labels are for.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``int8`` of dims ``(imagette, label)``: 1 tagged, 0 not tagged, -1 unknown; the ``label`` coordinate holds
+        the tag codes (the CSV's column names, in its order).
+
+    Raises
+    ------
+    ValueError
+        If the CSV has no ``filename`` column, or a tag column holds anything other than 0 or 1.
+
+    Warns
+    -----
+    QuicklookWarning
+        If some imagettes have no row (their labels are -1), or some rows match no imagette.
     """
     table = pd.read_csv(csv)
     if "filename" not in table.columns:
@@ -162,11 +248,61 @@ def open_quicklooks(
     labels: str | os.PathLike | None = None,
     chunks: int | None = None,
 ) -> xr.Dataset:
-    """Open 8-bit greyscale quicklooks as an imagette Dataset (lazy when there are many files or ``chunks`` is set).
+    """Open 8-bit greyscale quicklooks (PNG, JPEG, TIFF) as an imagette Dataset, pixels exactly as in the files.
 
-    ``paths``: a folder (its image files), a glob, a file or a list. ``labels``: a tag CSV. ``chunks``: imagettes
-    per dask chunk; ``None`` reads small selections at once and larger ones lazily in chunks of a few MB.
-    Unreadable files are skipped: they are listed in ``ds.attrs["skipped"]`` and in a warning.
+    This is how WV-Net's published quicklooks enter xwvnet: the pixels are what the model was trained on, so they
+    are neither cropped nor resampled. Imagettes of different sizes are padded with 0 to the largest one, and
+    their extent is kept in ``valid_lines``/``valid_samples``. Only the headers are read up front (size, mode,
+    checksums), so a large folder opens lazily. Metadata come from the Sentinel-1 file names; latitude and
+    longitude are unknown (NaN) because quicklook files do not carry them.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or iterable of them
+        A folder (its image files), a glob pattern, a file, or a list of any of these (see :func:`resolve_paths`).
+    labels : str or os.PathLike, optional
+        A tag CSV (a ``filename`` column and one 0/1 column per tag) read into ``labels(imagette, label)``.
+    chunks : int, optional
+        Imagettes per dask chunk. ``None`` reads up to ``LAZY_ABOVE`` files at once into numpy, and more lazily in
+        chunks of a few MB; any number reads lazily in chunks of that many.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``quicklook(imagette, line, sample)`` (uint8), ``valid_lines``, ``valid_samples``, and ``labels`` when
+        asked; ids are the file stems; coordinates ``time``, ``mission``, ``swath``, ``polarization``,
+        ``orbit``, ``datatake``, ``imagette_number``, ``imagette_key`` (to join with SLC and OCN products),
+        ``source`` (file name), ``latitude``/``longitude`` (NaN). ``attrs["skipped"]`` lists the files skipped
+        and why.
+
+    Raises
+    ------
+    ValueError
+        If ``paths`` names no file, or two files share a stem (the imagette id).
+    NoReadableImageError
+        If none of the files is a readable 8-bit image (a ``ValueError`` too).
+
+    Warns
+    -----
+    QuicklookWarning
+        For each batch of files skipped as unreadable, converted from colour, or with names that are not
+        Sentinel-1 WV names, and for tag rows that do not match (see :func:`read_labels`).
+
+    See Also
+    --------
+    xwvnet.validate : check the result against the imagette data model.
+    xwvnet.to_store : write it to a Zarr store for archive-scale work.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> from xwvnet import datasets
+    >>> sample = datasets.wvnet_sample()  # the 15 published WV-Net quicklooks and their tags
+    >>> ds = xwvnet.open_quicklooks(sample["quicklooks"], labels=sample["labels"])
+    >>> dict(ds.sizes)
+    {'imagette': 15, 'line': 492, 'sample': 569, 'label': 21}
+    >>> str(ds.mission.values[0]), str(ds.swath.values[0]), int(ds.orbit.values[0])
+    ('s1a', 'wv1', 25911)
     """
     files = resolve_paths(paths)
     headers: list[_Header] = []

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from .. import schema as S
@@ -51,7 +52,30 @@ def _footprints(root: ET.Element) -> list[np.ndarray]:
 
 
 def footprint_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
-    """The centre of a footprint's corners: mean of unit vectors, so it is right across the antimeridian."""
+    """Find the centre of a footprint from its corners, right across the antimeridian and near the poles.
+
+    A plain mean of longitudes puts a footprint straddling 180 degrees on the wrong side of the Earth; the mean
+    of the corners' unit vectors, projected back to the sphere, does not.
+
+    Parameters
+    ----------
+    lat : numpy.ndarray
+        Corner latitudes, degrees north.
+    lon : numpy.ndarray
+        Corner longitudes, degrees east, any range.
+
+    Returns
+    -------
+    tuple of float
+        ``(latitude, longitude)`` of the centre, longitude in [-180, 180).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lat, lon = footprint_centre(np.array([10.0, 10.0, 11.0, 11.0]), np.array([179.5, -179.5, 179.5, -179.5]))
+    >>> round(lat, 3), round(lon, 3)
+    (10.5, -180.0)
+    """
     la, lo = np.deg2rad(lat), np.deg2rad(lon)
     x, y, z = (np.cos(la) * np.cos(lo)).mean(), (np.cos(la) * np.sin(lo)).mean(), np.sin(la).mean()
     lon_c = np.rad2deg(np.arctan2(y, x))
@@ -60,11 +84,50 @@ def footprint_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
 
 
 def imagettes_from_manifest(path: str | os.PathLike) -> xr.Dataset:
-    """The imagettes listed in a WV SAFE manifest: ids, times, footprints and centres; no pixels.
+    """List the imagettes of a WV L1 SAFE product from its manifest: ids, times, footprints and centres; no pixels.
 
-    ``path`` is the SAFE folder or its ``manifest.safe``. Ids are ``<SAFE name>:<nnn>`` (nnn = imagette number);
-    ``time`` and ``stop_time`` come from the measurement file names; ``latitude``/``longitude`` are the footprint
-    centres and ``footprint_latitude``/``footprint_longitude`` (imagette, corner) its 4 corners.
+    Knowing where and when each imagette was taken before reading a single pixel lets a user collocate a whole
+    archive with reanalysis or pick the imagettes worth reading. The manifest names one measurement file per
+    imagette and gives one 4-corner footprint per imagette in the same order; the two are paired by that order
+    and checked to be imagettes 1..n.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The SAFE folder (``...SAFE/``) or its ``manifest.safe`` file.
+
+    Returns
+    -------
+    xarray.Dataset
+        One row per imagette, no image variable (``validate(ds, require_image=False)`` passes). Ids are
+        ``<SAFE name>:<nnn>`` (nnn = imagette number); ``time`` and ``stop_time`` come from the measurement file
+        names, with ``mission``, ``swath``, ``polarization``, ``orbit``, ``datatake``, ``imagette_number``,
+        ``imagette_key`` and ``source`` (measurement file name); ``latitude``/``longitude`` are the footprint
+        centres (see :func:`footprint_centre`) and ``footprint_latitude``/``footprint_longitude``
+        ``(imagette, corner)`` the 4 corners. Attributes: ``safe`` (product name), ``pass`` (ASCENDING or
+        DESCENDING), ``manifest`` (its path).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no ``manifest.safe`` at ``path``.
+    ValueError
+        If the manifest is not readable XML, lists no WV measurement files, or its measurement files and
+        footprints cannot be paired (different counts, or numbers other than 1..n).
+
+    Examples
+    --------
+    >>> from xwvnet import datasets
+    >>> from xwvnet.io.safe import imagettes_from_manifest
+    >>> manifest = datasets.fetch(
+    ...     "s1_wv/S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE/manifest.safe")
+    >>> ds = imagettes_from_manifest(manifest)
+    >>> dict(ds.sizes)
+    {'imagette': 60, 'corner': 4}
+    >>> str(ds.imagette.values[0])
+    'S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542:001'
+    >>> str(ds.time.values[0]), str(ds.swath.values[0])
+    ('2021-04-03T08:30:25.000000000', 'wv1')
     """
     manifest = _manifest_path(path)
     try:
@@ -92,7 +155,7 @@ def imagettes_from_manifest(path: str | os.PathLike) -> xr.Dataset:
     pass_direction = root.findtext(".//s1:pass", default="", namespaces=_NS)
     ids = np.array([f"{name}:{n:03d}" for n in numbers], dtype=object)
 
-    def column(key: str, dtype: object) -> tuple[str, np.ndarray]:
+    def column(key: str, dtype: npt.DTypeLike) -> tuple[str, np.ndarray]:
         return (S.IMAGETTE, np.array([i[key] for i in infos], dtype=dtype))
 
     coords = {

@@ -1,16 +1,30 @@
-"""The Zarr imagette store: create, append without duplicates, survive a killed write, open lazily.
+"""The one Zarr layer of xwvnet: imagette stores and embedding stores are written and read here, nowhere else.
 
-Crash safety comes from a commit counter: the root attribute ``committed`` says how many imagettes along the
-``imagette`` dimension are complete. It is written only after an append finished, so a killed append leaves a
-store whose first ``committed`` imagettes are intact; :func:`open_store` shows only those, and the next
-:func:`to_store` trims the unfinished tail before it appends again.
+Two kinds of store, told apart by the *format record* in their root attributes (``format``, ``version``,
+``kind``), which is written when the store is created:
+
+- the **imagette store** (``kind="imagettes"``), written by :func:`to_store` and :func:`ingest`: image variables,
+  ``valid_lines``/``valid_samples``, tags and the imagette coordinates. Its commit record is the root attribute
+  ``committed``: how many imagettes along ``imagette`` are complete. It is written only after an append finished,
+  so a killed append leaves a store whose first ``committed`` imagettes are intact; :func:`open_store` shows only
+  those, and the next write trims the unfinished tail before it appends again.
+- the **embedding store** (``kind="embeddings"``), written for :func:`xwvnet.archive.embed_store`:
+  ``embedding(imagette, feature)`` plus the input's imagette coordinates, in the input's order. Its commit records
+  are the root attribute ``imagettes`` (coordinates written for that many imagettes, set after they landed) and the
+  array ``progress/done``: ``done[k]`` imagettes of chunk ``k`` hold their embeddings, set only after the region
+  write of that chunk returned (:func:`write_embedding_chunk`).
+
+Both kinds share one coordinate chunking and time encoding (:func:`encoding`), one trimming of unfinished appends
+(:func:`trim`), one string decoding on read, one id reader (:func:`ids`) and one opener (:func:`open_store`, or
+:func:`open_stores` for several stores joined on imagette ids).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,15 +36,76 @@ from tqdm.auto import tqdm
 from .. import schema as S
 from .quicklook import NoReadableImageError, QuicklookWarning, chunk_length, open_quicklooks, resolve_paths
 
-STORE_FORMAT = "xwvnet-imagette-store"
-STORE_VERSION = 1
 COORD_CHUNK = 65536  # 1-D variables along `imagette` are small: keep their chunks large
+COORD_BLOCK = 1 << 20  # imagettes of coordinates copied per step into an embedding store (bounded memory)
+TIME_UNITS = "milliseconds since 1970-01-01"  # one fixed unit, so that later appends never need another
+PROGRESS = "progress"  # subgroup of an embedding store with the per-chunk commit counts (hidden from xr.open_zarr)
+DONE = "done"
 _PAD_VALUE = {S.QUICKLOOK: 0, S.SIGMA0: np.nan}
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """One kind of xwvnet store: its format record and the root attribute that counts its committed imagettes.
+
+    Parameters
+    ----------
+    kind : str
+        Short name written as the ``kind`` root attribute (``"imagettes"`` or ``"embeddings"``).
+    format : str
+        The ``format`` root attribute that identifies the kind (also in stores written before ``kind`` existed).
+    version : int
+        Layout version written as ``version``; a store of a newer version is refused rather than misread.
+    counter : str
+        Root attribute holding the number of committed imagettes.
+    label : str
+        The kind in words, for error messages.
+    """
+
+    kind: str
+    format: str
+    version: int
+    counter: str
+    label: str
+
+    def record(self, n: int) -> dict[str, str | int]:
+        """The root attributes that say "this is a store of this kind with ``n`` committed imagettes".
+
+        Parameters
+        ----------
+        n : int
+            Committed imagettes.
+
+        Returns
+        -------
+        dict
+            ``format``, ``version``, ``kind`` and the counter attribute.
+        """
+        return {"format": self.format, "version": self.version, "kind": self.kind, self.counter: int(n)}
+
+
+IMAGETTES = StoreKind("imagettes", "xwvnet-imagette-store", 1, "committed", "imagette store")
+EMBEDDINGS = StoreKind("embeddings", "xwvnet-embedding-store", 1, "imagettes", "embedding store")
+KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
 
 
 @dataclass
 class StoreReport:
-    """What a write did: imagettes added, already present, and skipped with reasons."""
+    """What a write did: imagettes added, already present, and skipped with reasons.
+
+    Parameters
+    ----------
+    path : Path
+        The store written.
+    added : int, default 0
+        Imagettes appended by this write.
+    present : int, default 0
+        Imagettes whose id was already in the store (not written again).
+    skipped : list of str
+        Inputs that could not be read, each with its reason.
+    total : int, default 0
+        Committed imagettes in the store after the write.
+    """
 
     path: Path
     added: int = 0
@@ -39,7 +114,13 @@ class StoreReport:
     total: int = 0
 
     def summary(self) -> str:
-        """A short table for people."""
+        """A short table for people.
+
+        Returns
+        -------
+        str
+            One line per count, then one line per skipped input.
+        """
         lines = [
             f"store            {self.path}",
             f"added            {self.added}",
@@ -51,58 +132,298 @@ class StoreReport:
         return "\n".join(lines)
 
 
+# ---- what is at a path ---------------------------------------------------------------------------------------
+
+
 def open_group(path: str | os.PathLike, mode: str = "r+") -> zarr.Group | None:
-    """The Zarr group at ``path``, or ``None`` when there is none."""
+    """The Zarr group at ``path``, or ``None`` when there is none.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where the store would be.
+    mode : str, default "r+"
+        Zarr open mode (``"r"`` to read only, ``"r+"`` to write into an existing group).
+
+    Returns
+    -------
+    zarr.Group or None
+        ``None`` for a missing path, a file, or a folder without Zarr group metadata.
+    """
     try:
         return zarr.open_group(str(path), mode=mode)
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+    except (FileNotFoundError, NotADirectoryError, zarr.errors.GroupNotFoundError, ValueError):
         return None
 
 
+def _kind_of(group: zarr.Group) -> StoreKind | None:
+    return KINDS.get(str(group.attrs.get("format")))
+
+
+def store_kind(path: str | os.PathLike) -> str | None:
+    """The kind of xwvnet store at ``path``, read from its format record.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any path.
+
+    Returns
+    -------
+    str or None
+        ``"imagettes"``, ``"embeddings"``, or ``None`` when ``path`` holds no xwvnet store.
+
+    Examples
+    --------
+    >>> store_kind("does-not-exist.zarr") is None
+    True
+    """
+    group = open_group(path, mode="r")
+    kind = None if group is None else _kind_of(group)
+    return None if kind is None else kind.kind
+
+
+def describe(path: str | os.PathLike) -> str:
+    """What ``path`` holds, in words, for error messages that say what was found.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any path.
+
+    Returns
+    -------
+    str
+        E.g. ``"nothing (the path does not exist)"``, ``"a Zarr group without an xwvnet format record"``,
+        ``"an xwvnet embedding store"``.
+    """
+    path = Path(path)
+    group = open_group(path, mode="r")
+    if group is None:
+        if not path.exists():
+            return "nothing (the path does not exist)"
+        if path.is_dir():
+            return "a folder that is not a Zarr store" if any(path.iterdir()) else "an empty folder"
+        return "a file that is not a Zarr store"
+    kind = _kind_of(group)
+    if kind is not None:
+        return f"an xwvnet {kind.label} (format version {group.attrs.get('version')})"
+    members = sorted(name for name, _ in group.members())
+    shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
+    return f"a Zarr group without an xwvnet format record (format={group.attrs.get('format')!r}, members: [{shown}])"
+
+
+def _check_version(group: zarr.Group, kind: StoreKind, path: Path) -> None:
+    version = int(group.attrs.get("version", 0))
+    if version > kind.version:
+        raise ValueError(
+            f"{path} is an xwvnet {kind.label} of format version {version}, newer than this xwvnet reads "
+            f"({kind.version}). Upgrade xwvnet to read or extend it."
+        )
+
+
+def check_target(path: str | os.PathLike, kind: StoreKind) -> int:
+    """Make sure a writer of ``kind`` may write at ``path``; return how many imagettes are committed there.
+
+    A writer never overwrites what it did not write: a path that holds anything other than a store of ``kind``
+    (another kind of xwvnet store, a foreign Zarr group, a folder with files, a file) is refused. Missing paths,
+    empty folders and empty Zarr groups are fine (0 committed).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output path.
+    kind : StoreKind
+        :data:`IMAGETTES` or :data:`EMBEDDINGS`.
+
+    Returns
+    -------
+    int
+        Committed imagettes of the existing store, 0 when there is none yet.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` holds something else, or a store of a newer format version.
+    """
+    path = Path(path)
+    group = open_group(path, mode="r")
+    if group is None:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ValueError(
+                f"{path} exists and is not a Zarr store ({describe(path)}); refusing to overwrite it. "
+                "Choose a new path."
+            )
+        return 0
+    found = _kind_of(group)
+    if found is None and not dict(group.attrs) and not any(True for _ in group.members()):
+        return 0  # an empty group: nothing to lose
+    if found is not kind:
+        raise ValueError(
+            f"{path} is a Zarr store but not an xwvnet {kind.label} (found {describe(path)}); refusing to "
+            "overwrite it. Choose a new path."
+        )
+    _check_version(group, kind, path)
+    return int(group.attrs.get(kind.counter, 0))
+
+
+def committed(path: str | os.PathLike) -> int:
+    """How many imagettes of the xwvnet store at ``path`` are committed (0 when there is no store).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An imagette store or an embedding store.
+
+    Returns
+    -------
+    int
+        The store's commit counter (``committed`` or ``imagettes``), 0 for anything that is not an xwvnet store.
+    """
+    group = open_group(path, mode="r")
+    kind = None if group is None else _kind_of(group)
+    return 0 if kind is None else int(group.attrs.get(kind.counter, 0))
+
+
+def committed_chunk(path: str | os.PathLike) -> int | None:
+    """The chunk length along ``imagette`` of an existing store, or ``None``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An imagette store (chunk of its image variable) or an embedding store (its ``chunk`` attribute).
+
+    Returns
+    -------
+    int or None
+        ``None`` when there is no store or it holds no image variable yet.
+    """
+    group = open_group(path, mode="r")
+    if group is None:
+        return None
+    if _kind_of(group) is EMBEDDINGS and "chunk" in group.attrs:
+        return int(group.attrs["chunk"])
+    for name in S.IMAGE_VARS:
+        if name in group:
+            return int(group[name].chunks[0])
+    return None
+
+
+def root_attrs(path: str | os.PathLike) -> dict[str, object]:
+    """The root attributes of the store at ``path`` (format record included); empty when there is no store.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any path.
+
+    Returns
+    -------
+    dict
+        A copy: changing it does not change the store.
+    """
+    group = open_group(path, mode="r")
+    return {} if group is None else dict(group.attrs)
+
+
+def ids(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Imagette ids ``start:stop`` of a store as stored (committed or not), as Python strings.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An imagette store or an embedding store.
+    start : int, default 0
+        First position along ``imagette``.
+    stop : int, optional
+        End position (exclusive); default the end of the stored array.
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array of ``str``.
+    """
+    values = np.asarray(zarr.open_array(str(Path(path) / S.IMAGETTE), mode="r")[start:stop]).tolist()
+    return np.array([str(v) for v in values], dtype=object)
+
+
+def _committed_ids(path: Path) -> np.ndarray:
+    n = committed(path)
+    return ids(path, 0, n) if n else np.array([], dtype=object)
+
+
+# ---- shared pieces: encoding, trimming, strings --------------------------------------------------------------
+
 
 def imagette_arrays(group: zarr.Group) -> Iterator[zarr.Array]:
-    """The arrays of ``group`` whose first dimension is ``imagette``."""
+    """The arrays of ``group`` whose first dimension is ``imagette`` (those that grow with each append).
+
+    Parameters
+    ----------
+    group : zarr.Group
+        A store's root group.
+
+    Yields
+    ------
+    zarr.Array
+        Each array along ``imagette``.
+    """
     for _, array in group.arrays():
         names = array.metadata.dimension_names or ()
         if names and names[0] == S.IMAGETTE:
             yield array
 
 
-def committed(path: str | os.PathLike) -> int:
-    """How many imagettes of the store at ``path`` are complete (0 when there is no store)."""
-    group = open_group(path)
-    if group is None:
-        return 0
-    return int(group.attrs.get("committed", 0)) if group.attrs.get("format") == STORE_FORMAT else 0
+def trim(group: zarr.Group, n: int) -> None:
+    """Cut every array along ``imagette`` back to ``n`` (drops what an unfinished append left behind).
+
+    Parameters
+    ----------
+    group : zarr.Group
+        A store's root group, opened for writing.
+    n : int
+        The committed length.
+    """
+    for array in imagette_arrays(group):
+        if array.shape[0] != n:
+            array.resize((n, *array.shape[1:]))
 
 
-def open_store(path: str | os.PathLike, chunks: dict | str | None = "store") -> xr.Dataset:
-    """Open an imagette store lazily (dask, one chunk per stored chunk), showing only committed imagettes."""
-    path = Path(path)
-    group = open_group(path)
-    if group is None:
-        raise ValueError(f"{path} is not a Zarr store; create one with xwvnet.to_store(ds, path) or `xwvnet ingest`.")
-    if group.attrs.get("format") != STORE_FORMAT:
-        raise ValueError(f"{path} is a Zarr store but not an xwvnet imagette store (no 'format' attribute).")
-    ds = xr.open_zarr(path, consolidated=False, chunks={} if chunks == "store" else chunks)
-    n = int(group.attrs.get("committed", 0))
-    ds = ds.isel({S.IMAGETTE: slice(0, n)})
+def encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, object]]:
+    """Zarr encoding of a new store: ``chunk`` imagettes per chunk of an N-d variable, large 1-D chunks, fixed time.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        What is written first.
+    chunk : int
+        Imagettes per stored chunk of the image (or embedding) variables.
+
+    Returns
+    -------
+    dict
+        ``{name: {"chunks": ..., ...}}`` for ``Dataset.to_zarr(encoding=...)``; ``time`` is stored as int64
+        milliseconds since 1970, so that every later append uses the same unit.
+    """
+    enc: dict[str, dict[str, object]] = {}
+    for name, var in ds.variables.items():
+        if var.dims and var.dims[0] == S.IMAGETTE:
+            first = chunk if var.ndim > 1 else max(chunk, COORD_CHUNK)
+            enc[str(name)] = {"chunks": (first, *var.shape[1:])}
+    if S.TIME in ds.variables:
+        enc.setdefault(S.TIME, {}).update(units=TIME_UNITS, dtype="int64")
+    return enc
+
+
+def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Zarr v3 variable-length strings (numpy ``StringDType``, kind "T") as object arrays, as xwvnet expects."""
     strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind == "T"}
-    ds = ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords})
-    for key in ("format", "version", "committed"):
-        ds.attrs.pop(key, None)
-    return ds
+    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
+        {k: v for k, v in strings.items() if k not in ds.coords}
+    )
 
 
-def _stored_ids(path: Path) -> np.ndarray:
-    n = committed(path)
-    if n == 0:
-        return np.array([], dtype=object)
-    return np.array([str(i) for i in np.asarray(zarr.open_array(str(path / S.IMAGETTE), mode="r")[:n]).tolist()],
-                    dtype=object)
-
-
-def _prepare(ds: xr.Dataset) -> xr.Dataset:
+def _as_written(ds: xr.Dataset) -> xr.Dataset:
     """Strings as variable-length, and attrs that describe one read (not the store) dropped."""
     ds = ds.copy()
     for name, var in ds.variables.items():
@@ -110,6 +431,141 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
             ds[name] = var.astype(object)
     ds.attrs = {k: v for k, v in ds.attrs.items() if k != "skipped"}
     return ds
+
+
+# ---- opening ---------------------------------------------------------------------------------------------------
+
+
+def _open_committed(path: Path, group: zarr.Group, n: int, chunks: dict[str, int] | str | None) -> xr.Dataset:
+    """The store cut to its first ``n`` imagettes, without writing to it.
+
+    An append killed half-way can leave the arrays along ``imagette`` at different lengths (some grown, some not),
+    which one ``xr.open_zarr`` refuses; then the arrays of each length are opened apart, cut, and joined.
+    """
+    cut = {S.IMAGETTE: slice(0, n)}
+    try:
+        return xr.open_zarr(path, consolidated=False, chunks=chunks).isel(cut)
+    except ValueError:
+        if len({a.shape[0] for a in imagette_arrays(group)}) <= 1:
+            raise  # not a ragged store: some other problem, for xarray to tell
+    by_length: dict[int | None, list[str]] = {}
+    coords = set(str(group.attrs.get("coordinates", "")).split())
+    for name, array in group.arrays():
+        dims = array.metadata.dimension_names or ()
+        by_length.setdefault(array.shape[0] if dims and dims[0] == S.IMAGETTE else None, []).append(name)
+        coords.update(str(array.attrs.get("coordinates", "")).split())
+    lengths = [length for length in by_length if length is not None]
+    every = {name for names in by_length.values() for name in names}
+    parts = []
+    for i, length in enumerate(lengths):
+        keep = set(by_length[length]) | set(by_length.get(None, []) if i == 0 else [])
+        part = xr.open_zarr(path, consolidated=False, chunks=chunks, drop_variables=sorted(every - keep))
+        parts.append(part.isel(cut))
+    ds = xr.merge(parts, compat="override", join="exact", combine_attrs="override")
+    return ds.set_coords([name for name in coords if name in ds.data_vars])
+
+
+def open_store(path: str | os.PathLike, chunks: dict[str, int] | str | None = "store") -> xr.Dataset:
+    """Open an xwvnet store of either kind lazily, showing only its committed imagettes.
+
+    The kind (imagette store of :func:`to_store` / ``xwvnet ingest``, or embedding store of
+    :func:`xwvnet.embed_store` / ``xwvnet embed``) is read from the store's format record. Imagettes appended by
+    a write that was killed before its commit are not shown. In an embedding store, chunks not yet embedded read
+    as NaN (:func:`xwvnet.archive.status` says how far a run got).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store.
+    chunks : dict, str or None, default "store"
+        ``"store"``: one dask chunk per stored chunk; anything else is passed to :func:`xarray.open_zarr`
+        (``None`` loads numpy arrays on access).
+
+    Returns
+    -------
+    xarray.Dataset
+        The store's variables along ``imagette`` (strings as Python objects); the root attributes other than the
+        format record are in ``attrs``.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is not a Zarr store, is a Zarr store that is not an xwvnet store (the message says what was
+        found), or was written by a newer xwvnet.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> ds = xwvnet.open_store("imagettes.zarr")  # doctest: +SKIP
+    >>> emb = xwvnet.open_store("embeddings.zarr")  # doctest: +SKIP
+    """
+    path = Path(path)
+    group = open_group(path, mode="r")
+    if group is None:
+        raise ValueError(
+            f"{path} is not a Zarr store (found {describe(path)}); create one with xwvnet.to_store(ds, path) or "
+            "`xwvnet ingest`."
+        )
+    kind = _kind_of(group)
+    if kind is None:
+        raise ValueError(
+            f"{path} is a Zarr store but not an xwvnet imagette store or embedding store (found {describe(path)}). "
+            "Open it with xarray.open_zarr, or write an xwvnet store with xwvnet.to_store or `xwvnet ingest`."
+        )
+    _check_version(group, kind, path)
+    n = int(group.attrs.get(kind.counter, 0))
+    ds = _decode_strings(_open_committed(path, group, n, {} if chunks == "store" else chunks))
+    record = kind.record(0)
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in record}
+    return ds
+
+
+def open_stores(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], chunks: dict[str, int] | str | None = "store"
+) -> xr.Dataset:
+    """Open several xwvnet stores joined on imagette ids.
+
+    E.g. embeddings with the imagettes and targets they came from (what ``xwvnet evaluate`` reads). Only imagettes
+    present in every store are kept, in the first store's order; a variable (or coordinate) in several stores is
+    taken from the first store that has it, and so are the attributes.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or sequence of them
+        Imagette stores and/or embedding stores.
+    chunks : dict, str or None, default "store"
+        As for :func:`open_store`.
+
+    Returns
+    -------
+    xarray.Dataset
+        The joined stores, lazy.
+
+    Raises
+    ------
+    ValueError
+        If no path is given, a path is not an xwvnet store (see :func:`open_store`), or the stores share no
+        imagette id.
+
+    Examples
+    --------
+    >>> ds = open_stores(["imagettes.zarr", "embeddings.zarr"])  # doctest: +SKIP
+    >>> ds["embedding"], ds["quicklook"]  # doctest: +SKIP
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise ValueError("give at least one store to open.")
+    opened = [open_store(p, chunks) for p in paths]
+    joined = xr.merge(opened, join="inner", compat="override", combine_attrs="override")
+    first = opened[0].indexes[S.IMAGETTE]
+    order = first[first.isin(joined.indexes[S.IMAGETTE])]
+    if len(order) == 0 and any(d.sizes[S.IMAGETTE] for d in opened):
+        sizes = ", ".join(f"{p} ({d.sizes[S.IMAGETTE]})" for p, d in zip(paths, opened))
+        raise ValueError(f"the stores share no imagette id: {sizes}. Join stores made from the same imagettes.")
+    return joined.sel({S.IMAGETTE: order})
+
+
+# ---- the imagette store: write ---------------------------------------------------------------------------------
 
 
 def _image_shape(group: zarr.Group) -> tuple[int, int]:
@@ -136,25 +592,8 @@ def _fit_image_dims(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
     return ds.drop_vars(list(padded)).assign(padded)
 
 
-def _trim(group: zarr.Group, n: int) -> None:
-    """Cut every array along `imagette` back to the committed length (drops an unfinished append)."""
-    for array in imagette_arrays(group):
-        if array.shape[0] != n:
-            array.resize((n, *array.shape[1:]))
-
-
-def _encoding(ds: xr.Dataset, chunk: int) -> dict:
-    enc = {}
-    for name, var in ds.variables.items():
-        if var.dims and var.dims[0] == S.IMAGETTE:
-            first = chunk if var.ndim > 1 else max(chunk, COORD_CHUNK)
-            enc[name] = {"chunks": (first, *var.shape[1:])}
-    if S.TIME in ds.variables:  # one fixed unit, so that later appends never need another
-        enc[S.TIME].update(units="milliseconds since 1970-01-01", dtype="int64")
-    return enc
-
-
-def _check_compatible(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
+def _check_batch(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
+    """The batch must have the store's variables and tag codes (tags reordered to the store's order)."""
     stored = {name for name, _ in group.arrays()}
     mine = set(map(str, ds.variables)) - {S.LINE, S.SAMPLE}
     if stored - mine or mine - stored:
@@ -171,37 +610,70 @@ def _check_compatible(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
 
 
 def _write_batch(batch: xr.Dataset, path: Path, chunk: int) -> None:
-    group = open_group(path)
+    """Append one loaded batch (creating the store for the first), then commit it."""
     n = committed(path)
-    if group is None or n == 0:
-        batch.to_zarr(path, mode="w", consolidated=False, encoding=_encoding(batch, chunk))
+    if n == 0:  # the format record goes in with the group, so a killed first batch leaves a recognisable store
+        batch.attrs = {**batch.attrs, **IMAGETTES.record(0)}
+        batch.to_zarr(path, mode="w", consolidated=False, encoding=encoding(batch, chunk))
         group = zarr.open_group(str(path), mode="r+")
     else:
-        _trim(group, n)
-        batch = _fit_image_dims(_check_compatible(batch, group), group)
+        group = zarr.open_group(str(path), mode="r+")
+        trim(group, n)
+        batch = _fit_image_dims(_check_batch(batch, group), group)
         batch.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: keep the old commit until the new
         batch.drop_vars([S.LABEL], errors="ignore").to_zarr(
             path, mode="a", append_dim=S.IMAGETTE, consolidated=False
         )
     # the commit: only now do the new imagettes count
-    group.attrs.update(format=STORE_FORMAT, version=STORE_VERSION, committed=n + batch.sizes[S.IMAGETTE])
+    group.attrs.update(IMAGETTES.record(n + batch.sizes[S.IMAGETTE]))
 
 
 def to_store(
     ds: xr.Dataset, path: str | os.PathLike, *, chunk: int | None = None, progress: bool = False
 ) -> StoreReport:
-    """Write imagettes to a Zarr store, creating it or appending; ids already in the store are skipped.
+    """Write imagettes to a Zarr imagette store, creating it or appending; ids already in the store are skipped.
 
-    Works batch by batch (a few chunks at a time), so a lazy Dataset of any size is never loaded whole. ``chunk``
-    is the number of imagettes per stored chunk (default: a few MB of pixels).
+    Works batch by batch (a few chunks at a time), so a lazy Dataset of any size is never loaded whole. Each batch
+    is committed after it landed: a write killed at any moment leaves the store as it was after the last commit,
+    and the same call again completes it.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes following the xwvnet data model (:func:`xwvnet.validate` must pass).
+    path : str or os.PathLike
+        The store. A path holding anything else (an embedding store, a foreign Zarr group, files) is refused.
+    chunk : int, optional
+        Imagettes per stored chunk; default: the existing store's, else a few MB of pixels per chunk.
+    progress : bool, default False
+        Show a tqdm bar of batches.
+
+    Returns
+    -------
+    StoreReport
+        Imagettes added, already present, skipped (from ``ds.attrs["skipped"]``) and the store's total.
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` is not a valid imagette Dataset, does not have the store's variables or tag codes, or ``path``
+        holds something other than an imagette store.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> ds = xwvnet.synthetic.imagettes(8, seed=0)  # doctest: +SKIP
+    >>> xwvnet.to_store(ds, "imagettes.zarr").total  # doctest: +SKIP
+    8
     """
     S.validate(ds)
     path = Path(path)
-    stored = _stored_ids(path)
-    ids = ds[S.IMAGETTE].values.astype(object)
-    fresh = ~np.isin(ids, stored)
+    check_target(path, IMAGETTES)
+    stored = _committed_ids(path)
+    all_ids = ds[S.IMAGETTE].values.astype(object)
+    fresh = ~np.isin(all_ids, stored)
     report = StoreReport(path=path, present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])))
-    ds = _prepare(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
+    ds = _as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
     n = ds.sizes[S.IMAGETTE]
     if n:
         image = S.image_var(ds)
@@ -216,17 +688,6 @@ def to_store(
     return report
 
 
-def committed_chunk(path: str | os.PathLike) -> int | None:
-    """The chunk length along `imagette` of an existing store's image variable, or ``None``."""
-    group = open_group(path)
-    if group is None:
-        return None
-    for name in S.IMAGE_VARS:
-        if name in group:
-            return int(group[name].chunks[0])
-    return None
-
-
 def ingest(
     sources: str | os.PathLike | Iterable[str | os.PathLike],
     store: str | os.PathLike,
@@ -235,13 +696,39 @@ def ingest(
     batch: int = 256,
     progress: bool = False,
 ) -> StoreReport:
-    """Read quicklooks into a store, batch by batch; files whose id is already stored are not even read.
+    """Read quicklook files into an imagette store, batch by batch; files whose id is stored are not even read.
 
     Re-running the same ingest after it was killed completes it: what was committed is skipped.
+
+    Parameters
+    ----------
+    sources : str, os.PathLike or iterable of them
+        Files, folders or glob patterns of WV quicklook PNGs (as :func:`xwvnet.open_quicklooks` takes them).
+    store : str or os.PathLike
+        The imagette store to create or extend.
+    labels : str or os.PathLike, optional
+        A tag CSV (as published with WV-Net) to attach as ``labels``.
+    batch : int, default 256
+        Files read and written per step (bounds memory).
+    progress : bool, default False
+        Show a tqdm bar of batches.
+
+    Returns
+    -------
+    StoreReport
+        Imagettes added, already present, unreadable files with their reasons, and the store's total.
+
+    Raises
+    ------
+    ValueError
+        If ``store`` holds something other than an imagette store, or a batch does not match the store.
+    FileNotFoundError
+        If ``sources`` names no file.
     """
     store = Path(store)
+    check_target(store, IMAGETTES)
     files = resolve_paths(sources)
-    stored = set(_stored_ids(store).tolist())
+    stored = set(_committed_ids(store).tolist())
     todo = [f for f in files if f.name.split(".")[0] not in stored]
     report = StoreReport(path=store, present=len(files) - len(todo))
     for start in tqdm(range(0, len(todo), batch), desc="ingest", unit="batch", disable=not progress):
@@ -261,28 +748,180 @@ def ingest(
 
 
 def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] | None = None) -> None:
-    """Write new per-imagette variables (e.g. ``embedding``) into an existing store, beside its imagettes.
+    """Write new per-imagette variables (e.g. ``embedding``, probe outputs) into an existing store.
 
-    ``ds`` must hold exactly the store's committed imagettes, in the store's order (as :func:`open_store` gives
-    them); variables already in the store are overwritten whole.
+    They go beside the imagettes, so one store carries the images and what was derived from them. Variables
+    already in the store are overwritten whole; they take the store's chunking along ``imagette``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Exactly the store's committed imagettes in the store's order, as :func:`open_store` gives them.
+    path : str or os.PathLike
+        The store.
+    names : iterable of str, optional
+        Variables to write; default every data variable along ``imagette``.
+
+    Raises
+    ------
+    ValueError
+        If ``ds`` does not hold the store's committed imagettes in the store's order.
     """
     path = Path(path)
-    stored = _stored_ids(path)
-    ids = ds[S.IMAGETTE].values.astype(object)
-    if len(ids) != len(stored) or not (ids == stored).all():
+    stored = _committed_ids(path)
+    given = ds[S.IMAGETTE].values.astype(object)
+    if len(given) != len(stored) or not (given == stored).all():
         raise ValueError(
-            f"the Dataset's imagettes ({len(ids)}) are not the store's committed imagettes ({len(stored)}) in the "
+            f"the Dataset's imagettes ({len(given)}) are not the store's committed imagettes ({len(stored)}) in the "
             "store's order; start from xwvnet.open_store(path) and keep every imagette."
         )
     names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
-    out = _prepare(ds[names].drop_vars([c for c in ds[names].coords if c != S.IMAGETTE]))
+    out = _as_written(ds[names].drop_vars([c for c in ds[names].coords if c != S.IMAGETTE]))
     out = out.drop_vars(S.IMAGETTE)
     group = zarr.open_group(str(path), mode="r+")
     n = committed(path)
-    _trim(group, n)
-    existing = [name for name in names if name in group]
-    for name in existing:
-        del group[name]
+    trim(group, n)
+    for name in names:
+        if name in group:
+            del group[name]
     chunk = committed_chunk(path) or n
     out.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: they must keep the commit counter
-    out.to_zarr(path, mode="a", consolidated=False, encoding=_encoding(out, chunk))
+    out.to_zarr(path, mode="a", consolidated=False, encoding=encoding(out, chunk))
+
+
+# ---- the embedding store: create, extend, write chunks -----------------------------------------------------------
+
+
+def read_images(
+    path: str | os.PathLike, var: str, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read imagettes ``start:stop`` of an imagette store straight from Zarr (a worker's read, no xarray).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The imagette store.
+    var : str
+        The image variable (``quicklook`` or ``sigma0``).
+    start, stop : int
+        Positions along ``imagette``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(images, valid_lines, valid_samples)``.
+    """
+    group = zarr.open_group(str(path), mode="r")
+    return group[var][start:stop], group[S.VALID_LINES][start:stop], group[S.VALID_SAMPLES][start:stop]
+
+
+def _coords(source: xr.Dataset, start: int, stop: int) -> xr.Dataset:
+    """The imagette coordinates of ``start:stop``, loaded, strings as Python objects."""
+    names = [n for n, v in source.coords.items() if v.dims == (S.IMAGETTE,)]
+    out = xr.Dataset(coords={n: source[n].variable for n in names}).isel({S.IMAGETTE: slice(start, stop)}).load()
+    return out.assign_coords({n: v.astype(object) for n, v in out.coords.items() if v.dtype.kind in "UST"})
+
+
+def extend_embedding_store(
+    path: str | os.PathLike,
+    source: xr.Dataset,
+    *,
+    chunk: int,
+    dim: int,
+    attrs: dict[str, object],
+    embedding_attrs: dict[str, object],
+) -> None:
+    """Create the embedding store at ``path``, or extend it, to hold ``source``'s imagettes.
+
+    The coordinates are copied now (by blocks of :data:`COORD_BLOCK`, so memory stays bounded); the ``embedding``
+    array only grows, its chunks are written later by :func:`write_embedding_chunk`. Coordinates of an extension
+    that was killed before its commit are trimmed first. The commit (root attribute ``imagettes``, with ``attrs``
+    and ``chunk``) comes last, after ``progress/done`` covers every chunk.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The embedding store (checked with :func:`check_target` by the caller).
+    source : xarray.Dataset
+        The input imagettes (as :func:`open_store` gives them); its first imagettes must be those already stored.
+    chunk : int
+        Imagettes per stored chunk of ``embedding`` (fixed when the store is created).
+    dim : int
+        Embedding size (the ``feature`` dimension).
+    attrs : dict
+        Root attributes to record (encoder provenance, input path); they are compared on resume.
+    embedding_attrs : dict
+        Attributes of the ``embedding`` variable.
+    """
+    import dask.array as da
+
+    path = Path(path)
+    n_out, n_in = committed(path), source.sizes[S.IMAGETTE]
+    mode = "w" if n_out == 0 else "a"
+    if mode == "a":  # drop coordinates of an extension that was killed before its commit
+        trim(zarr.open_group(str(path), mode="r+"), n_out)
+    for start in range(n_out, n_in, COORD_BLOCK):
+        stop = min(n_in, start + COORD_BLOCK)
+        block = _coords(source, start, stop)
+        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=np.float32)
+        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), placeholder, embedding_attrs)})
+        if mode == "w":
+            block.attrs = EMBEDDINGS.record(0)
+            block.to_zarr(path, mode="w", compute=False, consolidated=False, encoding=encoding(block, chunk))
+            mode = "a"
+        else:
+            block.to_zarr(path, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
+                          safe_chunks=False)
+    group = zarr.open_group(str(path), mode="r+")
+    n_chunks = math.ceil(n_in / chunk)
+    if f"{PROGRESS}/{DONE}" in group:
+        group[f"{PROGRESS}/{DONE}"].resize((n_chunks,))
+    else:
+        group.require_group(PROGRESS).create_array(DONE, shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0)
+    group.attrs.update({**attrs, "chunk": chunk, **EMBEDDINGS.record(n_in)})
+
+
+def done_counts(path: str | os.PathLike) -> np.ndarray | None:
+    """The per-chunk commit record of an embedding store: ``done[k]`` imagettes of chunk ``k`` are written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The embedding store.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        int32 counts, or ``None`` when the store (or its progress record) does not exist yet.
+    """
+    group = open_group(path, mode="r")
+    if group is None or f"{PROGRESS}/{DONE}" not in group:
+        return None
+    return np.asarray(group[f"{PROGRESS}/{DONE}"][:])
+
+
+def write_embedding_chunk(path: str | os.PathLike, chunk: int, chunk_start: int, start: int,
+                          values: np.ndarray) -> None:
+    """Write embeddings of imagettes ``start:start + len(values)`` (inside chunk ``chunk``), then commit them.
+
+    One function does both so that the order can never be swapped: the region write returns first (Zarr writes
+    each chunk object whole), only then ``done[chunk]`` is set. A run killed in between leaves the chunk
+    uncounted, and a re-run writes it again.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The embedding store.
+    chunk : int
+        Index of the stored chunk.
+    chunk_start : int
+        Position of the chunk's first imagette.
+    start : int
+        Position of the first imagette written (after ``chunk_start`` when resuming a partly filled chunk).
+    values : numpy.ndarray
+        ``(n, feature)`` float32 embeddings.
+    """
+    target = zarr.open_group(str(path), mode="r+")
+    stop = start + len(values)
+    target[S.EMBEDDING][start:stop] = values
+    target[f"{PROGRESS}/{DONE}"][chunk] = stop - chunk_start  # the commit: only after the data

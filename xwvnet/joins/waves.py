@@ -21,8 +21,29 @@ SPECTRUM_NAMES = ("efth", "Efth", "EFTH")
 def frequency_widths(frequency: np.ndarray) -> np.ndarray:
     """Bin widths df of a frequency grid: centred differences, the ends extended like the grid itself.
 
-    A geometric grid (WAVEWATCH III: f[i+1] = r f[i]) gets df = f (r - 1/r) / 2 for every bin, as in WW3's
-    ``frequency_area``; any other increasing grid gets centred differences with arithmetic end bins.
+    Spectral moments are sums of E df, so the widths must match the model's own. A geometric grid
+    (WAVEWATCH III: f[i+1] = r f[i]) gets df = f (r - 1/r) / 2 for every bin, as in WW3's ``frequency_area``;
+    any other increasing grid gets centred differences with arithmetic end bins.
+
+    Parameters
+    ----------
+    frequency : numpy.ndarray
+        Increasing 1-D frequencies (Hz), at least 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        The width of each frequency bin (Hz).
+
+    Raises
+    ------
+    ValueError
+        When the grid is not increasing, not 1-D or shorter than 2.
+
+    Examples
+    --------
+    >>> frequency_widths(np.array([0.1, 0.2, 0.3])).round(3).tolist()
+    [0.1, 0.1, 0.1]
     """
     f = np.asarray(frequency, dtype=float)
     if f.ndim != 1 or f.size < 2 or np.any(np.diff(f) <= 0):
@@ -42,7 +63,24 @@ def _per_degree(spectrum: xr.DataArray) -> bool:
 
 
 def find_spectrum(ds: xr.Dataset) -> str | None:
-    """The name of the directional spectrum variable in ``ds`` (by standard name or usual name), or ``None``."""
+    """Find the directional wave spectrum in a Dataset, by its CF standard name or its usual names.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A wave-model output (e.g. a WAVEWATCH III track or station file).
+
+    Returns
+    -------
+    str or None
+        The spectrum variable's name (standard name
+        ``sea_surface_wave_directional_variance_spectral_density`` first, then ``efth``), or ``None``.
+
+    Examples
+    --------
+    >>> find_spectrum(xr.Dataset({"efth": (("frequency", "direction"), np.ones((2, 3)))}))
+    'efth'
+    """
     for name, var in ds.data_vars.items():
         if var.attrs.get("standard_name") == SPECTRUM_STANDARD_NAME:
             return str(name)
@@ -86,7 +124,29 @@ def moment(
     direction: str = DIRECTION,
     df: np.ndarray | None = None,
 ) -> xr.DataArray:
-    """The spectral moment m_n = sum f^n E(f, theta) df dtheta (m^2 s^-n), over frequency and direction."""
+    """Compute the spectral moment m_n = sum f^n E(f, theta) df dtheta (m^2 s^-n), over frequency and direction.
+
+    Parameters
+    ----------
+    spectrum : xarray.DataArray
+        Variance density E(f, theta) per Hz per radian (per degree when its ``units`` say so); other dims kept.
+    n : int, optional
+        The order of the moment.
+    frequency, direction : str, optional
+        The names of the frequency (Hz) and direction (degrees) dimensions.
+    df : numpy.ndarray, optional
+        Frequency bin widths; default :func:`frequency_widths` of the grid.
+
+    Returns
+    -------
+    xarray.DataArray
+        m_n, over the spectrum's other dims (lazy when it is dask-backed).
+
+    Raises
+    ------
+    ValueError
+        When the spectrum lacks the frequency or direction dimension.
+    """
     energy, _ = _weights(spectrum, frequency, direction, df)
     f = xr.DataArray(spectrum[frequency].values.astype(float), dims=(frequency,))
     return (energy * f**n).sum((frequency, direction), skipna=True)
@@ -99,11 +159,41 @@ def wave_parameters(
     direction: str = DIRECTION,
     df: np.ndarray | None = None,
 ) -> xr.Dataset:
-    """Hs, Tm01, Tm02, peak period and mean direction of a directional spectrum E(f, theta).
+    """Compute Hs, Tm01, Tm02, peak period and mean direction of a directional spectrum E(f, theta).
 
-    ``spectrum`` is a variance density per Hz per radian (or per degree when its ``units`` say so), with any
-    further dims (time, station) kept. ``df`` overrides the frequency bin widths (e.g. WW3's ``frequency_area``).
-    The mean direction keeps the convention of the input (WW3 gives directions waves travel *to*).
+    Wave-model output often carries the spectrum rather than the wave height, and imagettes are compared with
+    these integral parameters. The mean direction keeps the convention of the input (WW3 gives directions waves
+    travel *to*).
+
+    Parameters
+    ----------
+    spectrum : xarray.DataArray
+        Variance density per Hz per radian (or per degree when its ``units`` say so), with any further dims
+        (time, station) kept.
+    frequency, direction : str, optional
+        The names of the frequency (Hz) and direction (degrees) dimensions.
+    df : numpy.ndarray, optional
+        Frequency bin widths (e.g. WW3's ``frequency_area``); default :func:`frequency_widths` of the grid.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``hs`` (m, 4 sqrt(m0)), ``tm01`` and ``tm02`` (s), ``tp`` (s, of the direction-integrated spectrum) and
+        ``mean_direction`` (degrees, energy-weighted), with units; NaN where the spectrum has no energy. Lazy when
+        the spectrum is dask-backed.
+
+    Raises
+    ------
+    ValueError
+        When the spectrum lacks the frequency or direction dimension.
+
+    Examples
+    --------
+    >>> f, theta = 0.05 + 0.01 * np.arange(20), np.arange(0.0, 360.0, 15.0)
+    >>> e = xr.DataArray(np.ones((20, 24)), dims=("frequency", "direction"),
+    ...                  coords={"frequency": f, "direction": theta})
+    >>> round(float(wave_parameters(e).hs), 3)  # m0 = 20 bins x 0.01 Hz x 2 pi
+    4.484
     """
     energy, theta = _weights(spectrum, frequency, direction, df)
     f = xr.DataArray(spectrum[frequency].values.astype(float), dims=(frequency,))
@@ -138,10 +228,29 @@ def wave_parameters(
 
 
 def add_wave_parameters(ds: xr.Dataset, spectrum: str | None = None, *, drop_spectrum: bool = True) -> xr.Dataset:
-    """A new Dataset with ``hs``, ``tm01``, ``tm02``, ``tp``, ``mean_direction`` computed from its spectrum.
+    """Add ``hs``, ``tm01``, ``tm02``, ``tp`` and ``mean_direction``, computed from the Dataset's spectrum.
 
-    Uses the file's own frequency bin widths (a variable with standard name ``frequency_area``) when present.
-    The spectrum (and its frequency/direction variables) is dropped unless ``drop_spectrum=False``.
+    This is what :func:`xwvnet.collocate` does to a wave-model source before joining it. The file's own
+    frequency bin widths (a variable with standard name ``frequency_area``) are used when present.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A wave-model output holding a directional spectrum.
+    spectrum : str, optional
+        The spectrum's name; default :func:`find_spectrum`.
+    drop_spectrum : bool, optional
+        Drop the spectrum and every variable on frequency or direction (they are large and not per imagette).
+
+    Returns
+    -------
+    xarray.Dataset
+        A new Dataset with the five parameters added.
+
+    Raises
+    ------
+    ValueError
+        When there is no directional spectrum.
     """
     name = spectrum or find_spectrum(ds)
     if name is None or name not in ds.data_vars:

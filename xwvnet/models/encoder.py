@@ -1,19 +1,24 @@
 """``Encoder``: a backbone, the input transform its weights expect, and where the weights come from.
 
-An Encoder is a *recipe*, cheap to send to dask workers: pickling it carries its spec (registry name or file path,
-the weights hash, the architecture, the transform), never the weights. Each process builds the model from the spec
-once (:func:`xwvnet.inference.get_model` caches it). An Encoder made from a model that exists only in memory (e.g.
-right after training) works in the process that holds it, but refuses to be pickled: save it with
+An Encoder is a *recipe*, cheap to send to dask workers: pickling it carries its spec (registry file or file path,
+the weights hash, the architecture, the transform, the metadata), never the weights. Each process builds the model
+from the spec once (:func:`xwvnet.inference.get_model` caches it). An Encoder made from a model that exists only in
+memory (e.g. right after training) works in the process that holds it, but refuses to be pickled: save it with
 :meth:`Encoder.save` first, which returns a file-backed Encoder that travels.
+
+This module knows files and specs only; the named encoders live in :mod:`xwvnet.models.zoo`, which imports this
+one (never the other way round).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import threading
-from collections.abc import Callable
-from typing import Any
+import types
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,16 +26,63 @@ from torch import nn
 
 from .. import preprocess
 from . import resnet
+from .weights import (
+    WeightsIntegrityError,
+    WeightsUnavailableError,
+    fetch_file,
+    infer_arch,
+    load_strict,
+    read_sidecar,
+    read_state_dict,
+    sidecar_path,
+    verify,
+)
+
+Transform = str | Callable[..., torch.Tensor]
 
 
 class Encoder:
-    """A backbone plus its transform plus metadata; build the model with :attr:`module`.
+    """A backbone plus its input transform plus metadata; the model itself is built on first use.
 
-    Attributes: ``name`` (registry name, file name or a caller's label), ``arch`` ("resnet18/34/50"),
-    ``transform`` (a name in :data:`xwvnet.preprocess.TRANSFORMS` or a picklable callable), ``embedding_size``,
-    ``url`` (where the weights are published, or None), ``hash`` (``"git-sha1:..."``, ``"sha256:..."``,
-    ``"random-init:seed=N"`` or None for an in-memory model), ``path`` (local weights file or None), ``seed``
-    (random initialisation) and ``in_chans``. Use :func:`xwvnet.load_encoder` to make one.
+    Use :func:`xwvnet.load_encoder` to make one by name or from a file, and :meth:`from_module` to wrap a network
+    built in this process.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, file name, or the name a sidecar or a caller gives.
+    arch : str
+        ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+    transform : str or callable, default "wvnet"
+        A name in :data:`xwvnet.preprocess.TRANSFORMS` or a picklable callable with the same signature.
+    url : str, optional
+        Where the weights are published.
+    hash : str, optional
+        ``"git-sha1:..."``, ``"sha256:..."``, ``"random-init:seed=N"``; ``None`` for an in-memory model.
+    path : str or os.PathLike, optional
+        The local weights file.
+    weights_file : str, optional
+        The weights' key in :data:`xwvnet.datasets.REGISTRY`, fetched where ``path`` does not exist (a worker on
+        another machine).
+    seed : int, optional
+        Seed of a random initialisation (no file).
+    in_chans : int, default 3
+        Input channels of the first convolution.
+    module : torch.nn.Module, optional
+        An already built backbone (in-memory when nothing else locates the weights).
+    metadata : mapping, optional
+        Provenance read from the weights' JSON sidecar; kept read-only as :attr:`metadata`.
+
+    Raises
+    ------
+    ValueError
+        On an unknown architecture or transform, or when nothing says where the weights are.
+
+    Examples
+    --------
+    >>> enc = Encoder("random", "resnet18", seed=0)
+    >>> enc.embedding_size, enc.attrs["encoder_arch"]
+    (512, 'resnet18')
     """
 
     def __init__(
@@ -38,48 +90,55 @@ class Encoder:
         name: str,
         arch: str,
         *,
-        transform: str | Callable[..., torch.Tensor] = "wvnet",
+        transform: Transform = "wvnet",
         url: str | None = None,
         hash: str | None = None,
         path: str | os.PathLike | None = None,
-        registry_name: str | None = None,
+        weights_file: str | None = None,
         seed: int | None = None,
         in_chans: int = 3,
         module: nn.Module | None = None,
+        metadata: Mapping[str, object] | None = None,
     ) -> None:
-        if arch not in resnet.ARCHITECTURES:
-            raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(resnet.ARCHITECTURES)}.")
+        if arch not in resnet.LAYERS:
+            raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(resnet.LAYERS)}.")
         preprocess.get_transform(transform)  # fail now on an unknown name
-        if module is None and path is None and registry_name is None and seed is None:
-            raise ValueError("an Encoder needs its weights: a file path, a registry name, a seed or a module.")
+        if module is None and path is None and weights_file is None and seed is None:
+            raise ValueError("an Encoder needs its weights: a file path, a registry file, a seed or a module.")
         self.name = name
         self.arch = arch
         self.transform = transform
         self.url = url
         self.hash = hash
         self.path = None if path is None else os.fspath(path)
-        self.registry_name = registry_name
+        self.weights_file = weights_file
         self.seed = seed
         self.in_chans = int(in_chans)
-        self.embedding_size = int(module.num_features) if module is not None else _num_features(arch)
+        self.embedding_size = int(module.num_features) if module is not None else resnet.embedding_size(arch)
+        self._metadata = types.MappingProxyType(copy.deepcopy(dict(metadata or {})))
         self._module = module
-        self._in_memory = module is not None and path is None and registry_name is None and seed is None
+        self._in_memory = module is not None and path is None and weights_file is None and seed is None
         self._lock = threading.Lock()
 
     # ---- identity -------------------------------------------------------------------------------------------
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[object, ...]:
         """What identifies the weights and their use; the per-process model cache is keyed on it."""
-        transform = self.transform if isinstance(self.transform, str) else _qualname(self.transform)
-        source = ("memory", id(self)) if self._in_memory else (self.registry_name, self.path, self.seed)
-        return (self.name, self.arch, self.in_chans, transform, self.hash, *source)
+        source = ("memory", id(self)) if self._in_memory else (self.weights_file, self.path, self.seed)
+        return (self.name, self.arch, self.in_chans, _transform_name(self.transform), self.hash, *source)
 
     @property
     def in_memory(self) -> bool:
         """True when the weights exist only in this process's memory (such an Encoder cannot be pickled)."""
         return self._in_memory
 
-    def __dask_tokenize__(self) -> tuple:
+    @property
+    def metadata(self) -> Mapping[str, object]:
+        """Provenance from the weights' JSON sidecar (e.g. ``encoder.json`` of a training run), read-only."""
+        return self._metadata
+
+    def __dask_tokenize__(self) -> tuple[object, ...]:
+        """dask's token: the spec, so equal specs share graph keys and the weights are never hashed."""
         return ("xwvnet.Encoder", *self.key)
 
     def __repr__(self) -> str:
@@ -95,21 +154,36 @@ class Encoder:
         return hash(self.key)
 
     @property
-    def attrs(self) -> dict[str, Any]:
-        """Metadata to attach to embeddings (netCDF/Zarr-safe: strings and ints only)."""
-        out = {
+    def attrs(self) -> dict[str, str | int]:
+        """Metadata to attach to embeddings (netCDF/Zarr-safe: strings and ints only).
+
+        The encoder's name, architecture, weights hash, transform and embedding size; its URL when published; and
+        ``encoder_provenance``, the sidecar metadata as compact JSON, when there is one.
+        """
+        out: dict[str, str | int] = {
             "encoder": self.name,
             "encoder_arch": self.arch,
             "encoder_weights_hash": self.hash or "unsaved in-memory model",
-            "encoder_transform": self.transform if isinstance(self.transform, str) else _qualname(self.transform),
+            "encoder_transform": _transform_name(self.transform),
             "embedding_size": self.embedding_size,
         }
         if self.url:
             out["encoder_url"] = self.url
+        if self._metadata:
+            out["encoder_provenance"] = json.dumps(
+                dict(self._metadata), separators=(",", ":"), sort_keys=True, default=str
+            )
         return out
 
     # ---- pickling: the spec, never the weights ------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
+        """The spec to pickle, without the model.
+
+        Raises
+        ------
+        TypeError
+            For an in-memory model with no file behind it.
+        """
         if self._in_memory:
             raise TypeError(
                 f"Encoder {self.name!r} holds an in-memory model with no file behind it, so it cannot be sent to "
@@ -118,11 +192,14 @@ class Encoder:
             )
         state = self.__dict__.copy()
         state["_module"] = None
+        state["_metadata"] = dict(self._metadata)  # a mappingproxy does not pickle
         del state["_lock"]
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Restore a pickled spec (the model is rebuilt on first use)."""
         self.__dict__.update(state)
+        self._metadata = types.MappingProxyType(dict(state.get("_metadata") or {}))
         self._lock = threading.Lock()
 
     # ---- the model ----------------------------------------------------------------------------------------
@@ -135,22 +212,79 @@ class Encoder:
             return self._module
 
     def build(self) -> nn.Module:
-        """A fresh backbone from the spec: weights fetched/verified by the registry, loaded strictly."""
+        """A fresh backbone from the spec: weights found or fetched, verified, loaded strictly.
+
+        Returns
+        -------
+        torch.nn.Module
+            The backbone on the CPU in eval mode.
+
+        Raises
+        ------
+        WeightsUnavailableError
+            If the weights file is not here and cannot be fetched.
+        WeightsIntegrityError
+            If the file here differs from the one the spec recorded, or does not fit the architecture.
+        """
         if self._in_memory:
             return copy.deepcopy(self._module).eval()
-        from .registry import build_backbone  # registry imports this module
-
-        return build_backbone(self)
+        make = resnet.ARCHITECTURES[self.arch]
+        if self.seed is not None and self.path is None:
+            with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+                torch.manual_seed(self.seed)
+                return make(in_chans=self.in_chans).eval()
+        if self.path is not None and Path(self.path).is_file():
+            path = Path(self.path)
+        elif self.weights_file is not None:
+            path = fetch_file(self.weights_file)
+        else:
+            raise WeightsUnavailableError(f"weights file {self.path} of encoder {self.name!r} does not exist here.")
+        verify(path, self.hash)
+        return load_strict(make(in_chans=self.in_chans), read_state_dict(path), str(path)).eval()
 
     def preprocess(
-        self, images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, device: Any = None
+        self,
+        images: np.ndarray,
+        valid_lines: np.ndarray,
+        valid_samples: np.ndarray,
+        device: torch.device | str | None = None,
     ) -> torch.Tensor:
-        """Model input ``(n, in_chans, 224, 224)`` for uint8 quicklooks ``(n, line, sample)``."""
+        """Model input for a batch of uint8 quicklooks, through this encoder's transform.
+
+        Parameters
+        ----------
+        images : numpy.ndarray
+            uint8 ``(n, line, sample)``, padded.
+        valid_lines, valid_samples : numpy.ndarray
+            The valid extent of each imagette.
+        device : torch.device or str, optional
+            Where the float work happens.
+
+        Returns
+        -------
+        torch.Tensor
+            float32 ``(n, in_chans, 224, 224)``.
+        """
         fn = preprocess.get_transform(self.transform)
         return fn(images, valid_lines, valid_samples, device=device, channels=self.in_chans)
 
-    def replace(self, *, transform: str | Callable[..., torch.Tensor]) -> Encoder:
-        """The same weights with another input transform (a new Encoder; this one is unchanged)."""
+    def replace(self, *, transform: Transform) -> Encoder:
+        """The same weights with another input transform (a new Encoder; this one is unchanged).
+
+        Parameters
+        ----------
+        transform : str or callable
+            A name in :data:`xwvnet.preprocess.TRANSFORMS` or a callable.
+
+        Returns
+        -------
+        Encoder
+
+        Raises
+        ------
+        ValueError
+            On an unknown transform name.
+        """
         preprocess.get_transform(transform)
         out = object.__new__(Encoder)  # not copy.copy: that goes through __getstate__, which drops the module
         out.__dict__.update(self.__dict__)
@@ -159,44 +293,114 @@ class Encoder:
         return out
 
     def save(self, path: str | os.PathLike) -> Encoder:
-        """Write the weights as a torchvision-format state dict and return the file-backed Encoder (picklable)."""
-        from .registry import load_encoder
+        """Write the weights as a torchvision-format state dict and return the file-backed Encoder (picklable).
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+
+        Returns
+        -------
+        Encoder
+            Read back from ``path`` with this encoder's transform.
+        """
         torch.save(self.module.state_dict(), os.fspath(path))
-        return load_encoder(path, transform=self.transform)
+        return Encoder.from_file(path, transform=self.transform)
 
     @classmethod
-    def from_module(
-        cls, module: nn.Module, *, name: str = "in-memory", transform: str | Callable[..., torch.Tensor] = "wvnet"
-    ) -> Encoder:
-        """Wrap a backbone built in this process (e.g. just trained); usable here, :meth:`save` it to share it."""
+    def from_file(cls, path: str | os.PathLike, *, transform: Transform | None = None) -> Encoder:
+        """An Encoder from a local state-dict file and the JSON sidecar beside it, if any.
+
+        The file is read now (``weights_only=True``), its architecture inferred from the keys and loaded strictly;
+        its SHA-256 becomes the Encoder's hash. A sidecar ``path.with_suffix(".json")`` (``encoder.json`` next to
+        ``encoder.pt``, as :func:`xwvnet.train` writes it) gives the ``name``, ``transform`` and expected ``arch``
+        / ``in_chans``; the whole of it is kept as :attr:`metadata` and reaches the embeddings' attrs.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A torchvision-format state dict.
+        transform : str or callable, optional
+            Overrides the sidecar's transform (default: the sidecar's, else ``"wvnet"``).
+
+        Returns
+        -------
+        Encoder
+            File-backed, with its model already built.
+
+        Raises
+        ------
+        WeightsUnavailableError
+            If the file does not exist.
+        WeightsIntegrityError
+            If it is not a fitting ResNet state dict, or the sidecar disagrees with it (architecture, input
+            channels, or the SHA-256 of the weights it describes).
+        """
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailableError(f"weights file {path} does not exist.")
+        meta = read_sidecar(path) or {}
+        digest = verify(path, None)
+        where = f"{sidecar_path(path)} (the metadata of {path.name})"
+        described = meta.get("weights_sha256")
+        if described is not None and f"sha256:{described}" != digest:
+            raise WeightsIntegrityError(
+                f"{where} describes other weights (sha256 {described}) than the file holds ({digest}); fix or "
+                "delete the sidecar."
+            )
+        state_dict = read_state_dict(path)
+        arch, in_chans = infer_arch(state_dict)
+        for field, found in (("arch", arch), ("in_chans", in_chans)):
+            if meta.get(field) is not None and meta[field] != found:
+                raise WeightsIntegrityError(
+                    f"{where} says {field}={meta[field]!r} but {path} holds {field}={found!r}; fix or delete it."
+                )
+        if transform is None:
+            transform = meta.get("transform", "wvnet")
+            if not isinstance(transform, str):
+                raise WeightsIntegrityError(f"{where} has transform={transform!r}; expected a transform name.")
+        model = load_strict(resnet.ARCHITECTURES[arch](in_chans=in_chans), state_dict, str(path)).eval()
+        encoder = cls(
+            str(meta.get("name") or path.name), arch, transform=transform, hash=digest, path=path.resolve(),
+            in_chans=in_chans, metadata=meta,
+        )
+        encoder._module = model  # already built and verified: first use in this process needs no reload
+        return encoder
+
+    @classmethod
+    def from_module(cls, module: nn.Module, *, name: str = "in-memory", transform: Transform = "wvnet") -> Encoder:
+        """Wrap a backbone built in this process (e.g. just trained); usable here, :meth:`save` it to share it.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            An :class:`xwvnet.models.resnet.ResNet` without a classifier head.
+        name : str, default "in-memory"
+            The name embeddings will carry.
+        transform : str or callable, default "wvnet"
+            The input transform.
+
+        Returns
+        -------
+        Encoder
+            In-memory: it refuses to be pickled until saved.
+
+        Raises
+        ------
+        TypeError
+            If ``module`` is not an xwvnet ResNet.
+        ValueError
+            If it has a classifier head, or a layout outside the layer table.
+        """
         if not isinstance(module, resnet.ResNet):
             raise TypeError(f"expected an xwvnet.models.resnet.ResNet backbone, got {type(module).__name__}.")
         if module.num_classes is not None:
             raise ValueError("the backbone has a classifier head; build it with num_classes=None for embeddings.")
-        arch = _arch_of(module)
-        return cls(name, arch, transform=transform, in_chans=module.in_chans, module=module)
+        return cls(name, resnet.arch_of(module), transform=transform, in_chans=module.in_chans, module=module)
 
 
-def _num_features(arch: str) -> int:
-    return 2048 if arch == "resnet50" else 512
-
-
-def _arch_of(module: resnet.ResNet) -> str:
-    blocks = tuple(len(getattr(module, f"layer{i}")) for i in range(1, 5))
-    bottleneck = isinstance(module.layer1[0], resnet.Bottleneck)
-    for arch, (kind, layers) in ARCH_LAYERS.items():
-        if layers == blocks and (kind == "bottleneck") == bottleneck:
-            return arch
-    raise ValueError(f"unsupported ResNet layout: blocks {blocks}, bottleneck={bottleneck}.")
-
-
-def _qualname(fn: Callable) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
-
-
-ARCH_LAYERS = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-}
+def _transform_name(transform: Transform) -> str:
+    if isinstance(transform, str):
+        return transform
+    return f"{getattr(transform, '__module__', '?')}.{getattr(transform, '__qualname__', repr(transform))}"

@@ -11,7 +11,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50"]
+__all__ = [
+    "ARCHITECTURES",
+    "LAYERS",
+    "BasicBlock",
+    "Bottleneck",
+    "ResNet",
+    "arch_of",
+    "embedding_size",
+    "find_arch",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+]
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -23,7 +35,19 @@ def _conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
+    """Two 3x3 convolutions with a residual connection (ResNet-18/34), named as torchvision names them.
+
+    Parameters
+    ----------
+    inplanes : int
+        Input channels.
+    planes : int
+        Output channels (``planes * expansion``, expansion 1).
+    stride : int, default 1
+        Stride of the first convolution (2 halves the resolution at a stage's start).
+    downsample : torch.nn.Module, optional
+        Projection of the input when its shape differs from the output's.
+    """
 
     expansion = 1
 
@@ -37,6 +61,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output: the residual branch plus the (projected) input, after ReLU."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -44,7 +69,19 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (strided) -> 1x1 convolutions with a residual connection (ResNet-50)."""
+    """1x1 -> 3x3 (strided) -> 1x1 convolutions with a residual connection (ResNet-50, torchvision's v1.5).
+
+    Parameters
+    ----------
+    inplanes : int
+        Input channels.
+    planes : int
+        Width of the inner convolutions; the output has ``planes * 4`` channels.
+    stride : int, default 1
+        Stride of the 3x3 convolution (where torchvision puts it, so its weights fit).
+    downsample : torch.nn.Module, optional
+        Projection of the input when its shape differs from the output's.
+    """
 
     expansion = 4
 
@@ -60,6 +97,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output: the residual branch plus the (projected) input, after ReLU."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -74,6 +112,24 @@ class ResNet(nn.Module):
     embedding size of an encoder built on it. With ``num_classes=None`` there is no ``fc`` module, so a state dict
     without ``fc.*`` (as WV-Net publishes) loads strictly; a classifier state dict (torchvision's ImageNet weights)
     loads strictly into ``num_classes=1000``, or after dropping its ``fc.*`` keys.
+
+    Parameters
+    ----------
+    block : type
+        :class:`BasicBlock` or :class:`Bottleneck`.
+    layers : tuple of 4 int
+        Blocks in each stage (see :data:`LAYERS`).
+    in_chans : int, default 3
+        Input channels (the WV-Net transform repeats the grey level to 3).
+    num_classes : int, optional
+        Classifier outputs; ``None`` for an encoder.
+    zero_init_residual : bool, default False
+        Start each residual branch at zero (torchvision's option, helps some training recipes).
+
+    Examples
+    --------
+    >>> ResNet(BasicBlock, (2, 2, 2, 2)).num_features
+    512
     """
 
     def __init__(
@@ -132,29 +188,205 @@ class ResNet(nn.Module):
                     nn.init.zeros_(m.bn2.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled, flattened features of shape (n, num_features)."""
+        """Pooled, flattened features, whatever the classifier head.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input ``(n, in_chans, height, width)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n, num_features)``.
+        """
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features (``num_classes=None``) or class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input ``(n, in_chans, height, width)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n, num_features)`` or ``(n, num_classes)``.
+        """
         features = self.forward_features(x)
         return features if self.num_classes is None else self.fc(features)
 
 
-def resnet18(in_chans: int = 3, num_classes: int | None = None, **kwargs) -> ResNet:
-    """ResNet-18 (512 features)."""
-    return ResNet(BasicBlock, (2, 2, 2, 2), in_chans=in_chans, num_classes=num_classes, **kwargs)
+#: THE layer table: architecture name -> (residual block, blocks per stage). Everything else derives from it.
+LAYERS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
 
 
-def resnet34(in_chans: int = 3, num_classes: int | None = None, **kwargs) -> ResNet:
-    """ResNet-34 (512 features)."""
-    return ResNet(BasicBlock, (3, 4, 6, 3), in_chans=in_chans, num_classes=num_classes, **kwargs)
+def _build(arch: str, in_chans: int, num_classes: int | None, **kwargs: bool) -> ResNet:
+    block, layers = LAYERS[arch]
+    return ResNet(block, layers, in_chans=in_chans, num_classes=num_classes, **kwargs)
 
 
-def resnet50(in_chans: int = 3, num_classes: int | None = None, **kwargs) -> ResNet:
-    """ResNet-50 (2048 features), the WV-Net backbone."""
-    return ResNet(Bottleneck, (3, 4, 6, 3), in_chans=in_chans, num_classes=num_classes, **kwargs)
+def resnet18(in_chans: int = 3, num_classes: int | None = None, **kwargs: bool) -> ResNet:
+    """ResNet-18 (512 features), small enough for tests and short training runs.
+
+    Parameters
+    ----------
+    in_chans : int, default 3
+        Input channels of the first convolution.
+    num_classes : int, optional
+        Classifier outputs; ``None`` (the default) returns pooled features, as encoders do.
+    **kwargs : bool
+        ``zero_init_residual``, passed to :class:`ResNet`.
+
+    Returns
+    -------
+    ResNet
+        A randomly initialised network (seed torch first for a reproducible one).
+
+    Examples
+    --------
+    >>> resnet18().num_features
+    512
+    """
+    return _build("resnet18", in_chans, num_classes, **kwargs)
 
 
+def resnet34(in_chans: int = 3, num_classes: int | None = None, **kwargs: bool) -> ResNet:
+    """ResNet-34 (512 features).
+
+    Parameters
+    ----------
+    in_chans : int, default 3
+        Input channels of the first convolution.
+    num_classes : int, optional
+        Classifier outputs; ``None`` (the default) returns pooled features.
+    **kwargs : bool
+        ``zero_init_residual``, passed to :class:`ResNet`.
+
+    Returns
+    -------
+    ResNet
+        A randomly initialised network.
+    """
+    return _build("resnet34", in_chans, num_classes, **kwargs)
+
+
+def resnet50(in_chans: int = 3, num_classes: int | None = None, **kwargs: bool) -> ResNet:
+    """ResNet-50 (2048 features), the WV-Net backbone.
+
+    Parameters
+    ----------
+    in_chans : int, default 3
+        Input channels of the first convolution.
+    num_classes : int, optional
+        Classifier outputs; ``None`` (the default) returns pooled features; 1000 fits torchvision's ImageNet file.
+    **kwargs : bool
+        ``zero_init_residual``, passed to :class:`ResNet`.
+
+    Returns
+    -------
+    ResNet
+        A randomly initialised network.
+
+    Examples
+    --------
+    >>> resnet50(num_classes=1000).fc.out_features
+    1000
+    """
+    return _build("resnet50", in_chans, num_classes, **kwargs)
+
+
+#: architecture name -> constructor, for code that picks an architecture by name
 ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in LAYERS:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(LAYERS)}.")
+
+
+def embedding_size(arch: str) -> int:
+    """Width of the pooled features (the embedding size) of an architecture, from the layer table.
+
+    Parameters
+    ----------
+    arch : str
+        ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+
+    Returns
+    -------
+    int
+        ``512 * block.expansion``: 512 for basic blocks, 2048 for bottlenecks.
+
+    Raises
+    ------
+    ValueError
+        If ``arch`` is not in :data:`LAYERS`.
+
+    Examples
+    --------
+    >>> embedding_size("resnet50")
+    2048
+    """
+    _check_arch(arch)
+    return 512 * LAYERS[arch][0].expansion
+
+
+def find_arch(bottleneck: bool, blocks: tuple[int, ...]) -> str | None:
+    """The architecture with this block kind and blocks per stage, or ``None`` when the table has none.
+
+    Parameters
+    ----------
+    bottleneck : bool
+        Whether the residual blocks are bottlenecks (three convolutions) rather than basic blocks (two).
+    blocks : tuple of int
+        Blocks in each of the four stages.
+
+    Returns
+    -------
+    str or None
+        A key of :data:`LAYERS`.
+
+    Examples
+    --------
+    >>> find_arch(False, (2, 2, 2, 2))
+    'resnet18'
+    """
+    for arch, (block, layers) in LAYERS.items():
+        if (block is Bottleneck) == bool(bottleneck) and layers == tuple(blocks):
+            return arch
+    return None
+
+
+def arch_of(module: ResNet) -> str:
+    """The architecture name of a built network, read from its layers (not from how it was made).
+
+    Parameters
+    ----------
+    module : ResNet
+        A network of this module.
+
+    Returns
+    -------
+    str
+        A key of :data:`LAYERS`.
+
+    Raises
+    ------
+    ValueError
+        If its layout is not in the table.
+    """
+    blocks = tuple(len(getattr(module, f"layer{i}")) for i in range(1, 5))
+    bottleneck = isinstance(module.layer1[0], Bottleneck)
+    arch = find_arch(bottleneck, blocks)
+    if arch is None:
+        raise ValueError(f"unsupported ResNet layout: blocks {blocks}, bottleneck={bottleneck}.")
+    return arch

@@ -23,10 +23,44 @@ from ..preprocess import WVNET_MEAN, WVNET_STD
 __all__ = ["AugmentConfig", "augment", "to_model_input", "view_pair"]
 
 
-
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Parameters of one SimCLR view; ranges are (low, high) and drawn uniformly unless said otherwise."""
+    """Parameters of one SimCLR view; ranges are ``(low, high)``, drawn uniformly unless said otherwise.
+
+    Parameters
+    ----------
+    size : int, default 224
+        Side of the square view, in pixels.
+    scale : tuple of float, default (0.2, 1.0)
+        Crop area as a fraction of the imagette's valid area.
+    ratio : tuple of float, default (3/4, 4/3)
+        Crop aspect ratio (log-uniform).
+    flip : bool, default True
+        Random horizontal and vertical flips.
+    rotate90 : bool, default True
+        Random rotations by multiples of 90 degrees.
+    blur_p : float, default 0.5
+        Probability of a Gaussian blur.
+    blur_sigma : tuple of float, default (0.1, 2.0)
+        Blur standard deviation, in output pixels.
+    speckle_p : float, default 0.5
+        Probability of added multiplicative speckle.
+    looks : tuple of float, default (4.0, 32.0)
+        Equivalent number of looks of the added speckle (log-uniform; fewer looks, stronger speckle).
+    jitter_p : float, default 0.8
+        Probability of the radiometric jitter (gamma, contrast, brightness).
+    gamma : tuple of float, default (0.7, 1.4)
+        Gamma exponent (log-uniform).
+    contrast : tuple of float, default (0.7, 1.3)
+        Contrast factor about the view's mean.
+    brightness : tuple of float, default (-0.1, 0.1)
+        Added brightness, on the [0, 1] scale.
+
+    Examples
+    --------
+    >>> AugmentConfig(size=96, flip=False, rotate90=False).to_dict()["size"]  # keep wave direction
+    96
+    """
 
     size: int = 224
     scale: tuple[float, float] = (0.2, 1.0)  # crop area as a fraction of the valid area
@@ -43,6 +77,12 @@ class AugmentConfig:
     brightness: tuple[float, float] = (-0.1, 0.1)
 
     def to_dict(self) -> dict:
+        """The parameters as a plain dict (for the run configuration and ``encoder.json``).
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 
@@ -103,10 +143,28 @@ def augment(
     cfg: AugmentConfig,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """One random view of each imagette: (n, lines, samples) uint8 or [0, 1] float -> (n, 1, size, size) in [0, 1].
+    """One random view of each imagette, made for the whole batch at once on its device.
 
-    ``valid_lines``/``valid_samples`` give each imagette's original extent inside the zero padding; crops stay in it.
-    All tensors must be on the generator's device.
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(n, lines, samples)`` uint8 quicklooks, or floats in [0, 1].
+    valid_lines, valid_samples : torch.Tensor
+        ``(n,)`` each imagette's extent inside the zero padding; crops stay inside it.
+    cfg : AugmentConfig
+        The view's parameters.
+    generator : torch.Generator
+        Source of every random draw (on the images' device), so that a seed fixes the views.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 1, cfg.size, cfg.size)`` float32 in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is not 3-D.
     """
     if images.ndim != 3:
         raise ValueError(f"expected images of shape (n, lines, samples), got {tuple(images.shape)}")
@@ -158,8 +216,20 @@ def augment(
 
 
 def to_model_input(x: torch.Tensor) -> torch.Tensor:
-    """(n, 1, h, w) grey in [0, 1] -> (n, 3, h, w) normalised as the WV-Net transform does (so that the trained
-    encoder embeds with ``transform="wvnet"``)."""
+    """Grey views in [0, 1] to model input, normalised as the WV-Net transform does.
+
+    So that the trained encoder embeds with ``transform="wvnet"`` (what ``encoder.json`` records).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(n, 1, h, w)`` grey views in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, 3, h, w)``, the one channel repeated.
+    """
     return ((x - WVNET_MEAN) / WVNET_STD).expand(-1, 3, -1, -1)
 
 
@@ -170,7 +240,18 @@ def view_pair(
     cfg: AugmentConfig,
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two independent views of each imagette, ready for the model: two (n, 3, size, size) tensors."""
+    """Two independent views of each imagette, ready for the model.
+
+    Parameters
+    ----------
+    images, valid_lines, valid_samples, cfg, generator
+        As in :func:`augment`; the second view draws after the first from the same generator.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        Two ``(n, 3, cfg.size, cfg.size)`` model inputs (see :func:`to_model_input`).
+    """
     first = augment(images, valid_lines, valid_samples, cfg, generator)
     second = augment(images, valid_lines, valid_samples, cfg, generator)
     return to_model_input(first), to_model_input(second)

@@ -10,6 +10,8 @@ Windows are dealt round-robin to DDP ranks, then to the loader workers of each r
 windows, never the whole store. Torch's DataLoader returns the workers' items in turn, which puts the windows back in
 their planned order: the batches are the same whatever ``num_workers`` is. The plan is a pure function of
 ``(seed, epoch)`` and the chunk layout, so a resumed run can start again at any step without reading anything.
+The DataLoader draws its workers' base seed from a generator of its own (seeded from ``(seed, rank)``), never from
+torch's global generator, so streaming leaves the training run's RNG state untouched.
 """
 
 from __future__ import annotations
@@ -27,27 +29,71 @@ import xarray as xr
 from .. import schema as S
 from ..preprocess import sigma0_to_quicklook
 
-__all__ = ["Batch", "chunk_starts", "epoch_windows", "rank_windows", "batches", "open_training_data"]
+__all__ = ["Batch", "WindowDataset", "chunk_starts", "epoch_windows", "rank_windows", "batches", "open_training_data"]
 
 IN_MEMORY_CHUNK = 256  # pseudo-chunk length for numpy-backed Datasets
 
 
 @dataclass
 class Batch:
-    """Imagettes of one training step on one rank: uint8 pixels with their valid extents, and their positions."""
+    """Imagettes of one training step on one rank: uint8 pixels with their valid extents, and their positions.
 
-    images: torch.Tensor  # (n, lines, samples) uint8
-    valid_lines: torch.Tensor  # (n,) int32
-    valid_samples: torch.Tensor  # (n,) int32
-    index: torch.Tensor  # (n,) int64, positions along `imagette`
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(n, lines, samples)`` uint8 quicklook pixels (zero padded).
+    valid_lines, valid_samples : torch.Tensor
+        ``(n,)`` int32 extents of each imagette inside the padding.
+    index : torch.Tensor
+        ``(n,)`` int64 positions along ``imagette`` in the source.
+    """
+
+    images: torch.Tensor
+    valid_lines: torch.Tensor
+    valid_samples: torch.Tensor
+    index: torch.Tensor
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
+        """The same batch on ``device``.
+
+        Parameters
+        ----------
+        device : torch.device
+            Where to move the tensors.
+        non_blocking : bool, default False
+            Asynchronous copy from pinned memory.
+
+        Returns
+        -------
+        Batch
+        """
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in (self.images, self.valid_lines,
                                                                          self.valid_samples, self.index)))
 
 
 def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None = None) -> tuple[xr.Dataset, str]:
-    """The imagette Dataset (lazy for a store) and the name of its image variable, checked for training."""
+    """The imagette Dataset (lazy for a store) and the name of its image variable, checked for training.
+
+    Parameters
+    ----------
+    source : xarray.Dataset or str or os.PathLike
+        An imagette Dataset or the path of a Zarr imagette store (opened lazily).
+    var : str, optional
+        The image variable; default ``quicklook``, else ``sigma0``.
+
+    Returns
+    -------
+    tuple of (xarray.Dataset, str)
+        The Dataset and the image variable's name.
+
+    Raises
+    ------
+    TypeError
+        If ``source`` is neither a Dataset nor a path.
+    ValueError
+        If the image variable does not have dims (imagette, line, sample), or ``valid_lines``/``valid_samples``
+        are missing.
+    """
     if isinstance(source, (str, os.PathLike)):
         from ..io.store import open_store
 
@@ -62,7 +108,25 @@ def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None =
 
 
 def chunk_starts(ds: xr.Dataset, var: str) -> np.ndarray:
-    """Start of each chunk along ``imagette`` plus the end (dask chunks, or fixed pseudo-chunks for numpy)."""
+    """Start of each chunk along ``imagette``, plus the end: the units the loader reads whole.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes.
+    var : str
+        The image variable whose chunks count (numpy-backed: pseudo-chunks of 256).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, ``len(chunks) + 1`` positions from 0 to the number of imagettes.
+
+    Examples
+    --------
+    >>> chunk_starts(ds.chunk({"imagette": 7}), "quicklook")  # doctest: +SKIP
+    array([ 0,  7, 14, 21, 28, 35, 42, 49, 50])
+    """
     n = ds.sizes[S.IMAGETTE]
     chunks = ds[var].chunks
     sizes = chunks[0] if chunks is not None else [IN_MEMORY_CHUNK] * (n // IN_MEMORY_CHUNK) + (
@@ -71,7 +135,24 @@ def chunk_starts(ds: xr.Dataset, var: str) -> np.ndarray:
 
 
 def epoch_windows(starts: np.ndarray, seed: int, epoch: int, min_size: int) -> list[np.ndarray]:
-    """The shuffled windows of one epoch: lists of imagette positions, each window at least ``min_size`` long."""
+    """The shuffled windows of one epoch: each a shuffled array of whole chunks' imagette positions.
+
+    Parameters
+    ----------
+    starts : numpy.ndarray
+        Chunk starts (see :func:`chunk_starts`).
+    seed : int
+        Seed of the run.
+    epoch : int
+        Epoch number; each epoch orders chunks anew.
+    min_size : int
+        Least number of imagettes in a window (a short tail joins the window before it).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Together a permutation of all positions.
+    """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(starts) - 1)
     windows: list[list[int]] = [[]]
@@ -99,6 +180,31 @@ def rank_windows(
 
     Windows of successive epochs are numbered globally and dealt ``g % world == rank``; ``skip`` is non-zero only
     for the window in which ``start_step`` falls (a resumed run).
+
+    Parameters
+    ----------
+    starts : numpy.ndarray
+        Chunk starts (see :func:`chunk_starts`).
+    seed : int
+        Seed of the run.
+    batch_size : int
+        Imagettes per batch on this rank; a window's leftover is left out.
+    min_size : int
+        Least window size (see :func:`epoch_windows`).
+    rank, world : int
+        This rank and the number of ranks.
+    start_step : int, default 0
+        The first batch wanted (windows before it are skipped without reading).
+
+    Yields
+    ------
+    tuple of (int, numpy.ndarray, int)
+        The window's number on this rank, its positions (a whole number of batches), and batches to skip.
+
+    Raises
+    ------
+    ValueError
+        If the data hold fewer imagettes than one global batch.
     """
     n = int(starts[-1])
     if n < batch_size * world:
@@ -137,7 +243,17 @@ def _read(ds: xr.Dataset, var: str, index: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 class WindowDataset(torch.utils.data.IterableDataset):
-    """The windows of one rank, read by the DataLoader workers in turn (worker w takes windows k % workers == w)."""
+    """The windows of one rank, read by the DataLoader workers in turn (worker w takes windows k % workers == w).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes.
+    var : str
+        The image variable.
+    seed, batch_size, min_size, rank, world, start_step
+        As in :func:`rank_windows`.
+    """
 
     def __init__(self, ds: xr.Dataset, var: str, *, seed: int, batch_size: int, min_size: int, rank: int,
                  world: int, start_step: int) -> None:
@@ -147,6 +263,14 @@ class WindowDataset(torch.utils.data.IterableDataset):
         self.starts = chunk_starts(ds, var)
 
     def __iter__(self) -> Iterator[dict]:
+        """The windows of this DataLoader worker (of the whole rank without workers), read from the source.
+
+        Yields
+        ------
+        dict
+            ``images``, ``valid_lines``, ``valid_samples`` and ``index`` tensors of one window, and ``skip``: how
+            many of its first batches to leave out (resuming).
+        """
         info = torch.utils.data.get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         first = None
@@ -175,8 +299,42 @@ def batches(
 ) -> Iterator[Batch]:
     """Endless batches of ``batch_size`` imagettes for one rank, from batch ``start_step`` of its stream on.
 
-    ``shuffle_size`` (default 4 batches) is the least number of imagettes shuffled together; larger mixes better and
-    holds more in memory (per worker, times the DataLoader's prefetch).
+    Parameters
+    ----------
+    source : xarray.Dataset or str or os.PathLike
+        Imagettes, or the path of a Zarr store.
+    batch_size : int
+        Imagettes per batch on this rank.
+    seed : int, default 0
+        Fixes the order (a pure function of seed, epoch and chunk layout).
+    rank, world : int, default 0 and 1
+        This DDP rank and the number of ranks.
+    num_workers : int, default 0
+        DataLoader worker processes; the batches are the same whatever their number.
+    start_step : int, default 0
+        First batch to yield (resuming a run).
+    shuffle_size : int, optional
+        Least number of imagettes shuffled together (default 4 batches); larger mixes better and holds more in
+        memory (per worker, times the DataLoader's prefetch).
+    var : str, optional
+        The image variable (see :func:`open_training_data`).
+    pin_memory : bool, default False
+        Pin the batches' memory (faster copies to a GPU).
+
+    Yields
+    ------
+    Batch
+
+    Raises
+    ------
+    ValueError
+        If the data hold fewer imagettes than one global batch (raised at the first batch).
+
+    Examples
+    --------
+    >>> stream = batches(ds, batch_size=8, seed=0)  # doctest: +SKIP
+    >>> next(stream).images.shape  # doctest: +SKIP
+    torch.Size([8, 6, 5])
     """
     ds, var = open_training_data(source, var)
     min_size = max(shuffle_size or 4 * batch_size, batch_size)
@@ -185,6 +343,7 @@ def batches(
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
         persistent_workers=False, prefetch_factor=2 if num_workers else None,
+        generator=torch.Generator().manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])),
     )
     for item in loader:
         for b in range(item["skip"], len(item["index"]) // batch_size):

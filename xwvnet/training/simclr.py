@@ -1,12 +1,16 @@
-"""SimCLR on imagettes: NT-Xent loss, projection head, the training loop, checkpoints and DDP.
+"""SimCLR training of imagette encoders: configuration, learning-rate schedule, the loop, and its outputs.
 
 WV-Net was trained with SimCLR (Chen et al. 2020) on ~10 million imagettes; its training code was not published, so
 this is ours. One entry point, :func:`train`, runs on a laptop CPU, one GPU, or many GPUs and nodes under
 ``torchrun`` (torch's own DDP: data sharded by rank, negatives gathered across ranks, global batch norm on GPUs).
+The loss lives in :mod:`~xwvnet.training.loss`, the model in :mod:`~xwvnet.training.head`, checkpoints in
+:mod:`~xwvnet.training.checkpoint`.
 
-Reproducibility: the seed fixes the initialisation, the data order (a pure function of seed and step, see
-:mod:`xwvnet.training.loader`) and the augmentations (the generator is re-seeded from ``(seed, rank, step)`` at every
-step), so a resumed run repeats exactly the steps an uninterrupted run would have made.
+Reproducibility: the seed fixes the initialisation (python ``random``, numpy and torch are seeded), the data order
+(a pure function of seed and step, see :mod:`xwvnet.training.loader`) and the augmentations (the generator of each
+step is made from ``(seed, rank, step)``, so the loop keeps none across steps). A checkpoint holds the optimizer,
+the scheduler, the float16 gradient scaler and every global RNG of every rank, so a resumed run repeats exactly the
+steps an uninterrupted run would have made.
 """
 
 from __future__ import annotations
@@ -14,135 +18,158 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
-import hashlib
 import json
 import math
 import os
-import pickle
+import random
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
 from .. import schema as S
+from .._runtime import PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
 from ..models import resnet
 from .augment import AugmentConfig, view_pair
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    OLD_PRECISIONS,
+    atomic_save,
+    check_resumable,
+    cpu_state,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .head import ProjectionHead, SimCLR, param_groups
 from .loader import batches, chunk_starts, open_training_data
+from .loss import simclr_loss
 
-__all__ = ["ProjectionHead", "SimCLR", "TrainConfig", "CheckpointError", "nt_xent", "simclr_loss", "train",
-           "load_checkpoint", "lr_at", "train_briefly"]
+__all__ = ["TrainConfig", "WarmupCosine", "lr_at", "train", "train_briefly", "ENCODER_META_FORMAT",
+           "ENCODER_META_VERSION"]
 
-CHECKPOINT_FORMAT = "xwvnet-simclr-checkpoint"
-CHECKPOINT_VERSION = 1
 ENCODER_FILE = "encoder.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "loss.csv"
 META_FILE = "encoder.json"
+#: format record of the ``encoder.json`` sidecar that :func:`xwvnet.load_encoder` reads beside ``encoder.pt``.
+ENCODER_META_FORMAT = "xwvnet-encoder"
+ENCODER_META_VERSION = 1
+TRAIN_PRECISIONS = ("auto", *PRECISIONS)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: unreadable, not ours, or from a different run configuration."""
+# --- the schedule ----------------------------------------------------------------------------------------------------
+class WarmupCosine:
+    """Learning-rate factor: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``.
 
+    A callable object rather than a function, so that ``LambdaLR.state_dict()`` saves its parameters with the
+    scheduler's state (torch saves the ``__dict__`` of callable objects, not of functions).
 
-# --- the loss and the model ------------------------------------------------------------------------------------------
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, *, gather: bool = False) -> torch.Tensor:
-    """Normalised-temperature cross-entropy (SimCLR) of paired projections ``z1[i] <-> z2[i]``.
+    Parameters
+    ----------
+    steps : int
+        Length of the whole run, in optimizer steps.
+    warmup_steps : int
+        Steps of linear warm-up (0: none).
 
-    Each of the 2N rows is classified against the other 2N - 1 rows (cosine similarity / ``temperature``), its
-    positive being its pair; the loss is the mean over rows. With ``gather=True`` inside an initialised process
-    group, the candidates are every rank's rows (gathered with gradient), so negatives come from the global batch
-    and the mean over ranks equals the single-process loss on the concatenated batch.
+    Examples
+    --------
+    >>> f = WarmupCosine(steps=100, warmup_steps=10)
+    >>> f(0), f(9), f(100)
+    (0.1, 1.0, 0.0)
     """
-    if z1.shape != z2.shape or z1.ndim != 2:
-        raise ValueError(f"expected two (n, d) tensors of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-    n, offset = z1.shape[0], 0
-    all1, all2 = z1, z2
-    if gather and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        all1, all2 = _GatherWithGrad.apply(z1), _GatherWithGrad.apply(z2)
-        offset = dist.get_rank() * n
-    total = all1.shape[0]
-    queries = torch.cat([z1, z2])  # (2n, d)
-    logits = queries @ torch.cat([all1, all2]).T / temperature  # (2n, 2N)
-    rows = torch.arange(n, device=z1.device) + offset
-    own = torch.cat([rows, rows + total])
-    positive = torch.cat([rows + total, rows])
-    self_mask = torch.zeros_like(logits, dtype=torch.bool)
-    self_mask[torch.arange(2 * n, device=z1.device), own] = True
-    return F.cross_entropy(logits.masked_fill(self_mask, float("-inf")), positive)
 
+    def __init__(self, steps: int, warmup_steps: int) -> None:
+        self.steps, self.warmup_steps = int(steps), int(warmup_steps)
 
-class _GatherWithGrad(torch.autograd.Function):
-    """Concatenate every rank's rows; the backward pass returns to each rank the summed gradient of its rows."""
+    def __call__(self, step: int) -> float:
+        """The factor of the base learning rate at ``step`` (0-based).
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        ctx.rows = x.shape[0]
-        return torch.cat(parts)
+        Parameters
+        ----------
+        step : int
+            Optimizer steps done before this one.
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)  # every rank's loss depends on these rows
-        start = dist.get_rank() * ctx.rows
-        return grad[start : start + ctx.rows]
-
-
-class ProjectionHead(nn.Module):
-    """Linear -> BatchNorm -> ReLU -> Linear (SimCLR v2 style); discarded after training."""
-
-    def __init__(self, in_features: int, hidden: int | None = None, out_features: int = 128) -> None:
-        super().__init__()
-        hidden = hidden or in_features
-        self.net = nn.Sequential(
-            nn.Linear(in_features, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-            nn.Linear(hidden, out_features),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class SimCLR(nn.Module):
-    """Backbone (pooled features) + projection head."""
-
-    def __init__(self, backbone: resnet.ResNet, head: ProjectionHead) -> None:
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-
-def simclr_loss(model: nn.Module, v1: torch.Tensor, v2: torch.Tensor, temperature: float,
-                gather: bool = False) -> torch.Tensor:
-    """NT-Xent of one step: both views go through the model in one pass (batch norm sees both)."""
-    z1, z2 = model(torch.cat([v1, v2])).float().chunk(2)
-    return nt_xent(z1, z2, temperature, gather=gather)
+        Returns
+        -------
+        float
+            In [0, 1].
+        """
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def lr_at(step: int, *, steps: int, lr: float, warmup_steps: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps`` (a pure function of the step)."""
-    if step < warmup_steps:
-        return lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, steps - warmup_steps)
-    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    """The learning rate of ``step``: linear warm-up, then cosine decay to 0 at ``steps``.
+
+    A pure function of the step, the same one the scheduler of :func:`train` follows.
+
+    Parameters
+    ----------
+    step : int
+        Optimizer steps done before this one.
+    steps : int
+        Length of the run.
+    lr : float
+        Peak learning rate (reached at the end of the warm-up).
+    warmup_steps : int
+        Steps of linear warm-up.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> lr_at(0, steps=100, lr=1.0, warmup_steps=10)
+    0.1
+    """
+    return lr * WarmupCosine(steps, warmup_steps)(step)
 
 
 # --- configuration ---------------------------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
-    """What defines a run; a resumed run must match it (except the fields in ``_FREE``)."""
+    """What defines a training run; a resumed run must match it, except the fields in ``FREE``.
+
+    Written into the checkpoint and into ``encoder.json`` (key ``config``), so that a run can be checked and
+    repeated. The fields are :func:`train`'s arguments, resolved.
+
+    Parameters
+    ----------
+    arch : str
+        Backbone architecture.
+    init : str or None
+        Initial weights (a named encoder or a file), or ``None`` for a seeded random initialisation.
+    image_size, batch_size, steps, lr, weight_decay, warmup_steps, temperature, projection_dim, grad_clip, seed
+        As in :func:`train` (``batch_size`` is the global batch; ``warmup_steps`` resolved).
+    shuffle_size : int or None
+        Least number of imagettes shuffled together (``None``: four local batches).
+    world_size : int
+        Number of DDP ranks.
+    precision : str
+        ``"float32"``, ``"bfloat16"`` or ``"float16"`` (``"auto"`` resolved).
+    var : str
+        The image variable trained on.
+    augment : dict
+        :class:`~xwvnet.training.augment.AugmentConfig` as a dict.
+    checkpoint_every : int
+        Steps between checkpoints (free to change on resume).
+    num_workers : int
+        Loader workers per rank (free to change on resume).
+    device : str
+        The torch device used (free to change on resume).
+    """
 
     arch: str = "resnet18"
     init: str | None = None
@@ -158,7 +185,7 @@ class TrainConfig:
     seed: int = 0
     shuffle_size: int | None = None
     world_size: int = 1
-    precision: str = "fp32"
+    precision: str = "float32"
     var: str = S.QUICKLOOK
     augment: dict = field(default_factory=dict)
     # free to change between an interrupted run and its resumption
@@ -167,57 +194,30 @@ class TrainConfig:
     device: str = "cpu"
 
 
-_FREE = {"checkpoint_every", "num_workers", "device"}
+FREE = frozenset({"checkpoint_every", "num_workers", "device"})
 
 
-# --- checkpoints -----------------------------------------------------------------------------------------------------
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint safely (``weights_only=True``); raise :class:`CheckpointError` if it is not one."""
-    path = Path(path)
+def _training_precision(precision: str, dev: torch.device) -> str:
+    """The precision name of a run: ``auto`` resolved, the old spellings refused with the new ones named."""
+    if precision in OLD_PRECISIONS:
+        raise ValueError(f"precision={precision!r} is the old spelling: use {OLD_PRECISIONS[precision]!r} (one of "
+                         f"{list(TRAIN_PRECISIONS)}; the same names as embedding).")
+    if precision == "auto":
+        return "bfloat16" if dev.type == "cuda" else "float32"
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable xwvnet training checkpoint ({type(err).__name__}: {str(err)[:200]}). "
-            "It may be truncated or not a checkpoint; delete it to start again, or pass resume=False."
-        ) from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an xwvnet training checkpoint (expected format {CHECKPOINT_FORMAT!r}).")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint version {ckpt.get('version')}, this xwvnet reads "
-                              f"{CHECKPOINT_VERSION}.")
-    missing = {"step", "config", "backbone", "head", "optimizer", "data"} - set(ckpt)
-    if missing:
-        raise CheckpointError(f"{path} lacks {sorted(missing)}; it is incomplete. Delete it to start again.")
-    return ckpt
+        return check_precision(precision)
+    except ValueError:
+        raise ValueError(f"precision must be one of {list(TRAIN_PRECISIONS)}, found {precision!r}.") from None
 
 
-def _check_resumable(ckpt: dict, config: TrainConfig, data: dict, path: Path) -> None:
-    saved = json.loads(ckpt["config"])
-    mine = asdict(config)
-    diff = {k: (saved.get(k), v) for k, v in mine.items() if k not in _FREE and saved.get(k) != v}
-    if diff:
-        detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(f"cannot resume from {path}: the run configuration changed ({detail}). Use the same "
-                              "settings, or another out_dir / resume=False to start a new run.")
-    saved_data = json.loads(ckpt["data"])
-    if saved_data.get("layout") != data.get("layout"):
-        raise CheckpointError(f"cannot resume from {path}: the training data changed (it had "
-                              f"{saved_data.get('imagettes')} imagettes, now {data.get('imagettes')}, or other "
-                              "chunks). Resume on the same data, or start a new run.")
+def _seed_everything(seed: int) -> None:
+    """Seed python ``random``, numpy's global generator and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
-# --- pieces of the loop ----------------------------------------------------------------------------------------------
+# --- pieces of the run -----------------------------------------------------------------------------------------------
 def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple[resnet.ResNet, str]:
     """The backbone to start from: random (seeded by the caller), a registry name, a weights or checkpoint file."""
     if init is None:
@@ -225,7 +225,8 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
         if arch not in resnet.ARCHITECTURES:
             raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(resnet.ARCHITECTURES)}.")
         return resnet.ARCHITECTURES[arch](), arch
-    from ..models.registry import infer_arch, load_encoder, load_strict
+    from ..models.weights import infer_arch, load_strict
+    from ..models.zoo import load_encoder
 
     state = None
     if Path(init).is_file():
@@ -246,29 +247,22 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
     return backbone.train(), found
 
 
-def _distributed(device: str) -> tuple[int, int, int, bool]:
-    """(rank, world, local_rank, created): joins the torchrun process group when WORLD_SIZE > 1."""
+def _distributed(dev: torch.device) -> tuple[int, int, bool]:
+    """(rank, world, created): joins the torchrun process group when WORLD_SIZE > 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1, 0, False
+        return 0, 1, False
     created = False
     if not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
         created = True
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), created
+    return dist.get_rank(), dist.get_world_size(), created
 
 
-def _device(device: str, local_rank: int) -> torch.device:
-    if device == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if device == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(device)
-
-
-def _provenance(ds: xr.Dataset, source: Any, var: str) -> dict:
+def _provenance(ds: xr.Dataset, source: xr.Dataset | str | os.PathLike, var: str) -> dict:
     """Where the training imagettes came from, and a fingerprint of their layout (checked on resume)."""
+    import hashlib
+
     n = ds.sizes[S.IMAGETTE]
     starts = chunk_starts(ds, var)
     ids = ds[S.IMAGETTE].values
@@ -293,19 +287,47 @@ def _provenance(ds: xr.Dataset, source: Any, var: str) -> dict:
 
 
 def _step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:
+    """The augmentation generator of one step: a pure function of (seed, rank, step), so nothing to checkpoint."""
     g = torch.Generator(device=device)
     g.manual_seed(int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0] >> 1))
     return g
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases and normalisation parameters (1-D tensors)."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    plain = [p for p in model.parameters() if p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+def _optimization(model: nn.Module, config: TrainConfig, dev: torch.device, ckpt: dict | None) -> tuple[
+        torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, torch.amp.GradScaler]:
+    """AdamW, its warm-up/cosine scheduler and the gradient scaler, restored from ``ckpt`` when resuming."""
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
+    schedule = WarmupCosine(config.steps, config.warmup_steps)
+    scaler = torch.amp.GradScaler(dev.type, enabled=config.precision == "float16")  # float16 needs loss scaling
+    if ckpt is None:
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), scaler
+    if ckpt["version"] >= 2:
+        # scheduler first (it writes initial_lr into the groups), then the saved states over both
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+    else:  # version 1 saved no scheduler state: rebuild it at the saved step (the schedule is a function of it)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", config.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule, last_epoch=int(ckpt["step"]) - 1)
+    if ckpt.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(ckpt["scaler"])
+    return optimizer, scheduler, scaler
+
+
+def _gather_rng(world: int) -> list[dict]:
+    """Every rank's :func:`rng_state`, in rank order (a collective: every rank calls it)."""
+    mine = rng_state()
+    if world <= 1:
+        return [mine]
+    everyone: list[dict | None] = [None] * world
+    dist.all_gather_object(everyone, mine)
+    return [s for s in everyone if s is not None]
 
 
 def _truncate_log(path: Path, step: int) -> None:
+    """Drop the log rows past ``step`` (written after the checkpoint a resumed run starts from)."""
     if not path.is_file():
         return
     with path.open() as f:
@@ -315,24 +337,33 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(f).writerows(keep)
 
 
-def _write_outputs(out_dir: Path, backbone: nn.Module, config: TrainConfig, data: dict, step: int,
+def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, data: dict, step: int,
                    loss: float | None, stopped: str) -> Path:
-    path = out_dir / ENCODER_FILE
-    _atomic_save(_cpu_state(backbone), path)
+    """``encoder.pt`` (the backbone's state dict) and its ``encoder.json`` sidecar, which ``load_encoder`` reads."""
+    import pooch
+
     from .._version import __version__
 
+    path = out_dir / ENCODER_FILE
+    atomic_save(cpu_state(backbone), path)
     meta = {
-        "format": "xwvnet-encoder",
+        "format": ENCODER_META_FORMAT,
+        "version": ENCODER_META_VERSION,
+        "name": out_dir.resolve().name,
         "weights": ENCODER_FILE,
         "arch": config.arch,
+        "in_chans": int(backbone.in_chans),
+        "transform": "wvnet",  # the views are normalised as the WV-Net transform does (augment.to_model_input)
+        "embedding_size": int(backbone.num_features),
         "num_features": int(backbone.num_features),
-        "transform": "wvnet",
         "trained_image_size": config.image_size,
         "method": "SimCLR (xwvnet.train)",
         "steps_done": step,
         "stopped": stopped,
         "final_loss": loss,
-        "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "weights_sha256": pooch.file_hash(os.fspath(path), alg="sha256"),
+        "provenance": {"method": "SimCLR", "by": "xwvnet.train", "init": config.init, "source": data.get("source"),
+                       "imagettes": data.get("imagettes"), "steps_done": step, "stopped": stopped},
         "config": asdict(config),
         "data": data,
         "versions": {"xwvnet": __version__, "torch": torch.__version__},
@@ -341,7 +372,7 @@ def _write_outputs(out_dir: Path, backbone: nn.Module, config: TrainConfig, data
     return path
 
 
-# --- the loop --------------------------------------------------------------------------------------------------------
+# --- the entry point -------------------------------------------------------------------------------------------------
 def train(
     data: xr.Dataset | str | os.PathLike,
     *,
@@ -362,7 +393,7 @@ def train(
     checkpoint_every: int = 500,
     num_workers: int | None = None,
     shuffle_size: int | None = None,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     precision: str = "auto",
     augment: AugmentConfig | dict | None = None,
     flip: bool = True,
@@ -374,36 +405,121 @@ def train(
 ) -> Path:
     """Train (or continue training) an encoder with SimCLR on imagettes; return the path of its weights.
 
-    ``data``: an imagette Dataset or the path of a Zarr store (streamed, never loaded whole). ``init``: ``None``
-    (random, seeded), a registry name such as ``"wvnet-resnet50"``, or a weights/checkpoint file; ``arch`` follows
-    ``init`` when given. ``batch_size`` is the global batch (split over DDP ranks). ``flip``/``rotate90`` switch the
-    orientation augmentations (keep wave direction by turning them off). ``max_seconds`` and ``stop_at_step`` end a
-    run early with a checkpoint (``resume=True`` continues it exactly; the schedule still follows ``steps``).
+    Under ``torchrun`` each rank runs this same call (data sharded by rank, negatives gathered across ranks).
 
-    Writes into ``out_dir``: ``encoder.pt`` (torchvision-format backbone state dict, no head: ``load_encoder`` and
-    ``embed`` take it), ``encoder.json`` (configuration, data provenance, versions), ``loss.csv`` (loss per step)
-    and ``checkpoint.pt`` (everything needed to resume). Under ``torchrun`` each rank runs this same call.
+    Parameters
+    ----------
+    data : xarray.Dataset or str or os.PathLike
+        An imagette Dataset, or the path of a Zarr imagette store (streamed chunk by chunk, never loaded whole).
+    out_dir : str or os.PathLike
+        Folder of the run; created if needed. Its name becomes the encoder's ``name``.
+    arch : str, optional
+        ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``; default ``"resnet18"``, or the architecture of ``init``.
+    init : str or os.PathLike, optional
+        ``None`` (random initialisation, seeded), a named encoder such as ``"wvnet-resnet50"``, or a weights or
+        checkpoint file to continue from.
+    image_size : int, default 224
+        Side of the square views, in pixels.
+    batch_size : int, default 256
+        The global batch (split over DDP ranks; must be divisible by their number).
+    steps : int, default 1000
+        Optimizer steps of the whole run; the schedule decays to 0 at this step.
+    lr : float, default 1e-3
+        Peak learning rate of AdamW.
+    weight_decay : float, default 1e-4
+        AdamW decay of weight matrices and kernels (none on biases and normalisation parameters).
+    warmup_steps : int, optional
+        Steps of linear warm-up; default ``max(1, steps // 20)``.
+    temperature : float, default 0.1
+        Temperature of the NT-Xent loss.
+    projection_dim : int, default 128
+        Width of the projection head's output.
+    grad_clip : float or None, default 1.0
+        Gradient norm clipping threshold; ``None`` or 0 to not clip.
+    seed : int, default 0
+        Fixes the initialisation, the data order and the augmentations (python ``random``, numpy's global
+        generator and torch are seeded with it).
+    resume : bool, default False
+        Continue from ``out_dir/checkpoint.pt`` if it exists: model, optimizer, scheduler, gradient scaler and every
+        RNG are restored, so the run continues exactly as if it had not stopped.
+    checkpoint_every : int, default 500
+        Steps between checkpoints (one is also written at the end, and when stopped early).
+    num_workers : int, optional
+        Data loader workers per rank; default 0 on the CPU, up to 8 on a GPU.
+    shuffle_size : int, optional
+        Least number of imagettes shuffled together (default four local batches); see
+        :func:`xwvnet.training.loader.batches`.
+    device : str or torch.device, default "auto"
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; under ``torchrun`` a bare
+        ``"cuda"``/``"auto"`` means the GPU of the local rank.
+    precision : str, default "auto"
+        ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast; float16 with gradient scaling), or ``"auto"``:
+        bfloat16 under CUDA, float32 on the CPU. The same names as :func:`xwvnet.embed`.
+    augment : AugmentConfig or dict, optional
+        Augmentation parameters (see :class:`~xwvnet.training.augment.AugmentConfig`); ``size``, ``flip`` and
+        ``rotate90`` are taken from ``image_size``, ``flip`` and ``rotate90``.
+    flip : bool, default True
+        Random horizontal and vertical flips.
+    rotate90 : bool, default True
+        Random rotations by multiples of 90 degrees (turn both off to keep the wave direction).
+    max_seconds : float, optional
+        Stop after this long, with a checkpoint (``resume=True`` continues it; the schedule still follows
+        ``steps``).
+    stop_at_step : int, optional
+        Stop after this step, with a checkpoint (as ``max_seconds``).
+    var : str, optional
+        The image variable; default ``quicklook``, else ``sigma0`` (stretched as embedding does).
+    progress : bool, default True
+        Show a tqdm progress bar (rank 0).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir/encoder.pt``. ``out_dir`` also holds ``encoder.json`` (format record, name, arch, in_chans,
+        transform, embedding size, configuration, data provenance, versions: what :func:`xwvnet.load_encoder`
+        reads back), ``loss.csv`` (loss, learning rate and throughput per step) and ``checkpoint.pt``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``arch``, ``precision`` (the old ``"fp32"``/``"bf16"`` included) or ``device``, CUDA asked
+        for without a GPU, a batch not divisible by the ranks, or too little data.
+    TypeError
+        If ``data`` is neither a Dataset nor a path.
+    xwvnet.training.CheckpointError
+        If ``resume=True`` and the checkpoint is unreadable or from another configuration or data.
+    FloatingPointError
+        If the loss becomes NaN or infinite.
+
+    Examples
+    --------
+    >>> ds = xwvnet.synthetic.imagettes(64, size=(96, 96))  # doctest: +SKIP
+    >>> weights = xwvnet.train(ds, out_dir="run", image_size=64, batch_size=32, steps=50)  # doctest: +SKIP
+    >>> xwvnet.embed(ds, encoder=weights)  # doctest: +SKIP
     """
     out_dir = Path(out_dir)
-    rank, world, local_rank, created_group = _distributed(device)
-    dev = _device(device, local_rank)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank)
+    precision = _training_precision(precision, dev)
+    if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
+        warnings.warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
+                      "precision='float32' is faster here.", stacklevel=2)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    rank, world, created_group = _distributed(dev)
     try:
         if batch_size % world:
             raise ValueError(f"batch_size={batch_size} must be divisible by the number of ranks ({world}).")
-        if precision == "auto":
-            precision = "bf16" if dev.type == "cuda" else "fp32"
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}.")
         if isinstance(augment, dict):
             augment = AugmentConfig(**augment)
         aug = augment or AugmentConfig()
         aug = AugmentConfig(**{**aug.to_dict(), "size": image_size, "flip": flip, "rotate90": rotate90})
         if num_workers is None:
-            num_workers = min(8, max(0, (os.cpu_count() or 1) // world - 1)) if dev.type == "cuda" else 0
+            num_workers = min(8, max(0, cores() // world - 1)) if dev.type == "cuda" else 0
 
         ds, var = open_training_data(data, var)
         provenance = _provenance(ds, data, var)
-        torch.manual_seed(seed)
+        _seed_everything(seed)
         backbone, arch = _initial_backbone(arch, init)
         config = TrainConfig(
             arch=arch, init=None if init is None else os.fspath(init), image_size=image_size, batch_size=batch_size,
@@ -415,17 +531,18 @@ def train(
         )
         config.augment = json.loads(json.dumps(config.augment))  # tuples -> lists, as read back from JSON
         model = SimCLR(backbone, ProjectionHead(backbone.num_features, out_features=projection_dim)).to(dev)
-        optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr)
-        step = 0
         ckpt_path = out_dir / CHECKPOINT_FILE
+        ckpt = None
         if resume and ckpt_path.is_file():
             ckpt = load_checkpoint(ckpt_path)
-            _check_resumable(ckpt, config, provenance, ckpt_path)
+            check_resumable(ckpt, asdict(config), provenance, ckpt_path, FREE)
             model.backbone.load_state_dict(ckpt["backbone"], strict=True)
             model.head.load_state_dict(ckpt["head"], strict=True)
-            optimizer.load_state_dict(ckpt["optimizer"])
-            step = int(ckpt["step"])
-            torch.set_rng_state(ckpt["rng"]["torch"])
+        optimizer, scheduler, scaler = _optimization(model, config, dev, ckpt)
+        step = int(ckpt["step"]) if ckpt else 0
+        if ckpt:
+            rngs = ckpt["rng"]
+            set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
         if dev.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         core = model
@@ -438,54 +555,78 @@ def train(
             if step == 0 and (out_dir / LOG_FILE).exists():
                 (out_dir / LOG_FILE).unlink()
             _truncate_log(out_dir / LOG_FILE, step)
-        return _loop(model, core, optimizer, ds, config, aug, provenance, out_dir, dev, rank, world, step,
-                     max_seconds, stop_at_step, progress)
+        run = _Run(model=model, core=core, optimizer=optimizer, scheduler=scheduler, scaler=scaler, config=config,
+                   aug=aug, provenance=provenance, out_dir=out_dir, dev=dev, rank=rank, world=world)
+        return _loop(run, ds, step, max_seconds, stop_at_step, progress)
     finally:
         if created_group:
             dist.destroy_process_group()
 
 
-def _loop(model: nn.Module, core: SimCLR, optimizer: torch.optim.Optimizer, ds: xr.Dataset, config: TrainConfig,
-          aug: AugmentConfig, provenance: dict, out_dir: Path, dev: torch.device, rank: int, world: int, step: int,
-          max_seconds: float | None, stop_at_step: int | None, progress: bool) -> Path:
+@dataclass
+class _Run:
+    """What the loop works with (one place, instead of a dozen arguments)."""
+
+    model: nn.Module
+    core: SimCLR
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    config: TrainConfig
+    aug: AugmentConfig
+    provenance: dict
+    out_dir: Path
+    dev: torch.device
+    rank: int
+    world: int
+
+
+def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_at_step: int | None,
+          progress: bool) -> Path:
+    """The training steps from ``step`` on, with logging, stopping and checkpoints; returns the weights path."""
+    config, dev, rank, world = run.config, run.dev, run.rank, run.world
     local = config.batch_size // world
     stream: Iterator = batches(ds, batch_size=local, seed=config.seed, rank=rank, world=world,
                                num_workers=config.num_workers, start_step=step, shuffle_size=config.shuffle_size,
                                var=config.var, pin_memory=dev.type == "cuda")
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if config.precision == "bf16"
-                else contextlib.nullcontext())
+    autocast = (contextlib.nullcontext() if config.precision == "float32"
+                else torch.autocast(dev.type, dtype=torch_dtype(config.precision)))
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc="SimCLR", unit="step")
-    log = (out_dir / LOG_FILE).open("a", newline="") if rank == 0 else None
+    log = (run.out_dir / LOG_FILE).open("a", newline="") if rank == 0 else None
     writer = csv.writer(log) if log else None
     if writer and log.tell() == 0:
         writer.writerow(["step", "loss", "lr", "images_per_s"])
     start = last = time.perf_counter()
     loss_value: float | None = None
     stopped = "finished"
-    model.train()
+    run.model.train()
     try:
         while step < config.steps:
             batch = next(stream).to(dev, non_blocking=True)
             with torch.no_grad():
-                v1, v2 = view_pair(batch.images, batch.valid_lines, batch.valid_samples, aug,
+                v1, v2 = view_pair(batch.images, batch.valid_lines, batch.valid_samples, run.aug,
                                    _step_generator(dev, config.seed, rank, step))
             if dev.type == "cuda":
                 v1, v2 = v1.contiguous(memory_format=torch.channels_last), v2.contiguous(
                     memory_format=torch.channels_last)
-            lr = lr_at(step, steps=config.steps, lr=config.lr, warmup_steps=config.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = run.scheduler.get_last_lr()[0]
             with autocast:
-                loss = simclr_loss(model, v1, v2, config.temperature, gather=world > 1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+                loss = simclr_loss(run.model, v1, v2, config.temperature, gather=world > 1)
+            run.optimizer.zero_grad(set_to_none=True)
+            run.scaler.scale(loss).backward()
             if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+                run.scaler.unscale_(run.optimizer)
+                torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+            run.scaler.step(run.optimizer)
+            run.scaler.update()
+            with warnings.catch_warnings():
+                # float16: the scaler skips the optimizer step while it finds its scale; the schedule goes on
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                run.scheduler.step()
             step += 1
             reported = loss.detach()
             if world > 1:
@@ -493,7 +634,8 @@ def _loop(model: nn.Module, core: SimCLR, optimizer: torch.optim.Optimizer, ds: 
                 reported /= world
             loss_value = float(reported)
             if not math.isfinite(loss_value):
-                raise FloatingPointError(f"the loss became {loss_value} at step {step}; lower lr or use fp32.")
+                raise FloatingPointError(f"the loss became {loss_value} at step {step}; lower lr or use "
+                                         "precision='float32'.")
             now = time.perf_counter()
             rate = config.batch_size / max(now - last, 1e-9)
             last = now
@@ -511,8 +653,12 @@ def _loop(model: nn.Module, core: SimCLR, optimizer: torch.optim.Optimizer, ds: 
                 stop = bool(flag.item())
             if step < config.steps and stop:
                 stopped = "stop_at_step" if stop_at_step is not None and step >= stop_at_step else "max_seconds"
-            if rank == 0 and (step == config.steps or stopped != "finished" or step % config.checkpoint_every == 0):
-                _save_checkpoint(out_dir / CHECKPOINT_FILE, core, optimizer, config, provenance, step)
+            if step == config.steps or stopped != "finished" or step % config.checkpoint_every == 0:
+                rngs = _gather_rng(world)  # every rank takes part; rank 0 writes
+                if rank == 0:
+                    save_checkpoint(run.out_dir / CHECKPOINT_FILE, step=step, config=asdict(config),
+                                    data=run.provenance, backbone=run.core.backbone, head=run.core.head,
+                                    optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler, rng=rngs)
             if stopped != "finished":
                 break
     finally:
@@ -521,32 +667,12 @@ def _loop(model: nn.Module, core: SimCLR, optimizer: torch.optim.Optimizer, ds: 
             bar.close()
         if log:
             log.close()
-    path = out_dir / ENCODER_FILE
+    path = run.out_dir / ENCODER_FILE
     if rank == 0:
-        _write_outputs(out_dir, core.backbone, config, provenance, step, loss_value, stopped)
+        _write_outputs(run.out_dir, run.core.backbone, config, run.provenance, step, loss_value, stopped)
     if world > 1:
         dist.barrier()
     return path
-
-
-def _save_checkpoint(path: Path, core: SimCLR, optimizer: torch.optim.Optimizer, config: TrainConfig, data: dict,
-                     step: int) -> None:
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    _atomic_save({
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "step": step,
-        "config": json.dumps(asdict(config)),
-        "data": json.dumps(data),
-        "backbone": _cpu_state(core.backbone),
-        "head": _cpu_state(core.head),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": {"kind": "warmup-cosine", "step": step, "steps": config.steps,
-                      "warmup_steps": config.warmup_steps, "lr": config.lr},
-        "rng": rng,
-    }, path)
 
 
 def train_briefly(
@@ -559,11 +685,38 @@ def train_briefly(
     image_size: int = 96,
     progress: bool = True,
 ) -> Path:
-    """A small encoder trained with SimCLR for at most ``seconds`` on the data at hand; returns its weights path.
+    """A small encoder trained with SimCLR for at most ``seconds`` on the data at hand.
 
-    For when no pretrained weights are available (the demo): a ResNet-18 at 96 px, batch of up to 64, 200 steps at
-    most. Far from WV-Net, but an encoder of *these* imagettes that ``embed`` can use, and says what it is in
-    ``encoder.json``.
+    For when no pretrained weights are available (the demo): a ResNet-18 at 96 px, a batch of up to 64, 200 steps
+    at most. Far from WV-Net, but an encoder of *these* imagettes that ``embed`` can use, and that says what it is
+    in ``encoder.json``.
+
+    Parameters
+    ----------
+    data : xarray.Dataset or str or os.PathLike
+        Imagettes (a Dataset or a Zarr store path), at least 4.
+    out_dir : str or os.PathLike
+        Folder of the run (see :func:`train`).
+    seconds : float, default 60
+        Time budget; training stops at the first step past it.
+    seed : int, default 0
+        Seed of the run.
+    arch : str, default "resnet18"
+        Architecture.
+    image_size : int, default 96
+        Side of the training views.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        The weights file, ``out_dir/encoder.pt``.
+
+    Raises
+    ------
+    ValueError
+        If the data holds fewer than 4 imagettes.
     """
     ds, _ = open_training_data(data)
     n = ds.sizes[S.IMAGETTE]

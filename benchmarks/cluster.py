@@ -4,8 +4,8 @@ Prints one row per runner and the parallel efficiency (speed-up / workers). Work
 built before the clock starts (the WVNetWorker plugin preloads it), so the figures are steady-state throughput of
 read -> embed -> region write -> commit. The in-process thread pool is measured alongside for reference.
 
-    python benchmarks/distributed.py            # ResNet-50 (random init), 64 imagettes of 256 x 256
-    python benchmarks/distributed.py --quick    # ResNet-18, 24 imagettes
+    python benchmarks/cluster.py            # ResNet-50 (random init), 64 imagettes of 256 x 256
+    python benchmarks/cluster.py --quick    # ResNet-18, 24 imagettes
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from distributed import Client  # noqa: E402
 
 import xwvnet  # noqa: E402
 from xwvnet import distributed as xd  # noqa: E402
+from xwvnet._runtime import cores  # noqa: E402
 from xwvnet.archive import embed_store  # noqa: E402
 from xwvnet.models.resnet import resnet18  # noqa: E402
 
@@ -76,7 +77,7 @@ def main() -> None:
             rows.append((f"LocalCluster {workers} proc x 1 thread (torch {budget})", workers, rate))
     base = rows[1][2]
     print(f"embed_store scaling: {n} imagettes 256x256, chunk {chunk}, encoder "
-          f"{'resnet18' if args.quick else 'resnet50'}, {xd.cores()} cores")
+          f"{'resnet18' if args.quick else 'resnet50'}, {cores()} cores")
     print(f"{'runner':<46}{'imagettes/s':>12}{'speed-up':>10}{'efficiency':>12}")
     for name, workers, rate in rows:
         speedup = rate / base

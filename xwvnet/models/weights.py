@@ -1,0 +1,298 @@
+"""Weights files: read state dicts safely (``weights_only=True``), verify them, infer their architecture, load strictly.
+
+Nothing here knows the named encoders (that is :mod:`xwvnet.models.zoo`); downloads and hashes belong to the one
+registry in :mod:`xwvnet.datasets`. A file that fails its check, or a state dict that does not fit the
+architecture, is refused with an error that says what was expected and what was found: nothing half-loaded is
+ever returned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import datasets
+from ..datasets import DataIntegrityError, DataUnavailableError, check_hash
+from . import resnet
+
+__all__ = [
+    "WeightsIntegrityError",
+    "WeightsUnavailableError",
+    "fetch_file",
+    "find_file",
+    "infer_arch",
+    "load_strict",
+    "read_sidecar",
+    "read_state_dict",
+    "sidecar_path",
+    "verify",
+]
+
+
+class WeightsUnavailableError(DataUnavailableError, FileNotFoundError):
+    """Weights are neither cached nor mirrored, and could not be downloaded (offline?)."""
+
+
+class WeightsIntegrityError(ValueError):
+    """A weights file does not match its published hash, or does not fit its architecture."""
+
+
+def verify(path: str | os.PathLike, expected: str | None) -> str:
+    """Check a weights file against its expected hash and return the hash that embeddings record.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file.
+    expected : str or None
+        ``"git-sha1:<hex>"``, ``"sha256:<hex>"``, ``"sha256-prefix:<hex>"``, or ``None`` to only hash it.
+
+    Returns
+    -------
+    str
+        ``"git-sha1:<hex>"`` for a git pin, else the full ``"sha256:<hex>"``.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If the file does not match (the message names the file and both hashes).
+    ValueError
+        If ``expected`` is of an unknown kind.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("/tmp/w.bin").write_bytes(b"weights")
+    >>> verify("/tmp/w.bin", "sha256-prefix:9a1290")[:13]
+    'sha256:9a1290'
+    """
+    try:
+        return check_hash(path, expected)
+    except DataIntegrityError as err:
+        raise WeightsIntegrityError(str(err)) from err
+
+
+def _search() -> tuple[Path, ...]:
+    # torch's own download folder: weights fetched by torchvision elsewhere are found (and checked) there
+    return (Path(torch.hub.get_dir()) / "checkpoints",)
+
+
+def find_file(key: str, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The local copy of registered weights (mirror, cache, torch's hub folder), or ``None``; never downloads.
+
+    Parameters
+    ----------
+    key : str
+        The weights' key in :data:`xwvnet.datasets.REGISTRY`.
+    cache_dir : str or os.PathLike, optional
+        The cache (default ``XWVNET_CACHE``, else pooch's per-user cache).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The file, not yet verified.
+    """
+    return datasets.locate(key, cache=cache_dir, search=_search())
+
+
+def fetch_file(key: str, cache_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The verified local file of registered weights, downloading it into the cache when absent.
+
+    Parameters
+    ----------
+    key : str
+        The weights' key in :data:`xwvnet.datasets.REGISTRY`.
+    cache_dir : str or os.PathLike, optional
+        The cache (default ``XWVNET_CACHE``, else pooch's per-user cache).
+    download : bool, default True
+        Whether to download weights that are not here.
+
+    Returns
+    -------
+    pathlib.Path
+        The file, checked against its published hash.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If offline (or ``download=False``) and the file is nowhere here; the message names the URL and where to
+        place the file.
+    WeightsIntegrityError
+        If the file does not match its published hash (a failed download is deleted; a file you placed is left
+        for you to replace).
+    """
+    try:
+        return datasets.fetch(key, cache=cache_dir, search=_search(), download=download)
+    except DataIntegrityError as err:
+        raise WeightsIntegrityError(str(err)) from err
+    except DataUnavailableError as err:
+        raise WeightsUnavailableError(str(err)) from err
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A torchvision-format state dict from a file, read with ``weights_only=True``, minus any classifier ``fc.*``.
+
+    Accepts a bare state dict, or one under a ``"state_dict"`` key, with an optional uniform ``"module."`` prefix
+    (as DataParallel writes). The ``fc`` head is dropped because encoders return pooled features.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``torch.save(model.state_dict(), path)``.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The backbone's tensors, on the CPU.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If the file is not a loadable state dict of tensors.
+    """
+    try:
+        obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad or unsafe file
+        raise WeightsIntegrityError(
+            f"{path} is not a loadable torch state dict ({type(err).__name__}: {err}); expected a file written by "
+            "torch.save(model.state_dict(), path)."
+        ) from err
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsIntegrityError(f"{path} does not hold a state dict of tensors (found {type(obj).__name__}).")
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return {k: v for k, v in obj.items() if not k.startswith("fc.")}
+
+
+def infer_arch(state_dict: dict[str, torch.Tensor]) -> tuple[str, int]:
+    """The architecture and input channels of a torchvision-format ResNet state dict, from its keys.
+
+    Parameters
+    ----------
+    state_dict : dict of str to torch.Tensor
+        As :func:`read_state_dict` returns it.
+
+    Returns
+    -------
+    tuple of (str, int)
+        ``(arch, in_chans)``, ``arch`` a key of :data:`xwvnet.models.resnet.LAYERS`.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If the keys are not a ResNet's, or its layout is not in the layer table.
+
+    Examples
+    --------
+    >>> infer_arch(resnet.resnet18(in_chans=1).state_dict())
+    ('resnet18', 1)
+    """
+    if "conv1.weight" not in state_dict:
+        raise WeightsIntegrityError(
+            "not a torchvision-format ResNet state dict: no 'conv1.weight' (found keys like "
+            f"{sorted(state_dict)[:5]})."
+        )
+    blocks = []
+    for i in range(1, 5):
+        idx = {int(m.group(1)) for k in state_dict if (m := re.match(rf"layer{i}\.(\d+)\.", k))}
+        blocks.append(max(idx) + 1 if idx else 0)
+    bottleneck = "layer1.0.conv3.weight" in state_dict
+    arch = resnet.find_arch(bottleneck, tuple(blocks))
+    if arch is None:
+        known = {name: (block.__name__, layers) for name, (block, layers) in resnet.LAYERS.items()}
+        raise WeightsIntegrityError(
+            f"unsupported ResNet layout ({'bottleneck' if bottleneck else 'basic'} blocks {tuple(blocks)}); "
+            f"expected one of {known}."
+        )
+    return arch, int(state_dict["conv1.weight"].shape[1])
+
+
+def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> nn.Module:
+    """Load a state dict into a model strictly, with an error that lists what does not fit.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The freshly built network.
+    state_dict : dict of str to torch.Tensor
+        Its weights.
+    source : str
+        Where the weights come from, for the error message.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, loaded.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If keys are missing or unexpected, or a shape differs.
+    """
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        raise WeightsIntegrityError(
+            f"{source} does not fit a {type(model).__name__}: {len(missing)} missing keys {missing[:5]}, "
+            f"{len(unexpected)} unexpected keys {unexpected[:5]}. Expected a torchvision-format ResNet state dict."
+        )
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as err:  # shape mismatches
+        raise WeightsIntegrityError(f"{source} does not fit the architecture: {err}") from err
+    return model
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """The JSON sidecar that describes a weights file: its name with ``.json`` (``encoder.pt`` -> ``encoder.json``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar's path (it may not exist).
+    """
+    return Path(path).with_suffix(".json")
+
+
+def read_sidecar(path: str | os.PathLike) -> dict[str, object] | None:
+    """The metadata written beside a weights file (as :func:`xwvnet.train` writes ``encoder.json``), if any.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file (not the sidecar).
+
+    Returns
+    -------
+    dict or None
+        The parsed JSON object, or ``None`` when there is no sidecar.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If the sidecar is not a JSON object.
+    """
+    meta_path = sidecar_path(path)
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise WeightsIntegrityError(
+            f"{meta_path} (the metadata of {Path(path).name}) is not readable JSON ({err}); fix or delete it."
+        ) from err
+    if not isinstance(meta, dict):
+        raise WeightsIntegrityError(f"{meta_path} must hold a JSON object, found {type(meta).__name__}.")
+    return meta
