@@ -155,3 +155,42 @@ def test_real_sample_retrieval_matches_brute_force_and_plots(real, tmp_path):
     scores = demo.demo_retrieval(real, tmp_path, k=4)
     assert scores.attrs["n_queries"] > 0
     assert (tmp_path / "retrieval.png").is_file()
+
+
+def test_imagettes_are_drawn_right_way_up_within_their_valid_extent():
+    from xwvnet import synthetic
+
+    ds = synthetic.imagettes(3, seed=1, size=(48, 64), ragged=True).compute()
+    fig = plot.imagettes(ds, caption="hs")
+    assert len(fig.axes) == 3
+    for ax, imagette in zip(fig.axes, ds[S.IMAGETTE].values):
+        one = ds.sel({S.IMAGETTE: imagette})
+        shown = ax.images[0]
+        lines, samples = int(one[S.VALID_LINES]), int(one[S.VALID_SAMPLES])
+        np.testing.assert_array_equal(shown.get_array(), one[S.QUICKLOOK].values[:lines, :samples])
+        assert shown.origin == "upper"  # line 0 at the top, as in the quicklook files
+        assert str(imagette) in ax.get_xlabel().replace("\n", "") and "hs =" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="not imagettes"):
+        plot.imagettes(ds, ["nope"])
+
+
+def test_similarity_digits_tell_close_values_apart_and_ids_are_never_cut():
+    assert plot.similarity_digits([0.5, 0.25]) == 3
+    assert plot.similarity_digits([0.99991, 0.99987]) == 5
+    assert plot.similarity_digits([1.0, 1.0]) == 3
+    name = "s1a-wv1-QL-vv-20190213t130655-20190213t130658-025911-02e29d-095"
+    wrapped = plot.wrap_id(name, 20)
+    assert wrapped.replace("\n", "") == name and max(map(len, wrapped.splitlines())) <= 20
+
+
+def test_embedding_map_pca_and_positions():
+    ds = embedded_imagettes()
+    ds = ds.assign(hs=(S.IMAGETTE, np.linspace(0, 1, ds.sizes[S.IMAGETTE]), {"units": "m"}))
+    ax = plot.embedding_map(ds, "hs")
+    assert ax.get_xlabel().startswith("PC1") and len(ax.collections[0].get_offsets()) == ds.sizes[S.IMAGETTE]
+    with pytest.raises(ValueError, match="method"):
+        plot.embedding_map(ds, method="tsne")
+    placed = ds.assign_coords({S.LATITUDE: (S.IMAGETTE, np.linspace(-10, 10, ds.sizes[S.IMAGETTE])),
+                               S.LONGITUDE: (S.IMAGETTE, np.linspace(0, 20, ds.sizes[S.IMAGETTE]))})
+    ax = plot.positions(placed, "hs", title="where")
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 1], placed[S.LATITUDE].values)

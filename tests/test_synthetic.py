@@ -222,3 +222,22 @@ def test_coordinates_carry_cf_attributes():
     assert ds[S.LONGITUDE].attrs["units"] == "degrees_east"
     assert ds[S.TIME].attrs["standard_name"] == "time"
     assert ds[S.HEADING].attrs["units"] == "degree"
+
+
+def test_imagettes_can_be_placed_in_a_region_and_time_window():
+    ds = synthetic.imagettes(50, seed=4, size=(16, 16), region=(-20.0, 40.0, -10.0, 50.0),
+                             time=("2021-03-01T00", "2021-03-02T00"))
+    assert ((ds[S.LATITUDE] >= 40) & (ds[S.LATITUDE] <= 50)).all()
+    assert ((ds[S.LONGITUDE] >= -20) & (ds[S.LONGITUDE] <= -10)).all()
+    assert (ds[S.TIME] >= np.datetime64("2021-03-01")).all() and (ds[S.TIME] < np.datetime64("2021-03-02")).all()
+    across = synthetic.imagettes(50, seed=4, size=(16, 16), region=(170.0, -10.0, -170.0, 10.0))
+    lon = across[S.LONGITUDE].values
+    assert ((lon >= 170) | (lon <= -170)).all()
+    # pixels are rendered from the placed parameters, the same for any chunking
+    a = synthetic.imagettes(4, seed=4, size=(32, 32), region=(-20.0, 40.0, -10.0, 50.0), chunks=1)
+    b = synthetic.imagettes(4, seed=4, size=(32, 32), region=(-20.0, 40.0, -10.0, 50.0), chunks=4)
+    np.testing.assert_array_equal(a.quicklook.values, b.quicklook.values)
+    with pytest.raises(ValueError, match="region"):
+        synthetic.imagettes(2, region=(0, 10, 5, 5))
+    with pytest.raises(ValueError, match="stop after start"):
+        synthetic.imagettes(2, time=("2021-01-02", "2021-01-01"))

@@ -49,6 +49,73 @@ def _row_of_axes(axes: Sequence[Axes] | None, n: int,
     return axes[:n], axes[0].figure
 
 
+def similarity_digits(values: Sequence[float] | np.ndarray, *, least: int = 3, most: int = 6) -> int:
+    """Decimals needed so that similarities that differ print differently (``least`` to ``most``).
+
+    Parameters
+    ----------
+    values : sequence of float
+        The similarities to print.
+    least, most : int
+        The range of decimals.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> similarity_digits([0.99991, 0.99987])
+    5
+    """
+    finite = [float(v) for v in np.ravel(values) if np.isfinite(v)]
+    for digits in range(least, most + 1):
+        shown = [f"{v:.{digits}f}" for v in finite]
+        if len(set(shown)) == len(set(finite)):
+            return digits
+    return most
+
+
+def wrap_id(name: str, width: int = 32) -> str:
+    """An imagette id broken into lines of at most ``width`` characters at ``-``/``:``/``_``, never cut.
+
+    Parameters
+    ----------
+    name : str
+        The id.
+    width : int, default 32
+        The longest line.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> print(wrap_id("s1a-wv1-QL-vv-20190213t130655-20190213t130658-025911-02e29d-095", 30))
+    s1a-wv1-QL-vv-20190213t130655-
+    20190213t130658-025911-02e29d-
+    095
+    """
+    lines, line = [], ""
+    for part in _split_keep(name):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
+
+
+def _split_keep(name: str) -> list[str]:
+    out, part = [], ""
+    for char in name:
+        part += char
+        if char in "-:_":
+            out.append(part)
+            part = ""
+    return [*out, part] if part else out
+
+
 def neighbor_panel(
     ds: xr.Dataset,
     query_id: str,
@@ -102,12 +169,13 @@ def neighbor_panel(
     names = [str(v) for v in row["neighbor"].values[:k] if str(v)]
     sims = row["similarity"].values[: len(names)]
     axes, fig = _row_of_axes(axes, len(names) + 1, (2.6 * (len(names) + 1), 3.2))
+    digits = similarity_digits(sims)
     panels = [(query_id, f"query\n{_tags(ds, query_id)}")]
-    panels += [(n, f"#{r} cos={s:.3f}\n{_tags(ds, n)}") for r, (n, s) in enumerate(zip(names, sims), start=1)]
+    panels += [(n, f"#{r} cos={s:.{digits}f}\n{_tags(ds, n)}") for r, (n, s) in enumerate(zip(names, sims), start=1)]
     for ax, (name, title) in zip(axes, panels):
-        ax.imshow(_valid_image(ds, name, var), cmap="gray", interpolation="nearest")
+        ax.imshow(_valid_image(ds, name, var), cmap="gray", interpolation="nearest", origin="upper")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel(name[-28:], fontsize=6)
+        ax.set_xlabel(wrap_id(name), fontsize=6)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"nearest imagettes ({result.attrs.get('encoder', 'embedding')})", fontsize=10)
@@ -245,6 +313,29 @@ def learning_curve_panel(curve: xr.Dataset, metric: str | None = None, *, ax: Ax
     return ax
 
 
+def _plate_carree() -> object | None:
+    try:
+        import cartopy.crs as ccrs
+    except ImportError:
+        return None
+    return ccrs.PlateCarree()
+
+
+def _coastlines(ax: Axes) -> bool:
+    """Draw coastlines when ``ax`` is a cartopy GeoAxes (cartopy installed); report whether it did."""
+    if not hasattr(ax, "coastlines"):
+        return False
+    try:
+        from cartopy.io import shapereader
+
+        shapereader.natural_earth(resolution="110m", category="physical", name="coastline")  # fetched now or never
+        ax.coastlines(linewidth=0.5)
+        ax.gridlines(draw_labels=True, linewidth=0.2)
+    except Exception:  # no Natural Earth data offline: positions still plot
+        return False
+    return True
+
+
 def positions(
     ds: xr.Dataset,
     color: str | xr.DataArray | None = None,
@@ -283,7 +374,9 @@ def positions(
     """
     S.require(ds, [S.LATITUDE, S.LONGITUDE], "plotting positions")
     if ax is None:
-        ax = Figure(figsize=(6, 4.5), layout="constrained").subplots()
+        fig = Figure(figsize=(6, 4.5), layout="constrained")
+        ax = fig.add_subplot(projection=_plate_carree()) if _plate_carree() is not None else fig.subplots()
+    _coastlines(ax)
     values = None
     if color is not None:
         var = ds[color] if isinstance(color, str) else color
@@ -296,4 +389,158 @@ def positions(
         ax.figure.colorbar(dots, ax=ax, label=label)
     ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", title=title)
     ax.title.set_fontsize(9)
+    return ax
+
+
+def imagettes(
+    ds: xr.Dataset,
+    ids: Sequence[str] | None = None,
+    *,
+    n: int = 8,
+    cols: int = 4,
+    var: str | None = None,
+    caption: str | None = None,
+    axes: Sequence[Axes] | None = None,
+) -> Figure | SubFigure:
+    """Imagettes the right way up (first line at the top), each cut to its valid extent, with id and tag captions.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with an image variable.
+    ids : sequence of str, optional
+        The imagettes to show (default: the first ``n``).
+    n : int, default 8
+        How many to show when ``ids`` is not given.
+    cols : int, default 4
+        Panels per row.
+    var : str, optional
+        The image variable (``quicklook`` by default, else ``sigma0``, shown in dB).
+    caption : str, optional
+        A variable along ``imagette`` printed under each id (e.g. ``"hs"``), with its units.
+    axes : sequence of matplotlib.axes.Axes, optional
+        Axes to draw into (one per imagette); a new figure when not given.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or matplotlib.figure.SubFigure
+
+    Raises
+    ------
+    ValueError
+        If an id is not in ``ds`` or too few ``axes`` are given.
+
+    Examples
+    --------
+    >>> import xwvnet
+    >>> fig = xwvnet.plot.imagettes(xwvnet.synthetic.imagettes(4, seed=0, size=(64, 64)), caption="hs")
+    >>> len(fig.axes)
+    4
+    """
+    name = S.image_var(ds, var)
+    ids = [str(i) for i in (ids if ids is not None else ds[S.IMAGETTE].values[:n])]
+    known = set(ds[S.IMAGETTE].values.astype(str))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise ValueError(f"{missing[:3]} are not imagettes of the Dataset; give ids from ds.{S.IMAGETTE}.")
+    if axes is None:
+        rows = max(1, -(-len(ids) // cols))
+        fig = Figure(figsize=(2.8 * min(cols, len(ids)), 3.1 * rows), layout="constrained")
+        grid = fig.subplots(rows, min(cols, len(ids)), squeeze=False)
+        for ax in grid.ravel()[len(ids):]:
+            ax.set_visible(False)
+        axes = list(grid.ravel()[: len(ids)])
+    axes, fig = _row_of_axes(axes, len(ids), (1, 1))
+    for ax, imagette in zip(axes, ids):
+        image = _valid_image(ds, imagette, name).astype(np.float32)
+        if name == S.SIGMA0:
+            image = 10 * np.log10(np.where(image > 0, image, np.nan))
+        ax.imshow(image, cmap="gray", interpolation="nearest", origin="upper")
+        text = wrap_id(imagette, 30)
+        tags = _tags(ds, imagette)
+        if tags:
+            text += f"\ntags: {tags}"
+        if caption is not None:
+            value = float(ds[caption].sel({S.IMAGETTE: imagette}).values)
+            text += f"\n{caption} = {value:.3g} {ds[caption].attrs.get('units', '')}".rstrip()
+        ax.set_xlabel(text, fontsize=6)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def embedding_map(
+    ds: xr.Dataset,
+    color: str | xr.DataArray | None = None,
+    *,
+    method: str = "pca",
+    features: str = S.EMBEDDING,
+    ax: Axes | None = None,
+    seed: int = 0,
+    cmap: str = "viridis",
+) -> Axes:
+    """The embeddings in two dimensions (PCA, or UMAP when installed), coloured by a per-imagette variable.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with ``features``.
+    color : str or xarray.DataArray, optional
+        What colours the dots (e.g. ``"hs"``).
+    method : {"pca", "umap"}, default "pca"
+        The projection: scikit-learn's PCA, or umap-learn's UMAP (an optional dependency).
+    features : str, default "embedding"
+        The feature variable.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure's axes when not given.
+    seed : int, default 0
+        Seed of the projection (UMAP, randomised PCA solvers).
+    cmap : str, default "viridis"
+        The colour map.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``method``, or fewer than 3 imagettes with finite features.
+    ImportError
+        If ``method="umap"`` and umap-learn is not installed.
+    """
+    S.require(ds, [features], "an embedding map")
+    x = np.asarray(ds[features].values, dtype=np.float64)
+    keep = np.isfinite(x).all(axis=1)
+    if keep.sum() < 3:
+        raise ValueError(f"an embedding map needs at least 3 imagettes with finite {features!r}; found {keep.sum()}.")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed)
+        xy = pca.fit_transform(x[keep])
+        labels = [f"PC{i + 1} ({100 * r:.0f}% of variance)" for i, r in enumerate(pca.explained_variance_ratio_)]
+    elif method == "umap":
+        try:
+            import umap
+        except ImportError as err:
+            raise ImportError("method='umap' needs umap-learn: pip install umap-learn (or use method='pca').") from err
+        xy = umap.UMAP(n_components=2, random_state=seed).fit_transform(x[keep])
+        labels = ["UMAP 1", "UMAP 2"]
+    else:
+        raise ValueError(f"method must be 'pca' or 'umap', found {method!r}.")
+    if ax is None:
+        ax = Figure(figsize=(5.5, 4.5), layout="constrained").subplots()
+    values, label = None, None
+    if color is not None:
+        var = ds[color] if isinstance(color, str) else color
+        values = np.asarray(var.values, dtype=float)[keep]
+        units = var.attrs.get("units", "")
+        label = f"{var.name}" + (f" ({units})" if units else "")
+    dots = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap if values is not None else None, s=14)
+    if values is not None:
+        ax.figure.colorbar(dots, ax=ax, label=label)
+    ax.set(xlabel=labels[0], ylabel=labels[1])
+    encoder = ds[features].attrs.get("encoder", features)
+    ax.set_title(f"{encoder} embeddings, {method.upper()}", fontsize=9)
     return ax

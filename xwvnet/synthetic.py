@@ -24,6 +24,7 @@ from collections.abc import Mapping
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from . import schema as S
 
@@ -98,34 +99,52 @@ def _on_land(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return inside.any(-1)
 
 
-def _positions(seed: int, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Open-ocean positions: area-uniform draws in 68S-72N, the first of a few tries that is off the land mask."""
-    s_lo, s_hi = np.sin(np.radians(-68.0)), np.sin(np.radians(72.0))
+def _positions(
+    seed: int, index: np.ndarray, region: tuple[float, float, float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Open-ocean positions: area-uniform draws in 68S-72N (or in ``region``: west, south, east, north), the first
+    of a few tries that is off the land mask."""
+    west, south, east, north = region if region is not None else (-180.0, -68.0, 180.0, 72.0)
+    width = (east - west) % 360.0 or 360.0  # a box may cross the antimeridian (west > east)
+    s_lo, s_hi = np.sin(np.radians(south)), np.sin(np.radians(north))
     lat, lon = np.empty(index.shape), np.empty(index.shape)
     todo = np.arange(index.size)
     for attempt in range(_N_POSITION_TRIES):  # later tries only for the (few) imagettes still on land
         sub = index[todo]
         la = np.degrees(np.arcsin(s_lo + (s_hi - s_lo) * _uniform(seed, sub, "lat", attempt)))
-        lo = -180.0 + 360.0 * _uniform(seed, sub, "lon", attempt)
+        lo = (west + width * _uniform(seed, sub, "lon", attempt) + 180.0) % 360.0 - 180.0
         lat[todo], lon[todo] = la, lo
         todo = todo[_on_land(la, lo)]
         if not todo.size:
             break
+    if region is not None:  # a box mostly over land: keep the last draw, inside the box
+        return lat, lon
     # all tries on land (rare): the central Pacific, in the last try's latitude band
     lat[todo] = np.clip(lat[todo], -40.0, 40.0)
     lon[todo] = -170.0 + 40.0 * _uniform(seed, index[todo], "lon", _N_POSITION_TRIES)
     return lat, lon
 
 
-def _parameters(index: np.ndarray, seed: int, size: tuple[int, int], ragged: bool) -> dict[str, np.ndarray]:
-    """Every scalar of each imagette (metadata, ground truth, tags, hidden spectrum shape), vectorised."""
+Place = tuple[tuple[float, float, float, float] | None, tuple[int, int] | None]
+
+
+def _parameters(
+    index: np.ndarray, seed: int, size: tuple[int, int], ragged: bool, place: Place = (None, None)
+) -> dict[str, np.ndarray]:
+    """Every scalar of each imagette (metadata, ground truth, tags, hidden spectrum shape), vectorised.
+
+    ``place`` = (region, (start, stop) in ns since the epoch), each ``None`` for the default global 2015-2024 draw.
+    """
+    region, window = place
     index = np.ascontiguousarray(index, dtype=np.int64)
     u = {name: _uniform(seed, index, name) for name in _STREAMS if name not in ("lat", "lon")}
     p: dict[str, np.ndarray] = {"index": index}
 
-    span = (_T_STOP - _T_START).astype(np.int64)
+    start, stop = (_T_START, _T_STOP) if window is None else (np.datetime64(window[0], "ns"),
+                                                             np.datetime64(window[1], "ns"))
+    span = (stop - start).astype(np.int64)
     ns = (u["time"] * span).astype(np.int64) // 10**6 * 10**6  # whole milliseconds: exact through a store
-    time = _T_START + ns.astype("timedelta64[ns]")
+    time = start + ns.astype("timedelta64[ns]")
     s1b = (time >= _S1B_LIFE[0]) & (time < _S1B_LIFE[1]) & (u["mission"] < 0.5)
     epoch = np.where(s1b, _ORBIT_EPOCH["s1b"], _ORBIT_EPOCH["s1a"])
     p["time"], p["s1b"] = time, s1b
@@ -135,7 +154,7 @@ def _parameters(index: np.ndarray, seed: int, size: tuple[int, int], ragged: boo
     p["incidence_angle"] = np.where(p["wv2"], 36.5, 23.0) + 0.6 * (u["incidence"] - 0.5)
     ascending = u["pass"] < 0.5
     p["heading"] = np.where(ascending, 347.5, 192.5) + 2.0 * (u["heading"] - 0.5)
-    p["latitude"], p["longitude"] = _positions(seed, index)
+    p["latitude"], p["longitude"] = _positions(seed, index, region)
 
     # wind: Weibull(k=2, scale 8 m/s), direction meteorological (coming from)
     wind = 8.0 * np.sqrt(-np.log1p(-u["wind_speed"]))
@@ -321,9 +340,10 @@ def _stretch(sigma0: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- dask blocks and the Dataset
 
-def _sigma0_block(index: np.ndarray, seed: int, size: tuple[int, int], pixel: float, ragged: bool) -> np.ndarray:
+def _sigma0_block(index: np.ndarray, seed: int, size: tuple[int, int], pixel: float, ragged: bool,
+                  place: Place = (None, None)) -> np.ndarray:
     """Calibrated NRCS (float32, NaN outside the valid extent) for a block of imagette indices."""
-    p = _parameters(index, seed, size, ragged)
+    p = _parameters(index, seed, size, ragged, place)
     out = np.full((index.size, *size), np.nan, dtype=np.float32)
     for j, i in enumerate(index):
         one = {name: value[j] for name, value in p.items()}
@@ -351,6 +371,27 @@ def _ids(seed: int, index: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(raw).view(f"S{raw.shape[1]}").ravel().astype("U")
 
 
+def _place(region: tuple[float, float, float, float] | None, time: tuple | None) -> Place:
+    """Checked, hashable (region, time window) for :func:`_parameters`."""
+    box = None
+    if region is not None:
+        if len(tuple(region)) != 4:
+            raise ValueError(f"region must be (west, south, east, north) in degrees, got {region!r}.")
+        west, south, east, north = (float(v) for v in region)
+        if not -90.0 <= south < north <= 90.0 or not all(np.isfinite([west, east])):
+            raise ValueError(f"region must have -90 <= south < north <= 90 and finite longitudes, got {region!r}.")
+        box = (west, south, east, north)
+    window = None
+    if time is not None:
+        if len(tuple(time)) != 2:
+            raise ValueError(f"time must be (start, stop), got {time!r}.")
+        start, stop = (np.datetime64(t, "ns") for t in time)
+        if not stop > start:
+            raise ValueError(f"time must be (start, stop) with stop after start, got {time!r}.")
+        window = (int(start.astype(np.int64)), int(stop.astype(np.int64)))
+    return box, window
+
+
 def _check(n: int, seed: int, size: tuple[int, int], chunks: int, pixel_size: float) -> tuple[int, int]:
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative integer number of imagettes, got {n!r}.")
@@ -374,6 +415,8 @@ def imagettes(
     sigma0: bool = False,
     ragged: bool = False,
     pixel_size: float = PIXEL_SIZE,
+    region: tuple[float, float, float, float] | None = None,
+    time: tuple[str | np.datetime64, str | np.datetime64] | None = None,
 ) -> xr.Dataset:
     """Generate ``n`` WV-like imagettes with their sea-state truth, lazily.
 
@@ -400,6 +443,12 @@ def imagettes(
         like a folder of real quicklooks of different sizes.
     pixel_size : float, default PIXEL_SIZE
         Pixel spacing in metres (40 m: 256 pixels span about 10 km).
+    region : tuple of float, optional
+        ``(west, south, east, north)`` in degrees: place the imagettes area-uniformly in this box (off land where a
+        few tries allow; ``west > east`` crosses the antimeridian), e.g. inside the coverage of a reanalysis file
+        to join with. Default: the open ocean between 68S and 72N.
+    time : tuple, optional
+        ``(start, stop)`` (strings or datetime64, UTC): draw times uniformly in this window. Default 2015-2024.
 
     Returns
     -------
@@ -415,7 +464,7 @@ def imagettes(
     ------
     ValueError
         If ``n`` is negative or not an integer, ``seed`` is outside [0, 2**64), ``size`` is not two sizes of at
-        least 16, ``chunks`` is below 1, or ``pixel_size`` is not positive.
+        least 16, ``chunks`` is below 1, ``pixel_size`` is not positive, or ``region``/``time`` are malformed.
 
     Examples
     --------
@@ -433,15 +482,18 @@ def imagettes(
     lines, samples = _check(n, seed, size, chunks, pixel_size)
     seed, n = int(seed), int(n)
     index = np.arange(n, dtype=np.int64)
-    p = _parameters(index, seed, (lines, samples), ragged)
+    place = _place(region, time)
+    p = _parameters(index, seed, (lines, samples), ragged, place)
 
     lazy_index = da.arange(n, chunks=int(chunks), dtype=np.int64)
     image_chunks = (lazy_index.chunks[0], (lines,), (samples,))
+    # keys name everything the pixels depend on, so two different synthetic sets never share a dask key
+    token = tokenize(seed, n, int(chunks), (lines, samples), float(pixel_size), bool(ragged), place)
     nrcs = lazy_index.map_blocks(
-        _sigma0_block, seed, (lines, samples), float(pixel_size), bool(ragged),
-        new_axis=[1, 2], chunks=image_chunks, dtype=np.float32, name=f"synthetic-sigma0-{seed}",
+        _sigma0_block, seed, (lines, samples), float(pixel_size), bool(ragged), place,
+        new_axis=[1, 2], chunks=image_chunks, dtype=np.float32, name=f"synthetic-sigma0-{seed}-{token}",
     )
-    quicklook = nrcs.map_blocks(_quicklook_block, dtype=np.uint8, name=f"synthetic-quicklook-{seed}")
+    quicklook = nrcs.map_blocks(_quicklook_block, dtype=np.uint8, name=f"synthetic-quicklook-{seed}-{token}")
 
     ids = _ids(seed, index)
     image_dims = (S.IMAGETTE, S.LINE, S.SAMPLE)
