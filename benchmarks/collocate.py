@@ -3,15 +3,19 @@
 Run: ``python benchmarks/collocate.py [--quick]``. The grid part uses the real ERA5 UK GRIB when cfgrib and the
 sample data are there, else a synthetic hourly grid of the same shape. The point part matches imagettes with a
 synthetic global track (one point a minute) by xwvnet's haversine BallTree and by the dense distance matrix (in
-blocks of imagettes) xwvnet used before. All ratios are measured side by side in one run.
+blocks of imagettes) xwvnet used before. The on-disk part joins 100k imagettes with a month of hourly ERA5-like
+t2m (packed int16 netCDF, 0.25 degree, 744 x 161 x 241) written to a temporary folder, given as one file, as a
+folder of weekly files (``open_mfdataset``), and loaded in memory. All ratios are measured side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -103,6 +107,44 @@ def points(sizes: list[int], repeat: int) -> None:
                   f"{np.mean(ours == ref):.4f}")
 
 
+def on_disk(n: int, repeat: int) -> None:
+    """``n`` imagettes against a month of hourly ERA5-like t2m on disk: one file, a folder of weekly files, memory."""
+    rng = np.random.default_rng(5)
+    time_ = np.datetime64("2023-01-01", "ns") + np.arange(744) * np.timedelta64(1, "h")
+    lat, lon = np.arange(70.0, 29.9, -0.25), np.arange(300.0, 360.1, 0.25)
+    t2m = (280 + 10 * np.sin(np.deg2rad(lat))[None, :, None] * np.cos(np.deg2rad(lon))[None, None, :]
+           + rng.standard_normal((744, lat.size, lon.size))).astype(np.float32)
+    src = xr.Dataset({"t2m": (("time", "latitude", "longitude"), t2m, {"units": "K"})},
+                     coords={"time": time_, "latitude": lat, "longitude": lon})
+    enc = {"t2m": {"dtype": "int16", "scale_factor": 0.002, "add_offset": 280.0, "_FillValue": np.int16(-32767)}}
+    ds = _imagettes(n)
+    ds = ds.assign_coords({S.TIME: (S.IMAGETTE, np.datetime64("2023-01-01T00", "ns") + (
+        ds[S.TIME].values - np.datetime64("2019-03-01T00", "ns"))),
+        S.LATITUDE: (S.IMAGETTE, rng.uniform(30.1, 69.9, n)), S.LONGITUDE: (S.IMAGETTE, rng.uniform(-59.9, -0.1, n))})
+    with tempfile.TemporaryDirectory() as tmp:
+        one = Path(tmp) / "era5_t2m_2023-01.nc"
+        src.to_netcdf(one, encoding=enc)
+        weekly = Path(tmp) / "weekly"
+        weekly.mkdir()
+        for w, start in enumerate(range(0, 744, 168)):
+            src.isel(time=slice(start, start + 168)).to_netcdf(weekly / f"era5_t2m_2023-01_w{w}.nc", encoding=enc)
+        with xr.open_dataset(one) as f:
+            memory = f.load()
+        t_mem, ref = _best(lambda: collocate(ds, memory, prefix="era5").era5_t2m.values, repeat)
+        t_one, a = _best(lambda: collocate(ds, one, prefix="era5").era5_t2m.values, repeat)
+        t_many, b = _best(lambda: collocate(ds, weekly, prefix="era5").era5_t2m.values, repeat)
+        idx = {k: xr.DataArray(ds[k].values % 360 if k == S.LONGITUDE else ds[k].values, dims="p")
+               for k in (S.TIME, S.LATITUDE, S.LONGITUDE)}
+        t_interp, _ = _best(lambda: memory.t2m.interp(idx).values, repeat)
+        diff = max(np.nanmax(np.abs(a - ref)), np.nanmax(np.abs(b - ref)))
+    print(f"\n{n} imagettes x a month of hourly ERA5 on disk (744 x {lat.size} x {lon.size}, packed int16); "
+          "ratio = time / in-memory xwvnet")
+    print(f"{'in memory s':>11} | {'one file s':>10} {'ratio':>6} | {'4+1 weekly files s':>18} {'ratio':>6} | "
+          f"{'xr.interp (memory) s':>20} {'ratio':>6} | max |diff| K")
+    print(f"{t_mem:>11.3f} | {t_one:>10.3f} {t_one / t_mem:>6.2f} | {t_many:>18.3f} {t_many / t_mem:>6.2f} | "
+          f"{t_interp:>20.3f} {t_interp / t_mem:>6.2f} | {diff:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer imagettes and repeats")
@@ -132,6 +174,7 @@ def main() -> None:
         print(f"{n:>9} | {t_ours:>9.4f} | {t_loop:>12.4f} {t_loop / t_ours:>7.1f} | {t_interp:>11.4f} "
               f"{t_interp / t_ours:>7.1f} | {t_lazy:>10.4f} {t_lazy / t_ours:>7.1f} | {diff:.2e}")
     points([2_000] if args.quick else [2_000, 20_000], repeat)
+    on_disk(20_000 if args.quick else 100_000, repeat)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
-"""Exact top-10 cosine search over N x 2048 float32 embeddings: time and peak memory against N, and the fraction of
-this machine's matrix-multiply rate it reaches (a plain numpy matmul of the same shapes, timed in the same process).
+"""Retrieval at archive scale, side by side with faiss in the same run: exact top-10 search, the approximate index,
+compact embeddings.
 
-Each N runs in a fresh process so that its peak resident memory (ru_maxrss) is its own. The database is lazy: N
-rows cycle through a pool of distinct random blocks, so memory measures the search, not the synthetic data.
-
-    python benchmarks/retrieval.py            # N = 1e4 .. 2e5, 1024 queries (a few minutes on 2 cores)
+    python benchmarks/retrieval.py            # N = 1e4 .. 2e5 exact, 1e4 .. 5e4 index (a few minutes on 2 cores)
     python benchmarks/retrieval.py --quick    # tiny
-    python benchmarks/retrieval.py --full     # N up to 1e6
+    python benchmarks/retrieval.py --full     # exact up to N = 1e6 (8 GB for faiss's copy), index up to 2e5
+
+Exact: 1024 unit queries x N x 2048 float32, k = 10. ``xwvnet.retrieval.search_arrays`` (what ``search`` and
+``neighbors`` run on numpy input) against faiss ``IndexFlatIP`` and a plain numpy matmul of the same shapes,
+interleaved, best of 2 each; every N in a fresh process so that its peak resident memory is its own (ours runs
+first: its peak is ours; faiss's increment is its copy of the database, 0 when below our peak).
+Index: a Gaussian mixture (clustered) and isotropic noise (unclustered) written to an embedding store, indexed by
+``build_index`` (chunk by chunk) and, in the same process, by faiss directly on the in-memory array with the same
+factory string; recall@10 against exact search on 1000 stored queries (self excluded) and queries per second.
+Compact: top-10 agreement with float32 and ridge-probe RMSE for float16 and int8 embeddings.
 """
 
 from __future__ import annotations
@@ -16,89 +22,233 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-POOL = 8  # distinct random database blocks
+POOL = 8  # distinct random blocks the exact-search database cycles through (generating 1e6 x 2048 takes long)
 
 
-def _database(n: int, dim: int, block: int):
-    import dask.array as da
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def exact_one(n: int, queries: int, dim: int, k: int) -> dict:
+    """Ours, faiss IndexFlatIP and a numpy matmul on the same database and queries, interleaved."""
+    from xwvnet.retrieval import search_arrays
 
     rng = np.random.default_rng(0)
-    pool = [da.from_array(rng.standard_normal((block, dim), dtype=np.float32), chunks=(block, dim))
-            for _ in range(min(POOL, -(-n // block)))]
-    parts = [pool[i % len(pool)] for i in range(-(-n // block))]
-    return da.concatenate(parts, axis=0)[:n], pool
+    block = 8192
+    pool = [_unit(rng.standard_normal((block, dim), dtype=np.float32)) for _ in range(min(POOL, -(-n // block)))]
+    xb = np.concatenate([pool[i % len(pool)] for i in range(-(-n // block))])[:n]
+    xq = _unit(rng.standard_normal((queries, dim), dtype=np.float32))
+    search_arrays(xq[:8], xq[:64], 3)  # warm-up
+    base = _rss_mb()
+    out: dict = {"n": n}
+    times: dict[str, list[float]] = {"ours": [], "faiss": [], "matmul": []}
+    try:
+        import faiss
 
-
-def one(n: int, queries: int, dim: int, k: int, check: bool) -> dict:
-    """Time the search of ``queries`` vectors against ``n``, and a plain matmul of the same block shapes."""
-    from xwvnet.retrieval import DATABASE_BLOCK, QUERY_BLOCK, block_pairs, compute, search
-
-    block = DATABASE_BLOCK
-    database, pool = _database(n, dim, block)
-    q = np.random.default_rng(1).standard_normal((queries, dim), dtype=np.float32)
-    compute(*search(q[:8], q[:64], 3))  # warm-up: imports, thread pools
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    sim, idx = search(q, database, k)
-    sim, idx = compute(sim, idx, tasks=block_pairs(queries, n))
-    t_search = time.perf_counter() - start
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # the reference: the same products as plain numpy matmuls (database blocks from the pool), best of 2
-    blocks = [np.asarray(pool[i % len(pool)].compute()) for i in range(len(pool))]
-    sizes = [min(block, n - j) for j in range(0, n, block)]
-    t_matmul = np.inf
-    for _ in range(2):
+        flat = None
+    except ImportError:
+        faiss = None
+    for round_ in range(2):
         start = time.perf_counter()
-        for qs in range(0, queries, QUERY_BLOCK):
-            for i, size in enumerate(sizes):
-                q[qs:qs + QUERY_BLOCK] @ blocks[i % len(blocks)][:size].T
-        t_matmul = min(t_matmul, time.perf_counter() - start)
-    ok = None
-    if check:
-        d = database.compute()
-        u = d / np.linalg.norm(d, axis=1, keepdims=True)
-        s = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ u.T
-        ok = bool(np.allclose(np.sort(s, axis=1)[:, ::-1][:, :k], sim, atol=1e-5))
-    return {"n": n, "queries": queries, "dim": dim, "search_s": t_search, "matmul_s": t_matmul,
-            "peak_mb": rss_peak, "before_mb": rss_before, "pool_mb": len(pool) * block * dim * 4 / 2**20, "ok": ok}
+        sim, idx = search_arrays(xq, xb, k)
+        times["ours"].append(time.perf_counter() - start)
+        if round_ == 0:
+            out["ours_peak_mb"] = _rss_mb() - base
+        if faiss is not None:
+            before = _rss_mb()
+            if flat is None:
+                flat = faiss.IndexFlatIP(dim)
+                flat.add(xb)
+            start = time.perf_counter()
+            fsim, fidx = flat.search(xq, k)
+            times["faiss"].append(time.perf_counter() - start)
+            if round_ == 0:
+                out["faiss_extra_mb"] = _rss_mb() - before
+                out["same"] = bool(np.allclose(fsim, sim, atol=1e-5))
+        start = time.perf_counter()
+        for a in range(0, n, block):
+            xq @ xb[a:a + block].T
+        times["matmul"].append(time.perf_counter() - start)
+    out.update({f"{name}_s": min(t) if t else None for name, t in times.items()})
+    return out
+
+
+def mixture(n: int, dim: int, clustered: bool, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if not clustered:
+        return _unit(rng.standard_normal((n, dim), dtype=np.float32))
+    centres = rng.standard_normal((100, dim), dtype=np.float32)
+    out = np.empty((n, dim), np.float32)
+    for a in range(0, n, 8192):  # bounded temporaries
+        b = min(n, a + 8192)
+        out[a:b] = _unit(centres[rng.integers(0, 100, b - a)] + rng.standard_normal((b - a, dim), dtype=np.float32))
+    return out
+
+
+def write_store(path: Path, x: np.ndarray, chunk: int = 4096) -> None:
+    import xarray as xr
+
+    from xwvnet.io import store as zs
+
+    ids = np.array([f"im{i:08d}" for i in range(len(x))], dtype=object)
+    source = xr.Dataset(coords={"imagette": ids})
+    attrs = {"encoder": "benchmark", "encoder_weights_hash": "none"}
+    zs.extend_embedding_store(path, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
+    for c, a in enumerate(range(0, len(x), chunk)):
+        zs.write_embedding_chunk(path, c, a, a, x[a:a + chunk])
+
+
+def index_one(n: int, dim: int, k: int, clustered: bool) -> dict:
+    import faiss
+
+    from xwvnet.retrieval import build_index, index_path
+
+    x = mixture(n, dim, clustered)
+    nq = min(1000, n)
+    q = x[:nq]
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(x)
+    start = time.perf_counter()
+    _, ref = flat.search(q, k + 1)
+    exact_s = time.perf_counter() - start
+    del flat
+    out: dict = {"n": n, "clustered": clustered, "exact_qps": nq / exact_s}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "emb.zarr"
+        write_store(store, x)
+        base = _rss_mb()
+        start = time.perf_counter()
+        index = build_index(store)
+        out["ours_build_s"] = time.perf_counter() - start
+        out["ours_build_peak_mb"] = _rss_mb() - base
+        out["index_mb"] = index_path(store).stat().st_size / 2**20
+        out["factory"], out["effort"] = index.info["factory"], index.effort
+        start = time.perf_counter()
+        _, got = index.search(q, k + 1)
+        out["ours_qps"] = nq / (time.perf_counter() - start)
+    # faiss directly on the in-memory array, same factory (HNSW without the id map), training size and effort
+    direct = faiss.index_factory(dim, out["factory"].removeprefix("IDMap,"), faiss.METRIC_INNER_PRODUCT)
+    start = time.perf_counter()
+    direct.train(x[np.random.default_rng(0).permutation(n)[:65536]])
+    direct.add(x)
+    out["faiss_build_s"] = time.perf_counter() - start
+    direct.hnsw.efSearch = out["effort"]
+    start = time.perf_counter()
+    _, dgot = direct.search(q, k + 1)
+    out["faiss_qps"] = nq / (time.perf_counter() - start)
+
+    def recall(found: np.ndarray) -> float:
+        hits = [len((set(f) - {i}) & (set(r) - {i})) / k for i, (f, r) in enumerate(zip(found, ref, strict=True))]
+        return float(np.mean(hits))
+
+    out["ours_recall"], out["faiss_recall"] = recall(got), recall(dgot)
+    return out
+
+
+def compact(n: int, dim: int, k: int) -> list[dict]:
+    """Top-k agreement with float32 and ridge-probe RMSE, for float16 and int8, on clustered embeddings."""
+    import xarray as xr
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import train_test_split
+
+    from xwvnet.retrieval import compact_embeddings, decode_embeddings, neighbors
+
+    rng = np.random.default_rng(1)
+    x = mixture(n, dim, True, seed=1) * rng.uniform(0.5, 2.0, (n, 1)).astype(np.float32)  # not unit length
+    target = x @ rng.standard_normal(dim).astype(np.float32) + 0.05 * rng.standard_normal(n).astype(np.float32)
+    ids = np.array([f"im{i:06d}" for i in range(n)], dtype=object)
+    ds = xr.Dataset({"embedding": (("imagette", "feature"), x)}, coords={"imagette": ids})
+    queries = list(ids[:500])
+    exact = neighbors(ds, k=k, query=queries)["neighbor"].values
+    train, test = train_test_split(np.arange(n), test_size=0.3, random_state=0)
+
+    def rmse(values: np.ndarray) -> float:
+        model = RidgeCV(alphas=np.logspace(-3, 3, 7)).fit(values[train], target[train])
+        return float(np.sqrt(np.mean((model.predict(values[test]) - target[test]) ** 2)))
+
+    rows = [{"dtype": "float32", "bytes": 4, "agreement": 1.0, "rmse": rmse(x)}]
+    for dtype in ("float16", "int8"):
+        small = compact_embeddings(ds, dtype)
+        found = neighbors(small, k=k, query=queries)["neighbor"].values
+        agree = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact, strict=True)]))
+        rows.append({"dtype": dtype, "bytes": np.dtype(dtype).itemsize, "agreement": agree,
+                     "rmse": rmse(decode_embeddings(small)["embedding"].values)})
+    return rows
+
+
+def _child(args: list[str]) -> dict:
+    cmd = [sys.executable, __file__, *args]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tiny run")
-    parser.add_argument("--full", action="store_true", help="N up to 1e6 (about 8 GB of embeddings, lazily)")
+    parser.add_argument("--full", action="store_true", help="exact up to N = 1e6, index up to 2e5")
     parser.add_argument("--queries", type=int, default=None)
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["exact", "index", "compact"])
+    parser.add_argument("--exact-one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--index-one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--unclustered", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     queries = args.queries or (256 if args.quick else 1024)
-    if args.one is not None:
-        print(json.dumps(one(args.one, queries, args.dim, args.k, args.check)))
+    if args.exact_one is not None:
+        print(json.dumps(exact_one(args.exact_one, queries, args.dim, args.k)))
         return
-    sizes = [2_000, 8_000] if args.quick else [10_000, 30_000, 100_000, 200_000]
-    if args.full:
-        sizes += [500_000, 1_000_000]
-    print(f"exact top-{args.k} cosine search, {queries} queries x N database rows x {args.dim} float32 features")
-    print(f"{'N':>9} {'DB GB':>7} {'Q x N GB':>9} {'search s':>9} {'matmul s':>9} {'GFLOP/s':>8} "
-          f"{'of matmul':>9} {'peak RSS MB':>12} {'data MB':>8} {'exact':>6}")
-    for n in sizes:
-        cmd = [sys.executable, __file__, "--one", str(n), "--queries", str(queries), "--dim", str(args.dim),
-               "-k", str(args.k)] + (["--check"] if n <= 30_000 else [])
-        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        flops = 2.0 * queries * n * args.dim
-        exact = "-" if r["ok"] is None else ("yes" if r["ok"] else "NO")
-        print(f"{n:>9} {n * args.dim * 4 / 1e9:>7.2f} {queries * n * 4 / 1e9:>9.2f} {r['search_s']:>9.2f} "
-              f"{r['matmul_s']:>9.2f} {flops / r['search_s'] / 1e9:>8.1f} {r['matmul_s'] / r['search_s']:>9.0%} "
-              f"{r['peak_mb']:>12.0f} {r['pool_mb']:>8.0f} {exact:>6}")
-    print("DB GB: size of the embeddings; Q x N GB: what an unblocked similarity matrix would hold; 'of matmul': "
-          "plain-matmul time / search time for the same products; data MB: the distinct random blocks the lazy "
-          "database cycles through (held in memory), included in the peak RSS.")
+    if args.index_one is not None:
+        print(json.dumps(index_one(args.index_one, args.dim, args.k, not args.unclustered)))
+        return
+    try:
+        import faiss
+
+        version = faiss.__version__
+    except ImportError:
+        version = None
+    print(f"faiss {version or 'not installed: ours only'}; numpy {np.__version__}")
+    if "exact" not in args.skip:
+        sizes = [2_000, 8_000] if args.quick else [10_000, 50_000, 100_000, 200_000]
+        sizes += [500_000, 1_000_000] if args.full else []
+        print(f"\nexact top-{args.k}: {queries} queries x N x {args.dim} float32 (best of 2, interleaved)")
+        print(f"{'N':>9} {'ours s':>8} {'faiss s':>8} {'matmul s':>8} {'faiss/ours':>10} {'ours q/s':>9} "
+              f"{'ours peak MB':>12} {'faiss +MB':>9} {'same':>5}")
+        for n in sizes:
+            r = _child(["--exact-one", str(n), "--queries", str(queries), "--dim", str(args.dim), "-k", str(args.k)])
+            f = r["faiss_s"]
+            print(f"{n:>9} {r['ours_s']:>8.2f} {f or float('nan'):>8.2f} {r['matmul_s']:>8.2f} "
+                  f"{(f or np.nan) / r['ours_s']:>10.2f} {queries / r['ours_s']:>9.0f} {r['ours_peak_mb']:>12.0f} "
+                  f"{r.get('faiss_extra_mb', float('nan')):>9.0f} {str(r.get('same', '-')):>5}")
+    if "index" not in args.skip and version:
+        sizes = [5_000] if args.quick else [10_000, 50_000]
+        sizes += [200_000] if args.full else []
+        print(f"\napproximate index (build_index from a store vs faiss on the array), recall@{args.k} vs exact")
+        print(f"{'N':>8} {'data':>11} {'factory':>17} {'effort':>6} {'recall':>6} {'faiss rec':>9} {'build s':>8} "
+              f"{'faiss s':>8} {'peak MB':>8} {'index MB':>8} {'q/s':>7} {'faiss q/s':>9} {'exact q/s':>9}")
+        for n in sizes:
+            for clustered in (True, False):
+                r = _child(["--index-one", str(n), "--dim", str(args.dim), "-k", str(args.k)]
+                           + ([] if clustered else ["--unclustered"]))
+                print(f"{n:>8} {'clustered' if clustered else 'unclustered':>11} {r['factory']:>17} "
+                      f"{r['effort']:>6} {r['ours_recall']:>6.3f} {r['faiss_recall']:>9.3f} {r['ours_build_s']:>8.1f} "
+                      f"{r['faiss_build_s']:>8.1f} {r['ours_build_peak_mb']:>8.0f} {r['index_mb']:>8.0f} "
+                      f"{r['ours_qps']:>7.0f} {r['faiss_qps']:>9.0f} {r['exact_qps']:>9.0f}")
+    if "compact" not in args.skip:
+        n = 3000 if args.quick else 20_000
+        print(f"\ncompact embeddings ({n} clustered x {args.dim}): top-{args.k} agreement with float32, ridge RMSE")
+        for r in compact(n, args.dim, args.k):
+            print(f"{r['dtype']:>8} {r['bytes']} B/value  agreement {r['agreement']:.3f}  probe RMSE {r['rmse']:.4f}")
 
 
 if __name__ == "__main__":

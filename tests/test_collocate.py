@@ -284,15 +284,6 @@ def test_cli_writes_a_table(data_dir, tmp_path):
         assert S.LATITUDE in table and "quicklook" not in table
 
 
-def test_demo_join_prints_plots_and_returns_the_table(data_dir, tmp_path, capsys):
-    from xwvnet.demo import demo_join
-
-    table = demo_join(tmp_path, data_dir, n=6)
-    assert (tmp_path / "collocate_era5.png").stat().st_size > 10_000
-    assert table.sizes[S.IMAGETTE] == 66
-    assert np.isfinite(table.era5_t2m.values).all()
-    assert table.era5_t2m.min() > 250 and table.era5_t2m.max() < 310
-    assert "WV manifest" in capsys.readouterr().out
 
 
 def test_station_output_nearest_station_then_linear_in_time():

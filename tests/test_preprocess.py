@@ -149,3 +149,43 @@ def test_sigma0_stretch_maps_percentiles_and_ignores_nan_and_padding():
 def test_sigma0_without_finite_values_gives_zeros():
     q = sigma0_to_quicklook(np.full((1, 4, 4), np.nan, dtype=np.float32))
     assert (q == 0).all()
+
+
+def test_stretch_percentiles_nan_and_shapes():
+    from xwvnet.preprocess import stretch
+
+    x = np.linspace(0.0, 1.0, 10_000, dtype=np.float32).reshape(100, 100)
+    x[0, :10] = np.nan
+    q = stretch(x)
+    assert q.dtype == np.uint8 and q.shape == x.shape and (q[0, :10] == 0).all()
+    valid = q[np.isfinite(x)]
+    assert abs((valid == 0).mean() - 0.01) < 0.003 and abs((valid == 255).mean() - 0.01) < 0.003
+    np.testing.assert_array_equal(stretch(np.stack([x, x * 4])), np.stack([q, q]))  # per image, scale-free
+    with pytest.raises(ValueError, match="percentiles"):
+        stretch(x, 99, 1)
+
+
+def test_multilook_block_means_and_factors():
+    from xwvnet.preprocess import multilook, multilook_factor
+
+    x = np.arange(2 * 7 * 9, dtype=np.float32).reshape(2, 7, 9)
+    out = multilook(x, (2, 3))
+    assert out.shape == (2, 3, 3)
+    assert out[1, 2, 1] == x[1, 4:6, 3:6].mean()
+    assert multilook_factor(4.1, 4.5, 45.0) == (11, 10) and multilook_factor(4.1, 4.5, (8.2, 4.4)) == (2, 1)
+    with pytest.raises(ValueError, match="positive"):
+        multilook_factor(4.1, 0.0)
+    with pytest.raises(ValueError, match="factors"):
+        multilook(x, 0)
+
+
+def test_detrend_removes_a_log_linear_incidence_trend():
+    from xwvnet.preprocess import detrend
+
+    inc = np.linspace(22.8, 24.2, 50)
+    field = np.random.default_rng(0).lognormal(0, 0.2, (40, 50))
+    s0 = 0.05 * field * 10 ** (-0.4 * (inc - 23.5) / 10)
+    out = detrend(s0, inc, reference=23.5)
+    np.testing.assert_allclose(out, 0.05 * field, rtol=1e-6)
+    with pytest.raises(ValueError, match="broadcast"):
+        detrend(s0, inc[:10])

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from xwvnet import retrieval as R
 from xwvnet import schema as S
+from xwvnet.retrieval import exact as E
 
 
 def embedded(n: int, d: int = 24, seed: int = 0) -> xr.Dataset:
@@ -181,7 +182,7 @@ def test_relevant_counts_match_a_direct_count():
     rows = np.arange(80)
     direct = np.array([sum(1 for j in range(80) if j != i and known[j] and (tags[i] & tags[j]).any())
                        for i in rows])
-    np.testing.assert_array_equal(R._relevant_counts(tags, known, rows)[known], direct[known])
+    np.testing.assert_array_equal(E._relevant_counts(tags, known, rows)[known], direct[known])
 
 
 def test_no_two_public_functions_of_the_analysis_rooms_share_a_name():
@@ -191,10 +192,95 @@ def test_no_two_public_functions_of_the_analysis_rooms_share_a_name():
     from xwvnet.evaluation import baselines, curves, metrics, table
 
     seen: dict[str, str] = {}
-    for module in (probe, R, metrics, curves, table, baselines):
+    for module in (probe, E, R.index, R.compact, metrics, curves, table, baselines):
         for name, value in vars(module).items():
             if name.startswith("_") or not inspect.isfunction(value) or value.__module__ != module.__name__:
                 continue
             assert name not in seen, f"{name} is public in both {seen[name]} and {module.__name__}"
             seen[name] = module.__name__
-    assert "retrieval_scores" in seen and not hasattr(R, "evaluate")
+    assert "retrieval_scores" in seen and not hasattr(R, "evaluate") and not hasattr(E, "evaluate")
+
+
+# --- the fast top-k (threshold from a sample of columns) and non-finite rows ------------------------------------------
+def test_threshold_topk_is_exact_on_wide_blocks_with_ties():
+    """Blocks wider than the sampled columns take the threshold path; duplicated rows make (near) ties."""
+    rng = np.random.default_rng(5)
+    distinct = rng.standard_normal((60, 16)).astype(np.float32)
+    which = rng.integers(0, 60, 5000)
+    x = distinct[which]
+    q = rng.standard_normal((70, 16)).astype(np.float32)
+    for k in (1, 10, 37):
+        sim, idx = R.compute(*R.search(q, x, k, query_block=32, database_block=3000))
+        order, sims = brute_force(q, x, k)
+        # BLAS may round copies of one row differently by an ulp: the same vectors must be found, in order
+        np.testing.assert_array_equal(which[idx], which[order])
+        np.testing.assert_allclose(sim, sims, atol=2e-6)
+    wide = R.compute(*R.search(q, x[:1500], 10, database_block=1500))[1]
+    np.testing.assert_array_equal(which[wide], which[brute_force(q, x[:1500], 10)[0]])
+
+
+def test_threshold_topk_matches_a_full_sort_with_excluded_entries():
+    rng = np.random.default_rng(2)
+    sim = np.round(rng.standard_normal((40, 3000)), 1).astype(np.float32)  # exact ties everywhere
+    sim[:, :1500:3] = -np.inf  # many excluded entries inside the sampled columns
+    sim[7] = -np.inf  # a query that finds nothing
+    got = E._topk_by_threshold(sim, 12, offset=100)
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :12]
+    ok = np.arange(40) != 7
+    np.testing.assert_array_equal(got["idx"][ok], order[ok] + 100)
+    np.testing.assert_array_equal(got["sim"][ok], np.take_along_axis(sim, order, axis=1)[ok])
+    assert (got["idx"][7] == -1).all() and np.isneginf(got["sim"][7]).all()
+
+
+def test_non_finite_query_finds_nothing_and_non_finite_rows_are_never_found():
+    ds = embedded(60)
+    x = ds[S.EMBEDDING].values.copy()
+    x[3] = np.nan
+    x[9, 4] = np.inf
+    x[20] = 0  # a zero row is finite: it is a candidate with similarity 0
+    bad = ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x)})
+    for data in (bad, bad.chunk({S.IMAGETTE: 25})):
+        got = R.neighbors(data, k=59, database_block=2000).compute()  # k beyond the 57 finite candidates
+        ids = ds[S.IMAGETTE].values
+        for row in (3, 9):
+            assert (got["neighbor"].values[row] == "").all()
+            assert np.isnan(got["similarity"].values[row]).all()
+        others = np.delete(got["neighbor"].values, [3, 9], axis=0)
+        assert not np.isin(others, ids[[3, 9]]).any()
+        assert ((others == "").sum(axis=1) == 2).all()  # 59 asked, 57 finite candidates (58 for the zero row)
+        assert np.isnan(np.delete(got["similarity"].values, [3, 9], axis=0)[:, -2:]).all()
+
+
+@pytest.mark.parametrize("k", [2.5, 0, -1, True, "3", None, np.float64(2)])
+def test_bad_k_is_refused_clearly(k):
+    ds = embedded(10)
+    with pytest.raises(ValueError, match="whole number"):
+        R.neighbors(ds, k=k)
+    with pytest.raises(ValueError, match="whole number"):
+        R.search(ds[S.EMBEDDING].values, ds[S.EMBEDDING].values, k)
+
+
+def test_numpy_integer_k_is_accepted():
+    got = R.neighbors(embedded(10), k=np.int64(3))
+    assert got.sizes[S.RANK] == 3
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_array_backends_equal_brute_force(backend):
+    if backend == "faiss":
+        pytest.importorskip("faiss", reason="the faiss backend needs faiss-cpu (pip install xwvnet[faiss])")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4000, 32)).astype(np.float32)
+    x[17] = np.nan
+    q = x[:300]
+    sim, idx = R.search_arrays(q, x, 10, self_index=np.arange(300), query_block=128, database_block=1500,
+                               backend=backend)
+    ok = np.isfinite(x).all(axis=1)
+    with np.errstate(invalid="ignore"):  # the zeroed row is NaN in the reference, and sorts last
+        order, sims = brute_force(np.where(ok[:300, None], q, 1), np.where(ok[:, None], x, 0), 10, np.arange(300))
+    good = np.arange(300) != 17
+    np.testing.assert_array_equal(idx[good], order[good])
+    np.testing.assert_allclose(sim[good], sims[good], atol=2e-6)
+    assert (idx[17] == -1).all() and not (idx == 17).any()
+    with pytest.raises(ValueError, match="backend"):
+        R.search_arrays(q, x, 3, backend="gpu")

@@ -190,6 +190,7 @@ def test_resume_restores_every_rng(waves, tmp_path):
     planted = _seeded_states(99)  # not what the run's seed gives: only a restore brings these back
     ckpt["rng"] = [planted]
     torch.save(ckpt, tmp_path / "checkpoint.pt")
+    (tmp_path / "checkpoint.json").unlink()  # edited by hand: its recorded hash no longer holds (checked below)
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     train(waves, out_dir=tmp_path, steps=4, seed=1, resume=True, **TINY)
     # nothing in the loop draws from the global generators, so they end as the checkpoint left them
@@ -211,6 +212,7 @@ def test_a_version_1_checkpoint_still_resumes_exactly(waves, tmp_path):
                 scheduler={"kind": "warmup-cosine", "step": 3, "steps": 4, "warmup_steps": 1, "lr": TINY["lr"]})
     del ckpt["scaler"]
     torch.save(ckpt, old / "checkpoint.pt")
+    (old / "checkpoint.json").unlink()  # version 1 wrote no sidecar
     train(waves, out_dir=old, steps=4, seed=1, resume=True, **TINY)
     assert _losses(old) == _losses(straight) and _lrs(old) == _lrs(straight)
     rebuilt, kept = (load_checkpoint(p / "checkpoint.pt")["scheduler"] for p in (old, straight))

@@ -10,6 +10,11 @@ not counted, and a re-run recomputes exactly the uncounted ones. When the input 
 (its order follows the input) and embeds only the new imagettes; the count of a partly filled last chunk says where
 to resume.
 
+The run holds the output's writer lease (:mod:`xwvnet.io.lease`): a second run into the same output is refused while
+it runs, and a later run with another encoder is refused by the provenance check. Every chunk written is recorded
+with its checksum; an input chunk that is missing or damaged fails its task by name, and an output chunk found
+missing or damaged at the start of a run is embedded again.
+
 The same function runs on the local thread pool (no cluster), a ``LocalCluster`` or any scheduler address; the
 output path must be reachable from every worker (a shared file system). See ``docs/archive.md``.
 """
@@ -29,8 +34,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from . import schema as S
-from ._runtime import cores
+from ._runtime import cores, resolve_device
 from .io import store as zs
+from .io.lease import writer_lease
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -119,6 +125,8 @@ class EmbedReport:
         Wall time of the run.
     runner : str, default ""
         Where it ran, in words.
+    damaged : list of int
+        Chunks found missing or damaged in the output at the start of this run (embedded again).
     """
 
     path: Path
@@ -131,6 +139,7 @@ class EmbedReport:
     failed: list[ChunkFailure] = field(default_factory=list)
     seconds: float = 0.0
     runner: str = ""
+    damaged: list[int] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -161,6 +170,7 @@ class EmbedReport:
             f"runner            {self.runner}",
             f"imagettes         {self.total} in {self.chunks} chunks",
             f"already done      {self.skipped} chunks",
+            *([f"damaged, redone   {len(self.damaged)} chunks {self.damaged[:10]}"] if self.damaged else []),
             f"computed now      {len(self.computed)} chunks, {self.embedded} imagettes",
             f"failed            {len(self.failed)} chunks",
             f"time              {self.seconds:.1f} s ({self.rate:.1f} imagettes/s)",
@@ -200,6 +210,8 @@ class ChunkTask:
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     precision : str
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    token : str, default ""
+        The token of the run's writer lease on the output: a task whose run lost the lease does not write.
     """
 
     input: str
@@ -213,6 +225,7 @@ class ChunkTask:
     batch_size: int
     device: str
     precision: str
+    token: str = ""
 
 
 def run_chunk(task: ChunkTask) -> tuple[int, int]:
@@ -235,7 +248,7 @@ def run_chunk(task: ChunkTask) -> tuple[int, int]:
         images, valid_lines, valid_samples, encoder=task.encoder, batch_size=task.batch_size,
         device=task.device, precision=task.precision, var=task.var,
     )
-    zs.write_embedding_chunk(task.output, task.chunk, task.chunk_start, task.start, emb)
+    zs.write_embedding_chunk(task.output, task.chunk, task.chunk_start, task.start, emb, token=task.token)
     return task.chunk, task.stop - task.start
 
 
@@ -376,12 +389,16 @@ def embed_store(
     precision: str = "float32",
     progress: bool = True,
     errors: Literal["raise", "report"] = "raise",
+    wait: float = 0.0,
 ) -> EmbedReport:
     """Embed every committed imagette of an imagette store into an embedding store, resuming where a run stopped.
 
     A re-run skips committed chunks and embeds new input imagettes only, so the same call completes a killed run
-    or extends the output after the input grew. Failed chunks are named with their ids, and every other chunk
-    still completes. Open the result with :func:`xwvnet.open_store` (or join it with its input through
+    or extends the output after the input grew; output chunks found missing or damaged are embedded again. Failed
+    chunks (an input chunk missing or damaged is one) are named with their ids, and every other chunk still
+    completes. The run holds the output's writer lease (its tasks write in parallel under it): a second run into
+    the same output is refused, or waits with ``wait=``.
+    Open the result with :func:`xwvnet.open_store` (or join it with its input through
     :func:`xwvnet.io.store.open_stores`).
 
     Parameters
@@ -417,6 +434,8 @@ def embed_store(
     errors : {"raise", "report"}, default "raise"
         On failed chunks, raise :class:`EmbedStoreError` after every other chunk finished, or return them in the
         report (as the CLI does).
+    wait : float, default 0.0
+        Seconds to wait for another writer of the output to finish (0: refuse at once).
 
     Returns
     -------
@@ -430,6 +449,8 @@ def embed_store(
         or a resume would mix encoders, variables, precisions, chunk sizes or inputs.
     EmbedStoreError
         If some chunks failed and ``errors="raise"``.
+    xwvnet.io.lease.StoreBusyError
+        If another run writes the output (after ``wait`` seconds); the message names it.
 
     Examples
     --------
@@ -444,23 +465,35 @@ def embed_store(
         raise ValueError(f"errors must be 'raise' or 'report', found {errors!r}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
+    if client is None and (scheduler == "threads" or workers is not None):
+        resolve_device(device)  # tasks run on this machine: CUDA without a GPU is refused before any output
+    elif client is None and scheduler is None:
+        from .inference import check_device
+
+        check_device(device)  # this process's thread pool, or the dask client active in it
     source, output = Path(input_store).expanduser().resolve(), Path(output_store).expanduser().resolve()
     enc = load_encoder(encoder)
-    var, n, chunk, done = _prepare(source, output, enc, var, precision, chunk)
-    todo, skipped = _plan(n, chunk, done)
-    report = EmbedReport(path=output, input=source, total=n, chunks=math.ceil(n / chunk), skipped=skipped)
-    tasks = [
-        ChunkTask(str(source), str(output), var, k, lo, start, stop, enc, batch_size, device, precision)
-        for k, lo, start, stop in todo
-    ]
     began = time.perf_counter()
-    with (xd.connect(scheduler, workers, device=device) if client is None else _given(client)) as active:
-        if active is not None:
-            xd.setup_client(active, device=device)
-        resources = xd.task_resources(device, active)
-        n_threads = max(1, threads or min(2, cores()))
-        report.runner = _describe(active, n_threads)
-        _run(tasks, active, n_threads, resources, report, progress, output)
+    with writer_lease(output, "embed_store", wait=wait) as lease:
+        zs.begin_write(output, zs.EMBEDDINGS)
+        damaged = zs.reset_damaged_embeddings(output)
+        var, n, chunk, done = _prepare(source, output, enc, var, precision, chunk)
+        todo, skipped = _plan(n, chunk, done)
+        report = EmbedReport(path=output, input=source, total=n, chunks=math.ceil(n / chunk), skipped=skipped,
+                             damaged=sorted(d.chunk[0] for d in damaged))
+        token = lease.info.token if lease.info else ""
+        tasks = [
+            ChunkTask(str(source), str(output), var, k, lo, start, stop, enc, batch_size, device, precision, token)
+            for k, lo, start, stop in todo
+        ]
+        with (xd.connect(scheduler, workers, device=device) if client is None else _given(client)) as active:
+            if active is not None:
+                xd.setup_client(active, device=device)
+            resources = xd.task_resources(device, active)
+            n_threads = max(1, threads or min(2, cores()))
+            report.runner = _describe(active, n_threads)
+            _run(tasks, active, n_threads, resources, report, progress, output)
+        zs.end_write(output)
     report.seconds = time.perf_counter() - began
     report.computed.sort()
     if report.failed and errors == "raise":
@@ -479,7 +512,10 @@ def _run(tasks: list[ChunkTask], client: Client | None, threads: int, resources:
                 report.computed.append(task.chunk)
                 report.embedded += int(result[1])
             else:
-                ids = [str(i) for i in zs.ids(output, task.start, task.stop)]
+                try:
+                    ids = [str(i) for i in zs.ids(output, task.start, task.stop)]
+                except OSError:  # the output's ids are damaged too: the positions say which
+                    ids = []
                 report.failed.append(ChunkFailure(task.chunk, task.start, task.stop, ids,
                                                   f"{type(error).__name__}: {error}"))
                 bar.set_postfix(failed=len(report.failed))

@@ -25,26 +25,50 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.
 
 # --- ingest ---------------------------------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "ingest", "read quicklooks into a Zarr imagette store (resumable, appends)")
-    p.add_argument("sources", nargs="+", help="quicklook files, folders or glob patterns")
+    p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
+    p.add_argument("sources", nargs="+", help="SAFE folders/zips, quicklook files, folders or glob patterns")
     p.add_argument("--store", required=True, type=Path, help="the Zarr store to create or append to")
     p.add_argument("--labels", type=Path, default=None, help="CSV with a 'filename' column and one 0/1 column per tag")
     p.add_argument("--batch", type=int, default=256, help="imagettes read and written per step")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the store")
+    p.add_argument("--spacing", type=float, nargs="+", default=None, metavar="METRES",
+                   help="SAFE products: quicklook pixel spacing, one value or azimuth and range (default 41 45)")
+    p.add_argument("--keep-sigma0", action="store_true", help="SAFE products: also store the multilooked sigma0")
+    p.add_argument("--denoise", action="store_true", help="SAFE products: remove thermal noise before calibrating")
+    p.add_argument("--workers", type=int, default=None, help="SAFE products: processes calibrating in parallel")
 
 
 def _run_ingest(args: argparse.Namespace) -> int:
-    from .io.store import ingest
+    from .ingestion import ingest
 
-    report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, progress=True)
+    spacing = None if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing))
+    report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=spacing,
+                    keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers, progress=True,
+                    wait=args.wait)
     print(report.summary())
-    return 0
+    return 1 if report.damaged else 0
+
+
+# --- verify -----------------------------------------------------------------------------------------------------------
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "verify", "check every chunk of a store against its records and list missing or damaged ones")
+    p.add_argument("store", type=Path, help="an imagette store or an embedding store")
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .io.integrity import verify
+
+    report = verify(args.store)
+    print(report.summary())
+    return 0 if report.ok else 1
 
 
 # --- collocate ------------------------------------------------------------------------------------------------------
 def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "collocate", "sample ERA5 / WW3 / OCN variables at imagette positions and times")
     p.add_argument("imagettes", type=Path, help="a Zarr imagette store, a WV SAFE folder/manifest, or OCN products")
-    p.add_argument("source", type=Path, help="the source file: netCDF, GRIB (needs cfgrib) or Zarr")
+    p.add_argument("source", type=Path, help="the source: a netCDF/GRIB/Zarr file, a folder of such files, or a quoted "
+                   "glob such as 'era5/*.nc'")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
     p.add_argument("--variables", nargs="+", default=None, help="source variables (default: all on its grid)")
     p.add_argument("--method", choices=["linear", "nearest"], default="linear")
@@ -78,6 +102,7 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="imagettes per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the output store")
 
 
 def _run_embed(args: argparse.Namespace) -> int:
@@ -86,7 +111,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     report = embed_store(
         args.input_store, args.output_store, args.encoder, scheduler=args.scheduler, workers=args.workers,
         threads=args.threads, chunk=args.chunk, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, progress=True, errors="report",
+        precision=args.precision, progress=True, errors="report", wait=args.wait,
     )
     print(report.summary())
     return 0 if report.complete else 1
@@ -157,6 +182,8 @@ def _add_neighbors(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query", nargs="+", default=None, help="imagette ids to query (default: every imagette)")
     p.add_argument("--csv", type=Path, default=None, help="write (query, rank, neighbor, similarity) to this CSV")
     p.add_argument("--figure", type=Path, default=None, help="save the first query's neighbour panel (needs images)")
+    p.add_argument("--index", type=Path, default=None,
+                   help="an approximate index made by `xwvnet index STORE` (default: exact search)")
 
 
 def _run_neighbors(args: argparse.Namespace) -> int:
@@ -165,7 +192,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     from .retrieval import neighbors
 
     ds = open_stores(args.stores)
-    found = neighbors(ds, k=args.k, query=args.query).compute()
+    found = neighbors(ds, k=args.k, query=args.query, index=args.index).compute()
     table = found[["neighbor", "similarity"]].reset_coords(drop=True).to_dataframe()
     print(table.head(5 * args.k).to_string())
     if args.csv:
@@ -174,6 +201,26 @@ def _run_neighbors(args: argparse.Namespace) -> int:
         first = str(found["imagette"].values[0])
         plot.neighbor_panel(ds, first, k=args.k, result=found).savefig(args.figure, dpi=110)
         print(f"saved {args.figure}")
+    return 0
+
+
+# --- index ----------------------------------------------------------------------------------------------------------
+def _add_index(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "index", "build (or update) the approximate retrieval index beside an embedding store")
+    p.add_argument("store", type=Path, help="the embedding store (from `xwvnet embed`)")
+    p.add_argument("--update", action="store_true", help="add imagettes appended since the index was built")
+    p.add_argument("--method", default="hnsw", choices=["hnsw", "ivf"], help="faiss HNSW32,SQ8 or IVF,SQ8")
+    p.add_argument("--effort", type=int, default=None, help="search effort saved with the index (efSearch/nprobe)")
+    p.add_argument("--overwrite", action="store_true", help="build again over an existing index")
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from .retrieval import build_index, update_index
+
+    index = (update_index(args.store) if args.update else
+             build_index(args.store, method=args.method, effort=args.effort, overwrite=args.overwrite))
+    print(f"{index.path}: {index.n} imagettes ({index.info['n_skipped']} not finite, left out), "
+          f"{index.info['factory']}, effort {index.effort}")
     return 0
 
 
@@ -199,6 +246,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="auto: bfloat16 on a GPU, float32 on the CPU")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in OUT (kept until the new run's first checkpoint)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -209,7 +258,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, steps=args.steps, lr=args.lr, temperature=args.temperature, seed=args.seed,
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, device=args.device,
         max_seconds=args.max_seconds, flip=not args.no_flip, rotate90=not args.no_rotate, resume=args.resume,
-        precision=args.precision,
+        precision=args.precision, overwrite=args.overwrite,
     )
     print(f"encoder weights: {path}")
     return 0
@@ -228,7 +277,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.out, quick=args.quick)
 
 
-_COMMANDS = ["ingest", "embed", "demo", "collocate", "evaluate", "probe", "neighbors", "train"]
+_COMMANDS = ["ingest", "verify", "embed", "demo", "collocate", "evaluate", "probe", "neighbors", "index", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _is_user_error(err: BaseException) -> bool:
     """Errors that a user can fix from the message alone (bad input, missing file, offline weights, refused store)."""
     ours = type(err).__module__.startswith("xwvnet")
-    return ours or isinstance(err, (ValueError, OSError, LookupError))
+    return ours or isinstance(err, (ValueError, OSError, LookupError, ImportError))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,6 @@ is missing (no sample data, no published weights) it says so and uses what is av
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,7 @@ def choose_encoder(out: Path, quick: bool) -> str:
     """WV-Net when its published weights are here; otherwise say so plainly, and train a small encoder here."""
     from .datasets import cache_dir as weights_cache
     from .models.zoo import ENCODERS, find_weights
-    from .training import train_briefly
+    from .training import train
 
     _say("encoder")
     if find_weights("wvnet-resnet50") is not None:
@@ -70,17 +69,19 @@ def choose_encoder(out: Path, quick: bool) -> str:
         return "wvnet-resnet50"
     print(f"the published WV-Net weights are NOT available here (offline). To use WV-Net, download\n  "
           f"{ENCODERS['wvnet-resnet50'].url}\ninto {weights_cache()} (see docs/embedding.md).")
-    seconds = 20 if quick else 60
-    print(f"instead: training a small encoder (SimCLR, ResNet-18, 96 px) for at most {seconds} s on the imagettes "
-          "at hand. It is NOT WV-Net: a few seconds of CPU training make a weak encoder, shown here to run the path.")
-    path = train_briefly(out / "imagettes.zarr", out / "encoder", seconds=seconds, progress=False)
+    steps = 10 if quick else 40
+    print(f"instead: training a small encoder here (SimCLR, ResNet-18, 64 px, batch 8, {steps} steps, seed 0) on "
+          "the imagettes at hand. It is NOT WV-Net: a few CPU steps on 15 images make a weak encoder, shown only to "
+          "run the whole path; the same steps give the same encoder on every run.")
+    path = train(out / "imagettes.zarr", out_dir=out / "encoder", overwrite=True, arch="resnet18",
+                 image_size=64, batch_size=8, steps=steps, warmup_steps=2, checkpoint_every=steps,
+                 seed=0, progress=False)
     print(f"trained encoder: {path} (loss per step in {path.parent / 'loss.csv'})")
     return str(path)
 
 
 def embed_samples(out: Path, quick: bool, ds: xr.Dataset, encoder: str) -> xr.Dataset:
     """Embed the ingested imagettes and store ``embedding`` in the Zarr store beside them."""
-    import numpy as np
 
     from .inference import embed
     from .io.store import add_variables, open_store
@@ -100,7 +101,6 @@ def embed_samples(out: Path, quick: bool, ds: xr.Dataset, encoder: str) -> xr.Da
 
 def _published_embeddings(ds: xr.Dataset) -> xr.DataArray | None:
     """The upstream reference embeddings of the 15 samples, aligned to ``ds`` (rows follow sample_data.csv)."""
-    import numpy as np
 
     try:
         sample = wvnet_sample()
@@ -138,7 +138,7 @@ def probe_hs(out: Path, quick: bool, encoder: str) -> None:
         print(f"not compared (weights not available offline): {', '.join(skipped)}")
     named = {e: e for e in encoders}
     if encoder not in named:
-        named = {"trained here (SimCLR, brief)": encoder, **named}
+        named = {"trained here (ResNet-18, SimCLR, a few CPU steps on 15 images)": encoder, **named}
     demo_probe(out, quick=quick, encoders=named)
 
 
@@ -271,75 +271,80 @@ def _sample_path(name: str, data_dir: str | os.PathLike | None) -> Path:
     return fetch(name)
 
 
-def _synthetic_in_uk(n: int, seed: int) -> xr.Dataset:
-    """Synthetic imagettes (tiny pixels) placed at random over the sea and land of the UK ERA5 box, March 2019."""
-    from . import synthetic
-
-    rng = np.random.default_rng(seed)
-    ds = synthetic.imagettes(n, seed=seed, size=(64, 64))
-    start = np.datetime64("2019-03-01T00:00", "ns")
-    seconds = rng.integers(0, 30 * 86400, n).astype("timedelta64[s]")
-    return ds.assign_coords({
-        S.LATITUDE: (S.IMAGETTE, rng.uniform(50.2, 57.8, n)),
-        S.LONGITUDE: (S.IMAGETTE, rng.uniform(-9.8, 1.8, n)),
-        S.TIME: (S.IMAGETTE, np.sort(start + seconds).astype("datetime64[ns]")),
-    })
-
-
 def demo_join(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, *, n: int = 24,
               seed: int = 0) -> xr.Dataset:
-    """ERA5 2 m temperature at imagette positions and times: synthetic imagettes in the UK box, and the 60 imagettes
-    of the real WV manifest; prints a table, saves ``collocate_era5.png`` under ``out_dir``, returns the table.
+    """ERA5 2 m temperature at imagette positions and times, only where and when the sample files cover them.
 
-    The UK field (hourly, March 2019) needs cfgrib; without it the global 20-degree netCDF (2021-03-01 12Z) is used
-    for both. The manifest's imagettes (2021-04-03) are joined with the global field at a 40-day tolerance: this
-    shows the join on real WV positions, not the weather of that day.
+    Synthetic imagettes are placed inside each ERA5 sample's coverage: in the UK box during March 2019 for the
+    hourly GRIB (needs cfgrib), and world-wide within an hour of 2021-03-01 12Z for the 20-degree global netCDF
+    (one time step, joined with a 1-hour tolerance). The 60 real imagettes of the WV manifest (2021-04-03) are
+    mapped but not joined: the samples hold no ERA5 field of that day. Prints a table, saves
+    ``collocate_era5.png`` under ``out_dir`` and returns the joined table.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        Where the figure goes.
+    data_dir : str or os.PathLike, optional
+        A folder laid out like the sample registry (default: fetched through :mod:`xwvnet.datasets`).
+    n : int, default 24
+        Synthetic imagettes per source.
+    seed : int, default 0
+        Seed of the synthetic imagettes.
+
+    Returns
+    -------
+    xarray.Dataset
+        One row per joined imagette: time, position, ``era5_t2m`` (K) and the ``group`` it belongs to.
     """
+    from matplotlib.figure import Figure
+
+    from . import plot, synthetic
     from .io.safe import imagettes_from_manifest
-    from .joins.collocation import CollocationWarning, collocate
+    from .joins.collocation import collocate
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    global_nc = _sample_path(GLOBAL_NC, data_dir)
-    synthetic_ds = _synthetic_in_uk(n, seed)
+    parts = []
     try:
         import cfgrib  # noqa: F401
 
-        uk_source: xr.Dataset | Path = _sample_path(UK_GRIB, data_dir)
-        uk_label = "ERA5 hourly t2m, UK, March 2019 (GRIB)"
+        uk = synthetic.imagettes(n, seed=seed, size=(32, 32), region=(-9.5, 50.5, 1.5, 57.5),
+                                 time=("2019-03-01T00", "2019-03-31T23"))
+        parts.append(("synthetic imagettes, UK box, March 2019: ERA5 hourly t2m (GRIB, linear in space and time)",
+                      collocate(uk, _sample_path(UK_GRIB, data_dir), variables="t2m", prefix="era5")))
     except ImportError:
-        uk_source = global_nc
-        synthetic_ds = synthetic_ds.assign_coords({S.TIME: (S.IMAGETTE, np.full(n, np.datetime64("2021-03-01T12",
-                                                                                                   "ns")))})
-        uk_label = "ERA5 t2m, 20-degree global grid, 2021-03-01 12Z (cfgrib missing: no GRIB)"
-    uk = collocate(synthetic_ds, uk_source, variables="t2m", prefix="era5")
+        print("cfgrib is not installed: the UK GRIB sample is skipped (pip install xwvnet[grib])")
+    world = synthetic.imagettes(n, seed=seed + 1, size=(32, 32), time=("2021-03-01T11:00", "2021-03-01T13:00"))
+    parts.append(("synthetic imagettes world-wide, 2021-03-01 11-13Z: ERA5 t2m of 12Z (20-degree grid, 1 h tolerance)",
+                  collocate(world, _sample_path(GLOBAL_NC, data_dir), variables="t2m", prefix="era5",
+                            time_tolerance="1h")))
     manifest = imagettes_from_manifest(_sample_path(MANIFEST, data_dir))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CollocationWarning)
-        wv = collocate(manifest, global_nc, variables="t2m", prefix="era5", time_tolerance="40D")
     columns = [S.TIME, S.LATITUDE, S.LONGITUDE, "era5_t2m"]
     table = xr.concat(
-        [part[columns].reset_coords()[columns].compute().assign_coords(group=(S.IMAGETTE, [group] * part.sizes[
-            S.IMAGETTE])) for part, group in ((uk, "synthetic (UK)"), (wv, "WV manifest"))],
+        [part[columns].reset_coords()[columns].compute().assign_coords(group=(S.IMAGETTE, [title.split(":")[0]] *
+                                                                              part.sizes[S.IMAGETTE]))
+         for title, part in parts],
         dim=S.IMAGETTE,
     )
-    table.attrs = {"title": "ERA5 2 m temperature at imagette positions and times (xwvnet.collocate.demo_join)"}
-    table["era5_t2m"].attrs = uk["era5_t2m"].attrs
+    table.attrs = {"title": "ERA5 2 m temperature at synthetic imagette positions and times (xwvnet.demo.demo_join)"}
+    table["era5_t2m"].attrs = parts[0][1]["era5_t2m"].attrs
     frame = table.to_dataframe()
     frame["era5_t2m_degC"] = frame["era5_t2m"] - 273.15
-    print(f"synthetic imagettes: {uk_label}")
-    print(f"manifest imagettes ({manifest.attrs['safe']}): ERA5 t2m of 2021-03-01 12Z, linear, 40-day tolerance")
+    for title, _ in parts:
+        print(title)
     with pd.option_context("display.width", 160, "display.max_rows", 200, "display.precision", 2):
         print(frame.drop(columns="era5_t2m").to_string())
-    from matplotlib.figure import Figure
-
-    from . import plot
-
-    fig = Figure(figsize=(12, 5), layout="constrained")
-    axes = fig.subplots(1, 2)
-    for ax, part, title in ((axes[0], uk, uk_label), (axes[1], wv, "WV manifest imagettes, ERA5 t2m (2021-03-01)")):
-        celsius = (part["era5_t2m"] - 273.15).rename("2 m temperature").assign_attrs(units="degC")
-        plot.positions(part, celsius, ax=ax, title=title, cmap="coolwarm")
+    first, last = (str(v)[:16] for v in manifest[S.TIME].values[[0, -1]])
+    print(f"WV manifest {manifest.attrs['safe']}: {manifest.sizes[S.IMAGETTE]} real imagettes, {first} to {last}; "
+          "mapped, not joined (no ERA5 sample of that day)")
+    fig = Figure(figsize=(6 * (len(parts) + 1), 5), layout="constrained")
+    axes = fig.subplots(1, len(parts) + 1)
+    for ax, (title, part) in zip(axes, parts):
+        celsius = (part["era5_t2m"] - 273.15).rename("ERA5 2 m temperature").assign_attrs(units="degC")
+        plot.positions(part, celsius, ax=ax, title=title.replace(": ", ":\n"), cmap="coolwarm")
+    plot.positions(manifest, ax=axes[-1], title=f"real WV imagettes of the manifest, {first[:10]}\n(positions only: "
+                   "no ERA5 sample of that day)")
     figure = out / "collocate_era5.png"
     fig.savefig(figure, dpi=100)
     print(f"figure: {figure}")

@@ -29,10 +29,11 @@ from . import _runtime, preprocess
 from . import schema as S
 from ._runtime import check_precision, resolve_device
 from .models.encoder import Encoder
+from .models.weights import check_finite
 from .models.zoo import load_encoder
 
-__all__ = ["EmptyImagetteWarning", "clear_model_cache", "embed", "embed_block", "embedding_attrs", "get_model",
-           "torch_threads"]
+__all__ = ["EmptyImagetteWarning", "check_device", "clear_model_cache", "embed", "embed_block", "embedding_attrs",
+           "get_model", "torch_threads"]
 
 
 class EmptyImagetteWarning(UserWarning):
@@ -122,6 +123,8 @@ def get_model(
     ------
     ValueError
         On an unknown precision, or CUDA asked for on a machine without a GPU.
+    xwvnet.models.weights.WeightsIntegrityError
+        If the weights hold NaN or infinite values.
     """
     encoder = load_encoder(encoder)
     check_precision(precision)
@@ -133,6 +136,7 @@ def get_model(
             # never move the Encoder's own module: a copy (or a fresh build) goes to the device
             source = encoder._module
             model = copy.deepcopy(source) if source is not None else encoder.build()
+            check_finite(model.state_dict(), f"encoder {encoder.name!r}")  # an in-memory model too: no NaN output
             model = model.to(device).eval().requires_grad_(False)
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
@@ -282,8 +286,31 @@ def embed_block(
 
 
 # ---- the Dataset function -----------------------------------------------------------------------------------
-def _check_device(device: str | torch.device) -> None:
-    """Fail at graph-building time on a device that cannot work, rather than in every task."""
+def check_device(device: str | torch.device) -> None:
+    """Fail before any work on a device that cannot work, rather than in every task.
+
+    Where the tasks run in this process (no dask.distributed client is active), the device is resolved here, so
+    ``"cuda"`` on a machine without a GPU is refused at once; with a client, the workers' GPUs count, not this
+    machine's, so only the name is checked (:func:`xwvnet.distributed.task_resources` checks the workers).
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    ValueError
+        If the name is not a device, or CUDA is asked for where the tasks would run on this machine without a GPU.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    """
     try:
         from distributed import default_client
 
@@ -380,10 +407,11 @@ def embed(
     (8, 2048)
     """
     image = _image(ds, var)
+    _check_spacing(ds, str(image.name))
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
     check_precision(precision)
-    _check_device(device)
+    check_device(device)
     enc = load_encoder(encoder)
     # work on bare Variables: no coordinates to align or (for dask-backed object coords) to peek into
     pixels = image.variable
@@ -411,6 +439,22 @@ def embed(
     )
     emb.attrs = embedding_attrs(enc, str(image.name), precision)
     return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
+
+
+#: finest pixel spacing (m) WV-Net inputs can have: its quicklooks are ~41 x 45 m; full-resolution SLC is ~4 m
+MIN_INPUT_SPACING = 20.0
+
+
+def _check_spacing(ds: xr.Dataset, var: str) -> None:
+    """Refuse full-resolution sigma0 (e.g. from :func:`xwvnet.open_safe`): WV-Net saw ~41 x 45 m quicklooks."""
+    spacing = [float(np.nanmin(ds[name].values)) for name in ("line_spacing", "sample_spacing")
+               if name in ds.variables and ds[name].size]
+    if var == S.SIGMA0 and spacing and min(spacing) < MIN_INPUT_SPACING:
+        raise ValueError(
+            f"{var} has {min(spacing):.1f} m pixels, but WV-Net embeds quicklooks of about 41 x 45 m pixels: "
+            "average it first with xwvnet.safe_to_imagettes(paths) (or `xwvnet ingest` of the SAFE products), or "
+            "xwvnet.preprocess.multilook."
+        )
 
 
 def embedding_attrs(encoder: Encoder, image_variable: str, precision: str) -> dict[str, str | int]:

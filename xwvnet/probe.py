@@ -17,6 +17,7 @@ import inspect
 import json
 import os
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -278,45 +279,83 @@ class Probe:
         FileNotFoundError
             If there is no file at ``path``.
         ProbeFileError
-            If the file is not an xwvnet probe, is damaged, or was written by a newer xwvnet.
+            A ``ValueError`` naming the file, if it is not an xwvnet probe (not a zip/npz archive, no header, a
+            header that is not a JSON object of format ``xwvnet-probe``), is damaged (truncated, a bad checksum,
+            header fields missing or of the wrong type, arrays missing, not numbers or not finite), or was written
+            by a newer xwvnet.
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no probe file at {path}: give the path written by Probe.save.")
-        hint = "Give a file written by Probe.save (xwvnet)."
+            raise FileNotFoundError(f"no probe file at {path}" + (" (a folder)" if path.is_dir() else "")
+                                    + ": give the path written by Probe.save.")
+        hint = "Give a file written by Probe.save (xwvnet), or save the probe again."
+        if not zipfile.is_zipfile(path):
+            raise ProbeFileError(f"{path} is not an xwvnet probe file, or is damaged (truncated?): it is not a "
+                                 f"readable .npz archive. {hint}")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
-        except (ValueError, OSError, EOFError, AttributeError) as err:
-            raise ProbeFileError(f"{path} is not an xwvnet probe (not a readable .npz: {err}). {hint}") from err
+        except Exception as err:  # zipfile, zlib and numpy raise many types on a damaged archive: all mean the same
+            raise ProbeFileError(f"{path} is not an xwvnet probe file, or is damaged: its .npz archive cannot be read "
+                                 f"({type(err).__name__}: {err}). {hint}") from err
         if "header" not in arrays:
-            raise ProbeFileError(f"{path} is not an xwvnet probe (no probe header; found {sorted(arrays)}). {hint}")
+            raise ProbeFileError(f"{path} is not an xwvnet probe file (no probe header; found {sorted(arrays)}). "
+                                 f"{hint}")
         try:
             header = json.loads(str(arrays["header"]))
-        except json.JSONDecodeError as err:
-            raise ProbeFileError(f"{path} is not an xwvnet probe (header is not JSON). {hint}") from err
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            found = header.get("format") if isinstance(header, dict) else None
-            raise ProbeFileError(f"{path} is not an xwvnet probe (format {found!r}). {hint}")
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise ProbeFileError(f"{path} is not an xwvnet probe file, or is damaged (its header is not JSON). "
+                                 f"{hint}") from err
+        if not isinstance(header, dict):
+            raise ProbeFileError(f"{path} is not an xwvnet probe file, or is damaged (its header is a JSON "
+                                 f"{type(header).__name__}, expected an object). {hint}")
+        if header.get("format") != FORMAT:
+            raise ProbeFileError(f"{path} is not an xwvnet probe file (format {header.get('format')!r}). {hint}")
         version = header.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
             raise ProbeFileError(
                 f"{path} is a probe of format version {version}, but this xwvnet reads up to {FORMAT_VERSION}: "
                 "upgrade xwvnet to read it."
             )
+        _check_header(path, header, hint)
         missing = [n for n in ("mean", "scale", "coef", "intercept") if n not in arrays]
         if missing:
             raise ProbeFileError(f"{path} is a damaged probe file: arrays {missing} are missing. {hint}")
+        odd = [n for n in ("mean", "scale", "coef", "intercept") if arrays[n].dtype.kind not in "fiu"]
+        if odd:
+            raise ProbeFileError(f"{path} is a damaged probe file: arrays {odd} are not numbers. {hint}")
         coef = arrays["coef"]
         mean, scale = arrays["mean"], arrays["scale"]
         if mean.ndim == 1 and coef.ndim == 2:  # format 1: one scaler shared by every output
             mean, scale = np.tile(mean, (coef.shape[0], 1)), np.tile(scale, (coef.shape[0], 1))
         try:
-            return cls(kind=header["kind"], target=header["target"], features=header["features"],
-                       outputs=tuple(header["outputs"]), mean=mean, scale=scale, coef=coef,
-                       intercept=arrays["intercept"], info=header.get("info", {}))
-        except (KeyError, ValueError) as err:
+            probe = cls(kind=header["kind"], target=header["target"], features=header["features"],
+                        outputs=tuple(header["outputs"]), mean=mean, scale=scale, coef=coef,
+                        intercept=arrays["intercept"], info=header.get("info", {}))
+        except ValueError as err:
             raise ProbeFileError(f"{path} is a damaged probe file ({err}). {hint}") from err
+        bad = [n for n in ("mean", "scale", "coef", "intercept") if not np.isfinite(getattr(probe, n)).all()]
+        if bad or not (probe.scale > 0).all():
+            raise ProbeFileError(f"{path} is a damaged probe file: arrays {bad or ['scale']} hold non-finite values "
+                                 f"{'' if bad else 'or zeros '}that no fit produces. {hint}")
+        return probe
+
+
+def _check_header(path: Path, header: dict[str, Any], hint: str) -> None:
+    """Every header field a probe needs is there and of the right type (else the file is damaged)."""
+    expected = {"kind": str, "target": str, "features": str, "outputs": list}
+    missing = [k for k in expected if k not in header]
+    if missing:
+        raise ProbeFileError(f"{path} is not a complete xwvnet probe file: its header lacks {missing}. It is "
+                             f"damaged or was not written by Probe.save. {hint}")
+    wrong = [f"{k} ({type(header[k]).__name__}, expected {t.__name__})" for k, t in expected.items()
+             if not isinstance(header[k], t)]
+    if isinstance(header["outputs"], list) and not all(isinstance(o, str) for o in header["outputs"]):
+        wrong.append("outputs (not all strings)")
+    if not isinstance(header.get("info", {}), dict):
+        wrong.append(f"info ({type(header['info']).__name__}, expected dict)")
+    if wrong:
+        raise ProbeFileError(f"{path} is a damaged probe file: header fields of the wrong type: {wrong}. {hint}")
 
 
 def _jsonable(value: object) -> object:

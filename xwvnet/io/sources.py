@@ -1,13 +1,17 @@
-"""Open the sources imagettes are joined with (reanalysis, wave-model, L2 OCN, WV manifests), lazily and spelled alike.
+"""Open the sources imagettes are joined with (reanalysis, wave-model, altimeter, buoy, L2 OCN), lazily and alike.
 
-Reanalysis and wave-model files come as netCDF, GRIB or Zarr, and spell their coordinates in many ways (``lat``,
-``nav_lon``, ERA5's ``valid_time``). :func:`open_source` opens any of them without reading values, and
-:func:`normalise_source` renames the coordinates to the data model's ``latitude`` / ``longitude`` / ``time``, so
-that the joins (:mod:`xwvnet.joins`) deal with one spelling only.
+Reanalysis and wave-model files come as netCDF, GRIB or Zarr, one file or a folder of monthly files, and spell
+their coordinates in many ways (``lat``, ``nav_lon``, CMEMS's ``TIME``/``LATITUDE``, ERA5's ``valid_time``,
+``pressure_level``). :func:`open_source` opens any of them without reading values (many files through
+:func:`xarray.open_mfdataset`, one dask chunk per file at least), and :func:`normalise_source` renames the
+coordinates to the data model's ``latitude`` / ``longitude`` / ``time`` / ``level``, merges ERA5T into ERA5
+(``expver``), drops GRIB housekeeping attributes and squeezes one-member dimensions, so that the joins
+(:mod:`xwvnet.joins`) deal with one spelling only.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +21,19 @@ import xarray as xr
 from .. import schema as S
 
 #: coordinate names read as latitude / longitude (else a variable with that ``standard_name``)
-LATITUDE_NAMES = ("latitude", "lat", "nav_lat", "y_lat")
-LONGITUDE_NAMES = ("longitude", "lon", "nav_lon", "x_lon")
+LATITUDE_NAMES = ("latitude", "lat", "nav_lat", "y_lat", "LATITUDE", "LAT", "Latitude")
+LONGITUDE_NAMES = ("longitude", "lon", "nav_lon", "x_lon", "LONGITUDE", "LON", "Longitude")
+#: time axes read as ``time``, in order (ERA5 from the new CDS: ``valid_time``; CMEMS in situ: ``TIME``)
+TIME_NAMES = ("time", "TIME", "Time")
+#: vertical axes renamed ``level`` (ERA5 old and new CDS netCDF, cfgrib)
+LEVEL_NAMES = ("level", "pressure_level", "isobaricInhPa", "isobaric_level")
+#: dimensions squeezed away when they hold one member (ensemble number, ERA5/ERA5T version, buoy depth, step)
+SQUEEZED_NAMES = ("number", "expver", "step", "DEPTH", "depth", "surface", "heightAboveGround")
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
+#: file name endings gathered from a folder given as a source
+SOURCE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", *GRIB_SUFFIXES)
+_UNITS = {"latitude": ("degrees_north", "degree_north", "degree_n", "degrees_n"),
+          "longitude": ("degrees_east", "degree_east", "degree_e", "degrees_e")}
 
 
 def _is_zarr(path: Path) -> bool:
@@ -37,18 +51,84 @@ def _is_ocn(path: Path) -> bool:
     return path.suffix.lower() == ".nc" and "-ocn-" in path.name.lower()
 
 
-def open_source(path: str | os.PathLike) -> xr.Dataset:
-    """Open a source file lazily: values are read only when the join samples them.
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
 
-    The kind is told by the name: GRIB (``.grib``, ``.grb``, ``.grib2``) through cfgrib, Zarr stores, Sentinel-1
-    L2 OCN products (one ``*-ocn-*.nc`` file or a folder of them, through :func:`xwvnet.open_ocn`), WV SAFE
-    folders or manifests (imagette positions only), and anything else through :func:`xarray.open_dataset`
-    (netCDF). No values are loaded, so a year of global hourly reanalysis opens in a moment.
+
+def source_files(path: str | os.PathLike) -> list[Path]:
+    """The files a many-file source stands for: a glob pattern, or a folder of netCDF/GRIB files.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file or folder to open.
+        A glob (``"era5/2019-*.nc"``) or a folder holding the files (sorted by name, the usual monthly order).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files, sorted; empty when ``path`` is a single file or a store (not a many-file source).
+
+    Raises
+    ------
+    FileNotFoundError
+        When a glob matches nothing, or a folder holds no netCDF/GRIB file.
+
+    Examples
+    --------
+    >>> source_files("/nonexistent/era5_*.nc")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no file matches the source pattern /nonexistent/era5_*.nc; check the folder and the pattern.
+    """
+    text = os.fspath(path)
+    if _is_glob(text) and not Path(text).exists():
+        files = sorted(Path(f) for f in glob.glob(text) if Path(f).is_file())
+        if not files:
+            raise FileNotFoundError(f"no file matches the source pattern {text}; check the folder and the pattern.")
+        return files
+    folder = Path(text)
+    if not folder.is_dir() or _is_zarr(folder) or _is_manifest(folder) or _is_ocn(folder):
+        return []
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in SOURCE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(
+            f"the source folder {folder} holds no netCDF or GRIB file (looked for {', '.join(SOURCE_SUFFIXES)}); "
+            "pass a file, a glob such as 'folder/*.nc', or a Zarr store."
+        )
+    return files
+
+
+def _open_grib(path: Path | list[Path]) -> xr.Dataset:
+    try:
+        import cfgrib  # noqa: F401
+    except ImportError as err:
+        name = path[0].name if isinstance(path, list) else path.name
+        raise ImportError(
+            f"{name} is a GRIB file: reading it needs cfgrib and eccodes (pip install cfgrib eccodes), "
+            "or convert it to netCDF first."
+        ) from err
+    kwargs = {"engine": "cfgrib", "backend_kwargs": {"indexpath": ""}}
+    if isinstance(path, list):
+        return xr.open_mfdataset(path, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
+                                 compat="override", combine_attrs="drop_conflicts", **kwargs)
+    return xr.open_dataset(path, **kwargs)
+
+
+def open_source(path: str | os.PathLike) -> xr.Dataset:
+    """Open a source lazily, one file or many: values are read only when the join samples them.
+
+    The kind is told by the name: a glob pattern or a folder of netCDF/GRIB files (monthly ERA5, daily altimeter
+    tracks) through :func:`xarray.open_mfdataset`, combined along their coordinates, dask-backed with one chunk
+    per file at least so that a join reads only the files (and chunks) its imagettes touch; GRIB (``.grib``,
+    ``.grb``, ``.grib2``) through cfgrib; Zarr stores; Sentinel-1 L2 OCN products (one ``*-ocn-*.nc`` file or a
+    folder of them, through :func:`xwvnet.open_ocn`); WV SAFE folders or manifests (imagette positions only); and
+    anything else through :func:`xarray.open_dataset` (netCDF; packed ``scale_factor``/``add_offset`` values are
+    unpacked). No values are loaded, so a year of global hourly reanalysis opens in a moment.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, folder or glob pattern to open.
 
     Returns
     -------
@@ -58,9 +138,12 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
     Raises
     ------
     FileNotFoundError
-        When ``path`` does not exist.
+        When ``path`` does not exist, a glob matches nothing, or a folder holds no netCDF/GRIB file.
     ImportError
         For a GRIB file when cfgrib (and eccodes) is not installed.
+    ValueError
+        When the files of a many-file source cannot be combined (from :func:`xarray.open_mfdataset`, with the
+        files named).
 
     Examples
     --------
@@ -70,18 +153,24 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
     ...
     FileNotFoundError: collocation source /nonexistent/era5.nc does not exist; pass a Dataset or an existing file.
     """
-    path = Path(path)
-    if not path.exists():
+    text = os.fspath(path)
+    path = Path(text)
+    if not path.exists() and not _is_glob(text):
         raise FileNotFoundError(f"collocation source {path} does not exist; pass a Dataset or an existing file.")
-    if path.suffix.lower() in GRIB_SUFFIXES:
+    files = source_files(text)
+    if files:
+        if all(f.suffix.lower() in GRIB_SUFFIXES for f in files):
+            return _open_grib(files)
         try:
-            import cfgrib  # noqa: F401
-        except ImportError as err:
-            raise ImportError(
-                f"{path.name} is a GRIB file: reading it needs cfgrib and eccodes (pip install cfgrib eccodes), "
-                "or convert it to netCDF first."
+            return xr.open_mfdataset(files, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
+                                     compat="override", combine_attrs="drop_conflicts")
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"the {len(files)} files of source {text} ({files[0].name} ... {files[-1].name}) cannot be combined "
+                f"along their coordinates: {err}. Pass files of one product and grid."
             ) from err
-        return xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""})
+    if path.suffix.lower() in GRIB_SUFFIXES:
+        return _open_grib(path)
     if _is_zarr(path):
         return xr.open_zarr(path)
     if _is_manifest(path):
@@ -96,7 +185,7 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
 
 
 def find_coordinate(ds: xr.Dataset, names: Sequence[str], standard_name: str) -> str | None:
-    """Find the variable that holds a coordinate, by its usual names first and then by its CF standard name.
+    """Find the variable that holds a coordinate: by its usual names, then its CF standard name, then its units.
 
     Parameters
     ----------
@@ -125,16 +214,46 @@ def find_coordinate(ds: xr.Dataset, names: Sequence[str], standard_name: str) ->
     for name, var in ds.variables.items():
         if var.attrs.get("standard_name") == standard_name:
             return str(name)
+    units = _UNITS.get(standard_name, ())
+    for name, var in ds.coords.items():
+        if str(var.attrs.get("units", "")).lower() in units:
+            return str(name)
     return None
 
 
-def normalise_source(source: xr.Dataset) -> xr.Dataset:
-    """Spell a source's coordinates as the data model does: ``latitude``, ``longitude`` and ``time``.
+def _merge_expver(ds: xr.Dataset) -> xr.Dataset:
+    """ERA5 with ERA5T: the final release (first ``expver``) where it has values, the preliminary one elsewhere."""
+    parts = [ds.isel(expver=i, drop=True) for i in range(ds.sizes["expver"])]
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.fillna(part)
+    return merged.assign_attrs(ds.attrs)
 
-    ERA5 netCDF from the new CDS names its time axis ``valid_time``; cfgrib gives ``time`` (the analysis time)
-    and a ``valid_time`` coordinate (time + step), which is the time the field is valid at and so the one to
-    match imagettes with. A scalar ``time`` (one field) is dropped, so that the source does not look
-    time-dependent. Nothing is loaded.
+
+def _without_grib_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """Drop cfgrib's ``GRIB_*`` housekeeping attributes (units, long names and CF attributes are kept)."""
+    def clean(attrs: dict) -> dict:
+        return {k: v for k, v in attrs.items() if not str(k).startswith("GRIB_")}
+
+    if not any(str(k).startswith("GRIB_") for var in (ds, *ds.variables.values()) for k in var.attrs):
+        return ds
+    out = ds.copy()
+    for name in out.variables:
+        out[name].attrs = clean(out[name].attrs)
+    out.attrs = clean(out.attrs)
+    return out
+
+
+def normalise_source(source: xr.Dataset) -> xr.Dataset:
+    """Spell a source as the data model does: ``latitude``, ``longitude``, ``time`` and ``level``.
+
+    ERA5 netCDF from the new CDS names its time axis ``valid_time`` and its levels ``pressure_level``; cfgrib
+    gives ``time`` (the analysis time) and a ``valid_time`` coordinate (time + step), which is the time the field
+    is valid at and so the one to match imagettes with, and ``isobaricInhPa``; CMEMS in situ files spell
+    ``TIME``/``LATITUDE``/``LONGITUDE``. An ``expver`` dimension (ERA5 with ERA5T) is merged, final values first;
+    one-member dimensions (``number``, ``expver``, ``step``, ``DEPTH`` ...) and scalar leftovers are dropped, and
+    so is a scalar ``time`` (one field), so that the source does not look time-dependent. cfgrib's ``GRIB_*``
+    attributes are dropped. Nothing is loaded.
 
     Parameters
     ----------
@@ -167,9 +286,15 @@ def normalise_source(source: xr.Dataset) -> xr.Dataset:
     if lat is None or lon is None:
         raise ValueError(
             f"the collocation source has no latitude/longitude: expected variables named {LATITUDE_NAMES} / "
-            f"{LONGITUDE_NAMES} (or with those standard names); found {sorted(map(str, out.variables))}."
+            f"{LONGITUDE_NAMES} (or with those standard names or units); found {sorted(map(str, out.variables))}."
         )
     renames = {k: v for k, v in ((lat, S.LATITUDE), (lon, S.LONGITUDE)) if k != v}
+    spelled = next((n for n in TIME_NAMES if n in out.variables), None)
+    if spelled is not None and spelled != S.TIME:
+        renames[spelled] = S.TIME
+    level = next((n for n in LEVEL_NAMES if n in out.dims), None)
+    if level is not None and level != "level" and "level" not in out.variables:
+        renames[level] = "level"
     if renames:
         out = out.rename(renames)
     if "valid_time" in out.variables:
@@ -185,6 +310,13 @@ def normalise_source(source: xr.Dataset) -> xr.Dataset:
                 f"the source's valid_time has dims {vt.dims}: select one forecast step (source.isel(step=0)) or "
                 "stack time and step into one valid time first."
             )
-    if S.TIME in out.variables and out[S.TIME].ndim == 0:
-        out = out.drop_vars(S.TIME)
-    return out
+    if "expver" in out.dims and out.sizes["expver"] > 1:
+        out = _merge_expver(out)
+    squeeze = [d for d in SQUEEZED_NAMES if d in out.dims and out.sizes[d] == 1]
+    if squeeze:
+        out = out.isel({d: 0 for d in squeeze})
+    scalar = [n for n in out.coords if out[n].ndim == 0 and n in (S.TIME, *SQUEEZED_NAMES)]
+    scalar += [n for n in ("expver",) if n in out.coords and n not in out.dims]  # ERA5T flags along time
+    if scalar:
+        out = out.drop_vars(scalar)
+    return _without_grib_attrs(out)

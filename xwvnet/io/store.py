@@ -17,6 +17,17 @@ Two kinds of store, told apart by the *format record* in their root attributes (
 Both kinds share one coordinate chunking and time encoding (:func:`encoding`), one trimming of unfinished appends
 (:func:`trim`), one string decoding on read, one id reader (:func:`ids`) and one opener (:func:`open_store`, or
 :func:`open_stores` for several stores joined on imagette ids).
+
+Writers never corrupt:
+
+- **one writer per store**: every writer holds the store's writer lease (:mod:`xwvnet.io.lease`) for its whole run;
+  a second writer is refused with the holder's name, or waits (``wait=`` seconds); a killed writer's lease is taken
+  over once stale. The tasks of one :func:`xwvnet.embed_store` run write in parallel under their client's lease.
+- **every chunk accounted for**: every chunk object written is recorded (key, size, CRC-32) with its commit
+  (:mod:`xwvnet.io.integrity`); every read checks it, so a missing or damaged chunk is an error that names the
+  variable, the chunk and its imagettes, never a silent fill value. :func:`xwvnet.io.integrity.verify` checks a
+  whole store. A store written before chunk records existed is adopted by its next writer (its chunks are
+  recorded as found).
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ import zarr
 from tqdm.auto import tqdm
 
 from .. import schema as S
+from . import integrity as I
+from .lease import check_token, writer_lease
 from .quicklook import NoReadableImageError, QuicklookWarning, chunk_length, open_quicklooks, resolve_paths
 
 COORD_CHUNK = 65536  # 1-D variables along `imagette` are small: keep their chunks large
@@ -105,6 +118,12 @@ class StoreReport:
         Inputs that could not be read, each with its reason.
     total : int, default 0
         Committed imagettes in the store after the write.
+    repaired : int, default 0
+        Damaged chunks rewritten from their source files (by :func:`ingest`).
+    damaged : list of str
+        Damaged chunks that could not be rewritten, each with its reason and what to do.
+    warnings : list of str
+        The warnings of the run, summarised (one line per kind, see :func:`xwvnet.io.quicklook.summarize_warnings`).
     """
 
     path: Path
@@ -112,6 +131,9 @@ class StoreReport:
     present: int = 0
     skipped: list[str] = field(default_factory=list)
     total: int = 0
+    repaired: int = 0
+    damaged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A short table for people.
@@ -128,7 +150,13 @@ class StoreReport:
             f"skipped          {len(self.skipped)}",
             f"total in store   {self.total}",
         ]
+        if self.repaired or self.damaged:
+            lines += [f"repaired chunks  {self.repaired}", f"damaged chunks   {len(self.damaged)} left"]
         lines += [f"  skipped: {reason}" for reason in self.skipped]
+        lines += [f"  damaged: {reason}" for reason in self.damaged]
+        if self.warnings:
+            lines.append("warnings:")
+            lines += [f"  {line}" for line in self.warnings]
         return "\n".join(lines)
 
 
@@ -343,8 +371,43 @@ def ids(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> np.
     numpy.ndarray
         Object array of ``str``.
     """
-    values = np.asarray(zarr.open_array(str(Path(path) / S.IMAGETTE), mode="r")[start:stop]).tolist()
+    group = checked_group(path)
+    values = np.asarray(group[S.IMAGETTE][start:stop]).tolist()
     return np.array([str(v) for v in values], dtype=object)
+
+
+def checked_store(path: str | os.PathLike) -> I.Checker:
+    """A read-only Zarr store of ``path`` that refuses missing and damaged chunks (see :mod:`xwvnet.io.integrity`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An xwvnet store.
+
+    Returns
+    -------
+    xwvnet.io.integrity.Checker
+        For ``xarray.open_zarr`` or ``zarr.open_group``; a bad chunk raises
+        :class:`~xwvnet.io.integrity.DamagedChunkError` naming it and its imagettes.
+    """
+    group = zarr.open_group(str(path), mode="r")
+    return I.checking(path, I.geometry(group, (_kind_of(group) or IMAGETTES).kind))
+
+
+def checked_group(path: str | os.PathLike) -> zarr.Group:
+    """The root group of ``path`` read through :func:`checked_store`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An xwvnet store.
+
+    Returns
+    -------
+    zarr.Group
+        Read-only.
+    """
+    return zarr.open_group(store=checked_store(path), mode="r")
 
 
 def _committed_ids(path: Path) -> np.ndarray:
@@ -363,10 +426,10 @@ def imagette_arrays(group: zarr.Group) -> Iterator[zarr.Array]:
     group : zarr.Group
         A store's root group.
 
-    Yields
-    ------
-    zarr.Array
-        Each array along ``imagette``.
+    Returns
+    -------
+    Iterator of zarr.Array
+        Each array along ``imagette``, in turn.
     """
     for _, array in group.arrays():
         names = array.metadata.dimension_names or ()
@@ -383,6 +446,10 @@ def trim(group: zarr.Group, n: int) -> None:
         A store's root group, opened for writing.
     n : int
         The committed length.
+
+    Returns
+    -------
+    None
     """
     for array in imagette_arrays(group):
         if array.shape[0] != n:
@@ -430,13 +497,18 @@ def _as_written(ds: xr.Dataset) -> xr.Dataset:
         if var.dtype.kind in "US":
             ds[name] = var.astype(object)
     ds.attrs = {k: v for k, v in ds.attrs.items() if k != "skipped"}
+    if S.TIME in ds.variables and ds[S.TIME].dtype.kind == "M":
+        # stored times are whole milliseconds (TIME_UNITS): floor finer times here, or an append would write
+        # microsecond counts under a millisecond unit
+        ds = ds.assign_coords({S.TIME: ds[S.TIME].dt.floor("ms").assign_attrs(ds[S.TIME].attrs)})
     return ds
 
 
 # ---- opening ---------------------------------------------------------------------------------------------------
 
 
-def _open_committed(path: Path, group: zarr.Group, n: int, chunks: dict[str, int] | str | None) -> xr.Dataset:
+def _open_committed(path: Path, group: zarr.Group, n: int, chunks: dict[str, int] | str | None,
+                    store: I.Checker) -> xr.Dataset:
     """The store cut to its first ``n`` imagettes, without writing to it.
 
     An append killed half-way can leave the arrays along ``imagette`` at different lengths (some grown, some not),
@@ -444,7 +516,7 @@ def _open_committed(path: Path, group: zarr.Group, n: int, chunks: dict[str, int
     """
     cut = {S.IMAGETTE: slice(0, n)}
     try:
-        return xr.open_zarr(path, consolidated=False, chunks=chunks).isel(cut)
+        return xr.open_zarr(store, consolidated=False, chunks=chunks).isel(cut)
     except ValueError:
         if len({a.shape[0] for a in imagette_arrays(group)}) <= 1:
             raise  # not a ragged store: some other problem, for xarray to tell
@@ -459,7 +531,7 @@ def _open_committed(path: Path, group: zarr.Group, n: int, chunks: dict[str, int
     parts = []
     for i, length in enumerate(lengths):
         keep = set(by_length[length]) | set(by_length.get(None, []) if i == 0 else [])
-        part = xr.open_zarr(path, consolidated=False, chunks=chunks, drop_variables=sorted(every - keep))
+        part = xr.open_zarr(store, consolidated=False, chunks=chunks, drop_variables=sorted(every - keep))
         parts.append(part.isel(cut))
     ds = xr.merge(parts, compat="override", join="exact", combine_attrs="override")
     return ds.set_coords([name for name in coords if name in ds.data_vars])
@@ -492,6 +564,9 @@ def open_store(path: str | os.PathLike, chunks: dict[str, int] | str | None = "s
     ValueError
         If ``path`` is not a Zarr store, is a Zarr store that is not an xwvnet store (the message says what was
         found), or was written by a newer xwvnet.
+    xwvnet.io.integrity.DamagedChunkError
+        When a chunk read (at once, or later when the lazy arrays are computed) is missing or damaged: the error
+        names the variable, the chunk and its imagettes, and says to run ``xwvnet verify`` and re-ingest/re-embed.
 
     Examples
     --------
@@ -514,7 +589,8 @@ def open_store(path: str | os.PathLike, chunks: dict[str, int] | str | None = "s
         )
     _check_version(group, kind, path)
     n = int(group.attrs.get(kind.counter, 0))
-    ds = _decode_strings(_open_committed(path, group, n, {} if chunks == "store" else chunks))
+    store = I.checking(path, I.geometry(group, kind.kind))
+    ds = _decode_strings(_open_committed(path, group, n, {} if chunks == "store" else chunks, store))
     record = kind.record(0)
     ds.attrs = {k: v for k, v in ds.attrs.items() if k not in record}
     return ds
@@ -575,14 +651,27 @@ def _image_shape(group: zarr.Group) -> tuple[int, int]:
     raise ValueError("the store holds no image variable")
 
 
-def _fit_image_dims(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
-    """Pad the batch to the store's image size, or grow the store's image arrays when the batch is larger."""
+def _fit_image_dims(ds: xr.Dataset, group: zarr.Group, log: I.RecordLog | None = None, n: int = 0) -> xr.Dataset:
+    """Pad the batch to the store's image size, or grow the store's image arrays when the batch is larger.
+
+    When the arrays grow, the new chunks beside the first ``n`` imagettes are never written (they read as the pad
+    value): ``log`` records them as absent by design.
+    """
     lines, samples = _image_shape(group)
     need = (max(lines, ds.sizes.get(S.LINE, 0)), max(samples, ds.sizes.get(S.SAMPLE, 0)))
     if need != (lines, samples):
         for name in S.IMAGE_VARS:
             if name in group:
-                group[name].resize((group[name].shape[0], *need))
+                array = group[name]
+                c, cl, cs = array.chunks
+                old = (math.ceil(lines / cl), math.ceil(samples / cs))
+                new = (math.ceil(need[0] / cl), math.ceil(need[1] / cs))
+                for i in range(math.ceil(n / c)) if log is not None else ():
+                    for bl in range(new[0]):
+                        for bs in range(new[1]):
+                            if bl >= old[0] or bs >= old[1]:
+                                log.add(f"{name}/c/{i}/{bl}/{bs}", I.ABSENT, 0)
+                array.resize((array.shape[0], *need))
     pad = {S.LINE: (0, need[0] - ds.sizes[S.LINE]), S.SAMPLE: (0, need[1] - ds.sizes[S.SAMPLE])}
     padded = {
         name: ds[name].pad(pad, constant_values=_PAD_VALUE[name]).astype(ds[name].dtype)
@@ -610,26 +699,111 @@ def _check_batch(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
 
 
 def _write_batch(batch: xr.Dataset, path: Path, chunk: int) -> None:
-    """Append one loaded batch (creating the store for the first), then commit it."""
+    """Append one loaded batch (creating the store for the first), record its chunks, then commit it."""
     n = committed(path)
-    if n == 0:  # the format record goes in with the group, so a killed first batch leaves a recognisable store
-        batch.attrs = {**batch.attrs, **IMAGETTES.record(0)}
-        batch.to_zarr(path, mode="w", consolidated=False, encoding=encoding(batch, chunk))
-        group = zarr.open_group(str(path), mode="r+")
-    else:
-        group = zarr.open_group(str(path), mode="r+")
-        trim(group, n)
-        batch = _fit_image_dims(_check_batch(batch, group), group)
-        batch.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: keep the old commit until the new
-        batch.drop_vars([S.LABEL], errors="ignore").to_zarr(
-            path, mode="a", append_dim=S.IMAGETTE, consolidated=False
-        )
-    # the commit: only now do the new imagettes count
+    log = I.RecordLog(path)
+    target = I.recording(path, log)
+    try:
+        if n == 0:  # the format record goes in with the group, so a killed first batch leaves a recognisable store
+            batch.attrs = {**batch.attrs, **IMAGETTES.record(0)}
+            batch.to_zarr(target, mode="w", consolidated=False, encoding=encoding(batch, chunk),
+                          write_empty_chunks=True)
+            group = zarr.open_group(str(path), mode="r+")
+        else:
+            group = zarr.open_group(str(path), mode="r+")
+            trim(group, n)
+            batch = _fit_image_dims(_check_batch(batch, group), group, log, n)
+            batch.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: keep the old commit until the new
+            batch.drop_vars([S.LABEL], errors="ignore").to_zarr(
+                target, mode="a", append_dim=S.IMAGETTE, consolidated=False, write_empty_chunks=True
+            )
+        log.commit()  # the chunk records first ...
+    finally:
+        log.close()
+    # ... then the commit: only now do the new imagettes count
     group.attrs.update(IMAGETTES.record(n + batch.sizes[S.IMAGETTE]))
 
 
+def begin_write(path: str | os.PathLike, kind: StoreKind) -> None:
+    """Prepare a store for a writer that holds its lease: settle the records of killed writes, adopt version 1.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store (nothing is done when it holds no store of ``kind`` yet).
+    kind : StoreKind
+        :data:`IMAGETTES` or :data:`EMBEDDINGS`.
+
+    Returns
+    -------
+    None
+    """
+    path = Path(path)
+    group = open_group(path, mode="r")
+    if group is None or _kind_of(group) is not kind:
+        return
+    I.settle(path)
+    if int(group.attrs.get(kind.counter, 0)) and not I.load_manifest(path):  # written before chunk records
+        done = done_counts(path) if kind is EMBEDDINGS else None
+        expected = I.expected_keys(group, I.geometry(group, kind.kind), done)
+        I.record_existing(path, [key for keys in expected.values() for key in keys])
+
+
+def end_write(path: str | os.PathLike) -> None:
+    """Finish a write under the lease: merge the chunk records into one file, dropping those beyond the commit.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The store.
+
+    Returns
+    -------
+    None
+    """
+    path = Path(path)
+    group = open_group(path, mode="r")
+    if group is None:
+        return
+    geo = I.geometry(group)
+
+    def keep(key: str) -> bool:
+        parsed = I.chunk_key(key)
+        return parsed is None or parsed[0] not in geo.chunks or parsed[1][0] * geo.chunks[parsed[0]] < geo.n
+
+    I.compact(path, keep)
+
+
+def damaged_chunks(path: str | os.PathLike) -> list[I.Damage]:
+    """Chunks of the committed range that are missing or whose size differs from their record (cheap: no read).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An xwvnet store.
+
+    Returns
+    -------
+    list of xwvnet.io.integrity.Damage
+        Ids are not filled in (``None``); :func:`xwvnet.io.integrity.verify` reads and checksums everything.
+    """
+    group = open_group(path, mode="r")
+    kind = None if group is None else _kind_of(group)
+    if kind is None:
+        return []
+    geo = I.geometry(group, kind.kind)
+    done = done_counts(path) if kind is EMBEDDINGS else None
+    keys = [key for keys in I.expected_keys(group, geo, done).values() for key in keys]
+    out = []
+    for key, problem in I.quick_check(path, keys):
+        name, index = I.chunk_key(key)
+        start, stop = geo.span(name, index[0])
+        out.append(I.Damage(name, index, key, problem, start, stop, None))
+    return out
+
+
 def to_store(
-    ds: xr.Dataset, path: str | os.PathLike, *, chunk: int | None = None, progress: bool = False
+    ds: xr.Dataset, path: str | os.PathLike, *, chunk: int | None = None, progress: bool = False, wait: float = 0.0
 ) -> StoreReport:
     """Write imagettes to a Zarr imagette store, creating it or appending; ids already in the store are skipped.
 
@@ -647,6 +821,8 @@ def to_store(
         Imagettes per stored chunk; default: the existing store's, else a few MB of pixels per chunk.
     progress : bool, default False
         Show a tqdm bar of batches.
+    wait : float, default 0.0
+        Seconds to wait for another writer of the store to finish (0: refuse at once).
 
     Returns
     -------
@@ -658,6 +834,10 @@ def to_store(
     ValueError
         If ``ds`` is not a valid imagette Dataset, does not have the store's variables or tag codes, or ``path``
         holds something other than an imagette store.
+    xwvnet.io.lease.StoreBusyError
+        If another writer holds the store (after ``wait`` seconds); the message names it.
+    xwvnet.io.integrity.DamagedChunkError
+        If the store's ids cannot be read (a missing or damaged id chunk).
 
     Examples
     --------
@@ -668,23 +848,26 @@ def to_store(
     """
     S.validate(ds)
     path = Path(path)
-    check_target(path, IMAGETTES)
-    stored = _committed_ids(path)
-    all_ids = ds[S.IMAGETTE].values.astype(object)
-    fresh = ~np.isin(all_ids, stored)
-    report = StoreReport(path=path, present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])))
-    ds = _as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
-    n = ds.sizes[S.IMAGETTE]
-    if n:
-        image = S.image_var(ds)
-        if chunk is None:
-            per_imagette = ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
-            chunk = committed_chunk(path) or chunk_length(per_imagette)
-        step = chunk * max(1, 64 // chunk)
-        for start in tqdm(range(0, n, step), desc="writing", unit="batch", disable=not progress):
-            _write_batch(ds.isel({S.IMAGETTE: slice(start, start + step)}).load(), path, chunk)
-            report.added += min(step, n - start)
-    report.total = committed(path)
+    with writer_lease(path, "to_store", wait=wait):
+        check_target(path, IMAGETTES)
+        begin_write(path, IMAGETTES)
+        stored = _committed_ids(path)
+        all_ids = ds[S.IMAGETTE].values.astype(object)
+        fresh = ~np.isin(all_ids, stored)
+        report = StoreReport(path=path, present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])))
+        ds = _as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
+        n = ds.sizes[S.IMAGETTE]
+        if n:
+            image = S.image_var(ds)
+            if chunk is None:
+                per_imagette = ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
+                chunk = committed_chunk(path) or chunk_length(per_imagette)
+            step = chunk * max(1, 64 // chunk)
+            for start in tqdm(range(0, n, step), desc="writing", unit="batch", disable=not progress):
+                _write_batch(ds.isel({S.IMAGETTE: slice(start, start + step)}).load(), path, chunk)
+                report.added += min(step, n - start)
+            end_write(path)
+        report.total = committed(path)
     return report
 
 
@@ -695,10 +878,19 @@ def ingest(
     labels: str | os.PathLike | None = None,
     batch: int = 256,
     progress: bool = False,
+    wait: float = 0.0,
 ) -> StoreReport:
     """Read quicklook files into an imagette store, batch by batch; files whose id is stored are not even read.
 
-    Re-running the same ingest after it was killed completes it: what was committed is skipped.
+    Re-running the same ingest after it was killed completes it: what was committed is skipped. It holds the
+    store's writer lease for the whole run, so a second writer is refused (or waits, with ``wait=``). Files that
+    share a name (the same imagette id) in several folders are kept once: the first, in the order of
+    :func:`xwvnet.io.quicklook.resolve_paths`; the others are reported as skipped, whatever ``batch`` is.
+
+    A re-run also repairs: a stored chunk that is missing or whose size differs from its record (see
+    :func:`damaged_chunks`) is rewritten from the source files of its imagettes when they are among ``sources``
+    (``report.repaired``); damage it cannot rewrite is listed in ``report.damaged``. A damaged chunk of the ids
+    themselves cannot be rewritten: the run stops with a :class:`~xwvnet.io.integrity.DamagedChunkError`.
 
     Parameters
     ----------
@@ -712,42 +904,118 @@ def ingest(
         Files read and written per step (bounds memory).
     progress : bool, default False
         Show a tqdm bar of batches.
+    wait : float, default 0.0
+        Seconds to wait for another writer of the store to finish (0: refuse at once).
 
     Returns
     -------
     StoreReport
-        Imagettes added, already present, unreadable files with their reasons, and the store's total.
+        Imagettes added, already present, unreadable or repeated files with their reasons, chunks repaired, damage
+        left, the warnings of the run (summarised) and the store's total.
 
     Raises
     ------
     ValueError
-        If ``store`` holds something other than an imagette store, or a batch does not match the store.
+        If ``store`` holds something other than an imagette store, a batch does not match the store, or ``batch``
+        is not a positive integer.
     FileNotFoundError
         If ``sources`` names no file.
+    xwvnet.io.lease.StoreBusyError
+        If another writer holds the store (after ``wait`` seconds).
+    xwvnet.io.integrity.DamagedChunkError
+        If the store's ids cannot be read.
+
+    Examples
+    --------
+    >>> report = ingest("quicklooks/", "wv.zarr", labels="tags.csv")  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
     """
+    from .quicklook import SkippedFilesWarning, summarize_warnings
+
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise ValueError(f"batch must be a positive number of files, found {batch!r}.")
     store = Path(store)
-    check_target(store, IMAGETTES)
+    check_target(store, IMAGETTES)  # refuse a wrong path before looking at the sources (checked again when leased)
     files = resolve_paths(sources)
-    stored = set(_committed_ids(store).tolist())
-    todo = [f for f in files if f.name.split(".")[0] not in stored]
-    report = StoreReport(path=store, present=len(files) - len(todo))
-    for start in tqdm(range(0, len(todo), batch), desc="ingest", unit="batch", disable=not progress):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", QuicklookWarning)
-            try:
-                ds = open_quicklooks(todo[start : start + batch], labels=labels)
-            except NoReadableImageError as err:  # a batch with no readable file at all
-                report.skipped.extend(err.skipped)
-                continue
-        written = to_store(ds, store)
-        report.added += written.added
-        report.present += written.present
-        report.skipped.extend(written.skipped)
-    report.total = committed(store)
+    first: dict[str, Path] = {}
+    repeated: list[str] = []
+    for f in files:  # one file per id, decided before batching: the same whatever the batch size
+        stem = f.name.split(".")[0]
+        if stem in first:
+            repeated.append(f"{f}: DuplicateId: same imagette id {stem!r} as {first[stem]}; rename one to keep both")
+        else:
+            first[stem] = f
+    with writer_lease(store, "ingest", wait=wait):
+        check_target(store, IMAGETTES)
+        begin_write(store, IMAGETTES)
+        report = StoreReport(path=store, skipped=repeated)
+        stored_ids = _committed_ids(store)  # read through the checks: a damaged id chunk stops here, named
+        stored = set(stored_ids.tolist())
+        seen = set(stored)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", QuicklookWarning)
+            if len(stored_ids):
+                _repair(store, stored_ids, first, labels, report)
+            todo = [f for stem, f in first.items() if stem not in stored]
+            report.present = len(first) - len(todo)
+            for start in tqdm(range(0, len(todo), batch), desc="ingest", unit="batch", disable=not progress):
+                try:
+                    ds = open_quicklooks(todo[start : start + batch], labels=labels, duplicates="skip", lazy=False)
+                except NoReadableImageError as err:  # a batch with no readable file at all
+                    report.skipped.extend(err.skipped)
+                    continue
+                seen.update(str(i) for i in ds[S.IMAGETTE].values)
+                written = to_store(ds, store)
+                report.added += written.added
+                report.present += written.present
+                report.skipped.extend(written.skipped)
+        kept = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]  # skipped: listed already
+        report.warnings = summarize_warnings(kept, known_ids=seen)
+        end_write(store)
+        report.total = committed(store)
     return report
 
 
-def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] | None = None) -> None:
+def _repair(store: Path, stored_ids: np.ndarray, files: dict[str, Path], labels: str | os.PathLike | None,
+            report: StoreReport) -> None:
+    """Rewrite the damaged chunks of an imagette store from the source files of their imagettes, when given."""
+    damage = [d for d in damaged_chunks(store) if d.variable != S.IMAGETTE]
+    spans: dict[tuple[int, int], list[I.Damage]] = {}
+    for d in damage:
+        spans.setdefault((d.start, d.stop), []).append(d)
+    for (start, stop), found in sorted(spans.items()):
+        ids = [str(i) for i in stored_ids[start:stop]]
+        names = sorted({d.variable for d in found})
+        where = "; ".join(f"{d.variable} chunk {d.chunk} {d.problem}" for d in found)
+        lost = [i for i in ids if i not in files]
+        if lost:
+            report.damaged.append(
+                f"{where}: imagettes {start}..{stop - 1} not rewritten, {len(lost)} of their source files were not "
+                f"given (e.g. {lost[:3]}); ingest them again with these files, or rebuild the store")
+            continue
+        try:
+            fresh = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
+            if [str(i) for i in fresh[S.IMAGETTE].values] != ids:
+                raise ValueError("some of their source files are no longer readable: "
+                                 + "; ".join(fresh.attrs.get("skipped", [])[:3]))
+            group = zarr.open_group(str(store), mode="r+")
+            fresh = _fit_image_dims(_check_batch(_as_written(fresh), group), group)
+            region = xr.Dataset({name: fresh[name].variable for name in names}, attrs=dict(group.attrs))
+            log = I.RecordLog(store)
+            try:
+                region.to_zarr(I.recording(store, log), region={S.IMAGETTE: slice(start, stop)}, mode="r+",
+                               consolidated=False, write_empty_chunks=True)
+                log.commit()
+            finally:
+                log.close()
+        except ValueError as err:
+            report.damaged.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
+            continue
+        report.repaired += len(found)
+
+
+def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] | None = None, *,
+                  wait: float = 0.0) -> None:
     """Write new per-imagette variables (e.g. ``embedding``, probe outputs) into an existing store.
 
     They go beside the imagettes, so one store carries the images and what was derived from them. Variables
@@ -761,35 +1029,81 @@ def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] 
         The store.
     names : iterable of str, optional
         Variables to write; default every data variable along ``imagette``.
+    wait : float, default 0.0
+        Seconds to wait for another writer of the store to finish (0: refuse at once).
+
+    Returns
+    -------
+    None
 
     Raises
     ------
     ValueError
-        If ``ds`` does not hold the store's committed imagettes in the store's order.
+        If ``ds`` does not hold the store's committed imagettes in the store's order, or ``path`` is not an
+        imagette store.
+    xwvnet.io.lease.StoreBusyError
+        If another writer holds the store (after ``wait`` seconds).
     """
     path = Path(path)
-    stored = _committed_ids(path)
-    given = ds[S.IMAGETTE].values.astype(object)
-    if len(given) != len(stored) or not (given == stored).all():
-        raise ValueError(
-            f"the Dataset's imagettes ({len(given)}) are not the store's committed imagettes ({len(stored)}) in the "
-            "store's order; start from xwvnet.open_store(path) and keep every imagette."
-        )
-    names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
-    out = _as_written(ds[names].drop_vars([c for c in ds[names].coords if c != S.IMAGETTE]))
-    out = out.drop_vars(S.IMAGETTE)
-    group = zarr.open_group(str(path), mode="r+")
-    n = committed(path)
-    trim(group, n)
-    for name in names:
-        if name in group:
-            del group[name]
-    chunk = committed_chunk(path) or n
-    out.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: they must keep the commit counter
-    out.to_zarr(path, mode="a", consolidated=False, encoding=encoding(out, chunk))
+    with writer_lease(path, "add_variables", wait=wait):
+        if check_target(path, IMAGETTES) == 0:
+            raise ValueError(f"{path} holds no committed imagettes (found {describe(path)}); write them first "
+                             "with xwvnet.to_store.")
+        begin_write(path, IMAGETTES)
+        stored = _committed_ids(path)
+        given = ds[S.IMAGETTE].values.astype(object)
+        if len(given) != len(stored) or not (given == stored).all():
+            raise ValueError(
+                f"the Dataset's imagettes ({len(given)}) are not the store's committed imagettes ({len(stored)}) in "
+                "the store's order; start from xwvnet.open_store(path) and keep every imagette."
+            )
+        names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
+        out = _as_written(ds[names].drop_vars([c for c in ds[names].coords if c != S.IMAGETTE]))
+        out = out.drop_vars(S.IMAGETTE)
+        group = zarr.open_group(str(path), mode="r+")
+        n = committed(path)
+        trim(group, n)
+        for name in names:
+            if name in group:
+                del group[name]
+        chunk = committed_chunk(path) or n
+        out.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: they must keep the commit counter
+        log = I.RecordLog(path)
+        try:
+            out.to_zarr(I.recording(path, log), mode="a", consolidated=False, encoding=encoding(out, chunk),
+                        write_empty_chunks=True)
+            log.commit()
+        finally:
+            log.close()
+        end_write(path)
 
 
 # ---- the embedding store: create, extend, write chunks -----------------------------------------------------------
+
+
+def reset_damaged_embeddings(path: str | os.PathLike) -> list[I.Damage]:
+    """Mark the embedding chunks that are missing or damaged (size) as not done, so that a run re-embeds them.
+
+    Run by the writer that holds the lease, before it plans its tasks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The embedding store (nothing happens when there is none).
+
+    Returns
+    -------
+    list of xwvnet.io.integrity.Damage
+        The damaged ``embedding`` chunks found (now marked not done).
+    """
+    if store_kind(path) != EMBEDDINGS.kind:
+        return []
+    damage = [d for d in damaged_chunks(path) if d.variable == S.EMBEDDING]
+    if damage:
+        done = zarr.open_group(str(path), mode="r+")[f"{PROGRESS}/{DONE}"]
+        for d in damage:
+            done[d.chunk[0]] = 0
+    return damage
 
 
 def read_images(
@@ -810,8 +1124,13 @@ def read_images(
     -------
     tuple of numpy.ndarray
         ``(images, valid_lines, valid_samples)``.
+
+    Raises
+    ------
+    xwvnet.io.integrity.DamagedChunkError
+        If a chunk read is missing or damaged (the message names it and its imagettes).
     """
-    group = zarr.open_group(str(path), mode="r")
+    group = checked_group(path)
     return group[var][start:stop], group[S.VALID_LINES][start:stop], group[S.VALID_SAMPLES][start:stop]
 
 
@@ -852,26 +1171,23 @@ def extend_embedding_store(
         Root attributes to record (encoder provenance, input path); they are compared on resume.
     embedding_attrs : dict
         Attributes of the ``embedding`` variable.
-    """
-    import dask.array as da
 
+    Returns
+    -------
+    None
+    """
     path = Path(path)
     n_out, n_in = committed(path), source.sizes[S.IMAGETTE]
     mode = "w" if n_out == 0 else "a"
     if mode == "a":  # drop coordinates of an extension that was killed before its commit
         trim(zarr.open_group(str(path), mode="r+"), n_out)
-    for start in range(n_out, n_in, COORD_BLOCK):
-        stop = min(n_in, start + COORD_BLOCK)
-        block = _coords(source, start, stop)
-        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=np.float32)
-        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), placeholder, embedding_attrs)})
-        if mode == "w":
-            block.attrs = EMBEDDINGS.record(0)
-            block.to_zarr(path, mode="w", compute=False, consolidated=False, encoding=encoding(block, chunk))
-            mode = "a"
-        else:
-            block.to_zarr(path, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
-                          safe_chunks=False)
+    log = I.RecordLog(path)
+    target = I.recording(path, log)
+    try:
+        _extend(target, source, n_out, n_in, mode, chunk, dim, embedding_attrs)
+        log.commit()
+    finally:
+        log.close()
     group = zarr.open_group(str(path), mode="r+")
     n_chunks = math.ceil(n_in / chunk)
     if f"{PROGRESS}/{DONE}" in group:
@@ -879,6 +1195,26 @@ def extend_embedding_store(
     else:
         group.require_group(PROGRESS).create_array(DONE, shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0)
     group.attrs.update({**attrs, "chunk": chunk, **EMBEDDINGS.record(n_in)})
+
+
+def _extend(target: I.Recorder, source: xr.Dataset, n_out: int, n_in: int, mode: str, chunk: int, dim: int,
+            embedding_attrs: dict[str, object]) -> None:
+    """Copy the coordinates of imagettes ``n_out:n_in`` into an embedding store (creating it with ``mode="w"``)."""
+    import dask.array as da
+
+    for start in range(n_out, n_in, COORD_BLOCK):
+        stop = min(n_in, start + COORD_BLOCK)
+        block = _coords(source, start, stop)
+        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=np.float32)
+        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), placeholder, embedding_attrs)})
+        if mode == "w":
+            block.attrs = EMBEDDINGS.record(0)
+            block.to_zarr(target, mode="w", compute=False, consolidated=False, encoding=encoding(block, chunk),
+                          write_empty_chunks=True)
+            mode = "a"
+        else:
+            block.to_zarr(target, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
+                          safe_chunks=False, write_empty_chunks=True)
 
 
 def done_counts(path: str | os.PathLike) -> np.ndarray | None:
@@ -901,7 +1237,7 @@ def done_counts(path: str | os.PathLike) -> np.ndarray | None:
 
 
 def write_embedding_chunk(path: str | os.PathLike, chunk: int, chunk_start: int, start: int,
-                          values: np.ndarray) -> None:
+                          values: np.ndarray, token: str = "") -> None:
     """Write embeddings of imagettes ``start:start + len(values)`` (inside chunk ``chunk``), then commit them.
 
     One function does both so that the order can never be swapped: the region write returns first (Zarr writes
@@ -920,8 +1256,27 @@ def write_embedding_chunk(path: str | os.PathLike, chunk: int, chunk_start: int,
         Position of the first imagette written (after ``chunk_start`` when resuming a partly filled chunk).
     values : numpy.ndarray
         ``(n, feature)`` float32 embeddings.
+    token : str, default ""
+        The token of the run's writer lease: the write is refused when another writer took the lease over.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    xwvnet.io.lease.LeaseLostError
+        If ``token`` is given and no longer holds the store's lease.
     """
-    target = zarr.open_group(str(path), mode="r+")
+    check_token(path, token)
     stop = start + len(values)
-    target[S.EMBEDDING][start:stop] = values
-    target[f"{PROGRESS}/{DONE}"][chunk] = stop - chunk_start  # the commit: only after the data
+    log = I.RecordLog(path)
+    try:
+        array = zarr.open_array(store=I.recording(path, log), path=S.EMBEDDING, mode="r+",
+                                config={"write_empty_chunks": True})
+        array[start:stop] = values
+        log.commit()  # the record, then ...
+    finally:
+        log.close()
+    target = zarr.open_group(str(path), mode="r+")
+    target[f"{PROGRESS}/{DONE}"][chunk] = stop - chunk_start  # ... the commit: only after the data

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .collocation import CollocationWarning, collocate, collocate_to_file, open_imagettes
 from .grid import sample_grid
 from .points import haversine_km, nearest_points, sample_points
-from .waves import add_wave_parameters, wave_parameters
+from .waves import add_wave_parameters, decode_era5_spectrum, wave_parameters
 
 __all__ = ["collocate", "collocate_to_file", "open_imagettes", "CollocationWarning", "sample_grid", "sample_points",
-           "nearest_points", "haversine_km", "wave_parameters", "add_wave_parameters"]
+           "nearest_points", "haversine_km", "wave_parameters", "add_wave_parameters", "decode_era5_spectrum"]

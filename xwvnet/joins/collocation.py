@@ -14,7 +14,9 @@ it touches.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,14 +25,17 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from ..io.sources import normalise_source, open_source
+from ..io.sources import normalise_source, open_source, source_files
 from .grid import METHODS, CollocationWarning, sample_grid
-from .points import KEY, sample_points
-from .waves import DIRECTION, FREQUENCY, add_wave_parameters, find_spectrum
+from .points import KEY, haversine_km, sample_points
+from .waves import DIRECTION, ERA5_SPECTRUM_NAMES, FREQUENCY, add_wave_parameters, decode_era5_spectrum, find_spectrum
 
 __all__ = ["collocate", "collocate_to_file", "open_imagettes", "CollocationWarning"]
 
 _POINT = "_point"
+_CELL = "_cell"  # the cells of a curvilinear grid, as points
+_OBS = "_observation"  # (time, station) positions of moving stations, as points
+SPACE_ONLY = "none: the source has no time axis, joined in space only"
 _PREFIXES = (("era5", "era5"), ("erai", "erai"), ("era-interim", "erai"), ("ww3", "ww3"), ("wavewatch", "ww3"),
              ("-ocn-", "ocn"), ("ocn product", "ocn"), ("ocn", "ocn"))
 _SOURCE_CHUNK_BYTES = 8 * 2**20
@@ -47,6 +52,8 @@ def _prepare(source: xr.Dataset | xr.DataArray | str | os.PathLike) -> tuple[xr.
         path = Path(source)
         source = open_source(path)
     source = normalise_source(source)
+    if any(name in source.data_vars for name in ERA5_SPECTRUM_NAMES):
+        source = decode_era5_spectrum(source)
     spectrum = find_spectrum(source)
     if spectrum is not None and {FREQUENCY, DIRECTION} <= set(source[spectrum].dims):
         source = add_wave_parameters(source, spectrum)
@@ -55,6 +62,9 @@ def _prepare(source: xr.Dataset | xr.DataArray | str | os.PathLike) -> tuple[xr.
 
 def _guess_prefix(source: xr.Dataset, path: Path | None) -> str:
     origin = path.name if path else Path(str(source.encoding.get("source", ""))).name
+    if path is not None and (path.is_dir() or not path.exists()):  # a folder or glob: its files' names too
+        with contextlib.suppress(FileNotFoundError):
+            origin = " ".join([origin, *(f.name for f in source_files(path)[:1])])
     text = " ".join([origin] + [str(source.attrs.get(k, "")) for k in ("title", "source", "history", "product_name")])
     text = text.lower()
     for token, prefix in _PREFIXES:
@@ -82,9 +92,15 @@ def _timedelta(value: Duration) -> np.timedelta64 | None:
     if value is None:
         return None
     try:
-        return pd.Timedelta(value).to_timedelta64().astype("timedelta64[ns]")
+        delta = pd.Timedelta(value)
     except (ValueError, TypeError) as err:
         raise ValueError(f"time_tolerance must be a duration such as '3h' or np.timedelta64; found {value!r}.") from err
+    if pd.isna(delta) or delta < pd.Timedelta(0):
+        raise ValueError(
+            f"time_tolerance must be a positive duration such as '3h' (the largest |source time - imagette time|); "
+            f"found {value!r}."
+        )
+    return delta.to_timedelta64().astype("timedelta64[ns]")
 
 
 def _is_lazy(obj: xr.Dataset) -> bool:
@@ -94,6 +110,66 @@ def _is_lazy(obj: xr.Dataset) -> bool:
 def _is_gridded(source: xr.Dataset) -> bool:
     lat, lon = source[S.LATITUDE], source[S.LONGITUDE]
     return lat.dims == (S.LATITUDE,) and lon.dims == (S.LONGITUDE,)
+
+
+def _constant_along(values: np.ndarray, axis: int) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        low, high = np.nanmin(values, axis=axis), np.nanmax(values, axis=axis)
+    return bool(np.allclose(low, high, rtol=0, atol=1e-9, equal_nan=True))
+
+
+def _station_positions(src: xr.Dataset) -> xr.Dataset:
+    """Positions given per (time, station) (WAVEWATCH III point output): per station when they do not move, else
+    every (time, station) becomes one point with its own time (drifting buoys, ships)."""
+    lat, lon = src[S.LATITUDE], src[S.LONGITUDE]
+    if lat.ndim != 2 or S.TIME not in lat.dims or set(lat.dims) != set(lon.dims):
+        return src
+    other = next(d for d in lat.dims if d != S.TIME)
+    lat_v = np.asarray(lat.transpose(S.TIME, other).values, dtype=float)
+    lon_v = np.asarray(lon.transpose(S.TIME, other).values, dtype=float)
+    if _constant_along(lat_v, 0) and _constant_along(lon_v, 0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fixed = {S.LATITUDE: np.nanmax(lat_v, axis=0), S.LONGITUDE: np.nanmax(lon_v, axis=0)}
+        return src.assign_coords({k: ((other,), v, src[k].attrs) for k, v in fixed.items()})
+    stacked = src.stack({_OBS: (S.TIME, other)}, create_index=False)
+    return stacked.drop_vars([other], errors="ignore").set_coords([S.LATITUDE, S.LONGITUDE])
+
+
+def _curvilinear(src: xr.Dataset) -> tuple[xr.Dataset, float | None]:
+    """A grid with 2-D latitude/longitude: a plain grid when it is one (linear interpolation is possible), else
+    its cells as points (nearest on the sphere) with the default ``max_distance_km``: one median cell diagonal."""
+    lat, lon = src[S.LATITUDE], src[S.LONGITUDE]
+    if lat.ndim != 2 or set(lat.dims) != set(lon.dims) or S.TIME in lat.dims:
+        return src, None
+    ydim, xdim = lat.dims
+    la = np.asarray(lat.values, dtype=float)
+    lo = np.asarray(lon.transpose(ydim, xdim).values, dtype=float)
+    if (_constant_along(la, 1) and _constant_along(lo, 0) and np.isfinite(la[:, 0]).all()
+            and np.isfinite(lo[0]).all()):
+        attrs = {k: src[k].attrs for k in (S.LATITUDE, S.LONGITUDE)}
+        grid = src.drop_vars([S.LATITUDE, S.LONGITUDE, ydim, xdim], errors="ignore")
+        grid = grid.rename_dims({ydim: S.LATITUDE, xdim: S.LONGITUDE})
+        return grid.assign_coords({S.LATITUDE: (S.LATITUDE, la[:, 0], attrs[S.LATITUDE]),
+                                   S.LONGITUDE: (S.LONGITUDE, lo[0], attrs[S.LONGITUDE])}), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        along_x = np.nanmedian(haversine_km(la[:, :-1], lo[:, :-1], la[:, 1:], lo[:, 1:])) if la.shape[1] > 1 else 0
+        along_y = np.nanmedian(haversine_km(la[:-1], lo[:-1], la[1:], lo[1:])) if la.shape[0] > 1 else 0
+    diagonal = float(np.hypot(along_x, along_y))
+    cells = src.stack({_CELL: (ydim, xdim)}, create_index=False)
+    cells = cells.drop_vars([ydim, xdim], errors="ignore").set_coords([S.LATITUDE, S.LONGITUDE])
+    return cells, (diagonal if diagonal > 0 else None)
+
+
+def _categorical(var: xr.DataArray) -> bool:
+    """Codes rather than quantities (basin masks, flags): integers as stored, not packed, or CF flag attributes."""
+    if "flag_values" in var.attrs or "flag_meanings" in var.attrs:
+        return True
+    stored = np.dtype(var.encoding.get("dtype", var.dtype))
+    packed = "scale_factor" in var.encoding or "add_offset" in var.encoding
+    return stored.kind in "iu" and not packed
 
 
 def _select(source: xr.Dataset, variables: Sequence[str] | str | None, required_dims: set[str]) -> list[str]:
@@ -152,15 +228,26 @@ def collocate(
 ) -> xr.Dataset:
     """Add a source's values at each imagette's time and position, as new variables named ``<prefix>_<variable>``.
 
-    Reanalysis and wave-model fields are what SAR imagettes are compared with (wind, air temperature, wave
-    height), so this joins any of them in one call, lazily: the source is opened without reading it, and only
-    the parts the imagettes touch are read. Gridded sources (1-D ``latitude`` / ``longitude`` dimensions, e.g.
-    ERA5) are interpolated in time, latitude and longitude with ``Dataset.interp`` (or ``Dataset.sel`` for
-    ``"nearest"``), in any longitude convention and latitude order, across the antimeridian for global grids.
-    Point sources (a WAVEWATCH III track, stations, L2 OCN products) give each imagette the nearest point on the
-    sphere within the tolerances (a haversine ``BallTree``), keeping ``<prefix>_distance_km`` and
-    ``<prefix>_time_offset``; imagettes and OCN products that both carry ``imagette_key`` are joined on it.
-    Directional wave spectra are turned into ``hs``, ``tm01``, ``tm02``, ``tp`` and ``mean_direction`` first.
+    Reanalysis, wave-model and observation values are what SAR imagettes are compared with (wind, air
+    temperature, wave height), so this joins them as they come, in one call, lazily: the source is opened without
+    reading it (a folder or glob of monthly files through ``open_mfdataset``), and only the chunks the imagettes
+    touch are read.
+
+    - **Grids** (1-D ``latitude``/``longitude``: ERA5 old and new CDS netCDF, packed int16, GRIB, WW3 gridded
+      ``hs``) are interpolated in time, latitude and longitude with ``Dataset.interp`` (``Dataset.sel`` for
+      ``"nearest"``), in any longitude convention and latitude order, across the antimeridian for global grids.
+      Extra dims are kept (``level`` from ERA5 ``pressure_level``: output ``(imagette, level)``). Integer codes
+      and CF flags (basin masks) are always taken from the nearest cell, never averaged.
+    - **Curvilinear grids** (2-D latitude/longitude): linear as a plain grid when they are one, else the
+      nearest cell on the sphere (haversine ``BallTree``), ``max_distance_km`` defaulting to one cell diagonal.
+    - **Points** (a WW3 track, altimeter along-track ``VAVH``, buoys ``VHM0(station, TIME)``, WW3 station output
+      with positions per station or per (time, station), OCN products) give each imagette the nearest point on
+      the sphere within the tolerances, keeping ``<prefix>_distance_km`` and ``<prefix>_time_offset``; station
+      output is then sampled in time; imagettes and OCN products that both carry ``imagette_key`` are joined on it.
+    - **Wave spectra** (WW3 ``efth``, ERA5 ``d2fd``) are turned into ``hs``, ``tm01``, ``tm02``, ``tp`` and
+      ``mean_direction`` first.
+    - **Sources without time** (climatologies, masks) are joined in space only, and say so in the attribute
+      ``collocation_time`` of every joined variable.
 
     Parameters
     ----------
@@ -169,7 +256,8 @@ def collocate(
         not modified.
     source : xarray.Dataset, xarray.DataArray, str or os.PathLike
         The values to join: a Dataset, or a path to netCDF, GRIB (needs cfgrib), Zarr, L2 OCN products or a WV
-        SAFE manifest. Coordinates may be spelled ``lat``/``lon``/``valid_time`` and alike.
+        SAFE manifest, or a folder or glob pattern of netCDF/GRIB files (combined along their coordinates).
+        Coordinates may be spelled ``lat``/``lon``/``valid_time``/``TIME``/``LATITUDE`` and alike.
     variables : str or sequence of str, optional
         The source variables to join; default: every numeric variable on the source's grid or points.
     method : {"linear", "nearest"}, optional
@@ -179,30 +267,34 @@ def collocate(
         A duration such as ``"3h"``. For grids: how far outside the time record an imagette may lie (clamped to
         the first or last step) and, with ``"nearest"``, the largest offset to the chosen step. For points: the
         largest ``|point time - imagette time|`` of a candidate. Default: no tolerance (grids) / any time (points,
-        with a warning giving the worst offset).
+        with a warning giving the worst offset). Must not be negative.
     max_distance_km : float, optional
-        For point sources: matches farther than this get NaN. Default: no limit (with a warning giving the
-        farthest match).
+        For point sources and curvilinear grids: matches farther than this get NaN. Default: no limit for points
+        (with a warning giving the farthest match), one median cell diagonal for curvilinear grids.
     prefix : str, optional
         Name prefix of the new variables; default the source's name (``era5``, ``ww3``, ``ocn``, else
-        ``source``), from the file name or its attributes. ``""`` for none.
+        ``source``), from the file name or its attributes. ``""`` for none; trailing underscores are dropped
+        (``"era5_"`` gives ``era5_t2m``).
 
     Returns
     -------
     xarray.Dataset
         A new Dataset: ``ds`` plus ``<prefix>_<variable>`` for every joined variable (dimension ``imagette``
-        first, the source's other dimensions kept, its attributes kept plus ``collocation_source`` and
-        ``collocation_method``), and for point sources ``<prefix>_distance_km`` and ``<prefix>_time_offset``.
+        first, the source's other dimensions kept, its units, long name and CF attributes kept, cfgrib's
+        ``GRIB_*`` ones dropped, plus ``collocation_source``, ``collocation_method`` and, for a source without
+        time, ``collocation_time``), and for point sources and curvilinear grids ``<prefix>_distance_km`` and
+        (points with times) ``<prefix>_time_offset``.
         Lazy when ``ds`` or the source is dask-backed, chunked like ``ds`` along ``imagette``.
 
     Raises
     ------
     ValueError
         For a ``method`` other than ``"linear"``/``"nearest"``, a non-positive ``max_distance_km``, a
-        ``time_tolerance`` that is not a duration, variables missing from the source or not on its grid, a source
-        that is neither a grid nor points, or new names that already exist in ``ds`` (pass another ``prefix``).
+        ``time_tolerance`` that is not a duration or is negative, variables missing from the source or not on
+        its grid, a source that is neither a grid nor points, or new names that already exist in ``ds`` (pass
+        another ``prefix``).
     FileNotFoundError
-        When ``source`` is a path that does not exist.
+        When ``source`` is a path that does not exist, a glob that matches nothing or a folder without source files.
     ImportError
         For a GRIB file without cfgrib.
 
@@ -235,22 +327,37 @@ def collocate(
         raise ValueError(f"max_distance_km must be a positive number of km, found {max_distance_km!r}.")
     tolerance = _timedelta(time_tolerance)
     src, path = _prepare(source)
-    name = _guess_prefix(src, path) if prefix is None else prefix
+    name = _guess_prefix(src, path) if prefix is None else str(prefix).rstrip("_")
     sep = f"{name}_" if name else ""
     label = name or (path.name if path else "source")
     time, lat, lon = _positions(ds)
     lazy = _is_lazy(ds) or _is_lazy(src)
     if lazy and not _is_lazy(src):
         src = src.chunk(_source_chunks(src))
+    methods: dict[str, str] = {}
+    if not _is_gridded(src):
+        src, cell_km = _curvilinear(_station_positions(src))
+        if cell_km is not None and max_distance_km is None:
+            max_distance_km = cell_km
+    space_only = S.TIME not in src.variables or (S.TIME in src.dims and src.sizes[S.TIME] == 1)
     if _is_gridded(src):
         names = _select(src, variables, {S.LATITUDE, S.LONGITUDE})
-        new = sample_grid(src, names, time, lat, lon, method=method, time_tolerance=tolerance, label=label)
+        codes = [n for n in names if method == "linear" and _categorical(src[n])]
+        new = {}
+        if len(codes) < len(names):
+            new.update(sample_grid(src, [n for n in names if n not in codes], time, lat, lon, method=method,
+                                   time_tolerance=tolerance, label=label))
+        if codes:  # codes are never averaged: the nearest cell's code
+            new.update(sample_grid(src, codes, time, lat, lon, method="nearest", time_tolerance=tolerance,
+                                   label=label))
+            methods.update(dict.fromkeys(codes, "nearest"))
+        new = {n: new[n] for n in names}
     else:
         if src[S.LATITUDE].ndim != 1 or src[S.LATITUDE].dims != src[S.LONGITUDE].dims:
             raise ValueError(
-                "the source is neither a grid (1-D latitude and longitude dimensions) nor points (latitude and "
-                f"longitude along one dimension): latitude has dims {src[S.LATITUDE].dims}, longitude "
-                f"{src[S.LONGITUDE].dims}. Regrid curvilinear sources first."
+                "the source is neither a grid (latitude and longitude, 1-D or 2-D) nor points (latitude and "
+                f"longitude along one dimension, or along time and station): latitude has dims "
+                f"{src[S.LATITUDE].dims}, longitude {src[S.LONGITUDE].dims}."
             )
         point_dim = src[S.LATITUDE].dims[0]
         if point_dim == S.IMAGETTE:
@@ -264,7 +371,10 @@ def collocate(
     for key, value in new.items():
         out_name = key if key.startswith(sep) and key not in names else f"{sep}{key}"
         value = value.drop_vars([c for c in value.coords if c not in value.dims or c == S.IMAGETTE], errors="ignore")
-        value.attrs = {**value.attrs, "collocation_source": label, "collocation_method": method}
+        value.attrs = {**value.attrs, "collocation_source": label, "collocation_method": methods.get(key, method)}
+        if space_only and key in names:
+            value.attrs["collocation_time"] = SPACE_ONLY if S.TIME not in src.variables else (
+                f"one step ({np.datetime_as_string(src[S.TIME].values.ravel()[0], unit='s')}): joined in space only")
         value.encoding = {}
         renamed[out_name] = value
     clash = [k for k in renamed if k in ds.variables]

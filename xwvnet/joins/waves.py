@@ -4,7 +4,13 @@ Wave-model output often carries the spectrum E(f, theta) rather than the wave he
 before it can be joined with imagettes. The spectral moments are m_n = sum_f sum_theta f^n E(f, theta) df dtheta,
 and from them Hs = 4 sqrt(m0) (the spectral significant wave height), Tm01 = m0 / m1, Tm02 = sqrt(m0 / m2), the
 peak period (of the direction-integrated spectrum) and the energy-weighted mean direction. Everything is written
-with xarray operations, so dask-backed spectra stay lazy.
+with xarray operations, so dask-backed spectra stay lazy. ERA5's 2-D spectra (``d2fd``: log10 of the density, on
+frequency and direction *numbers*) are turned into a density on the ERA5 frequency and direction tables first
+(:func:`decode_era5_spectrum`).
+
+The integration is done here rather than with wavespectra: its readers reopen the files themselves (one file),
+set land spectra to zero (Hs 0 instead of NaN) and rotate directions, where the joins need the already opened,
+lazily combined files as they are; the sums are a few lines, tested against analytic spectra.
 """
 
 from __future__ import annotations
@@ -16,6 +22,121 @@ FREQUENCY = "frequency"
 DIRECTION = "direction"
 SPECTRUM_STANDARD_NAME = "sea_surface_wave_directional_variance_spectral_density"
 SPECTRUM_NAMES = ("efth", "Efth", "EFTH")
+#: ERA5 2-D wave spectra: log10 of the variance density (cfgrib and MARS netCDF name it ``d2fd``)
+ERA5_SPECTRUM_NAMES = ("d2fd", "2dfd")
+#: the ERA5 wave model's frequency table: f_n = 0.03453 * 1.1 ** (n - 1) Hz, n = 1 .. 30
+ERA5_FIRST_FREQUENCY = 0.03453
+ERA5_FREQUENCY_RATIO = 1.1
+_ERA5_DIMS = {"frequencyNumber": FREQUENCY, "directionNumber": DIRECTION}
+
+
+def era5_frequencies(n: int = 30) -> np.ndarray:
+    """The ERA5 wave model's frequencies (Hz): 0.03453 * 1.1 ** (k - 1) for k = 1 .. n.
+
+    Parameters
+    ----------
+    n : int, optional
+        How many (ERA5 has 30).
+
+    Returns
+    -------
+    numpy.ndarray
+        The frequencies, increasing.
+
+    Examples
+    --------
+    >>> era5_frequencies()[[0, -1]].round(4).tolist()
+    [0.0345, 0.5478]
+    """
+    return ERA5_FIRST_FREQUENCY * ERA5_FREQUENCY_RATIO ** np.arange(n)
+
+
+def era5_directions(n: int = 24) -> np.ndarray:
+    """The ERA5 wave model's directions (degrees clockwise from north): bin centres 7.5 + 15 (k - 1) for 24 bins.
+
+    Parameters
+    ----------
+    n : int, optional
+        How many bins cover the circle (ERA5 has 24).
+
+    Returns
+    -------
+    numpy.ndarray
+        The bin centres, increasing.
+
+    Examples
+    --------
+    >>> era5_directions()[[0, 1, -1]].tolist()
+    [7.5, 22.5, 352.5]
+    """
+    step = 360.0 / n
+    return step / 2 + step * np.arange(n)
+
+
+def _is_index(values: np.ndarray) -> bool:
+    """True for 1, 2, ..., n (spectral bin numbers rather than physical values)."""
+    v = np.asarray(values)
+    return v.dtype.kind in "iuf" and v.size > 0 and np.array_equal(v, np.arange(1, v.size + 1))
+
+
+def decode_era5_spectrum(ds: xr.Dataset, name: str | None = None) -> xr.Dataset:
+    """Turn ERA5's ``d2fd`` (log10 of the density, on bin numbers) into ``efth(frequency, direction)``.
+
+    ERA5 2-D wave spectra are stored as log10 of E(f, theta) in m^2 s rad^-1, with frequency and direction given
+    as bin numbers 1..30 and 1..24 in MARS netCDF output (``frequencyNumber``/``directionNumber`` from cfgrib).
+    This gives them the ERA5 tables (:func:`era5_frequencies`, :func:`era5_directions`) and undoes the log;
+    missing values (land, sea ice) stay NaN. Frequencies and directions already in Hz and degrees are kept.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An ERA5 spectra file as opened.
+    name : str, optional
+        The spectrum variable; default the first of :data:`ERA5_SPECTRUM_NAMES` present.
+
+    Returns
+    -------
+    xarray.Dataset
+        A new Dataset whose spectrum is ``efth`` (m^2 s rad^-1) on ``frequency`` (Hz) and ``direction`` (degrees,
+        the direction waves travel to, as in the ECMWF wave model), lazy when the input is.
+
+    Raises
+    ------
+    ValueError
+        When there is no ERA5 spectrum, or its frequency/direction bins are not the ERA5 tables' numbers.
+
+    Examples
+    --------
+    >>> d2fd = xr.DataArray(np.zeros((30, 24)), dims=("frequency", "direction"),
+    ...                     coords={"frequency": np.arange(1, 31), "direction": np.arange(1, 25)})
+    >>> out = decode_era5_spectrum(xr.Dataset({"d2fd": d2fd}))
+    >>> float(out.efth.max()), float(out.direction[0])
+    (1.0, 7.5)
+    """
+    name = name or next((n for n in ERA5_SPECTRUM_NAMES if n in ds.data_vars), None)
+    if name is None or name not in ds.data_vars:
+        raise ValueError(f"no ERA5 spectrum in the Dataset: expected one of {ERA5_SPECTRUM_NAMES}, found "
+                         f"{sorted(map(str, ds.data_vars))}.")
+    out = ds.rename({k: v for k, v in _ERA5_DIMS.items() if k in ds.dims})
+    spec = out[name]
+    if FREQUENCY not in spec.dims or DIRECTION not in spec.dims:
+        raise ValueError(f"the ERA5 spectrum {name!r} needs frequency and direction dims, found {spec.dims}.")
+    coords = {}
+    for dim, table in ((FREQUENCY, era5_frequencies), (DIRECTION, era5_directions)):
+        values = out[dim].values if dim in out.coords else np.arange(1, out.sizes[dim] + 1)
+        if _is_index(values):
+            units = "Hz" if dim == FREQUENCY else "degree"
+            coords[dim] = (dim, table(out.sizes[dim]), {"units": units, "long_name": f"ERA5 wave model {dim}"})
+        elif dim == FREQUENCY and np.nanmax(values) > 1.0:
+            raise ValueError(f"ERA5 frequencies must be bin numbers 1..n or Hz, found {values[:3]} ...")
+    out = out.assign_coords(coords)
+    spec = out[name]
+    out[DIRECTION].attrs["convention"] = "direction waves travel to, clockwise from north (ECMWF wave model)"
+    attrs = {k: v for k, v in spec.attrs.items() if k not in ("units", "long_name", "standard_name")}
+    efth = (10.0 ** spec).assign_attrs(
+        attrs, units="m2 s rad-1", standard_name=SPECTRUM_STANDARD_NAME,
+        long_name="directional wave variance spectral density (10 ** d2fd)")
+    return out.drop_vars(name).assign(efth=efth)
 
 
 def frequency_widths(frequency: np.ndarray) -> np.ndarray:
@@ -198,7 +319,7 @@ def wave_parameters(
     energy, theta = _weights(spectrum, frequency, direction, df)
     f = xr.DataArray(spectrum[frequency].values.astype(float), dims=(frequency,))
     dims = (frequency, direction)
-    m0 = energy.sum(dims)
+    m0 = energy.sum(dims, min_count=1)  # NaN where the whole spectrum is (land), 0 for a calm sea
     m1 = (energy * f).sum(dims)
     m2 = (energy * f**2).sum(dims)
     positive = m0 > 0

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
+import pooch
 import torch
 from torch import nn
 
@@ -29,6 +30,7 @@ from . import resnet
 from .weights import (
     WeightsIntegrityError,
     WeightsUnavailableError,
+    check_finite,
     fetch_file,
     infer_arch,
     load_strict,
@@ -36,9 +38,13 @@ from .weights import (
     read_state_dict,
     sidecar_path,
     verify,
+    write_sidecar,
 )
 
 Transform = str | Callable[..., torch.Tensor]
+#: the ``format`` record of an encoder sidecar (``encoder.json``), as :func:`xwvnet.train` and :meth:`Encoder.save`
+#: write it.
+ENCODER_SIDECAR_FORMAT = "xwvnet-encoder"
 
 
 class Encoder:
@@ -293,7 +299,11 @@ class Encoder:
         return out
 
     def save(self, path: str | os.PathLike) -> Encoder:
-        """Write the weights as a torchvision-format state dict and return the file-backed Encoder (picklable).
+        """Write the weights as a torchvision-format state dict with a JSON sidecar; return the file-backed Encoder.
+
+        The sidecar (``path`` with ``.json``, as :func:`xwvnet.train` writes ``encoder.json``) records the name,
+        architecture, input channels, transform and the SHA-256 of the file, which :func:`xwvnet.load_encoder`
+        checks on every load; this encoder's own metadata is kept under it. Both files are written atomically.
 
         Parameters
         ----------
@@ -303,9 +313,53 @@ class Encoder:
         Returns
         -------
         Encoder
-            Read back from ``path`` with this encoder's transform.
+            Read back from ``path`` with this encoder's transform (picklable).
+
+        Raises
+        ------
+        FileExistsError
+            If the sidecar's path holds a JSON file that is not an encoder sidecar (it is never overwritten).
+        WeightsIntegrityError
+            If the weights hold NaN or infinite values.
+
+        Examples
+        --------
+        >>> enc = Encoder("random", "resnet18", seed=0).save("/tmp/r18.pt")
+        >>> enc.hash == "sha256:" + enc.metadata["weights_sha256"]
+        True
         """
-        torch.save(self.module.state_dict(), os.fspath(path))
+        path = Path(path).expanduser()
+        meta_path = sidecar_path(path)
+        if meta_path == path:
+            raise ValueError(f"cannot save weights as {path}: the name is that of its JSON sidecar; use a .pt name.")
+        existing = read_sidecar(path) if meta_path.is_file() else None
+        if meta_path.is_file() and (existing or {}).get("format") != ENCODER_SIDECAR_FORMAT:
+            raise FileExistsError(
+                f"{meta_path} exists and is not an xwvnet encoder sidecar; saving {path.name} would overwrite it. "
+                "Save the weights under another name, or move that file."
+            )
+        state = self.module.state_dict()
+        check_finite(state, f"encoder {self.name!r}")
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        digest = pooch.file_hash(os.fspath(tmp), alg="sha256")  # not verify(): its memo is keyed on size and mtime
+        meta = {
+            **dict(self._metadata),
+            "format": ENCODER_SIDECAR_FORMAT,
+            "version": 1,
+            "name": self.name,
+            "weights": path.name,
+            "arch": self.arch,
+            "in_chans": self.in_chans,
+            "embedding_size": self.embedding_size,
+            "weights_sha256": digest,
+        }
+        if isinstance(self.transform, str):
+            meta["transform"] = self.transform
+        else:
+            meta.pop("transform", None)
+        write_sidecar(path, meta)
+        os.replace(tmp, path)
         return Encoder.from_file(path, transform=self.transform)
 
     @classmethod
@@ -344,10 +398,12 @@ class Encoder:
         digest = verify(path, None)
         where = f"{sidecar_path(path)} (the metadata of {path.name})"
         described = meta.get("weights_sha256")
-        if described is not None and f"sha256:{described}" != digest:
+        if described is not None and f"sha256:{str(described).lower()}" != digest:
             raise WeightsIntegrityError(
-                f"{where} describes other weights (sha256 {described}) than the file holds ({digest}); fix or "
-                "delete the sidecar."
+                f"{path} does not match the SHA-256 its sidecar records: {where} describes other weights (expected "
+                f"sha256:{described}, found {digest}). The file is damaged or was replaced: restore it from its "
+                "source (a training run rewrites it with train(..., resume=True)), or delete the sidecar only if "
+                "you trust the file."
             )
         state_dict = read_state_dict(path)
         arch, in_chans = infer_arch(state_dict)

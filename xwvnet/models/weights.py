@@ -9,8 +9,10 @@ ever returned.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -22,15 +24,18 @@ from . import resnet
 
 __all__ = [
     "WeightsIntegrityError",
+    "check_finite",
     "WeightsUnavailableError",
     "fetch_file",
     "find_file",
     "infer_arch",
     "load_strict",
+    "nonfinite_tensors",
     "read_sidecar",
     "read_state_dict",
     "sidecar_path",
     "verify",
+    "write_sidecar",
 ]
 
 
@@ -214,8 +219,80 @@ def infer_arch(state_dict: dict[str, torch.Tensor]) -> tuple[str, int]:
     return arch, int(state_dict["conv1.weight"].shape[1])
 
 
+def nonfinite_tensors(tree: object, prefix: str = "") -> dict[str, int]:
+    """The floating-point tensors holding NaN or infinite values, with how many each holds.
+
+    Walks nested dicts, lists and tuples (a state dict, an optimizer state), so one call checks a whole checkpoint.
+
+    Parameters
+    ----------
+    tree : object
+        A tensor, or a nested structure of dicts, lists and tuples with tensors among its leaves (other leaves are
+        ignored).
+    prefix : str, default ""
+        Prepended to the dotted names of the tensors found.
+
+    Returns
+    -------
+    dict of str to int
+        ``{dotted name: number of non-finite values}``; empty when every value is finite.
+
+    Examples
+    --------
+    >>> nonfinite_tensors({"a": torch.zeros(2), "b": {"c": torch.tensor([1.0, float("nan")])}})
+    {'b.c': 1}
+    """
+    if isinstance(tree, torch.Tensor):
+        if not (tree.is_floating_point() or tree.is_complex()) or tree.numel() == 0:
+            return {}
+        bad = int((~torch.isfinite(tree)).sum())
+        return {prefix or "<tensor>": bad} if bad else {}
+    if isinstance(tree, float):
+        return {} if math.isfinite(tree) else {prefix or "<value>": 1}
+    items = tree.items() if isinstance(tree, Mapping) else enumerate(tree) if isinstance(tree, (list, tuple)) else ()
+    found: dict[str, int] = {}
+    for key, value in items:
+        found.update(nonfinite_tensors(value, f"{prefix}.{key}" if prefix else str(key)))
+    return found
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights that hold NaN or infinite values (they would give NaN embeddings without a word).
+
+    Parameters
+    ----------
+    state_dict : mapping of str to torch.Tensor
+        The weights.
+    source : str
+        Where the weights come from, for the error message.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    WeightsIntegrityError
+        Naming the file, how many tensors are affected and the first few of them.
+
+    Examples
+    --------
+    >>> check_finite({"w": torch.ones(3)}, "w.pt")
+    """
+    bad = nonfinite_tensors(dict(state_dict))
+    if bad:
+        shown = ", ".join(f"{k} ({n} values)" for k, n in list(bad.items())[:5])
+        raise WeightsIntegrityError(
+            f"{source} holds non-finite weights (NaN or infinite) in {len(bad)} of {len(state_dict)} tensors: {shown}"
+            f"{', ...' if len(bad) > 5 else ''}. The file is damaged or training diverged: use another weights "
+            "file, or an earlier checkpoint of the run."
+        )
+
+
 def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> nn.Module:
     """Load a state dict into a model strictly, with an error that lists what does not fit.
+
+    Weights holding NaN or infinite values are refused too (see :func:`check_finite`), before anything is loaded.
 
     Parameters
     ----------
@@ -234,7 +311,7 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
     Raises
     ------
     WeightsIntegrityError
-        If keys are missing or unexpected, or a shape differs.
+        If keys are missing or unexpected, a shape differs, or a value is NaN or infinite.
     """
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
@@ -243,6 +320,7 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
             f"{source} does not fit a {type(model).__name__}: {len(missing)} missing keys {missing[:5]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:5]}. Expected a torchvision-format ResNet state dict."
         )
+    check_finite(state_dict, source)
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:  # shape mismatches
@@ -296,3 +374,30 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, object] | None:
     if not isinstance(meta, dict):
         raise WeightsIntegrityError(f"{meta_path} must hold a JSON object, found {type(meta).__name__}.")
     return meta
+
+
+def write_sidecar(path: str | os.PathLike, meta: Mapping[str, object]) -> Path:
+    """Write the JSON sidecar of a weights or checkpoint file atomically (a temporary file renamed over it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The weights file (not the sidecar): ``encoder.pt`` gets ``encoder.json``, see :func:`sidecar_path`.
+    meta : mapping
+        JSON-serialisable metadata; values JSON cannot hold are written as strings.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar written.
+
+    Examples
+    --------
+    >>> write_sidecar("/tmp/w.bin", {"weights_sha256": "9a12..."}).name
+    'w.json'
+    """
+    target = sidecar_path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(dict(meta), indent=2, default=str))
+    os.replace(tmp, target)
+    return target

@@ -1,5 +1,11 @@
 """Training checkpoints: written atomically, read with ``weights_only=True``, checked before a run resumes from one.
 
+Each checkpoint has a JSON sidecar (``checkpoint.json`` beside ``checkpoint.pt``) recording its SHA-256, checked
+by :func:`load_checkpoint`: a checkpoint damaged on disk is refused instead of resuming with garbage. The sidecar is
+written before the new checkpoint is renamed into place and also records the previous checkpoint's hash, so a run
+killed between the two renames still resumes from the checkpoint it left. Checkpoints holding NaN or infinite
+weights or optimizer states are refused too.
+
 A checkpoint holds everything a resumed run needs to repeat exactly the steps an uninterrupted run would have made:
 the backbone and head, the optimizer, the learning-rate scheduler, the gradient scaler (float16), and the state of
 every random number generator of every rank (python ``random``, numpy's global generator, torch's CPU generator and
@@ -8,6 +14,7 @@ each CUDA device's). Everything in it is a tensor or a plain Python value, so th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -16,13 +23,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pooch
 import torch
 from torch import nn
 
+from ..models.weights import nonfinite_tensors, read_sidecar, sidecar_path, write_sidecar
+
 __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "save_checkpoint",
-           "check_resumable", "rng_state", "set_rng_state", "atomic_save", "cpu_state"]
+           "check_resumable", "rng_state", "set_rng_state", "atomic_save", "cpu_state", "checkpoint_sidecar",
+           "verify_checkpoint_file"]
 
 CHECKPOINT_FORMAT = "xwvnet-simclr-checkpoint"
+#: the ``format`` record of ``checkpoint.json``, the sidecar holding a checkpoint's SHA-256.
+CHECKPOINT_SIDECAR_FORMAT = "xwvnet-simclr-checkpoint-sidecar"
 #: 2: real scheduler state and every RNG (1: warm-up/cosine parameters and torch's RNGs only; still read).
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -157,7 +170,11 @@ def save_checkpoint(
     scaler: torch.amp.GradScaler | None,
     rng: list[dict],
 ) -> None:
-    """Write a checkpoint atomically (see :func:`atomic_save`).
+    """Write a checkpoint atomically, with its SHA-256 in the sidecar ``checkpoint.json``.
+
+    The checkpoint goes to a temporary file; the sidecar (its hash, size and step, and the previous checkpoint's
+    hash) is written next; the file is then renamed into place. A crash at any point leaves a checkpoint that
+    :func:`load_checkpoint` accepts.
 
     Parameters
     ----------
@@ -184,7 +201,9 @@ def save_checkpoint(
     -------
     None
     """
-    atomic_save({
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "step": int(step),
@@ -196,11 +215,99 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng,
-    }, path)
+    }, tmp)
+    previous = None
+    if path.is_file():
+        with contextlib.suppress(CheckpointError):  # a sidecar we cannot read describes nothing worth keeping
+            old = _read_sidecar(path)
+            if old is not None and old.get("sha256"):
+                previous = {"sha256": old["sha256"], "step": old.get("step")}
+    write_sidecar(path, {
+        "format": CHECKPOINT_SIDECAR_FORMAT,
+        "file": path.name,
+        "sha256": pooch.file_hash(os.fspath(tmp), alg="sha256"),
+        "size": tmp.stat().st_size,
+        "step": int(step),
+        "checkpoint_version": CHECKPOINT_VERSION,
+        "previous": previous,
+    })
+    os.replace(tmp, path)
+
+
+def checkpoint_sidecar(path: str | os.PathLike) -> Path:
+    """The JSON sidecar of a checkpoint file: ``checkpoint.pt`` -> ``checkpoint.json``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    pathlib.Path
+        The sidecar's path (it may not exist).
+    """
+    return sidecar_path(path)
+
+
+def _read_sidecar(path: Path) -> dict | None:
+    """The checkpoint's sidecar as a dict, ``None`` when absent; CheckpointError when unreadable or not ours."""
+    try:
+        meta = read_sidecar(path)
+    except ValueError as err:
+        raise CheckpointError(f"{err} It is the checkpoint's hash record: restore it, or delete it to load "
+                              f"{path.name} unchecked.") from err
+    if meta is not None and meta.get("format") != CHECKPOINT_SIDECAR_FORMAT:
+        raise CheckpointError(f"{checkpoint_sidecar(path)} is not the sidecar of a training checkpoint (format "
+                              f"{meta.get('format')!r}, expected {CHECKPOINT_SIDECAR_FORMAT!r}); move it away.")
+    return meta
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> str | None:
+    """Check a checkpoint file against the SHA-256 its sidecar records (nothing to check without a sidecar).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    str or None
+        The file's SHA-256 (hex) when a sidecar was there to check it, else ``None``.
+
+    Raises
+    ------
+    CheckpointError
+        If the file's hash is neither the one the sidecar records nor that of the checkpoint it replaced (a run
+        killed between writing the sidecar and renaming the checkpoint), or the sidecar is unreadable.
+
+    Examples
+    --------
+    >>> verify_checkpoint_file("run/checkpoint.pt")  # doctest: +SKIP
+    '3b0c...'
+    """
+    path = Path(path)
+    meta = _read_sidecar(path)
+    if meta is None:
+        return None
+    found = pooch.file_hash(os.fspath(path), alg="sha256")
+    expected = str(meta.get("sha256", "")).lower()
+    previous = str((meta.get("previous") or {}).get("sha256", "")).lower()
+    if found not in (expected, previous):
+        raise CheckpointError(
+            f"{path} does not match the SHA-256 recorded in {checkpoint_sidecar(path).name}: expected {expected}, "
+            f"found {found}. The checkpoint is damaged or was changed after it was written: restore it, start the "
+            f"run again (train(..., overwrite=True)), or delete {checkpoint_sidecar(path).name} only if you trust "
+            "the file."
+        )
+    return found
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a training checkpoint safely (``weights_only=True``: no code runs while loading).
+    """Read a training checkpoint safely (``weights_only=True``: no code runs while loading), checked.
+
+    When the sidecar ``checkpoint.json`` is there, the file must match the SHA-256 it records.
 
     Parameters
     ----------
@@ -216,8 +323,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     Raises
     ------
     CheckpointError
-        If the file is unreadable, not an xwvnet training checkpoint, of a version this xwvnet does not read, or
-        incomplete.
+        If the file is missing, unreadable, not an xwvnet training checkpoint, of a version this xwvnet does not
+        read, or incomplete; if it does not match the SHA-256 of its sidecar ``checkpoint.json`` (when there is
+        one); or if its weights or optimizer state hold NaN or infinite values.
 
     Examples
     --------
@@ -225,6 +333,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     500
     """
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist; expected a checkpoint.pt written by xwvnet.train.")
+    verify_checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
@@ -241,6 +352,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     missing -= set(ckpt)
     if missing:
         raise CheckpointError(f"{path} lacks {sorted(missing)}; it is incomplete. Delete it to start again.")
+    bad = nonfinite_tensors({"backbone": ckpt["backbone"], "head": ckpt["head"],
+                             "optimizer": (ckpt["optimizer"] or {}).get("state", {})})
+    if bad:
+        shown = ", ".join(f"{k} ({n} values)" for k, n in list(bad.items())[:5])
+        raise CheckpointError(f"{path} holds NaN or infinite values in {len(bad)} tensors ({shown}"
+                              f"{', ...' if len(bad) > 5 else ''}); the run diverged or the file is damaged. Resume "
+                              "from an earlier copy, or start again with a lower lr (train(..., overwrite=True)).")
     if isinstance(ckpt.get("rng"), dict):  # version 1: rank 0's torch generators only
         ckpt["rng"] = [ckpt["rng"]]
     return ckpt

@@ -37,11 +37,11 @@ from torch import nn
 from .. import schema as S
 from .._runtime import PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
 from ..models import resnet
+from ..models.weights import write_sidecar
 from .augment import AugmentConfig, view_pair
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     OLD_PRECISIONS,
-    atomic_save,
     check_resumable,
     cpu_state,
     load_checkpoint,
@@ -60,6 +60,13 @@ ENCODER_FILE = "encoder.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "loss.csv"
 META_FILE = "encoder.json"
+CHECKPOINT_META_FILE = "checkpoint.json"
+#: what a run leaves in its folder; a new run refuses a folder holding any of them unless resume= or overwrite=.
+OUTPUT_FILES = (ENCODER_FILE, META_FILE, CHECKPOINT_FILE, CHECKPOINT_META_FILE, LOG_FILE)
+#: the log of a run replacing an earlier one, renamed to ``loss.csv`` at its first checkpoint.
+NEW_LOG_FILE = LOG_FILE + ".new"
+#: the smallest training view: ResNets divide the side by 32 before pooling.
+MIN_IMAGE_SIZE = 32
 #: format record of the ``encoder.json`` sidecar that :func:`xwvnet.load_encoder` reads beside ``encoder.pt``.
 ENCODER_META_FORMAT = "xwvnet-encoder"
 ENCODER_META_VERSION = 1
@@ -217,6 +224,74 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# --- arguments and the run folder ------------------------------------------------------------------------------------
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) and (
+        math.isfinite(float(value)))
+
+
+def _check_arguments(**kw: object) -> None:
+    """Refuse bad training arguments before any work, each with its name, its value and the allowed range."""
+    def need(ok: bool, name: str, allowed: str, why: str = "") -> None:
+        if not ok:
+            raise ValueError(f"{name}={kw[name]!r} is not allowed: {name} must be {allowed}{why}.")
+
+    ints = {"image_size": (MIN_IMAGE_SIZE, f"an integer >= {MIN_IMAGE_SIZE}",
+                           " (the ResNet divides the view's side by 32 before pooling)"),
+            "batch_size": (2, "an integer >= 2", " (SimCLR contrasts each pair with the other pairs of the batch)"),
+            "steps": (1, "an integer >= 1", ""), "projection_dim": (1, "an integer >= 1", ""),
+            "checkpoint_every": (1, "an integer >= 1", ""), "seed": (0, "an integer >= 0", "")}
+    for name, (low, allowed, why) in ints.items():
+        need(_is_int(kw[name]) and kw[name] >= low, name, allowed, why)
+    for name, low in (("num_workers", 0), ("shuffle_size", 1), ("stop_at_step", 1)):
+        need(kw[name] is None or (_is_int(kw[name]) and kw[name] >= low), name, f"None or an integer >= {low}")
+    need(kw["warmup_steps"] is None or (_is_int(kw["warmup_steps"]) and 0 <= kw["warmup_steps"] <= kw["steps"]),
+         "warmup_steps", f"None or an integer from 0 to steps={kw['steps']}")
+    need(_is_real(kw["lr"]) and kw["lr"] > 0, "lr", "a finite number > 0")
+    need(_is_real(kw["temperature"]) and kw["temperature"] > 0, "temperature", "a finite number > 0")
+    need(_is_real(kw["weight_decay"]) and kw["weight_decay"] >= 0, "weight_decay", "a finite number >= 0")
+    need(kw["grad_clip"] is None or (_is_real(kw["grad_clip"]) and kw["grad_clip"] >= 0), "grad_clip",
+         "None, 0 (no clipping) or a finite number > 0")
+    need(kw["max_seconds"] is None or (_is_real(kw["max_seconds"]) and kw["max_seconds"] > 0), "max_seconds",
+         "None or a finite number of seconds > 0")
+    for name in ("resume", "overwrite", "flip", "rotate90", "progress"):
+        need(isinstance(kw[name], (bool, np.bool_)), name, "True or False")
+    if kw["resume"] and kw["overwrite"]:
+        raise ValueError("resume=True and overwrite=True contradict each other: resume continues the run in out_dir, "
+                         "overwrite replaces it with a new one. Pass one of them.")
+
+
+def _outputs(out_dir: Path) -> list[str]:
+    """The output files of an earlier run present in ``out_dir``."""
+    return [name for name in OUTPUT_FILES if (out_dir / name).exists()]
+
+
+def _check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> bool:
+    """Refuse to replace an earlier run by accident; return whether this run replaces one (``overwrite=True``)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file; give a folder for the run's outputs.")
+    found = _outputs(out_dir)
+    if not found or overwrite:
+        return bool(found)
+    if not resume:
+        raise FileExistsError(
+            f"{out_dir} already holds the outputs of a training run ({', '.join(found)}); a new run would replace "
+            "them. Pass resume=True (--resume) to continue that run, overwrite=True (--overwrite) to replace it, or "
+            "another out_dir."
+        )
+    if not (out_dir / CHECKPOINT_FILE).is_file() and (out_dir / ENCODER_FILE).exists():
+        raise FileExistsError(
+            f"resume=True but {out_dir} has no {CHECKPOINT_FILE} to resume from, while it holds the {ENCODER_FILE} "
+            "of an earlier run that a new run would replace. Pass overwrite=True (--overwrite) instead of resume to "
+            "replace it, or another out_dir."
+        )
+    return False
+
+
 # --- pieces of the run -----------------------------------------------------------------------------------------------
 def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple[resnet.ResNet, str]:
     """The backbone to start from: random (seeded by the caller), a registry name, a weights or checkpoint file."""
@@ -230,10 +305,12 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
 
     state = None
     if Path(init).is_file():
+        is_checkpoint = False
         with contextlib.suppress(Exception):  # not one of our checkpoints: load_encoder reads it below
             candidate = torch.load(Path(init), map_location="cpu", weights_only=True)
-            if isinstance(candidate, dict) and candidate.get("format") == CHECKPOINT_FORMAT:
-                state = candidate["backbone"]
+            is_checkpoint = isinstance(candidate, dict) and candidate.get("format") == CHECKPOINT_FORMAT
+        if is_checkpoint:  # read again, checked: its sidecar's hash, finite values, completeness
+            state = load_checkpoint(init)["backbone"]
     if state is not None:
         found, in_chans = infer_arch(state)
         backbone = load_strict(resnet.ARCHITECTURES[found](in_chans=in_chans), state, os.fspath(init))
@@ -345,7 +422,8 @@ def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, 
     from .._version import __version__
 
     path = out_dir / ENCODER_FILE
-    atomic_save(cpu_state(backbone), path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(cpu_state(backbone), tmp)
     meta = {
         "format": ENCODER_META_FORMAT,
         "version": ENCODER_META_VERSION,
@@ -361,14 +439,15 @@ def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, 
         "steps_done": step,
         "stopped": stopped,
         "final_loss": loss,
-        "weights_sha256": pooch.file_hash(os.fspath(path), alg="sha256"),
+        "weights_sha256": pooch.file_hash(os.fspath(tmp), alg="sha256"),
         "provenance": {"method": "SimCLR", "by": "xwvnet.train", "init": config.init, "source": data.get("source"),
                        "imagettes": data.get("imagettes"), "steps_done": step, "stopped": stopped},
         "config": asdict(config),
         "data": data,
         "versions": {"xwvnet": __version__, "torch": torch.__version__},
     }
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    write_sidecar(path, meta)  # encoder.json, atomically; then the weights it describes
+    os.replace(tmp, path)
     return path
 
 
@@ -390,6 +469,7 @@ def train(
     grad_clip: float | None = 1.0,
     seed: int = 0,
     resume: bool = False,
+    overwrite: bool = False,
     checkpoint_every: int = 500,
     num_workers: int | None = None,
     shuffle_size: int | None = None,
@@ -441,7 +521,13 @@ def train(
         generator and torch are seeded with it).
     resume : bool, default False
         Continue from ``out_dir/checkpoint.pt`` if it exists: model, optimizer, scheduler, gradient scaler and every
-        RNG are restored, so the run continues exactly as if it had not stopped.
+        RNG are restored, so the run continues exactly as if it had not stopped. Without a checkpoint a new run
+        starts, unless ``out_dir`` holds an ``encoder.pt`` (that needs ``overwrite=True``).
+    overwrite : bool, default False
+        Replace the run already in ``out_dir``. Without ``resume`` or ``overwrite``, a folder holding a run's
+        outputs (``encoder.pt``, ``encoder.json``, ``checkpoint.pt``, ``checkpoint.json``, ``loss.csv``) is refused.
+        The old outputs stay until the new run writes its first checkpoint (its log goes to ``loss.csv.new`` until
+        then), so a new run that fails early leaves the old one whole.
     checkpoint_every : int, default 500
         Steps between checkpoints (one is also written at the end, and when stopped early).
     num_workers : int, optional
@@ -477,17 +563,26 @@ def train(
     pathlib.Path
         ``out_dir/encoder.pt``. ``out_dir`` also holds ``encoder.json`` (format record, name, arch, in_chans,
         transform, embedding size, configuration, data provenance, versions: what :func:`xwvnet.load_encoder`
-        reads back), ``loss.csv`` (loss, learning rate and throughput per step) and ``checkpoint.pt``.
+        reads back; with ``weights_sha256``, the SHA-256 of ``encoder.pt`` checked on every load), ``loss.csv``
+        (loss, learning rate and throughput per step), ``checkpoint.pt`` and its ``checkpoint.json`` (SHA-256).
 
     Raises
     ------
     ValueError
-        For an unknown ``arch``, ``precision`` (the old ``"fp32"``/``"bf16"`` included) or ``device``, CUDA asked
-        for without a GPU, a batch not divisible by the ranks, or too little data.
+        Before any work: for an argument out of its range (``image_size`` < 32, ``batch_size`` < 2, ``steps`` < 1,
+        ``lr`` or ``temperature`` <= 0, ...: the message names the argument, its value and the allowed range),
+        ``resume`` with ``overwrite``, an unknown ``arch``, ``precision`` (the old ``"fp32"``/``"bf16"``
+        included) or ``device``, CUDA asked for without a GPU, a batch not divisible by the ranks, or fewer
+        imagettes than one batch.
+    FileExistsError
+        If ``out_dir`` holds the outputs of a run and neither ``resume`` nor ``overwrite`` is given.
     TypeError
         If ``data`` is neither a Dataset nor a path.
     xwvnet.training.CheckpointError
-        If ``resume=True`` and the checkpoint is unreadable or from another configuration or data.
+        If ``resume=True`` and the checkpoint is unreadable, does not match the SHA-256 of its ``checkpoint.json``,
+        holds NaN or infinite values, or is from another configuration or data.
+    xwvnet.models.weights.WeightsIntegrityError
+        If ``init`` names weights that fail their hash or hold NaN or infinite values.
     FloatingPointError
         If the loss becomes NaN or infinite.
 
@@ -497,19 +592,27 @@ def train(
     >>> weights = xwvnet.train(ds, out_dir="run", image_size=64, batch_size=32, steps=50)  # doctest: +SKIP
     >>> xwvnet.embed(ds, encoder=weights)  # doctest: +SKIP
     """
-    out_dir = Path(out_dir)
+    _check_arguments(image_size=image_size, batch_size=batch_size, steps=steps, lr=lr, weight_decay=weight_decay,
+                     warmup_steps=warmup_steps, temperature=temperature, projection_dim=projection_dim,
+                     grad_clip=grad_clip, seed=seed, resume=resume, overwrite=overwrite,
+                     checkpoint_every=checkpoint_every, num_workers=num_workers, shuffle_size=shuffle_size,
+                     flip=flip, rotate90=rotate90, max_seconds=max_seconds, stop_at_step=stop_at_step,
+                     progress=progress)
+    out_dir = Path(out_dir).expanduser()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
     precision = _training_precision(precision, dev)
     if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
         warnings.warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
                       "precision='float32' is faster here.", stacklevel=2)
+    replacing = _check_run_folder(out_dir, resume, overwrite)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     rank, world, created_group = _distributed(dev)
     try:
         if batch_size % world:
-            raise ValueError(f"batch_size={batch_size} must be divisible by the number of ranks ({world}).")
+            raise ValueError(f"batch_size={batch_size} must be divisible by the number of ranks ({world}); use a "
+                             f"multiple of {world}.")
         if isinstance(augment, dict):
             augment = AugmentConfig(**augment)
         aug = augment or AugmentConfig()
@@ -518,6 +621,9 @@ def train(
             num_workers = min(8, max(0, cores() // world - 1)) if dev.type == "cuda" else 0
 
         ds, var = open_training_data(data, var)
+        if ds.sizes[S.IMAGETTE] < batch_size:
+            raise ValueError(f"batch_size={batch_size} is more than the {ds.sizes[S.IMAGETTE]} imagettes of the data; "
+                             "use a smaller batch_size or more imagettes.")
         provenance = _provenance(ds, data, var)
         _seed_everything(seed)
         backbone, arch = _initial_backbone(arch, init)
@@ -550,13 +656,15 @@ def train(
             if dev.type == "cuda":
                 core = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global batch norm, as SimCLR has
             model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        log_path = out_dir / (NEW_LOG_FILE if replacing else LOG_FILE)
         if rank == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
-            if step == 0 and (out_dir / LOG_FILE).exists():
-                (out_dir / LOG_FILE).unlink()
-            _truncate_log(out_dir / LOG_FILE, step)
+            if step == 0 and log_path.exists():
+                log_path.unlink()
+            _truncate_log(log_path, step)
         run = _Run(model=model, core=core, optimizer=optimizer, scheduler=scheduler, scaler=scaler, config=config,
-                   aug=aug, provenance=provenance, out_dir=out_dir, dev=dev, rank=rank, world=world)
+                   aug=aug, provenance=provenance, out_dir=out_dir, dev=dev, rank=rank, world=world,
+                   log_path=log_path, replacing=replacing)
         return _loop(run, ds, step, max_seconds, stop_at_step, progress)
     finally:
         if created_group:
@@ -579,6 +687,17 @@ class _Run:
     dev: torch.device
     rank: int
     world: int
+    log_path: Path
+    replacing: bool = False
+
+
+def _finish_replacing(run: _Run) -> None:
+    """At the first checkpoint of a run that replaces another: its log becomes ``loss.csv``, the old encoder goes."""
+    os.replace(run.log_path, run.out_dir / LOG_FILE)  # the open log follows the file on POSIX
+    run.log_path = run.out_dir / LOG_FILE
+    for name in (ENCODER_FILE, META_FILE):
+        (run.out_dir / name).unlink(missing_ok=True)
+    run.replacing = False
 
 
 def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_at_step: int | None,
@@ -596,7 +715,7 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc="SimCLR", unit="step")
-    log = (run.out_dir / LOG_FILE).open("a", newline="") if rank == 0 else None
+    log = run.log_path.open("a", newline="") if rank == 0 else None
     writer = csv.writer(log) if log else None
     if writer and log.tell() == 0:
         writer.writerow(["step", "loss", "lr", "images_per_s"])
@@ -659,8 +778,15 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
                     save_checkpoint(run.out_dir / CHECKPOINT_FILE, step=step, config=asdict(config),
                                     data=run.provenance, backbone=run.core.backbone, head=run.core.head,
                                     optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler, rng=rngs)
+                    if run.replacing:
+                        _finish_replacing(run)
             if stopped != "finished":
                 break
+    except BaseException:
+        if run.replacing and log:  # failed before its first checkpoint: the run it was to replace stays whole
+            log.close()
+            run.log_path.unlink(missing_ok=True)
+        raise
     finally:
         stream.close()
         if bar:

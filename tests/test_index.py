@@ -1,0 +1,223 @@
+"""The persistent approximate index (faiss): recall, bounded memory, provenance, refusal, update; compact embeddings."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xwvnet import retrieval as R
+from xwvnet import schema as S
+from xwvnet.io import store as zs
+
+try:
+    import faiss
+except ImportError:  # the compact-embedding tests below run without it
+    faiss = None
+needs_faiss = pytest.mark.skipif(faiss is None, reason="the approximate index needs faiss-cpu (pip install "
+                                 "xwvnet[faiss])")
+
+
+def mixture(n: int, d: int, clusters: int = 40, spread: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Unit vectors around ``clusters`` random centres (a Gaussian mixture)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def as_dataset(x: np.ndarray, start: int = 0, hash_: str = "abc") -> xr.Dataset:
+    ids = np.array([f"im{i:06d}" for i in range(start, start + len(x))], dtype=object)
+    return xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x, {"encoder": "toy", "encoder_weights_hash": hash_})},
+                      coords={S.IMAGETTE: ids})
+
+
+def write_store(path, x: np.ndarray, chunk: int = 500, hash_: str = "abc"):
+    """An embedding store holding ``x`` (as xwvnet.embed_store would leave it), or extended to hold it."""
+    source = as_dataset(x, hash_=hash_).drop_vars(S.EMBEDDING)
+    attrs = {"encoder": "toy", "encoder_weights_hash": hash_}
+    zs.extend_embedding_store(path, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
+    done = zs.done_counts(path)
+    for c in range(len(done)):
+        a, b = c * chunk, min(len(x), (c + 1) * chunk)
+        if done[c] < b - a:
+            zs.write_embedding_chunk(path, c, a, a + int(done[c]), x[a + int(done[c]):b])
+    return path
+
+
+def recall(found: xr.Dataset, exact: xr.Dataset) -> float:
+    a, b = found["neighbor"].values, exact["neighbor"].values
+    return float(np.mean([len(set(r) & set(s)) / a.shape[1] for r, s in zip(a, b, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory):
+    x = mixture(6000, 64)
+    path = write_store(tmp_path_factory.mktemp("idx") / "emb.zarr", x)
+    return path, x
+
+
+@needs_faiss
+def test_default_index_reaches_recall_on_clustered_embeddings(clustered):
+    path, x = clustered
+    index = R.build_index(path, overwrite=True)
+    assert index.path == R.index_path(path) and index.path.name == "emb.zarr.index"
+    ds = zs.open_store(path)
+    queries = [str(v) for v in ds[S.IMAGETTE].values[::30]]
+    exact = R.neighbors(ds, k=10, query=queries)
+    approx = R.neighbors(ds, k=10, query=queries, index=index)
+    assert approx["neighbor"].dims == exact["neighbor"].dims and approx.sizes == exact.sizes
+    assert recall(approx, exact) >= 0.95
+    assert not (approx["neighbor"].values == np.array(queries)[:, None]).any()  # self excluded
+    assert (np.diff(approx["similarity"].values, axis=1) <= 1e-6).all()
+    close = np.abs(approx["similarity"].values - exact["similarity"].values) < 0.02
+    assert close.mean() > 0.9  # SQ8 similarities are close to the exact ones
+    again = R.neighbors(ds, k=10, query=queries, index=index.path)  # a path works too
+    np.testing.assert_array_equal(again["neighbor"].values, approx["neighbor"].values)
+
+
+@needs_faiss
+def test_provenance_is_recorded_and_a_mismatched_index_is_refused(clustered, tmp_path):
+    path, x = clustered
+    index = R.build_index(path, tmp_path / "a.index", method="ivf", nlist=16)
+    info = json.loads((tmp_path / "a.index.json").read_text())
+    assert info["format"] == "xwvnet-retrieval-index" and info["n"] == 6000 and info["n_added"] == 6000
+    assert info["encoder_weights_hash"] == "abc" and info["store_format"] == "xwvnet-embedding-store"
+    assert info["nlist"] == 16 and info["factory"] == "IVF16,SQ8" and info["faiss_version"]
+    assert info["method"] == "ivf" and info["effort"] == 16
+    assert info["first_id"] == "im000000" and info["last_id"] == "im005999"
+    assert R.open_index(tmp_path / "a.index", path).n == 6000
+    ds = zs.open_store(path)
+    other = ds.assign({S.EMBEDDING: ds[S.EMBEDDING].assign_attrs(encoder_weights_hash="zzz")})
+    with pytest.raises(R.IndexMismatchError, match="encoder_weights_hash"):
+        R.neighbors(other, k=3, query=["im000001"], index=index)
+    with pytest.raises(R.IndexMismatchError, match="fewer"):
+        R.neighbors(ds.isel({S.IMAGETTE: slice(0, 5000)}), k=3, query=["im000001"], index=index)
+    renamed = ds.assign_coords({S.IMAGETTE: [f"x{i}" for i in range(6000)]})
+    with pytest.raises(R.IndexMismatchError, match="other imagettes"):
+        R.neighbors(renamed, k=3, query=["x1"], index=index)
+    with pytest.raises(ValueError, match="already exists"):
+        R.build_index(path, tmp_path / "a.index")
+    (tmp_path / "a.index.json").write_text("[1, 2]")
+    with pytest.raises(R.IndexMismatchError, match="not an xwvnet retrieval index"):
+        R.open_index(tmp_path / "a.index")
+    with pytest.raises(FileNotFoundError, match="build_index"):
+        R.open_index(tmp_path / "none.index")
+
+
+@needs_faiss
+@pytest.mark.parametrize("method", ["hnsw", "ivf"])
+def test_update_adds_appended_imagettes_without_rebuilding(tmp_path, method):
+    x = mixture(5000, 32, seed=3)
+    path = write_store(tmp_path / "emb.zarr", x[:3000])
+    index = R.build_index(path, method=method, nlist=32)
+    trained = faiss.extract_index_ivf(index.faiss_index).quantizer if method == "ivf" else index._inner().storage
+    before = trained.reconstruct_n(0, 32)
+    write_store(path, x)  # 2000 imagettes appended
+    ds = zs.open_store(path)
+    with pytest.raises(R.IndexMismatchError, match="update_index"):
+        R.neighbors(ds, k=5, query=["im004500"], index=index)
+    updated = R.update_index(path)
+    assert updated.n == 5000 and updated.info["n_added"] == 5000 and updated.faiss_index.ntotal == 5000
+    trained = faiss.extract_index_ivf(updated.faiss_index).quantizer if method == "ivf" else updated._inner().storage
+    np.testing.assert_array_equal(trained.reconstruct_n(0, 32), before)  # the first ones are untouched
+    found = R.neighbors(ds, k=5, query=["im004500", "im000007"], index=R.index_path(path))
+    exact = R.neighbors(ds, k=5, query=["im004500", "im000007"])
+    assert recall(found, exact) >= 0.8
+    assert R.update_index(path).n == 5000  # nothing new: unchanged
+
+
+@needs_faiss
+def test_non_finite_rows_are_left_out_and_non_finite_queries_find_nothing(tmp_path):
+    x = mixture(2000, 16, seed=4)
+    x[100:120] = np.nan  # e.g. a chunk not yet embedded
+    path = write_store(tmp_path / "emb.zarr", x)
+    index = R.build_index(path)
+    assert index.info["n_skipped"] == 20 and index.info["n_added"] == 1980
+    ds = zs.open_store(path)
+    found = R.neighbors(ds, k=10, query=["im000105", "im000001"], index=index)
+    assert (found["neighbor"].values[0] == "").all() and np.isnan(found["similarity"].values[0]).all()
+    assert not np.isin(found["neighbor"].values[1], [f"im{i:06d}" for i in range(100, 120)]).any()
+
+
+@needs_faiss
+def test_building_reads_the_store_in_bounded_blocks(tmp_path):
+    """16 000 x 128 float32 (8 MB): the build holds one block of 1000 (0.5 MB) at a time, never the store."""
+    x = mixture(16_000, 128, seed=6)
+    path = write_store(tmp_path / "emb.zarr", x, chunk=1000)
+    tracemalloc.start()
+    try:
+        R.build_index(path, train_size=1000, block=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5e6, f"peak {peak / 1e6:.1f} MB"  # faiss's own memory is not traced: the Python side is bounded
+
+
+@needs_faiss
+def test_bad_parameters_are_refused(clustered, tmp_path):
+    path, _ = clustered
+    with pytest.raises(ValueError, match="quantizer"):
+        R.build_index(path, tmp_path / "b.index", quantizer="nonsense")
+    with pytest.raises(ValueError, match="block"):
+        R.build_index(path, tmp_path / "b.index", block=0)
+    with pytest.raises(ValueError, match="method"):
+        R.build_index(path, tmp_path / "b.index", method="lsh")
+    index = R.open_index(R.build_index(path, tmp_path / "c.index", effort=40).path)
+    assert index.effort == 40 and index.info["factory"] == "IDMap,HNSW32,SQ8"
+    with pytest.raises(ValueError, match="effort"):
+        index.effort = 0
+    index.effort = 2
+    assert index.effort == 2
+
+
+# --- compact embeddings ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_compact_embeddings_round_trip_and_keep_neighbours(dtype):
+    x = mixture(1500, 48, seed=8)
+    x[5] = np.nan
+    ds = as_dataset(x)
+    small = R.compact_embeddings(ds, dtype)
+    assert small[S.EMBEDDING].dtype == np.dtype(dtype) and small[S.EMBEDDING].attrs["compact_dtype"] == dtype
+    back = R.decode_embeddings(small)
+    assert back[S.EMBEDDING].dtype == np.float32 and "compact_dtype" not in back[S.EMBEDDING].attrs
+    assert np.isnan(back[S.EMBEDDING].values[5]).all()
+    ok = np.isfinite(x).all(axis=1)
+    tolerance = 1e-3 if dtype == "float16" else float(np.nanmax(np.abs(x), axis=0).max()) / 127 / 2 + 1e-7
+    assert np.nanmax(np.abs(back[S.EMBEDDING].values[ok] - x[ok])) <= tolerance
+    lazy = R.decode_embeddings(R.compact_embeddings(ds.chunk({S.IMAGETTE: 400}), dtype))
+    np.testing.assert_array_equal(lazy[S.EMBEDDING].values, back[S.EMBEDDING].values)
+    queries = [f"im{i:06d}" for i in range(0, 1500, 50)]
+    agree = recall(R.neighbors(small, k=10, query=queries), R.neighbors(ds, k=10, query=queries))
+    assert agree >= 0.9
+
+
+def test_compact_errors():
+    ds = as_dataset(mixture(20, 4))
+    with pytest.raises(ValueError, match="dtype"):
+        R.compact_embeddings(ds, "bfloat8")
+    with pytest.raises(ValueError, match="already compact"):
+        R.compact_embeddings(R.compact_embeddings(ds), "int8")
+    with pytest.raises(ValueError, match="float16"):
+        R.compact_embeddings(ds.assign({S.EMBEDDING: ds[S.EMBEDDING] * 1e6}), "float16")
+    with pytest.raises(ValueError, match="scale"):
+        R.decode_embeddings(R.compact_embeddings(ds, "int8").drop_vars("embedding_scale"))
+    assert R.decode_embeddings(ds) is ds
+
+
+def test_without_faiss_building_says_how_to_install(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    with pytest.raises(ImportError, match=r"pip install xwvnet\[faiss\]"):
+        R.build_index(tmp_path / "emb.zarr")
