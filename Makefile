@@ -1,4 +1,5 @@
-# One command each: `make demo` (the main job) and `make test` (the whole suite). Both build their own venv.
+# One command each: `make demo` (the main job), `make test` (the whole suite), `make docs` (the site, notebooks
+# executed, warnings as errors). Each builds its own venv.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ DATA_DIR := $(abspath ../shared/data)
 # Use the shared sample-data mirror when it is there (pooch fetches the public files otherwise).
 export XWVNET_DATA_DIR ?= $(if $(wildcard $(DATA_DIR)),$(DATA_DIR),)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test docs lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,10 @@ demo: install
 test: install
 	$(PY) -m ruff check xwvnet tests benchmarks examples
 	$(PY) -m pytest -n 2 --dist loadfile -q tests
+
+docs: install
+	$(PY) -m pip install --quiet -e ".[docs]"
+	PYTHON=$(PY) docs/build.sh
 
 clean:
 	rm -rf $(VENV) demo-output

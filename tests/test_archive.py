@@ -195,3 +195,32 @@ def test_cli_embed_exit_codes(source, weights, tmp_path, capsys):
     assert main(["embed", str(src), str(tmp_path / "bad.zarr"), "--encoder", str(weights), "--device", "cpu"]) == 1
     printed = capsys.readouterr().out
     assert "missing" in printed and "test-3-0000" in printed
+
+
+def test_float16_embedding_store_halves_the_size_and_keeps_neighbours(tmp_path):
+    import xwvnet
+    from xwvnet.archive import embed_store
+
+    from .conftest import save_random_resnet18
+
+    weights = save_random_resnet18(tmp_path / "r18.pt", seed=0)
+    source = tmp_path / "in.zarr"
+    xwvnet.to_store(xwvnet.synthetic.imagettes(24, seed=5, size=(32, 32)), source)
+    full, half = tmp_path / "f32.zarr", tmp_path / "f16.zarr"
+    embed_store(source, full, weights, progress=False, chunk=8, batch_size=8)
+    embed_store(source, half, weights, progress=False, chunk=8, batch_size=8, dtype="float16")
+    a, b = xwvnet.open_store(full), xwvnet.open_store(half)
+    assert a[S.EMBEDDING].dtype == np.float32 and b[S.EMBEDDING].dtype == np.float16
+    np.testing.assert_allclose(b[S.EMBEDDING].values.astype(np.float32), a[S.EMBEDDING].values, rtol=1e-3, atol=1e-3)
+    na, nb = xwvnet.neighbors(a, k=3).compute(), xwvnet.neighbors(b, k=3).compute()
+    # random-init embeddings of synthetic imagettes are near-duplicates (cosine ~0.99), so ties may reorder: the
+    # neighbours found in float16 must be as similar, in float32, as the float32 ones
+    x = a[S.EMBEDDING].values.astype(np.float64)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    position = {name: i for i, name in enumerate(a[S.IMAGETTE].values)}
+    found = np.array([[u[i] @ u[position[n]] for n in row] for i, row in enumerate(nb["neighbor"].values)])
+    np.testing.assert_allclose(found, na["similarity"].values, atol=2e-3)
+    with pytest.raises(ValueError, match="dtype"):
+        embed_store(source, half, weights, progress=False, chunk=8, batch_size=8)  # resume as float32
+    with pytest.raises(ValueError, match="dtype must be"):
+        embed_store(source, tmp_path / "x.zarr", weights, progress=False, dtype="int8")

@@ -62,3 +62,19 @@ def test_subcommands_dispatch_through_set_defaults():
 
     args = build_parser().parse_args(["demo", "--quick"])
     assert args.func.__name__ == "_run_demo" and args.quick
+
+
+def test_label_adds_tags_to_imagettes_already_stored(tmp_path, wvnet_samples, capsys):
+    store = tmp_path / "s.zarr"
+    pngs = sorted(wvnet_samples.glob("*.png"))[:4]
+    assert main(["ingest", *map(str, pngs), "--store", str(store)]) == 0
+    assert S.LABELS not in xwvnet.open_store(store)
+    csv = wvnet_samples / "sample_data.csv"
+    assert main(["label", str(store), str(csv)]) == 0
+    ds = xwvnet.open_store(store)
+    expected = xwvnet.open_quicklooks(pngs, labels=csv)
+    np.testing.assert_array_equal(ds[S.LABELS].sel({S.LABEL: expected[S.LABEL].values}).values,
+                                  expected[S.LABELS].values)
+    assert "4 of 4" in capsys.readouterr().out
+    assert main(["label", str(store), str(csv)]) == 0  # again: same tags, nothing lost
+    np.testing.assert_array_equal(xwvnet.open_store(store)[S.LABELS].values, ds[S.LABELS].values)

@@ -277,3 +277,19 @@ def test_damaged_arrays_are_refused(tmp_path, hs_probe):
     np.savez(path, **arrays)
     with pytest.raises(P.ProbeFileError, match="damaged"):
         P.Probe.load(path)
+
+
+def test_predict_on_lazily_embedded_imagettes_warns_that_it_embeds_again():
+    import xwvnet
+
+    ds = xwvnet.synthetic.imagettes(12, seed=0, size=(32, 32), chunks=6)
+    emb = xwvnet.embed(ds, "random-resnet50", batch_size=6)
+    persisted = emb.persist()
+    probe = P.fit_probe(persisted, "hs")
+    with pytest.warns(P.RecomputeWarning, match="persist"):
+        P.predict(emb, probe)
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error", P.RecomputeWarning)
+        P.predict(persisted, probe)

@@ -45,7 +45,11 @@ if TYPE_CHECKING:
 
 TASK_IMAGETTES = 256  # default imagettes per task: enough work to hide scheduling overhead, small enough to resume
 COORD_BLOCK = 1 << 20  # ids compared per step when checking that a resumed output matches its input
-_COMPAT = ("encoder_weights_hash", "encoder_arch", "encoder_transform", "image_variable", "precision")
+_COMPAT = ("encoder_weights_hash", "encoder_arch", "encoder_transform", "image_variable", "precision",
+           "embedding_dtype")
+_COMPAT_DEFAULTS = {"embedding_dtype": "float32"}  # stores written before the option existed
+#: storage types of the embedding store: float32, or float16 (half the size; neighbours agree, see docs)
+EMBEDDING_DTYPES = ("float32", "float16")
 
 
 class EmbedStoreError(RuntimeError):
@@ -270,19 +274,21 @@ def _check_same_input(source: Path, output: Path, n: int) -> None:
 
 
 def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk: int | None, output: Path) -> None:
+    stored = {**_COMPAT_DEFAULTS, **stored}
     diff = {k: (stored.get(k), attrs.get(k)) for k in _COMPAT if stored.get(k) != attrs.get(k)}
     if diff:
         detail = "; ".join(f"{k}: store has {a!r}, this run {b!r}" for k, (a, b) in diff.items())
         raise ValueError(
-            f"{output} holds embeddings made differently ({detail}). Use the same encoder, variable and precision "
-            "to resume, or write to a new output store."
+            f"{output} holds embeddings made differently ({detail}). Use the same encoder, variable, precision "
+            "and dtype to resume, or write to a new output store."
         )
     if chunk is not None and int(stored["chunk"]) != chunk:
         raise ValueError(f"{output} has chunk={stored['chunk']} imagettes; resume with that chunk (or leave it out).")
 
 
 def _prepare(
-    source: Path, output: Path, encoder: Encoder, var: str | None, precision: str, chunk: int | None
+    source: Path, output: Path, encoder: Encoder, var: str | None, precision: str, chunk: int | None,
+    dtype: str = "float32",
 ) -> tuple[str, int, int, np.ndarray]:
     """Create or extend the output for the input's committed imagettes; return (var, n, chunk, done counts)."""
     from .inference import embedding_attrs as _embedding_attrs
@@ -299,7 +305,9 @@ def _prepare(
     if chunk is not None and chunk < 1:
         raise ValueError(f"chunk must be a positive number of imagettes, found {chunk}.")
     embedding_attrs = _embedding_attrs(encoder, var, precision)
-    attrs = {**embedding_attrs, "input": str(source)}
+    if dtype == "float16":
+        embedding_attrs[S.COMPACT_DTYPE] = "float16"
+    attrs = {**embedding_attrs, "input": str(source), "embedding_dtype": dtype}
     n_out = zs.check_target(output, zs.EMBEDDINGS)
     if n_out:
         _check_compatible(zs.root_attrs(output), attrs, chunk, output)
@@ -387,6 +395,7 @@ def embed_store(
     batch_size: int = 64,
     device: str = "auto",
     precision: str = "float32",
+    dtype: str = "float32",
     progress: bool = True,
     errors: Literal["raise", "report"] = "raise",
     wait: float = 0.0,
@@ -429,6 +438,11 @@ def embed_store(
         resource.
     precision : str, default "float32"
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+    dtype : {"float32", "float16"}, default "float32"
+        How the embeddings are stored: float16 halves the store (2 bytes per value, relative error about 5e-4;
+        top-10 neighbours agreed fully with float32 in ``docs/retrieval.md``); :func:`xwvnet.neighbors` decodes it.
+        Fixed when the store is created. (int8 needs per-feature scales known in advance: use
+        :func:`xwvnet.retrieval.compact_embeddings` on computed embeddings.)
     progress : bool, default True
         Show a tqdm bar of imagettes.
     errors : {"raise", "report"}, default "raise"
@@ -463,6 +477,8 @@ def embed_store(
 
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', found {errors!r}.")
+    if dtype not in EMBEDDING_DTYPES:
+        raise ValueError(f"dtype must be one of {list(EMBEDDING_DTYPES)}, found {dtype!r}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
     if client is None and (scheduler == "threads" or workers is not None):
@@ -477,7 +493,7 @@ def embed_store(
     with writer_lease(output, "embed_store", wait=wait) as lease:
         zs.begin_write(output, zs.EMBEDDINGS)
         damaged = zs.reset_damaged_embeddings(output)
-        var, n, chunk, done = _prepare(source, output, enc, var, precision, chunk)
+        var, n, chunk, done = _prepare(source, output, enc, var, precision, chunk, dtype)
         todo, skipped = _plan(n, chunk, done)
         report = EmbedReport(path=output, input=source, total=n, chunks=math.ceil(n / chunk), skipped=skipped,
                              damaged=sorted(d.chunk[0] for d in damaged))

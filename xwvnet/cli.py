@@ -49,6 +49,22 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 1 if report.damaged else 0
 
 
+# --- label ------------------------------------------------------------------------------------------------------------
+def _add_label(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "label", "add or update the tags of imagettes already in a store, from a tag CSV")
+    p.add_argument("store", type=Path, help="the Zarr imagette store")
+    p.add_argument("labels", type=Path, help="CSV with a 'filename' column and one 0/1 column per tag")
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the store")
+
+
+def _run_label(args: argparse.Namespace) -> int:
+    from .io.store import add_labels
+
+    report = add_labels(args.store, args.labels, wait=args.wait)
+    print(f"tags set from {args.labels} for {report.added} of {report.total} imagettes in {args.store}")
+    return 0
+
+
 # --- verify -----------------------------------------------------------------------------------------------------------
 def _add_verify(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "verify", "check every chunk of a store against its records and list missing or damaged ones")
@@ -103,6 +119,8 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the output store")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                   help="how embeddings are stored (float16: half the size)")
 
 
 def _run_embed(args: argparse.Namespace) -> int:
@@ -111,7 +129,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     report = embed_store(
         args.input_store, args.output_store, args.encoder, scheduler=args.scheduler, workers=args.workers,
         threads=args.threads, chunk=args.chunk, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, progress=True, errors="report", wait=args.wait,
+        precision=args.precision, progress=True, errors="report", wait=args.wait, dtype=args.dtype,
     )
     print(report.summary())
     return 0 if report.complete else 1
@@ -277,7 +295,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.out, quick=args.quick)
 
 
-_COMMANDS = ["ingest", "verify", "embed", "demo", "collocate", "evaluate", "probe", "neighbors", "index", "train"]
+_COMMANDS = ["ingest", "label", "verify", "embed", "demo", "collocate", "evaluate", "probe", "neighbors", "index",
+             "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -670,6 +670,24 @@ def output_name(probe: Probe) -> str:
     return S.LABELS_PROBABILITY if probe.kind == "multilabel" else f"{probe.target}{S.PREDICTED_SUFFIX}"
 
 
+class RecomputeWarning(UserWarning):
+    """Computing this result runs the encoder again: persist (or store) the embeddings first."""
+
+
+def _warn_if_embedding_again(x: xr.DataArray) -> None:
+    """Warn when lazy features still hold the encoder's tasks: each compute would embed every imagette again."""
+    graph = getattr(x.data, "__dask_graph__", lambda: None)()
+    layers = getattr(graph, "layers", {}) if graph is not None else {}
+    if any(str(name).startswith("embed_block") for name in layers):
+        warnings.warn(
+            f"{x.name!r} is still the lazy result of embed(): computing these predictions runs the encoder again "
+            "over every imagette. Call `ds = ds.persist()` (or store the embeddings with embed_store / to_zarr) "
+            "after embed and before fit_probe/predict/neighbors.",
+            RecomputeWarning,
+            stacklevel=3,
+        )
+
+
 def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Dataset:
     """A new Dataset with the probe's predictions added beside the imagettes.
 
@@ -703,6 +721,7 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
         If the embedding's encoder differs from the one the probe was fitted on.
     """
     x = _features(ds, probe.features)
+    _warn_if_embedding_again(x)
     if x.sizes[x.dims[1]] != probe.n_features:
         raise ValueError(
             f"the probe was fitted on {probe.n_features} features but {probe.features!r} has "

@@ -49,6 +49,7 @@ OPTIONAL_COORDS = (DATATAKE, NUMBER, INCIDENCE_ANGLE, HEADING, SOURCE)
 LABELS = "labels"
 LABELS_PROBABILITY = "labels_probability"
 EMBEDDING = "embedding"
+COMPACT_DTYPE = "compact_dtype"  # attr of an embedding stored compactly (float16, int8): how to decode it
 PREDICTED_SUFFIX = "_predicted"
 
 # expected dtype kinds (numpy ``dtype.kind``) of the model's variables

@@ -1014,6 +1014,59 @@ def _repair(store: Path, stored_ids: np.ndarray, files: dict[str, Path], labels:
         report.repaired += len(found)
 
 
+def add_labels(path: str | os.PathLike, labels: str | os.PathLike, *, wait: float = 0.0) -> StoreReport:
+    """Add or update the tags of imagettes already in a store, from a tag CSV (as published with WV-Net).
+
+    Rows of the CSV are matched to stored imagettes by file stem; a stored imagette without a row keeps the tags
+    it had (or -1, unknown, when it had none). The tag codes must be the store's when it has tags already.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The imagette store.
+    labels : str or os.PathLike
+        The tag CSV: a ``filename`` column and one 0/1 column per tag.
+    wait : float, default 0.0
+        Seconds to wait for another writer of the store.
+
+    Returns
+    -------
+    StoreReport
+        ``added`` counts the imagettes whose tags were set from the CSV; ``total`` the store's imagettes.
+
+    Raises
+    ------
+    ValueError
+        If the CSV's tag codes differ from the store's, or no row of the CSV matches a stored imagette.
+    xwvnet.io.quicklook.LabelsFileError
+        If the CSV is unreadable or malformed.
+    """
+    from .quicklook import read_labels
+
+    path = Path(path)
+    ds = open_store(path)
+    ids = [str(i) for i in ds[S.IMAGETTE].values]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows for files not in this store are expected here
+        new = read_labels(labels, ids)
+    matched = (new.values != -1).any(axis=1)
+    if not matched.any():
+        raise ValueError(f"no row of {labels} names an imagette of {path}; check the 'filename' column.")
+    if S.LABELS in ds:
+        codes = [str(c) for c in ds[S.LABEL].values]
+        if sorted(codes) != sorted(str(c) for c in new[S.LABEL].values):
+            raise ValueError(f"the tag codes of {labels} ({list(new[S.LABEL].values)}) differ from the store's "
+                             f"({codes}); use a CSV with the store's tags or a new store.")
+        old = ds[S.LABELS].load()
+        merged = xr.where(new.sel({S.LABEL: old[S.LABEL].values}).values != -1, new.sel(
+            {S.LABEL: old[S.LABEL].values}).values, old.values)
+        out = old.copy(data=merged.astype(np.int8))
+    else:
+        out = new.assign_coords({S.IMAGETTE: ds[S.IMAGETTE].values})
+    add_variables(xr.Dataset({S.LABELS: out}), path, [S.LABELS], wait=wait)
+    return StoreReport(path=path, added=int(matched.sum()), present=len(ids) - int(matched.sum()), total=len(ids))
+
+
 def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] | None = None, *,
                   wait: float = 0.0) -> None:
     """Write new per-imagette variables (e.g. ``embedding``, probe outputs) into an existing store.
@@ -1058,7 +1111,9 @@ def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] 
                 "the store's order; start from xwvnet.open_store(path) and keep every imagette."
             )
         names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
-        out = _as_written(ds[names].drop_vars([c for c in ds[names].coords if c != S.IMAGETTE]))
+        # coordinates along the imagette dim are the store's own; others (e.g. tag codes `label`) travel along
+        theirs = [c for c in ds[names].coords if c != S.IMAGETTE and S.IMAGETTE in ds[c].dims]
+        out = _as_written(ds[names].drop_vars(theirs))
         out = out.drop_vars(S.IMAGETTE)
         group = zarr.open_group(str(path), mode="r+")
         n = committed(path)
@@ -1205,7 +1260,8 @@ def _extend(target: I.Recorder, source: xr.Dataset, n_out: int, n_in: int, mode:
     for start in range(n_out, n_in, COORD_BLOCK):
         stop = min(n_in, start + COORD_BLOCK)
         block = _coords(source, start, stop)
-        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=np.float32)
+        stored_as = np.float16 if embedding_attrs.get(S.COMPACT_DTYPE) == "float16" else np.float32
+        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=stored_as)
         block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), placeholder, embedding_attrs)})
         if mode == "w":
             block.attrs = EMBEDDINGS.record(0)

@@ -15,7 +15,7 @@ import xarray as xr
 from .. import schema as S
 
 DTYPES = ("float16", "int8")
-COMPACT_ATTR = "compact_dtype"
+COMPACT_ATTR = S.COMPACT_DTYPE
 MISSING_INT8 = -128
 
 
