@@ -20,6 +20,23 @@ from .evaluation.metrics import regression_scores
 from .retrieval import neighbors as _search
 
 
+def _enable_notebook_display() -> None:
+    """In IPython/Jupyter, let the Figures made here display as cell results.
+
+    The inline backend registers its Figure formatter when pyplot is first imported; importing it (which switches
+    no backend) is enough. Outside IPython nothing happens.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        import matplotlib.pyplot  # noqa: F401
+
+
+_enable_notebook_display()
+
+
 def _valid_image(ds: xr.Dataset, imagette_id: str, var: str | None) -> np.ndarray:
     """The valid region of one imagette (padding cut off)."""
     name = S.image_var(ds, var)
