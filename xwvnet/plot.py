@@ -21,17 +21,21 @@ from .retrieval import neighbors as _search
 
 
 def _enable_notebook_display() -> None:
-    """In IPython/Jupyter, let the Figures made here display as cell results.
+    """In IPython/Jupyter, let the Figures made here display as cell results, whatever the backend.
 
-    The inline backend registers its Figure formatter when pyplot is first imported; importing it (which switches
-    no backend) is enough. Outside IPython nothing happens.
+    The Figures are made without pyplot, so no backend's display hook knows them: register a PNG formatter for
+    ``Figure`` with IPython (no backend is switched). Outside IPython nothing happens.
     """
     try:
         from IPython import get_ipython
+        from IPython.core.pylabtools import print_figure
     except ImportError:
         return
-    if get_ipython() is not None:
-        import matplotlib.pyplot  # noqa: F401
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(Figure, lambda fig: print_figure(fig, "png", bbox_inches="tight"))
 
 
 _enable_notebook_display()
