@@ -284,3 +284,17 @@ def test_array_backends_equal_brute_force(backend):
     assert (idx[17] == -1).all() and not (idx == 17).any()
     with pytest.raises(ValueError, match="backend"):
         R.search_arrays(q, x, 3, backend="gpu")
+
+
+def test_unit_rows_are_searched_as_they_are_with_the_same_result():
+    from xwvnet.retrieval import search_arrays
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 32)).astype(np.float32)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s1, i1 = search_arrays(unit[:20], unit, 5, backend="numpy")
+    s2, i2 = search_arrays(x[:20], x, 5, backend="numpy")
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    brute = np.argsort(-(unit[:20] @ unit.T), axis=1)[:, :5]
+    np.testing.assert_array_equal(i1, brute)

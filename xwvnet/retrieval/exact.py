@@ -51,10 +51,15 @@ def _inverse_norms(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse.astype(np.float32, copy=False), bad
 
 
+UNIT_TOLERANCE = 1e-5  # rows whose 1/|row| is this close to 1 are used as they are (similarity error <= 1e-5)
+
+
 def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows scaled to unit length (zero rows stay zero) and the mask of non-finite rows (set to zero)."""
     x = np.asarray(x, dtype=np.float32)
     inverse, bad = _inverse_norms(x)
+    if not bad.any() and bool(np.all(np.abs(inverse - 1.0) < UNIT_TOLERANCE)):
+        return x, bad  # already unit rows (e.g. normalised embeddings): a scaled copy would only cost a pass
     with np.errstate(invalid="ignore"):  # inf * 0 in a non-finite row: zeroed just below
         out = x * inverse[:, None]
     if bad.any():
