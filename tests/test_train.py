@@ -11,6 +11,7 @@ import os
 import pickle
 import random
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -324,8 +325,14 @@ def test_ddp_two_processes_match_one_process(waves, tmp_path):
 
     store = tmp_path / "s.zarr"
     to_store(waves.isel({S.IMAGETTE: slice(0, 48)}), store)
-    torch.multiprocessing.start_processes(_ddp_worker, args=(2, _free_ports(), str(tmp_path), str(store)), nprocs=2,
-                                          start_method="spawn")
+    context = torch.multiprocessing.start_processes(_ddp_worker, args=(2, _free_ports(), str(tmp_path), str(store)),
+                                                    nprocs=2, start_method="spawn", join=False)
+    deadline = time.monotonic() + 240  # a rank that dies leaves the other waiting in a collective: never hang CI
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two DDP ranks did not finish within 240 s (one is stuck in a collective)")
     ddp = torch.load(tmp_path / "ddp_grads.pt", weights_only=True)
 
     # one process, same global batch; batch norm normalises each rank's half (DDP on CPU has no SyncBatchNorm)

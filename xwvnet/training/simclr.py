@@ -605,11 +605,14 @@ def train(
     if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
         warnings.warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
                       "precision='float32' is faster here.", stacklevel=2)
-    replacing = _check_run_folder(out_dir, resume, overwrite)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     rank, world, created_group = _distributed(dev)
     try:
+        # every rank looks at out_dir before rank 0 writes anything there, so all ranks decide alike
+        replacing = _check_run_folder(out_dir, resume, overwrite)
+        if world > 1:
+            dist.barrier()
         if batch_size % world:
             raise ValueError(f"batch_size={batch_size} must be divisible by the number of ranks ({world}); use a "
                              f"multiple of {world}.")
