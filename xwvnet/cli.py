@@ -41,8 +41,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
 def _run_ingest(args: argparse.Namespace) -> int:
     from .ingestion import ingest
 
-    spacing = None if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else tuple(args.spacing))
-    report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=spacing,
+    report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=args.spacing,
                     keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers, progress=True,
                     wait=args.wait)
     print(report.summary())

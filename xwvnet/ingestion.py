@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import dask
@@ -113,13 +113,13 @@ def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     filled = []
     for name in sorted(theirs - set(map(str, ds.variables))):
         var = like[name]
-        if var.dims != (S.IMAGETTE,) and not (name == S.LABELS and S.LABEL in ds.dims):
-            if name == S.LABELS:
-                codes = like[S.LABEL].values
-                values = np.full((n, codes.size), -1, dtype=np.int8)
-                ds = ds.assign_coords({S.LABEL: codes}).assign({S.LABELS: ((S.IMAGETTE, S.LABEL), values,
-                                                                           var.attrs)})
-                filled.append(name)
+        if name == S.LABELS:  # tags unknown for these imagettes: -1 under the store's tag codes
+            codes = like[S.LABEL].values
+            values = np.full((n, codes.size), -1, dtype=np.int8)
+            ds = ds.assign_coords({S.LABEL: codes}).assign({S.LABELS: ((S.IMAGETTE, S.LABEL), values, var.attrs)})
+            filled.append(name)
+            continue
+        if var.dims != (S.IMAGETTE,):  # the tag codes come with `labels`; the image frame is the store's
             continue
         kind = var.dtype.kind
         fill = {"f": np.nan, "M": np.datetime64("NaT"), "i": -1, "u": 0, "b": False}.get(kind, "")
@@ -140,7 +140,7 @@ def ingest(
     *,
     labels: str | os.PathLike | None = None,
     batch: int = 256,
-    spacing: float | tuple[float, float] | None = None,
+    spacing: float | Sequence[float] | None = None,
     keep_sigma0: bool = False,
     denoise: bool = False,
     workers: int | None = None,
@@ -159,8 +159,8 @@ def ingest(
         A tag CSV for the quicklook files (as published with WV-Net).
     batch : int, default 256
         Quicklook files read and written per step.
-    spacing : float or (float, float), optional
-        Pixel spacing in metres of the quicklooks made from SAFE products (default
+    spacing : float or sequence of float, optional
+        Pixel spacing in metres of the quicklooks made from SAFE products: one value, or (azimuth, range) (default
         :data:`xwvnet.preprocess.DEFAULT_SPACING`, which reproduces the published sizes).
     keep_sigma0 : bool, default False
         Also store the multilooked calibrated ``sigma0`` of SAFE imagettes.
@@ -191,6 +191,7 @@ def ingest(
     >>> report = xwvnet.ingestion.ingest(["S1A_WV_SLC__1SSV_...SAFE", "quicklooks/"], "wv.zarr")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
+    from .io.slc import SafeWarning
     from .preprocess import DEFAULT_SPACING, safe_to_imagettes
 
     if workers is not None and workers < 1:
@@ -206,11 +207,14 @@ def ingest(
         return report
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if spacing is not None and not isinstance(spacing, (int, float)):
+            spacing = float(spacing[0]) if len(spacing) == 1 else (float(spacing[0]), float(spacing[1]))
         ds = safe_to_imagettes(safe, spacing=DEFAULT_SPACING if spacing is None else spacing,
                                keep_sigma0=keep_sigma0, denoise=denoise)
     report.skipped.extend(str(s) for s in ds.attrs.get("skipped", []))
+    # skipped imagettes are listed in report.skipped already: only other warnings are added
     report.warnings.extend(sorted({str(w.message).splitlines()[0] for w in caught
-                                   if "skipped" not in str(w.message)}))
+                                   if not issubclass(w.category, SafeWarning)}))
     if ds.sizes[S.IMAGETTE] == 0:
         return report
     if store_kind(store) is not None:

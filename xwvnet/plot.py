@@ -357,6 +357,22 @@ def _coastlines(ax: Axes) -> bool:
     return True
 
 
+def _coloured_scatter(ax: Axes, x: np.ndarray, y: np.ndarray, ds: xr.Dataset, color: str | xr.DataArray | None, *,
+                      keep: np.ndarray | None = None, label: str | None = None, cmap: str = "viridis",
+                      **style: object) -> None:
+    """Dots at ``(x, y)``, coloured by ``color`` (a variable of ``ds`` or a DataArray, rows ``keep``) with a labelled
+    colour bar; plain dots when ``color`` is None."""
+    if color is None:
+        ax.scatter(x, y, **style)
+        return
+    var = ds[color] if isinstance(color, str) else color
+    values = np.asarray(var.values, dtype=float)
+    values = values if keep is None else values[keep]
+    units = var.attrs.get("units", "")
+    dots = ax.scatter(x, y, c=values, cmap=cmap, **style)
+    ax.figure.colorbar(dots, ax=ax, label=label or f"{var.name}" + (f" ({units})" if units else ""))
+
+
 def positions(
     ds: xr.Dataset,
     color: str | xr.DataArray | None = None,
@@ -396,18 +412,11 @@ def positions(
     S.require(ds, [S.LATITUDE, S.LONGITUDE], "plotting positions")
     if ax is None:
         fig = Figure(figsize=(6, 4.5), layout="constrained")
-        ax = fig.add_subplot(projection=_plate_carree()) if _plate_carree() is not None else fig.subplots()
+        projection = _plate_carree()
+        ax = fig.add_subplot(projection=projection) if projection is not None else fig.subplots()
     _coastlines(ax)
-    values = None
-    if color is not None:
-        var = ds[color] if isinstance(color, str) else color
-        values = np.asarray(var.values, dtype=float)
-        units = var.attrs.get("units", "")
-        label = label or f"{var.name}" + (f" ({units})" if units else "")
-    dots = ax.scatter(ds[S.LONGITUDE].values, ds[S.LATITUDE].values, c=values, cmap=cmap if values is not None
-                      else None, s=30, edgecolor="k", linewidth=0.3)
-    if values is not None:
-        ax.figure.colorbar(dots, ax=ax, label=label)
+    _coloured_scatter(ax, ds[S.LONGITUDE].values, ds[S.LATITUDE].values, ds, color, label=label, cmap=cmap, s=30,
+                      edgecolor="k", linewidth=0.3)
     ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", title=title)
     ax.title.set_fontsize(9)
     return ax
@@ -552,15 +561,7 @@ def embedding_map(
         raise ValueError(f"method must be 'pca' or 'umap', found {method!r}.")
     if ax is None:
         ax = Figure(figsize=(5.5, 4.5), layout="constrained").subplots()
-    values, label = None, None
-    if color is not None:
-        var = ds[color] if isinstance(color, str) else color
-        values = np.asarray(var.values, dtype=float)[keep]
-        units = var.attrs.get("units", "")
-        label = f"{var.name}" + (f" ({units})" if units else "")
-    dots = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap=cmap if values is not None else None, s=14)
-    if values is not None:
-        ax.figure.colorbar(dots, ax=ax, label=label)
+    _coloured_scatter(ax, xy[:, 0], xy[:, 1], ds, color, keep=keep, cmap=cmap, s=14)
     ax.set(xlabel=labels[0], ylabel=labels[1])
     encoder = ds[features].attrs.get("encoder", features)
     ax.set_title(f"{encoder} embeddings, {method.upper()}", fontsize=9)
