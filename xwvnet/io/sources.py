@@ -16,6 +16,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .. import schema as S
@@ -24,11 +26,19 @@ from .. import schema as S
 LATITUDE_NAMES = ("latitude", "lat", "nav_lat", "y_lat", "LATITUDE", "LAT", "Latitude")
 LONGITUDE_NAMES = ("longitude", "lon", "nav_lon", "x_lon", "LONGITUDE", "LON", "Longitude")
 #: time axes read as ``time``, in order (ERA5 from the new CDS: ``valid_time``; CMEMS in situ: ``TIME``)
-TIME_NAMES = ("time", "TIME", "Time")
+TIME_NAMES = ("time", "TIME", "Time", "ocean_time")
 #: vertical axes renamed ``level`` (ERA5 old and new CDS netCDF, cfgrib)
 LEVEL_NAMES = ("level", "pressure_level", "isobaricInhPa", "isobaric_level")
 #: dimensions squeezed away when they hold one member (ensemble number, ERA5/ERA5T version, buoy depth, step)
 SQUEEZED_NAMES = ("number", "expver", "step", "DEPTH", "depth", "surface", "heightAboveGround")
+#: spectral axes renamed ``frequency`` / ``direction`` (wavespectra's Zarr and netCDF, SWAN)
+SPECTRAL_NAMES = {"freq": "frequency", "dir": "direction"}
+#: CMEMS In Situ TAC / OceanSITES quality flags kept by default: 1 good data, 2 probably good data
+GOOD_FLAGS = (1, 2)
+#: attribute marking a source converted from the CMEMS In Situ TAC layout
+INSITU_LAYOUT = "xwvnet_layout"
+#: suffix of the per-variable boolean "a value was there but its quality flag was not good"
+QC_FLAGGED = "__qc_flagged"
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
 #: file name endings gathered from a folder given as a source
 SOURCE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", *GRIB_SUFFIXES)
@@ -114,7 +124,9 @@ def _open_grib(path: Path | list[Path]) -> xr.Dataset:
     return xr.open_dataset(path, **kwargs)
 
 
-def open_source(path: str | os.PathLike) -> xr.Dataset:
+def open_source(
+    path: str | os.PathLike, *, depth: float | None = None, quality_flags: Sequence[int] | None = None
+) -> xr.Dataset:
     """Open a source lazily, one file or many: values are read only when the join samples them.
 
     The kind is told by the name: a glob pattern or a folder of netCDF/GRIB files (monthly ERA5, daily altimeter
@@ -129,11 +141,15 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
     ----------
     path : str or os.PathLike
         The file, folder or glob pattern to open.
+    depth, quality_flags
+        For CMEMS In Situ TAC platform files only, as in :func:`insitu_points` (each file is converted before the
+        files are put end to end in time, because their ``LATITUDE``/``DEPTH`` axes differ from file to file).
 
     Returns
     -------
     xarray.Dataset
-        The source as stored (coordinates not yet renamed: see :func:`normalise_source`).
+        The source as stored (coordinates not yet renamed: see :func:`normalise_source`); In Situ TAC files
+        already as points along ``time``.
 
     Raises
     ------
@@ -161,6 +177,12 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
     if files:
         if all(f.suffix.lower() in GRIB_SUFFIXES for f in files):
             return _open_grib(files)
+        first = xr.open_dataset(files[0], chunks={})
+        if is_insitu(first):
+            parts = [insitu_points(first, depth=depth, quality_flags=quality_flags)]
+            parts += [insitu_points(xr.open_dataset(f, chunks={}), depth=depth, quality_flags=quality_flags)
+                      for f in files[1:]]
+            return _end_to_end(parts, text)
         try:
             return xr.open_mfdataset(files, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
                                      compat="override", combine_attrs="drop_conflicts")
@@ -181,7 +203,10 @@ def open_source(path: str | os.PathLike) -> xr.Dataset:
         from .ocn import open_ocn
 
         return open_ocn(path)
-    return xr.open_dataset(path)
+    opened = xr.open_dataset(path)
+    if is_insitu(opened):
+        return insitu_points(opened, depth=depth, quality_flags=quality_flags)
+    return opened
 
 
 def find_coordinate(ds: xr.Dataset, names: Sequence[str], standard_name: str) -> str | None:
@@ -244,7 +269,9 @@ def _without_grib_attrs(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def normalise_source(source: xr.Dataset) -> xr.Dataset:
+def normalise_source(
+    source: xr.Dataset, *, depth: float | None = None, quality_flags: Sequence[int] | None = None
+) -> xr.Dataset:
     """Spell a source as the data model does: ``latitude``, ``longitude``, ``time`` and ``level``.
 
     ERA5 netCDF from the new CDS names its time axis ``valid_time`` and its levels ``pressure_level``; cfgrib
@@ -259,11 +286,15 @@ def normalise_source(source: xr.Dataset) -> xr.Dataset:
     ----------
     source : xarray.Dataset
         The source as opened (see :func:`open_source`).
+    depth, quality_flags
+        For a CMEMS In Situ TAC file not yet converted, as in :func:`insitu_points`.
 
     Returns
     -------
     xarray.Dataset
-        A new Dataset with the coordinates renamed; the input is not modified.
+        A new Dataset with the coordinates renamed (wavespectra's ``freq``/``dir`` too, and a time axis known only
+        by its ``standard_name``), times given as ISO strings with a zone converted to naive UTC; the input is not
+        modified.
 
     Raises
     ------
@@ -280,7 +311,7 @@ def normalise_source(source: xr.Dataset) -> xr.Dataset:
     >>> sorted(normalise_source(ds).t2m.dims)
     ['latitude', 'longitude', 'time']
     """
-    out = source
+    out = insitu_points(source, depth=depth, quality_flags=quality_flags) if is_insitu(source) else source
     lat = find_coordinate(out, LATITUDE_NAMES, "latitude")
     lon = find_coordinate(out, LONGITUDE_NAMES, "longitude")
     if lat is None or lon is None:
@@ -290,6 +321,10 @@ def normalise_source(source: xr.Dataset) -> xr.Dataset:
         )
     renames = {k: v for k, v in ((lat, S.LATITUDE), (lon, S.LONGITUDE)) if k != v}
     spelled = next((n for n in TIME_NAMES if n in out.variables), None)
+    if spelled is None and "valid_time" not in out.variables:
+        spelled = next((str(n) for n, v in out.variables.items()
+                        if v.attrs.get("standard_name") == "time" and v.ndim == 1), None)
+    renames.update({k: v for k, v in SPECTRAL_NAMES.items() if k in out.dims and v not in out.variables})
     if spelled is not None and spelled != S.TIME:
         renames[spelled] = S.TIME
     level = next((n for n in LEVEL_NAMES if n in out.dims), None)
@@ -319,4 +354,192 @@ def normalise_source(source: xr.Dataset) -> xr.Dataset:
     scalar += [n for n in ("expver",) if n in out.coords and n not in out.dims]  # ERA5T flags along time
     if scalar:
         out = out.drop_vars(scalar)
+    if S.TIME in out.variables and out[S.TIME].dtype.kind in "OUS":
+        out = out.assign_coords({S.TIME: (out[S.TIME].dims, utc_times(out[S.TIME].values, "the source's time"),
+                                          {**out[S.TIME].attrs, "comment": "converted to UTC"})})
     return _without_grib_attrs(out)
+
+
+# --- CMEMS In Situ TAC platform files ---------------------------------------------------------------------------------
+def is_insitu(ds: xr.Dataset) -> bool:
+    """Tell a CMEMS In Situ TAC (OceanSITES-style) platform file: ``TIME``, ``DEPTH``/``POSITION``, ``<VAR>_QC``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A file as opened.
+
+    Returns
+    -------
+    bool
+        Whether :func:`insitu_points` applies (already converted files are not matched again).
+
+    Examples
+    --------
+    >>> is_insitu(xr.Dataset({"VAVH": ("TIME", [1.0]), "VAVH_QC": ("TIME", [1])}, coords={"TIME": [0]}))
+    False
+    """
+    if ds.attrs.get(INSITU_LAYOUT) == "cmems_insitu" or "TIME" not in ds.dims:
+        return False
+    has_qc = any(str(n).endswith("_QC") for n in ds.data_vars)
+    return has_qc and bool({"DEPTH", "POSITION"} & set(ds.dims)) and "LATITUDE" in ds.variables
+
+
+def _flag_ok(flags: xr.DataArray, good: Sequence[int]) -> xr.DataArray:
+    return flags.isin(list(good))
+
+
+def insitu_points(
+    ds: xr.Dataset, *, depth: float | None = None, quality_flags: Sequence[int] | None = None
+) -> xr.Dataset:
+    """A CMEMS In Situ TAC platform file as points along ``time``: one value per time and variable, QC applied.
+
+    The format (Copernicus In Situ TAC / OceanSITES) stores ``VAR(TIME, DEPTH)`` with its flags ``VAR_QC`` and the
+    depth of each level per time in ``DEPH(TIME, DEPTH)`` (levels are not the same depths from time to time), the
+    position per time on dims ``LATITUDE``/``LONGITUDE``/``POSITION`` as long as ``TIME`` (or of length 1 for a
+    fixed platform), ``TIME_QC`` and ``POSITION_QC``. Here:
+
+    - values whose own flag, ``TIME_QC`` or ``POSITION_QC`` is not in ``quality_flags`` are dropped (NaN), and
+      ``VAR__qc_flagged(time)`` records where a value was there but none was good, so that the joins can count it;
+    - of the depth levels, the **shallowest valid one at each time** is kept (smallest ``DEPH``; wave and wind
+      sensors sit at one level, temperatures at several), or with ``depth=`` the valid level nearest that depth,
+      within 1 m (``DEPH`` negative upwards, as the format has it);
+    - positions become ``latitude(time)``, ``longitude(time)``.
+
+    Lazy: the values stay dask arrays where the input is; only positions and times are read.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        One platform file as opened (e.g. ``AR_TS_MO_<platform>_<day>.nc``).
+    depth : float, optional
+        The depth (m, positive down) to take values at; default the shallowest valid level per time.
+    quality_flags : sequence of int, optional
+        The flags kept; default :data:`GOOD_FLAGS` (1 good, 2 probably good).
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables on ``time`` only, coordinates ``time``, ``latitude``, ``longitude``; attribute ``xwvnet_layout``
+        and per variable ``depth_selection`` and ``quality_flags_kept``.
+
+    Raises
+    ------
+    ValueError
+        When the positions are neither one per time nor one for the file.
+    """
+    good = tuple(GOOD_FLAGS if quality_flags is None else quality_flags)
+    n = ds.sizes["TIME"]
+    times = ds["TIME"]
+    lat = np.asarray(ds["LATITUDE"].values, dtype=float).ravel()
+    lon = np.asarray(ds["LONGITUDE"].values, dtype=float).ravel()
+    if lat.size == 1 and lon.size == 1:
+        lat, lon = np.repeat(lat, n), np.repeat(lon, n)
+    if lat.size != n or lon.size != n:
+        raise ValueError(
+            f"In Situ TAC file {ds.encoding.get('source', '')}: LATITUDE has {lat.size} values and LONGITUDE "
+            f"{lon.size} for {n} times; expected one position per time or one for the file."
+        )
+    keep = np.ones(n, dtype=bool)
+    if "TIME_QC" in ds.variables:
+        keep &= np.isin(np.asarray(ds["TIME_QC"].values).ravel(), good)
+    if "POSITION_QC" in ds.variables and ds["POSITION_QC"].size == n:
+        keep &= np.isin(np.asarray(ds["POSITION_QC"].values).ravel(), good)
+    elif "POSITION_QC" in ds.variables and ds["POSITION_QC"].size == 1:
+        keep &= bool(np.isin(np.asarray(ds["POSITION_QC"].values).ravel(), good)[0])
+    keep_t = xr.DataArray(keep, dims=("TIME",))
+    skip = {"TIME", "LATITUDE", "LONGITUDE", "DEPH", "TIME_QC", "POSITION_QC", "DEPH_QC"}
+    out: dict[str, xr.DataArray] = {}
+    for name, var in ds.data_vars.items():
+        name = str(name)
+        if name in skip or name.endswith("_QC") or "TIME" not in var.dims or var.dtype.kind not in "fiu":
+            continue
+        if set(var.dims) - {"TIME", "DEPTH"}:
+            continue
+        present = var.notnull()
+        ok = present & keep_t
+        if f"{name}_QC" in ds.variables:
+            ok &= _flag_ok(ds[f"{name}_QC"], good)
+        values = var.where(ok)
+        how = "the only level"
+        if "DEPTH" in var.dims:
+            level = ds["DEPH"] if "DEPH" in ds.variables else xr.DataArray(np.arange(ds.sizes["DEPTH"]),
+                                                                            dims=("DEPTH",))
+            level = level.where(ok)
+            if depth is None:
+                chosen = level == level.min("DEPTH")
+                how = "the shallowest valid level at each time (smallest DEPH)"
+            else:
+                gap = abs(level - float(depth))
+                chosen = (gap == gap.min("DEPTH")) & (gap <= 1.0)
+                how = f"the valid level nearest {float(depth)} m at each time, within 1 m"
+            values = values.where(chosen).max("DEPTH")
+            flagged = present.any("DEPTH") & ~ok.any("DEPTH")
+        else:
+            flagged = present & ~ok
+        attrs = {k: v for k, v in var.attrs.items() if k not in ("ancillary_variables",)}
+        out[name] = values.assign_attrs(attrs, depth_selection=how, quality_flags_kept=list(good))
+        out[name + QC_FLAGGED] = flagged.rename(name + QC_FLAGGED)
+    coords = {"time": ("time", np.asarray(times.values), times.attrs),
+              "latitude": ("time", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+              "longitude": ("time", lon, {"units": "degrees_east", "standard_name": "longitude"})}
+    result = xr.Dataset({k: v.rename({"TIME": "time"}).reset_coords(drop=True).drop_vars("TIME", errors="ignore")
+                         for k, v in out.items()}, coords=coords)
+    return result.assign_attrs({**{k: v for k, v in ds.attrs.items() if k in ("title", "platform_code", "id")},
+                                INSITU_LAYOUT: "cmems_insitu"})
+
+
+def _end_to_end(parts: list[xr.Dataset], text: str) -> xr.Dataset:
+    """Converted In Situ TAC files put end to end along ``time``, sorted; repeated times (the same record in two
+    daily files) are kept once and counted in the attribute ``duplicate_times_dropped``."""
+    joined = xr.concat(parts, dim="time", data_vars="all", coords="minimal", compat="override",
+                       combine_attrs="drop_conflicts")
+    t = np.asarray(joined["time"].values)
+    order = np.argsort(t, kind="stable")
+    first = np.ones(t.size, dtype=bool)
+    first[1:] = t[order][1:] != t[order][:-1]
+    joined = joined.isel(time=order[first])
+    return joined.assign_attrs(duplicate_times_dropped=int((~first).sum()), source_files=len(parts),
+                               source_pattern=text, **{INSITU_LAYOUT: "cmems_insitu"})
+
+
+def utc_times(values: np.ndarray, what: str) -> np.ndarray:
+    """Times as naive UTC datetime64[ns]: datetime64 as they are, ISO strings with a zone converted to UTC.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        datetime64, or strings / objects such as ``"2021-03-01T12:00:00+02:00"``.
+    what : str
+        What the times are, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        datetime64[ns], NaT where missing.
+
+    Raises
+    ------
+    ValueError
+        When the values are numbers (times not decoded) or strings that are not times.
+
+    Examples
+    --------
+    >>> str(utc_times(np.array(["2021-03-01T12:00:00+02:00"], dtype=object), "time")[0])
+    '2021-03-01T10:00:00.000000000'
+    """
+    v = np.asarray(values)
+    if v.dtype.kind == "M":
+        return v.astype("datetime64[ns]")
+    if v.dtype.kind in "OUS":
+        try:
+            parsed = pd.to_datetime(pd.Series(v.ravel()).astype(str).replace({"": None, "NaT": None, "nan": None}),
+                                    utc=True, format="ISO8601")
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{what} holds strings that are not ISO times (first {v.ravel()[:2].tolist()}): {err}"
+                             ) from err
+        return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").reshape(v.shape)
+    raise ValueError(
+        f"{what} holds {v.dtype} numbers, not times (first {v.ravel()[:2].tolist()}): give it CF units "
+        "('hours since 2021-01-01') or pass datetime64 values."
+    )

@@ -25,16 +25,37 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from ..io.sources import normalise_source, open_source, source_files
+from ..io.sources import QC_FLAGGED, normalise_source, open_source, source_files, utc_times
 from .grid import METHODS, CollocationWarning, sample_grid
 from .points import KEY, haversine_km, sample_points
-from .waves import DIRECTION, ERA5_SPECTRUM_NAMES, FREQUENCY, add_wave_parameters, decode_era5_spectrum, find_spectrum
+from .waves import (
+    DIRECTION,
+    ERA5_SPECTRUM_NAMES,
+    FREQUENCY,
+    add_wave_parameters,
+    decode_era5_spectrum,
+    find_frequency_spectrum,
+    find_spectrum,
+)
 
-__all__ = ["collocate", "collocate_to_file", "open_imagettes", "CollocationWarning"]
+__all__ = ["collocate", "collocate_to_file", "open_imagettes", "count_missing", "CollocationWarning", "NAN_REASONS"]
 
 _POINT = "_point"
 _CELL = "_cell"  # the cells of a curvilinear grid, as points
 _OBS = "_observation"  # (time, station) positions of moving stations, as points
+_STATION = "station"  # a 1 x 1 "grid" (NDBC THREDDS files) is one station
+#: why a joined value can be NaN: the attribute ``collocation_nan_<key>`` of each joined variable counts imagettes
+NAN_REASONS = {
+    "no_position": "the imagette has no position or time",
+    "outside_coverage": "outside the source's latitude/longitude coverage",
+    "outside_time": "outside the source's time record or time_tolerance",
+    "beyond_max_distance": "no source point within max_distance_km",
+    "no_key_match": "no product with the same imagette_key",
+    "qc_flagged": "the source's values there have a quality flag that is not good",
+    "missing_in_source": "the source has no value there (land, sea ice, fill value, gap)",
+}
+_LAZY_NOTE = ("values missing in the source (land, fill values) are not counted in a lazy result: compute it and "
+              "call xwvnet.joins.collocation.count_missing, or use collocate_to_file (xwvnet collocate), which does")
 SPACE_ONLY = "none: the source has no time axis, joined in space only"
 _PREFIXES = (("era5", "era5"), ("erai", "erai"), ("era-interim", "erai"), ("ww3", "ww3"), ("wavewatch", "ww3"),
              ("-ocn-", "ocn"), ("ocn product", "ocn"), ("ocn", "ocn"))
@@ -44,20 +65,71 @@ _SOURCE_CHUNK_BYTES = 8 * 2**20
 Duration = str | np.timedelta64 | pd.Timedelta | None
 
 
-def _prepare(source: xr.Dataset | xr.DataArray | str | os.PathLike) -> tuple[xr.Dataset, Path | None]:
+def _prepare(
+    source: xr.Dataset | xr.DataArray | str | os.PathLike, depth: float | None = None,
+    quality_flags: Sequence[int] | None = None,
+) -> tuple[xr.Dataset, Path | None]:
     path = None
     if isinstance(source, xr.DataArray):
         source = source.to_dataset(name=source.name or "value")
     elif not isinstance(source, xr.Dataset):
         path = Path(source)
-        source = open_source(path)
-    source = normalise_source(source)
+        source = open_source(path, depth=depth, quality_flags=quality_flags)
+    source = normalise_source(source, depth=depth, quality_flags=quality_flags)
     if any(name in source.data_vars for name in ERA5_SPECTRUM_NAMES):
         source = decode_era5_spectrum(source)
     spectrum = find_spectrum(source)
     if spectrum is not None and {FREQUENCY, DIRECTION} <= set(source[spectrum].dims):
         source = add_wave_parameters(source, spectrum)
+    elif spectrum is None and find_frequency_spectrum(source):
+        source = add_wave_parameters(source)
     return source, path
+
+
+def _single_cell(src: xr.Dataset) -> xr.Dataset:
+    """A 1 x 1 "grid" (NDBC THREDDS ``swden``/``stdmet``: values on latitude = longitude = 1) is one station."""
+    if not (_is_gridded(src) and src.sizes[S.LATITUDE] == 1 and src.sizes[S.LONGITUDE] == 1):
+        return src
+    lat = src[S.LATITUDE].values.astype(float)
+    lon = src[S.LONGITUDE].values.astype(float)
+    attrs = {k: src[k].attrs for k in (S.LATITUDE, S.LONGITUDE)}
+    cell = src.isel({S.LATITUDE: 0, S.LONGITUDE: 0}, drop=True)
+    names = [n for n, v in cell.data_vars.items()]
+    station = cell.assign({n: cell[n].expand_dims(_STATION) for n in names})
+    return station.assign_coords({S.LATITUDE: (_STATION, lat, attrs[S.LATITUDE]),
+                                  S.LONGITUDE: (_STATION, lon, attrs[S.LONGITUDE])})
+
+
+def _bad_axis(values: np.ndarray, what: str, label: str, fix: str) -> None:
+    bad = ~np.isfinite(values) if values.dtype.kind != "M" else np.isnat(values)
+    if bad.any():
+        where = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(
+            f"the {what} of source {label!r} holds {int(bad.sum())} missing or infinite value(s) among {values.size} "
+            f"(at index {where}); joined values would be wrong. Repair the file, or drop them first: {fix}."
+        )
+
+
+def _check_axes(src: xr.Dataset, label: str) -> None:
+    """Coordinate hygiene: a grid axis with NaN/inf, a time axis with NaT or repeated steps is refused."""
+    if _is_gridded(src):
+        for dim in (S.LATITUDE, S.LONGITUDE):
+            _bad_axis(np.asarray(src[dim].values, dtype=float), f"{dim} axis", label,
+                      f"source.isel({dim}=np.isfinite(source.{dim}))")
+    if S.TIME in src.dims and S.TIME in src.variables and src[S.TIME].dims == (S.TIME,):
+        t = np.asarray(src[S.TIME].values)
+        if t.dtype.kind != "M":
+            return
+        if S.TIME in src[S.LATITUDE].dims:  # a track: points along time, NaT points are never matched, repeats fine
+            return
+        _bad_axis(t, "time axis", label, "source.isel(time=~np.isnat(source.time))")
+        unique, counts = np.unique(t, return_counts=True)
+        if (counts > 1).any():
+            first = np.datetime_as_string(unique[counts > 1][0], unit="s")
+            raise ValueError(
+                f"the time axis of source {label!r} repeats {int((counts - 1).sum())} step(s) (first {first}), so "
+                "the value at those times is ambiguous; keep one of each first: source.drop_duplicates('time')."
+            )
 
 
 def _guess_prefix(source: xr.Dataset, path: Path | None) -> str:
@@ -82,7 +154,7 @@ def _positions(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(
             f"collocate expects an imagette Dataset with dimension {S.IMAGETTE!r}; found {dict(ds.sizes)}."
         )
-    time = np.asarray(ds[S.TIME].values).astype("datetime64[ns]")
+    time = utc_times(np.asarray(ds[S.TIME].values), "the imagettes' time")
     lat = np.asarray(ds[S.LATITUDE].values, dtype=float)
     lon = np.asarray(ds[S.LONGITUDE].values, dtype=float)
     return time, lat, lon
@@ -91,6 +163,12 @@ def _positions(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _timedelta(value: Duration) -> np.timedelta64 | None:
     if value is None:
         return None
+    bare = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if bare or (isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()):
+        raise ValueError(
+            f"time_tolerance must be a duration with a unit, such as '3h' or '30min'; found the bare number {value!r} "
+            f"(which pandas would read as nanoseconds): write '{value}h' for hours."
+        )
     try:
         delta = pd.Timedelta(value)
     except (ValueError, TypeError) as err:
@@ -172,17 +250,26 @@ def _categorical(var: xr.DataArray) -> bool:
     return stored.kind in "iu" and not packed
 
 
+def _describe(source: xr.Dataset) -> str:
+    coords = sorted(map(str, source.coords))
+    found = {str(n): v.dims for n, v in source.data_vars.items() if not str(n).endswith(QC_FLAGGED)}
+    shown = "; ".join(f"{n}{tuple(d)}" for n, d in list(found.items())[:12])
+    return f"dims {dict(source.sizes)}, coordinates {coords}, variables {shown or 'none'}"
+
+
 def _select(source: xr.Dataset, variables: Sequence[str] | str | None, required_dims: set[str]) -> list[str]:
     skip = {S.LATITUDE, S.LONGITUDE, S.TIME, KEY}
     if variables is None:
         names = [
             str(n) for n, v in source.data_vars.items()
             if n not in skip and required_dims <= set(v.dims) and v.dtype.kind in "fiub"
+            and not str(n).endswith((QC_FLAGGED, "_QC"))
         ]
         if not names:
             raise ValueError(
-                f"the source has no numeric variable on dims {sorted(required_dims)}; its variables are "
-                f"{sorted(map(str, source.data_vars))}."
+                f"the source has no numeric variable on dims {sorted(required_dims)}: found {_describe(source)}. "
+                "Name the variables to join with variables=, or give the source a time/latitude/longitude it can "
+                "be joined on (rename them, e.g. source.rename(my_lat='latitude'))."
             )
         return names
     names = [variables] if isinstance(variables, str) else list(variables)
@@ -194,7 +281,8 @@ def _select(source: xr.Dataset, variables: Sequence[str] | str | None, required_
         )
     wrong = [n for n in names if not required_dims <= set(source[n].dims)]
     if wrong:
-        raise ValueError(f"variables {wrong} do not vary along {sorted(required_dims)}, so cannot be collocated.")
+        raise ValueError(f"variables {wrong} do not vary along {sorted(required_dims)}, so cannot be collocated; "
+                         f"found {_describe(source)}.")
     return names
 
 
@@ -225,6 +313,8 @@ def collocate(
     time_tolerance: Duration = None,
     max_distance_km: float | None = None,
     prefix: str | None = None,
+    depth: float | None = None,
+    quality_flags: Sequence[int] | None = None,
 ) -> xr.Dataset:
     """Add a source's values at each imagette's time and position, as new variables named ``<prefix>_<variable>``.
 
@@ -275,6 +365,12 @@ def collocate(
         Name prefix of the new variables; default the source's name (``era5``, ``ww3``, ``ocn``, else
         ``source``), from the file name or its attributes. ``""`` for none; trailing underscores are dropped
         (``"era5_"`` gives ``era5_t2m``).
+    depth : float, optional
+        For CMEMS In Situ TAC files: the depth (m, positive down) to take values at, the valid level nearest it
+        within 1 m; default the shallowest valid level at each time.
+    quality_flags : sequence of int, optional
+        For CMEMS In Situ TAC files: the ``<VAR>_QC`` (and ``TIME_QC``, ``POSITION_QC``) flags kept; default
+        ``(1, 2)`` (good, probably good). Dropped values are counted in ``collocation_nan_qc_flagged``.
 
     Returns
     -------
@@ -283,16 +379,24 @@ def collocate(
         first, the source's other dimensions kept, its units, long name and CF attributes kept, cfgrib's
         ``GRIB_*`` ones dropped, plus ``collocation_source``, ``collocation_method`` and, for a source without
         time, ``collocation_time``), and for point sources and curvilinear grids ``<prefix>_distance_km`` and
-        (points with times) ``<prefix>_time_offset``.
+        (points with times) ``<prefix>_time_offset``. Every joined variable counts the imagettes that got NaN,
+        by reason, in integer attributes ``collocation_nan_<reason>`` (:data:`NAN_REASONS`: ``no_position``,
+        ``outside_coverage``, ``outside_time``, ``beyond_max_distance``, ``no_key_match``, ``qc_flagged``,
+        ``missing_in_source``); a lazy result counts ``missing_in_source`` only once computed
+        (:func:`count_missing`). Observations with their own times whose variables are valid at different points
+        (a buoy's waves every 10 minutes, its temperature every minute) are matched per variable, the others
+        getting ``<prefix>_<variable>_distance_km`` and ``_time_offset``.
         Lazy when ``ds`` or the source is dask-backed, chunked like ``ds`` along ``imagette``.
 
     Raises
     ------
     ValueError
         For a ``method`` other than ``"linear"``/``"nearest"``, a non-positive ``max_distance_km``, a
-        ``time_tolerance`` that is not a duration or is negative, variables missing from the source or not on
-        its grid, a source that is neither a grid nor points, or new names that already exist in ``ds`` (pass
-        another ``prefix``).
+        ``time_tolerance`` that is not a duration with a unit (a bare number) or is negative, variables missing
+        from the source or not on its grid, a source that is neither a grid nor points (the message lists its
+        dims, coordinates and variables), a grid axis with NaN or infinite values, a time axis with NaT or
+        repeated steps, times that are neither datetimes nor ISO strings, or new names that already exist in
+        ``ds`` (pass another ``prefix``). Times given as ISO strings with a zone are converted to UTC.
     FileNotFoundError
         When ``source`` is a path that does not exist, a glob that matches nothing or a folder without source files.
     ImportError
@@ -326,15 +430,19 @@ def collocate(
     if max_distance_km is not None and not max_distance_km > 0:
         raise ValueError(f"max_distance_km must be a positive number of km, found {max_distance_km!r}.")
     tolerance = _timedelta(time_tolerance)
-    src, path = _prepare(source)
+    src, path = _prepare(source, depth, quality_flags)
     name = _guess_prefix(src, path) if prefix is None else str(prefix).rstrip("_")
     sep = f"{name}_" if name else ""
     label = name or (path.name if path else "source")
     time, lat, lon = _positions(ds)
+    src = _single_cell(src)
+    _check_axes(src, label)
     lazy = _is_lazy(ds) or _is_lazy(src)
     if lazy and not _is_lazy(src):
         src = src.chunk(_source_chunks(src))
     methods: dict[str, str] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    counted: set[str] = set()  # variables whose missing_in_source is already counted
     if not _is_gridded(src):
         src, cell_km = _curvilinear(_station_positions(src))
         if cell_km is not None and max_distance_km is None:
@@ -344,20 +452,27 @@ def collocate(
         names = _select(src, variables, {S.LATITUDE, S.LONGITUDE})
         codes = [n for n in names if method == "linear" and _categorical(src[n])]
         new = {}
+        shared: dict[str, int] = {}
         if len(codes) < len(names):
             new.update(sample_grid(src, [n for n in names if n not in codes], time, lat, lon, method=method,
-                                   time_tolerance=tolerance, label=label))
+                                   time_tolerance=tolerance, label=label, reasons=shared))
+        codes_reasons: dict[str, int] = {}
         if codes:  # codes are never averaged: the nearest cell's code
-            new.update(sample_grid(src, codes, time, lat, lon, method="nearest", time_tolerance=tolerance,
-                                   label=label))
+            with warnings.catch_warnings():
+                if len(codes) < len(names):  # the same imagettes were counted and warned about just above
+                    warnings.simplefilter("ignore", CollocationWarning)
+                new.update(sample_grid(src, codes, time, lat, lon, method="nearest", time_tolerance=tolerance,
+                                       label=label, reasons=codes_reasons))
             methods.update(dict.fromkeys(codes, "nearest"))
         new = {n: new[n] for n in names}
+        reasons = {n: dict(codes_reasons if n in codes else shared) for n in names}
     else:
         if src[S.LATITUDE].ndim != 1 or src[S.LATITUDE].dims != src[S.LONGITUDE].dims:
             raise ValueError(
                 "the source is neither a grid (latitude and longitude, 1-D or 2-D) nor points (latitude and "
                 f"longitude along one dimension, or along time and station): latitude has dims "
-                f"{src[S.LATITUDE].dims}, longitude {src[S.LONGITUDE].dims}."
+                f"{src[S.LATITUDE].dims}, longitude {src[S.LONGITUDE].dims}; found {_describe(src)}. Select or "
+                "rename the coordinates so that they are one of these."
             )
         point_dim = src[S.LATITUDE].dims[0]
         if point_dim == S.IMAGETTE:
@@ -365,13 +480,21 @@ def collocate(
             point_dim = _POINT
         names = _select(src, variables, {point_dim})
         keys = ds[KEY].values if KEY in ds.variables else None
-        new = sample_points(src, names, time, lat, lon, method=method, time_tolerance=tolerance,
-                            max_distance_km=max_distance_km, keys=keys, label=label, prefix=sep)
+        new, reasons, counted = _sample_point_source(
+            src, names, point_dim, time, lat, lon, method=method, time_tolerance=tolerance,
+            max_distance_km=max_distance_km, keys=keys, label=label, sep=sep)
     renamed = {}
     for key, value in new.items():
         out_name = key if key.startswith(sep) and key not in names else f"{sep}{key}"
         value = value.drop_vars([c for c in value.coords if c not in value.dims or c == S.IMAGETTE], errors="ignore")
         value.attrs = {**value.attrs, "collocation_source": label, "collocation_method": methods.get(key, method)}
+        if key in names:
+            value.attrs.update({f"collocation_nan_{r}": int(c) for r, c in reasons.get(key, {}).items()})
+            if key not in counted:
+                value.attrs["collocation_nan_note"] = _LAZY_NOTE
+            for attr in ("depth_selection", "quality_flags_kept"):
+                if attr in src[key].attrs:
+                    value.attrs[attr] = src[key].attrs[attr]
         if space_only and key in names:
             value.attrs["collocation_time"] = SPACE_ONLY if S.TIME not in src.variables else (
                 f"one step ({np.datetime_as_string(src[S.TIME].values.ravel()[0], unit='s')}): joined in space only")
@@ -383,7 +506,125 @@ def collocate(
     result = ds.assign(renamed)
     if lazy:
         result = result.assign({k: v.chunk({S.IMAGETTE: _imagette_chunks(ds)}) for k, v in renamed.items()})
+    else:
+        result = count_missing(result)
     return result
+
+
+def _validity(src: xr.Dataset, name: str, point_dim: str) -> np.ndarray:
+    """Where a point source has a value of ``name`` (any along its other dims): read, 1-D along the points."""
+    var = src[name]
+    other = [d for d in var.dims if d != point_dim]
+    ok = var.notnull().any(other) if other else var.notnull()
+    return np.asarray(ok.values, dtype=bool)
+
+
+def _sample_point_source(
+    src: xr.Dataset, names: list[str], point_dim: str, time: np.ndarray, lat: np.ndarray, lon: np.ndarray, *,
+    method: str, time_tolerance: np.timedelta64 | None, max_distance_km: float | None, keys: np.ndarray | None,
+    label: str, sep: str,
+) -> tuple[dict[str, xr.DataArray], dict[str, dict[str, int]], set[str]]:
+    """Points: one match for all variables, or, for observations with their own time (tracks, buoys), one match
+    per set of variables valid at the same points, so that a gap (a NaN sample, a QC-flagged value) is never the
+    match when a valid sample is within the tolerances.
+
+    Returns the joined arrays, the NaN reasons per variable and the variables whose ``missing_in_source`` and
+    ``qc_flagged`` are counted already.
+    """
+    kwargs = dict(method=method, time_tolerance=time_tolerance, max_distance_km=max_distance_km, keys=keys,
+                  label=label)
+    own_time = S.TIME in src.variables and src[S.TIME].dims == (point_dim,)
+    keyed = keys is not None and KEY in src.variables
+    shared: dict[str, int] = {}
+    if not own_time or keyed:
+        new = sample_points(src, names, time, lat, lon, prefix=sep, reasons=shared, **kwargs)
+        return new, {n: dict(shared) for n in names}, set()
+    valid = {n: _validity(src, n, point_dim) for n in names}
+    base = sample_points(src, [], time, lat, lon, prefix=sep, reasons=shared, **kwargs)
+    matched = np.isfinite(base[f"{sep}distance_km"].values)
+    new: dict[str, xr.DataArray] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    groups: dict[bytes, list[str]] = {}
+    for n in names:
+        groups.setdefault(np.packbits(valid[n]).tobytes() + bytes([valid[n].size % 8]), []).append(n)
+    for g, (_, members) in enumerate(groups.items()):
+        mask = valid[members[0]]
+        extra = sep if g == 0 else f"{sep}{members[0]}_"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CollocationWarning)
+            if mask.all():
+                part = sample_points(src, members, time, lat, lon, prefix=extra, **kwargs)
+            else:
+                part = sample_points(src.isel({point_dim: np.flatnonzero(mask)}), members, time, lat, lon,
+                                     prefix=extra, **kwargs)
+        got = np.isfinite(part[f"{extra}distance_km"].values)
+        lost = matched & ~got  # a point within the limits, but none with a value of these variables
+        flagged = np.zeros(src.sizes[point_dim], dtype=bool)
+        for n in members:
+            if n + QC_FLAGGED in src.variables:
+                flagged |= np.asarray(src[n + QC_FLAGGED].values, dtype=bool)
+        qc = np.zeros_like(lost)
+        if lost.any() and flagged.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CollocationWarning)
+                either = src.isel({point_dim: np.flatnonzero(mask | flagged)})
+                qc = lost & np.isfinite(sample_points(either, [], time, lat, lon, **kwargs)["distance_km"].values)
+        n_lost = int(lost.sum())
+        if n_lost:
+            warnings.warn(
+                f"{n_lost} of {lat.size} imagettes have source points within the limits but no value of "
+                f"{members} there ({int(qc.sum())} quality-flagged, {n_lost - int(qc.sum())} missing) in source "
+                f"{label!r} and got NaN.", CollocationWarning, stacklevel=3)
+        for n in members:
+            reasons[n] = {**shared, "qc_flagged": int(qc.sum()), "missing_in_source": int((lost & ~qc).sum())}
+        if g == 0:
+            part = {k: v for k, v in part.items() if k in members or k.startswith(sep)}
+        new.update(part)
+    new.update({k: v for k, v in base.items() if k not in new})
+    return new, reasons, set(names)
+
+
+def count_missing(result: xr.Dataset) -> xr.Dataset:
+    """Count, in a computed collocation result, the imagettes whose joined value is NaN for no other counted reason.
+
+    :func:`collocate` gives each joined variable ``collocation_nan_<reason>`` counts; the values the source
+    itself lacks (land, sea ice, fill values) are only known once the values are read, so a lazy result counts
+    them here, after ``compute()`` (``collocate_to_file`` does it for the ``xwvnet collocate`` table).
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        The output of :func:`collocate`, in memory (it is computed here otherwise).
+
+    Returns
+    -------
+    xarray.Dataset
+        The same Dataset with ``collocation_nan_missing_in_source`` set on each joined variable that lacked it.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> out = xr.Dataset({"era5_t2m": ("imagette", [1.0, np.nan], {"collocation_source": "era5",
+    ...                   "collocation_nan_outside_time": 0})})
+    >>> count_missing(out).era5_t2m.attrs["collocation_nan_missing_in_source"]
+    1
+    """
+    out = result.copy()
+    for name, var in result.data_vars.items():
+        attrs = var.attrs
+        if "collocation_source" not in attrs or "collocation_nan_missing_in_source" in attrs:
+            continue
+        if not any(str(k).startswith("collocation_nan_") for k in attrs):
+            continue
+        other = [d for d in var.dims if d != S.IMAGETTE]
+        empty = var.isnull().all(other) if other else var.isnull()
+        known = sum(int(v) for k, v in attrs.items()
+                    if str(k).startswith("collocation_nan_") and not isinstance(v, str))
+        new_attrs = {k: v for k, v in attrs.items() if k != "collocation_nan_note"}
+        new_attrs["collocation_nan_missing_in_source"] = max(int(empty.sum()) - known, 0)
+        out[name] = var.copy(deep=False)
+        out[name].attrs = new_attrs
+    return out
 
 
 # --- files in, file out (the CLI's `xwvnet collocate`) --------------------------------------------------------------
@@ -470,6 +711,7 @@ def collocate_to_file(
         {name: joined[name].variable for name in (*keep, *new)},
         coords={d: joined[d].variable for d in dims if d in joined.coords},
     ).compute()
+    table = count_missing(table)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":

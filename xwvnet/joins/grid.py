@@ -39,7 +39,10 @@ class CollocationWarning(UserWarning):
     """
 
 
-def warn_count(count: int, total: int, what: str, name: str, stacklevel: int = 3) -> None:
+def warn_count(
+    count: int, total: int, what: str, name: str, stacklevel: int = 3, *, reasons: dict[str, int] | None = None,
+    key: str = "",
+) -> None:
     """Warn with a :class:`CollocationWarning` that ``count`` of ``total`` imagettes ``what`` and got NaN.
 
     Counting instead of warning per imagette keeps a join of a million imagettes readable; nothing is said
@@ -57,11 +60,17 @@ def warn_count(count: int, total: int, what: str, name: str, stacklevel: int = 3
         The source's name, quoted in the message.
     stacklevel : int, optional
         Passed to :func:`warnings.warn`, so that the warning points at the user's call.
+    reasons : dict, optional
+        Where the count is also added, under ``key`` (the joins put these counts in the result's attributes).
+    key : str, optional
+        The reason's short name (``"outside_time"``).
 
     Returns
     -------
     None
     """
+    if reasons is not None and key:
+        reasons[key] = reasons.get(key, 0) + int(count)
     if count:
         warnings.warn(f"{count} of {total} imagettes {what} of source {name!r} and got NaN.", CollocationWarning,
                       stacklevel=stacklevel)
@@ -259,6 +268,7 @@ def sample_grid(
     method: str = "linear",
     time_tolerance: np.timedelta64 | None = None,
     label: str = "source",
+    reasons: dict[str, int] | None = None,
 ) -> dict[str, xr.DataArray]:
     """Sample variables of a grid at points: linear with ``Dataset.interp``, nearest with ``Dataset.sel``.
 
@@ -285,6 +295,9 @@ def sample_grid(
         ``"nearest"`` the largest offset to the chosen step.
     label : str, optional
         The source's name in warnings.
+    reasons : dict, optional
+        Filled with the number of points that got NaN for each reason: ``no_position``, ``outside_coverage``,
+        ``outside_time``.
 
     Returns
     -------
@@ -348,9 +361,10 @@ def sample_grid(
     valid &= t_in
     if S.TIME in targets:
         warn_count(int((has_pos & lat_in & lon_in & ~t_in).sum()), n, "are outside the time range (or time_tolerance)",
-                   label)
-    warn_count(int((~has_pos).sum()), n, "have no position or time", label)
-    warn_count(int((has_pos & ~(lat_in & lon_in)).sum()), n, "are outside the latitude/longitude coverage", label)
+                   label, reasons=reasons, key="outside_time")
+    warn_count(int((~has_pos).sum()), n, "have no position or time", label, reasons=reasons, key="no_position")
+    warn_count(int((has_pos & ~(lat_in & lon_in)).sum()), n, "are outside the latitude/longitude coverage", label,
+               reasons=reasons, key="outside_coverage")
     mask = xr.DataArray(valid, dims=(S.IMAGETTE,))
     out = {}
     for name in names:

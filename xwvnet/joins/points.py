@@ -252,6 +252,7 @@ def sample_points(
     keys: np.ndarray | None = None,
     label: str = "source",
     prefix: str = "",
+    reasons: dict[str, int] | None = None,
 ) -> dict[str, xr.DataArray]:
     """Values of a point source at imagettes: the nearest point within the tolerances, or the one with the same key.
 
@@ -284,6 +285,10 @@ def sample_points(
         The source's name in warnings and attributes.
     prefix : str, optional
         Prefix of the two extra outputs, ``<prefix>distance_km`` and ``<prefix>time_offset``.
+    reasons : dict, optional
+        Filled with the number of imagettes that got NaN for each reason: ``no_key_match``, ``no_position``,
+        ``outside_time`` (no point within ``time_tolerance``, or outside the station output's record),
+        ``beyond_max_distance``.
 
     Returns
     -------
@@ -324,17 +329,20 @@ def sample_points(
         found = best >= 0
         dist = np.full(n, np.nan)
         dist[found] = haversine_km(lat[found], lon[found], p_lat[best[found]], p_lon[best[found]])
-        warn_count(int((~found).sum()), n, f"have no {KEY} match in the products", label)
+        warn_count(int((~found).sum()), n, f"have no {KEY} match in the products", label, reasons=reasons,
+                   key="no_key_match")
     else:
         has_pos = np.isfinite(lat) & np.isfinite(lon) & (~np.isnat(t) if p_time is not None else True)
         best, dist = nearest_points(lat, lon, p_lat, p_lon, time=t if p_time is not None else None,
                                     point_time=p_time, time_tolerance=time_tolerance)
         best = np.where(has_pos, best, -1)
-        warn_count(int((~has_pos).sum()), n, "have no position or time", label)
-        warn_count(int((has_pos & (best < 0)).sum()), n, "have no point within time_tolerance", label)
+        warn_count(int((~has_pos).sum()), n, "have no position or time", label, reasons=reasons, key="no_position")
+        warn_count(int((has_pos & (best < 0)).sum()), n, "have no point within time_tolerance", label,
+                   reasons=reasons, key="outside_time")
         if max_distance_km is not None:
             far = (best >= 0) & (dist > max_distance_km)
-            warn_count(int(far.sum()), n, f"are farther than {max_distance_km} km from every point", label)
+            warn_count(int(far.sum()), n, f"are farther than {max_distance_km} km from every point", label,
+                       reasons=reasons, key="beyond_max_distance")
             best = np.where(far, -1, best)
     valid = best >= 0
     dist = np.where(valid, dist, np.nan)
@@ -351,7 +359,8 @@ def sample_points(
             near = np.clip(np.searchsorted(steps, t), 1, max(steps.size - 1, 1))
             offset = np.minimum(np.abs(steps[near - 1] - t), np.abs(steps[np.minimum(near, steps.size - 1)] - t))
             t_in &= ~np.isnat(offset) & (offset <= time_tolerance)
-        warn_count(int((valid & ~t_in).sum()), n, "are outside the time range of the station output", label)
+        warn_count(int((valid & ~t_in).sum()), n, "are outside the time range of the station output", label,
+                   reasons=reasons, key="outside_time")
         valid &= t_in
     mask = xr.DataArray(valid, dims=(S.IMAGETTE,))
     out = {}

@@ -22,6 +22,9 @@ FREQUENCY = "frequency"
 DIRECTION = "direction"
 SPECTRUM_STANDARD_NAME = "sea_surface_wave_directional_variance_spectral_density"
 SPECTRUM_NAMES = ("efth", "Efth", "EFTH")
+#: frequency (1-D) spectra E(f) in m^2 Hz^-1: NDBC THREDDS ``swden`` files, buoy and model point output
+FREQUENCY_SPECTRUM_STANDARD_NAME = "sea_surface_wave_variance_spectral_density"
+FREQUENCY_SPECTRUM_NAMES = ("spectral_wave_density", "ef", "Ef", "EF", "VSPEC", "vspec")
 #: ERA5 2-D wave spectra: log10 of the variance density (cfgrib and MARS netCDF name it ``d2fd``)
 ERA5_SPECTRUM_NAMES = ("d2fd", "2dfd")
 #: the ERA5 wave model's frequency table: f_n = 0.03453 * 1.1 ** (n - 1) Hz, n = 1 .. 30
@@ -273,6 +276,106 @@ def moment(
     return (energy * f**n).sum((frequency, direction), skipna=True)
 
 
+def _peak_period(e_f: xr.DataArray, f: xr.DataArray, frequency: str) -> xr.DataArray:
+    """1 / the frequency of the largest E(f) df (the lowest such frequency on ties), lazy-safe.
+
+    A mask of the maximum rather than ``argmax`` + ``isel``: indexing with a dask array of positions is refused by
+    xarray ("Cannot index with a chunked array indexer"), which is what spectra opened from Zarr give.
+    """
+    top = e_f.max(frequency, skipna=True)
+    at_peak = f.broadcast_like(e_f).where(e_f == top)
+    return (1.0 / at_peak.min(frequency, skipna=True)).drop_vars(frequency, errors="ignore")
+
+
+def frequency_parameters(
+    spectrum: xr.DataArray, *, frequency: str = FREQUENCY, df: np.ndarray | None = None
+) -> xr.Dataset:
+    """Compute Hs, Tm01, Tm02 and the peak period of a frequency spectrum E(f) (m^2 Hz^-1), no direction.
+
+    Buoys (NDBC ``swden``: ``spectral_wave_density``) and many model point outputs give the direction-integrated
+    spectrum. The moments are m_n = sum_f f^n E(f) df, with df the file's bin widths when given, else
+    :func:`frequency_widths` of the grid; Hs = 4 sqrt(m0), Tm01 = m0 / m1, Tm02 = sqrt(m0 / m2), Tp = 1 / f at
+    the largest E(f).
+
+    Parameters
+    ----------
+    spectrum : xarray.DataArray
+        E(f) per Hz, along ``frequency`` (Hz); further dims (time, station) kept; NaN bins are skipped, a spectrum
+        that is NaN everywhere gives NaN.
+    frequency : str, optional
+        The frequency dimension's name.
+    df : numpy.ndarray, optional
+        Frequency bin widths (Hz); default :func:`frequency_widths`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``hs`` (m), ``tm01``, ``tm02`` and ``tp`` (s), lazy when the spectrum is dask-backed.
+
+    Raises
+    ------
+    ValueError
+        When the spectrum has no ``frequency`` dimension.
+
+    Examples
+    --------
+    >>> f = 0.05 + 0.01 * np.arange(20)
+    >>> e = xr.DataArray(np.ones(20), dims=("frequency",), coords={"frequency": f})
+    >>> round(float(frequency_parameters(e).hs), 3)  # m0 = 20 bins x 0.01 Hz
+    1.789
+    """
+    if frequency not in spectrum.dims:
+        raise ValueError(f"the frequency spectrum needs a {frequency!r} dim, found {spectrum.dims}; pass frequency=.")
+    fv = np.asarray(spectrum[frequency].values, dtype=float)
+    if df is None:
+        order = np.argsort(fv)
+        widths = np.empty_like(fv)
+        widths[order] = frequency_widths(fv[order])
+    else:
+        widths = np.asarray(df, dtype=float)
+    f = xr.DataArray(fv, dims=(frequency,))
+    energy = spectrum * xr.DataArray(widths, dims=(frequency,))
+    m0 = energy.sum(frequency, min_count=1)
+    m1 = (energy * f).sum(frequency)
+    m2 = (energy * f**2).sum(frequency)
+    positive = m0 > 0
+    return xr.Dataset({
+        "hs": (4 * np.sqrt(m0)).assign_attrs(units="m", long_name="significant wave height (4 sqrt(m0))",
+                                             standard_name="sea_surface_wave_significant_height"),
+        "tm01": (m0 / m1).where(positive).assign_attrs(units="s", long_name="mean period m0/m1"),
+        "tm02": np.sqrt(m0 / m2).where(positive).assign_attrs(units="s", long_name="mean period sqrt(m0/m2)"),
+        "tp": _peak_period(energy, f, frequency).where(positive).assign_attrs(
+            units="s", long_name="peak period of the frequency spectrum"),
+    })
+
+
+def find_frequency_spectrum(ds: xr.Dataset) -> str | None:
+    """Find a frequency (1-D) spectrum E(f): by the CF standard name, then the usual names (NDBC, model points).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A buoy or model point file.
+
+    Returns
+    -------
+    str or None
+        The variable's name, or ``None`` (also when the candidate has a ``direction`` dimension).
+
+    Examples
+    --------
+    >>> find_frequency_spectrum(xr.Dataset({"spectral_wave_density": (("time", "frequency"), np.ones((1, 3)))}))
+    'spectral_wave_density'
+    """
+    for name, var in ds.data_vars.items():
+        if var.attrs.get("standard_name") == FREQUENCY_SPECTRUM_STANDARD_NAME and FREQUENCY in var.dims:
+            return str(name)
+    for name in FREQUENCY_SPECTRUM_NAMES:
+        if name in ds.data_vars and FREQUENCY in ds[name].dims and DIRECTION not in ds[name].dims:
+            return name
+    return None
+
+
 def wave_parameters(
     spectrum: xr.DataArray,
     *,
@@ -326,9 +429,7 @@ def wave_parameters(
     hs = 4 * np.sqrt(m0)
     tm01 = (m0 / m1).where(positive)
     tm02 = np.sqrt(m0 / m2).where(positive)
-    e_f = energy.sum(direction)
-    peak = e_f.fillna(-np.inf).argmax(frequency)
-    tp = (1.0 / f.isel({frequency: peak})).drop_vars(frequency, errors="ignore").where(positive)
+    tp = _peak_period(energy.sum(direction), f, frequency).where(positive)
     east = (energy * np.sin(theta)).sum(dims)
     north = (energy * np.cos(theta)).sum(dims)
     mean_dir = (np.rad2deg(np.arctan2(east, north)) % 360).where(positive)
@@ -374,19 +475,32 @@ def add_wave_parameters(ds: xr.Dataset, spectrum: str | None = None, *, drop_spe
         When there is no directional spectrum.
     """
     name = spectrum or find_spectrum(ds)
+    one_d = name is None and find_frequency_spectrum(ds)
+    if one_d:
+        params = frequency_parameters(ds[one_d], df=_file_widths(ds))
+        out = ds.assign(params.data_vars)
+        out["hs"].attrs["derived_from"] = f"{one_d}: 4 sqrt(sum E(f) df)"
+        if drop_spectrum:
+            out = out.drop_vars([v for v, var in out.data_vars.items() if FREQUENCY in var.dims])
+            out = out.drop_dims([FREQUENCY] if FREQUENCY in out.dims else [])
+        return out
     if name is None or name not in ds.data_vars:
         raise ValueError(
             f"no directional wave spectrum in the Dataset: expected a variable named one of {SPECTRUM_NAMES} or with "
             f"standard_name {SPECTRUM_STANDARD_NAME!r}; found {sorted(map(str, ds.data_vars))}."
         )
-    spec = ds[name]
-    df = None
-    for var in ds.data_vars.values():
-        if var.attrs.get("standard_name") == "frequency_area" and var.dims == (FREQUENCY,):
-            df = var.values
-    params = wave_parameters(spec, df=df)
+    params = wave_parameters(ds[name], df=_file_widths(ds))
     out = ds.assign(params.data_vars)
+    out["hs"].attrs["derived_from"] = f"{name}: 4 sqrt(sum E(f, theta) df dtheta)"
     if drop_spectrum:
         spectral = [v for v, var in out.data_vars.items() if set(var.dims) & {FREQUENCY, DIRECTION}]
         out = out.drop_vars(spectral).drop_dims([d for d in (FREQUENCY, DIRECTION) if d in out.dims])
     return out
+
+
+def _file_widths(ds: xr.Dataset) -> np.ndarray | None:
+    """The file's own frequency bin widths (standard name ``frequency_area`` or NDBC's ``bandwidth``), if any."""
+    for name, var in ds.variables.items():
+        if var.dims == (FREQUENCY,) and (var.attrs.get("standard_name") == "frequency_area" or name == "bandwidth"):
+            return np.asarray(var.values, dtype=float)
+    return None
