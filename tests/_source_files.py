@@ -273,3 +273,132 @@ def monthly_folder(folder: Path, months: int = 3, year: int = 2023,
         era5_single(path, layout="old", packed=False, ntime=n, start=start, resolution=2.0, box=box)
         paths.append(path)
     return paths
+
+
+# --- issue 20: layouts written by other tools (from their public format descriptions) -------------------------------
+NDBC_FREQUENCY = np.round(np.r_[0.02, np.arange(0.0325, 0.0999, 0.005), np.arange(0.10, 0.3499, 0.01),
+                                np.arange(0.365, 0.4851, 0.02)], 4)
+
+
+def ndbc_swden(path: Path, *, lat: float = 46.1, lon: float = -124.5) -> dict:
+    """NDBC THREDDS ``<id>w9999.nc``: ``spectral_wave_density(time, frequency, latitude, longitude)`` on a 1 x 1
+    grid at the buoy (m2/Hz, hourly), with the direction moments on the same dims, as the NDBC DODS files give."""
+    t = hours(6)
+    a = 1.0 + 0.2 * np.arange(t.size)
+    fp, sigma = 0.1, 0.02
+    ef = a[:, None] * np.exp(-((NDBC_FREQUENCY[None, :] - fp) ** 2) / (2 * sigma**2))
+    ef = ef[:, :, None, None].astype(np.float32)
+    fill = np.float32(999.0)
+    ds = xr.Dataset(
+        {"spectral_wave_density": (("time", "frequency", "latitude", "longitude"), ef,
+                                   {"long_name": "Spectral Wave Density", "units": "(meter * meter)/Hz"}),
+         "mean_wave_dir": (("time", "frequency", "latitude", "longitude"), np.full(ef.shape, 270.0, np.float32),
+                           {"units": "degrees_true"}),
+         "wave_spectrum_r1": (("time", "frequency", "latitude", "longitude"), np.full(ef.shape, 0.5, np.float32))},
+        coords={"time": ("time", t, {"long_name": "Epoch Time"}),
+                "frequency": ("frequency", NDBC_FREQUENCY.astype(np.float32), {"units": "Hz"}),
+                "latitude": ("latitude", np.array([lat], np.float32), {"units": "degree_north"}),
+                "longitude": ("longitude", np.array([lon], np.float32), {"units": "degree_east"})},
+        attrs={"institution": "NOAA National Data Buoy Center", "station": "46089"},
+    )
+    ds.to_netcdf(path, encoding={v: {"_FillValue": fill} for v in ds.data_vars})
+    return {"time": t, "a": a, "sigma": sigma, "fp": fp, "lat": lat, "lon": lon}
+
+
+def ndbc_stdmet(path: Path, *, lat: float = 46.1, lon: float = -124.5) -> dict:
+    """NDBC THREDDS ``<id>h9999.nc``: ``wave_height(time, latitude, longitude)`` and alike on a 1 x 1 grid, with
+    NDBC's fill value (99.0) where the buoy reported nothing."""
+    t = hours(6)
+    hs = (1.5 + 0.1 * np.arange(t.size)).astype(np.float32)
+    hs[3] = 99.0
+    ds = xr.Dataset(
+        {"wave_height": (("time", "latitude", "longitude"), hs[:, None, None],
+                         {"long_name": "Significant Wave Height", "units": "m"}),
+         "wind_spd": (("time", "latitude", "longitude"), np.full((t.size, 1, 1), 7.5, np.float32), {"units": "m/s"})},
+        coords={"time": t, "latitude": ("latitude", np.array([lat], np.float32)),
+                "longitude": ("longitude", np.array([lon], np.float32))},
+    )
+    ds.to_netcdf(path, encoding={"wave_height": {"_FillValue": np.float32(99.0)},
+                                 "wind_spd": {"_FillValue": np.float32(99.0)}})
+    return {"time": t, "hs": hs}
+
+
+def wavespectra_zarr(path: Path) -> dict:
+    """WW3 station spectra as wavespectra writes them to Zarr: ``efth(time, site, freq, dir)`` per degree,
+    ``lat(site)``, ``lon(site)``, chunked by time."""
+    t = hours(8, step=3)
+    lat = np.array([-40.0, 10.0, 55.0])
+    lon = np.array([175.0, 150.0, -20.0])
+    a = 1.0 + 0.3 * np.arange(lat.size)[None, :] + 0.05 * np.arange(t.size)[:, None]
+    theta = np.arange(0.0, 360.0, 15.0)
+    efth = np.empty((t.size, lat.size, WW3_FREQUENCY.size, theta.size), np.float32)
+    for i in range(t.size):
+        for j in range(lat.size):
+            efth[i, j] = analytic_spectrum(WW3_FREQUENCY, theta, a[i, j], 0.1, 0.015, 90.0) * np.pi / 180
+    attrs = {"units": "m2 s deg-1", "standard_name": "sea_surface_wave_directional_variance_spectral_density"}
+    ds = xr.Dataset({"efth": (("time", "site", "freq", "dir"), efth, attrs),
+                     "lat": ("site", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+                     "lon": ("site", lon, {"units": "degrees_east", "standard_name": "longitude"})},
+                    coords={"time": t, "site": np.arange(lat.size), "freq": WW3_FREQUENCY, "dir": theta})
+    ds.chunk({"time": 2}).to_zarr(path, mode="w", consolidated=False)
+    return {"time": t, "lat": lat, "lon": lon, "a": a, "sigma": 0.015}
+
+
+def wwm_stations(path: Path) -> dict:
+    """WWM-III station output: ``HS(ocean_time, nbstation)``, ``lon(nbstation)``, ``lat(nbstation)``."""
+    t = hours(5)
+    lat, lon = np.array([43.0, 44.5, 45.2]), np.array([-2.0, -1.5, -3.1])
+    hs = 1.0 + 0.1 * np.arange(t.size)[:, None] + 0.5 * np.arange(lat.size)[None, :]
+    ds = xr.Dataset({"HS": (("ocean_time", "nbstation"), hs.astype(np.float32), {"units": "m"}),
+                     "lon": ("nbstation", lon, {"units": "degrees_east"}),
+                     "lat": ("nbstation", lat, {"units": "degrees_north"})},
+                    coords={"ocean_time": t}, attrs={"title": "WWM station output"})
+    ds.to_netcdf(path)
+    return {"time": t, "lat": lat, "lon": lon, "hs": hs}
+
+
+def cci_l2p(path: Path, start: np.datetime64 = T0) -> dict:
+    """ESA CCI Sea State L2P along-track (1 Hz or 20 Hz): ``swh(time)`` with ``swh_quality`` (0 undefined, 1 bad,
+    2 acceptable, 3 good) named in ``ancillary_variables``, ``lat(time)``, ``lon(time)``."""
+    n = 400
+    t = (start + np.arange(n) * np.timedelta64(50, "ms")).astype("datetime64[ns]")  # 20 Hz
+    lat, lon = 30 + 0.0003 * np.arange(n), -40 + 0.0001 * np.arange(n)
+    swh = (2 + 0.001 * np.arange(n)).astype(np.float32)
+    quality = np.full(n, 3, np.int8)
+    quality[100:150] = 1
+    ds = xr.Dataset({"swh": ("time", swh, {"units": "m", "standard_name": "sea_surface_wave_significant_height",
+                                            "ancillary_variables": "swh_quality"}),
+                     "swh_quality": ("time", quality, {"flag_values": np.array([0, 1, 2, 3], np.int8),
+                                                        "flag_meanings": "undefined bad acceptable good"})},
+                    coords={"time": t, "lat": ("time", lat, {"standard_name": "latitude"}),
+                            "lon": ("time", lon, {"standard_name": "longitude"})},
+                    attrs={"title": "ESA CCI Sea State L2P"})
+    ds.to_netcdf(path)
+    return {"time": t, "lat": lat, "lon": lon, "swh": swh, "quality": quality}
+
+
+def cfosat_nadir(path: Path) -> dict:
+    """CFOSAT SWIM L2P nadir Hs: samples along ``n_nadir`` with ``time_nadir_l2``, ``lat_nadir_l2``,
+    ``lon_nadir_l2`` (CF standard names) and ``nadir_swh_1Hz``."""
+    n = 300
+    t = (T0 + np.arange(n) * np.timedelta64(1, "s")).astype("datetime64[ns]")
+    lat, lon = -20 + 0.06 * np.arange(n), 60 + 0.01 * np.arange(n)
+    swh = (3 + np.cos(np.arange(n) / 30)).astype(np.float32)
+    ds = xr.Dataset({"nadir_swh_1Hz": ("n_nadir", swh, {"units": "m"}),
+                     "time_nadir_l2": ("n_nadir", t, {"standard_name": "time"}),
+                     "lat_nadir_l2": ("n_nadir", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+                     "lon_nadir_l2": ("n_nadir", lon, {"standard_name": "longitude", "units": "degrees_east"})},
+                    attrs={"title": "CFOSAT SWIM L2P nadir"})
+    ds.to_netcdf(path)
+    return {"time": t, "lat": lat, "lon": lon, "swh": swh}
+
+
+def ocn_without_total_hs(real: Path, folder: Path, *, drop_partitions: bool = False) -> Path:
+    """An L2 OCN WV1 product as IPF 3.31 and earlier wrote them: the real product without ``oswTotalHs``
+    (and, with ``drop_partitions``, without ``oswHs``/``oswWindSeaHs``: the polar spectrum only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "s1b-wv1-ocn-vv-20210403t083025-20210403t083028-026300-032390-001.nc"
+    with xr.open_dataset(real, decode_times=False) as ds:
+        drop = ["oswTotalHs", "oswTotalHsStdev"] + (["oswHs", "oswWindSeaHs"] if drop_partitions else [])
+        ds.drop_vars(drop).assign_attrs(IPFversion="003.31").to_netcdf(path)
+    return path

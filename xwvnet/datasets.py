@@ -52,6 +52,15 @@ REGISTRY: dict[str, str] = {
     "ocean_masks/basin_mask.nc": "sha256:0691944602267c1063e82a45e2150372031afa3f223b38e0cf846b81d0b90a1e",
     "s1_wv/s1a-wv2-ocn-vv-20260112t045817-20260112t045820-062729-07ddb1-036.nc": "sha256:e6a8f1c860b4594c1d69d33514c187b54218400c99227ea8712a98227d14056e",
     "s1_wv/S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE/manifest.safe": "sha256:4f5cee802752962c5a44981014a138c8d4c3081a8c9821641e3141bbad328642",
+    "insitu/AR_TS_MO_A-Sulafjorden_20230820.nc": "sha256:0a9e0d50bd31aac9e423bc7c94c8d5f19727db58dc793145120cd58d51cde409",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T000000_20220201T030000_20220630T215237.nc": "sha256:2e303e0754438e10e5cabc7c8de0195ed3a87884aae893368a671d78af5ca707",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T030000_20220201T060000_20220630T214527.nc": "sha256:4f8effd08b33662fff9e19d43ef86f99eb5e81eb010209dfc6db4b2f3da98a1c",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T060000_20220201T090000_20220630T214537.nc": "sha256:254e8230a73e8205cd2812a21975bc739d07bd9910fbcabcdae63fd5179fe93d",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T090000_20220201T120000_20220630T214910.nc": "sha256:0f8ccc65a01c3f81738b6ae8cd9f1ca668edd083b4a5e81c2e4626da82d3daee",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T120000_20220201T150000_20220630T215128.nc": "sha256:9d757264674887bd603843a86591c6050927169365ab0b23effd7d58686781db",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T150000_20220201T180000_20220630T215045.nc": "sha256:cb4b3c36f600e8370f9796273ee09b8bd7d14e4335d0f85169048114ba8809e8",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T180000_20220201T210000_20220630T215105.nc": "sha256:97cb62f1634bb1bc509ca355010afa086780caa649ee754038cc712e734ce52b",
+    "altimeter/global_vavh_l3_rt_s3b_20220201T210000_20220202T000000_20220630T215305.nc": "sha256:656f64f50aeefeecf5d5d883791d4bf2c8153356da9f245326c0b8a074a24249",
     WVNET_WEIGHTS: "git-sha1:1f2bb01893b41c357e514256681ce682c4003d14",
     IMAGENET_RESNET50: "sha256-prefix:0676ba61",
 }
@@ -74,6 +83,24 @@ URLS.update(
             "https://github.com/bopen/xarray-sentinel/raw/319f831273187084e559df2fc9057735a96289d9/tests/data/"
             "S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE/manifest.safe"
         ),
+        "insitu/AR_TS_MO_A-Sulafjorden_20230820.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "insitu/daily/Sulafjorden/AR_TS_MO_A-Sulafjorden_20230820.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T000000_20220201T030000_20220630T215237.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T000000_20220201T030000_20220630T215237.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T030000_20220201T060000_20220630T214527.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T030000_20220201T060000_20220630T214527.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T060000_20220201T090000_20220630T214537.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T060000_20220201T090000_20220630T214537.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T090000_20220201T120000_20220630T214910.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T090000_20220201T120000_20220630T214910.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T120000_20220201T150000_20220630T215128.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T120000_20220201T150000_20220630T215128.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T150000_20220201T180000_20220630T215045.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T150000_20220201T180000_20220630T215045.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T180000_20220201T210000_20220630T215105.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T180000_20220201T210000_20220630T215105.nc",
+        "altimeter/global_vavh_l3_rt_s3b_20220201T210000_20220202T000000_20220630T215305.nc": "https://github.com/bohlinger/wavy/raw/364cb38d117d5c8e870457bf4fb8bedd82930cad/tests/data/"
+        "L3/s3b/global_vavh_l3_rt_s3b_20220201T210000_20220202T000000_20220630T215305.nc",
         WVNET_WEIGHTS: f"https://github.com/hawaii-ai/WV-Net/raw/{WVNET_COMMIT}/model_weights/{WVNET_WEIGHTS}",
         IMAGENET_RESNET50: f"https://download.pytorch.org/models/{IMAGENET_RESNET50}",
     }

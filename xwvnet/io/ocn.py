@@ -23,6 +23,17 @@ from .names import imagette_key, parse_name
 
 KEY = "imagette_key"
 PARTITION = "partition"
+#: partitions whose ``oswQualityFlagPartition`` is above this (0 very good, 1 good, 2 medium, 3 low, 4 poor) are left
+#: out of a total Hs derived from the partitions
+MAX_PARTITION_QUALITY = 3
+#: how ``hs`` was obtained, per product (the coordinate ``hs_method``)
+HS_METHODS = {
+    "oswTotalHs": "the product's oswTotalHs (IPF 3.40 and later)",
+    "partitions": "sqrt(sum oswHs^2 + oswWindSeaHs^2) over partitions with oswQualityFlagPartition <= "
+                  f"{MAX_PARTITION_QUALITY} (products without oswTotalHs: IPF 3.31 and earlier)",
+    "polar_spectrum": "4 sqrt(sum oswPolSpec(phi, k) k dk dphi), the swell spectrum on its log-polar grid",
+    "none": "no oswTotalHs, partitions or polar spectrum: NaN",
+}
 
 # our name -> the product's name
 SCALARS = {
@@ -92,20 +103,84 @@ def _value(ds: xr.Dataset, name: str) -> np.ndarray:
     return np.asarray(var.isel({d: 0 for d in cells}).values, dtype=float)
 
 
+def _polar_m0(ds: xr.Dataset) -> float:
+    """m0 = sum P(phi, k) k dk dphi of ``oswPolSpec`` (m^4 on wavenumber k in rad/m and direction phi)."""
+    spec = ds["oswPolSpec"]
+    cells = [d for d in spec.dims if d in ("oswAzSize", "oswRaSize")]
+    values = np.asarray(spec.isel({d: 0 for d in cells}).transpose("oswAngularBinSize", "oswWavenumberBinSize")
+                        .values, dtype=float)
+    k = np.asarray(ds["oswK"].values, dtype=float)
+    from ..joins.waves import frequency_widths  # the same bin widths as for frequency grids (geometric here)
+
+    dk = frequency_widths(k)
+    dphi = 2 * np.pi / values.shape[0]
+    return float(np.nansum(values * (k * dk)[None, :]) * dphi)
+
+
+def total_hs(ds: xr.Dataset) -> tuple[float, str]:
+    """The total significant wave height of one WV OCN product, and how it was obtained (a key of HS_METHODS).
+
+    ``oswTotalHs`` when the product has it (IPF 3.40 and later); else the swell partitions and the wind sea,
+    sqrt(sum oswHs^2 + oswWindSeaHs^2), leaving out partitions whose ``oswQualityFlagPartition`` is worse than
+    :data:`MAX_PARTITION_QUALITY` (4, "poor"); else 4 sqrt(m0) of the polar swell spectrum ``oswPolSpec``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        One OCN product as opened.
+
+    Returns
+    -------
+    tuple of (float, str)
+        Hs in m (NaN when nothing is there) and ``"oswTotalHs"``, ``"partitions"``, ``"polar_spectrum"`` or
+        ``"none"``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"oswHs": (("oswAzSize", "oswRaSize", "oswPartitions"), [[[3.0, 4.0, np.nan]]]),
+    ...                  "oswWindSeaHs": (("oswAzSize", "oswRaSize"), [[0.0]])})
+    >>> total_hs(ds)
+    (5.0, 'partitions')
+    """
+    total = float(np.ravel(_value(ds, "oswTotalHs"))[0])
+    if np.isfinite(total):
+        return total, "oswTotalHs"
+    parts = np.ravel(_value(ds, "oswHs"))
+    quality = np.ravel(_value(ds, "oswQualityFlagPartition"))
+    windsea = float(np.ravel(_value(ds, "oswWindSeaHs"))[0])
+    keep = np.isfinite(parts)
+    if quality.size == parts.size:
+        keep &= ~(quality > MAX_PARTITION_QUALITY)  # a missing flag keeps the partition
+    if keep.any() or np.isfinite(windsea):
+        energy = float(np.sum(parts[keep] ** 2)) + (windsea**2 if np.isfinite(windsea) else 0.0)
+        return float(np.sqrt(energy)), "partitions"
+    if {"oswPolSpec", "oswK"} <= set(ds.variables):
+        m0 = _polar_m0(ds)
+        if np.isfinite(m0) and m0 > 0:
+            return float(4 * np.sqrt(m0)), "polar_spectrum"
+    return float("nan"), "none"
+
+
 def _read_one(path: Path) -> dict[str, object]:
     info = parse_name(path)
     if info is None:
         raise ValueError("not a Sentinel-1 WV OCN file name (s1a-wv2-ocn-vv-<start>-<stop>-<orbit>-<dt>-<nnn>.nc)")
     with xr.open_dataset(path, decode_times=False, mask_and_scale=True) as ds:
-        if "oswTotalHs" not in ds.variables:
-            raise ValueError("no oswTotalHs: not a WV OCN product with an ocean swell (osw) component")
+        if not {"oswTotalHs", "oswHs", "oswPolSpec"} & set(ds.variables):
+            raise ValueError("no oswTotalHs, oswHs or oswPolSpec: not a WV OCN product with an ocean swell (osw) "
+                             "component")
         row: dict[str, object] = {"info": info, "attrs": {}}
         for ours, theirs in {**SCALARS, **PARTITIONS, **COORDS}.items():
             row[ours] = _value(ds, theirs)
             if theirs in ds.variables:
                 attrs = {k: v for k, v in ds[theirs].attrs.items() if k in ("units", "long_name", "standard_name")}
                 row["attrs"][ours] = {**attrs, "source_name": theirs}
+        row["hs"], row["hs_method"] = total_hs(ds)
+        if "hs" not in row["attrs"]:
+            row["attrs"]["hs"] = {"units": "m", "long_name": "Total significant wave height"}
         row["source_product"] = str(ds.attrs.get("sourceProduct", ""))
+        row["ipf"] = str(ds.attrs.get("IPFversion", ""))
     return row
 
 
@@ -132,8 +207,11 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
         NaN where a product lacks one) and ``partition_*`` variables of dims ``(imagette, partition)``. Ids are
         the file stems, in the order the paths resolve to; coordinates ``time``, ``latitude``, ``longitude`` (in
         [-180, 180)), ``incidence_angle``, ``heading``, ``mission``, ``swath``, ``polarization``, ``orbit``,
-        ``datatake``, ``imagette_number``, ``imagette_key``, ``source`` (file name) and ``source_product`` (the
-        L1 product it was made from).
+        ``datatake``, ``imagette_number``, ``imagette_key``, ``source`` (file name), ``source_product`` (the
+        L1 product it was made from), ``ipf_version`` and ``hs_method``. ``hs`` is ``oswTotalHs`` where the
+        product has it, else derived from the partitions and the wind sea or the polar spectrum
+        (:func:`total_hs`; its ``hs_method`` attribute says which, per product in the ``hs_method`` coordinate).
+        WV1 and WV2 products are read alike.
 
     Raises
     ------
@@ -144,7 +222,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     -----
     OcnWarning
         Listing the products skipped: unreadable files, names that are not WV OCN names, or products without an
-        ocean-swell component (``oswTotalHs``).
+        ocean-swell component (none of ``oswTotalHs``, ``oswHs``, ``oswPolSpec``).
 
     Examples
     --------
@@ -206,11 +284,17 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
         KEY: np.array([imagette_key(i) for i in infos], dtype=object),
         S.SOURCE: np.array([p.name for p, _ in rows], dtype=object),
         "source_product": np.array([r["source_product"] for _, r in rows], dtype=object),
+        "hs_method": np.array([r["hs_method"] for _, r in rows], dtype=object),
+        "ipf_version": np.array([r["ipf"] for _, r in rows], dtype=object),
         PARTITION: np.arange(n_part, dtype=np.int64),
     }
     coords = {k: ((PARTITION if k == PARTITION else S.IMAGETTE), v) for k, v in coords.items()}
     ds = xr.Dataset(data, coords=coords, attrs={"title": "Sentinel-1 WV L2 OCN products (ocean swell component)"})
     for name, a in attrs.items():
         ds[name].attrs.update(a)
+    used = sorted(set(ds["hs_method"].values.tolist()))
+    ds["hs"].attrs["source_name"] = "oswTotalHs" if used == ["oswTotalHs"] else "derived (see hs_method)"
+    ds["hs"].attrs["hs_method"] = "; ".join(f"{m}: {HS_METHODS[m]}" for m in used)
+    ds["hs_method"].attrs["long_name"] = "how hs was obtained: " + ", ".join(HS_METHODS)
     return ds
 

@@ -312,6 +312,7 @@ def normalise_source(
     ['latitude', 'longitude', 'time']
     """
     out = insitu_points(source, depth=depth, quality_flags=quality_flags) if is_insitu(source) else source
+    out = apply_quality_flags(out, quality_flags)
     lat = find_coordinate(out, LATITUDE_NAMES, "latitude")
     lon = find_coordinate(out, LONGITUDE_NAMES, "longitude")
     if lat is None or lon is None:
@@ -487,6 +488,58 @@ def insitu_points(
                          for k, v in out.items()}, coords=coords)
     return result.assign_attrs({**{k: v for k, v in ds.attrs.items() if k in ("title", "platform_code", "id")},
                                 INSITU_LAYOUT: "cmems_insitu"})
+
+
+#: flag meanings kept by default where a variable names its quality flag (``ancillary_variables``)
+GOOD_MEANINGS = ("good", "good_data", "probably_good", "probably_good_data", "very_good", "acceptable")
+
+
+def apply_quality_flags(ds: xr.Dataset, quality_flags: Sequence[int] | None = None) -> xr.Dataset:
+    """Drop values whose quality flag is not good, for variables that name their flag in ``ancillary_variables``.
+
+    ESA CCI Sea State (``swh_quality``: 0 undefined, 1 bad, 2 acceptable, 3 good) and other CF files name the
+    flag of a variable in its ``ancillary_variables``; the flag's ``flag_values``/``flag_meanings`` say which values
+    are good (:data:`GOOD_MEANINGS`), unless ``quality_flags`` lists them. Values with another flag become NaN and
+    ``VAR__qc_flagged`` records where, so that the joins count them. Lazy.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The source.
+    quality_flags : sequence of int, optional
+        The flag values kept; default those whose meaning is good or acceptable.
+
+    Returns
+    -------
+    xarray.Dataset
+        A new Dataset (the same one when no variable names a flag with meanings), flag variables dropped.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"swh": ("time", [1.0, 2.0], {"ancillary_variables": "swh_quality"}),
+    ...                  "swh_quality": ("time", [3, 1], {"flag_values": [0, 1, 2, 3],
+    ...                                                   "flag_meanings": "undefined bad acceptable good"})})
+    >>> apply_quality_flags(ds).swh.values.tolist()
+    [1.0, nan]
+    """
+    out, used = ds, set()
+    for name, var in ds.data_vars.items():
+        for flag in str(var.attrs.get("ancillary_variables", "")).split():
+            if flag not in ds.variables or ds[flag].dims != var.dims:
+                continue
+            attrs = ds[flag].attrs
+            if quality_flags is not None:
+                good = list(quality_flags)
+            elif "flag_values" in attrs and "flag_meanings" in attrs:
+                meanings = str(attrs["flag_meanings"]).split()
+                good = [v for v, m in zip(np.ravel(attrs["flag_values"]).tolist(), meanings) if m in GOOD_MEANINGS]
+            else:
+                continue
+            ok = ds[flag].isin(good)
+            out = out.assign({str(name): out[name].where(ok).assign_attrs(var.attrs, quality_flags_kept=good),
+                              f"{name}{QC_FLAGGED}": var.notnull() & ~ok})
+            used.add(flag)
+    return out.drop_vars(sorted(used)) if used else out
 
 
 def _end_to_end(parts: list[xr.Dataset], text: str) -> xr.Dataset:

@@ -552,8 +552,11 @@ def _sample_point_source(
         extra = sep if g == 0 else f"{sep}{members[0]}_"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CollocationWarning)
-            if mask.all():
+            if mask.all() or not mask.any():  # (no valid point at all: shapes from every point, then all NaN)
                 part = sample_points(src, members, time, lat, lon, prefix=extra, **kwargs)
+                if not mask.any():
+                    none = xr.DataArray(np.zeros(lat.size, dtype=bool), dims=(S.IMAGETTE,))
+                    part = {k: v.where(none) for k, v in part.items()}
             else:
                 part = sample_points(src.isel({point_dim: np.flatnonzero(mask)}), members, time, lat, lon,
                                      prefix=extra, **kwargs)

@@ -344,7 +344,7 @@ def frequency_parameters(
                                              standard_name="sea_surface_wave_significant_height"),
         "tm01": (m0 / m1).where(positive).assign_attrs(units="s", long_name="mean period m0/m1"),
         "tm02": np.sqrt(m0 / m2).where(positive).assign_attrs(units="s", long_name="mean period sqrt(m0/m2)"),
-        "tp": _peak_period(energy, f, frequency).where(positive).assign_attrs(
+        "tp": _peak_period(spectrum, f, frequency).where(positive).assign_attrs(
             units="s", long_name="peak period of the frequency spectrum"),
     })
 
@@ -429,7 +429,7 @@ def wave_parameters(
     hs = 4 * np.sqrt(m0)
     tm01 = (m0 / m1).where(positive)
     tm02 = np.sqrt(m0 / m2).where(positive)
-    tp = _peak_period(energy.sum(direction), f, frequency).where(positive)
+    tp = _peak_period(spectrum.sum(direction, min_count=1), f, frequency).where(positive)  # the peak of E(f)
     east = (energy * np.sin(theta)).sum(dims)
     north = (energy * np.cos(theta)).sum(dims)
     mean_dir = (np.rad2deg(np.arctan2(east, north)) % 360).where(positive)
