@@ -1,13 +1,21 @@
-"""Evidence that SimCLR training learns: linear-probe Hs RMSE of a briefly trained encoder against random init.
+"""Does SimCLR training learn? Linear-probe RMSE of trained encoders against the same architecture at random init.
 
-One run: synthetic imagettes (ground-truth ``hs``) -> ``xwvnet.train`` a ResNet-18 with SimCLR for a bounded time
-on one set (seed 0) -> embed a *separate* set (seed 1) with the trained encoder and with the same architecture at
-its random initialisation (``train(steps=0)``, the same seed) -> ridge probe of ``hs`` on a seeded 70/30 split.
-Prints RMSE and R^2 of both, the spread of ``hs`` (the RMSE of always predicting the mean), and their ratio.
+One run: 1,024 synthetic imagettes of 256 x 256 (ground-truth ``hs``, ``wind_speed``, ``peak_wavelength``; data
+seed 0) -> ``xwvnet.train(arch="resnet18", max_seconds=...)`` per seed and per *cell* (a set of arguments changed
+from the defaults) -> embed a *separate* set (data seed 1) with each trained encoder through its own saved
+transform (``encoder.json``), and with the same architecture at the same seed's random initialisation -> seeded
+ridge probes on half of it, scored on the other half. Beside them: the non-learned image-statistics baseline and
+"predict the mean" (the spread of the targets). Prints, per cell, the RMSE of each target (mean and min..max over
+seeds), the hs RMSE ratio trained / random init of every seed, and the steps every run reached (a loaded machine
+reaches fewer in the same time; the load average is printed).
 
-Usage: ``python benchmarks/ssl_quality.py [--quick] [--minutes 7] [--image-size 160] [--gentle] [--device auto]``.
-Default: about 9 minutes on 2 CPU cores; ``--quick`` about 2. Measured here: trained views at 160 px beat random
-init on hs (RMSE ratio 0.96); at 96 px they did not (1.11), the embedding being taken at 224 px.
+Usage::
+
+    python benchmarks/ssl_quality.py                          # the defaults, 3 seeds, 600 s each (~35 min)
+    python benchmarks/ssl_quality.py --cells all --seconds 300 # the ablation table (hours on 2 cores)
+    python benchmarks/ssl_quality.py --quick                  # a smoke run: 1 seed, 20 s, small sets
+
+Cells (``--cells NAME ...``, ``all``): see :data:`CELLS`.
 """
 
 from __future__ import annotations
@@ -20,82 +28,135 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 TARGETS = ("hs", "wind_speed", "peak_wavelength")
-# what carries sea state (texture contrast and fine scales) is left alone: blur and strong gamma teach invariance to it
-GENTLE = {"blur_p": 0.0, "gamma": (0.9, 1.1), "contrast": (0.9, 1.1), "scale": (0.5, 1.0)}
+#: the ablation: each cell changes these arguments of ``xwvnet.train`` from their defaults
+CELLS: dict[str, dict] = {
+    "defaults": {},
+    # augmentations, each switched against the defaults (field crops at the embedding's scale, flips, rotations,
+    # speckle; no blur, no radiometric jitter)
+    "+blur": {"augment": {"blur_p": 0.5}},
+    "+jitter": {"augment": {"jitter_p": 0.8}},
+    "-speckle": {"augment": {"speckle_p": 0.0}},
+    "-flip-rotate": {"flip": False, "rotate90": False},
+    # the photographic recipe: random resized crops (scale 0.2-1, resampled), blur and colour-style jitter
+    "photographic": {"augment": {"crop": "resized", "blur_p": 0.5, "jitter_p": 0.8}},
+    "resized-crop": {"augment": {"crop": "resized"}},
+    # view size against the 224-px embedding field (same pixel scale, other windows)
+    "views-64": {"image_size": 64},
+    "views-160": {"image_size": 160},
+    # loss and optimiser
+    "temperature-0.2": {"temperature": 0.2},
+    "temperature-0.5": {"temperature": 0.5},
+    "lr-3e-4": {"lr": 3e-4},
+    "lr-3e-3": {"lr": 3e-3},
+    "batch-128": {"batch_size": 128},
+}
 
 
-def _probe(ds, encoder: Path, test: np.ndarray, device: str) -> dict:
-    """Test-set scores of a ridge probe per target, on the encoder's embeddings of ``ds``."""
+def _embed(ds, encoder, device: str):
+    import xwvnet
+
+    return xwvnet.embed(ds, encoder=encoder, batch_size=32, device=device).compute()
+
+
+def _scores(embedded, test: np.ndarray) -> dict:
+    """Test-set RMSE and R^2 of a seeded ridge probe per target."""
     import xwvnet
     from xwvnet.evaluation.metrics import probe_scores
 
-    embedded = xwvnet.embed(ds, encoder=str(encoder), batch_size=32, device=device).compute()
-    return {t: probe_scores(embedded, xwvnet.fit_probe(embedded, t, train=~test), test=test) for t in TARGETS}
+    out = {}
+    for t in TARGETS:
+        scores = probe_scores(embedded, xwvnet.fit_probe(embedded, t, train=~test, seed=0), test=test)
+        out[t] = {"rmse": float(scores["rmse"]), "r2": float(scores["r2"])}
+    return out
+
+
+def _spread(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():6.3f} ({v.min():.3f}..{v.max():.3f})" if len(v) > 1 else f"{v.mean():6.3f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--minutes", type=float, default=None, help="SimCLR training time budget")
-    parser.add_argument("--image-size", type=int, default=160,
-                        help="training view size; close to the 224-px embedding scale matters (96 px lost to random)")
-    parser.add_argument("--pixels", type=int, default=450, help="synthetic imagette side (450 fills the WV-Net field)")
+    parser.add_argument("--cells", nargs="+", default=["defaults"], help=f"cells to run, or 'all': {list(CELLS)}")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--seconds", type=float, default=600.0, help="max_seconds of each training run")
+    parser.add_argument("--n-train", type=int, default=1024)
+    parser.add_argument("--n-eval", type=int, default=768)
+    parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--gentle", action="store_true",
-                        help="milder augmentations: no blur, narrower gamma/contrast jitter, crops of half the area up")
+    parser.add_argument("--quick", action="store_true", help="smoke run: seed 0, 20 s, 128 + 128 imagettes")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     args = parser.parse_args()
-    augment = GENTLE if args.gentle else None
+    if args.quick:
+        args.seeds, args.seconds, args.n_train, args.n_eval = [0], 20.0, 128, 128
+    cells = list(CELLS) if args.cells == ["all"] else args.cells
+    unknown = sorted(set(cells) - set(CELLS))
+    if unknown:
+        parser.error(f"unknown cells {unknown}; expected some of {list(CELLS)} or 'all'")
+
+    import torch
+
     import xwvnet
+    from xwvnet.evaluation import image_statistics
+    from xwvnet.models.encoder import Encoder
     from xwvnet.probe import split
     from xwvnet.training import train
 
-    minutes = args.minutes or (1.0 if args.quick else 7.0)
-    n_train, n_eval = (384, 240) if args.quick else (1024, 480)
-    batch = 48
-    size = (args.pixels, args.pixels)
     t0 = time.perf_counter()
-    unlabelled = xwvnet.synthetic.imagettes(n_train, seed=0, size=size, chunks=128).compute()
-    evaluation = xwvnet.synthetic.imagettes(n_eval, seed=1, size=size, chunks=128).compute()
-    test = split(evaluation, test_size=0.3, seed=0)
-    print(f"data: {n_train} + {n_eval} synthetic imagettes {size[0]}x{size[1]} in {time.perf_counter() - t0:.0f} s")
+    unlabelled = xwvnet.synthetic.imagettes(args.n_train, seed=0, size=(256, 256), chunks=128).compute()
+    evaluation = xwvnet.synthetic.imagettes(args.n_eval, seed=1, size=(256, 256), chunks=128).compute()
+    test = split(evaluation, test_size=0.5, seed=0)
+    print(f"data: {args.n_train} training + {args.n_eval} probe imagettes of 256 x 256 in "
+          f"{time.perf_counter() - t0:.0f} s; probes fit on {int((~test).sum())}, scored on {int(test.sum())}")
+
+    results: dict = {"baselines": {}, "cells": {}, "seconds": args.seconds, "arch": args.arch}
+    results["baselines"]["image statistics"] = _scores(image_statistics(evaluation).compute(), test)
+    results["baselines"]["predict the mean"] = {
+        t: {"rmse": float(np.std(evaluation[t].values[test])), "r2": 0.0} for t in TARGETS}
+    random = {}
+    for seed in args.seeds:  # the same weights train() starts from with this seed
+        random[seed] = _scores(_embed(evaluation, Encoder(f"random-{args.arch}", args.arch, seed=seed),
+                                      args.device), test)
+    results["random init"] = random
 
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        random_init = train(unlabelled, out_dir=tmp / "random", arch="resnet18", steps=0, seed=0, progress=False)
-        # steps sized so that the cosine schedule about ends with the time budget (a first short run measures)
-        probe_run = train(unlabelled, out_dir=tmp / "timing", arch="resnet18", image_size=args.image_size,
-                          batch_size=batch, steps=4, seed=0, progress=False, device=args.device)
-        rates = [float(line.split(",")[3]) for line in (tmp / "timing" / "loss.csv").read_text().split()[3:]]
-        step_s = batch / max(rates)  # after warm-up; max_seconds below caps an optimistic guess
-        steps = max(10, int(minutes * 60 / step_s))
-        del probe_run
-        t1 = time.perf_counter()
-        trained = train(unlabelled, out_dir=tmp / "simclr", arch="resnet18", image_size=args.image_size,
-                        batch_size=batch, steps=steps, lr=2e-3, seed=0, max_seconds=minutes * 60 * 1.2,
-                        progress=False, device=args.device, augment=augment)
-        took = time.perf_counter() - t1
-        meta = json.loads((tmp / "simclr" / "encoder.json").read_text())
-        losses = [float(line.split(",")[1]) for line in (tmp / "simclr" / "loss.csv").read_text().split()[1:]]
-        device = args.device
-        rows = {"random init": _probe(evaluation, random_init, test, device),
-                "SimCLR-trained": _probe(evaluation, trained, test, device)}
+        for cell in cells:
+            runs = {}
+            for seed in args.seeds:
+                out = Path(tmp) / f"{cell}-{seed}"
+                t1 = time.perf_counter()
+                weights = train(unlabelled, out_dir=out, arch=args.arch, seed=seed, max_seconds=args.seconds,
+                                progress=False, device=args.device, **CELLS[cell])
+                took = time.perf_counter() - t1
+                meta = json.loads((out / "encoder.json").read_text())
+                load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+                scores = _scores(_embed(evaluation, str(weights), args.device), test)
+                runs[seed] = {"scores": scores, "steps": meta["steps_done"], "seconds": took, "load": load,
+                              "final_loss": meta["final_loss"],
+                              "hs_ratio": scores["hs"]["rmse"] / random[seed]["hs"]["rmse"]}
+                print(f"  {cell:16} seed {seed}: {meta['steps_done']} steps in {took:.0f} s (load {load:.1f}, "
+                      f"torch threads {torch.get_num_threads()}), loss {meta['final_loss']:.3f}, hs RMSE "
+                      f"{scores['hs']['rmse']:.3f} vs random init {random[seed]['hs']['rmse']:.3f}: ratio "
+                      f"{runs[seed]['hs_ratio']:.2f}", flush=True)
+            results["cells"][cell] = runs
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nSimCLR: resnet18 at {args.image_size} px, batch {batch}, {meta['steps_done']}/{steps} steps in "
-          f"{took:.0f} s ({meta['stopped']}), loss {np.mean(losses[:5]):.3f} (first 5) -> {np.mean(losses[-5:]):.3f} "
-          f"(last 5); torch threads {torch.get_num_threads()}, load {load:.1f}")
-    print(f"linear probes on {int((~test).sum())} imagettes, tested on {int(test.sum())} (embedded with the "
-          "WV-Net transform at 224 px); 'predict the mean' RMSE = std of the test targets")
-    print(f"{'target':17}{'encoder':18}{'RMSE':>9}{'R^2':>8}")
-    for t in TARGETS:
-        for name, scores in rows.items():
-            print(f"{t:17}{name:18}{scores[t]['rmse']:9.3f}{scores[t]['r2']:8.3f}")
-        print(f"{t:17}{'predict the mean':18}{float(np.std(evaluation[t].values[test])):9.3f}{0.0:8.3f}")
-    ratio = rows["SimCLR-trained"]["hs"]["rmse"] / rows["random init"]["hs"]["rmse"]
-    print(f"hs RMSE ratio trained / random init: {ratio:.2f}")
+    print(f"\n{args.arch}, max_seconds={args.seconds:g}, seeds {args.seeds}; RMSE on held-out imagettes, mean "
+          "(min..max) over seeds")
+    header = f"{'encoder':18}" + "".join(f"{t:>24}" for t in TARGETS) + f"{'hs ratio per seed':>22}{'steps':>16}"
+    print(header)
+    for name, scores in results["baselines"].items():
+        print(f"{name:18}" + "".join(f"{scores[t]['rmse']:24.3f}" for t in TARGETS))
+    print(f"{'random init':18}" + "".join(f"{_spread([random[s][t]['rmse'] for s in args.seeds]):>24}"
+                                         for t in TARGETS))
+    for cell, runs in results["cells"].items():
+        ratios = " ".join(f"{runs[s]['hs_ratio']:.2f}" for s in args.seeds)
+        steps = " ".join(str(runs[s]["steps"]) for s in args.seeds)
+        print(f"{cell:18}" + "".join(f"{_spread([runs[s]['scores'][t]['rmse'] for s in args.seeds]):>24}"
+                                     for t in TARGETS) + f"{ratios:>22}{steps:>16}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
 """SimCLR views of SAR intensity imagettes, made batch-wise on the training device.
 
-Colour-photo augmentations (colour jitter, grey-scale) mean nothing for single-channel SAR intensity; what varies
-between two looks at the same sea state is the framing, the orientation, the resolution, the speckle and the
-radiometric stretch. So a view is: a random resized crop *inside the valid extent* (never the zero padding), an
-optional flip and 90-degree rotation (switchable: wave direction matters for some uses), a Gaussian blur,
-speckle-like multiplicative noise and a gamma/contrast/brightness jitter.
+Colour-photo augmentations (colour jitter, grey-scale) mean nothing for single-channel SAR intensity, and several
+photographic ones destroy exactly what carries the sea state: a random *resized* crop changes the apparent wave
+length, a blur removes the azimuth smearing that grows with wave height, a contrast jitter changes the modulation
+depth. So the default view (``crop="field"``) is a crop *at the pixel scale of the embedding*: the imagette goes
+through the WV-Net field geometry first (the 450 x 450 field resized to 224 x 224, bilinear, exactly as
+:func:`xwvnet.preprocess.wvnet_transform` does), and the view is a ``size`` x ``size`` window of that field, placed
+on the imagette (inside its valid extent where it fits, else holding all of it). Then an optional flip and
+90-degree rotation (exact: index permutations; switchable, since wave direction matters for some uses) and
+speckle-like multiplicative noise. Blur and the gamma/contrast/brightness jitter are there, off by default.
+``crop="resized"`` is the photographic random resized crop (area ``scale``, aspect ``ratio``) inside the valid
+extent, kept for comparison (see ``benchmarks/ssl_quality.py``).
 
-Everything is vectorised over the batch (one ``grid_sample`` for crop+flip+rotation, one grouped convolution for
-the blur) and draws from an explicit ``torch.Generator``, so a seed fixes every view.
+Everything is vectorised over the batch and draws from an explicit ``torch.Generator``, so a seed fixes every view.
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..preprocess import WVNET_MEAN, WVNET_STD
+from ..preprocess import CROP, SIZE, WVNET_MEAN, WVNET_STD, crop_offsets
 
-__all__ = ["AugmentConfig", "augment", "to_model_input", "view_pair"]
+__all__ = ["AugmentConfig", "CROP_MODES", "augment", "embedding_field", "to_model_input", "view_pair"]
+
+#: how a view is cut: ``"field"`` keeps the embedding's pixel scale, ``"resized"`` is the photographic crop.
+CROP_MODES = ("field", "resized")
 
 
 @dataclass(frozen=True)
@@ -29,26 +38,31 @@ class AugmentConfig:
 
     Parameters
     ----------
-    size : int, default 224
+    size : int, default 96
         Side of the square view, in pixels.
+    crop : str, default "field"
+        ``"field"``: a ``size`` window of the WV-Net field (the embedding's 224 x 224 input, so the pixel scale
+        that training sees is the one embedding sees); ``size`` is at most 224. ``"resized"``: a random resized
+        crop of ``scale`` and ``ratio`` inside the valid extent, resampled to ``size`` (photographic SimCLR).
     scale : tuple of float, default (0.2, 1.0)
-        Crop area as a fraction of the imagette's valid area.
+        ``crop="resized"`` only: crop area as a fraction of the imagette's valid area.
     ratio : tuple of float, default (3/4, 4/3)
-        Crop aspect ratio (log-uniform).
+        ``crop="resized"`` only: crop aspect ratio (log-uniform).
     flip : bool, default True
         Random horizontal and vertical flips.
     rotate90 : bool, default True
         Random rotations by multiples of 90 degrees.
-    blur_p : float, default 0.5
-        Probability of a Gaussian blur.
+    blur_p : float, default 0.0
+        Probability of a Gaussian blur (off: it teaches invariance to the azimuth smearing that grows with Hs).
     blur_sigma : tuple of float, default (0.1, 2.0)
         Blur standard deviation, in output pixels.
     speckle_p : float, default 0.5
         Probability of added multiplicative speckle.
     looks : tuple of float, default (4.0, 32.0)
         Equivalent number of looks of the added speckle (log-uniform; fewer looks, stronger speckle).
-    jitter_p : float, default 0.8
-        Probability of the radiometric jitter (gamma, contrast, brightness).
+    jitter_p : float, default 0.0
+        Probability of the radiometric jitter (gamma, contrast, brightness); off: the modulation depth carries
+        sea state.
     gamma : tuple of float, default (0.7, 1.4)
         Gamma exponent (log-uniform).
     contrast : tuple of float, default (0.7, 1.3)
@@ -62,19 +76,27 @@ class AugmentConfig:
     96
     """
 
-    size: int = 224
+    size: int = 96
+    crop: str = "field"
     scale: tuple[float, float] = (0.2, 1.0)  # crop area as a fraction of the valid area
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop aspect ratio (log-uniform)
     flip: bool = True  # random horizontal and vertical flips
     rotate90: bool = True  # random multiples of 90 degrees
-    blur_p: float = 0.5
+    blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # in output pixels
     speckle_p: float = 0.5
     looks: tuple[float, float] = (4.0, 32.0)  # equivalent number of looks of the added speckle (log-uniform)
-    jitter_p: float = 0.8
+    jitter_p: float = 0.0
     gamma: tuple[float, float] = (0.7, 1.4)  # log-uniform
     contrast: tuple[float, float] = (0.7, 1.3)
     brightness: tuple[float, float] = (-0.1, 0.1)
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop={self.crop!r} is not allowed: crop must be one of {list(CROP_MODES)}.")
+        if self.crop == "field" and not 1 <= self.size <= SIZE:
+            raise ValueError(f"size={self.size} is not allowed with crop='field': a view is a window of the "
+                             f"{SIZE} x {SIZE} embedding field, so size must be from 1 to {SIZE}.")
 
     def to_dict(self) -> dict:
         """The parameters as a plain dict (for the run configuration and ``encoder.json``).
@@ -136,6 +158,120 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return y.reshape(n, 1, h, w)
 
 
+def embedding_field(
+    images: torch.Tensor, valid_lines: torch.Tensor, valid_samples: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The WV-Net field of each imagette as embedding sees it, before normalisation, and where the imagette lies in it.
+
+    The same geometry and arithmetic as :func:`xwvnet.preprocess.wvnet_transform` (the 450 x 450 field of
+    :func:`~xwvnet.preprocess.crop_offsets`, scaled to [0, 1], bilinear ``align_corners=True`` to 224 x 224), done
+    with torch indexing on the images' device.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(n, lines, samples)`` uint8 quicklooks, zero padded.
+    valid_lines, valid_samples : torch.Tensor
+        ``(n,)`` each imagette's valid extent.
+
+    Returns
+    -------
+    field : torch.Tensor
+        ``(n, 1, 224, 224)`` float32 in [0, 1]; ``(field - mean) / std`` is the WV-Net transform's output.
+    box : torch.Tensor
+        ``(n, 4)`` int64 ``(top, bottom, left, right)``: output rows ``top:bottom`` and columns ``left:right`` read
+        the imagette only (no padding).
+
+    Examples
+    --------
+    >>> images = torch.full((1, 300, 300), 128, dtype=torch.uint8)
+    >>> field, box = embedding_field(images, torch.tensor([300]), torch.tensor([300]))
+    >>> tuple(field.shape), box.tolist()
+    ((1, 1, 224, 224), [[38, 186, 38, 186]])
+    """
+    device = images.device
+    n, lines, samples = images.shape
+    vl = valid_lines.detach().cpu().numpy().astype(np.int64)
+    vs = valid_samples.detach().cpu().numpy().astype(np.int64)
+    line0, sample0 = crop_offsets(vl, vs, CROP)
+    span = torch.arange(CROP, device=device)
+    rows = torch.as_tensor(line0, device=device)[:, None] + span
+    cols = torch.as_tensor(sample0, device=device)[:, None] + span
+    row_ok = (rows >= 0) & (rows < torch.as_tensor(vl, device=device)[:, None])
+    col_ok = (cols >= 0) & (cols < torch.as_tensor(vs, device=device)[:, None])
+    picked = images[torch.arange(n, device=device)[:, None, None], rows.clamp(0, lines - 1)[:, :, None],
+                    cols.clamp(0, samples - 1)[:, None, :]]
+    picked = torch.where(row_ok[:, :, None] & col_ok[:, None, :], picked, torch.zeros((), dtype=images.dtype,
+                                                                                       device=device))
+    x = picked.to(torch.float32).mul_(1.0 / 255)
+    field = F.interpolate(x[:, None], size=(SIZE, SIZE), mode="bilinear", align_corners=True, antialias=False)
+    # output pixel i reads field positions around i * (CROP - 1) / (SIZE - 1) (bilinear: its floor and ceiling);
+    # it reads the imagette only where both lie in [first, last]: integer arithmetic, no rounding doubt
+    r_first, r_last = np.maximum(0, -line0), np.minimum(CROP - 1, vl - 1 - line0)
+    c_first, c_last = np.maximum(0, -sample0), np.minimum(CROP - 1, vs - 1 - sample0)
+    top, bottom = -(-r_first * (SIZE - 1) // (CROP - 1)), r_last * (SIZE - 1) // (CROP - 1) + 1
+    left, right = -(-c_first * (SIZE - 1) // (CROP - 1)), c_last * (SIZE - 1) // (CROP - 1) + 1
+    box = np.stack([top, np.maximum(bottom, top), left, np.maximum(right, left)], 1)
+    return field, torch.as_tensor(box, dtype=torch.int64, device=device)
+
+
+def _field_crop(field: torch.Tensor, box: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """A ``cfg.size`` window of each field, on the imagette, then flipped and turned by index permutations only."""
+    n, device, size = field.shape[0], field.device, cfg.size
+
+    def offsets(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        extent = high - low
+        # inside the imagette where it is larger than the view, else holding all of it (inside the field)
+        first = torch.where(extent >= size, low, (high - size).clamp(min=0))
+        last = torch.where(extent >= size, high - size, low.clamp(max=SIZE - size))
+        last = last.maximum(first)
+        u = torch.rand(n, generator=g, device=device)
+        return first + torch.floor(u * (last - first + 1).to(torch.float32)).long().minimum(last - first)
+
+    y0 = offsets(box[:, 0], box[:, 1])
+    x0 = offsets(box[:, 2], box[:, 3])
+    span = torch.arange(size, device=device)
+    rows, cols = y0[:, None] + span, x0[:, None] + span
+    out = field[torch.arange(n, device=device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]][:, None]
+    if cfg.rotate90:
+        k = torch.randint(0, 4, (n,), generator=g, device=device)
+        turned = out.clone()
+        for quarter in (1, 2, 3):
+            pick = k == quarter
+            if bool(pick.any()):
+                turned[pick] = torch.rot90(out[pick], quarter, dims=(-2, -1))
+        out = turned
+    if cfg.flip:
+        fx = (torch.rand(n, generator=g, device=device) < 0.5)[:, None, None, None]
+        fy = (torch.rand(n, generator=g, device=device) < 0.5)[:, None, None, None]
+        out = torch.where(fx, out.flip(-1), out)
+        out = torch.where(fy, out.flip(-2), out)
+    return out
+
+
+def _resized_crop(x: torch.Tensor, lines: torch.Tensor, samples: torch.Tensor, cfg: AugmentConfig,
+                  g: torch.Generator) -> torch.Tensor:
+    """The photographic random resized crop inside the valid extent, with flip and rotation, in one grid_sample."""
+    n, device = x.shape[0], x.device
+    # anti-alias: average-pool by the integer factor the typical crop is shrunk by, then sample bilinearly
+    typical = torch.sqrt((lines * samples).mean() * (cfg.scale[0] + cfg.scale[1]) / 2)
+    factor = max(1, int(typical.item() // cfg.size))
+    if factor > 1:
+        x = F.avg_pool2d(x, factor)  # whole blocks only: no pooled pixel mixes in padding
+        lines, samples = torch.floor(lines / factor), torch.floor(samples / factor)
+    # crops span pixel centres [0.5, extent - 0.5], so bilinear weights never reach the padding
+    y0, x0, h, w = _crop_boxes((lines - 1).clamp(min=1), (samples - 1).clamp(min=1), cfg, g)
+    y0, x0 = y0 + 0.5, x0 + 0.5
+    big_h, big_w = x.shape[-2:]
+    rot = _orientation(n, cfg, g, device)
+    # output (u, v) in [-1, 1] -> oriented (u', v') -> input normalised coords (align_corners=False)
+    scale = torch.stack([w / big_w, h / big_h], -1)  # (n, 2)
+    shift = torch.stack([(2 * x0 + w) / big_w - 1, (2 * y0 + h) / big_h - 1], -1)
+    theta = torch.cat([rot * scale[:, :, None], shift[:, :, None]], dim=2)  # (n, 2, 3)
+    grid = F.affine_grid(theta, (n, 1, cfg.size, cfg.size), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def augment(
     images: torch.Tensor,
     valid_lines: torch.Tensor,
@@ -148,9 +284,9 @@ def augment(
     Parameters
     ----------
     images : torch.Tensor
-        ``(n, lines, samples)`` uint8 quicklooks, or floats in [0, 1].
+        ``(n, lines, samples)`` uint8 quicklooks (``crop="field"`` needs uint8), or floats in [0, 1].
     valid_lines, valid_samples : torch.Tensor
-        ``(n,)`` each imagette's extent inside the zero padding; crops stay inside it.
+        ``(n,)`` each imagette's extent inside the zero padding; crops stay inside it where they fit.
     cfg : AugmentConfig
         The view's parameters.
     generator : torch.Generator
@@ -164,34 +300,23 @@ def augment(
     Raises
     ------
     ValueError
-        If ``images`` is not 3-D.
+        If ``images`` is not 3-D, or not uint8 with ``crop="field"``.
     """
     if images.ndim != 3:
         raise ValueError(f"expected images of shape (n, lines, samples), got {tuple(images.shape)}")
     n, device = images.shape[0], images.device
-    x = images.to(torch.float32)
-    if images.dtype == torch.uint8:
-        x = x / 255.0
-    x = x[:, None]
-    lines = valid_lines.to(device=device, dtype=torch.float32)
-    samples = valid_samples.to(device=device, dtype=torch.float32)
-    # anti-alias: average-pool by the integer factor the typical crop is shrunk by, then sample bilinearly
-    typical = torch.sqrt((lines * samples).mean() * (cfg.scale[0] + cfg.scale[1]) / 2)
-    factor = max(1, int(typical.item() // cfg.size))
-    if factor > 1:
-        x = F.avg_pool2d(x, factor)  # whole blocks only: no pooled pixel mixes in padding
-        lines, samples = torch.floor(lines / factor), torch.floor(samples / factor)
-    # crops span pixel centres [0.5, extent - 0.5], so bilinear weights never reach the padding
-    y0, x0, h, w = _crop_boxes((lines - 1).clamp(min=1), (samples - 1).clamp(min=1), cfg, generator)
-    y0, x0 = y0 + 0.5, x0 + 0.5
-    big_h, big_w = x.shape[-2:]
-    rot = _orientation(n, cfg, generator, device)
-    # output (u, v) in [-1, 1] -> oriented (u', v') -> input normalised coords (align_corners=False)
-    scale = torch.stack([w / big_w, h / big_h], -1)  # (n, 2)
-    shift = torch.stack([(2 * x0 + w) / big_w - 1, (2 * y0 + h) / big_h - 1], -1)
-    theta = torch.cat([rot * scale[:, :, None], shift[:, :, None]], dim=2)  # (n, 2, 3)
-    grid = F.affine_grid(theta, (n, 1, cfg.size, cfg.size), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.crop == "field":
+        if images.dtype != torch.uint8:
+            raise ValueError(f"crop='field' takes uint8 quicklooks (as the WV-Net transform), got {images.dtype}.")
+        field, box = embedding_field(images, valid_lines, valid_samples)
+        out = _field_crop(field, box, cfg, generator)
+    else:
+        x = images.to(torch.float32)
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        lines = valid_lines.to(device=device, dtype=torch.float32)
+        samples = valid_samples.to(device=device, dtype=torch.float32)
+        out = _resized_crop(x[:, None], lines, samples, cfg, generator)
 
     if cfg.blur_p > 0:
         sigma = _uniform(n, *cfg.blur_sigma, generator, device)

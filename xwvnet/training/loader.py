@@ -17,7 +17,7 @@ torch's global generator, so streaming leaves the training run's RNG state untou
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,8 @@ import xarray as xr
 from .. import schema as S
 from ..preprocess import sigma0_to_quicklook
 
-__all__ = ["Batch", "WindowDataset", "chunk_starts", "epoch_windows", "rank_windows", "batches", "open_training_data"]
+__all__ = ["Batch", "ImagetteDataset", "WindowDataset", "chunk_starts", "epoch_windows", "rank_windows", "batches",
+           "open_training_data"]
 
 IN_MEMORY_CHUNK = 256  # pseudo-chunk length for numpy-backed Datasets
 
@@ -350,3 +351,184 @@ def batches(
             part = slice(b * batch_size, (b + 1) * batch_size)
             yield Batch(item["images"][part], item["valid_lines"][part], item["valid_samples"][part],
                         item["index"][part])
+
+
+# --- a public Dataset for your own loop ------------------------------------------------------------------------------
+class ImagetteDataset(torch.utils.data.IterableDataset):
+    """Imagettes of a store (or Dataset) as a torch ``IterableDataset``: streamed by chunks, shuffled, sharded.
+
+    For your own PyTorch or Lightning loop (fine-tuning, a head on frozen embeddings, another method): each item
+    is one imagette through an encoder's input transform, with its position, its id and the variables you ask for.
+    Nothing is loaded whole: every epoch reads each chunk of the store once, in the chunk-window order of
+    :func:`epoch_windows` (the order of chunks shuffled, the imagettes shuffled inside windows of at least
+    ``shuffle_size``), dealt round-robin to DDP ranks and then to the DataLoader's workers, so each worker reads
+    only its own chunks. The order is a pure function of ``(seed, epoch)`` and the chunk layout: call
+    :meth:`set_epoch` before each epoch, as with torch's ``DistributedSampler``.
+
+    Parameters
+    ----------
+    source : xarray.Dataset or str or os.PathLike
+        An imagette Dataset, or the path of a store (opened lazily with :func:`xwvnet.open_store`).
+    transform : str, Encoder, callable or None, default "wvnet"
+        The model input: a transform name (``"wvnet"``, ``"imagenet"``), an :class:`~xwvnet.models.encoder.Encoder`
+        (its transform and input channels: ``xwvnet.load_encoder("runs/r18/encoder.pt")`` gives a trained
+        encoder's own), a callable ``fn(quicklooks, valid_lines, valid_samples, *, device, channels)``, or
+        ``None`` for the raw padded uint8 image with ``valid_lines`` and ``valid_samples``.
+    variables : sequence of str, default ()
+        Variables along ``imagette`` to return with each image (targets such as ``"hs"``, or ``"labels"``).
+    shuffle : bool, default True
+        Shuffle as described above; ``False`` streams the imagettes in store order (evaluation, inference).
+    shuffle_size : int, default 1024
+        Least number of imagettes shuffled together (whole chunks; memory is about one window per worker).
+    seed : int, default 0
+        Seed of the order.
+    rank, world : int, optional
+        This DDP rank and the number of ranks; default from ``torch.distributed`` when it is initialised, else 0
+        and 1. Every rank yields the same number of imagettes per epoch (the longest shares are cut to the
+        shortest), so that DDP ranks step together; an epoch has whole windows only, so keep ``shuffle_size``
+        well under the imagettes per rank.
+    var : str, optional
+        The image variable; default ``quicklook``, else ``sigma0`` (stretched to a quicklook as embedding does).
+    channels : int, optional
+        Channels of the transformed image; default the Encoder's ``in_chans``, else 3.
+
+    Raises
+    ------
+    TypeError
+        If ``source`` is neither a Dataset nor a path, or ``transform`` is not one of the kinds above.
+    ValueError
+        If a variable is missing or not along ``imagette``, or ``shuffle_size`` < 1, or ``rank`` is not in
+        ``[0, world)``.
+
+    Examples
+    --------
+    >>> data = ImagetteDataset("imagettes.zarr", transform=xwvnet.load_encoder("random-resnet50"),
+    ...                        variables=["hs"], seed=0)  # doctest: +SKIP
+    >>> loader = torch.utils.data.DataLoader(data, batch_size=32, num_workers=4)  # doctest: +SKIP
+    >>> for epoch in range(10):  # doctest: +SKIP
+    ...     data.set_epoch(epoch)
+    ...     for batch in loader:
+    ...         loss = criterion(head(backbone(batch["image"])), batch["hs"])
+    """
+
+    #: imagettes transformed at a time inside a worker (bounds the float memory of one step)
+    TRANSFORM_BATCH = 64
+
+    def __init__(
+        self,
+        source: xr.Dataset | str | os.PathLike,
+        *,
+        transform: str | Callable[..., torch.Tensor] | None = "wvnet",
+        variables: Sequence[str] = (),
+        shuffle: bool = True,
+        shuffle_size: int = 1024,
+        seed: int = 0,
+        rank: int | None = None,
+        world: int | None = None,
+        var: str | None = None,
+        channels: int | None = None,
+    ) -> None:
+        from ..models.encoder import Encoder
+        from ..preprocess import get_transform
+
+        ds, self.var = open_training_data(source, var)
+        if isinstance(variables, str):
+            variables = [variables]
+        self.variables = tuple(variables)
+        for name in self.variables:
+            if name not in ds.variables or S.IMAGETTE not in ds[name].dims or ds[name].dims[0] != S.IMAGETTE:
+                raise ValueError(f"variable {name!r} is not in the data along {S.IMAGETTE!r}; found variables "
+                                 f"{sorted(map(str, ds.data_vars))}.")
+        if isinstance(transform, Encoder):
+            self.channels = transform.in_chans if channels is None else int(channels)
+            transform = transform.transform
+        else:
+            self.channels = 3 if channels is None else int(channels)
+        if transform is not None and not (isinstance(transform, str) or callable(transform)):
+            raise TypeError(f"transform must be a transform name, an Encoder, a callable or None; got "
+                            f"{type(transform).__name__}.")
+        self.transform = None if transform is None else get_transform(transform)
+        if not (isinstance(shuffle_size, (int, np.integer)) and shuffle_size >= 1):
+            raise ValueError(f"shuffle_size={shuffle_size!r} is not allowed: it must be an integer >= 1.")
+        if rank is None or world is None:
+            import torch.distributed as dist
+
+            on = dist.is_available() and dist.is_initialized()
+            rank = (dist.get_rank() if on else 0) if rank is None else rank
+            world = (dist.get_world_size() if on else 1) if world is None else world
+        if not 0 <= rank < world:
+            raise ValueError(f"rank={rank} is not in [0, world={world}).")
+        self.ds = ds[[self.var, S.VALID_LINES, S.VALID_SAMPLES, *self.variables]]
+        self.shuffle, self.shuffle_size, self.seed = bool(shuffle), int(shuffle_size), int(seed)
+        self.rank, self.world, self.epoch = int(rank), int(world), 0
+        self.starts = chunk_starts(ds, self.var)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Order the next iteration as epoch ``epoch`` (the same epoch gives the same order).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch number.
+        """
+        self.epoch = int(epoch)
+
+    def _plan(self) -> list[np.ndarray]:
+        """This rank's share of the epoch: its windows, each cut so that every rank has the same total."""
+        if self.shuffle:
+            windows = epoch_windows(self.starts, self.seed, self.epoch, self.shuffle_size)
+        else:
+            windows = [np.arange(a, b) for a, b in zip(self.starts[:-1], self.starts[1:])]
+        totals = [sum(len(w) for w in windows[r::self.world]) for r in range(self.world)]
+        left, mine = min(totals), []
+        for window in windows[self.rank::self.world]:
+            mine.append(window[:left])
+            left -= len(mine[-1])
+        return mine
+
+    def __len__(self) -> int:
+        """Imagettes this rank yields per epoch (all its DataLoader workers together)."""
+        return int(sum(len(w) for w in self._plan()))
+
+    def __iter__(self) -> Iterator[dict]:
+        """The imagettes of this rank and DataLoader worker, one dict each.
+
+        Yields
+        ------
+        dict
+            ``image`` (float32 ``(channels, 224, 224)`` through the transform, or the padded uint8 image with
+            ``valid_lines`` and ``valid_samples`` when ``transform=None``), ``index`` (position along
+            ``imagette``), ``id`` (the imagette id) and each of ``variables`` as a tensor.
+        """
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        for k, window in enumerate(self._plan()):
+            if k % workers != worker or not len(window):
+                continue
+            order = np.argsort(window, kind="stable")
+            with dask.config.set(scheduler="synchronous"):  # safe inside forked loader workers
+                sub = self.ds.isel({S.IMAGETTE: window[order]}).compute()
+            back = np.empty_like(order)
+            back[order] = np.arange(len(order))
+            sub = sub.isel({S.IMAGETTE: back})
+            images = np.asarray(sub[self.var].values)
+            lines, samples = np.asarray(sub[S.VALID_LINES].values), np.asarray(sub[S.VALID_SAMPLES].values)
+            if images.dtype != np.uint8:
+                images = sigma0_to_quicklook(images, lines, samples)
+            ids = sub[S.IMAGETTE].values
+            extra = {name: torch.as_tensor(np.asarray(sub[name].values)) for name in self.variables}
+            for a in range(0, len(window), self.TRANSFORM_BATCH):
+                part = slice(a, a + self.TRANSFORM_BATCH)
+                if self.transform is None:
+                    pixels = torch.from_numpy(np.ascontiguousarray(images[part]))
+                else:
+                    pixels = self.transform(images[part], lines[part], samples[part], device="cpu",
+                                            channels=self.channels)
+                for j in range(pixels.shape[0]):
+                    i = a + j
+                    item = {"image": pixels[j].clone() if self.transform is not None else pixels[j],
+                            "index": int(window[i]), "id": str(ids[i])}
+                    if self.transform is None:
+                        item["valid_lines"], item["valid_samples"] = int(lines[i]), int(samples[i])
+                    item.update({name: value[i] for name, value in extra.items()})
+                    yield item

@@ -180,8 +180,8 @@ class TrainConfig:
 
     arch: str = "resnet18"
     init: str | None = None
-    image_size: int = 224
-    batch_size: int = 256
+    image_size: int = 96
+    batch_size: int = 64
     steps: int = 1000
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -431,10 +431,14 @@ def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, 
         "weights": ENCODER_FILE,
         "arch": config.arch,
         "in_chans": int(backbone.in_chans),
-        "transform": "wvnet",  # the views are normalised as the WV-Net transform does (augment.to_model_input)
+        # the views are windows of the WV-Net field, normalised as that transform does (augment.to_model_input)
+        "transform": "wvnet",
         "embedding_size": int(backbone.num_features),
         "num_features": int(backbone.num_features),
         "trained_image_size": config.image_size,
+        "trained_view": ("windows of the embedding field (same pixel scale as transform='wvnet')"
+                         if config.augment.get("crop", "field") == "field" else
+                         "random resized crops (pixel scale differs from transform='wvnet')"),
         "method": "SimCLR (xwvnet.train)",
         "steps_done": step,
         "stopped": stopped,
@@ -458,10 +462,10 @@ def train(
     out_dir: str | os.PathLike,
     arch: str | None = None,
     init: str | os.PathLike | None = None,
-    image_size: int = 224,
-    batch_size: int = 256,
+    image_size: int = 96,
+    batch_size: int = 64,
     steps: int = 1000,
-    lr: float = 1e-3,
+    lr: float | None = None,
     weight_decay: float = 1e-4,
     warmup_steps: int | None = None,
     temperature: float = 0.1,
@@ -498,14 +502,19 @@ def train(
     init : str or os.PathLike, optional
         ``None`` (random initialisation, seeded), a named encoder such as ``"wvnet-resnet50"``, or a weights or
         checkpoint file to continue from.
-    image_size : int, default 224
-        Side of the square views, in pixels.
-    batch_size : int, default 256
-        The global batch (split over DDP ranks; must be divisible by their number).
+    image_size : int, default 96
+        Side of the square views, in pixels. With the default ``crop="field"`` augmentation a view is a window of
+        the 224 x 224 field that embedding feeds the encoder (``transform="wvnet"``: the 450 x 450 field resized to
+        224), at the same pixel scale, so ``image_size`` is at most 224; the encoder then embeds whole fields at the
+        scale it was trained on.
+    batch_size : int, default 64
+        The global batch (split over DDP ranks; must be divisible by their number). 64 fits a CPU; on GPUs use
+        256 or more (see ``docs/gpus.md``).
     steps : int, default 1000
         Optimizer steps of the whole run; the schedule decays to 0 at this step.
-    lr : float, default 1e-3
-        Peak learning rate of AdamW.
+    lr : float, optional
+        Peak learning rate of AdamW; default 1e-3 for a fresh encoder and 1e-4 when continuing from ``init``
+        (a tenth: a short continued run adapts the weights to the new imagettes without erasing what they know).
     weight_decay : float, default 1e-4
         AdamW decay of weight matrices and kernels (none on biases and normalisation parameters).
     warmup_steps : int, optional
@@ -543,7 +552,9 @@ def train(
         bfloat16 under CUDA, float32 on the CPU. The same names as :func:`xwvnet.embed`.
     augment : AugmentConfig or dict, optional
         Augmentation parameters (see :class:`~xwvnet.training.augment.AugmentConfig`); ``size``, ``flip`` and
-        ``rotate90`` are taken from ``image_size``, ``flip`` and ``rotate90``.
+        ``rotate90`` are taken from ``image_size``, ``flip`` and ``rotate90``. The default views keep the pixel
+        scale of the embedding and the radiometry (no blur, no contrast jitter); ``crop="resized"`` gives the
+        photographic random resized crop instead, whose scale the ``"wvnet"`` embedding transform does not match.
     flip : bool, default True
         Random horizontal and vertical flips.
     rotate90 : bool, default True
@@ -592,6 +603,7 @@ def train(
     >>> weights = xwvnet.train(ds, out_dir="run", image_size=64, batch_size=32, steps=50)  # doctest: +SKIP
     >>> xwvnet.embed(ds, encoder=weights)  # doctest: +SKIP
     """
+    lr = (1e-3 if init is None else 1e-4) if lr is None else lr
     _check_arguments(image_size=image_size, batch_size=batch_size, steps=steps, lr=lr, weight_decay=weight_decay,
                      warmup_steps=warmup_steps, temperature=temperature, projection_dim=projection_dim,
                      grad_clip=grad_clip, seed=seed, resume=resume, overwrite=overwrite,
