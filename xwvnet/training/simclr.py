@@ -176,6 +176,8 @@ class TrainConfig:
         Loader workers per rank (free to change on resume).
     device : str
         The torch device used (free to change on resume).
+    compile : bool
+        Whether the model step went through ``torch.compile`` (free to change on resume).
     """
 
     arch: str = "resnet18"
@@ -199,9 +201,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     num_workers: int = 0
     device: str = "cpu"
+    compile: bool = False
 
 
-FREE = frozenset({"checkpoint_every", "num_workers", "device"})
+FREE = frozenset({"checkpoint_every", "num_workers", "device", "compile"})
 
 
 def _training_precision(precision: str, dev: torch.device) -> str:
@@ -258,7 +261,7 @@ def _check_arguments(**kw: object) -> None:
          "None, 0 (no clipping) or a finite number > 0")
     need(kw["max_seconds"] is None or (_is_real(kw["max_seconds"]) and kw["max_seconds"] > 0), "max_seconds",
          "None or a finite number of seconds > 0")
-    for name in ("resume", "overwrite", "flip", "rotate90", "progress"):
+    for name in ("resume", "overwrite", "flip", "rotate90", "progress", "compile"):
         need(isinstance(kw[name], (bool, np.bool_)), name, "True or False")
     if kw["resume"] and kw["overwrite"]:
         raise ValueError("resume=True and overwrite=True contradict each other: resume continues the run in out_dir, "
@@ -486,6 +489,7 @@ def train(
     stop_at_step: int | None = None,
     var: str | None = None,
     progress: bool = True,
+    compile: bool = False,
 ) -> Path:
     """Train (or continue training) an encoder with SimCLR on imagettes; return the path of its weights.
 
@@ -568,6 +572,9 @@ def train(
         The image variable; default ``quicklook``, else ``sigma0`` (stretched as embedding does).
     progress : bool, default True
         Show a tqdm progress bar (rank 0).
+    compile : bool, default False
+        Run the model through ``torch.compile`` (worth it on GPUs for long runs: the first steps compile for a
+        minute or two, later steps are faster; see ``docs/gpus.md``). The weights and outputs are the same kind.
 
     Returns
     -------
@@ -609,7 +616,7 @@ def train(
                      grad_clip=grad_clip, seed=seed, resume=resume, overwrite=overwrite,
                      checkpoint_every=checkpoint_every, num_workers=num_workers, shuffle_size=shuffle_size,
                      flip=flip, rotate90=rotate90, max_seconds=max_seconds, stop_at_step=stop_at_step,
-                     progress=progress)
+                     progress=progress, compile=compile)
     out_dir = Path(out_dir).expanduser()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device, local_rank)
@@ -648,7 +655,7 @@ def train(
             warmup_steps=max(1, steps // 20) if warmup_steps is None else warmup_steps, temperature=temperature,
             projection_dim=projection_dim, grad_clip=grad_clip, seed=seed, shuffle_size=shuffle_size,
             world_size=world, precision=precision, var=var, augment=aug.to_dict(),
-            checkpoint_every=checkpoint_every, num_workers=num_workers, device=str(dev),
+            checkpoint_every=checkpoint_every, num_workers=num_workers, device=str(dev), compile=bool(compile),
         )
         config.augment = json.loads(json.dumps(config.augment))  # tuples -> lists, as read back from JSON
         model = SimCLR(backbone, ProjectionHead(backbone.num_features, out_features=projection_dim)).to(dev)
@@ -671,6 +678,8 @@ def train(
             if dev.type == "cuda":
                 core = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global batch norm, as SimCLR has
             model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        if compile:
+            model = torch.compile(model)  # parameters are shared: checkpoints and weights come from ``core``
         log_path = out_dir / (NEW_LOG_FILE if replacing else LOG_FILE)
         if rank == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
