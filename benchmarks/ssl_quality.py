@@ -33,14 +33,14 @@ TARGETS = ("hs", "wind_speed", "peak_wavelength")
 #: the ablation: each cell changes these arguments of ``xwvnet.train`` from their defaults
 CELLS: dict[str, dict] = {
     "defaults": {},
-    # augmentations, each switched against the defaults (field crops at the embedding's scale, flips, rotations,
-    # speckle; no blur, no radiometric jitter)
+    # augmentations, each switched against the defaults (field crops at the embedding's scale, flips, rotations;
+    # no speckle, no blur, no radiometric jitter)
+    "+speckle": {"augment": {"speckle_p": 0.5}},
     "+blur": {"augment": {"blur_p": 0.5}},
     "+jitter": {"augment": {"jitter_p": 0.8}},
-    "-speckle": {"augment": {"speckle_p": 0.0}},
     "-flip-rotate": {"flip": False, "rotate90": False},
     # the photographic recipe: random resized crops (scale 0.2-1, resampled), blur and colour-style jitter
-    "photographic": {"augment": {"crop": "resized", "blur_p": 0.5, "jitter_p": 0.8}},
+    "photographic": {"augment": {"crop": "resized", "blur_p": 0.5, "jitter_p": 0.8, "speckle_p": 0.5}},
     "resized-crop": {"augment": {"crop": "resized"}},
     # view size against the 224-px embedding field (same pixel scale, other windows)
     "views-64": {"image_size": 64},

@@ -7,8 +7,10 @@ depth. So the default view (``crop="field"``) is a crop *at the pixel scale of t
 through the WV-Net field geometry first (the 450 x 450 field resized to 224 x 224, bilinear, exactly as
 :func:`xwvnet.preprocess.wvnet_transform` does), and the view is a ``size`` x ``size`` window of that field, placed
 on the imagette (inside its valid extent where it fits, else holding all of it). Then an optional flip and
-90-degree rotation (exact: index permutations; switchable, since wave direction matters for some uses) and
-speckle-like multiplicative noise. Blur and the gamma/contrast/brightness jitter are there, off by default.
+90-degree rotation (exact: index permutations; switchable, since wave direction matters for some uses). Speckle-like
+multiplicative noise, blur and the gamma/contrast/brightness jitter are there, off by default: each made the probes
+worse in ``benchmarks/ssl_quality.py`` (added speckle drowns the wave modulation whose contrast against the
+imagette's own speckle carries Hs).
 ``crop="resized"`` is the photographic random resized crop (area ``scale``, aspect ``ratio``) inside the valid
 extent, kept for comparison (see ``benchmarks/ssl_quality.py``).
 
@@ -38,7 +40,7 @@ class AugmentConfig:
 
     Parameters
     ----------
-    size : int, default 96
+    size : int, default 64
         Side of the square view, in pixels.
     crop : str, default "field"
         ``"field"``: a ``size`` window of the WV-Net field (the embedding's 224 x 224 input, so the pixel scale
@@ -56,8 +58,8 @@ class AugmentConfig:
         Probability of a Gaussian blur (off: it teaches invariance to the azimuth smearing that grows with Hs).
     blur_sigma : tuple of float, default (0.1, 2.0)
         Blur standard deviation, in output pixels.
-    speckle_p : float, default 0.5
-        Probability of added multiplicative speckle.
+    speckle_p : float, default 0.0
+        Probability of added multiplicative speckle (off: it hides the wave modulation that carries Hs).
     looks : tuple of float, default (4.0, 32.0)
         Equivalent number of looks of the added speckle (log-uniform; fewer looks, stronger speckle).
     jitter_p : float, default 0.0
@@ -76,7 +78,7 @@ class AugmentConfig:
     96
     """
 
-    size: int = 96
+    size: int = 64
     crop: str = "field"
     scale: tuple[float, float] = (0.2, 1.0)  # crop area as a fraction of the valid area
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop aspect ratio (log-uniform)
@@ -84,7 +86,7 @@ class AugmentConfig:
     rotate90: bool = True  # random multiples of 90 degrees
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # in output pixels
-    speckle_p: float = 0.5
+    speckle_p: float = 0.0
     looks: tuple[float, float] = (4.0, 32.0)  # equivalent number of looks of the added speckle (log-uniform)
     jitter_p: float = 0.0
     gamma: tuple[float, float] = (0.7, 1.4)  # log-uniform

@@ -182,7 +182,7 @@ class TrainConfig:
 
     arch: str = "resnet18"
     init: str | None = None
-    image_size: int = 96
+    image_size: int = 64
     batch_size: int = 64
     steps: int = 1000
     lr: float = 1e-3
@@ -465,7 +465,7 @@ def train(
     out_dir: str | os.PathLike,
     arch: str | None = None,
     init: str | os.PathLike | None = None,
-    image_size: int = 96,
+    image_size: int = 64,
     batch_size: int = 64,
     steps: int = 1000,
     lr: float | None = None,
@@ -506,7 +506,7 @@ def train(
     init : str or os.PathLike, optional
         ``None`` (random initialisation, seeded), a named encoder such as ``"wvnet-resnet50"``, or a weights or
         checkpoint file to continue from.
-    image_size : int, default 96
+    image_size : int, default 64
         Side of the square views, in pixels. With the default ``crop="field"`` augmentation a view is a window of
         the 224 x 224 field that embedding feeds the encoder (``transform="wvnet"``: the 450 x 450 field resized to
         224), at the same pixel scale, so ``image_size`` is at most 224; the encoder then embeds whole fields at the
