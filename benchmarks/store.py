@@ -1,102 +1,152 @@
-"""What the writer lease and the chunk records cost: the store before and after issue 11, side by side in one run.
+"""What xwvnet's stores cost against plain Zarr on the same storage: local disk and a moto S3 server, one run.
 
-Run: ``python benchmarks/store.py [--n 2000] [--repeat 3]``. The *before* is ``xwvnet/io/store.py`` as it was at
-commit ``c24a58d`` (read with ``git show``, so it needs the git history; without it only *after* is timed). Both
-write the same in-memory synthetic imagettes (64 x 64) to a fresh store and read them back; the ratio is
-after / before (1.0: no cost).
+Run: ``python benchmarks/store.py [--n 2000] [--repeat 3] [--no-s3]``. Both sides write the same in-memory synthetic
+imagettes (64 x 64, 64 per chunk) and read them back; the ratio is xwvnet / plain (1.0: no cost).
 
-- ``write``: one ``to_store`` of every imagette (default chunking: few large chunks).
-- ``write, 64/chunk``: the same with 64 imagettes per chunk (many chunks and batches: the per-chunk cost).
-- ``20 appends``: twenty ``to_store`` calls of n/20 imagettes each (the per-call cost: lease, settle, compaction).
-- ``read``: ``open_store(path).load()`` of the 64/chunk store (the checksum of every chunk read).
+- ``write``: one ``xwvnet.to_store`` of every imagette (commits per batch of 64 chunks, crc32c on every chunk)
+  against one ``Dataset.to_zarr`` with the same chunks.
+- ``20 appends``: twenty ``to_store`` calls of n/20 imagettes (each reads the stored ids and commits) against twenty
+  ``to_zarr(append_dim="imagette")``.
+- ``open``: ``xwvnet.open_store`` against ``xr.open_zarr`` (metadata only).
+- ``load``: ``open_store(...).load()`` (every chunk checked) against ``open_zarr(...).load()``.
+- ``embed_store``: ``xwvnet.embed_store`` (forks, merges, commits) against reading the plain store, embedding with
+  the same encoder function (``embed_block``) and ``to_zarr``; a random ResNet-18 on 64 x 64 images keeps the model
+  cheap, so the figure shows the store's overhead, not the model's time.
+
+The S3 side starts a moto server on 127.0.0.1 (moto[server] from the test extra); it is an in-process Python
+server, so its absolute times are far above a real object store's, and the ratios are the figures to read.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import shutil
-import subprocess
-import sys
+import os
+import socket
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
+import numpy as np
 import xarray as xr
 
+import xwvnet
+from xwvnet import schema as S
 from xwvnet import synthetic
-from xwvnet.io import store as after
+from xwvnet.io.storage import locate
+from xwvnet.io.store import as_written, encoding
 
-REPO = Path(__file__).resolve().parent.parent
-BASELINE = "c24a58d"  # the last commit before issue 11
-
-
-def _baseline() -> ModuleType | None:
-    """The store module of the baseline commit, imported under another name (None without git history)."""
-    try:
-        source = subprocess.run(["git", "-C", str(REPO), "show", f"{BASELINE}:xwvnet/io/store.py"],
-                                capture_output=True, check=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    spec = importlib.util.spec_from_loader("xwvnet.io._store_before", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "xwvnet.io"
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{BASELINE}:xwvnet/io/store.py", "exec"), module.__dict__)
-    return module
+CHUNK = 64
 
 
-def _best(fn: Callable[[Path], object], repeat: int, prepare: Callable[[Path], object] | None = None) -> float:
-    """Best wall time of ``repeat`` calls of ``fn(path)``, each on a fresh path (after ``prepare(path)``)."""
+def _moto() -> tuple[object, str]:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    os.environ.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                      AWS_REGION="us-east-1", AWS_ALLOW_HTTP="true")
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket="xwvnet-bench")
+    return server, url
+
+
+def _fresh(kind: str) -> str:
+    if kind == "s3":
+        return f"s3://xwvnet-bench/{uuid.uuid4().hex}/s.zarr"
+    return str(Path(tempfile.mkdtemp(prefix="xwvnet-bench-")) / "s.zarr")
+
+
+def _plain_write(ds: xr.Dataset, url: str, append: bool = False) -> None:
+    store = locate(url).zarr_store(read_only=False)
+    if append:
+        ds.to_zarr(store, mode="a", append_dim=S.IMAGETTE, consolidated=False)
+    else:
+        enc = {k: {kk: vv for kk, vv in v.items() if kk != "compressors"} for k, v in encoding(ds, CHUNK).items()}
+        ds.to_zarr(store, mode="w", consolidated=False, encoding=enc)
+
+
+def _plain_open(url: str) -> xr.Dataset:
+    return xr.open_zarr(locate(url).zarr_store(), consolidated=False)
+
+
+def _best(fn: Callable[[str], object], kind: str, repeat: int, prepare: Callable[[str], object] | None = None) -> float:
     times = []
     for _ in range(repeat):
-        folder = Path(tempfile.mkdtemp(prefix="xwvnet-bench-"))
-        path = folder / "s.zarr"
-        try:
-            if prepare is not None:
-                prepare(path)
-            start = time.perf_counter()
-            fn(path)
-            times.append(time.perf_counter() - start)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        url = _fresh(kind)
+        if prepare is not None:
+            prepare(url)
+        start = time.perf_counter()
+        fn(url)
+        times.append(time.perf_counter() - start)
     return min(times)
 
 
-def _cases(module: ModuleType, ds: xr.Dataset, n: int) -> dict[str, tuple[Callable, Callable | None]]:
-    step = max(1, n // 20)
-    return {
-        "write": (lambda p: module.to_store(ds, p), None),
-        "write, 64/chunk": (lambda p: module.to_store(ds, p, chunk=64), None),
-        "20 appends": (lambda p: [module.to_store(ds.isel(imagette=slice(i, i + step)), p, chunk=64)
-                                  for i in range(0, n, step)], None),
-        "read": (lambda p: module.open_store(p).load(), lambda p: module.to_store(ds, p, chunk=64)),
-    }
-
-
 def main() -> None:
-    """Print the seconds of each case before and after, and their ratio."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=2000, help="imagettes")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case (the best is kept)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-s3", action="store_true", help="local disk only")
     args = parser.parse_args()
-    ds = synthetic.imagettes(args.n, seed=0, size=(64, 64)).load()
-    before = _baseline()
-    if before is None:
-        print(f"(no git history: the baseline {BASELINE} cannot be read; timing 'after' only)")
-    print(f"{args.n} synthetic imagettes of 64 x 64, best of {args.repeat}")
-    print(f"{'case':>16} {'before s':>9} {'after s':>9} {'after/before':>13}")
-    new = _cases(after, ds, args.n)
-    old = _cases(before, ds, args.n) if before is not None else {}
-    for name, (fn, prepare) in new.items():
-        t_after = _best(fn, args.repeat, prepare)
-        if name in old:
-            t_before = _best(old[name][0], args.repeat, old[name][1])
-            print(f"{name:>16} {t_before:>9.3f} {t_after:>9.3f} {t_after / t_before:>13.2f}")
-        else:
-            print(f"{name:>16} {'':>9} {t_after:>9.3f}")
+    ds = as_written(synthetic.imagettes(args.n, seed=0, size=(64, 64))).load()
+    parts = [ds.isel({S.IMAGETTE: slice(i, i + args.n // 20)}) for i in range(0, args.n, args.n // 20)]
+    weights = Path(tempfile.mkdtemp()) / "r18.pt"
+    import torch
+
+    from xwvnet.inference import embed_block
+    from xwvnet.models.resnet import resnet18
+
+    torch.manual_seed(0)
+    torch.save(resnet18().state_dict(), weights)
+
+    def plain_embed(url: str) -> None:
+        src = _plain_open(url + ".in")
+        out = []
+        for i in range(0, src.sizes[S.IMAGETTE], 256):
+            part = src.isel({S.IMAGETTE: slice(i, i + 256)})
+            out.append(embed_block(part[S.QUICKLOOK].values, part[S.VALID_LINES].values,
+                                   part[S.VALID_SAMPLES].values, encoder=str(weights)))
+        emb = xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), np.concatenate(out))},
+                         coords={S.IMAGETTE: src[S.IMAGETTE].values})
+        emb.to_zarr(locate(url).zarr_store(read_only=False), mode="w", consolidated=False)
+
+    kinds = ["local"] + ([] if args.no_s3 else ["s3"])
+    server = None
+    if "s3" in kinds:
+        server, _ = _moto()
+    rows = []
+    try:
+        for kind in kinds:
+            cases = {
+                "write": (lambda u: xwvnet.to_store(ds, u, chunk=CHUNK), lambda u: _plain_write(ds, u), None, None),
+                "20 appends": (lambda u: [xwvnet.to_store(p, u, chunk=CHUNK) for p in parts],
+                               lambda u: [_plain_write(p, u, append=bool(i)) for i, p in enumerate(parts)], None, None),
+                "open": (lambda u: xwvnet.open_store(u), _plain_open,
+                         lambda u: xwvnet.to_store(ds, u, chunk=CHUNK), lambda u: _plain_write(ds, u)),
+                "load": (lambda u: xwvnet.open_store(u).load(), lambda u: _plain_open(u).load(),
+                         lambda u: xwvnet.to_store(ds, u, chunk=CHUNK), lambda u: _plain_write(ds, u)),
+                "embed_store": (lambda u: xwvnet.embed_store(u + ".in", u, weights, progress=False, chunk=256),
+                                plain_embed, lambda u: xwvnet.to_store(ds, u + ".in", chunk=CHUNK),
+                                lambda u: _plain_write(ds, u + ".in")),
+            }
+            for name, (ours, plain, prep_ours, prep_plain) in cases.items():
+                a = _best(ours, kind, args.repeat, prep_ours)
+                b = _best(plain, kind, args.repeat, prep_plain)
+                rows.append((kind, name, a, b))
+                print(f"{kind:6s} {name:12s} xwvnet {a * 1e3:9.1f} ms   plain zarr {b * 1e3:9.1f} ms   "
+                      f"ratio {a / b:5.2f}x", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from PIL import Image
 import xwvnet
 from xwvnet import probe as P
 from xwvnet import schema as S
+from xwvnet.ingestion import ingest
 from xwvnet.io import quicklook as Q
-from xwvnet.io.store import ingest
 
 S1_NAME = "s1a-wv1-QL-vv-20190213t130655-20190213t130658-025911-02e29d-{:03d}.png"
 

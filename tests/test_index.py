@@ -12,6 +12,7 @@ import xarray as xr
 from xwvnet import retrieval as R
 from xwvnet import schema as S
 from xwvnet.io import store as zs
+from xwvnet.io.storage import locate
 
 try:
     import faiss
@@ -39,12 +40,15 @@ def write_store(path, x: np.ndarray, chunk: int = 500, hash_: str = "abc"):
     """An embedding store holding ``x`` (as xwvnet.embed_store would leave it), or extended to hold it."""
     source = as_dataset(x, hash_=hash_).drop_vars(S.EMBEDDING)
     attrs = {"encoder": "toy", "encoder_weights_hash": hash_}
-    zs.extend_embedding_store(path, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
-    done = zs.done_counts(path)
+    loc = locate(path)
+    zs.extend_embedding_store(loc, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
+    done = zs.done_counts(zs.opened(loc)[2])
+    writer = zs.EmbeddingWriter(loc, every=float("inf"))
     for c in range(len(done)):
         a, b = c * chunk, min(len(x), (c + 1) * chunk)
         if done[c] < b - a:
-            zs.write_embedding_chunk(path, c, a, a + int(done[c]), x[a + int(done[c]):b])
+            writer.merge(zs.write_embedding_rows(writer.fork(), c, a, a + int(done[c]), x[a + int(done[c]):b]), c)
+    writer.commit()
     return path
 
 

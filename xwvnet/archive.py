@@ -1,22 +1,21 @@
 """Embed a whole imagette store into an embedding store, chunk by chunk: resumable, crash-safe, appendable.
 
-This module plans and runs the tasks; every Zarr detail (the embedding store's layout, its commit records,
-creating and extending it, region writes) lives in :mod:`xwvnet.io.store`.
+This module plans and runs the tasks; every storage detail (the embedding store's layout, its commits, forks and
+merges) lives in :mod:`xwvnet.io.store`.
 
-One task embeds one output chunk (``chunk`` imagettes along ``imagette``) and writes it with an aligned region write
-straight from the worker, so results never pass through (or pile up in) the client. A task commits its chunk
-(``progress/done[k]``) only after the region write returned, so a killed run leaves every chunk either committed or
-not counted, and a re-run recomputes exactly the uncounted ones. When the input grew, a re-run extends the output
-(its order follows the input) and embeds only the new imagettes; the count of a partly filled last chunk says where
-to resume.
+One task embeds one output chunk (``chunk`` imagettes along ``imagette``) and writes it from the worker into a fork
+of the run's icechunk session, rows and their count (``progress/done[k]``) together; the client merges the forks it
+gets back and commits every ``commit_every`` seconds. So results never pass through the client, a killed run loses
+at most the uncommitted tasks, and a re-run recomputes exactly the chunks no commit counts. When the input grew, a
+re-run extends the output (its order follows the input) and embeds only the new imagettes.
 
-The run holds the output's writer lease (:mod:`xwvnet.io.lease`): a second run into the same output is refused while
-it runs, and a later run with another encoder is refused by the provenance check. Every chunk written is recorded
-with its checksum; an input chunk that is missing or damaged fails its task by name, and an output chunk found
-missing or damaged at the start of a run is embedded again.
+Inputs are read at the snapshot the run was planned from, so an ingest running meanwhile changes nothing of what a
+run embeds. A second run into the same output with another encoder is refused by the provenance check (also when
+both start at once: the loser's first commit conflicts, it re-reads the store and is refused); input chunks that
+are missing or damaged fail their task by name, and ``repair=True`` re-embeds damaged output chunks.
 
 The same function runs on the local thread pool (no cluster), a ``LocalCluster`` or any scheduler address; the
-output path must be reachable from every worker (a shared file system). See ``docs/archive.md``.
+stores may live on object storage, so workers need no shared file system. See ``docs/archive.md``.
 """
 
 from __future__ import annotations
@@ -28,15 +27,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import schema as S
 from ._runtime import cores, resolve_device
 from .io import store as zs
-from .io.lease import writer_lease
+from .io.storage import Location, locate
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -109,9 +107,9 @@ class EmbedReport:
 
     Parameters
     ----------
-    path : Path
+    path : str
         The output (embedding) store.
-    input : Path
+    input : str
         The input (imagette) store.
     total : int, default 0
         Imagettes in the output (the input's committed imagettes).
@@ -130,11 +128,13 @@ class EmbedReport:
     runner : str, default ""
         Where it ran, in words.
     damaged : list of int
-        Chunks found missing or damaged in the output at the start of this run (embedded again).
+        Chunks found damaged in the output at the start of this run (with ``repair=True``; embedded again).
+    commits : int, default 0
+        Commits made by this run.
     """
 
-    path: Path
-    input: Path
+    path: str
+    input: str
     total: int = 0
     chunks: int = 0
     skipped: int = 0
@@ -144,6 +144,7 @@ class EmbedReport:
     seconds: float = 0.0
     runner: str = ""
     damaged: list[int] = field(default_factory=list)
+    commits: int = 0
 
     @property
     def complete(self) -> bool:
@@ -177,6 +178,7 @@ class EmbedReport:
             *([f"damaged, redone   {len(self.damaged)} chunks {self.damaged[:10]}"] if self.damaged else []),
             f"computed now      {len(self.computed)} chunks, {self.embedded} imagettes",
             f"failed            {len(self.failed)} chunks",
+            f"commits           {self.commits}",
             f"time              {self.seconds:.1f} s ({self.rate:.1f} imagettes/s)",
             f"complete          {'yes' if self.complete else 'NO'}",
         ]
@@ -188,16 +190,16 @@ class EmbedReport:
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk``) and commit them.
+    """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk``) into a fork of the run.
 
-    Small to pickle: the encoder travels as its spec, never as its weights.
+    Small to pickle: the encoder travels as its spec, never as its weights; the fork holds no data yet.
 
     Parameters
     ----------
-    input : str
+    input : Location
         The imagette store.
-    output : str
-        The embedding store.
+    snapshot : str
+        The input snapshot the run was planned from.
     var : str
         The image variable to embed.
     chunk : int
@@ -214,12 +216,12 @@ class ChunkTask:
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     precision : str
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
-    token : str, default ""
-        The token of the run's writer lease on the output: a task whose run lost the lease does not write.
+    fork : icechunk.session.ForkSession
+        A fork of the run's writable session on the output.
     """
 
-    input: str
-    output: str
+    input: Location
+    snapshot: str
     var: str
     chunk: int
     chunk_start: int
@@ -229,11 +231,11 @@ class ChunkTask:
     batch_size: int
     device: str
     precision: str
-    token: str = ""
+    fork: Any
 
 
-def run_chunk(task: ChunkTask) -> tuple[int, int]:
-    """Embed one chunk task (on a worker): read, embed, region-write, then commit.
+def run_chunk(task: ChunkTask) -> tuple[int, int, Any]:
+    """Embed one chunk task (on a worker): read, embed, write rows and count into the task's fork.
 
     Parameters
     ----------
@@ -242,24 +244,24 @@ def run_chunk(task: ChunkTask) -> tuple[int, int]:
 
     Returns
     -------
-    tuple of int
-        ``(chunk index, imagettes embedded)``.
+    tuple
+        ``(chunk index, imagettes embedded, fork with the writes)``; the client merges and commits the fork.
     """
     from .inference import embed_block
 
-    images, valid_lines, valid_samples = zs.read_images(task.input, task.var, task.start, task.stop)
+    images, valid_lines, valid_samples = zs.read_images(task.input, task.snapshot, task.var, task.start, task.stop)
     emb = embed_block(
         images, valid_lines, valid_samples, encoder=task.encoder, batch_size=task.batch_size,
         device=task.device, precision=task.precision, var=task.var,
     )
-    zs.write_embedding_chunk(task.output, task.chunk, task.chunk_start, task.start, emb, token=task.token)
-    return task.chunk, task.stop - task.start
+    fork = zs.write_embedding_rows(task.fork, task.chunk, task.chunk_start, task.start, emb)
+    return task.chunk, task.stop - task.start, fork
 
 
 # ---- planning ---------------------------------------------------------------------------------------------------
 
 
-def _check_same_input(source: Path, output: Path, n: int) -> None:
+def _check_same_input(source: Any, output: Any, n: int, where: Location) -> None:
     """The output's first ``n`` ids must be the input's: the input store only ever appends."""
     for start in range(0, n, COORD_BLOCK):
         stop = min(n, start + COORD_BLOCK)
@@ -268,12 +270,12 @@ def _check_same_input(source: Path, output: Path, n: int) -> None:
         if bad.size:
             i = start + int(bad[0])
             raise ValueError(
-                f"{output} was embedded from a different input: imagette {i} is {mine[bad[0]]!r} there but "
-                f"{theirs[bad[0]]!r} in {source}. Embed into a new output store (or delete {output})."
+                f"{where} was embedded from a different input: imagette {i} is {mine[bad[0]]!r} there but "
+                f"{theirs[bad[0]]!r} in the input. Embed into a new output store."
             )
 
 
-def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk: int | None, output: Path) -> None:
+def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk: int | None, output: Location) -> None:
     stored = {**_COMPAT_DEFAULTS, **stored}
     diff = {k: (stored.get(k), attrs.get(k)) for k in _COMPAT if stored.get(k) != attrs.get(k)}
     if diff:
@@ -287,46 +289,74 @@ def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk
 
 
 def _prepare(
-    source: Path, output: Path, encoder: Encoder, var: str | None, precision: str, chunk: int | None,
+    source: Location, output: Location, encoder: Encoder, var: str | None, precision: str, chunk: int | None,
     dtype: str = "float32",
-) -> tuple[str, int, int, np.ndarray]:
-    """Create or extend the output for the input's committed imagettes; return (var, n, chunk, done counts)."""
+) -> tuple[str, str, int, int, np.ndarray]:
+    """Create or extend the output for the input's imagettes; return (var, input snapshot, n, chunk, done)."""
     from .inference import embedding_attrs as _embedding_attrs
 
-    n_in = zs.committed(source) if zs.store_kind(source) == zs.IMAGETTES.kind else 0
-    if n_in == 0:
+    repo_in = zs.repository(source)
+    session_in = None if repo_in is None else zs.read_session(repo_in)
+    group_in = None if session_in is None else zs.root(session_in.store)
+    if zs.kind_of(group_in, source) is not zs.IMAGETTES or S.IMAGETTE not in group_in:
         raise ValueError(
-            f"{source} holds no committed imagettes (found {zs.describe(source)}); ingest some first "
+            f"{source} holds no imagettes (found {zs.describe(source)}); ingest some first "
             "(`xwvnet ingest` or xwvnet.to_store)."
         )
-    ds_in = zs.open_store(source)
+    snapshot = session_in.snapshot_id
+    ds_in = zs.open_store(source, snapshot=snapshot)
+    n_in = ds_in.sizes[S.IMAGETTE]
     var = S.image_var(ds_in, var)
     S.require(ds_in, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {var!r}")
-    if chunk is not None and chunk < 1:
-        raise ValueError(f"chunk must be a positive number of imagettes, found {chunk}.")
     embedding_attrs = _embedding_attrs(encoder, var, precision)
     if dtype == "float16":
         embedding_attrs[S.COMPACT_DTYPE] = "float16"
     attrs = {**embedding_attrs, "input": str(source), "embedding_dtype": dtype}
-    n_out = zs.check_target(output, zs.EMBEDDINGS)
-    if n_out:
-        _check_compatible(zs.root_attrs(output), attrs, chunk, output)
-        chunk = zs.committed_chunk(output)
-        if n_out > n_in:
-            raise ValueError(
-                f"{output} holds {n_out} imagettes but {source} only {n_in} committed ones: the input shrank or "
-                "was rewritten. Embed into a new output store."
-            )
-        _check_same_input(source, output, n_out)
-    elif chunk is None:
-        in_chunk = zs.committed_chunk(source) or 1
-        chunk = in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
-    done = zs.done_counts(output)
-    if n_in > n_out or done is None:
-        zs.extend_embedding_store(output, ds_in, chunk=chunk, dim=encoder.embedding_size, attrs=attrs,
-                                  embedding_attrs=embedding_attrs)
-        done = zs.done_counts(output)
-    return var, n_in, chunk, done
+    for attempt in range(zs.RETRIES):
+        zs.check_target(output, zs.EMBEDDINGS)
+        repo_out = zs.repository(output)
+        group_out = None if repo_out is None else zs.root(zs.read_session(repo_out).store)
+        kind = zs.kind_of(group_out, output)
+        n_out = group_out[S.IMAGETTE].shape[0] if kind is zs.EMBEDDINGS else 0
+        if n_out:
+            _check_compatible(dict(group_out.attrs), attrs, chunk, output)
+            chunk = int(group_out.attrs["chunk"])
+            if n_out > n_in:
+                raise ValueError(
+                    f"{output} holds {n_out} imagettes but {source} only {n_in}: the input shrank or was rewritten. "
+                    "Embed into a new output store."
+                )
+            _check_same_input(group_in, group_out, n_out, output)
+        elif chunk is None:
+            in_chunk = next((group_in[v].chunks[0] for v in S.IMAGE_VARS if v in group_in), 1)
+            chunk = in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
+        if n_out == n_in:
+            return var, snapshot, n_in, chunk, zs.done_counts(group_out)
+        try:
+            zs.extend_embedding_store(output, ds_in, chunk=chunk, dim=encoder.embedding_size, attrs=attrs,
+                                      embedding_attrs=embedding_attrs)
+        except zs.WriteConflictError:
+            if attempt == zs.RETRIES - 1:
+                raise
+            continue  # another run changed the output: look again (its provenance may refuse this run)
+    raise AssertionError("unreachable")
+
+
+def _repair(output: Location) -> list[int]:
+    """Mark the output's damaged embedding chunks as not done (one commit); return their indices."""
+    from .io.audit import verify
+
+    if zs.store_kind(output) != zs.EMBEDDINGS.kind:
+        return []
+    damaged = sorted({d.chunk for d in verify(output).damage if d.variable == S.EMBEDDING})
+    if damaged:
+        repo = zs.repository(output)
+        session = repo.writable_session(zs.BRANCH)
+        done = zs.root(session.store)[zs.DONE]
+        for k in damaged:
+            done[k] = 0
+        zs.commit(output, repo, session, f"embed_store: {len(damaged)} damaged chunks marked for re-embedding")
+    return damaged
 
 
 def _plan(n: int, chunk: int, done: np.ndarray) -> tuple[list[tuple[int, int, int, int]], int]:
@@ -344,25 +374,39 @@ def _plan(n: int, chunk: int, done: np.ndarray) -> tuple[list[tuple[int, int, in
 
 # ---- running the tasks --------------------------------------------------------------------------------------
 def _completed(
-    tasks: list[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None
-) -> Iterator[tuple[ChunkTask, tuple[int, int] | None, BaseException | None]]:
-    """Yield ``(task, result, error)`` as tasks finish, on the cluster or on a local thread pool."""
+    tasks: Iterator[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None
+) -> Iterator[tuple[ChunkTask, tuple[int, int, Any] | None, BaseException | None]]:
+    """Yield ``(task, result, error)`` as tasks finish, on the cluster or on a local thread pool.
+
+    Tasks are drawn from ``tasks`` as slots free up (a few per worker in flight), so each takes its fork from the
+    session current at submission and a long run never holds every task in memory.
+    """
     if client is not None:
         from distributed import as_completed
 
         run = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(run_chunk, t, key=f"xwvnet-embed-{run}-{t.chunk}", resources=resources, pure=False): t
-            for t in tasks
-        }
+        slots = max(2, 2 * sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)
+                               .get("workers", {}).values()))
+        futures: dict[Any, ChunkTask] = {}
+
+        def submit(task: ChunkTask) -> Any:
+            future = client.submit(run_chunk, task, key=f"xwvnet-embed-{run}-{task.chunk}", resources=resources,
+                                   pure=False)
+            futures[future] = task
+            return future
+
+        pending = as_completed([submit(t) for _, t in zip(range(slots), tasks)])
         try:
-            for future in as_completed(list(futures)):
+            for future in pending:
                 task = futures.pop(future)
                 if future.status == "finished":
                     yield task, future.result(), None
                 else:
                     yield task, None, future.exception()
                 future.release()
+                following = next(tasks, None)
+                if following is not None:
+                    pending.add(submit(following))
         finally:
             client.cancel(list(futures))
         return
@@ -370,20 +414,25 @@ def _completed(
 
     # embed_block divides the cores by dask's num_workers in pool threads: tell it how many tasks share them
     with dask.config.set(num_workers=threads), cf.ThreadPoolExecutor(threads, thread_name_prefix="xwvnet") as pool:
-        futures = {pool.submit(run_chunk, t): t for t in tasks}
+        running = {pool.submit(run_chunk, t): t for _, t in zip(range(2 * threads), tasks)}
         try:
-            for future in cf.as_completed(futures):
-                task = futures.pop(future)
-                error = future.exception()
-                yield task, (None if error else future.result()), error
+            while running:
+                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    task = running.pop(future)
+                    error = future.exception()
+                    yield task, (None if error else future.result()), error
+                    following = next(tasks, None)
+                    if following is not None:
+                        running[pool.submit(run_chunk, following)] = following
         finally:
-            for future in futures:
+            for future in running:
                 future.cancel()
 
 
 def embed_store(
-    input_store: str | os.PathLike,
-    output_store: str | os.PathLike,
+    input_store: str | os.PathLike | Location,
+    output_store: str | os.PathLike | Location,
     encoder: str | os.PathLike | Encoder = "wvnet-resnet50",
     *,
     client: Client | None = None,
@@ -398,24 +447,25 @@ def embed_store(
     dtype: str = "float32",
     progress: bool = True,
     errors: Literal["raise", "report"] = "raise",
-    wait: float = 0.0,
+    repair: bool = False,
+    commit_every: float = 30.0,
+    storage_options: dict[str, Any] | None = None,
 ) -> EmbedReport:
-    """Embed every committed imagette of an imagette store into an embedding store, resuming where a run stopped.
+    """Embed every imagette of an imagette store into an embedding store, resuming where a run stopped.
 
     A re-run skips committed chunks and embeds new input imagettes only, so the same call completes a killed run
-    or extends the output after the input grew; output chunks found missing or damaged are embedded again. Failed
-    chunks (an input chunk missing or damaged is one) are named with their ids, and every other chunk still
-    completes. The run holds the output's writer lease (its tasks write in parallel under it): a second run into
-    the same output is refused, or waits with ``wait=``.
-    Open the result with :func:`xwvnet.open_store` (or join it with its input through
-    :func:`xwvnet.io.store.open_stores`).
+    or extends the output after the input grew. Failed chunks (an input chunk missing or damaged is one) are named
+    with their ids, and every other chunk still completes. Workers write into forks of the run's icechunk session;
+    the client merges them and commits every ``commit_every`` seconds, so both stores may live on object storage
+    and a killed run loses at most the uncommitted work. Open the result with :func:`xwvnet.open_store` (or join
+    it with its input through :func:`xwvnet.io.store.open_stores`).
 
     Parameters
     ----------
-    input_store : str or os.PathLike
-        The imagette store (of :func:`xwvnet.to_store` or ``xwvnet ingest``).
-    output_store : str or os.PathLike
-        The embedding store to create, resume or extend. Anything else at that path is never overwritten.
+    input_store : str, os.PathLike or Location
+        The imagette store (path or URL), read at its newest commit when the run starts.
+    output_store : str, os.PathLike or Location
+        The embedding store to create, resume or extend (path or URL). Anything else there is never overwritten.
     encoder : str, os.PathLike or Encoder, default "wvnet-resnet50"
         A registry name, a weights file, or an :class:`xwvnet.Encoder`.
     client : distributed.Client, optional
@@ -439,77 +489,82 @@ def embed_store(
     precision : str, default "float32"
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     dtype : {"float32", "float16"}, default "float32"
-        How the embeddings are stored: float16 halves the store (2 bytes per value, relative error about 5e-4;
-        top-10 neighbours agreed fully with float32 in ``docs/retrieval.md``); :func:`xwvnet.neighbors` decodes it.
-        Fixed when the store is created. (int8 needs per-feature scales known in advance: use
-        :func:`xwvnet.retrieval.compact_embeddings` on computed embeddings.)
+        How the embeddings are stored: float16 halves the store (relative error about 5e-4; top-10 neighbours
+        agreed fully with float32 in ``docs/retrieval.md``). Fixed when the store is created.
     progress : bool, default True
         Show a tqdm bar of imagettes.
     errors : {"raise", "report"}, default "raise"
         On failed chunks, raise :class:`EmbedStoreError` after every other chunk finished, or return them in the
         report (as the CLI does).
-    wait : float, default 0.0
-        Seconds to wait for another writer of the output to finish (0: refuse at once).
+    repair : bool, default False
+        First read every output chunk (:func:`xwvnet.verify`) and embed the damaged ones again.
+    commit_every : float, default 30.0
+        Seconds between commits of finished chunks.
+    storage_options : dict, optional
+        Credentials and endpoint for both stores (see :func:`xwvnet.open_store`).
 
     Returns
     -------
     EmbedReport
-        Chunks computed, skipped and failed, imagettes embedded, time and where it ran.
+        Chunks computed, skipped and failed, imagettes embedded, commits, time and where it ran.
 
     Raises
     ------
     ValueError
-        If the input holds no committed imagettes, the output path holds something other than an embedding store,
-        or a resume would mix encoders, variables, precisions, chunk sizes or inputs.
+        If an argument is invalid (checked before anything is written), the input holds no imagettes, the output
+        holds something other than an embedding store, or a resume would mix encoders, variables, precisions,
+        chunk sizes or inputs.
     EmbedStoreError
         If some chunks failed and ``errors="raise"``.
-    xwvnet.io.lease.StoreBusyError
-        If another run writes the output (after ``wait`` seconds); the message names it.
+    xwvnet.io.store.WriteConflictError
+        If another run wrote the same chunks meanwhile (what was committed is kept; re-run to complete).
 
     Examples
     --------
-    >>> import xwvnet
-    >>> report = xwvnet.embed_store("wv.zarr", "wv-emb.zarr", "wvnet-resnet50", workers=8)  # doctest: +SKIP
+    >>> report = xwvnet.embed_store("s3://bucket/wv.zarr", "s3://bucket/wv-emb.zarr", workers=8)  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
     from . import distributed as xd
+    from ._runtime import check_precision
     from .models.zoo import load_encoder
 
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', found {errors!r}.")
     if dtype not in EMBEDDING_DTYPES:
         raise ValueError(f"dtype must be one of {list(EMBEDDING_DTYPES)}, found {dtype!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, found {batch_size!r}.")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk must be a positive number of imagettes, found {chunk!r}.")
+    precision = check_precision(precision)
     if client is None and (scheduler == "threads" or workers is not None):
         resolve_device(device)  # tasks run on this machine: CUDA without a GPU is refused before any output
     elif client is None and scheduler is None:
         from .inference import check_device
 
         check_device(device)  # this process's thread pool, or the dask client active in it
-    source, output = Path(input_store).expanduser().resolve(), Path(output_store).expanduser().resolve()
+    source, output = locate(input_store, storage_options), locate(output_store, storage_options)
     enc = load_encoder(encoder)
     began = time.perf_counter()
-    with writer_lease(output, "embed_store", wait=wait) as lease:
-        zs.begin_write(output, zs.EMBEDDINGS)
-        damaged = zs.reset_damaged_embeddings(output)
-        var, n, chunk, done = _prepare(source, output, enc, var, precision, chunk, dtype)
-        todo, skipped = _plan(n, chunk, done)
-        report = EmbedReport(path=output, input=source, total=n, chunks=math.ceil(n / chunk), skipped=skipped,
-                             damaged=sorted(d.chunk[0] for d in damaged))
-        token = lease.info.token if lease.info else ""
-        tasks = [
-            ChunkTask(str(source), str(output), var, k, lo, start, stop, enc, batch_size, device, precision, token)
-            for k, lo, start, stop in todo
-        ]
-        with (xd.connect(scheduler, workers, device=device) if client is None else _given(client)) as active:
-            if active is not None:
-                xd.setup_client(active, device=device)
-            resources = xd.task_resources(device, active)
-            n_threads = max(1, threads or min(2, cores()))
-            report.runner = _describe(active, n_threads)
-            _run(tasks, active, n_threads, resources, report, progress, output)
-        zs.end_write(output)
+    damaged = _repair(output) if repair else []
+    var, snapshot, n, chunk, done = _prepare(source, output, enc, var, precision, chunk, dtype)
+    todo, skipped = _plan(n, chunk, done)
+    report = EmbedReport(path=str(output), input=str(source), total=n, chunks=math.ceil(n / chunk),
+                         skipped=skipped, damaged=damaged)
+    writer = zs.EmbeddingWriter(output, every=commit_every)
+    tasks = (ChunkTask(source, snapshot, var, k, lo, start, stop, enc, batch_size, device, precision, writer.fork())
+             for k, lo, start, stop in todo)
+    with (xd.connect(scheduler, workers, device=device) if client is None else _given(client)) as active:
+        if active is not None:
+            xd.setup_client(active, device=device)
+        resources = xd.task_resources(device, active)
+        n_threads = max(1, threads or min(2, cores()))
+        report.runner = _describe(active, n_threads)
+        try:
+            _run(tasks, sum(t[3] - t[2] for t in todo), active, n_threads, resources, report, progress, writer)
+        finally:
+            writer.commit()
+            report.commits = writer.commits
     report.seconds = time.perf_counter() - began
     report.computed.sort()
     if report.failed and errors == "raise":
@@ -517,20 +572,21 @@ def embed_store(
     return report
 
 
-def _run(tasks: list[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None,
-         report: EmbedReport, progress: bool, output: Path) -> None:
+def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads: int,
+         resources: dict[str, float] | None, report: EmbedReport, progress: bool, writer: zs.EmbeddingWriter) -> None:
     from tqdm.auto import tqdm
 
-    total = sum(t.stop - t.start for t in tasks)
+    id_array = zs.root(zs.read_session(writer.repo).store)[S.IMAGETTE]
     with tqdm(total=total, desc="embed", unit="img", disable=not progress, smoothing=0.05) as bar:
         for task, result, error in _completed(tasks, client, threads, resources):
             if error is None:
+                writer.merge(result[2], task.chunk)
                 report.computed.append(task.chunk)
                 report.embedded += int(result[1])
             else:
                 try:
-                    ids = [str(i) for i in zs.ids(output, task.start, task.stop)]
-                except OSError:  # the output's ids are damaged too: the positions say which
+                    ids = [str(i) for i in np.asarray(id_array[task.start : task.stop]).tolist()]
+                except (OSError, ValueError):  # the output's ids are damaged too: the positions say which
                     ids = []
                 report.failed.append(ChunkFailure(task.chunk, task.start, task.stop, ids,
                                                   f"{type(error).__name__}: {error}"))
@@ -559,46 +615,3 @@ def _describe(client: Client | None, threads: int) -> str:
     workers = info.get("workers", {})
     n_threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
     return f"dask.distributed {info.get('address', '?')} ({len(workers)} workers, {n_threads} threads)"
-
-
-# ---- how far a run got ----------------------------------------------------------------------------------------
-def status(path: str | os.PathLike) -> dict[str, int | list[int]]:
-    """How far an embedding store is, from its commit records (cheap: reads no embedding).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The embedding store.
-
-    Returns
-    -------
-    dict
-        ``imagettes``, ``chunk``, ``chunks``, ``chunks_done``, ``imagettes_done`` (ints) and ``missing_chunks``
-        (list of chunk indices still to embed).
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is not an xwvnet embedding store (the message says what was found).
-
-    Examples
-    --------
-    >>> status("wv-emb.zarr")["missing_chunks"]  # doctest: +SKIP
-    []
-    """
-    if zs.store_kind(path) != zs.EMBEDDINGS.kind:
-        raise ValueError(f"{path} is not an xwvnet embedding store (found {zs.describe(path)}).")
-    n = zs.committed(path)  # 0 while being created
-    chunk = zs.committed_chunk(path) or 1
-    done = zs.done_counts(path) if n else None
-    done = np.zeros(0, dtype=np.int32) if done is None else done
-    todo, skipped = _plan(n, chunk, done)
-    return {
-        "imagettes": n,
-        "chunk": chunk,
-        "chunks": math.ceil(n / chunk),
-        "chunks_done": skipped,
-        "imagettes_done": int(np.minimum(done[: math.ceil(n / chunk)], chunk).sum()),
-        "missing_chunks": [k for k, *_ in todo],
-    }
-

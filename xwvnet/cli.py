@@ -23,19 +23,38 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.
     return parser
 
 
+def _storage_arg(parser: argparse.ArgumentParser) -> None:
+    """The ``--storage-option KEY=VALUE`` option of every command that takes a store."""
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", dest="storage_option",
+                        help="store credentials/endpoint, e.g. endpoint_url=http://127.0.0.1:9000 allow_http=true "
+                        "(default: the standard environment, AWS_ENDPOINT_URL ...)")
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, object] | None:
+    """``--storage-option`` values as a mapping (true/false as booleans)."""
+    out: dict[str, object] = {}
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option takes KEY=VALUE, found {item!r}.")
+        out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out or None
+
+
 # --- ingest ---------------------------------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
     p.add_argument("sources", nargs="+", help="SAFE folders/zips, quicklook files, folders or glob patterns")
-    p.add_argument("--store", required=True, type=Path, help="the Zarr store to create or append to")
+    p.add_argument("--store", required=True, help="the store to create or append to (path or s3://, gs://, az:// URL)")
     p.add_argument("--labels", type=Path, default=None, help="CSV with a 'filename' column and one 0/1 column per tag")
-    p.add_argument("--batch", type=int, default=256, help="imagettes read and written per step")
-    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the store")
+    p.add_argument("--batch", type=int, default=256, help="imagettes read and written per step (one commit each)")
+    p.add_argument("--repair", action="store_true", help="first read every chunk and rewrite damaged ones from SOURCES")
     p.add_argument("--spacing", type=float, nargs="+", default=None, metavar="METRES",
                    help="SAFE products: quicklook pixel spacing, one value or azimuth and range (default 41 45)")
     p.add_argument("--keep-sigma0", action="store_true", help="SAFE products: also store the multilooked sigma0")
     p.add_argument("--denoise", action="store_true", help="SAFE products: remove thermal noise before calibrating")
     p.add_argument("--workers", type=int, default=None, help="SAFE products: processes calibrating in parallel")
+    _storage_arg(p)
 
 
 def _run_ingest(args: argparse.Namespace) -> int:
@@ -43,7 +62,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
     report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=args.spacing,
                     keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers, progress=True,
-                    wait=args.wait)
+                    repair=args.repair, storage_options=_storage_options(args))
     print(report.summary())
     return 1 if report.damaged else 0
 
@@ -51,37 +70,85 @@ def _run_ingest(args: argparse.Namespace) -> int:
 # --- label ------------------------------------------------------------------------------------------------------------
 def _add_label(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "label", "add or update the tags of imagettes already in a store, from a tag CSV")
-    p.add_argument("store", type=Path, help="the Zarr imagette store")
+    p.add_argument("store", help="the imagette store (path or URL)")
     p.add_argument("labels", type=Path, help="CSV with a 'filename' column and one 0/1 column per tag")
-    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the store")
+    _storage_arg(p)
 
 
 def _run_label(args: argparse.Namespace) -> int:
-    from .io.store import add_labels
+    from .ingestion import add_labels
 
-    report = add_labels(args.store, args.labels, wait=args.wait)
+    report = add_labels(args.store, args.labels, storage_options=_storage_options(args))
     print(f"tags set from {args.labels} for {report.added} of {report.total} imagettes in {args.store}")
     return 0
 
 
 # --- verify -----------------------------------------------------------------------------------------------------------
 def _add_verify(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "verify", "check every chunk of a store against its records and list missing or damaged ones")
-    p.add_argument("store", type=Path, help="an imagette store or an embedding store")
+    p = _command(sub, "verify", "read every chunk of a store, list damaged ones and say how complete it is")
+    p.add_argument("store", help="an imagette store or an embedding store (path or URL)")
+    p.add_argument("--snapshot", default=None, help="a snapshot id or tag (default: the newest commit)")
+    _storage_arg(p)
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from .io.integrity import verify
+    from .io.audit import verify
 
-    report = verify(args.store)
+    report = verify(args.store, snapshot=args.snapshot, storage_options=_storage_options(args))
     print(report.summary())
     return 0 if report.ok else 1
+
+
+# --- status ---------------------------------------------------------------------------------------------------------
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "status", "how complete a store is (rows written, missing) and the command that completes it")
+    p.add_argument("store", help="an imagette store or an embedding store (path or URL)")
+    p.add_argument("--snapshot", default=None, help="a snapshot id or tag (default: the newest commit)")
+    _storage_arg(p)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from .io.audit import status
+
+    report = status(args.store, snapshot=args.snapshot, storage_options=_storage_options(args))
+    print(report.summary())
+    return 0 if not report.missing else 1
+
+
+# --- history --------------------------------------------------------------------------------------------------------
+def _add_history(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "history", "the commits of a store, newest first (ids for --snapshot and open_store)")
+    p.add_argument("store", help="an imagette store or an embedding store (path or URL)")
+    _storage_arg(p)
+
+
+def _run_history(args: argparse.Namespace) -> int:
+    from .io.store import history
+
+    print(history(args.store, storage_options=_storage_options(args)).to_string(index=False))
+    return 0
+
+
+# --- migrate --------------------------------------------------------------------------------------------------------
+def _add_migrate(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "migrate", "copy a store of xwvnet's first format into a new store, checking every chunk")
+    p.add_argument("old", type=Path, help="the first-format store (a local folder)")
+    p.add_argument("new", help="the new store (path or URL; must not exist)")
+    _storage_arg(p)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from .io.conversion import migrate
+
+    checked = migrate(args.old, args.new, storage_options=_storage_options(args))
+    print(f"{args.old} -> {args.new}: {checked} chunks checked and copied")
+    return 0
 
 
 # --- collocate ------------------------------------------------------------------------------------------------------
 def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "collocate", "sample ERA5 / WW3 / OCN variables at imagette positions and times")
-    p.add_argument("imagettes", type=Path, help="a Zarr imagette store, a WV SAFE folder/manifest, or OCN products")
+    p.add_argument("imagettes", help="an imagette store (path or URL), a WV SAFE folder/manifest, or OCN products")
     p.add_argument("source", type=Path, help="the source: a netCDF/GRIB/Zarr file, a folder of such files, or a quoted "
                    "glob such as 'era5/*.nc'")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
@@ -106,8 +173,8 @@ def _run_collocate(args: argparse.Namespace) -> int:
 # --- embed ----------------------------------------------------------------------------------------------------------
 def _add_embed(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "embed", "embed a whole imagette store into an embedding store (resumable, appends)")
-    p.add_argument("input_store", type=Path, help="the Zarr imagette store to embed")
-    p.add_argument("output_store", type=Path, help="the Zarr embedding store to create or complete")
+    p.add_argument("input_store", help="the imagette store to embed (path or s3://, gs://, az:// URL)")
+    p.add_argument("output_store", help="the embedding store to create or complete (path or URL)")
     p.add_argument("--encoder", default="wvnet-resnet50", help="registry name or state-dict path")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, help="dask scheduler address or file; 'threads': here")
@@ -117,9 +184,11 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="imagettes per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for another writer of the output store")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16"],
                    help="how embeddings are stored (float16: half the size)")
+    p.add_argument("--repair", action="store_true", help="first read every output chunk and re-embed damaged ones")
+    p.add_argument("--commit-every", type=float, default=30.0, help="seconds between commits of finished chunks")
+    _storage_arg(p)
 
 
 def _run_embed(args: argparse.Namespace) -> int:
@@ -128,7 +197,8 @@ def _run_embed(args: argparse.Namespace) -> int:
     report = embed_store(
         args.input_store, args.output_store, args.encoder, scheduler=args.scheduler, workers=args.workers,
         threads=args.threads, chunk=args.chunk, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, progress=True, errors="report", wait=args.wait, dtype=args.dtype,
+        precision=args.precision, progress=True, errors="report", dtype=args.dtype, repair=args.repair,
+        commit_every=args.commit_every, storage_options=_storage_options(args),
     )
     print(report.summary())
     return 0 if report.complete else 1
@@ -137,7 +207,8 @@ def _run_embed(args: argparse.Namespace) -> int:
 # --- evaluate -------------------------------------------------------------------------------------------------------
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "evaluate", "linear-probe evaluation table: one row per encoder, one split for all")
-    p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) holding the imagettes and targets, joined on id")
+    p.add_argument("stores", nargs="+", help="store(s) (paths or URLs) holding the imagettes and targets, joined on id")
+    _storage_arg(p)
     p.add_argument("--encoders", nargs="+", default=None,
                    help="registry names, weight paths, 'image-statistics' or 'stored' (default: all four standard)")
     p.add_argument("--targets", nargs="+", default=None, help="variables to probe (default: hs t2m wind_speed labels)")
@@ -152,8 +223,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.table import DEFAULT_ENCODERS, evaluate, format_table
     from .io.store import open_stores
 
-    table = evaluate(open_stores(args.stores), args.encoders or DEFAULT_ENCODERS, args.targets,
-                     test_size=args.test_size, seed=args.seed, batch_size=args.batch_size, device=args.device)
+    ds = open_stores(args.stores, storage_options=_storage_options(args))
+    table = evaluate(ds, args.encoders or DEFAULT_ENCODERS, args.targets, test_size=args.test_size, seed=args.seed,
+                     batch_size=args.batch_size, device=args.device)
     print(format_table(table, per_tag=True))
     if args.csv:
         table.to_csv(args.csv)
@@ -163,7 +235,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 # --- probe ----------------------------------------------------------------------------------------------------------
 def _add_probe(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "probe", "fit a linear probe on stored embeddings and save it, or apply a saved one")
-    p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) with `embedding` (and the target), joined on id")
+    p.add_argument("stores", nargs="+", help="store(s) (paths or URLs) with `embedding` (and the target), joined on id")
+    _storage_arg(p)
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--target", help="variable to fit (a number per imagette, or labels)")
     mode.add_argument("--load", type=Path, help="a probe file written by --save, to apply")
@@ -176,7 +249,7 @@ def _run_probe(args: argparse.Namespace) -> int:
     from .io.store import open_stores
     from .probe import Probe, fit_probe, output_name, predict
 
-    ds = open_stores(args.stores)
+    ds = open_stores(args.stores, storage_options=_storage_options(args))
     if args.target:
         probe = fit_probe(ds, args.target, seed=args.seed)
         print(probe)
@@ -194,7 +267,8 @@ def _run_probe(args: argparse.Namespace) -> int:
 # --- neighbors ------------------------------------------------------------------------------------------------------
 def _add_neighbors(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "neighbors", "the k most similar imagettes (cosine of embeddings), exact and blocked")
-    p.add_argument("stores", nargs="+", type=Path, help="Zarr store(s) with `embedding` (and images), joined on id")
+    p.add_argument("stores", nargs="+", help="store(s) (paths or URLs) with `embedding` (and images), joined on id")
+    _storage_arg(p)
     p.add_argument("-k", type=int, default=10, help="neighbours per query")
     p.add_argument("--query", nargs="+", default=None, help="imagette ids to query (default: every imagette)")
     p.add_argument("--csv", type=Path, default=None, help="write (query, rank, neighbor, similarity) to this CSV")
@@ -208,7 +282,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
     from .io.store import open_stores
     from .retrieval import neighbors
 
-    ds = open_stores(args.stores)
+    ds = open_stores(args.stores, storage_options=_storage_options(args))
     found = neighbors(ds, k=args.k, query=args.query, index=args.index).compute()
     table = found[["neighbor", "similarity"]].reset_coords(drop=True).to_dataframe()
     print(table.head(5 * args.k).to_string())
@@ -224,7 +298,7 @@ def _run_neighbors(args: argparse.Namespace) -> int:
 # --- index ----------------------------------------------------------------------------------------------------------
 def _add_index(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "index", "build (or update) the approximate retrieval index beside an embedding store")
-    p.add_argument("store", type=Path, help="the embedding store (from `xwvnet embed`)")
+    p.add_argument("store", help="the embedding store (from `xwvnet embed`), on a local disk")
     p.add_argument("--update", action="store_true", help="add imagettes appended since the index was built")
     p.add_argument("--method", default="hnsw", choices=["hnsw", "ivf"], help="faiss HNSW32,SQ8 or IVF,SQ8")
     p.add_argument("--effort", type=int, default=None, help="search effort saved with the index (efSearch/nprobe)")
@@ -244,7 +318,7 @@ def _run_index(args: argparse.Namespace) -> int:
 # --- train ----------------------------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "train", "train an encoder with SimCLR on a store (under torchrun: on every rank)")
-    p.add_argument("store", type=Path, help="the Zarr imagette store to train on")
+    p.add_argument("store", help="the imagette store to train on (path or URL)")
     p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
     p.add_argument("--arch", default=None, choices=["resnet18", "resnet34", "resnet50"], help="default: resnet18")
     p.add_argument("--init", default=None, help="start from 'wvnet-resnet50' or a weights/checkpoint file")
@@ -294,8 +368,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.out, quick=args.quick)
 
 
-_COMMANDS = ["ingest", "label", "verify", "embed", "demo", "collocate", "evaluate", "probe", "neighbors", "index",
-             "train"]
+_COMMANDS = ["ingest", "label", "verify", "status", "history", "migrate", "embed", "demo", "collocate", "evaluate",
+             "probe", "neighbors", "index", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,8 @@ def _say(title: str) -> None:
 
 def ingest_samples(out: Path, quick: bool) -> xr.Dataset:
     """Ingest the 15 published quicklooks (or, with no data, synthetic imagettes) into ``out/imagettes.zarr``."""
-    from .io.store import ingest, open_store, to_store
+    from .ingestion import ingest
+    from .io.store import open_store, to_store
 
     store = out / "imagettes.zarr"
     _say("ingest")

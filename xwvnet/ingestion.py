@@ -1,6 +1,9 @@
 """Ingest what users download: WV L1 SLC SAFE products and quicklook files, mixed, into one imagette store.
 
-Quicklook files go through :func:`xwvnet.io.store.ingest` (batches, duplicates, repairs). SAFE products are turned
+Quicklook files are read in batches (one file per id, decided before batching; ids already stored are not even
+read) and each batch is appended in one commit. ``repair=True`` first reads the whole store (:func:`xwvnet.verify`)
+and rewrites damaged chunks from the source files given. :func:`add_labels` sets tags of stored imagettes from a
+tag CSV in one commit. SAFE products are turned
 into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.preprocess.safe_to_imagettes`) one dask
 task per imagette, run in parallel by dask (threads, or ``workers`` processes), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
@@ -20,8 +23,9 @@ import numpy as np
 import xarray as xr
 
 from . import schema as S
+from .io import store as zs
+from .io.storage import Location, locate
 from .io.store import StoreReport, open_store, store_kind, to_store
-from .io.store import ingest as ingest_quicklooks
 
 #: file names and suffixes that mark a Sentinel-1 SAFE product
 SAFE_SUFFIXES = (".safe", ".zip")
@@ -134,9 +138,159 @@ def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     return ds, notes
 
 
+def _quicklooks(sources: Sequence[str | os.PathLike], loc: Location, labels: str | os.PathLike | None, batch: int,
+                progress: bool, repair: bool) -> StoreReport:
+    """Read quicklook files into the store batch by batch; files whose id is stored are not even read."""
+    from tqdm.auto import tqdm
+
+    from .io.quicklook import (
+        NoReadableImageError,
+        QuicklookWarning,
+        SkippedFilesWarning,
+        open_quicklooks,
+        resolve_paths,
+        summarize_warnings,
+    )
+
+    files = resolve_paths(sources)
+    first: dict[str, Path] = {}
+    report = StoreReport(path=str(loc))
+    for f in files:  # one file per id, decided before batching: the same whatever the batch size
+        stem = f.name.split(".")[0]
+        if stem in first:
+            report.skipped.append(f"{f}: DuplicateId: same imagette id {stem!r} as {first[stem]}; rename one to keep "
+                                  "both")
+        else:
+            first[stem] = f
+    stored = set(open_store(loc)[S.IMAGETTE].values.tolist()) if store_kind(loc) == zs.IMAGETTES.kind else set()
+    seen = set(stored)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuicklookWarning)
+        if repair and stored:
+            _repair(loc, first, labels, report)
+        todo = [f for stem, f in first.items() if stem not in stored]
+        report.present = len(first) - len(todo)
+        for start in tqdm(range(0, len(todo), batch), desc="ingest", unit="batch", disable=not progress):
+            try:
+                ds = open_quicklooks(todo[start : start + batch], labels=labels, duplicates="skip", lazy=False)
+            except NoReadableImageError as err:  # a batch with no readable file at all
+                report.skipped.extend(err.skipped)
+                continue
+            seen.update(str(i) for i in ds[S.IMAGETTE].values)
+            if store_kind(loc) is not None:  # e.g. tags added to the store since: -1 (unknown) for these
+                ds, notes = conform(ds, open_store(loc))
+                report.warnings.extend(n for n in notes if n not in report.warnings)
+            written = to_store(ds, loc, command="ingest")
+            report.added += written.added
+            report.present += written.present
+            report.commits += written.commits
+            report.skipped.extend(written.skipped)
+    kept = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]  # skipped: listed already
+    report.warnings = summarize_warnings(kept, known_ids=seen) + report.warnings
+    return report
+
+
+def _repair(loc: Location, files: dict[str, Path], labels: str | os.PathLike | None, report: StoreReport) -> None:
+    """Rewrite the damaged chunks of an imagette store from the source files of their imagettes, when given."""
+    from .io.audit import verify
+    from .io.quicklook import open_quicklooks
+
+    found = verify(loc)
+    if any(d.variable == S.IMAGETTE for d in found.damage):
+        raise next(d for d in found.damage if d.variable == S.IMAGETTE)  # ids unreadable: nothing to match files to
+    spans: dict[tuple[int, int], list[zs.DamagedChunkError]] = {}
+    for d in found.damage:
+        spans.setdefault((d.start, d.stop), []).append(d)
+    for (start, stop), damage in sorted(spans.items()):
+        ids = list(damage[0].ids or [])
+        where = "; ".join(f"{d.variable} chunk {d.chunk}" for d in damage)
+        lost = [i for i in ids if i not in files]
+        if lost:
+            report.damaged.append(
+                f"{where}: imagettes {start}..{stop - 1} not rewritten, {len(lost)} of their source files were not "
+                f"given (e.g. {lost[:3]}); ingest them again with these files, or open an earlier snapshot")
+            continue
+        try:
+            fresh = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
+            if [str(i) for i in fresh[S.IMAGETTE].values] != ids:
+                raise ValueError("some of their source files are no longer readable: "
+                                 + "; ".join(fresh.attrs.get("skipped", [])[:3]))
+            repo = zs.repository(loc)
+            session = repo.writable_session(zs.BRANCH)
+            group = zs.root(session.store)
+            fresh = zs.fit_to_store(zs.as_written(fresh), group)
+            names = sorted({d.variable for d in damage} & set(fresh.variables))
+            region = xr.Dataset({name: fresh[name].variable for name in names}, attrs=dict(group.attrs))
+            region.to_zarr(session.store, region={S.IMAGETTE: slice(start, stop)}, mode="r+", consolidated=False)
+            zs.commit(loc, repo, session, f"ingest: repaired {where} from {len(ids)} source files")
+        except ValueError as err:
+            report.damaged.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
+            continue
+        report.repaired += len(damage)
+
+
+def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *,
+               storage_options: dict | None = None) -> StoreReport:
+    """Add or update the tags of imagettes already in a store, from a tag CSV (as published with WV-Net), in one commit.
+
+    Rows of the CSV are matched to stored imagettes by file stem; a stored imagette without a row keeps the tags
+    it had (or -1, unknown, when it had none). The tag codes must be the store's when it has tags already. The tags
+    are computed from one snapshot and committed on top of it: if an ingest appends meanwhile, the labels are
+    refused with an error (re-run), never written to the wrong rows or dropped.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or Location
+        The imagette store (path or URL).
+    labels : str or os.PathLike
+        The tag CSV: a ``filename`` column and one 0/1 column per tag.
+    storage_options : dict, optional
+        See :func:`xwvnet.open_store`.
+
+    Returns
+    -------
+    StoreReport
+        ``added`` counts the imagettes whose tags were set from the CSV; ``total`` the store's imagettes.
+
+    Raises
+    ------
+    ValueError
+        If the CSV's tag codes differ from the store's, no row matches a stored imagette, or imagettes were
+        appended while the tags were computed.
+    xwvnet.io.quicklook.LabelsFileError
+        If the CSV is unreadable or malformed.
+    xwvnet.io.store.WriteConflictError
+        If another writer committed while the tags were written.
+    """
+    from .io.quicklook import read_labels
+
+    loc = locate(store, storage_options)
+    ds = open_store(loc)
+    ids = [str(i) for i in ds[S.IMAGETTE].values]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows for files not in this store are expected here
+        new = read_labels(labels, ids)
+    matched = (new.values != -1).any(axis=1)
+    if not matched.any():
+        raise ValueError(f"no row of {labels} names an imagette of {loc}; check the 'filename' column.")
+    if S.LABELS in ds:
+        codes = [str(c) for c in ds[S.LABEL].values]
+        if sorted(codes) != sorted(str(c) for c in new[S.LABEL].values):
+            raise ValueError(f"the tag codes of {labels} ({list(new[S.LABEL].values)}) differ from the store's "
+                             f"({codes}); use a CSV with the store's tags or a new store.")
+        old = ds[S.LABELS].load()
+        ordered = new.sel({S.LABEL: old[S.LABEL].values}).values
+        out = old.copy(data=np.where(ordered != -1, ordered, old.values).astype(np.int8))
+    else:
+        out = new.assign_coords({S.IMAGETTE: ds[S.IMAGETTE].values})
+    zs.add_variables(xr.Dataset({S.LABELS: out}), loc, [S.LABELS], command=f"label from {Path(labels).name}")
+    return StoreReport(path=str(loc), added=int(matched.sum()), present=len(ids) - int(matched.sum()),
+                       total=len(ids), commits=1)
+
+
 def ingest(
     sources: str | os.PathLike | Iterable[str | os.PathLike],
-    store: str | os.PathLike,
+    store: str | os.PathLike | Location,
     *,
     labels: str | os.PathLike | None = None,
     batch: int = 256,
@@ -145,20 +299,27 @@ def ingest(
     denoise: bool = False,
     workers: int | None = None,
     progress: bool = False,
-    wait: float = 0.0,
+    repair: bool = False,
+    storage_options: dict | None = None,
 ) -> StoreReport:
     """Ingest SAFE products and quicklook files, mixed, into an imagette store; resumable, without duplicates.
+
+    Every batch is one commit, so a killed run keeps what it committed and the same call completes it (ids already
+    stored are skipped, quicklook files of stored ids are not even read). Another ingest into the same store at
+    the same time is fine: each batch commits on top of the other's, without duplicates. Files sharing a name (one
+    imagette id) in several folders are kept once: the first, in the order of
+    :func:`xwvnet.io.quicklook.resolve_paths`; the others are reported as skipped, whatever ``batch`` is.
 
     Parameters
     ----------
     sources : str, os.PathLike or iterable of them
         WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, quicklook files, folders or globs.
-    store : str or os.PathLike
-        The imagette store to create or extend.
+    store : str, os.PathLike or Location
+        The imagette store to create or extend (path or URL).
     labels : str or os.PathLike, optional
         A tag CSV for the quicklook files (as published with WV-Net).
     batch : int, default 256
-        Quicklook files read and written per step.
+        Quicklook files read and written per step (and per commit).
     spacing : float or sequence of float, optional
         Pixel spacing in metres of the quicklooks made from SAFE products: one value, or (azimuth, range) (default
         :data:`xwvnet.preprocess.DEFAULT_SPACING`, which reproduces the published sizes).
@@ -170,40 +331,46 @@ def ingest(
         Processes that read and calibrate SAFE imagettes in parallel (default: dask's threads in this process).
     progress : bool, default False
         Show progress bars.
-    wait : float, default 0.0
-        Seconds to wait for another writer of the store.
+    repair : bool, default False
+        First read every chunk of the store (:func:`xwvnet.verify`) and rewrite the damaged ones from the quicklook
+        files given; damage it cannot rewrite is listed in ``report.damaged``.
+    storage_options : dict, optional
+        Credentials and endpoint of the store (see :func:`xwvnet.open_store`).
 
     Returns
     -------
     StoreReport
-        Added, already present, skipped (unreadable files, damaged imagettes or products, with reasons), warnings
-        and the store's total, for both kinds of source together.
+        Added, already present, skipped (unreadable files, damaged imagettes or products, with reasons), chunks
+        repaired, damage left, warnings, commits and the store's total, for both kinds of source together.
 
     Raises
     ------
     ValueError
-        If nothing to ingest is named, ``workers`` is below 1, or the imagettes do not fit the store.
-    xwvnet.io.lease.StoreBusyError
-        If another writer holds the store.
+        If nothing to ingest is named, ``batch`` or ``workers`` is not a positive integer, the store holds
+        something else, or the imagettes do not fit the store.
+    xwvnet.io.store.DamagedChunkError
+        With ``repair=True``, when the store's ids themselves are damaged.
 
     Examples
     --------
-    >>> report = xwvnet.ingestion.ingest(["S1A_WV_SLC__1SSV_...SAFE", "quicklooks/"], "wv.zarr")  # doctest: +SKIP
+    >>> report = xwvnet.ingest(["S1A_WV_SLC__1SSV_...SAFE", "quicklooks/"], "s3://bucket/wv.zarr")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
     from .io.slc import SafeWarning
     from .preprocess import DEFAULT_SPACING, safe_to_imagettes
 
+    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
+        raise ValueError(f"batch must be a positive number of files, found {batch!r}.")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be a positive number of processes, found {workers!r}.")
     safe, other = split_sources(sources)
     if not safe and not other:
         raise ValueError("nothing to ingest: give SAFE products, quicklook files, folders or glob patterns.")
-    store = Path(store)
-    report = StoreReport(path=store)
-    if other:
-        report = ingest_quicklooks(other, store, labels=labels, batch=batch, progress=progress, wait=wait)
+    loc = locate(store, storage_options)
+    zs.check_target(loc, zs.IMAGETTES)  # before any source is read
+    report = _quicklooks(other, loc, labels, batch, progress, repair) if other else StoreReport(path=str(loc))
     if not safe:
+        report.total = len(open_store(loc)[S.IMAGETTE]) if store_kind(loc) else 0
         return report
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -216,16 +383,17 @@ def ingest(
     report.warnings.extend(sorted({str(w.message).splitlines()[0] for w in caught
                                    if not issubclass(w.category, SafeWarning)}))
     if ds.sizes[S.IMAGETTE] == 0:
+        report.total = len(open_store(loc)[S.IMAGETTE]) if store_kind(loc) else 0
         return report
-    if store_kind(store) is not None:
-        ds, notes = conform(ds, open_store(store))
+    if store_kind(loc) is not None:
+        ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
     scheduler = {"scheduler": "processes", "num_workers": workers} if workers and workers > 1 else {}
     with dask.config.set(**scheduler):
-        written = to_store(ds, store, progress=progress, wait=wait)
+        written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present
+    report.commits += written.commits
     report.skipped.extend(s for s in written.skipped if s not in report.skipped)
     report.total = written.total
     return report
-

@@ -1,105 +1,126 @@
-"""The one Zarr layer of xwvnet: imagette stores and embedding stores are written and read here, nowhere else.
+"""The one store layer of xwvnet: imagette stores and embedding stores are icechunk repositories, read and written here.
 
-Two kinds of store, told apart by the *format record* in their root attributes (``format``, ``version``,
-``kind``), which is written when the store is created:
+A store is named by a path or a URL (:mod:`xwvnet.io.storage`). Inside, it is a Zarr v3 hierarchy whose root
+attributes hold a *format record* (``format``, ``version``, ``kind``):
 
-- the **imagette store** (``kind="imagettes"``), written by :func:`to_store` and :func:`ingest`: image variables,
-  ``valid_lines``/``valid_samples``, tags and the imagette coordinates. Its commit record is the root attribute
-  ``committed``: how many imagettes along ``imagette`` are complete. It is written only after an append finished,
-  so a killed append leaves a store whose first ``committed`` imagettes are intact; :func:`open_store` shows only
-  those, and the next write trims the unfinished tail before it appends again.
-- the **embedding store** (``kind="embeddings"``), written for :func:`xwvnet.archive.embed_store`:
-  ``embedding(imagette, feature)`` plus the input's imagette coordinates, in the input's order. Its commit records
-  are the root attribute ``imagettes`` (coordinates written for that many imagettes, set after they landed) and the
-  array ``progress/done``: ``done[k]`` imagettes of chunk ``k`` hold their embeddings, set only after the region
-  write of that chunk returned (:func:`write_embedding_chunk`).
+- the **imagette store** (``kind="imagettes"``), written by :func:`to_store` (and ``xwvnet ingest``): image
+  variables, ``valid_lines``/``valid_samples``, tags and the imagette coordinates;
+- the **embedding store** (``kind="embeddings"``), written for :func:`xwvnet.embed_store`: ``embedding(imagette,
+  feature)`` plus the input's imagette coordinates, in the input's order, and ``progress/done``: ``done[k]`` rows of
+  chunk ``k`` hold their embeddings. ``done`` is written in the same commit as the rows it counts.
 
-Both kinds share one coordinate chunking and time encoding (:func:`encoding`), one trimming of unfinished appends
-(:func:`trim`), one string decoding on read, one id reader (:func:`ids`) and one opener (:func:`open_store`, or
-:func:`open_stores` for several stores joined on imagette ids).
+Every write is an icechunk commit whose message says what was written, so :func:`history` lists them and
+:func:`open_store` can read any of them (``snapshot=``). Readers see one committed snapshot, never a write in
+progress. Concurrent writers are detected by icechunk: a commit whose base moved rebases when the changes are
+disjoint, else :func:`to_store` re-reads what is stored and retries, and other writers fail with
+:class:`WriteConflictError` naming the other commit. Every array is written with zarr's ``crc32c`` codec, so a
+changed byte is an error on read, and icechunk's manifests make a missing chunk object an error, never a fill
+value: both surface as :class:`DamagedChunkError` naming the variable, the chunk and its imagettes.
 
-Writers never corrupt:
-
-- **one writer per store**: every writer holds the store's writer lease (:mod:`xwvnet.io.lease`) for its whole run;
-  a second writer is refused with the holder's name, or waits (``wait=`` seconds); a killed writer's lease is taken
-  over once stale. The tasks of one :func:`xwvnet.embed_store` run write in parallel under their client's lease.
-- **every chunk accounted for**: every chunk object written is recorded (key, size, CRC-32) with its commit
-  (:mod:`xwvnet.io.integrity`); every read checks it, so a missing or damaged chunk is an error that names the
-  variable, the chunk and its imagettes, never a silent fill value. :func:`xwvnet.io.integrity.verify` checks a
-  whole store. A store written before chunk records existed is adopted by its next writer (its chunks are
-  recorded as found).
+Plain Zarr stores written by others open read-only (with a warning: no checksums, no transactions); stores of
+xwvnet's first format (plain Zarr with chunk records) are refused with the command that converts them
+(:func:`xwvnet.io.migrate.migrate`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
+import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import icechunk
 import numpy as np
 import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 
 from .. import schema as S
-from . import integrity as I
-from .lease import check_token, writer_lease
-from .quicklook import NoReadableImageError, QuicklookWarning, chunk_length, open_quicklooks, resolve_paths
+from .storage import Location, commit_lock, locate
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+# icechunk warns at every open of a local repository that its commits are not safe concurrently: commit_lock
+# answers that warning, so only that one is silenced (ICECHUNK_LOG, when set, wins)
+icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG", "warn,icechunk::storage::object_store=error"))
+BRANCH = "main"
+VERSION = 2  # layout version of the format record; 1 was plain Zarr with chunk records (see xwvnet.io.migrate)
 COORD_CHUNK = 65536  # 1-D variables along `imagette` are small: keep their chunks large
-COORD_BLOCK = 1 << 20  # imagettes of coordinates copied per step into an embedding store (bounded memory)
 TIME_UNITS = "milliseconds since 1970-01-01"  # one fixed unit, so that later appends never need another
-PROGRESS = "progress"  # subgroup of an embedding store with the per-chunk commit counts (hidden from xr.open_zarr)
-DONE = "done"
+DONE = "progress/done"  # per-chunk row counts of an embedding store (a subgroup: hidden from xr.open_zarr)
+BATCH_BYTES = 128 * 2**20  # pixels loaded and committed per step of to_store (bounds memory, amortises commits)
+RETRIES = 20  # attempts of an append whose commit met another writer's (with a growing pause)
 _PAD_VALUE = {S.QUICKLOOK: 0, S.SIGMA0: np.nan}
+#: what a read of a missing or damaged chunk raises (zarr's checksum codec, icechunk's missing object)
+_READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, KeyError, icechunk.IcechunkError)
 
 
 @dataclass(frozen=True)
 class StoreKind:
-    """One kind of xwvnet store: its format record and the root attribute that counts its committed imagettes.
+    """One kind of xwvnet store.
 
     Parameters
     ----------
     kind : str
         Short name written as the ``kind`` root attribute (``"imagettes"`` or ``"embeddings"``).
     format : str
-        The ``format`` root attribute that identifies the kind (also in stores written before ``kind`` existed).
-    version : int
-        Layout version written as ``version``; a store of a newer version is refused rather than misread.
-    counter : str
-        Root attribute holding the number of committed imagettes.
+        The ``format`` root attribute that identifies the kind.
     label : str
-        The kind in words, for error messages.
+        The kind in words, for messages.
     """
 
     kind: str
     format: str
-    version: int
-    counter: str
     label: str
 
-    def record(self, n: int) -> dict[str, str | int]:
-        """The root attributes that say "this is a store of this kind with ``n`` committed imagettes".
-
-        Parameters
-        ----------
-        n : int
-            Committed imagettes.
-
-        Returns
-        -------
-        dict
-            ``format``, ``version``, ``kind`` and the counter attribute.
-        """
-        return {"format": self.format, "version": self.version, "kind": self.kind, self.counter: int(n)}
+    def record(self) -> dict[str, str | int]:
+        """The root attributes that say "this is a store of this kind": format, version and kind."""
+        return {"format": self.format, "version": VERSION, "kind": self.kind}
 
 
-IMAGETTES = StoreKind("imagettes", "xwvnet-imagette-store", 1, "committed", "imagette store")
-EMBEDDINGS = StoreKind("embeddings", "xwvnet-embedding-store", 1, "imagettes", "embedding store")
+IMAGETTES = StoreKind("imagettes", "xwvnet-imagette-store", "imagette store")
+EMBEDDINGS = StoreKind("embeddings", "xwvnet-embedding-store", "embedding store")
 KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
+
+
+class DamagedChunkError(OSError):
+    """A chunk of a store is missing or damaged; the message names it, its imagettes and what to do.
+
+    Parameters
+    ----------
+    message : str
+        The message.
+    variable : str
+        The variable (Zarr array) the chunk belongs to.
+    chunk : int
+        The chunk's index along ``imagette``.
+    start, stop : int
+        The imagette positions it holds.
+    ids : list of str or None
+        Their ids, ``None`` when unreadable.
+    """
+
+    def __init__(self, message: str, variable: str, chunk: int, start: int, stop: int,
+                 ids: list[str] | None) -> None:
+        super().__init__(message)
+        self.variable, self.chunk, self.start, self.stop, self.ids = variable, chunk, start, stop, ids
+
+
+class WriteConflictError(RuntimeError):
+    """Another writer committed changes that overlap this write's; nothing of this write was committed."""
+
+
+class IncompleteStoreWarning(UserWarning):
+    """An embedding store whose run did not finish: only its complete rows are shown."""
+
+
+class ForeignStoreWarning(UserWarning):
+    """A plain Zarr store written outside xwvnet: read-only, without checksums or transactions."""
 
 
 @dataclass
@@ -108,7 +129,7 @@ class StoreReport:
 
     Parameters
     ----------
-    path : Path
+    path : str
         The store written.
     added : int, default 0
         Imagettes appended by this write.
@@ -117,16 +138,18 @@ class StoreReport:
     skipped : list of str
         Inputs that could not be read, each with its reason.
     total : int, default 0
-        Committed imagettes in the store after the write.
+        Imagettes in the store after the write.
     repaired : int, default 0
-        Damaged chunks rewritten from their source files (by :func:`ingest`).
+        Damaged chunks rewritten from their source files (by :func:`xwvnet.ingest` with ``repair=True``).
     damaged : list of str
         Damaged chunks that could not be rewritten, each with its reason and what to do.
     warnings : list of str
-        The warnings of the run, summarised (one line per kind, see :func:`xwvnet.io.quicklook.summarize_warnings`).
+        The warnings of the run, summarised.
+    commits : int, default 0
+        Commits made by this write.
     """
 
-    path: Path
+    path: str
     added: int = 0
     present: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -134,6 +157,7 @@ class StoreReport:
     repaired: int = 0
     damaged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    commits: int = 0
 
     def summary(self) -> str:
         """A short table for people.
@@ -143,461 +167,374 @@ class StoreReport:
         str
             One line per count, then one line per skipped input.
         """
-        lines = [
-            f"store            {self.path}",
-            f"added            {self.added}",
-            f"already present  {self.present}",
-            f"skipped          {len(self.skipped)}",
-            f"total in store   {self.total}",
-        ]
+        lines = [f"store            {self.path}", f"added            {self.added}",
+                 f"already present  {self.present}", f"skipped          {len(self.skipped)}",
+                 f"total in store   {self.total}", f"commits          {self.commits}"]
         if self.repaired or self.damaged:
             lines += [f"repaired chunks  {self.repaired}", f"damaged chunks   {len(self.damaged)} left"]
         lines += [f"  skipped: {reason}" for reason in self.skipped]
         lines += [f"  damaged: {reason}" for reason in self.damaged]
         if self.warnings:
-            lines.append("warnings:")
-            lines += [f"  {line}" for line in self.warnings]
+            lines += ["warnings:", *(f"  {line}" for line in self.warnings)]
         return "\n".join(lines)
 
 
-# ---- what is at a path ---------------------------------------------------------------------------------------
+# ---- repositories, sessions, commits ---------------------------------------------------------------------------
 
 
-def open_group(path: str | os.PathLike, mode: str = "r+") -> zarr.Group | None:
-    """The Zarr group at ``path``, or ``None`` when there is none.
+def repository(location: Location, *, create: bool = False) -> icechunk.Repository | None:
+    """The icechunk repository at ``location``, or None (``create=True``: a new one, never over anything else)."""
+    storage = location.storage()
+    if icechunk.Repository.exists(storage):
+        return icechunk.Repository.open(storage)
+    if not create:
+        return None
+    with commit_lock(location):
+        if icechunk.Repository.exists(storage):
+            return icechunk.Repository.open(storage)
+        for _ in range(50 if not location.local and _occupied(location) else 0):  # another process creating it
+            time.sleep(0.1)
+            if icechunk.Repository.exists(storage):
+                return icechunk.Repository.open(storage)
+        if _occupied(location):
+            raise ValueError(f"{location} holds something that is not an xwvnet store ({describe(location)}); "
+                             "refusing to overwrite it. Choose a new path.")
+        try:
+            return icechunk.Repository.create(storage)
+        except icechunk.IcechunkError:  # another process created it first (object stores: conditional write)
+            return icechunk.Repository.open(storage)
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Where the store would be.
-    mode : str, default "r+"
-        Zarr open mode (``"r"`` to read only, ``"r+"`` to write into an existing group).
 
-    Returns
-    -------
-    zarr.Group or None
-        ``None`` for a missing path, a file, or a folder without Zarr group metadata.
-    """
+def _occupied(location: Location) -> bool:
+    if location.local:
+        path = location.path
+        return path.exists() and (not path.is_dir() or any(path.iterdir()))
+    return location.exists()
+
+
+def read_session(repo: icechunk.Repository, snapshot: str | None = None) -> icechunk.Session:
+    """A read-only session at the branch tip, a tag or a snapshot id (ValueError naming what to run when unknown)."""
+    if snapshot is None:
+        return repo.readonly_session(branch=BRANCH)
+    if snapshot in repo.list_tags():
+        return repo.readonly_session(tag=snapshot)
     try:
-        return zarr.open_group(str(path), mode=mode)
-    except (FileNotFoundError, NotADirectoryError, zarr.errors.GroupNotFoundError, ValueError):
+        return repo.readonly_session(snapshot_id=snapshot)
+    except (icechunk.IcechunkError, ValueError) as err:
+        raise ValueError(f"snapshot {snapshot!r} is neither a tag nor a snapshot id of this store; "
+                         "`xwvnet history STORE` lists them.") from err
+
+
+def root(store: Any) -> zarr.Group | None:
+    """The root group of a session's store, or None when nothing was written yet."""
+    try:
+        return zarr.open_group(store, mode="r" if store.read_only else "r+")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         return None
 
 
-def _kind_of(group: zarr.Group) -> StoreKind | None:
-    return KINDS.get(str(group.attrs.get("format")))
+def kind_of(group: zarr.Group | None, where: object = "") -> StoreKind | None:
+    """The kind of store ``group`` is the root of (None: empty or foreign); a newer format version is a ValueError."""
+    kind = None if group is None else KINDS.get(str(group.attrs.get("format")))
+    if kind is not None and int(group.attrs.get("version", 0)) > VERSION:
+        raise ValueError(f"{where} is an xwvnet {kind.label} of format version {group.attrs['version']}, newer "
+                         f"than this xwvnet reads ({VERSION}). Upgrade xwvnet to read or extend it.")
+    return kind
 
 
-def store_kind(path: str | os.PathLike) -> str | None:
-    """The kind of xwvnet store at ``path``, read from its format record.
+def commit(location: Location, repo: icechunk.Repository, session: icechunk.Session, message: str, *,
+           rebase: bool = False) -> str:
+    """Commit ``session`` with ``message``; return the snapshot id.
+
+    Appends and whole-variable writes never rebase (their rows depend on what was stored when they began): any
+    commit in between is a :class:`WriteConflictError` naming it, and :func:`to_store` retries from what is stored
+    then. ``rebase=True`` (an embedding run's disjoint chunks) rebases over commits icechunk finds no overlap with.
+    Local stores serialise this step (:func:`xwvnet.io.storage.commit_lock`).
+    """
+    with commit_lock(location):
+        try:
+            return session.commit(message, rebase_with=icechunk.ConflictDetector() if rebase else None)
+        except (icechunk.ConflictError, icechunk.RebaseFailedError) as err:
+            tip = repo.lookup_snapshot(repo.lookup_branch(BRANCH))
+            raise WriteConflictError(
+                f"{location}: another writer committed {tip.id} ({tip.message!r}, {tip.written_at:%Y-%m-%d %H:%M:%S}"
+                f" UTC) while this write ({message!r}) ran, and the two overlap; nothing of this write was "
+                "committed. Re-run it: ingest and embed skip what is stored.") from err
+
+
+def ids(group: zarr.Group, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Imagette ids ``start:stop`` of a store's root group as Python strings, checked like every read."""
+    if S.IMAGETTE not in group:
+        return np.array([], dtype=object)
+    array = group[S.IMAGETTE]
+    values = read_rows(array, S.IMAGETTE, start, array.shape[0] if stop is None else stop, None)
+    return np.array([str(v) for v in values.tolist()], dtype=object)
+
+
+def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zarr.Array | None) -> np.ndarray:
+    """Rows ``start:stop`` of a stored array; a missing chunk or a failed checksum is a :class:`DamagedChunkError`.
+
+    It names the variable, the first bad chunk, its imagettes (ids read from ``id_array`` when given) and what to do.
+    """
+    try:
+        return np.asarray(array[start:stop])
+    except _READ_ERRORS as err:
+        step = array.chunks[0]
+        for k in range(start // step, max(start // step + 1, math.ceil(stop / step))):
+            lo, hi = k * step, min(array.shape[0], (k + 1) * step)
+            try:
+                array[lo:hi]
+            except _READ_ERRORS as inner:
+                raise _damage(name, k, lo, hi, id_array, inner) from err
+        raise
+
+
+def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None, err: BaseException) -> DamagedChunkError:
+    names: list[str] | None = None
+    if id_array is not None and name != S.IMAGETTE:
+        try:
+            names = [str(v) for v in np.asarray(id_array[lo:hi]).tolist()]
+        except _READ_ERRORS:
+            names = None
+    problem = "checksum mismatch" if "checksum" in str(err) else f"unreadable ({str(err).splitlines()[0].strip()})"
+    shown = "their ids are unreadable too" if names is None else "ids " + ", ".join(names[:4]) + (
+        f", ..., {names[-1]}" if len(names) > 4 else "")
+    return DamagedChunkError(
+        f"chunk {k} of {name!r} is damaged ({problem}): imagettes {lo}..{hi - 1} ({shown}). Run `xwvnet verify "
+        "STORE` to list all damage; `xwvnet ingest --repair` (imagettes) or `xwvnet embed --repair` (embeddings) "
+        "rewrites it, or open an earlier snapshot.", name, k, lo, hi, names)
+
+
+# ---- what is at a location -------------------------------------------------------------------------------------
+
+
+def describe(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str:
+    """What a location holds, in words, for messages that say what was found."""
+    loc = locate(where, storage_options)
+    repo = repository(loc)
+    if repo is not None:
+        group = root(read_session(repo).store)
+        kind = KINDS.get(str(group.attrs.get("format"))) if group is not None else None
+        return f"an xwvnet {kind.label} (format version {group.attrs.get('version')})" if kind else \
+            "an icechunk repository without an xwvnet store"
+    if not _occupied(loc):
+        return "nothing (the path does not exist)" if loc.local and not loc.path.exists() else "nothing"
+    try:
+        group = zarr.open_group(loc.zarr_store(), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+        return "a folder or file that is not a Zarr store"
+    if str(group.attrs.get("format")) in KINDS:
+        return f"an xwvnet store of format version 1 (run `xwvnet migrate {loc} NEW` to convert it)"
+    members = sorted(name for name, _ in group.members())
+    shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
+    return f"a plain Zarr group (members: [{shown}])"
+
+
+def store_kind(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str | None:
+    """The kind of xwvnet store at a location: ``"imagettes"``, ``"embeddings"`` or ``None``.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        Any path.
+    where : str, os.PathLike or Location
+        Any path or URL.
+    storage_options : dict, optional
+        See :func:`xwvnet.io.storage.locate`.
 
     Returns
     -------
     str or None
-        ``"imagettes"``, ``"embeddings"``, or ``None`` when ``path`` holds no xwvnet store.
+        The kind, ``None`` when no xwvnet store is there.
 
     Examples
     --------
     >>> store_kind("does-not-exist.zarr") is None
     True
     """
-    group = open_group(path, mode="r")
-    kind = None if group is None else _kind_of(group)
+    loc = locate(where, storage_options)
+    repo = repository(loc)
+    kind = None if repo is None else kind_of(root(read_session(repo).store), loc)
     return None if kind is None else kind.kind
 
 
-def describe(path: str | os.PathLike) -> str:
-    """What ``path`` holds, in words, for error messages that say what was found.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Any path.
-
-    Returns
-    -------
-    str
-        E.g. ``"nothing (the path does not exist)"``, ``"a Zarr group without an xwvnet format record"``,
-        ``"an xwvnet embedding store"``.
-    """
-    path = Path(path)
-    group = open_group(path, mode="r")
-    if group is None:
-        if not path.exists():
-            return "nothing (the path does not exist)"
-        if path.is_dir():
-            return "a folder that is not a Zarr store" if any(path.iterdir()) else "an empty folder"
-        return "a file that is not a Zarr store"
-    kind = _kind_of(group)
-    if kind is not None:
-        return f"an xwvnet {kind.label} (format version {group.attrs.get('version')})"
-    members = sorted(name for name, _ in group.members())
-    shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
-    return f"a Zarr group without an xwvnet format record (format={group.attrs.get('format')!r}, members: [{shown}])"
-
-
-def _check_version(group: zarr.Group, kind: StoreKind, path: Path) -> None:
-    version = int(group.attrs.get("version", 0))
-    if version > kind.version:
-        raise ValueError(
-            f"{path} is an xwvnet {kind.label} of format version {version}, newer than this xwvnet reads "
-            f"({kind.version}). Upgrade xwvnet to read or extend it."
-        )
-
-
-def check_target(path: str | os.PathLike, kind: StoreKind) -> int:
-    """Make sure a writer of ``kind`` may write at ``path``; return how many imagettes are committed there.
-
-    A writer never overwrites what it did not write: a path that holds anything other than a store of ``kind``
-    (another kind of xwvnet store, a foreign Zarr group, a folder with files, a file) is refused. Missing paths,
-    empty folders and empty Zarr groups are fine (0 committed).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The output path.
-    kind : StoreKind
-        :data:`IMAGETTES` or :data:`EMBEDDINGS`.
-
-    Returns
-    -------
-    int
-        Committed imagettes of the existing store, 0 when there is none yet.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` holds something else, or a store of a newer format version.
-    """
-    path = Path(path)
-    group = open_group(path, mode="r")
-    if group is None:
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ValueError(
-                f"{path} exists and is not a Zarr store ({describe(path)}); refusing to overwrite it. "
-                "Choose a new path."
-            )
-        return 0
-    found = _kind_of(group)
-    if found is None and not dict(group.attrs) and not any(True for _ in group.members()):
-        return 0  # an empty group: nothing to lose
-    if found is not kind:
-        raise ValueError(
-            f"{path} is a Zarr store but not an xwvnet {kind.label} (found {describe(path)}); refusing to "
-            "overwrite it. Choose a new path."
-        )
-    _check_version(group, kind, path)
-    return int(group.attrs.get(kind.counter, 0))
-
-
-def committed(path: str | os.PathLike) -> int:
-    """How many imagettes of the xwvnet store at ``path`` are committed (0 when there is no store).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An imagette store or an embedding store.
-
-    Returns
-    -------
-    int
-        The store's commit counter (``committed`` or ``imagettes``), 0 for anything that is not an xwvnet store.
-    """
-    group = open_group(path, mode="r")
-    kind = None if group is None else _kind_of(group)
-    return 0 if kind is None else int(group.attrs.get(kind.counter, 0))
-
-
-def committed_chunk(path: str | os.PathLike) -> int | None:
-    """The chunk length along ``imagette`` of an existing store, or ``None``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An imagette store (chunk of its image variable) or an embedding store (its ``chunk`` attribute).
-
-    Returns
-    -------
-    int or None
-        ``None`` when there is no store or it holds no image variable yet.
-    """
-    group = open_group(path, mode="r")
-    if group is None:
-        return None
-    if _kind_of(group) is EMBEDDINGS and "chunk" in group.attrs:
-        return int(group.attrs["chunk"])
-    for name in S.IMAGE_VARS:
-        if name in group:
-            return int(group[name].chunks[0])
-    return None
-
-
-def root_attrs(path: str | os.PathLike) -> dict[str, object]:
-    """The root attributes of the store at ``path`` (format record included); empty when there is no store.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Any path.
-
-    Returns
-    -------
-    dict
-        A copy: changing it does not change the store.
-    """
-    group = open_group(path, mode="r")
-    return {} if group is None else dict(group.attrs)
-
-
-def ids(path: str | os.PathLike, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Imagette ids ``start:stop`` of a store as stored (committed or not), as Python strings.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An imagette store or an embedding store.
-    start : int, default 0
-        First position along ``imagette``.
-    stop : int, optional
-        End position (exclusive); default the end of the stored array.
-
-    Returns
-    -------
-    numpy.ndarray
-        Object array of ``str``.
-    """
-    group = checked_group(path)
-    values = np.asarray(group[S.IMAGETTE][start:stop]).tolist()
-    return np.array([str(v) for v in values], dtype=object)
-
-
-def checked_store(path: str | os.PathLike) -> I.Checker:
-    """A read-only Zarr store of ``path`` that refuses missing and damaged chunks (see :mod:`xwvnet.io.integrity`).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An xwvnet store.
-
-    Returns
-    -------
-    xwvnet.io.integrity.Checker
-        For ``xarray.open_zarr`` or ``zarr.open_group``; a bad chunk raises
-        :class:`~xwvnet.io.integrity.DamagedChunkError` naming it and its imagettes.
-    """
-    group = zarr.open_group(str(path), mode="r")
-    return I.checking(path, I.geometry(group, (_kind_of(group) or IMAGETTES).kind))
-
-
-def checked_group(path: str | os.PathLike) -> zarr.Group:
-    """The root group of ``path`` read through :func:`checked_store`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An xwvnet store.
-
-    Returns
-    -------
-    zarr.Group
-        Read-only.
-    """
-    return zarr.open_group(store=checked_store(path), mode="r")
-
-
-def _committed_ids(path: Path) -> np.ndarray:
-    n = committed(path)
-    return ids(path, 0, n) if n else np.array([], dtype=object)
-
-
-# ---- shared pieces: encoding, trimming, strings --------------------------------------------------------------
-
-
-def imagette_arrays(group: zarr.Group) -> Iterator[zarr.Array]:
-    """The arrays of ``group`` whose first dimension is ``imagette`` (those that grow with each append).
-
-    Parameters
-    ----------
-    group : zarr.Group
-        A store's root group.
-
-    Returns
-    -------
-    Iterator of zarr.Array
-        Each array along ``imagette``, in turn.
-    """
-    for _, array in group.arrays():
-        names = array.metadata.dimension_names or ()
-        if names and names[0] == S.IMAGETTE:
-            yield array
-
-
-def trim(group: zarr.Group, n: int) -> None:
-    """Cut every array along ``imagette`` back to ``n`` (drops what an unfinished append left behind).
-
-    Parameters
-    ----------
-    group : zarr.Group
-        A store's root group, opened for writing.
-    n : int
-        The committed length.
-
-    Returns
-    -------
-    None
-    """
-    for array in imagette_arrays(group):
-        if array.shape[0] != n:
-            array.resize((n, *array.shape[1:]))
-
-
-def encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, object]]:
-    """Zarr encoding of a new store: ``chunk`` imagettes per chunk of an N-d variable, large 1-D chunks, fixed time.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        What is written first.
-    chunk : int
-        Imagettes per stored chunk of the image (or embedding) variables.
-
-    Returns
-    -------
-    dict
-        ``{name: {"chunks": ..., ...}}`` for ``Dataset.to_zarr(encoding=...)``; ``time`` is stored as int64
-        milliseconds since 1970, so that every later append uses the same unit.
-    """
-    enc: dict[str, dict[str, object]] = {}
-    for name, var in ds.variables.items():
-        if var.dims and var.dims[0] == S.IMAGETTE:
-            first = chunk if var.ndim > 1 else max(chunk, COORD_CHUNK)
-            enc[str(name)] = {"chunks": (first, *var.shape[1:])}
-    if S.TIME in ds.variables:
-        enc.setdefault(S.TIME, {}).update(units=TIME_UNITS, dtype="int64")
-    return enc
-
-
-def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
-    """Zarr v3 variable-length strings (numpy ``StringDType``, kind "T") as object arrays, as xwvnet expects."""
-    strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind == "T"}
-    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
-        {k: v for k, v in strings.items() if k not in ds.coords}
-    )
-
-
-def _as_written(ds: xr.Dataset) -> xr.Dataset:
-    """Strings as variable-length, and attrs that describe one read (not the store) dropped."""
-    ds = ds.copy()
-    for name, var in ds.variables.items():
-        if var.dtype.kind in "US":
-            ds[name] = var.astype(object)
-    ds.attrs = {k: v for k, v in ds.attrs.items() if k != "skipped"}
-    if S.TIME in ds.variables and ds[S.TIME].dtype.kind == "M":
-        # stored times are whole milliseconds (TIME_UNITS): floor finer times here, or an append would write
-        # microsecond counts under a millisecond unit
-        ds = ds.assign_coords({S.TIME: ds[S.TIME].dt.floor("ms").assign_attrs(ds[S.TIME].attrs)})
-    return ds
-
-
-# ---- opening ---------------------------------------------------------------------------------------------------
-
-
-def _open_committed(path: Path, group: zarr.Group, n: int, chunks: dict[str, int] | str | None,
-                    store: I.Checker) -> xr.Dataset:
-    """The store cut to its first ``n`` imagettes, without writing to it.
-
-    An append killed half-way can leave the arrays along ``imagette`` at different lengths (some grown, some not),
-    which one ``xr.open_zarr`` refuses; then the arrays of each length are opened apart, cut, and joined.
-    """
-    cut = {S.IMAGETTE: slice(0, n)}
-    try:
-        return xr.open_zarr(store, consolidated=False, chunks=chunks).isel(cut)
-    except ValueError:
-        if len({a.shape[0] for a in imagette_arrays(group)}) <= 1:
-            raise  # not a ragged store: some other problem, for xarray to tell
-    by_length: dict[int | None, list[str]] = {}
-    coords = set(str(group.attrs.get("coordinates", "")).split())
-    for name, array in group.arrays():
-        dims = array.metadata.dimension_names or ()
-        by_length.setdefault(array.shape[0] if dims and dims[0] == S.IMAGETTE else None, []).append(name)
-        coords.update(str(array.attrs.get("coordinates", "")).split())
-    lengths = [length for length in by_length if length is not None]
-    every = {name for names in by_length.values() for name in names}
-    parts = []
-    for i, length in enumerate(lengths):
-        keep = set(by_length[length]) | set(by_length.get(None, []) if i == 0 else [])
-        part = xr.open_zarr(store, consolidated=False, chunks=chunks, drop_variables=sorted(every - keep))
-        parts.append(part.isel(cut))
-    ds = xr.merge(parts, compat="override", join="exact", combine_attrs="override")
-    return ds.set_coords([name for name in coords if name in ds.data_vars])
-
-
-def open_store(path: str | os.PathLike, chunks: dict[str, int] | str | None = "store") -> xr.Dataset:
-    """Open an xwvnet store of either kind lazily, showing only its committed imagettes.
-
-    The kind (imagette store of :func:`to_store` / ``xwvnet ingest``, or embedding store of
-    :func:`xwvnet.embed_store` / ``xwvnet embed``) is read from the store's format record. Imagettes appended by
-    a write that was killed before its commit are not shown. In an embedding store, chunks not yet embedded read
-    as NaN (:func:`xwvnet.archive.status` says how far a run got).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The store.
-    chunks : dict, str or None, default "store"
-        ``"store"``: one dask chunk per stored chunk; anything else is passed to :func:`xarray.open_zarr`
-        (``None`` loads numpy arrays on access).
-
-    Returns
-    -------
-    xarray.Dataset
-        The store's variables along ``imagette`` (strings as Python objects); the root attributes other than the
-        format record are in ``attrs``.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is not a Zarr store, is a Zarr store that is not an xwvnet store (the message says what was
-        found), or was written by a newer xwvnet.
-    xwvnet.io.integrity.DamagedChunkError
-        When a chunk read (at once, or later when the lazy arrays are computed) is missing or damaged: the error
-        names the variable, the chunk and its imagettes, and says to run ``xwvnet verify`` and re-ingest/re-embed.
-
-    Examples
-    --------
-    >>> import xwvnet
-    >>> ds = xwvnet.open_store("imagettes.zarr")  # doctest: +SKIP
-    >>> emb = xwvnet.open_store("embeddings.zarr")  # doctest: +SKIP
-    """
-    path = Path(path)
-    group = open_group(path, mode="r")
-    if group is None:
-        raise ValueError(
-            f"{path} is not a Zarr store (found {describe(path)}); create one with xwvnet.to_store(ds, path) or "
-            "`xwvnet ingest`."
-        )
-    kind = _kind_of(group)
+def check_target(location: Location, kind: StoreKind) -> None:
+    """Refuse (ValueError) to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine."""
+    repo = repository(location)
+    group = None if repo is None else root(read_session(repo).store)
+    found = kind_of(group, location)
+    busy = _occupied(location) if repo is None else group is not None and found is not kind and (
+        found is not None or any(True for _ in group.members()))
+    if busy:
+        raise ValueError(f"{location} holds something that is not an xwvnet {kind.label} (found "
+                         f"{describe(location)}); refusing to overwrite it. Choose a new path.")
+
+
+def opened(location: Location, snapshot: str | None = None, repo: icechunk.Repository | None = None
+           ) -> tuple[icechunk.Repository, Any, zarr.Group, StoreKind]:
+    """The repository, read-only session, root group and kind of the xwvnet store at ``location`` (else ValueError)."""
+    repo = repository(location) if repo is None else repo
+    session = None if repo is None else read_session(repo, snapshot)
+    group = None if session is None else root(session.store)
+    kind = kind_of(group, location)
     if kind is None:
-        raise ValueError(
-            f"{path} is a Zarr store but not an xwvnet imagette store or embedding store (found {describe(path)}). "
-            "Open it with xarray.open_zarr, or write an xwvnet store with xwvnet.to_store or `xwvnet ingest`."
-        )
-    _check_version(group, kind, path)
-    n = int(group.attrs.get(kind.counter, 0))
-    store = I.checking(path, I.geometry(group, kind.kind))
-    ds = _decode_strings(_open_committed(path, group, n, {} if chunks == "store" else chunks, store))
-    record = kind.record(0)
+        raise ValueError(f"{location} is not an xwvnet store (found {describe(location)}); create one with "
+                         "xwvnet.to_store(ds, path) or `xwvnet ingest`.")
+    return repo, session, group, kind
+
+
+# ---- reading -----------------------------------------------------------------------------------------------------
+
+
+class _Guarded:
+    """A lazy stored variable as a dask source whose reads turn missing or damaged chunks into named errors."""
+
+    def __init__(self, variable: xr.Variable, name: str, array: zarr.Array, id_array: zarr.Array) -> None:
+        self.variable, self.name, self.array, self.id_array = variable, name, array, id_array
+        self.shape, self.dtype, self.ndim = variable.shape, variable.dtype, variable.ndim
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        try:
+            return np.asarray(self.variable[key].values)
+        except _READ_ERRORS as err:
+            first = key[0] if isinstance(key, tuple) else key
+            start, stop, _ = first.indices(self.shape[0])
+            read_rows(self.array, self.name, start, stop, self.id_array)  # raises the named error
+            raise err
+
+
+def _dataset(store: Any, group: zarr.Group, chunks: int | dict[str, int] | str, where: object) -> xr.Dataset:
+    """The Dataset of a store's root group: every variable along ``imagette`` read through :class:`_Guarded`."""
+    import dask.array as da
+
+    try:
+        ds = xr.open_zarr(store, consolidated=False, chunks=None)
+    except _READ_ERRORS:
+        ids(group)  # a damaged id chunk: raises the named error
+        raise
+    along = {}
+    arrays = dict(group.arrays())  # one listing, not one request per variable
+    for name, var in ds.variables.items():
+        if name == S.IMAGETTE or not var.dims or var.dims[0] != S.IMAGETTE:
+            continue
+        array = arrays[str(name)]
+        first = chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
+        blocks = (first or array.chunks[0], *array.chunks[1:])
+        data = da.from_array(_Guarded(var, str(name), array, arrays[S.IMAGETTE]), chunks=blocks,
+                             name=f"open_store-{name}-{where}-{blocks}",
+                             asarray=False, meta=np.empty((0,) * var.ndim, var.dtype))
+        along[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+    ds = ds.assign_coords({k: v for k, v in along.items() if k in ds.coords}).assign(
+        {k: v for k, v in along.items() if k not in ds.coords})
+    strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind == "T"}
+    ds = ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
+        {k: v for k, v in strings.items() if k not in ds.coords})
+    record = IMAGETTES.record()
     ds.attrs = {k: v for k, v in ds.attrs.items() if k not in record}
     return ds
 
 
+def open_store(
+    store: str | os.PathLike | Location,
+    *,
+    snapshot: str | None = None,
+    chunks: int | dict[str, int] | str = "store",
+    storage_options: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Open an xwvnet store of either kind lazily, as it is now or as it was at an earlier commit.
+
+    Every chunk read (at once, or when the lazy arrays are computed) is checked: a chunk that is missing or fails
+    its checksum raises :class:`DamagedChunkError` naming the variable, the chunk and its imagettes. An embedding
+    store whose run did not finish shows only its complete rows, with an :class:`IncompleteStoreWarning` that says
+    how many are missing and which command completes them (rows never written are never shown as data).
+    A plain Zarr store written outside xwvnet that follows the data model opens read-only, with a
+    :class:`ForeignStoreWarning`.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or Location
+        A path, or a ``file://``, ``s3://``, ``gs://`` or ``az://`` URL.
+    snapshot : str, optional
+        A snapshot id or tag (see :func:`history`): open the store as it was then. Default: the newest commit.
+    chunks : int, dict or "store", default "store"
+        Imagettes per dask chunk (an int, or ``{"imagette": n}``); ``"store"``: one dask chunk per stored chunk.
+    storage_options : dict, optional
+        Credentials and endpoint (see :func:`xwvnet.io.storage.locate`); default the standard environment.
+
+    Returns
+    -------
+    xarray.Dataset
+        The store's variables along ``imagette`` (strings as Python objects), dask-backed; the root attributes
+        other than the format record are in ``attrs``.
+
+    Raises
+    ------
+    ValueError
+        If nothing readable as imagettes is there (the message says what was found), the store is of xwvnet's
+        first format (the message says to run ``xwvnet migrate``), or ``snapshot`` is unknown.
+    DamagedChunkError
+        When a chunk read is missing or damaged.
+
+    Examples
+    --------
+    >>> ds = xwvnet.open_store("s3://bucket/wv/imagettes.zarr")  # doctest: +SKIP
+    >>> first = xwvnet.history("imagettes.zarr").snapshot.iloc[-2]  # doctest: +SKIP
+    >>> before = xwvnet.open_store("imagettes.zarr", snapshot=first)  # doctest: +SKIP
+    """
+    loc = locate(store, storage_options)
+    repo = repository(loc)
+    if repo is None:
+        if snapshot is not None:
+            raise ValueError(f"{loc} is not an xwvnet store (found {describe(loc)}): it has no snapshots.")
+        return _open_foreign(loc, chunks)
+    _, session, group, kind = opened(loc, snapshot, repo)
+    ds = _dataset(session.store, group, chunks, session.snapshot_id)
+    if kind is EMBEDDINGS:
+        done = np.asarray(group[DONE][:]) if DONE in group else np.zeros(0, np.int32)
+        keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), done)
+        if not keep.all():
+            warnings.warn(
+                f"{loc}: the embedding run is incomplete: {int((~keep).sum())} of {keep.size} imagettes are not "
+                f"embedded yet and are left out; complete them with `{completing_command(loc, ds.attrs)}` "
+                "(`xwvnet status STORE` says more).", IncompleteStoreWarning, stacklevel=2)
+            ds = ds.isel({S.IMAGETTE: np.flatnonzero(keep)})
+    return ds
+
+
+def complete_rows(n: int, chunk: int, done: np.ndarray) -> np.ndarray:
+    """Which of ``n`` rows of an embedding store are written, from its per-chunk counts ``done``."""
+    position = np.arange(n)
+    k = position // max(1, chunk)
+    counts = np.zeros(math.ceil(n / max(1, chunk)), dtype=np.int64)
+    counts[: min(counts.size, done.size)] = done[: counts.size]
+    return (position - k * chunk) < counts[k]
+
+
+def completing_command(location: object, attrs: dict[str, Any]) -> str:
+    """The command that completes an embedding store, from its root attributes."""
+    return f"xwvnet embed {attrs.get('input', 'INPUT')} {location} --encoder {attrs.get('encoder', 'ENCODER')}"
+
+
+def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Dataset:
+    found = describe(loc)
+    if not found.startswith("a plain Zarr group"):
+        raise ValueError(f"{loc} is not an xwvnet store (found {found}). Create one with xwvnet.to_store(ds, path) "
+                         "or `xwvnet ingest`" + ("." if "version 1" not in found else ", or convert it as said."))
+    size = chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
+    ds = xr.open_zarr(loc.zarr_store(), consolidated=None, chunks={} if size is None else {S.IMAGETTE: size})
+    if S.IMAGETTE not in ds.dims:
+        raise ValueError(f"{loc} is a plain Zarr store without an {S.IMAGETTE!r} dimension (dims {dict(ds.sizes)}); "
+                         "it does not follow the xwvnet data model (docs/data-model.md). Open it with xarray.")
+    warnings.warn(f"{loc} is a plain Zarr store written outside xwvnet: opened read-only, with no integrity "
+                  "guarantees (no checksums, no transactions). Copy it into an xwvnet store with xwvnet.to_store.",
+                  ForeignStoreWarning, stacklevel=3)
+    strings = {n: v.astype(object) for n, v in ds.variables.items() if v.dtype.kind in "TU"}
+    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords})
+
+
 def open_stores(
-    paths: str | os.PathLike | Sequence[str | os.PathLike], chunks: dict[str, int] | str | None = "store"
+    stores: str | os.PathLike | Sequence[str | os.PathLike],
+    chunks: int | dict[str, int] | str = "store",
+    *,
+    storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open several xwvnet stores joined on imagette ids.
 
@@ -607,10 +544,12 @@ def open_stores(
 
     Parameters
     ----------
-    paths : str, os.PathLike or sequence of them
-        Imagette stores and/or embedding stores.
-    chunks : dict, str or None, default "store"
+    stores : str, os.PathLike or sequence of them
+        Imagette stores and/or embedding stores (paths or URLs).
+    chunks : int, dict or "store", default "store"
         As for :func:`open_store`.
+    storage_options : dict, optional
+        As for :func:`open_store` (the same for every store).
 
     Returns
     -------
@@ -620,719 +559,440 @@ def open_stores(
     Raises
     ------
     ValueError
-        If no path is given, a path is not an xwvnet store (see :func:`open_store`), or the stores share no
-        imagette id.
+        If no store is given, one is not readable (see :func:`open_store`), or they share no imagette id.
 
     Examples
     --------
     >>> ds = open_stores(["imagettes.zarr", "embeddings.zarr"])  # doctest: +SKIP
-    >>> ds["embedding"], ds["quicklook"]  # doctest: +SKIP
     """
-    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    if not paths:
+    stores = [stores] if isinstance(stores, (str, os.PathLike)) else list(stores)
+    if not stores:
         raise ValueError("give at least one store to open.")
-    opened = [open_store(p, chunks) for p in paths]
-    joined = xr.merge(opened, join="inner", compat="override", combine_attrs="override")
-    first = opened[0].indexes[S.IMAGETTE]
+    opened_ = [open_store(p, chunks=chunks, storage_options=storage_options) for p in stores]
+    joined = xr.merge(opened_, join="inner", compat="override", combine_attrs="override")
+    first = opened_[0].indexes[S.IMAGETTE]
     order = first[first.isin(joined.indexes[S.IMAGETTE])]
-    if len(order) == 0 and any(d.sizes[S.IMAGETTE] for d in opened):
-        sizes = ", ".join(f"{p} ({d.sizes[S.IMAGETTE]})" for p, d in zip(paths, opened))
+    if len(order) == 0 and any(d.sizes[S.IMAGETTE] for d in opened_):
+        sizes = ", ".join(f"{p} ({d.sizes[S.IMAGETTE]})" for p, d in zip(stores, opened_))
         raise ValueError(f"the stores share no imagette id: {sizes}. Join stores made from the same imagettes.")
     return joined.sel({S.IMAGETTE: order})
 
 
-# ---- the imagette store: write ---------------------------------------------------------------------------------
+def history(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None
+            ) -> pd.DataFrame:
+    """The commits of a store, newest first.
 
+    Parameters
+    ----------
+    store : str, os.PathLike or Location
+        The store (path or URL).
+    storage_options : dict, optional
+        See :func:`open_store`.
 
-def _image_shape(group: zarr.Group) -> tuple[int, int]:
-    for name in S.IMAGE_VARS:
-        if name in group:
-            return tuple(group[name].shape[1:])
-    raise ValueError("the store holds no image variable")
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``snapshot`` (id for ``open_store(snapshot=...)``), ``time`` (UTC) and ``message``.
 
+    Raises
+    ------
+    ValueError
+        If no xwvnet store is there.
 
-def _fit_image_dims(ds: xr.Dataset, group: zarr.Group, log: I.RecordLog | None = None, n: int = 0) -> xr.Dataset:
-    """Pad the batch to the store's image size, or grow the store's image arrays when the batch is larger.
-
-    When the arrays grow, the new chunks beside the first ``n`` imagettes are never written (they read as the pad
-    value): ``log`` records them as absent by design.
+    Examples
+    --------
+    >>> xwvnet.history("imagettes.zarr").head(2)  # doctest: +SKIP
     """
-    lines, samples = _image_shape(group)
-    need = (max(lines, ds.sizes.get(S.LINE, 0)), max(samples, ds.sizes.get(S.SAMPLE, 0)))
-    if need != (lines, samples):
-        for name in S.IMAGE_VARS:
-            if name in group:
-                array = group[name]
-                c, cl, cs = array.chunks
-                old = (math.ceil(lines / cl), math.ceil(samples / cs))
-                new = (math.ceil(need[0] / cl), math.ceil(need[1] / cs))
-                for i in range(math.ceil(n / c)) if log is not None else ():
-                    for bl in range(new[0]):
-                        for bs in range(new[1]):
-                            if bl >= old[0] or bs >= old[1]:
-                                log.add(f"{name}/c/{i}/{bl}/{bs}", I.ABSENT, 0)
-                array.resize((array.shape[0], *need))
-    pad = {S.LINE: (0, need[0] - ds.sizes[S.LINE]), S.SAMPLE: (0, need[1] - ds.sizes[S.SAMPLE])}
-    padded = {
-        name: ds[name].pad(pad, constant_values=_PAD_VALUE[name]).astype(ds[name].dtype)
-        for name in S.IMAGE_VARS
-        if name in ds
-    }
-    return ds.drop_vars(list(padded)).assign(padded)
+    import pandas as pd
+
+    repo, *_ = opened(locate(store, storage_options))
+    rows = [(s.id, pd.Timestamp(s.written_at).tz_convert("UTC"), s.message) for s in repo.ancestry(branch=BRANCH)]
+    return pd.DataFrame(rows, columns=["snapshot", "time", "message"])
 
 
-def _check_batch(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
-    """The batch must have the store's variables and tag codes (tags reordered to the store's order)."""
+def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None) -> dict:
+    """The root attributes of the xwvnet store at ``store`` (format record included); empty when there is none."""
+    loc = locate(store, storage_options)
+    repo = repository(loc)
+    group = None if repo is None else root(read_session(repo).store)
+    return {} if group is None else dict(group.attrs)
+
+
+# ---- writing imagettes -----------------------------------------------------------------------------------------
+
+
+def encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, object]]:
+    """Zarr encoding of a new store: ``chunk`` rows per N-d chunk, big 1-D chunks, int64 ms times, crc32c everywhere."""
+    enc: dict[str, dict[str, object]] = {}
+    for name, var in ds.variables.items():
+        enc[str(name)] = {"compressors": [zarr.codecs.ZstdCodec(), zarr.codecs.Crc32cCodec()]}
+        if var.dims and var.dims[0] == S.IMAGETTE:
+            enc[str(name)]["chunks"] = (chunk if var.ndim > 1 else max(chunk, COORD_CHUNK), *var.shape[1:])
+    if S.TIME in ds.variables:
+        enc[S.TIME].update(units=TIME_UNITS, dtype="int64")
+    return enc
+
+
+def as_written(ds: xr.Dataset) -> xr.Dataset:
+    """A copy of ``ds`` as a store holds it: variable-length strings, times floored to ms, no per-read attrs."""
+    ds = ds.copy()
+    for name, var in ds.variables.items():
+        if var.dtype.kind in "UST":
+            ds[name] = var.astype(object)
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k != "skipped"}
+    if S.TIME in ds.variables and ds[S.TIME].dtype.kind == "M":
+        ds = ds.assign_coords({S.TIME: ds[S.TIME].dt.floor("ms").assign_attrs(ds[S.TIME].attrs)})
+    return ds
+
+
+def fit_to_store(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
+    """A loaded batch made to fit a store: tags in its order (-1 when it has tags and the batch none), images padded.
+
+    The store's image arrays grow when the batch is larger. ValueError when variables or tag codes differ.
+    """
     stored = {name for name, _ in group.arrays()}
+    if S.LABELS in stored and S.LABELS not in ds:  # tags were added to the store (e.g. during an ingest): unknown
+        codes = np.array([str(c) for c in np.asarray(group[S.LABEL][:]).tolist()], dtype=object)
+        ds = ds.assign_coords({S.LABEL: codes}).assign(
+            {S.LABELS: ((S.IMAGETTE, S.LABEL), np.full((ds.sizes[S.IMAGETTE], codes.size), -1, np.int8))})
     mine = set(map(str, ds.variables)) - {S.LINE, S.SAMPLE}
     if stored - mine or mine - stored:
         raise ValueError(
             f"the imagettes to append do not have the store's variables: missing {sorted(stored - mine)}, "
-            f"extra {sorted(mine - stored)}. Make them match (add or drop variables) or write to a new store."
-        )
+            f"extra {sorted(mine - stored)}. Make them match (add or drop variables) or write to a new store.")
     if S.LABEL in ds.dims:
         codes = [str(code) for code in np.asarray(group[S.LABEL][:]).tolist()]
         if {str(code) for code in ds[S.LABEL].values} != set(codes):
             raise ValueError(f"tag codes differ from the store's {codes}: found {list(ds[S.LABEL].values)}")
         ds = ds.sel({S.LABEL: np.array(codes, dtype=object)})
-    return ds
+    shape = next(tuple(group[n].shape[1:]) for n in S.IMAGE_VARS if n in group)
+    need = (max(shape[0], ds.sizes.get(S.LINE, 0)), max(shape[1], ds.sizes.get(S.SAMPLE, 0)))
+    if need != shape:
+        for name in S.IMAGE_VARS:
+            if name in group:
+                group[name].resize((group[name].shape[0], *need))
+    pad = {S.LINE: (0, need[0] - ds.sizes[S.LINE]), S.SAMPLE: (0, need[1] - ds.sizes[S.SAMPLE])}
+    padded = {name: ds[name].pad(pad, constant_values=_PAD_VALUE[name]).astype(ds[name].dtype)
+              for name in S.IMAGE_VARS if name in ds}
+    return ds.drop_vars(list(padded)).assign(padded)
 
 
-def _write_batch(batch: xr.Dataset, path: Path, chunk: int) -> None:
-    """Append one loaded batch (creating the store for the first), record its chunks, then commit it."""
-    n = committed(path)
-    log = I.RecordLog(path)
-    target = I.recording(path, log)
-    try:
-        if n == 0:  # the format record goes in with the group, so a killed first batch leaves a recognisable store
-            batch.attrs = {**batch.attrs, **IMAGETTES.record(0)}
-            batch.to_zarr(target, mode="w", consolidated=False, encoding=encoding(batch, chunk),
-                          write_empty_chunks=True)
-            group = zarr.open_group(str(path), mode="r+")
+def _append(loc: Location, repo: icechunk.Repository, batch: xr.Dataset, chunk: int, command: str,
+            seen: str) -> tuple[int, int, str]:
+    """Append one loaded batch in one commit; on a conflict, read what is stored again and retry.
+
+    ``seen`` is the snapshot whose ids ``batch`` was filtered against: a session that begins at another (someone
+    committed in between) filters it again first. Returns (added, imagettes in the store, the snapshot now known).
+    """
+    for attempt in range(RETRIES):
+        session = repo.writable_session(BRANCH)
+        group = root(session.store)
+        kind = kind_of(group, loc)
+        if group is not None and kind is not IMAGETTES and (kind is not None or any(True for _ in group.members())):
+            raise ValueError(f"{loc} is not an imagette store (found {describe(loc)}); refusing to write into it.")
+        n = group[S.IMAGETTE].shape[0] if kind is IMAGETTES and S.IMAGETTE in group else 0
+        part = batch
+        if session.snapshot_id != seen and n:  # another writer committed meanwhile: skip what it stored
+            part = batch.isel({S.IMAGETTE: ~np.isin(batch[S.IMAGETTE].values.astype(object), ids(group))})
+        k = part.sizes[S.IMAGETTE]
+        if k == 0:
+            return 0, n, session.snapshot_id
+        if n == 0:
+            part = part.assign_attrs(IMAGETTES.record())
+            part.to_zarr(session.store, mode="w", consolidated=False, encoding=encoding(part, chunk),
+                         write_empty_chunks=True)
         else:
-            group = zarr.open_group(str(path), mode="r+")
-            trim(group, n)
-            batch = _fit_image_dims(_check_batch(batch, group), group, log, n)
-            batch.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: keep the old commit until the new
-            batch.drop_vars([S.LABEL], errors="ignore").to_zarr(
-                target, mode="a", append_dim=S.IMAGETTE, consolidated=False, write_empty_chunks=True
-            )
-        log.commit()  # the chunk records first ...
-    finally:
-        log.close()
-    # ... then the commit: only now do the new imagettes count
-    group.attrs.update(IMAGETTES.record(n + batch.sizes[S.IMAGETTE]))
-
-
-def begin_write(path: str | os.PathLike, kind: StoreKind) -> None:
-    """Prepare a store for a writer that holds its lease: settle the records of killed writes, adopt version 1.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The store (nothing is done when it holds no store of ``kind`` yet).
-    kind : StoreKind
-        :data:`IMAGETTES` or :data:`EMBEDDINGS`.
-
-    Returns
-    -------
-    None
-    """
-    path = Path(path)
-    group = open_group(path, mode="r")
-    if group is None or _kind_of(group) is not kind:
-        return
-    I.settle(path)
-    if int(group.attrs.get(kind.counter, 0)) and not I.load_manifest(path):  # written before chunk records
-        done = done_counts(path) if kind is EMBEDDINGS else None
-        expected = I.expected_keys(group, I.geometry(group, kind.kind), done)
-        I.record_existing(path, [key for keys in expected.values() for key in keys])
-
-
-def end_write(path: str | os.PathLike) -> None:
-    """Finish a write under the lease: merge the chunk records into one file, dropping those beyond the commit.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The store.
-
-    Returns
-    -------
-    None
-    """
-    path = Path(path)
-    group = open_group(path, mode="r")
-    if group is None:
-        return
-    geo = I.geometry(group)
-
-    def keep(key: str) -> bool:
-        parsed = I.chunk_key(key)
-        return parsed is None or parsed[0] not in geo.chunks or parsed[1][0] * geo.chunks[parsed[0]] < geo.n
-
-    I.compact(path, keep)
-
-
-def damaged_chunks(path: str | os.PathLike) -> list[I.Damage]:
-    """Chunks of the committed range that are missing or whose size differs from their record (cheap: no read).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        An xwvnet store.
-
-    Returns
-    -------
-    list of xwvnet.io.integrity.Damage
-        Ids are not filled in (``None``); :func:`xwvnet.io.integrity.verify` reads and checksums everything.
-    """
-    group = open_group(path, mode="r")
-    kind = None if group is None else _kind_of(group)
-    if kind is None:
-        return []
-    geo = I.geometry(group, kind.kind)
-    done = done_counts(path) if kind is EMBEDDINGS else None
-    keys = [key for keys in I.expected_keys(group, geo, done).values() for key in keys]
-    out = []
-    for key, problem in I.quick_check(path, keys):
-        name, index = I.chunk_key(key)
-        start, stop = geo.span(name, index[0])
-        out.append(I.Damage(name, index, key, problem, start, stop, None))
-    return out
+            part = fit_to_store(part, group).assign_attrs(dict(group.attrs))
+            part.drop_vars([S.LABEL], errors="ignore").to_zarr(
+                session.store, mode="a", append_dim=S.IMAGETTE, consolidated=False, write_empty_chunks=True)
+        first, last = str(part[S.IMAGETTE].values[0]), str(part[S.IMAGETTE].values[-1])
+        try:
+            snapshot = commit(loc, repo, session,
+                              f"{command}: {k} imagettes appended ({first} .. {last}); {n + k} in store")
+            return k, n + k, snapshot
+        except WriteConflictError:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + np.random.default_rng().random()))
+    raise AssertionError("unreachable")
 
 
 def to_store(
-    ds: xr.Dataset, path: str | os.PathLike, *, chunk: int | None = None, progress: bool = False, wait: float = 0.0
+    ds: xr.Dataset,
+    store: str | os.PathLike | Location,
+    *,
+    chunk: int | None = None,
+    progress: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    command: str = "to_store",
 ) -> StoreReport:
-    """Write imagettes to a Zarr imagette store, creating it or appending; ids already in the store are skipped.
+    """Write imagettes to an imagette store, creating it or appending; ids already in the store are skipped.
 
-    Works batch by batch (a few chunks at a time), so a lazy Dataset of any size is never loaded whole. Each batch
-    is committed after it landed: a write killed at any moment leaves the store as it was after the last commit,
-    and the same call again completes it.
+    Works batch by batch (whole chunks, about 128 MB of pixels, one commit each), so a lazy Dataset of any size is
+    never loaded whole, and a write killed at any moment leaves the store as it was after its last commit: the
+    same call again completes it. Another writer appending at the same time is fine: a batch whose commit meets
+    another's re-reads the stored ids and is written again without them.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Imagettes following the xwvnet data model (:func:`xwvnet.validate` must pass).
-    path : str or os.PathLike
-        The store. A path holding anything else (an embedding store, a foreign Zarr group, files) is refused.
+    store : str, os.PathLike or Location
+        The store: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already there (an
+        embedding store, a plain Zarr store, files) is refused.
     chunk : int, optional
         Imagettes per stored chunk; default: the existing store's, else a few MB of pixels per chunk.
     progress : bool, default False
         Show a tqdm bar of batches.
-    wait : float, default 0.0
-        Seconds to wait for another writer of the store to finish (0: refuse at once).
+    storage_options : dict, optional
+        Credentials and endpoint (see :func:`xwvnet.io.storage.locate`); default the standard environment.
+    command : str, default "to_store"
+        What writes, the first word of each commit message.
 
     Returns
     -------
     StoreReport
-        Imagettes added, already present, skipped (from ``ds.attrs["skipped"]``) and the store's total.
+        Imagettes added, already present, skipped (from ``ds.attrs["skipped"]``), commits, and the store's total.
 
     Raises
     ------
     ValueError
-        If ``ds`` is not a valid imagette Dataset, does not have the store's variables or tag codes, or ``path``
-        holds something other than an imagette store.
-    xwvnet.io.lease.StoreBusyError
-        If another writer holds the store (after ``wait`` seconds); the message names it.
-    xwvnet.io.integrity.DamagedChunkError
-        If the store's ids cannot be read (a missing or damaged id chunk).
-
-    Examples
-    --------
-    >>> import xwvnet
-    >>> ds = xwvnet.synthetic.imagettes(8, seed=0)  # doctest: +SKIP
-    >>> xwvnet.to_store(ds, "imagettes.zarr").total  # doctest: +SKIP
-    8
-    """
-    S.validate(ds)
-    path = Path(path)
-    with writer_lease(path, "to_store", wait=wait):
-        check_target(path, IMAGETTES)
-        begin_write(path, IMAGETTES)
-        stored = _committed_ids(path)
-        all_ids = ds[S.IMAGETTE].values.astype(object)
-        fresh = ~np.isin(all_ids, stored)
-        report = StoreReport(path=path, present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])))
-        ds = _as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
-        n = ds.sizes[S.IMAGETTE]
-        if n:
-            image = S.image_var(ds)
-            if chunk is None:
-                per_imagette = ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
-                chunk = committed_chunk(path) or chunk_length(per_imagette)
-            step = chunk * max(1, 64 // chunk)
-            for start in tqdm(range(0, n, step), desc="writing", unit="batch", disable=not progress):
-                _write_batch(ds.isel({S.IMAGETTE: slice(start, start + step)}).load(), path, chunk)
-                report.added += min(step, n - start)
-            end_write(path)
-        report.total = committed(path)
-    return report
-
-
-def ingest(
-    sources: str | os.PathLike | Iterable[str | os.PathLike],
-    store: str | os.PathLike,
-    *,
-    labels: str | os.PathLike | None = None,
-    batch: int = 256,
-    progress: bool = False,
-    wait: float = 0.0,
-) -> StoreReport:
-    """Read quicklook files into an imagette store, batch by batch; files whose id is stored are not even read.
-
-    Re-running the same ingest after it was killed completes it: what was committed is skipped. It holds the
-    store's writer lease for the whole run, so a second writer is refused (or waits, with ``wait=``). Files that
-    share a name (the same imagette id) in several folders are kept once: the first, in the order of
-    :func:`xwvnet.io.quicklook.resolve_paths`; the others are reported as skipped, whatever ``batch`` is.
-
-    A re-run also repairs: a stored chunk that is missing or whose size differs from its record (see
-    :func:`damaged_chunks`) is rewritten from the source files of its imagettes when they are among ``sources``
-    (``report.repaired``); damage it cannot rewrite is listed in ``report.damaged``. A damaged chunk of the ids
-    themselves cannot be rewritten: the run stops with a :class:`~xwvnet.io.integrity.DamagedChunkError`.
-
-    Parameters
-    ----------
-    sources : str, os.PathLike or iterable of them
-        Files, folders or glob patterns of WV quicklook PNGs (as :func:`xwvnet.open_quicklooks` takes them).
-    store : str or os.PathLike
-        The imagette store to create or extend.
-    labels : str or os.PathLike, optional
-        A tag CSV (as published with WV-Net) to attach as ``labels``.
-    batch : int, default 256
-        Files read and written per step (bounds memory).
-    progress : bool, default False
-        Show a tqdm bar of batches.
-    wait : float, default 0.0
-        Seconds to wait for another writer of the store to finish (0: refuse at once).
-
-    Returns
-    -------
-    StoreReport
-        Imagettes added, already present, unreadable or repeated files with their reasons, chunks repaired, damage
-        left, the warnings of the run (summarised) and the store's total.
-
-    Raises
-    ------
-    ValueError
-        If ``store`` holds something other than an imagette store, a batch does not match the store, or ``batch``
-        is not a positive integer.
-    FileNotFoundError
-        If ``sources`` names no file.
-    xwvnet.io.lease.StoreBusyError
-        If another writer holds the store (after ``wait`` seconds).
-    xwvnet.io.integrity.DamagedChunkError
+        If ``ds`` is not a valid imagette Dataset, does not have the store's variables or tag codes, or the
+        location holds something other than an imagette store.
+    WriteConflictError
+        If other writers kept committing over this one (after several retries).
+    DamagedChunkError
         If the store's ids cannot be read.
 
     Examples
     --------
-    >>> report = ingest("quicklooks/", "wv.zarr", labels="tags.csv")  # doctest: +SKIP
-    >>> print(report.summary())  # doctest: +SKIP
+    >>> ds = xwvnet.synthetic.imagettes(8, seed=0)  # doctest: +SKIP
+    >>> xwvnet.to_store(ds, "s3://bucket/imagettes.zarr").total  # doctest: +SKIP
+    8
     """
-    from .quicklook import SkippedFilesWarning, summarize_warnings
+    from .quicklook import chunk_length
 
-    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
-        raise ValueError(f"batch must be a positive number of files, found {batch!r}.")
-    store = Path(store)
-    check_target(store, IMAGETTES)  # refuse a wrong path before looking at the sources (checked again when leased)
-    files = resolve_paths(sources)
-    first: dict[str, Path] = {}
-    repeated: list[str] = []
-    for f in files:  # one file per id, decided before batching: the same whatever the batch size
-        stem = f.name.split(".")[0]
-        if stem in first:
-            repeated.append(f"{f}: DuplicateId: same imagette id {stem!r} as {first[stem]}; rename one to keep both")
-        else:
-            first[stem] = f
-    with writer_lease(store, "ingest", wait=wait):
-        check_target(store, IMAGETTES)
-        begin_write(store, IMAGETTES)
-        report = StoreReport(path=store, skipped=repeated)
-        stored_ids = _committed_ids(store)  # read through the checks: a damaged id chunk stops here, named
-        stored = set(stored_ids.tolist())
-        seen = set(stored)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", QuicklookWarning)
-            if len(stored_ids):
-                _repair(store, stored_ids, first, labels, report)
-            todo = [f for stem, f in first.items() if stem not in stored]
-            report.present = len(first) - len(todo)
-            for start in tqdm(range(0, len(todo), batch), desc="ingest", unit="batch", disable=not progress):
-                try:
-                    ds = open_quicklooks(todo[start : start + batch], labels=labels, duplicates="skip", lazy=False)
-                except NoReadableImageError as err:  # a batch with no readable file at all
-                    report.skipped.extend(err.skipped)
-                    continue
-                seen.update(str(i) for i in ds[S.IMAGETTE].values)
-                written = to_store(ds, store)
-                report.added += written.added
-                report.present += written.present
-                report.skipped.extend(written.skipped)
-        kept = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]  # skipped: listed already
-        report.warnings = summarize_warnings(kept, known_ids=seen)
-        end_write(store)
-        report.total = committed(store)
+    S.validate(ds)
+    loc = locate(store, storage_options)
+    check_target(loc, IMAGETTES)
+    repo = repository(loc, create=True)
+    session = read_session(repo)
+    group, seen = root(session.store), session.snapshot_id
+    stored = ids(group) if group is not None else np.array([], dtype=object)
+    fresh = ~np.isin(ds[S.IMAGETTE].values.astype(object), stored)
+    report = StoreReport(path=str(loc), present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])),
+                         total=len(stored))
+    ds = as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
+    n = ds.sizes[S.IMAGETTE]
+    if n:
+        image = S.image_var(ds)
+        if chunk is None:
+            existing = [group[v].chunks[0] for v in S.IMAGE_VARS if group is not None and v in group]
+            chunk = existing[0] if existing else chunk_length(
+                ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE])
+        per_chunk = chunk * ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
+        step = chunk * max(1, BATCH_BYTES // max(1, per_chunk))  # whole chunks, about BATCH_BYTES per commit
+        for start in tqdm(range(0, n, step), desc="writing", unit="batch", disable=not progress):
+            added, report.total, seen = _append(loc, repo, ds.isel({S.IMAGETTE: slice(start, start + step)}).load(),
+                                                chunk, command, seen)
+            report.added += added
+            report.present += min(step, n - start) - added
+            report.commits += 1
     return report
 
 
-def _repair(store: Path, stored_ids: np.ndarray, files: dict[str, Path], labels: str | os.PathLike | None,
-            report: StoreReport) -> None:
-    """Rewrite the damaged chunks of an imagette store from the source files of their imagettes, when given."""
-    damage = [d for d in damaged_chunks(store) if d.variable != S.IMAGETTE]
-    spans: dict[tuple[int, int], list[I.Damage]] = {}
-    for d in damage:
-        spans.setdefault((d.start, d.stop), []).append(d)
-    for (start, stop), found in sorted(spans.items()):
-        ids = [str(i) for i in stored_ids[start:stop]]
-        names = sorted({d.variable for d in found})
-        where = "; ".join(f"{d.variable} chunk {d.chunk} {d.problem}" for d in found)
-        lost = [i for i in ids if i not in files]
-        if lost:
-            report.damaged.append(
-                f"{where}: imagettes {start}..{stop - 1} not rewritten, {len(lost)} of their source files were not "
-                f"given (e.g. {lost[:3]}); ingest them again with these files, or rebuild the store")
-            continue
-        try:
-            fresh = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
-            if [str(i) for i in fresh[S.IMAGETTE].values] != ids:
-                raise ValueError("some of their source files are no longer readable: "
-                                 + "; ".join(fresh.attrs.get("skipped", [])[:3]))
-            group = zarr.open_group(str(store), mode="r+")
-            fresh = _fit_image_dims(_check_batch(_as_written(fresh), group), group)
-            region = xr.Dataset({name: fresh[name].variable for name in names}, attrs=dict(group.attrs))
-            log = I.RecordLog(store)
-            try:
-                region.to_zarr(I.recording(store, log), region={S.IMAGETTE: slice(start, stop)}, mode="r+",
-                               consolidated=False, write_empty_chunks=True)
-                log.commit()
-            finally:
-                log.close()
-        except ValueError as err:
-            report.damaged.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
-            continue
-        report.repaired += len(found)
-
-
-def add_labels(path: str | os.PathLike, labels: str | os.PathLike, *, wait: float = 0.0) -> StoreReport:
-    """Add or update the tags of imagettes already in a store, from a tag CSV (as published with WV-Net).
-
-    Rows of the CSV are matched to stored imagettes by file stem; a stored imagette without a row keeps the tags
-    it had (or -1, unknown, when it had none). The tag codes must be the store's when it has tags already.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The imagette store.
-    labels : str or os.PathLike
-        The tag CSV: a ``filename`` column and one 0/1 column per tag.
-    wait : float, default 0.0
-        Seconds to wait for another writer of the store.
-
-    Returns
-    -------
-    StoreReport
-        ``added`` counts the imagettes whose tags were set from the CSV; ``total`` the store's imagettes.
-
-    Raises
-    ------
-    ValueError
-        If the CSV's tag codes differ from the store's, or no row of the CSV matches a stored imagette.
-    xwvnet.io.quicklook.LabelsFileError
-        If the CSV is unreadable or malformed.
-    """
-    from .quicklook import read_labels
-
-    path = Path(path)
-    ds = open_store(path)
-    ids = [str(i) for i in ds[S.IMAGETTE].values]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rows for files not in this store are expected here
-        new = read_labels(labels, ids)
-    matched = (new.values != -1).any(axis=1)
-    if not matched.any():
-        raise ValueError(f"no row of {labels} names an imagette of {path}; check the 'filename' column.")
-    if S.LABELS in ds:
-        codes = [str(c) for c in ds[S.LABEL].values]
-        if sorted(codes) != sorted(str(c) for c in new[S.LABEL].values):
-            raise ValueError(f"the tag codes of {labels} ({list(new[S.LABEL].values)}) differ from the store's "
-                             f"({codes}); use a CSV with the store's tags or a new store.")
-        old = ds[S.LABELS].load()
-        merged = xr.where(new.sel({S.LABEL: old[S.LABEL].values}).values != -1, new.sel(
-            {S.LABEL: old[S.LABEL].values}).values, old.values)
-        out = old.copy(data=merged.astype(np.int8))
-    else:
-        out = new.assign_coords({S.IMAGETTE: ds[S.IMAGETTE].values})
-    add_variables(xr.Dataset({S.LABELS: out}), path, [S.LABELS], wait=wait)
-    return StoreReport(path=path, added=int(matched.sum()), present=len(ids) - int(matched.sum()), total=len(ids))
-
-
-def add_variables(ds: xr.Dataset, path: str | os.PathLike, names: Iterable[str] | None = None, *,
-                  wait: float = 0.0) -> None:
-    """Write new per-imagette variables (e.g. ``embedding``, probe outputs) into an existing store.
+def add_variables(
+    ds: xr.Dataset,
+    store: str | os.PathLike | Location,
+    names: Iterable[str] | None = None,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    command: str = "add_variables",
+) -> str:
+    """Write per-imagette variables (e.g. ``labels``, probe outputs) into an existing imagette store, in one commit.
 
     They go beside the imagettes, so one store carries the images and what was derived from them. Variables
-    already in the store are overwritten whole; they take the store's chunking along ``imagette``.
+    already in the store are replaced whole. ``ds`` must hold exactly the store's imagettes in the store's order:
+    if another writer appended in the meantime the write is refused (never applied to the wrong rows).
 
     Parameters
     ----------
     ds : xarray.Dataset
-        Exactly the store's committed imagettes in the store's order, as :func:`open_store` gives them.
-    path : str or os.PathLike
-        The store.
+        The store's imagettes in the store's order, as :func:`open_store` gives them.
+    store : str, os.PathLike or Location
+        The imagette store.
     names : iterable of str, optional
         Variables to write; default every data variable along ``imagette``.
-    wait : float, default 0.0
-        Seconds to wait for another writer of the store to finish (0: refuse at once).
+    storage_options : dict, optional
+        See :func:`to_store`.
+    command : str, default "add_variables"
+        What writes, the first word of the commit message.
 
     Returns
     -------
-    None
+    str
+        The snapshot id of the commit.
 
     Raises
     ------
     ValueError
-        If ``ds`` does not hold the store's committed imagettes in the store's order, or ``path`` is not an
-        imagette store.
-    xwvnet.io.lease.StoreBusyError
-        If another writer holds the store (after ``wait`` seconds).
+        If ``ds`` does not hold the store's imagettes in the store's order, or no imagette store is there.
+    WriteConflictError
+        If another writer committed while this one wrote.
     """
-    path = Path(path)
-    with writer_lease(path, "add_variables", wait=wait):
-        if check_target(path, IMAGETTES) == 0:
-            raise ValueError(f"{path} holds no committed imagettes (found {describe(path)}); write them first "
-                             "with xwvnet.to_store.")
-        begin_write(path, IMAGETTES)
-        stored = _committed_ids(path)
-        given = ds[S.IMAGETTE].values.astype(object)
-        if len(given) != len(stored) or not (given == stored).all():
-            raise ValueError(
-                f"the Dataset's imagettes ({len(given)}) are not the store's committed imagettes ({len(stored)}) in "
-                "the store's order; start from xwvnet.open_store(path) and keep every imagette."
-            )
-        names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
-        # coordinates along the imagette dim are the store's own; others (e.g. tag codes `label`) travel along
-        theirs = [c for c in ds[names].coords if c != S.IMAGETTE and S.IMAGETTE in ds[c].dims]
-        out = _as_written(ds[names].drop_vars(theirs))
-        out = out.drop_vars(S.IMAGETTE)
-        group = zarr.open_group(str(path), mode="r+")
-        n = committed(path)
-        trim(group, n)
-        for name in names:
-            if name in group:
-                del group[name]
-        chunk = committed_chunk(path) or n
-        out.attrs = dict(group.attrs)  # to_zarr rewrites the root attributes: they must keep the commit counter
-        log = I.RecordLog(path)
-        try:
-            out.to_zarr(I.recording(path, log), mode="a", consolidated=False, encoding=encoding(out, chunk),
-                        write_empty_chunks=True)
-            log.commit()
-        finally:
-            log.close()
-        end_write(path)
+    loc = locate(store, storage_options)
+    repo, _, group, kind = opened(loc)
+    if kind is not IMAGETTES or S.IMAGETTE not in group:
+        raise ValueError(f"{loc} holds no imagettes (found {describe(loc)}); write them first with xwvnet.to_store.")
+    session = repo.writable_session(BRANCH)
+    group = root(session.store)
+    stored, given = ids(group), ds[S.IMAGETTE].values.astype(object)
+    if len(given) != len(stored) or not (given == stored).all():
+        raise ValueError(f"the Dataset's imagettes ({len(given)}) are not the store's ({len(stored)}) in the store's "
+                         "order (did another writer append since you opened it?); start from "
+                         "xwvnet.open_store(path) again and keep every imagette.")
+    names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
+    theirs = [c for c in ds[names].coords if c != S.IMAGETTE and S.IMAGETTE in ds[c].dims]
+    out = as_written(ds[names].drop_vars(theirs)).drop_vars(S.IMAGETTE)
+    for name in names:
+        if name in group:
+            del group[name]
+    chunk = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), len(stored))
+    out.attrs = dict(group.attrs)
+    enc = {k: v for k, v in encoding(out, chunk).items() if k not in group}  # e.g. tag codes `label` stay as stored
+    out.to_zarr(session.store, mode="a", consolidated=False, encoding=enc, write_empty_chunks=True)
+    return commit(loc, repo, session, f"{command}: {', '.join(names)} for {len(stored)} imagettes")
 
 
-# ---- the embedding store: create, extend, write chunks -----------------------------------------------------------
-
-
-def reset_damaged_embeddings(path: str | os.PathLike) -> list[I.Damage]:
-    """Mark the embedding chunks that are missing or damaged (size) as not done, so that a run re-embeds them.
-
-    Run by the writer that holds the lease, before it plans its tasks.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The embedding store (nothing happens when there is none).
-
-    Returns
-    -------
-    list of xwvnet.io.integrity.Damage
-        The damaged ``embedding`` chunks found (now marked not done).
-    """
-    if store_kind(path) != EMBEDDINGS.kind:
-        return []
-    damage = [d for d in damaged_chunks(path) if d.variable == S.EMBEDDING]
-    if damage:
-        done = zarr.open_group(str(path), mode="r+")[f"{PROGRESS}/{DONE}"]
-        for d in damage:
-            done[d.chunk[0]] = 0
-    return damage
-
-
-def read_images(
-    path: str | os.PathLike, var: str, start: int, stop: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read imagettes ``start:stop`` of an imagette store straight from Zarr (a worker's read, no xarray).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The imagette store.
-    var : str
-        The image variable (``quicklook`` or ``sigma0``).
-    start, stop : int
-        Positions along ``imagette``.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(images, valid_lines, valid_samples)``.
-
-    Raises
-    ------
-    xwvnet.io.integrity.DamagedChunkError
-        If a chunk read is missing or damaged (the message names it and its imagettes).
-    """
-    group = checked_group(path)
-    return group[var][start:stop], group[S.VALID_LINES][start:stop], group[S.VALID_SAMPLES][start:stop]
-
-
-def _coords(source: xr.Dataset, start: int, stop: int) -> xr.Dataset:
-    """The imagette coordinates of ``start:stop``, loaded, strings as Python objects."""
-    names = [n for n, v in source.coords.items() if v.dims == (S.IMAGETTE,)]
-    out = xr.Dataset(coords={n: source[n].variable for n in names}).isel({S.IMAGETTE: slice(start, stop)}).load()
-    return out.assign_coords({n: v.astype(object) for n, v in out.coords.items() if v.dtype.kind in "UST"})
+# ---- the embedding store ----------------------------------------------------------------------------------------
 
 
 def extend_embedding_store(
-    path: str | os.PathLike,
-    source: xr.Dataset,
-    *,
-    chunk: int,
-    dim: int,
-    attrs: dict[str, object],
-    embedding_attrs: dict[str, object],
-) -> None:
-    """Create the embedding store at ``path``, or extend it, to hold ``source``'s imagettes.
+    location: Location, source: xr.Dataset, *, chunk: int, dim: int, attrs: dict[str, Any],
+    embedding_attrs: dict[str, Any],
+) -> str:
+    """Create the embedding store, or extend it to all of ``source``'s imagettes, in one commit.
 
-    The coordinates are copied now (by blocks of :data:`COORD_BLOCK`, so memory stays bounded); the ``embedding``
-    array only grows, its chunks are written later by :func:`write_embedding_chunk`. Coordinates of an extension
-    that was killed before its commit are trimmed first. The commit (root attribute ``imagettes``, with ``attrs``
-    and ``chunk``) comes last, after ``progress/done`` covers every chunk.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The embedding store (checked with :func:`check_target` by the caller).
-    source : xarray.Dataset
-        The input imagettes (as :func:`open_store` gives them); its first imagettes must be those already stored.
-    chunk : int
-        Imagettes per stored chunk of ``embedding`` (fixed when the store is created).
-    dim : int
-        Embedding size (the ``feature`` dimension).
-    attrs : dict
-        Root attributes to record (encoder provenance, input path); they are compared on resume.
-    embedding_attrs : dict
-        Attributes of the ``embedding`` variable.
-
-    Returns
-    -------
-    None
+    The coordinates are copied by blocks (bounded memory); ``embedding`` only grows, its rows come later through
+    :func:`write_embedding_rows`, and ``progress/done`` counts them. :class:`WriteConflictError` if another run
+    committed meanwhile.
     """
-    path = Path(path)
-    n_out, n_in = committed(path), source.sizes[S.IMAGETTE]
-    mode = "w" if n_out == 0 else "a"
-    if mode == "a":  # drop coordinates of an extension that was killed before its commit
-        trim(zarr.open_group(str(path), mode="r+"), n_out)
-    log = I.RecordLog(path)
-    target = I.recording(path, log)
-    try:
-        _extend(target, source, n_out, n_in, mode, chunk, dim, embedding_attrs)
-        log.commit()
-    finally:
-        log.close()
-    group = zarr.open_group(str(path), mode="r+")
-    n_chunks = math.ceil(n_in / chunk)
-    if f"{PROGRESS}/{DONE}" in group:
-        group[f"{PROGRESS}/{DONE}"].resize((n_chunks,))
-    else:
-        group.require_group(PROGRESS).create_array(DONE, shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0)
-    group.attrs.update({**attrs, "chunk": chunk, **EMBEDDINGS.record(n_in)})
-
-
-def _extend(target: I.Recorder, source: xr.Dataset, n_out: int, n_in: int, mode: str, chunk: int, dim: int,
-            embedding_attrs: dict[str, object]) -> None:
-    """Copy the coordinates of imagettes ``n_out:n_in`` into an embedding store (creating it with ``mode="w"``)."""
     import dask.array as da
 
-    for start in range(n_out, n_in, COORD_BLOCK):
-        stop = min(n_in, start + COORD_BLOCK)
-        block = _coords(source, start, stop)
-        stored_as = np.float16 if embedding_attrs.get(S.COMPACT_DTYPE) == "float16" else np.float32
-        placeholder = da.empty((stop - start, dim), chunks=(chunk, dim), dtype=stored_as)
-        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), placeholder, embedding_attrs)})
-        if mode == "w":
-            block.attrs = EMBEDDINGS.record(0)
-            block.to_zarr(target, mode="w", compute=False, consolidated=False, encoding=encoding(block, chunk),
-                          write_empty_chunks=True)
-            mode = "a"
+    repo = repository(location, create=True)
+    session = repo.writable_session(BRANCH)
+    group = root(session.store)
+    n_out = group[S.IMAGETTE].shape[0] if kind_of(group, location) is EMBEDDINGS else 0
+    n_in = source.sizes[S.IMAGETTE]
+    stored_as = np.float16 if embedding_attrs.get(S.COMPACT_DTYPE) == "float16" else np.float32
+    block_size = max(chunk, COORD_CHUNK) * 16
+    for start in range(n_out, n_in, block_size):
+        stop = min(n_in, start + block_size)
+        names = [n for n, v in source.coords.items() if v.dims == (S.IMAGETTE,)]
+        block = as_written(xr.Dataset(coords={n: source[n].variable for n in names}).isel(
+            {S.IMAGETTE: slice(start, stop)}).load())
+        empty = da.full((stop - start, dim), np.nan, chunks=(chunk, dim), dtype=stored_as)
+        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), empty, embedding_attrs)})
+        block.attrs = {**attrs, "chunk": chunk, **EMBEDDINGS.record()}
+        if start == 0:
+            block.to_zarr(session.store, mode="w", compute=False, consolidated=False, encoding=encoding(block, chunk))
         else:
-            block.to_zarr(target, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
-                          safe_chunks=False, write_empty_chunks=True)
+            block.to_zarr(session.store, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
+                          safe_chunks=False)
+    group = root(session.store)
+    group.attrs.update({**attrs, "chunk": chunk, **EMBEDDINGS.record()})
+    n_chunks = math.ceil(n_in / chunk)
+    if DONE in group:
+        group[DONE].resize((n_chunks,))
+    else:
+        group.require_group(DONE.split("/")[0]).create_array(
+            DONE.split("/")[1], shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0,
+            compressors=[zarr.codecs.Crc32cCodec()])
+    what = "created" if n_out == 0 else "extended"
+    return commit(location, repo, session, f"embed_store: {what} for {n_in} imagettes ({n_in - n_out} new) with "
+                  f"encoder {attrs.get('encoder', '?')}; embeddings follow")
 
 
-def done_counts(path: str | os.PathLike) -> np.ndarray | None:
-    """The per-chunk commit record of an embedding store: ``done[k]`` imagettes of chunk ``k`` are written.
+def done_counts(group: zarr.Group) -> np.ndarray:
+    """The per-chunk row counts of an embedding store (``done[k]`` rows of chunk ``k`` written; empty if none)."""
+    return np.asarray(group[DONE][:]) if DONE in group else np.zeros(0, np.int32)
+
+
+@functools.lru_cache(maxsize=8)
+def _input_group(location: Location, snapshot: str) -> zarr.Group:
+    """The root group of a store at one snapshot, opened once per process (workers read many chunks of it)."""
+    repo = repository(location)
+    return root(read_session(repo, snapshot).store)
+
+
+def read_images(location: Location, snapshot: str, var: str, start: int, stop: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(images, valid_lines, valid_samples)`` of imagettes ``start:stop`` at one snapshot (a worker's read)."""
+    group = _input_group(location, snapshot)
+    id_array = group[S.IMAGETTE]
+    return tuple(read_rows(group[name], name, start, stop, id_array)
+                 for name in (var, S.VALID_LINES, S.VALID_SAMPLES))
+
+
+def write_embedding_rows(fork: Any, chunk: int, chunk_start: int, start: int, values: np.ndarray) -> Any:
+    """Write embedding rows ``start:start + len(values)`` of chunk ``chunk`` and their count into ``fork``.
+
+    Runs on a worker; the client merges the returned fork and commits it (:class:`EmbeddingWriter`), so rows and
+    count land in the same commit or not at all.
+    """
+    group = zarr.open_group(fork.store, mode="r+")
+    group[S.EMBEDDING][start : start + len(values)] = values
+    group[DONE][chunk] = start + len(values) - chunk_start
+    return fork
+
+
+class EmbeddingWriter:
+    """The client side of a run's writes: forks for tasks, merges their results, commits progressively.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    location : Location
         The embedding store.
-
-    Returns
-    -------
-    numpy.ndarray or None
-        int32 counts, or ``None`` when the store (or its progress record) does not exist yet.
+    every : float, default 30.0
+        Seconds between commits (a killed run loses at most this much work, plus the tasks in flight).
     """
-    group = open_group(path, mode="r")
-    if group is None or f"{PROGRESS}/{DONE}" not in group:
-        return None
-    return np.asarray(group[f"{PROGRESS}/{DONE}"][:])
 
+    def __init__(self, location: Location, every: float = 30.0) -> None:
+        self.location, self.every = location, every
+        self.repo = repository(location)
+        self.commits = 0
+        self._begin()
 
-def write_embedding_chunk(path: str | os.PathLike, chunk: int, chunk_start: int, start: int,
-                          values: np.ndarray, token: str = "") -> None:
-    """Write embeddings of imagettes ``start:start + len(values)`` (inside chunk ``chunk``), then commit them.
+    def _begin(self) -> None:
+        # icechunk forks only a session without changes: one clean session to fork, another to merge into
+        self.base = self.repo.writable_session(BRANCH)
+        self.session = self.repo.writable_session(BRANCH)
+        self.pending: list[int] = []
+        self._last = time.monotonic()
 
-    One function does both so that the order can never be swapped: the region write returns first (Zarr writes
-    each chunk object whole), only then ``done[chunk]`` is set. A run killed in between leaves the chunk
-    uncounted, and a re-run writes it again.
+    def fork(self) -> Any:
+        """A fork of the run's clean session for one task (it pickles to any worker)."""
+        return self.base.fork()
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The embedding store.
-    chunk : int
-        Index of the stored chunk.
-    chunk_start : int
-        Position of the chunk's first imagette.
-    start : int
-        Position of the first imagette written (after ``chunk_start`` when resuming a partly filled chunk).
-    values : numpy.ndarray
-        ``(n, feature)`` float32 embeddings.
-    token : str, default ""
-        The token of the run's writer lease: the write is refused when another writer took the lease over.
+    def merge(self, fork: Any, chunk: int) -> None:
+        """Merge a finished task's fork; commit when the last commit is older than ``every`` seconds."""
+        self.session.merge(fork)
+        self.pending.append(chunk)
+        if time.monotonic() - self._last >= self.every:
+            self.commit()
 
-    Returns
-    -------
-    None
+    def commit(self) -> None:
+        """Commit ``session`` with ``message``; return the snapshot id.
 
-    Raises
-    ------
-    xwvnet.io.lease.LeaseLostError
-        If ``token`` is given and no longer holds the store's lease.
+    Appends and whole-variable writes never rebase (their rows depend on what was stored when they began): any
+    commit in between is a :class:`WriteConflictError` naming it, and :func:`to_store` retries from what is stored
+    then. ``rebase=True`` (an embedding run's disjoint chunks) rebases over commits icechunk finds no overlap with.
+    Local stores serialise this step (:func:`xwvnet.io.storage.commit_lock`).
     """
-    check_token(path, token)
-    stop = start + len(values)
-    log = I.RecordLog(path)
-    try:
-        array = zarr.open_array(store=I.recording(path, log), path=S.EMBEDDING, mode="r+",
-                                config={"write_empty_chunks": True})
-        array[start:stop] = values
-        log.commit()  # the record, then ...
-    finally:
-        log.close()
-    target = zarr.open_group(str(path), mode="r+")
-    target[f"{PROGRESS}/{DONE}"][chunk] = stop - chunk_start  # ... the commit: only after the data
+        if self.pending:
+            chunks = sorted(self.pending)
+            commit(self.location, self.repo, self.session,
+                   f"embed_store: {len(chunks)} chunks embedded ({chunks[0]} .. {chunks[-1]})", rebase=True)
+            self.commits += 1
+            self._begin()
+        self._last = time.monotonic()

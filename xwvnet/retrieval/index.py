@@ -81,7 +81,13 @@ def index_path(store: str | os.PathLike) -> Path:
     >>> index_path("runs/embeddings.zarr").name
     'embeddings.zarr.index'
     """
-    return Path(os.fspath(store).rstrip("/\\") + SUFFIX)
+    from ..io.storage import locate
+
+    location = locate(store)
+    if not location.local:
+        raise ValueError(f"{location} is on object storage, and an index is a local file: pass path= (e.g. "
+                         "path='embeddings.index') to build, open or update it.")
+    return Path(str(location).rstrip("/\\") + SUFFIX)
 
 
 def _sidecar(path: Path) -> Path:
@@ -207,7 +213,7 @@ class RetrievalIndex:
         os.replace(side.with_name(side.name + ".tmp"), side)
 
 
-def _store_facts(store: Path, features: str) -> tuple[Any, dict[str, Any]]:
+def _store_facts(store: str, features: str) -> tuple[Any, dict[str, Any]]:
     """The store opened lazily, and the facts an index records about it."""
     from ..io import store as zs
 
@@ -317,8 +323,10 @@ def build_index(
     >>> index = xwvnet.retrieval.build_index("embeddings.zarr")  # doctest: +SKIP
     >>> found = xwvnet.neighbors(ds, k=10, index=index)  # doctest: +SKIP
     """
+    from ..io.storage import locate
+
     faiss = _faiss()
-    store = Path(store)
+    store = os.fspath(store)
     path = index_path(store) if path is None else Path(path)
     if path.exists() and not overwrite:
         raise ValueError(f"an index already exists at {path}: add new imagettes with update_index, or pass "
@@ -354,7 +362,7 @@ def build_index(
     out.effort = effort
     added, skipped = _add(index, ds, features, 0, n, block)
     ids = ds[S.IMAGETTE].values
-    info = {"format": FORMAT, "version": VERSION, "store": store.name, **facts, "features": features,
+    info = {"format": FORMAT, "version": VERSION, "store": locate(store).name, **facts, "features": features,
             "dim": dim, "n": n, "n_added": added, "n_skipped": skipped,
             "first_id": str(ids[0]) if n else "", "last_id": str(ids[n - 1]) if n else "",
             "method": method, "factory": factory, "nlist": nlist, "effort": out.effort, "metric": "cosine",
@@ -459,11 +467,11 @@ def open_index(path: str | os.PathLike, store: str | os.PathLike | None = None) 
     >>> index = xwvnet.retrieval.open_index("embeddings.zarr.index", "embeddings.zarr")  # doctest: +SKIP
     """
     path = Path(path)
-    if not path.name.endswith(SUFFIX) and (path / "zarr.json").exists():
+    if not path.name.endswith(SUFFIX) and (path / "refs").is_dir():  # a store (icechunk repository) was given
         path = index_path(path)
     index = _read_index(path)
     if store is not None:
-        ds, _ = _store_facts(Path(store), index.info.get("features", S.EMBEDDING))
+        ds, _ = _store_facts(os.fspath(store), index.info.get("features", S.EMBEDDING))
         check_index(index, ds)
     return index
 
@@ -495,7 +503,7 @@ def update_index(store: str | os.PathLike, path: str | os.PathLike | None = None
     --------
     >>> index = xwvnet.retrieval.update_index("embeddings.zarr")  # doctest: +SKIP
     """
-    store = Path(store)
+    store = os.fspath(store)
     index = _read_index(index_path(store) if path is None else Path(path))
     ds, _ = _store_facts(store, index.info.get("features", S.EMBEDDING))
     check_index(index, ds, allow_more=True)

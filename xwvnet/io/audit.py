@@ -1,0 +1,217 @@
+"""What a store holds and whether it is sound: :func:`verify` reads every chunk, :func:`status` counts what is there.
+
+Both read a committed snapshot through the store layer (:mod:`xwvnet.io.store`), so they see what every reader
+sees. Damage is found by the format itself (zarr's ``crc32c`` codec on every chunk, icechunk's manifests for
+missing objects): no bookkeeping file that a user could delete decides what is checked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import schema as S
+from . import store as zs
+from .storage import Location, locate
+
+
+@dataclass
+class StoreStatus:
+    """How complete a store is (cheap: reads no image and no embedding).
+
+    Parameters
+    ----------
+    path : str
+        The store.
+    kind : str
+        ``"imagettes"`` or ``"embeddings"``.
+    imagettes : int
+        Imagettes (rows) in the store.
+    complete : int
+        Rows holding data (all of them in an imagette store).
+    missing_chunks : list of int
+        Embedding chunks not (fully) written yet.
+    snapshot : str
+        The snapshot read.
+    last_commit : str
+        Its message.
+    command : str
+        What completes the store ("" when complete).
+    chunk : int
+        Rows per stored chunk of the main variable.
+    """
+
+    path: str
+    kind: str
+    imagettes: int
+    complete: int
+    missing_chunks: list[int]
+    snapshot: str
+    last_commit: str
+    command: str = ""
+    chunk: int = 0
+
+    @property
+    def missing(self) -> int:
+        """Rows not written yet."""
+        return self.imagettes - self.complete
+
+    def summary(self) -> str:
+        """A short table for people.
+
+        Returns
+        -------
+        str
+            One line per figure.
+        """
+        lines = [f"store            {self.path}", f"kind             {self.kind}",
+                 f"imagettes        {self.imagettes}", f"complete         {self.complete}",
+                 f"missing          {self.missing}" + (f" (chunks {self.missing_chunks[:10]}"
+                                                       f"{' ...' if len(self.missing_chunks) > 10 else ''})"
+                                                       if self.missing_chunks else ""),
+                 f"snapshot         {self.snapshot} ({self.last_commit})",
+                 f"status           {'complete' if not self.missing else 'INCOMPLETE'}"]
+        if self.missing:
+            lines.append(f"complete it with: {self.command}")
+        return "\n".join(lines)
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found.
+
+    Parameters
+    ----------
+    status : StoreStatus
+        Completeness of the snapshot verified.
+    checked : int, default 0
+        Chunks read and checked.
+    damage : list of xwvnet.io.store.DamagedChunkError
+        One per damaged chunk (variable, chunk, imagettes, ids).
+    """
+
+    status: StoreStatus
+    checked: int = 0
+    damage: list[zs.DamagedChunkError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no chunk is damaged and no row is missing."""
+        return not self.damage and not self.status.missing
+
+    @property
+    def damaged_ids(self) -> list[str]:
+        """Ids of every imagette held by a damaged chunk (when readable)."""
+        return list(dict.fromkeys(i for d in self.damage for i in (d.ids or [])))
+
+    def summary(self) -> str:
+        """The status table, then the chunks checked and one line per damaged chunk.
+
+        Returns
+        -------
+        str
+            The summary; its last ``status`` line says ``OK``, ``DAMAGED`` or ``INCOMPLETE``.
+        """
+        state = "DAMAGED" if self.damage else ("INCOMPLETE" if self.status.missing else "OK")
+        lines = self.status.summary().splitlines()[:-1 - bool(self.status.missing)]
+        lines += [f"chunks checked   {self.checked}", f"damaged chunks   {len(self.damage)}",
+                  f"status           {state}"]
+        lines += [f"  {d}" for d in self.damage]
+        if self.status.missing:
+            lines.append(f"complete it with: {self.status.command}")
+        return "\n".join(lines)
+
+
+def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
+           storage_options: dict[str, Any] | None = None) -> StoreStatus:
+    """How complete a store is: rows written and missing, and the command that completes it.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or Location
+        An imagette store or an embedding store (path or URL).
+    snapshot : str, optional
+        A snapshot id or tag; default the newest commit.
+    storage_options : dict, optional
+        See :func:`xwvnet.open_store`.
+
+    Returns
+    -------
+    StoreStatus
+        Counts, missing chunks, the snapshot read and its message.
+
+    Raises
+    ------
+    ValueError
+        If no xwvnet store is there.
+
+    Examples
+    --------
+    >>> print(xwvnet.status("embeddings.zarr").summary())  # doctest: +SKIP
+    """
+    loc = locate(store, storage_options)
+    repo, session, group, kind = zs.opened(loc, snapshot)
+    n = group[S.IMAGETTE].shape[0] if S.IMAGETTE in group else 0
+    info = repo.lookup_snapshot(session.snapshot_id)
+    missing: list[int] = []
+    complete, chunk = n, 0
+    if kind is zs.EMBEDDINGS:
+        chunk = int(group.attrs.get("chunk", 1))
+        done = zs.done_counts(group)
+        rows = zs.complete_rows(n, chunk, done)
+        complete = int(rows.sum())
+        missing = sorted({int(k) for k in np.flatnonzero(~rows) // chunk})
+    else:
+        chunk = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), 0)
+    command = zs.completing_command(loc, dict(group.attrs)) if missing else ""
+    return StoreStatus(str(loc), kind.kind, n, complete, missing, session.snapshot_id, info.message, command, chunk)
+
+
+def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
+           storage_options: dict[str, Any] | None = None) -> VerifyReport:
+    """Read every chunk of a store and list what is missing or damaged, and how complete it is.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or Location
+        An imagette store or an embedding store (path or URL).
+    snapshot : str, optional
+        A snapshot id or tag; default the newest commit.
+    storage_options : dict, optional
+        See :func:`xwvnet.open_store`.
+
+    Returns
+    -------
+    VerifyReport
+        ``ok`` is False when any chunk is damaged or any row is missing; ``summary()`` says what to do.
+
+    Raises
+    ------
+    ValueError
+        If no xwvnet store is there.
+
+    Examples
+    --------
+    >>> report = xwvnet.verify("imagettes.zarr")  # doctest: +SKIP
+    >>> report.ok, report.damaged_ids[:3]  # doctest: +SKIP
+    """
+    loc = locate(store, storage_options)
+    _, session, group, _ = zs.opened(loc, snapshot)
+    report = VerifyReport(status(loc, snapshot=session.snapshot_id))
+    id_array = group.get(S.IMAGETTE, None)
+    extra = [(zs.DONE, group[zs.DONE])] if zs.DONE in group else []
+    for name, array in sorted(group.arrays()) + extra:
+        step = array.chunks[0] if array.ndim else 1
+        length = array.shape[0] if array.ndim else 1
+        for k in range(math.ceil(length / step)):
+            lo, hi = k * step, min(length, (k + 1) * step)
+            report.checked += math.prod(math.ceil(s / c) for s, c in zip(array.shape[1:], array.chunks[1:]))
+            try:
+                zs.read_rows(array, name, lo, hi, id_array)
+            except zs.DamagedChunkError as err:
+                report.damage.append(err)
+    return report

@@ -1,0 +1,224 @@
+"""Where a store lives: a path or a ``file://``, ``s3://``, ``gs://`` or ``az://`` URL, turned into icechunk storage.
+
+:func:`locate` is the one place that reads a store's name. It refuses what it cannot mean (an unknown scheme, a
+``s3:/bucket`` with one slash, storage options the backend does not take) instead of taking a URL for a local path.
+Credentials and endpoints come from the standard environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ALLOW_HTTP``; ``GOOGLE_APPLICATION_CREDENTIALS``;
+``AZURE_STORAGE_ACCOUNT_NAME``, ``AZURE_STORAGE_ACCOUNT_KEY``...) unless ``storage_options`` names them.
+
+icechunk's local file system storage is not safe for concurrent commits: :func:`commit_lock` serialises the commit
+step of local repositories with a lock file beside the store (``filelock``); object stores use icechunk's
+conditional writes and need none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: URL schemes and the storage options each takes (icechunk's names)
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "file": (),
+    "s3": ("endpoint_url", "region", "access_key_id", "secret_access_key", "session_token", "allow_http",
+           "anonymous", "force_path_style"),
+    "gs": ("service_account_file", "service_account_key", "application_credentials", "bearer_token", "anonymous"),
+    "az": ("account", "access_key", "sas_token", "bearer_token"),
+}
+_ALIASES = {"gcs": "gs", "abfs": "az", "az": "az", "s3": "s3", "gs": "gs", "file": "file"}
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?(.*)$")
+_ENV_ALLOW_HTTP = ("AWS_ALLOW_HTTP",)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A resolved store name: where it is, and how to reach it.
+
+    Parameters
+    ----------
+    scheme : str
+        ``"file"``, ``"s3"``, ``"gs"`` or ``"az"``.
+    bucket : str
+        The bucket (container for Azure); empty for local paths.
+    prefix : str
+        The key prefix inside the bucket, or the absolute local path.
+    options : tuple of (str, object)
+        The storage options given, validated (hashable, so a Location travels to dask workers as it is).
+    """
+
+    scheme: str
+    bucket: str
+    prefix: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def local(self) -> bool:
+        """True for a store on a local (or mounted) file system."""
+        return self.scheme == "file"
+
+    @property
+    def path(self) -> Path:
+        """The local path (only for local stores)."""
+        if not self.local:
+            raise ValueError(f"{self} is not on a local file system")
+        return Path(self.prefix)
+
+    @property
+    def name(self) -> str:
+        """The last part of the name (e.g. ``imagettes.zarr``)."""
+        return self.prefix.rstrip("/").rsplit("/", 1)[-1]
+
+    def __str__(self) -> str:
+        return self.prefix if self.local else f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def storage(self) -> Any:
+        """The icechunk storage of this location (credentials from ``options``, else the environment)."""
+        import icechunk as ic
+
+        opts = dict(self.options)
+        if self.scheme == "file":
+            return ic.local_filesystem_storage(self.prefix)
+        if self.scheme == "s3":
+            env_http = os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
+            endpoint = opts.pop("endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+                "AWS_ENDPOINT_URL")
+            return ic.s3_storage(
+                bucket=self.bucket, prefix=self.prefix, endpoint_url=endpoint,
+                allow_http=bool(opts.pop("allow_http", env_http)),
+                region=opts.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get(
+                    "AWS_DEFAULT_REGION"),
+                force_path_style=bool(opts.pop("force_path_style", endpoint is not None)),
+                from_env=not {"access_key_id", "anonymous"} & set(opts), **opts,
+            )
+        if self.scheme == "gs":
+            return ic.gcs_storage(bucket=self.bucket, prefix=self.prefix, from_env=not opts, **opts)
+        account = opts.pop("account", None) or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        if not account:
+            raise ValueError(f"{self}: name the Azure storage account with storage_options={{'account': ...}} or "
+                             "AZURE_STORAGE_ACCOUNT_NAME.")
+        return ic.azure_storage(account=account, container=self.bucket, prefix=self.prefix, from_env=not opts,
+                                **opts)
+
+    def zarr_store(self, read_only: bool = True) -> Any:
+        """A plain Zarr store here (for foreign stores): a LocalStore, or obstore's with the same credentials."""
+        from zarr.storage import LocalStore, ObjectStore
+
+        if self.local:
+            return LocalStore(self.prefix, read_only=read_only)
+        try:
+            from obstore.store import from_url
+        except ImportError as err:  # pragma: no cover - obstore is a core dependency
+            raise ImportError("reading plain Zarr on object storage needs obstore: pip install obstore") from err
+        opts = {k: v for k, v in self.options if k not in ("anonymous",)}
+        if self.scheme == "s3" and "endpoint_url" not in opts and os.environ.get("AWS_ENDPOINT_URL"):
+            opts["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+        if "endpoint_url" in opts:
+            opts["endpoint"] = opts.pop("endpoint_url")
+        client = {"allow_http": True} if opts.pop("allow_http", False) or os.environ.get(
+            "AWS_ALLOW_HTTP", "").lower() in ("1", "true") else None
+        opts.pop("force_path_style", None)
+        scheme = {"gs": "gs", "az": "az", "s3": "s3"}[self.scheme]
+        store = from_url(f"{scheme}://{self.bucket}/{self.prefix}", client_options=client, **opts)
+        return ObjectStore(store, read_only=read_only)
+
+    def exists(self) -> bool:
+        """Whether anything is stored at this location (a file or folder, or objects under the prefix)."""
+        if self.local:
+            return Path(self.prefix).exists()
+        import asyncio
+
+        store = self.zarr_store()
+
+        async def _any() -> bool:
+            async for _ in store.list():
+                return True
+            return False
+
+        return asyncio.run(_any())
+
+
+def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None) -> Location:
+    """Resolve a store name (path or URL) and its storage options, once, at the public edge.
+
+    Parameters
+    ----------
+    where : str, os.PathLike or Location
+        A local path, ``file:///abs/path``, ``s3://bucket/prefix``, ``gs://bucket/prefix`` (or ``gcs://``), or
+        ``az://container/prefix`` (or ``abfs://``).
+    storage_options : mapping, optional
+        Backend options (see :data:`OPTIONS`), e.g. ``{"endpoint_url": "http://127.0.0.1:9000",
+        "allow_http": True}``; default: the standard environment.
+
+    Returns
+    -------
+    Location
+        The resolved location (local paths made absolute).
+
+    Raises
+    ------
+    ValueError
+        For an unknown scheme, a URL without a bucket, a scheme-like local path (``s3:/bucket``), or storage
+        options the backend does not take.
+
+    Examples
+    --------
+    >>> str(locate("s3://bucket/wv/imagettes.zarr"))
+    's3://bucket/wv/imagettes.zarr'
+    >>> locate("s3://bucket/x", {"regoin": "eu"})
+    Traceback (most recent call last):
+    ...
+    ValueError: storage option(s) ['regoin'] are not known for s3:// stores; known: ['endpoint_url', ...
+    """
+    if isinstance(where, Location):
+        if storage_options:
+            where = Location(where.scheme, where.bucket, where.prefix, ())
+        else:
+            return where
+    text = os.fspath(where)
+    match = _URL.match(text)
+    if match is None or (len(match.group(1)) == 1 and os.name == "nt"):
+        scheme, bucket, prefix = "file", "", str(Path(text).expanduser().absolute())
+    else:
+        given, slashes, rest = match.groups()
+        scheme = _ALIASES.get(given.lower())
+        if scheme is None:
+            raise ValueError(f"{text!r}: unknown storage scheme {given!r}; use a local path or a file://, s3://, "
+                             "gs:// or az:// URL.")
+        if not slashes:
+            raise ValueError(f"{text!r} looks like a {scheme} URL without '//'; write {given}://{rest.lstrip('/')} "
+                             "(or ./" + text + " for a local folder of that name).")
+        if scheme == "file":
+            bucket, prefix = "", str(Path(rest).expanduser().absolute())
+        else:
+            bucket, _, prefix = rest.partition("/")
+            prefix = prefix.strip("/")
+            if not bucket:
+                raise ValueError(f"{text!r}: the URL names no bucket; write {scheme}://BUCKET/PREFIX.")
+    options = dict(storage_options or {})
+    unknown = sorted(set(options) - set(OPTIONS[scheme]))
+    if unknown:
+        raise ValueError(f"storage option(s) {unknown} are not known for {scheme}:// stores; known: "
+                         f"{list(OPTIONS[scheme])}.")
+    return Location(scheme, bucket, prefix, tuple(sorted(options.items())))
+
+
+@contextlib.contextmanager
+def commit_lock(location: Location, timeout: float = 600.0) -> Iterator[None]:
+    """Serialise the commit step of a local repository: a lock file beside the store (``.NAME.commit-lock``).
+
+    It exists before the store does and survives a rewrite of it. Object stores need no lock: their commits are
+    conditional writes.
+    """
+    if not location.local:
+        yield
+        return
+    from filelock import FileLock
+
+    path = Path(location.prefix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / f".{path.name}.commit-lock"), timeout=timeout):
+        yield
