@@ -157,6 +157,10 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-tolerance", default=None, help="e.g. 3h or 30min")
     p.add_argument("--max-distance-km", type=float, default=None, help="for point/track sources")
     p.add_argument("--prefix", default=None, help="name prefix (default: era5, ww3, ocn ... from the source)")
+    p.add_argument("--depth", type=float, default=None,
+                   help="in situ platforms: the depth level nearest this (default: the shallowest valid one)")
+    p.add_argument("--quality-flags", type=int, nargs="+", default=None, metavar="FLAG",
+                   help="in situ / track QC flags kept (default: 1 2, good and probably good)")
 
 
 def _run_collocate(args: argparse.Namespace) -> int:
@@ -164,7 +168,7 @@ def _run_collocate(args: argparse.Namespace) -> int:
 
     table = collocate_to_file(args.imagettes, args.source, args.out, variables=args.variables, method=args.method,
                               time_tolerance=args.time_tolerance, max_distance_km=args.max_distance_km,
-                              prefix=args.prefix)
+                              prefix=args.prefix, depth=args.depth, quality_flags=args.quality_flags)
     print(table.to_dataframe().describe().T.to_string())
     print(f"wrote {args.out}")
     return 0

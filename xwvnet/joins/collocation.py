@@ -677,6 +677,8 @@ def collocate_to_file(
     time_tolerance: Duration = None,
     max_distance_km: float | None = None,
     prefix: str | None = None,
+    depth: float | None = None,
+    quality_flags: Sequence[int] | None = None,
 ) -> xr.Dataset:
     """Collocate imagettes stored in files with a source file and write the per-imagette table (no pixels).
 
@@ -691,7 +693,7 @@ def collocate_to_file(
         The source file (see :func:`collocate`).
     out : str or os.PathLike
         The table to write: ``.csv`` for CSV, anything else for netCDF. Its folder is created.
-    variables, method, time_tolerance, max_distance_km, prefix
+    variables, method, time_tolerance, max_distance_km, prefix, depth, quality_flags
         As in :func:`collocate`.
 
     Returns
@@ -706,7 +708,7 @@ def collocate_to_file(
     """
     ds = open_imagettes(imagettes)
     joined = collocate(ds, source, variables=variables, method=method, time_tolerance=time_tolerance,
-                       max_distance_km=max_distance_km, prefix=prefix)
+                       max_distance_km=max_distance_km, prefix=prefix, depth=depth, quality_flags=quality_flags)
     new = [v for v in joined.data_vars if v not in ds.data_vars]
     keep = [c for c in (S.TIME, S.LATITUDE, S.LONGITUDE, KEY) if c in joined.variables]
     dims = {d for v in new for d in joined[v].dims}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import dask
 import numpy as np
@@ -98,7 +97,7 @@ def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None =
     if isinstance(source, (str, os.PathLike)):
         from ..io.store import open_store
 
-        source = open_store(Path(source))
+        source = open_store(source)  # a path or a URL
     if not isinstance(source, xr.Dataset):
         raise TypeError(f"expected an imagette Dataset or the path of a Zarr store, got {type(source).__name__}.")
     name = S.image_var(source, var)
