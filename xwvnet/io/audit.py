@@ -21,28 +21,9 @@ from .storage import Location, locate
 
 @dataclass
 class StoreStatus:
-    """How complete a store is (cheap: reads no image and no embedding).
+    """How complete a store is: ``imagettes``, ``complete`` rows, ``missing_chunks``, ``snapshot``, ``last_commit``.
 
-    Parameters
-    ----------
-    path : str
-        The store.
-    kind : str
-        ``"imagettes"`` or ``"embeddings"``.
-    imagettes : int
-        Imagettes (rows) in the store.
-    complete : int
-        Rows holding data (all of them in an imagette store).
-    missing_chunks : list of int
-        Embedding chunks not (fully) written yet.
-    snapshot : str
-        The snapshot read.
-    last_commit : str
-        Its message.
-    command : str
-        What completes the store ("" when complete).
-    chunk : int
-        Rows per stored chunk of the main variable.
+    ``command`` completes it (empty when complete); ``chunk`` is the rows per stored chunk.
     """
 
     path: str
@@ -61,13 +42,7 @@ class StoreStatus:
         return self.imagettes - self.complete
 
     def summary(self) -> str:
-        """A short table for people.
-
-        Returns
-        -------
-        str
-            One line per figure.
-        """
+        """A short table for people, one line per figure."""
         lines = [f"store            {self.path}", f"kind             {self.kind}",
                  f"imagettes        {self.imagettes}", f"complete         {self.complete}",
                  f"missing          {self.missing}" + (f" (chunks {self.missing_chunks[:10]}"
@@ -82,17 +57,7 @@ class StoreStatus:
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify` found.
-
-    Parameters
-    ----------
-    status : StoreStatus
-        Completeness of the snapshot verified.
-    checked : int, default 0
-        Chunks read and checked.
-    damage : list of xwvnet.io.store.DamagedChunkError
-        One per damaged chunk (variable, chunk, imagettes, ids).
-    """
+    """What :func:`verify` found: the snapshot's ``status``, chunks ``checked``, one ``damage`` error per bad chunk."""
 
     status: StoreStatus
     checked: int = 0
@@ -109,13 +74,7 @@ class VerifyReport:
         return list(dict.fromkeys(i for d in self.damage for i in (d.ids or [])))
 
     def summary(self) -> str:
-        """The status table, then the chunks checked and one line per damaged chunk.
-
-        Returns
-        -------
-        str
-            The summary; its last ``status`` line says ``OK``, ``DAMAGED`` or ``INCOMPLETE``.
-        """
+        """The status table, chunks checked, ``status`` OK / DAMAGED / INCOMPLETE, one line per damaged chunk."""
         state = "DAMAGED" if self.damage else ("INCOMPLETE" if self.status.missing else "OK")
         lines = self.status.summary().splitlines()[:-1 - bool(self.status.missing)]
         lines += [f"chunks checked   {self.checked}", f"damaged chunks   {len(self.damage)}",

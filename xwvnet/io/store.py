@@ -62,17 +62,7 @@ _READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeErr
 
 @dataclass(frozen=True)
 class StoreKind:
-    """One kind of xwvnet store.
-
-    Parameters
-    ----------
-    kind : str
-        Short name written as the ``kind`` root attribute (``"imagettes"`` or ``"embeddings"``).
-    format : str
-        The ``format`` root attribute that identifies the kind.
-    label : str
-        The kind in words, for messages.
-    """
+    """One kind of xwvnet store: ``kind`` (root attribute), ``format`` (the attribute naming it), ``label``."""
 
     kind: str
     format: str
@@ -89,21 +79,7 @@ KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
 
 
 class DamagedChunkError(OSError):
-    """A chunk of a store is missing or damaged; the message names it, its imagettes and what to do.
-
-    Parameters
-    ----------
-    message : str
-        The message.
-    variable : str
-        The variable (Zarr array) the chunk belongs to.
-    chunk : int
-        The chunk's index along ``imagette``.
-    start, stop : int
-        The imagette positions it holds.
-    ids : list of str or None
-        Their ids, ``None`` when unreadable.
-    """
+    """A chunk is missing or fails its checksum; ``variable``, ``chunk``, ``start``/``stop`` and ``ids`` say which."""
 
     def __init__(self, message: str, variable: str, chunk: int, start: int, stop: int,
                  ids: list[str] | None) -> None:
@@ -125,28 +101,10 @@ class ForeignStoreWarning(UserWarning):
 
 @dataclass
 class StoreReport:
-    """What a write did: imagettes added, already present, and skipped with reasons.
+    """What a write did: imagettes ``added``, already ``present``, ``skipped`` (with reasons), the store's ``total``.
 
-    Parameters
-    ----------
-    path : str
-        The store written.
-    added : int, default 0
-        Imagettes appended by this write.
-    present : int, default 0
-        Imagettes whose id was already in the store (not written again).
-    skipped : list of str
-        Inputs that could not be read, each with its reason.
-    total : int, default 0
-        Imagettes in the store after the write.
-    repaired : int, default 0
-        Damaged chunks rewritten from their source files (by :func:`xwvnet.ingest` with ``repair=True``).
-    damaged : list of str
-        Damaged chunks that could not be rewritten, each with its reason and what to do.
-    warnings : list of str
-        The warnings of the run, summarised.
-    commits : int, default 0
-        Commits made by this write.
+    Also chunks ``repaired`` and ``damaged`` (left, with what to do) by ``ingest(repair=True)``, the run's
+    ``warnings`` summarised, and the ``commits`` made.
     """
 
     path: str
@@ -160,13 +118,7 @@ class StoreReport:
     commits: int = 0
 
     def summary(self) -> str:
-        """A short table for people.
-
-        Returns
-        -------
-        str
-            One line per count, then one line per skipped input.
-        """
+        """A short table for people: one line per count, then one per skipped input, damage and warning."""
         lines = [f"store            {self.path}", f"added            {self.added}",
                  f"already present  {self.present}", f"skipped          {len(self.skipped)}",
                  f"total in store   {self.total}", f"commits          {self.commits}"]
@@ -331,22 +283,8 @@ def describe(where: str | os.PathLike | Location, storage_options: dict[str, Any
 
 
 def store_kind(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str | None:
-    """The kind of xwvnet store at a location: ``"imagettes"``, ``"embeddings"`` or ``None``.
+    """The kind of xwvnet store at a path or URL: ``"imagettes"``, ``"embeddings"`` or None.
 
-    Parameters
-    ----------
-    where : str, os.PathLike or Location
-        Any path or URL.
-    storage_options : dict, optional
-        See :func:`xwvnet.io.storage.locate`.
-
-    Returns
-    -------
-    str or None
-        The kind, ``None`` when no xwvnet store is there.
-
-    Examples
-    --------
     >>> store_kind("does-not-exist.zarr") is None
     True
     """
@@ -592,7 +530,7 @@ def history(store: str | os.PathLike | Location, *, storage_options: dict[str, A
     Returns
     -------
     pandas.DataFrame
-        Columns ``snapshot`` (id for ``open_store(snapshot=...)``), ``time`` (UTC) and ``message``.
+        Columns ``snapshot`` (for ``open_store(store, snapshot=...)``), ``time`` (UTC) and ``message``.
 
     Raises
     ------
@@ -947,14 +885,9 @@ def write_embedding_rows(fork: Any, chunk: int, chunk_start: int, start: int, va
 
 
 class EmbeddingWriter:
-    """The client side of a run's writes: forks for tasks, merges their results, commits progressively.
+    """The client side of a run's writes: forks for tasks, merges their results, commits every ``every`` seconds.
 
-    Parameters
-    ----------
-    location : Location
-        The embedding store.
-    every : float, default 30.0
-        Seconds between commits (a killed run loses at most this much work, plus the tasks in flight).
+    A killed run loses at most the work since the last commit, plus the tasks in flight.
     """
 
     def __init__(self, location: Location, every: float = 30.0) -> None:
@@ -982,13 +915,7 @@ class EmbeddingWriter:
             self.commit()
 
     def commit(self) -> None:
-        """Commit ``session`` with ``message``; return the snapshot id.
-
-    Appends and whole-variable writes never rebase (their rows depend on what was stored when they began): any
-    commit in between is a :class:`WriteConflictError` naming it, and :func:`to_store` retries from what is stored
-    then. ``rebase=True`` (an embedding run's disjoint chunks) rebases over commits icechunk finds no overlap with.
-    Local stores serialise this step (:func:`xwvnet.io.storage.commit_lock`).
-    """
+        """Commit what was merged (if anything); :class:`WriteConflictError` if another run wrote the same chunks."""
         if self.pending:
             chunks = sorted(self.pending)
             commit(self.location, self.repo, self.session,
