@@ -33,6 +33,7 @@ import numpy as np
 
 from . import schema as S
 from ._runtime import cores, resolve_device
+from .errors import XWVNetError
 from .io import store as zs
 from .io.storage import Location, locate
 
@@ -50,7 +51,7 @@ _COMPAT_DEFAULTS = {"embedding_dtype": "float32"}  # stores written before the o
 EMBEDDING_DTYPES = ("float32", "float16")
 
 
-class EmbedStoreError(RuntimeError):
+class EmbedStoreError(XWVNetError, RuntimeError):
     """Some chunks failed; the others are written. ``.report`` lists what is missing; re-run to complete.
 
     Parameters

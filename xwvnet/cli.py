@@ -399,8 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _is_user_error(err: BaseException) -> bool:
     """Errors that a user can fix from the message alone (bad input, missing file, offline weights, refused store)."""
-    ours = type(err).__module__.startswith("xwvnet")
-    return ours or isinstance(err, (ValueError, OSError, LookupError, ImportError))
+    from .errors import XWVNetError
+
+    return isinstance(err, (XWVNetError, ValueError, OSError, LookupError, ImportError))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

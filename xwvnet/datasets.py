@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pooch
 
+from .errors import XWVNetError
+
 WVNET_COMMIT = "7be8a992ff59c5e64a961631351f22497395f95e"
 WVNET_BASE_URL = f"https://github.com/hawaii-ai/WV-Net/raw/{WVNET_COMMIT}/assets/"
 #: registry keys of the published weights
@@ -115,7 +117,7 @@ MIRROR_ALIASES: dict[str, tuple[str, ...]] = {
 _LABELS = {"sha256": "SHA-256", "sha256-prefix": "SHA-256 prefix", "git-sha1": "git blob id"}
 
 
-class DataUnavailableError(RuntimeError):
+class DataUnavailableError(XWVNetError, RuntimeError):
     """A registered file is neither in the mirror nor in the cache, and could not be downloaded (offline?)."""
 
 

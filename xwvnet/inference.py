@@ -28,6 +28,7 @@ from torch import nn
 from . import _runtime, preprocess
 from . import schema as S
 from ._runtime import check_precision, resolve_device
+from .errors import XWVNetWarning
 from .models.encoder import Encoder
 from .models.weights import check_finite
 from .models.zoo import load_encoder
@@ -36,7 +37,7 @@ __all__ = ["EmptyImagetteWarning", "check_device", "clear_model_cache", "embed",
            "get_model", "torch_threads"]
 
 
-class EmptyImagetteWarning(UserWarning):
+class EmptyImagetteWarning(XWVNetWarning):
     """Some imagettes have no valid pixels; their embeddings are NaN."""
 
 

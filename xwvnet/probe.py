@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from . import schema as S
 from ._version import __version__
+from .errors import XWVNetError, XWVNetWarning
 
 FORMAT = "xwvnet-probe"
 #: 2: scaler mean and scale per output, shape (outputs, features); 1 (still read): one shared scaler, (features,)
@@ -47,7 +48,7 @@ DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 6))
 Selection = str | Sequence[str] | np.ndarray | xr.DataArray
 
 
-class ProbeFileError(ValueError):
+class ProbeFileError(XWVNetError, ValueError):
     """A file given to :meth:`Probe.load` is not a probe saved by xwvnet (or was saved by a newer xwvnet)."""
 
 
@@ -670,7 +671,7 @@ def output_name(probe: Probe) -> str:
     return S.LABELS_PROBABILITY if probe.kind == "multilabel" else f"{probe.target}{S.PREDICTED_SUFFIX}"
 
 
-class RecomputeWarning(UserWarning):
+class RecomputeWarning(XWVNetWarning):
     """Computing this result runs the encoder again: persist (or store) the embeddings first."""
 
 

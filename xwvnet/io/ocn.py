@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from ..errors import XWVNetWarning
 from .names import imagette_key, parse_name
 
 KEY = "imagette_key"
@@ -72,7 +73,7 @@ COORDS = {
 }
 
 
-class OcnWarning(UserWarning):
+class OcnWarning(XWVNetWarning):
     """An OCN product was skipped (unreadable, or not a WV OCN name), and the rest were still read.
 
     A warning rather than an error, so that one corrupt product in a folder never stops the others; the message

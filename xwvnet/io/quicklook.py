@@ -26,6 +26,7 @@ import xarray as xr
 from PIL import Image
 
 from .. import schema as S
+from ..errors import XWVNetError, XWVNetWarning
 from .names import imagette_key, parse_name
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -42,7 +43,7 @@ _LABELS_HINT = ("Give a UTF-8 CSV with a header row: a 'filename' column and one
                 "file (the layout of the WV-Net sample_data.csv).")
 
 
-class QuicklookWarning(UserWarning):
+class QuicklookWarning(XWVNetWarning):
     """Something about a quicklook was unexpected, but the rest of the batch was still read.
 
     Raised as a warning, not an error, so that one bad file in a folder of thousands never stops the others.
@@ -96,7 +97,7 @@ class UnmatchedLabelsWarning(QuicklookWarning):
     """Rows of the labels CSV that match no imagette read; ``items``: the rows' file stems, ``source``: the CSV."""
 
 
-class LabelsFileError(ValueError):
+class LabelsFileError(XWVNetError, ValueError):
     """A labels CSV cannot be used as it is; the message names the file and what to fix.
 
     A ``ValueError``: the file is empty, binary or not a CSV, has no ``filename`` column, names a file on two
@@ -104,7 +105,7 @@ class LabelsFileError(ValueError):
     """
 
 
-class NoReadableImageError(ValueError):
+class NoReadableImageError(XWVNetError, ValueError):
     """None of the files given could be read as an 8-bit image.
 
     A ``ValueError`` (the input is wrong, not the machine) that keeps the reason of each file, so a caller or
@@ -203,7 +204,7 @@ def chunk_length(bytes_per_imagette: int, target: int = CHUNK_BYTES) -> int:
     return max(1, int(target // max(1, bytes_per_imagette)))
 
 
-class ImageTooLargeError(ValueError):
+class ImageTooLargeError(XWVNetError, ValueError):
     """An image is larger than the size limit of :func:`open_quicklooks` (its file is skipped, not read)."""
 
 

@@ -40,6 +40,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from .. import schema as S
+from ..errors import XWVNetError, XWVNetWarning
 from .storage import Location, commit_lock, locate
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ EMBEDDINGS = StoreKind("embeddings", "xwvnet-embedding-store", "embedding store"
 KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
 
 
-class DamagedChunkError(OSError):
+class DamagedChunkError(XWVNetError, OSError):
     """A chunk is missing or fails its checksum; ``variable``, ``chunk``, ``start``/``stop`` and ``ids`` say which."""
 
     def __init__(self, message: str, variable: str, chunk: int, start: int, stop: int,
@@ -87,15 +88,15 @@ class DamagedChunkError(OSError):
         self.variable, self.chunk, self.start, self.stop, self.ids = variable, chunk, start, stop, ids
 
 
-class WriteConflictError(RuntimeError):
+class WriteConflictError(XWVNetError, RuntimeError):
     """Another writer committed changes that overlap this write's; nothing of this write was committed."""
 
 
-class IncompleteStoreWarning(UserWarning):
+class IncompleteStoreWarning(XWVNetWarning):
     """An embedding store whose run did not finish: only its complete rows are shown."""
 
 
-class ForeignStoreWarning(UserWarning):
+class ForeignStoreWarning(XWVNetWarning):
     """A plain Zarr store written outside xwvnet: read-only, without checksums or transactions."""
 
 

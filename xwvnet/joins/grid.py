@@ -25,11 +25,12 @@ import xarray as xr
 from dask.utils import parse_bytes
 
 from .. import schema as S
+from ..errors import XWVNetWarning
 
 METHODS = ("linear", "nearest")
 
 
-class CollocationWarning(UserWarning):
+class CollocationWarning(XWVNetWarning):
     """Some imagettes got NaN in a collocation: outside the source's coverage or tolerance, or without position.
 
     Examples

@@ -20,6 +20,7 @@ from torch import nn
 
 from .. import datasets
 from ..datasets import DataIntegrityError, DataUnavailableError, check_hash
+from ..errors import XWVNetError
 from . import resnet
 
 __all__ = [
@@ -43,7 +44,7 @@ class WeightsUnavailableError(DataUnavailableError, FileNotFoundError):
     """Weights are neither cached nor mirrored, and could not be downloaded (offline?)."""
 
 
-class WeightsIntegrityError(ValueError):
+class WeightsIntegrityError(XWVNetError, ValueError):
     """A weights file does not match its published hash, or does not fit its architecture."""
 
 
