@@ -193,3 +193,13 @@ def test_float16_embedding_store_halves_the_size_and_keeps_neighbours(tmp_path):
         embed_store(source, half, weights, progress=False, chunk=8, batch_size=8)  # resume as float32
     with pytest.raises(ValueError, match="dtype must be"):
         embed_store(source, tmp_path / "x.zarr", weights, progress=False, dtype="int8")
+
+
+def test_bad_arguments_are_refused_before_any_output(source, weights, tmp_path):
+    out = tmp_path / "out.zarr"
+    for bad, match in [({"precision": "fp16"}, "precision must be one of"), ({"batch_size": 0}, "batch_size"),
+                       ({"chunk": 2.5}, "chunk must be"), ({"dtype": "int8"}, "dtype must be")]:
+        with pytest.raises(ValueError, match=match):
+            embed_store(source, out, weights, progress=False, **bad)
+        assert not out.exists()
+    assert embed_store(source, out, weights, progress=False, precision="float32").complete  # the fixed re-run

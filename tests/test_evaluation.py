@@ -139,7 +139,7 @@ def test_baseline_is_lazy_and_chunk_independent():
 def test_spectral_bands_find_a_wave():
     y, x = np.mgrid[0:128, 0:128]
     wave = 100 + 50 * np.sin(2 * np.pi * x / 10.0)  # 0.1 cycles/pixel along samples
-    feats = dict(zip(baselines.feature_names(), baselines.describe(wave)))
+    feats = dict(zip(baselines.feature_names(), baselines.image_features(wave)))
     bands = {k: v for k, v in feats.items() if k.startswith("band_")}
     assert max(bands, key=bands.get) == "band_0.0625_0.1250"
     assert feats["sector_0"] > 0.95  # wave vector along samples -> direction sector 0

@@ -161,7 +161,7 @@ def test_imagettes_are_drawn_right_way_up_within_their_valid_extent():
     from xwvnet import synthetic
 
     ds = synthetic.imagettes(3, seed=1, size=(48, 64), ragged=True).compute()
-    fig = plot.imagettes(ds, caption="hs")
+    fig = plot.imagette_grid(ds, caption="hs")
     assert len(fig.axes) == 3
     for ax, imagette in zip(fig.axes, ds[S.IMAGETTE].values):
         one = ds.sel({S.IMAGETTE: imagette})
@@ -171,7 +171,7 @@ def test_imagettes_are_drawn_right_way_up_within_their_valid_extent():
         assert shown.origin == "upper"  # line 0 at the top, as in the quicklook files
         assert str(imagette) in ax.get_xlabel().replace("\n", "") and "hs =" in ax.get_xlabel()
     with pytest.raises(ValueError, match="not imagettes"):
-        plot.imagettes(ds, ["nope"])
+        plot.imagette_grid(ds, ["nope"])
 
 
 def test_similarity_digits_tell_close_values_apart_and_ids_are_never_cut():

@@ -14,7 +14,7 @@ from xwvnet.datasets import git_blob_sha1
 from xwvnet.models import zoo
 from xwvnet.models.encoder import Encoder
 from xwvnet.models.resnet import resnet18, resnet50
-from xwvnet.models.weights import WeightsIntegrityError, WeightsUnavailableError, verify
+from xwvnet.models.weights import WeightsIntegrityError, WeightsUnavailableError, verify_weights_file
 from xwvnet.models.zoo import ENCODERS, fetch_weights, load_encoder
 
 torch.set_num_threads(1)
@@ -63,12 +63,12 @@ def test_verify_accepts_good_and_refuses_bad(tmp_path):
     path = tmp_path / "w.bin"
     path.write_bytes(b"weights")
     full = hashlib.sha256(b"weights").hexdigest()
-    assert verify(path, f"sha256-prefix:{full[:8]}") == f"sha256:{full}"
-    assert verify(path, f"git-sha1:{git_blob_sha1(path)}").startswith("git-sha1:")
+    assert verify_weights_file(path, f"sha256-prefix:{full[:8]}") == f"sha256:{full}"
+    assert verify_weights_file(path, f"git-sha1:{git_blob_sha1(path)}").startswith("git-sha1:")
     with pytest.raises(WeightsIntegrityError, match="integrity"):
-        verify(path, "sha256-prefix:00000000")
+        verify_weights_file(path, "sha256-prefix:00000000")
     with pytest.raises(WeightsIntegrityError, match=str(path)):
-        verify(path, "git-sha1:" + "0" * 40)
+        verify_weights_file(path, "git-sha1:" + "0" * 40)
 
 
 def test_offline_error_names_url_and_place(offline):
@@ -217,7 +217,7 @@ def test_downloads_go_through_pooch_with_its_known_hash_or_a_check_after(offline
     monkeypatch.setitem(datasets.REGISTRY, datasets.WVNET_WEIGHTS, blob)
     path = fetch_weights("wvnet-resnet50")
     assert calls[-1][1] is None and path == offline / "cache" / "wvnet_resnet50_weights.pt"  # the same cache
-    assert verify(path, datasets.REGISTRY[datasets.WVNET_WEIGHTS]) == blob  # the git-blob step checked it
+    assert verify_weights_file(path, datasets.REGISTRY[datasets.WVNET_WEIGHTS]) == blob  # the git-blob step checked it
 
 
 def test_embedding_size_comes_from_the_layer_table():

@@ -33,7 +33,7 @@ from .models.encoder import Encoder
 from .models.weights import check_finite
 from .models.zoo import load_encoder
 
-__all__ = ["EmptyImagetteWarning", "check_device", "clear_model_cache", "embed", "embed_block", "embedding_attrs",
+__all__ = ["EmptyImagetteWarning", "check_device", "embed", "embed_block", "embedding_attrs",
            "get_model", "torch_threads"]
 
 
@@ -145,17 +145,6 @@ def get_model(
             if encoder.in_memory:  # its key holds id(encoder): forget the model with the encoder
                 weakref.finalize(encoder, _MODELS.pop, key, None)
         return model
-
-
-def clear_model_cache() -> None:
-    """Forget every cached model in this process, to free their memory (e.g. between benchmark runs).
-
-    Returns
-    -------
-    None
-    """
-    with _MODELS_LOCK:
-        _MODELS.clear()
 
 
 _WARNED_BF16 = False

@@ -422,7 +422,7 @@ def positions(
     return ax
 
 
-def imagettes(
+def imagette_grid(
     ds: xr.Dataset,
     ids: Sequence[str] | None = None,
     *,
@@ -463,7 +463,7 @@ def imagettes(
     Examples
     --------
     >>> import xwvnet
-    >>> fig = xwvnet.plot.imagettes(xwvnet.synthetic.imagettes(4, seed=0, size=(64, 64)), caption="hs")
+    >>> fig = xwvnet.plot.imagette_grid(xwvnet.synthetic.imagettes(4, seed=0, size=(64, 64)), caption="hs")
     >>> len(fig.axes)
     4
     """

@@ -56,7 +56,7 @@ def _spectral(img: np.ndarray) -> np.ndarray:
     return np.concatenate([np.log10(np.asarray(bands) + 1e-6), sectors])
 
 
-def describe(img: np.ndarray) -> np.ndarray:
+def image_features(img: np.ndarray) -> np.ndarray:
     """The feature vector of one image region: statistics of its pixels and the spread of its spectral energy.
 
     Parameters
@@ -72,7 +72,7 @@ def describe(img: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> float(describe(np.full((8, 8), 3.0))[0])
+    >>> float(image_features(np.full((8, 8), 3.0))[0])
     3.0
     """
     img = np.asarray(img, dtype=np.float64)
@@ -88,10 +88,10 @@ def describe(img: np.ndarray) -> np.ndarray:
     return np.concatenate([stats, _spectral(img)]).astype(np.float32)
 
 
-def _describe_block(images: np.ndarray, lines: np.ndarray, samples: np.ndarray) -> np.ndarray:
+def _statistics_block(images: np.ndarray, lines: np.ndarray, samples: np.ndarray) -> np.ndarray:
     out = np.empty(images.shape[:-2] + (len(feature_names()),), dtype=np.float32)
     for i in np.ndindex(images.shape[:-2]):
-        out[i] = describe(images[i][: int(lines[i]), : int(samples[i])])
+        out[i] = image_features(images[i][: int(lines[i]), : int(samples[i])])
     return out
 
 
@@ -132,7 +132,7 @@ def image_statistics(ds: xr.Dataset, *, var: str | None = None) -> xr.Dataset:
         image = image.chunk({S.LINE: -1, S.SAMPLE: -1})
     names = feature_names()
     emb = xr.apply_ufunc(
-        _describe_block,
+        _statistics_block,
         image,
         ds[S.VALID_LINES],
         ds[S.VALID_SAMPLES],

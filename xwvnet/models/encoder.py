@@ -37,7 +37,7 @@ from .weights import (
     read_sidecar,
     read_state_dict,
     sidecar_path,
-    verify,
+    verify_weights_file,
     write_sidecar,
 )
 
@@ -245,7 +245,7 @@ class Encoder:
             path = fetch_file(self.weights_file)
         else:
             raise WeightsUnavailableError(f"weights file {self.path} of encoder {self.name!r} does not exist here.")
-        verify(path, self.hash)
+        verify_weights_file(path, self.hash)
         return load_strict(make(in_chans=self.in_chans), read_state_dict(path), str(path)).eval()
 
     def preprocess(
@@ -342,7 +342,7 @@ class Encoder:
         check_finite(state, f"encoder {self.name!r}")
         tmp = path.with_name(path.name + ".tmp")
         torch.save(state, tmp)
-        digest = pooch.file_hash(os.fspath(tmp), alg="sha256")  # not verify(): its memo is keyed on size and mtime
+        digest = pooch.file_hash(os.fspath(tmp), alg="sha256")  # verify_weights_file memoises by size, mtime
         meta = {
             **dict(self._metadata),
             "format": ENCODER_SIDECAR_FORMAT,
@@ -395,7 +395,7 @@ class Encoder:
         if not path.is_file():
             raise WeightsUnavailableError(f"weights file {path} does not exist.")
         meta = read_sidecar(path) or {}
-        digest = verify(path, None)
+        digest = verify_weights_file(path, None)
         where = f"{sidecar_path(path)} (the metadata of {path.name})"
         described = meta.get("weights_sha256")
         if described is not None and f"sha256:{str(described).lower()}" != digest:

@@ -35,7 +35,7 @@ __all__ = [
     "read_sidecar",
     "read_state_dict",
     "sidecar_path",
-    "verify",
+    "verify_weights_file",
     "write_sidecar",
 ]
 
@@ -48,7 +48,7 @@ class WeightsIntegrityError(XWVNetError, ValueError):
     """A weights file does not match its published hash, or does not fit its architecture."""
 
 
-def verify(path: str | os.PathLike, expected: str | None) -> str:
+def verify_weights_file(path: str | os.PathLike, expected: str | None) -> str:
     """Check a weights file against its expected hash and return the hash that embeddings record.
 
     Parameters
@@ -74,7 +74,7 @@ def verify(path: str | os.PathLike, expected: str | None) -> str:
     --------
     >>> from pathlib import Path
     >>> _ = Path("/tmp/w.bin").write_bytes(b"weights")
-    >>> verify("/tmp/w.bin", "sha256-prefix:9a1290")[:13]
+    >>> verify_weights_file("/tmp/w.bin", "sha256-prefix:9a1290")[:13]
     'sha256:9a1290'
     """
     try:

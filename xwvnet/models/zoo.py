@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import datasets
 from . import resnet
 from .encoder import Encoder, Transform
-from .weights import fetch_file, find_file, verify
+from .weights import fetch_file, find_file, verify_weights_file
 
 __all__ = ["ENCODERS", "WeightsInfo", "fetch_weights", "find_weights", "load_encoder"]
 
@@ -211,7 +211,7 @@ def load_encoder(
         path = fetch_weights(info.name, cache_dir)
         return Encoder(
             info.name, info.arch, transform=transform or info.transform, url=info.url,
-            hash=verify(path, info.hash), weights_file=info.file, path=path,
+            hash=verify_weights_file(path, info.hash), weights_file=info.file, path=path,
         )
     path = Path(name_or_path).expanduser()
     if not path.is_file():
