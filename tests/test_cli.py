@@ -78,3 +78,9 @@ def test_label_adds_tags_to_imagettes_already_stored(tmp_path, wvnet_samples, ca
     assert "4 of 4" in capsys.readouterr().out
     assert main(["label", str(store), str(csv)]) == 0  # again: same tags, nothing lost
     np.testing.assert_array_equal(xwvnet.open_store(store)[S.LABELS].values, ds[S.LABELS].values)
+
+
+def test_ingest_exits_non_zero_when_nothing_was_read(tmp_path, capsys):
+    (tmp_path / "s1a-wv1-QL-vv-20190101t000000-20190101t000003-025000-02a000-001.png").write_bytes(b"not a png")
+    assert main(["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr")]) == 1
+    assert "nothing could be read" in capsys.readouterr().err

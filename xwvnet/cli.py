@@ -64,6 +64,9 @@ def _run_ingest(args: argparse.Namespace) -> int:
                     keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers, progress=True,
                     repair=args.repair, storage_options=_storage_options(args))
     print(report.summary())
+    if not report.added and not report.present and report.skipped:
+        print("xwvnet ingest: nothing could be read (see the skipped lines above)", file=sys.stderr)
+        return 1
     return 1 if report.damaged else 0
 
 
