@@ -260,3 +260,18 @@ def test_encoding_puts_crc32c_on_every_array(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an xwvnet store opens without a foreign-store warning
         xwvnet.open_store(url)
+
+
+def test_collocate_command_reads_imagettes_from_a_bucket(s3_endpoint, tmp_path, capsys):
+    from xwvnet.cli import main
+
+    from .conftest import new_bucket
+
+    url = f"s3://{new_bucket(s3_endpoint)}/im.zarr"
+    ds = xwvnet.synthetic.imagettes(6, seed=0, size=(32, 32), time=("2021-03-01T11", "2021-03-01T13"))
+    xwvnet.to_store(ds, url)
+    era5 = xwvnet.datasets.fetch("era5/era5_2t_1.nc")
+    assert main(["collocate", url, str(era5), "--out", str(tmp_path / "t.nc"), "--variables", "t2m",
+                 "--time-tolerance", "1h"]) == 0
+    table = xr.open_dataset(tmp_path / "t.nc")
+    assert table.sizes[S.IMAGETTE] == 6 and np.isfinite(table["era5_t2m"]).all()

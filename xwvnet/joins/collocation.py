@@ -641,7 +641,7 @@ def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
     ----------
     path : str or os.PathLike
         A ``.SAFE`` folder or ``manifest.safe``, an OCN ``.nc`` product or a folder of ``*-ocn-*.nc`` products, or
-        an xwvnet imagette store.
+        an xwvnet imagette store (path or ``s3://``, ``gs://``, ``az://`` URL).
 
     Returns
     -------
@@ -653,6 +653,12 @@ def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
     ValueError
         When ``path`` is none of these (from the opener that was tried).
     """
+    from ..io.storage import locate
+
+    if not locate(path).local:  # a URL names a store (SAFE and OCN files are read from local paths here)
+        from ..io.store import open_store
+
+        return open_store(path)
     path = Path(path)
     if path.name == "manifest.safe" or path.suffix.upper() == ".SAFE":
         from ..io.safe import imagettes_from_manifest
