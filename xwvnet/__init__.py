@@ -27,8 +27,8 @@ _LAZY = {
     "add_labels": "xwvnet.ingestion",
     "to_store": "xwvnet.io.store",
     "open_ocn": "xwvnet.io.ocn",
-    "open_safe": "xwvnet.io.slc",
-    "safe_to_imagettes": "xwvnet.preprocess",
+    "open_safe": "xwvnet.io.safe",
+    "safe_to_imagettes": "xwvnet.radiometry",
     "Encoder": "xwvnet.models.encoder",
     "load_encoder": "xwvnet.models.zoo",
     "embed": "xwvnet.inference",
@@ -41,6 +41,8 @@ _LAZY = {
     "neighbors": "xwvnet.retrieval",
     "collocate": "xwvnet.joins.collocation",
     "train": "xwvnet.training",
+    "to_geoparquet": "xwvnet.export.geoparquet",
+    "read_geoparquet": "xwvnet.export.geoparquet",
 }
 #: submodules reachable as attributes of the package (not in ``__all__``: they are modules, not functions)
 _SUBMODULES = {"synthetic", "datasets", "plot"}

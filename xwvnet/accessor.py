@@ -77,3 +77,4 @@ class WVNetAccessor:
     neighbors = _Forward("xwvnet.retrieval", "neighbors")
     collocate = _Forward("xwvnet.joins.collocation", "collocate")
     train = _Forward("xwvnet.training", "train")
+    to_geoparquet = _Forward("xwvnet.export.geoparquet", "to_geoparquet")

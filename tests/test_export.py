@@ -1,0 +1,170 @@
+"""GeoParquet, STAC and plain Zarr exports, read back with what users run (pyarrow, geopandas, pystac, xarray)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from xwvnet import schema as S
+
+from .conftest import make_imagettes
+
+pa = pytest.importorskip("pyarrow", reason="the export extra (pip install xwvnet[export])")
+pq = pytest.importorskip("pyarrow.parquet")
+gpd = pytest.importorskip("geopandas")
+shapely = pytest.importorskip("shapely")
+pystac = pytest.importorskip("pystac")
+
+import xwvnet  # noqa: E402
+from xwvnet.export import read_geoparquet, to_geoparquet  # noqa: E402
+
+DIM = 64
+PROVENANCE = {"encoder": "toy-resnet", "encoder_weights_hash": "sha256:abc123", "encoder_arch": "resnet18",
+              "encoder_transform": "wvnet-quicklook-v1", "xwvnet_version": xwvnet.__version__}
+
+
+def embeddings(n: int = 40, seed: int = 0, clusters: int = 8) -> xr.Dataset:
+    """``n`` imagettes' clustered embeddings with the imagette coordinates, tags, a probe output, some headings."""
+    rng = np.random.default_rng(seed)
+    ds = make_imagettes(n, seed=seed).drop_vars([S.QUICKLOOK, S.VALID_LINES, S.VALID_SAMPLES])
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    x = centres[rng.integers(0, clusters, n)] + 0.5 * rng.standard_normal((n, DIM)).astype(np.float32)
+    heading = np.where(np.arange(n) % 2 == 0, rng.uniform(0, 360, n), np.nan)
+    ds = ds.assign_coords({S.HEADING: (S.IMAGETTE, heading, {"units": "degree"}),
+                           S.INCIDENCE_ANGLE: (S.IMAGETTE, rng.uniform(20, 40, n), {"units": "degree"})})
+    ds[S.LATITUDE].attrs = {"units": "degrees_north", "standard_name": "latitude"}
+    ds = ds.assign({
+        S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x.astype(np.float32), dict(PROVENANCE)),
+        "hs_predicted": (S.IMAGETTE, rng.uniform(0.5, 8, n).astype(np.float32), {"units": "m"}),
+        S.LABELS: ((S.IMAGETTE, S.LABEL), rng.integers(-1, 2, (n, 3)).astype(np.int8)),
+    }).assign_coords({S.LABEL: np.array(["WS", "MC", "RC"], dtype=object)})
+    ds.attrs = {"encoder": PROVENANCE["encoder"], "kind": "embeddings"}
+    return ds
+
+
+@pytest.fixture
+def emb() -> xr.Dataset:
+    return embeddings()
+
+
+def test_geoparquet_is_read_as_written_by_pyarrow_and_geopandas(emb, tmp_path):
+    path = to_geoparquet(emb, tmp_path / "e.parquet", row_group_size=16)
+    meta = pq.read_schema(path).metadata
+    geo = json.loads(meta[b"geo"])
+    assert geo["version"].startswith("1.") and geo["primary_column"] == "geometry"
+    assert geo["columns"]["geometry"]["encoding"] == "WKB"
+    assert geo["columns"]["geometry"]["crs"]["id"] == {"authority": "EPSG", "code": 4326}
+    info = json.loads(meta[b"xwvnet"])
+    assert info["provenance"]["encoder_weights_hash"] == "sha256:abc123"
+    assert info["provenance"]["encoder_transform"] == "wvnet-quicklook-v1"
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3  # 40 rows in groups of 16
+
+    table = pq.read_table(path)
+    assert table.num_rows == 40
+    assert table.schema.field("embedding").type == pa.list_(pa.float32(), DIM)
+    np.testing.assert_array_equal(np.stack(table.column("embedding").to_pylist()), emb.embedding.values)
+    assert table.column("id").to_pylist() == list(emb.imagette.values)
+    assert str(table.schema.field("time").type) == "timestamp[ns, tz=UTC]"
+    for name in ("swath", "polarization", "mission", "orbit", "incidence_angle", "heading", "hs_predicted",
+                 "footprint", "product", "tags"):
+        assert name in table.column_names, name
+
+    frame = gpd.read_parquet(path)
+    assert len(frame) == 40 and frame.crs.to_epsg() == 4326
+    centres = gpd.points_from_xy(emb.longitude.values, emb.latitude.values, crs=4326)
+    assert frame.geometry.contains(gpd.GeoSeries(centres, index=frame.index)).all()
+    kinds = frame["footprint"].to_numpy()
+    assert set(kinds[::2]) == {"square_20km_heading"} and set(kinds[1::2]) == {"square_20km_north"}
+    # a 20 km square is about 0.18 degrees of latitude across
+    lat_extent = frame.geometry.bounds.maxy - frame.geometry.bounds.miny
+    assert ((lat_extent > 0.17) & (lat_extent < 0.26)).all()
+    np.testing.assert_allclose(frame["hs_predicted"].to_numpy(), emb.hs_predicted.values)
+
+
+def test_read_geoparquet_gives_the_dataset_back(emb, tmp_path):
+    back = read_geoparquet(to_geoparquet(emb, tmp_path / "e.parquet", row_group_size=7))
+    xr.testing.assert_identical(back[S.EMBEDDING], emb[S.EMBEDDING])
+    assert back[S.EMBEDDING].attrs == PROVENANCE and back.attrs == emb.attrs
+    for name in (S.TIME, S.LATITUDE, S.LONGITUDE, S.SWATH, S.ORBIT, S.HEADING, S.LABEL):
+        xr.testing.assert_identical(back[name], emb[name])
+    xr.testing.assert_identical(back["hs_predicted"], emb["hs_predicted"])
+    xr.testing.assert_identical(back[S.LABELS], emb[S.LABELS])
+    assert back.wvnet.neighbors(k=3).neighbor.values.tolist() == emb.wvnet.neighbors(k=3).neighbor.values.tolist()
+    probe = back.wvnet.fit_probe("hs_predicted")
+    assert np.isfinite(back.wvnet.predict(probe)["hs_predicted_predicted"].values).all()
+
+
+def test_the_accessor_and_the_package_name_the_same_function(emb, tmp_path):
+    path = emb.wvnet.to_geoparquet(tmp_path / "a.parquet", dtype="float16")
+    assert xwvnet.read_geoparquet is read_geoparquet and xwvnet.to_geoparquet is to_geoparquet
+    back = xwvnet.read_geoparquet(path)
+    np.testing.assert_allclose(back.embedding.values, emb.embedding.values, rtol=1e-3, atol=1e-3)
+
+
+def test_int8_decodes_within_one_percent_and_keeps_top1_neighbours(tmp_path):
+    emb = embeddings(400, seed=3, clusters=20)
+    path = to_geoparquet(emb, tmp_path / "q.parquet", dtype="int8")
+    table = pq.read_table(path)
+    assert table.schema.field("embedding").type == pa.list_(pa.int8(), DIM)
+    assert table.schema.field("embedding_scale").type == pa.float32()
+    back = read_geoparquet(path)
+    x, y = emb.embedding.values, back.embedding.values
+    err = np.abs(x - y).max(axis=1) / np.abs(x).max(axis=1)
+    assert err.max() <= 0.01
+    top1 = emb.wvnet.neighbors(k=1).neighbor.values[:, 0]
+    kept = np.mean(back.wvnet.neighbors(k=1).neighbor.values[:, 0] == top1)
+    assert kept >= 0.95
+
+
+def test_non_finite_rows_are_null_and_read_back_as_nan(emb, tmp_path):
+    x = emb.embedding.values.copy()
+    x[5, 3] = np.nan
+    emb = emb.assign(embedding=(emb.embedding.dims, x, emb.embedding.attrs))
+    path = to_geoparquet(emb, tmp_path / "n.parquet", dtype="int8")
+    assert pq.read_table(path).column("embedding").null_count == 1
+    assert pq.ParquetFile(path).metadata.row_group(0).column(
+        pq.ParquetFile(path).schema_arrow.get_field_index("embedding")).statistics is not None
+    back = read_geoparquet(path)
+    assert np.isnan(back.embedding.values[5]).all() and np.isfinite(np.delete(back.embedding.values, 5, 0)).all()
+
+
+def test_footprints_from_the_manifest_and_across_the_antimeridian(tmp_path):
+    emb = embeddings(4).drop_vars(S.HEADING)
+    lat, lon = np.array([10.0, -30.0, 50.0, 0.0]), np.array([179.95, -179.95, 20.0, 0.0])
+    emb = emb.assign_coords(latitude=(S.IMAGETTE, lat), longitude=(S.IMAGETTE, lon))
+    corners_lat = lat[:, None] + np.array([-0.1, -0.1, 0.1, 0.1])
+    corners_lon = lon[:, None] + np.array([-0.1, 0.1, 0.1, -0.1])
+    corners_lat[:2] = np.nan  # the manifest footprint is known for the last two only
+    emb = emb.assign_coords(footprint_latitude=((S.IMAGETTE, "corner"), corners_lat),
+                            footprint_longitude=((S.IMAGETTE, "corner"), corners_lon))
+    frame = gpd.read_parquet(to_geoparquet(emb, tmp_path / "f.parquet"))
+    assert frame["footprint"].tolist() == ["square_20km_north"] * 2 + ["manifest"] * 2
+    assert frame.geometry.iloc[0].geom_type == "MultiPolygon"  # split at 180 degrees, not wrapped round the world
+    assert frame.geometry.bounds.minx.min() >= -180 and frame.geometry.bounds.maxx.max() <= 180
+    assert frame.geometry.iloc[0].area < 0.1
+    assert frame.geometry.iloc[2].equals(shapely.box(19.9, 49.9, 20.1, 50.1).normalize()) or \
+        abs(frame.geometry.iloc[2].area - 0.04) < 1e-9
+    centres = gpd.GeoSeries(gpd.points_from_xy(lon, lat, crs=4326), index=frame.index)
+    assert frame.geometry.contains(centres).all()
+
+
+def test_bad_inputs_are_refused_clearly(emb, tmp_path):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        to_geoparquet(emb, tmp_path / "x.parquet", dtype="int4")
+    with pytest.raises(ValueError, match="no 'embedding' variable"):
+        to_geoparquet(emb.drop_vars(S.EMBEDDING), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="time and a place"):
+        to_geoparquet(emb.drop_vars(S.LATITUDE), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="row_group_size"):
+        to_geoparquet(emb, tmp_path / "x.parquet", row_group_size=0)
+    to_geoparquet(emb, tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match="exists"):
+        to_geoparquet(emb, tmp_path / "x.parquet")
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
+    with pytest.raises(ValueError, match="not written by xwvnet"):
+        read_geoparquet(tmp_path / "other.parquet")
+    with pytest.raises(FileNotFoundError):
+        read_geoparquet(tmp_path / "nothing.parquet")

@@ -1,0 +1,462 @@
+"""Embeddings as GeoParquet 1.1: one row per imagette, a WKB footprint polygon, the embedding as a fixed-size list.
+
+GIS and data tools (geopandas, DuckDB, QGIS, pyarrow, TorchGeo) read the file without xwvnet. Written row group by
+row group from lazy (dask-backed) inputs, so a store is never loaded whole. Needs the ``export`` extra
+(``pip install xwvnet[export]``: pyarrow, geopandas, shapely, pyproj, pystac), imported only here.
+
+Columns: ``id``, ``time`` (UTC), ``latitude``, ``longitude``, every other per-imagette coordinate of the Dataset
+(``swath``, ``polarization``, ``mission``, ``orbit``, ``incidence_angle``, ``heading``, ...), ``product`` (the source
+product), ``footprint`` (how ``geometry`` was made: ``manifest``, ``square_20km_heading`` or ``square_20km_north``),
+``geometry`` (WKB, EPSG:4326, split in two parts at the antimeridian), ``embedding`` (fixed-size list of float32,
+float16 or int8; null for rows that are not finite), ``embedding_scale`` (int8 only: per-row float32 step,
+``value = code * scale``), per-imagette variables (e.g. ``hs_predicted``), 2-D per-imagette variables as fixed-size
+lists (e.g. ``labels``), and ``tags`` (the codes of the tags set, comma-separated, for queries). The file metadata
+holds ``geo`` (GeoParquet) and ``xwvnet`` (provenance and what :func:`read_geoparquet` needs to give the Dataset
+back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .. import schema as S
+from .._version import __version__
+
+GEOPARQUET_VERSION = "1.1.0"
+META_KEY = b"xwvnet"
+FORMAT = "xwvnet-geoparquet"
+VERSION = 1
+DTYPES = ("float32", "float16", "int8")
+ROW_GROUP = 10_000  # imagettes per row group (at 2048 float32 features: 80 MB)
+SIDE_M = 20_000.0  # a WV imagette is about 20 km x 20 km
+_METRES_PER_DEGREE = 111_320.0
+FOOT_LAT, FOOT_LON = "footprint_latitude", "footprint_longitude"
+_RESERVED = {"id", "product", "footprint", "geometry", "embedding", "embedding_scale", "tags"}
+
+
+def _deps() -> tuple[Any, Any, Any]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        import shapely
+    except ImportError as error:
+        raise ImportError("GeoParquet export needs the export extra: pip install xwvnet[export] (pyarrow, geopandas, "
+                          "shapely, pyproj, pystac).") from error
+    return pa, pq, shapely
+
+
+def _crs_projjson() -> dict[str, Any]:
+    try:
+        from pyproj import CRS
+    except ImportError as error:
+        raise ImportError("GeoParquet export needs pyproj for the CRS: pip install xwvnet[export].") from error
+    return CRS.from_epsg(4326).to_json_dict()
+
+
+# --- footprints -----------------------------------------------------------------------------------------------------
+def square_corners(lat: np.ndarray, lon: np.ndarray, heading: np.ndarray | None = None,
+                   side: float = SIDE_M) -> np.ndarray:
+    """Corners of a ``side``-metre square around each centre, turned by the heading where known.
+
+    Parameters
+    ----------
+    lat, lon : numpy.ndarray
+        Centres in degrees (n,).
+    heading : numpy.ndarray, optional
+        Platform heading, degrees clockwise from north (n,); NaN or None: the square faces north.
+    side : float, optional
+        Side in metres.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 4, 2) corners as (longitude, latitude), longitudes unwrapped around the centre (may pass +-180).
+    """
+    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    h = np.zeros_like(lat) if heading is None else np.nan_to_num(np.asarray(heading, np.float64), nan=0.0)
+    half = side / 2
+    local = np.array([[-half, -half], [half, -half], [half, half], [-half, half]])  # (east, north) metres
+    t = np.deg2rad(h)[:, None]
+    east = local[None, :, 0] * np.cos(t) + local[None, :, 1] * np.sin(t)
+    north = -local[None, :, 0] * np.sin(t) + local[None, :, 1] * np.cos(t)
+    dlat = north / _METRES_PER_DEGREE
+    dlon = east / (_METRES_PER_DEGREE * np.maximum(np.cos(np.deg2rad(lat)), 1e-6))[:, None]
+    return np.stack([lon[:, None] + dlon, np.clip(lat[:, None] + dlat, -90, 90)], axis=-1)
+
+
+def _polygons(corners: np.ndarray, lon: np.ndarray, shapely: Any) -> np.ndarray:
+    """WKB of polygons from (n, 4, 2) corners, unwrapped around the centre; split at the antimeridian."""
+    c = corners
+    from shapely import affinity
+
+    rings = np.concatenate([c, c[:, :1]], axis=1)
+    polys = shapely.polygons(rings)
+    out = np.empty(len(c), dtype=object)
+    world = shapely.box(-180, -90, 180, 90)
+    for i, (poly, ring) in enumerate(zip(polys, rings)):
+        if not np.isfinite(ring).all():
+            out[i] = None
+            continue
+        if ring[:, 0].min() < -180 or ring[:, 0].max() > 180:
+            parts = [shapely.intersection(affinity.translate(poly, xoff=shift), world)
+                     for shift in (-360, 0, 360)]
+            parts = [p for p in parts if not p.is_empty and p.area > 0]
+            poly = shapely.MultiPolygon([q for p in parts for q in getattr(p, "geoms", [p])])
+        out[i] = shapely.to_wkb(poly)
+    return out
+
+
+def _corners(block: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 4, 2) corners (lon, lat), how they were made, and the centre longitudes."""
+    lat = np.asarray(block[S.LATITUDE].values, np.float64)
+    lon = np.asarray(block[S.LONGITUDE].values, np.float64)
+    kind = np.full(len(lat), "square_20km_north", dtype=object)
+    heading = block[S.HEADING].values if S.HEADING in block.coords or S.HEADING in block else None
+    if heading is not None:
+        kind[np.isfinite(np.asarray(heading, np.float64))] = "square_20km_heading"
+    corners = square_corners(lat, lon, heading)
+    if FOOT_LAT in block and FOOT_LON in block:
+        flat = np.asarray(block[FOOT_LAT].values, np.float64)
+        flon = np.asarray(block[FOOT_LON].values, np.float64)
+        if flat.ndim == 2 and flat.shape[1] == 4:
+            known = np.isfinite(flat).all(1) & np.isfinite(flon).all(1)
+            corners[known] = np.stack([flon, flat], axis=-1)[known]
+            kind[known] = "manifest"
+    kind[~(np.isfinite(lat) & np.isfinite(lon))] = "unknown"
+    corners[..., 0] = lon[:, None] + (corners[..., 0] - lon[:, None] + 180) % 360 - 180  # continuous
+    return corners, kind, lon
+
+
+def _footprints(block: xr.Dataset, shapely: Any) -> tuple[np.ndarray, np.ndarray]:
+    corners, kind, lon = _corners(block)
+    return _polygons(corners, lon, shapely), kind
+
+
+def _bbox(ds: xr.Dataset) -> list[float] | None:
+    """The bounding box of every footprint, from the coordinates alone (no embedding is read)."""
+    corners, _, _ = _corners(ds)
+    ok = np.isfinite(corners).all(axis=(1, 2))
+    if not ok.any():
+        return None
+    c = corners[ok]
+    west, east = float(c[..., 0].min()), float(c[..., 0].max())
+    if west < -180 or east > 180:
+        west, east = -180.0, 180.0
+    return [west, float(c[..., 1].min()), east, float(c[..., 1].max())]
+
+
+# --- writing --------------------------------------------------------------------------------------------------------
+def _product(block: xr.Dataset) -> np.ndarray:
+    if S.SOURCE in block.coords or S.SOURCE in block:
+        return np.asarray(block[S.SOURCE].values, dtype=object)
+    ids = block[S.IMAGETTE].values.astype(str)
+    return np.array([i.split(":", 1)[0] if ":" in i else "" for i in ids], dtype=object)
+
+
+def _encode(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Codes, per-row scale (int8) and the mask of finite rows."""
+    finite = np.isfinite(x).all(axis=1)
+    x = np.where(finite[:, None], x, 0).astype(np.float32)
+    if dtype == "float32":
+        return x, None, finite
+    if dtype == "float16":
+        top = float(np.abs(x).max()) if x.size else 0.0
+        if top > float(np.finfo(np.float16).max):
+            raise ValueError(f"embeddings reach {top:.3g}, beyond float16's 65504: use dtype='int8' or 'float32'.")
+        return x.astype(np.float16), None, finite
+    scale = (np.abs(x).max(axis=1) / np.float32(127)).astype(np.float32)
+    scale = np.where(scale > 0, scale, np.float32(1)).astype(np.float32)
+    code = np.clip(np.rint(x / scale[:, None]), -127, 127).astype(np.int8)
+    return code, scale, finite
+
+
+def _per_imagette(ds: xr.Dataset, features: str) -> tuple[list[str], list[str]]:
+    """Names of 1-D and 2-D per-imagette variables/coordinates written as columns (besides the fixed ones)."""
+    one, two = [], []
+    for name, var in {**ds.coords, **ds.data_vars}.items():
+        name = str(name)
+        if name in (S.IMAGETTE, features, f"{features}_scale") or var.dims[:1] != (S.IMAGETTE,):
+            continue
+        if name in _RESERVED:
+            raise ValueError(f"{name!r} is a column name of the GeoParquet layout; rename that variable first.")
+        if var.ndim == 1:
+            one.append(name)
+        elif var.ndim == 2 and var.dtype.kind in "biuf" and ds.sizes[var.dims[1]] <= 4096:
+            two.append(name)
+    return one, two
+
+
+def _arrow_column(values: np.ndarray, pa: Any) -> Any:
+    if values.dtype.kind == "M":
+        return pa.array(values.astype("datetime64[ns]"), type=pa.timestamp("ns", tz="UTC"))
+    if values.dtype.kind in "OUS":
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    return pa.array(values)
+
+
+def _fixed_list(flat: np.ndarray, width: int, valid: np.ndarray | None, pa: Any) -> Any:
+    child = pa.array(np.ascontiguousarray(flat).reshape(-1))
+    mask = None if valid is None or valid.all() else pa.array(~valid)
+    return pa.FixedSizeListArray.from_arrays(child, width, mask=mask)
+
+
+def _table(block: xr.Dataset, features: str, dtype: str, one: list[str], two: list[str], pa: Any,
+           shapely: Any) -> Any:
+    x = np.asarray(block[features].transpose(S.IMAGETTE, S.FEATURE).values, dtype=np.float32)
+    code, scale, finite = _encode(x, dtype)
+    wkb, kind = _footprints(block, shapely)
+    cols: dict[str, Any] = {"id": pa.array(block[S.IMAGETTE].values.astype(str), type=pa.string())}
+    for name in one:
+        cols[name] = _arrow_column(np.asarray(block[name].values), pa)
+    cols["product"] = _arrow_column(_product(block), pa)
+    cols["footprint"] = pa.array(kind.astype(str), type=pa.string())
+    cols["geometry"] = pa.array(list(wkb), type=pa.binary())
+    cols["embedding"] = _fixed_list(code, x.shape[1], finite, pa)
+    if scale is not None:
+        cols["embedding_scale"] = pa.array(np.where(finite, scale, np.nan).astype(np.float32))
+    for name in two:
+        values = np.asarray(block[name].values)
+        cols[name] = _fixed_list(values, values.shape[1], None, pa)
+    if S.LABELS in block and S.LABEL in block.coords:
+        codes = block[S.LABEL].values.astype(str)
+        on = np.asarray(block[S.LABELS].values) == 1
+        cols["tags"] = pa.array([",".join(codes[r]) for r in on], type=pa.string())
+    return pa.table(cols)
+
+
+def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        elif isinstance(value, np.ndarray):
+            value = value.tolist()
+        try:
+            json.dumps(value)
+        except TypeError:
+            value = str(value)
+        out[str(key)] = value
+    return out
+
+
+def _check(ds: xr.Dataset, features: str, dtype: str, row_group_size: int) -> None:
+    if not isinstance(ds, xr.Dataset):
+        raise TypeError(f"expected an xarray.Dataset of embeddings, got {type(ds).__name__}.")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+    if isinstance(row_group_size, bool) or not isinstance(row_group_size, (int, np.integer)) or row_group_size < 1:
+        raise ValueError(f"row_group_size must be a positive integer, got {row_group_size!r}.")
+    if features not in ds.data_vars:
+        raise ValueError(f"no {features!r} variable to export: found {sorted(map(str, ds.data_vars))}; embed the "
+                         "imagettes first (xwvnet.embed or xwvnet.embed_store).")
+    if set(ds[features].dims) != {S.IMAGETTE, S.FEATURE}:
+        raise ValueError(f"{features!r} must have dims ({S.IMAGETTE}, {S.FEATURE}), found {ds[features].dims}.")
+    if S.COMPACT_DTYPE in ds[features].attrs:
+        raise ValueError(f"{features!r} is stored compactly ({ds[features].attrs[S.COMPACT_DTYPE]}): decode it "
+                         "first (xwvnet.retrieval.decode_embeddings) and choose the file's dtype= here.")
+    missing = [c for c in (S.TIME, S.LATITUDE, S.LONGITUDE) if c not in ds.coords and c not in ds]
+    if missing:
+        raise ValueError(f"the embeddings have no {missing} coordinates: a GeoParquet row needs a time and a place. "
+                         "Open the embedding store with its imagette coordinates (xwvnet.open_store of an "
+                         "embedding store has them; xwvnet.open_stores joins imagettes and embeddings).")
+
+
+def to_geoparquet(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    dtype: str = "float32",
+    row_group_size: int = ROW_GROUP,
+    features: str = S.EMBEDDING,
+    compression: str = "zstd",
+    overwrite: bool = False,
+) -> Path:
+    """Write embeddings as a GeoParquet file, one row per imagette, row group by row group.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``features(imagette, feature)`` with the imagette coordinates (time, latitude, longitude, ...); in memory or
+        dask-backed (e.g. :func:`xwvnet.open_store` of an embedding store, on a disk or object storage). Only
+        ``row_group_size`` imagettes are loaded at a time.
+    path : str or os.PathLike
+        The ``.parquet`` file written (local).
+    dtype : {"float32", "float16", "int8"}, default "float32"
+        Type of the ``embedding`` list. int8 stores ``round(x / scale)`` with a per-row float32 ``embedding_scale``
+        (``max |x| / 127`` of the row): a quarter of the bytes, error at most half a step.
+    row_group_size : int, default 10000
+        Imagettes per Parquet row group (and per read of the input).
+    features : str, default "embedding"
+        The variable written as the ``embedding`` column.
+    compression : str, default "zstd"
+        Parquet compression codec.
+    overwrite : bool, default False
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ImportError
+        Without the export extra (``pip install xwvnet[export]``).
+    ValueError
+        If ``features`` or the time/position coordinates are missing, ``dtype`` is unknown, a float16 file would
+        overflow, or the file exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> emb = xwvnet.open_store("embeddings.zarr")  # doctest: +SKIP
+    >>> emb.wvnet.to_geoparquet("embeddings.parquet", dtype="int8")  # doctest: +SKIP
+    """
+    pa, pq, shapely = _deps()
+    _check(ds, features, dtype, row_group_size)
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists: pass overwrite=True to replace it.")
+    ds = ds.transpose(S.IMAGETTE, ...)
+    one, two = _per_imagette(ds, features)
+    n, dim = ds.sizes[S.IMAGETTE], ds.sizes[S.FEATURE]
+    emb_attrs = _jsonable(dict(ds[features].attrs))
+    meta = {
+        "format": FORMAT, "version": VERSION, "xwvnet_version": __version__, "dtype": dtype, "dim": dim,
+        "features": features, "n": n, "attrs": _jsonable(dict(ds.attrs)), "embedding_attrs": emb_attrs,
+        "provenance": {k: emb_attrs.get(k, ds.attrs.get(k)) for k in
+                       ("encoder", "encoder_weights_hash", "encoder_arch", "encoder_transform")
+                       if k in emb_attrs or k in ds.attrs},
+        "columns": {name: {"dims": list(map(str, ds[name].dims)), "coord": name in ds.coords,
+                           "attrs": _jsonable(dict(ds[name].attrs))} for name in one + two},
+        "dim_coords": {str(d): np.asarray(ds[d].values).tolist() for name in two for d in ds[name].dims[1:]
+                       if d in ds.coords},
+        "feature_coord": np.asarray(ds[S.FEATURE].values).tolist() if S.FEATURE in ds.coords else None,
+    }
+    geo = {"version": GEOPARQUET_VERSION, "primary_column": "geometry",
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"],
+                                    "crs": _crs_projjson(), "edges": "planar"}}}
+    bbox = _bbox(ds)
+    if bbox is not None:
+        geo["columns"]["geometry"]["bbox"] = bbox
+    metadata = {b"geo": json.dumps(geo).encode(), META_KEY: json.dumps(meta).encode()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    writer = None
+    try:
+        for start in range(0, max(n, 1), int(row_group_size)):
+            block = ds.isel({S.IMAGETTE: slice(start, start + int(row_group_size))}).load()
+            table = _table(block, features, dtype, one, two, pa, shapely)
+            table = table.replace_schema_metadata(metadata)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+            writer.write_table(table, row_group_size=int(row_group_size))
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"no .parquet files in {path}.")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"no GeoParquet file at {path}.")
+    return [path]
+
+
+def _meta(pq: Any, file: Path) -> dict[str, Any]:
+    raw = pq.read_schema(file).metadata or {}
+    if META_KEY not in raw:
+        raise ValueError(f"{file} was not written by xwvnet.to_geoparquet (no 'xwvnet' file metadata): read it "
+                         "with geopandas or pyarrow instead.")
+    meta = json.loads(raw[META_KEY])
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{file}: 'xwvnet' file metadata of another format ({meta.get('format')!r}).")
+    if int(meta.get("version", 0)) > VERSION:
+        raise ValueError(f"{file} was written by a newer xwvnet (layout {meta.get('version')}): upgrade xwvnet.")
+    return meta
+
+
+def _list_values(column: Any, width: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    arr = column.combine_chunks()
+    valid = ~np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    values = np.asarray(arr.values.to_numpy(zero_copy_only=False), dtype=dtype).reshape(len(arr), width)
+    return values, valid
+
+
+def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
+    """Read a GeoParquet file (or a folder of shards) written by :func:`to_geoparquet` back as a Dataset.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.parquet`` file, or a folder of them (shards of ``xwvnet export``, read in name order).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``embedding(imagette, feature)`` float32 (int8 and float16 decoded; rows written as null are NaN), the
+        imagette coordinates and per-imagette variables with their attributes, and the provenance attrs.
+
+    Raises
+    ------
+    ImportError
+        Without the export extra.
+    FileNotFoundError
+        If there is no file.
+    ValueError
+        If a file was not written by xwvnet, or the shards of a folder differ in encoder or dimensions.
+
+    Examples
+    --------
+    >>> emb = xwvnet.read_geoparquet("embeddings.parquet")  # doctest: +SKIP
+    >>> near = emb.wvnet.neighbors(k=5)  # doctest: +SKIP
+    """
+    pa, pq, _ = _deps()
+    files = _files(Path(path))
+    metas = [_meta(pq, f) for f in files]
+    first = metas[0]
+    for file, meta in zip(files[1:], metas[1:]):
+        for key in ("dim", "features", "provenance", "columns"):
+            if meta.get(key) != first.get(key):
+                raise ValueError(f"{file} differs from {files[0]} in {key!r}: shards of one export only.")
+    table = pa.concat_tables([pq.read_table(f).replace_schema_metadata(None) for f in files])
+    dim, features = int(first["dim"]), first["features"]
+    codes, valid = _list_values(table.column("embedding"), dim, np.float32)
+    if first["dtype"] == "int8":
+        scale = np.asarray(table.column("embedding_scale").to_numpy(zero_copy_only=False), dtype=np.float32)
+        codes = codes * scale[:, None]
+    x = np.where(valid[:, None], codes, np.nan).astype(np.float32)
+    coords: dict[str, Any] = {S.IMAGETTE: np.asarray(table.column("id").to_pylist(), dtype=object)}
+    data: dict[str, Any] = {features: ((S.IMAGETTE, S.FEATURE), x, first.get("embedding_attrs", {}))}
+    for name, info in first["columns"].items():
+        dims, attrs = tuple(info["dims"]), info.get("attrs", {})
+        column = table.column(name)
+        if len(dims) == 2:
+            values, _ = _list_values(column, column.type.list_size, None)
+        elif pa.types.is_timestamp(column.type):
+            values = np.asarray(column.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False), "datetime64[ns]")
+        elif pa.types.is_string(column.type):
+            values = np.asarray(column.to_pylist(), dtype=object)
+        else:
+            values = column.to_numpy()
+        (coords if info.get("coord") else data)[name] = (dims, values, attrs)
+    for d, values in first.get("dim_coords", {}).items():
+        coords[d] = np.asarray(values, dtype=object if values and isinstance(values[0], str) else None)
+    if first.get("feature_coord") is not None:
+        coords[S.FEATURE] = np.asarray(first["feature_coord"])
+    return xr.Dataset(data, coords=coords, attrs=first.get("attrs", {}))

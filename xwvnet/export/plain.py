@@ -1,0 +1,81 @@
+"""A plain Zarr v3 copy of a store (imagettes or embeddings), readable with ``xr.open_zarr`` alone.
+
+For publishing outside xwvnet and icechunk: no transactions, no history, the committed data as it is now (an
+incomplete embedding store gives its complete rows, as :func:`xwvnet.open_store` shows them). Written chunk by chunk
+from the lazy store; consolidated metadata so a reader opens it in one request.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import xarray as xr
+
+from .. import schema as S
+
+
+def to_plain_zarr(
+    store: str | os.PathLike | xr.Dataset,
+    out: str | os.PathLike,
+    *,
+    snapshot: str | None = None,
+    storage_options: dict[str, Any] | None = None,
+    out_storage_options: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Copy a store (or a Dataset) into a plain Zarr v3 store, chunk by chunk.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or xarray.Dataset
+        An xwvnet store (path or ``s3://``/``gs://``/``az://`` URL), or a Dataset (e.g. from
+        :func:`xwvnet.read_geoparquet`).
+    out : str or os.PathLike
+        The plain Zarr store written (path or URL).
+    snapshot : str, optional
+        Copy the store as of this commit.
+    storage_options : dict, optional
+        Credentials and endpoint of ``store``.
+    out_storage_options : dict, optional
+        Credentials and endpoint of ``out`` (default: those of ``store``).
+    overwrite : bool, default False
+        Replace what is at ``out``.
+
+    Returns
+    -------
+    str
+        Where the copy is.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` is occupied and ``overwrite`` is False, or ``out`` is the store itself.
+
+    Examples
+    --------
+    >>> xwvnet.export.to_plain_zarr("embeddings.zarr", "public/embeddings.zarr")  # doctest: +SKIP
+    >>> xr.open_zarr("public/embeddings.zarr")  # doctest: +SKIP
+    """
+    from ..io.storage import locate
+    from ..io.store import open_store
+
+    target = locate(out, out_storage_options if out_storage_options is not None else storage_options)
+    if isinstance(store, xr.Dataset):
+        ds = store
+    else:
+        source = locate(store, storage_options)
+        if str(source) == str(target):
+            raise ValueError(f"the copy would overwrite its own source {source}: give another out.")
+        ds = open_store(source, snapshot=snapshot, storage_options=storage_options)
+    if S.IMAGETTE not in ds.dims:
+        raise ValueError(f"expected a Dataset with an {S.IMAGETTE!r} dimension, found dims {dict(ds.sizes)}.")
+    if target.exists() and not overwrite:
+        raise ValueError(f"{target} is not empty: pass overwrite=True (--overwrite) to replace it.")
+    ds = ds.copy()
+    for var in ds.variables.values():
+        var.encoding = {}
+    if ds.chunks:  # one dask chunk is one zarr chunk
+        ds = ds.unify_chunks()
+    ds.to_zarr(target.zarr_store(read_only=False), mode="w", zarr_format=3, consolidated=True)
+    return str(target)
