@@ -19,7 +19,7 @@ shapely = pytest.importorskip("shapely")
 pystac = pytest.importorskip("pystac")
 
 import xwvnet  # noqa: E402
-from xwvnet.export import read_geoparquet, to_geoparquet  # noqa: E402
+from xwvnet.export import export_store, read_geoparquet, to_geoparquet, to_plain_zarr  # noqa: E402
 
 DIM = 64
 PROVENANCE = {"encoder": "toy-resnet", "encoder_weights_hash": "sha256:abc123", "encoder_arch": "resnet18",
@@ -168,3 +168,73 @@ def test_bad_inputs_are_refused_clearly(emb, tmp_path):
         read_geoparquet(tmp_path / "other.parquet")
     with pytest.raises(FileNotFoundError):
         read_geoparquet(tmp_path / "nothing.parquet")
+
+
+def write_embedding_store(url: str, emb: xr.Dataset, chunk: int = 16) -> str:
+    """An embedding store holding ``emb`` (as xwvnet.embed_store leaves it), on a disk or S3."""
+    from xwvnet.io import store as zs
+    from xwvnet.io.storage import locate
+
+    x = emb.embedding.values
+    source = emb.drop_vars([S.EMBEDDING, "hs_predicted", S.LABELS, S.LABEL])
+    loc = locate(url)
+    zs.extend_embedding_store(loc, source, chunk=chunk, dim=x.shape[1], attrs=dict(PROVENANCE),
+                              embedding_attrs=dict(PROVENANCE))
+    writer = zs.EmbeddingWriter(loc, every=float("inf"))
+    for c in range(-(-len(x) // chunk)):
+        a, b = c * chunk, min(len(x), (c + 1) * chunk)
+        writer.merge(zs.write_embedding_rows(writer.fork(), c, a, a, x[a:b]), c)
+    writer.commit()
+    return url
+
+
+def test_export_from_a_store_on_disk_or_s3_in_row_groups(where, emb, tmp_path):
+    url = write_embedding_store(where("embeddings.zarr"), emb)
+    lazy = xwvnet.open_store(url)
+    assert lazy.embedding.chunks is not None  # dask-backed: written block by block
+    shards = export_store(url, tmp_path / "out", max_file_bytes=20 * (DIM * 4 + 256), row_group_size=8)
+    parquet = [p for p in shards if p.suffix == ".parquet"]
+    assert len(parquet) == 2 and shards[-1].name == "collection.json"  # 40 rows, 20 per shard
+    assert [pq.ParquetFile(p).metadata.num_row_groups for p in parquet] == [3, 3]
+    back = read_geoparquet(tmp_path / "out")
+    np.testing.assert_array_equal(back.embedding.values, emb.embedding.values)
+    assert list(back.imagette.values) == list(emb.imagette.values)
+    assert back.embedding.attrs["encoder_weights_hash"] == PROVENANCE["encoder_weights_hash"]
+    frame = gpd.read_parquet(tmp_path / "out" / "parquet")  # the folder of shards, as one table
+    assert len(frame) == 40 and frame.crs.to_epsg() == 4326
+
+
+def test_stac_collection_describes_the_encoder_and_the_shards(emb, tmp_path):
+    export_store(emb, tmp_path / "out", dtype="int8", max_file_bytes=25 * (DIM + 256))
+    collection = pystac.Collection.from_file(str(tmp_path / "out" / "collection.json"))
+    assert any("mlm" in url for url in collection.stac_extensions)
+    fields = collection.extra_fields
+    assert fields["mlm:name"] == "toy-resnet" and fields["mlm:architecture"] == "resnet18"
+    assert fields["mlm:output"][0]["result"]["shape"] == [-1, DIM]
+    assert fields["mlm:input"][0]["pre_processing_function"]["expression"] == "wvnet-quicklook-v1"
+    assert fields["emb:dimensions"] == DIM and fields["emb:quantization"] == "int8" and fields["emb:type"] == "chip"
+    items = list(collection.get_items(recursive=True))
+    assert len(items) == 2
+    times = emb.time.values
+    start = min(i.common_metadata.start_datetime for i in items).replace(tzinfo=None)
+    end = max(i.common_metadata.end_datetime for i in items).replace(tzinfo=None)
+    assert np.datetime64(start, "ns") == times.min() and np.datetime64(end, "ns") == times.max()
+    for item in items:
+        href = item.assets["data"].get_absolute_href()
+        frame = gpd.read_parquet(href)
+        west, south, east, north = item.bbox
+        b = frame.total_bounds
+        assert west <= b[0] and south <= b[1] and east >= b[2] and north >= b[3]
+
+
+def test_plain_zarr_copy_reads_with_xarray_alone(where, emb, tmp_path):
+    url = write_embedding_store(where("embeddings.zarr"), emb)
+    out = tmp_path / "plain.zarr"
+    export_store(url, out, format="zarr")
+    plain = xr.open_zarr(out)
+    assert (out / "zarr.json").is_file() and json.loads((out / "zarr.json").read_text())["zarr_format"] == 3
+    np.testing.assert_array_equal(plain.embedding.values, emb.embedding.values)
+    assert list(plain.imagette.values) == list(emb.imagette.values)
+    assert plain.embedding.attrs["encoder_weights_hash"] == PROVENANCE["encoder_weights_hash"]
+    with pytest.raises(ValueError, match="not empty"):
+        to_plain_zarr(url, out)

@@ -369,7 +369,7 @@ def to_geoparquet(
 # --- reading --------------------------------------------------------------------------------------------------------
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(path.glob("*.parquet"))
+        files = sorted(path.glob("*.parquet")) or sorted((path / "parquet").glob("*.parquet"))
         if not files:
             raise FileNotFoundError(f"no .parquet files in {path}.")
         return files
@@ -404,7 +404,8 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.parquet`` file, or a folder of them (shards of ``xwvnet export``, read in name order).
+        A ``.parquet`` file, or a folder of them (read in name order), or the folder written by ``xwvnet export``
+        (its ``parquet/`` shards).
 
     Returns
     -------

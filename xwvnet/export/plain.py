@@ -8,6 +8,7 @@ from the lazy store; consolidated metadata so a reader opens it in one request.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import xarray as xr
@@ -75,7 +76,13 @@ def to_plain_zarr(
     ds = ds.copy()
     for var in ds.variables.values():
         var.encoding = {}
-    if ds.chunks:  # one dask chunk is one zarr chunk
-        ds = ds.unify_chunks()
-    ds.to_zarr(target.zarr_store(read_only=False), mode="w", zarr_format=3, consolidated=True)
+    sizes = [v.chunks[v.dims.index(S.IMAGETTE)][0] for v in ds.data_vars.values()
+             if v.chunks is not None and S.IMAGETTE in v.dims]
+    if sizes:  # one regular chunking along imagette: one dask chunk is one zarr chunk
+        ds = ds.chunk({S.IMAGETTE: max(sizes)})
+    # strings (ids, mission, ...) are small: in memory, so their zarr type is known without a pass over them
+    ds = ds.assign_coords({name: ds[name].load() for name in ds.coords if ds[name].dtype == object})
+    with warnings.catch_warnings():  # consolidated metadata is zarr-python's convention for v3, read by xarray
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        ds.to_zarr(target.zarr_store(read_only=False), mode="w", zarr_format=3, consolidated=True)
     return str(target)

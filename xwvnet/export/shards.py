@@ -41,7 +41,8 @@ def export_store(
     store : str, os.PathLike or xarray.Dataset
         An embedding store (path or URL; for ``format="zarr"`` an imagette store too), or a Dataset.
     out : str or os.PathLike
-        GeoParquet: the folder of shards (``part-00000.parquet`` ...), their STAC Items and ``collection.json``.
+        GeoParquet: the folder of ``collection.json``, the shards (``parquet/part-00000.parquet`` ...) and their
+        STAC Items (one folder each).
         Zarr: the plain store written (path or URL).
     format : {"geoparquet", "zarr"}, default "geoparquet"
         What to write.
@@ -104,6 +105,6 @@ def export_store(
     shards = []
     for k, start in enumerate(range(0, max(n, 1), rows)):
         part = ds.isel({S.IMAGETTE: slice(start, start + rows)})
-        shards.append(to_geoparquet(part, out / f"part-{k:05d}.parquet", dtype=dtype, row_group_size=group,
+        shards.append(to_geoparquet(part, out / "parquet" / f"part-{k:05d}.parquet", dtype=dtype, row_group_size=group,
                                     overwrite=overwrite))
     return [*shards, stac_collection(shards, out)]
