@@ -8,14 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xwvnet.preprocess import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    crop_field,
-    imagenet_transform,
-    sigma0_to_quicklook,
-    wvnet_transform,
-)
+from xwvnet.models.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_field, imagenet_transform, wvnet_transform
+from xwvnet.radiometry import sigma0_to_quicklook
 
 torch.set_num_threads(1)
 
@@ -152,7 +146,7 @@ def test_sigma0_without_finite_values_gives_zeros():
 
 
 def test_stretch_percentiles_nan_and_shapes():
-    from xwvnet.preprocess import stretch
+    from xwvnet.radiometry import stretch
 
     x = np.linspace(0.0, 1.0, 10_000, dtype=np.float32).reshape(100, 100)
     x[0, :10] = np.nan
@@ -166,7 +160,7 @@ def test_stretch_percentiles_nan_and_shapes():
 
 
 def test_multilook_block_means_and_factors():
-    from xwvnet.preprocess import multilook, multilook_factor
+    from xwvnet.radiometry import multilook, multilook_factor
 
     x = np.arange(2 * 7 * 9, dtype=np.float32).reshape(2, 7, 9)
     out = multilook(x, (2, 3))
@@ -180,7 +174,7 @@ def test_multilook_block_means_and_factors():
 
 
 def test_detrend_removes_a_log_linear_incidence_trend():
-    from xwvnet.preprocess import detrend
+    from xwvnet.radiometry import detrend
 
     inc = np.linspace(22.8, 24.2, 50)
     field = np.random.default_rng(0).lognormal(0, 0.2, (40, 50))

@@ -12,8 +12,8 @@ import xwvnet
 from xwvnet import schema as S
 from xwvnet.io.quicklook import NoReadableImageError
 from xwvnet.io.safe import imagettes_from_manifest
-from xwvnet.io.slc import SafeWarning, open_safe, scan_safe
-from xwvnet.preprocess import multilook_factor, safe_to_imagettes
+from xwvnet.io.safe import SafeWarning, open_safe, scan_safe
+from xwvnet.radiometry import multilook_factor, safe_to_imagettes
 
 from ._safe_factory import NAME, make_wv_safe
 
@@ -109,7 +109,7 @@ def test_damaged_imagettes_are_skipped_and_named(tmp_path):
     skipped = "\n".join(ds.attrs["skipped"])
     assert f"{NAME}:001: measurement" in skipped and "truncated" in skipped
     assert f"{NAME}:002: annotation" in skipped
-    assert f"{NAME}:003: calibration" in skipped and "not XML" in skipped
+    assert f"{NAME}:003: calibration" in skipped and "not a readable XML" in skipped
 
 
 def test_bad_calibration_values_and_bad_products(tmp_path):

@@ -25,7 +25,7 @@ import torch
 import xarray as xr
 from torch import nn
 
-from . import _runtime, preprocess
+from . import _runtime, radiometry
 from . import schema as S
 from ._runtime import check_precision, resolve_device
 from .errors import XWVNetWarning
@@ -188,7 +188,7 @@ def embed_block(
     ----------
     images : numpy.ndarray
         ``(n, line, sample)``: uint8 quicklooks, or float sigma0 (``var="sigma0"`` or a float dtype), which is
-        converted with :func:`xwvnet.preprocess.sigma0_to_quicklook` first.
+        converted with :func:`xwvnet.radiometry.sigma0_to_quicklook` first.
     valid_lines, valid_samples : numpy.ndarray
         The valid extent of each imagette (``n`` values each).
     encoder : str, os.PathLike or Encoder
@@ -237,7 +237,7 @@ def embed_block(
             np.arange(images.shape[2])[None, None, :] < vs[:, None, None]
         )
         empty |= ~(np.isfinite(images) & inside).any(axis=(1, 2))
-        images = preprocess.sigma0_to_quicklook(images, vl, vs)
+        images = radiometry.sigma0_to_quicklook(images, vl, vs)
     elif images.dtype != np.uint8:
         raise ValueError(f"expected uint8 quicklooks or float sigma0, found dtype {images.dtype} for {var!r}.")
     out = np.full((images.shape[0], encoder.embedding_size), np.nan, dtype=np.float32)
@@ -443,7 +443,7 @@ def _check_spacing(ds: xr.Dataset, var: str) -> None:
         raise ValueError(
             f"{var} has {min(spacing):.1f} m pixels, but WV-Net embeds quicklooks of about 41 x 45 m pixels: "
             "average it first with xwvnet.safe_to_imagettes(paths) (or `xwvnet ingest` of the SAFE products), or "
-            "xwvnet.preprocess.multilook."
+            "xwvnet.radiometry.multilook."
         )
 
 

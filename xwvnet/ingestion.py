@@ -4,7 +4,7 @@ Quicklook files are read in batches (one file per id, decided before batching; i
 read) and each batch is appended in one commit. ``repair=True`` first reads the whole store (:func:`xwvnet.verify`)
 and rewrites damaged chunks from the source files given. :func:`add_labels` sets tags of stored imagettes from a
 tag CSV in one commit. SAFE products are turned
-into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.preprocess.safe_to_imagettes`) one dask
+into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.radiometry.safe_to_imagettes`) one dask
 task per imagette, run in parallel by dask (threads, or ``workers`` processes), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
 imagettes are computed. One store holds one set of variables; a batch is conformed to a store that exists (extra
@@ -203,7 +203,7 @@ def _repair(loc: Location, files: dict[str, Path], labels: str | os.PathLike | N
         spans.setdefault((d.start, d.stop), []).append(d)
     for (start, stop), damage in sorted(spans.items()):
         ids = list(damage[0].ids or [])
-        where = "; ".join(f"{d.variable} chunk {d.chunk}" for d in damage)
+        where = "; ".join(f"{d.variable} chunk {d.chunk_index}" for d in damage)
         lost = [i for i in ids if i not in files]
         if lost:
             report.damaged.append(
@@ -322,7 +322,7 @@ def ingest(
         Quicklook files read and written per step (and per commit).
     spacing : float or sequence of float, optional
         Pixel spacing in metres of the quicklooks made from SAFE products: one value, or (azimuth, range) (default
-        :data:`xwvnet.preprocess.DEFAULT_SPACING`, which reproduces the published sizes).
+        :data:`xwvnet.radiometry.DEFAULT_SPACING`, which reproduces the published sizes).
     keep_sigma0 : bool, default False
         Also store the multilooked calibrated ``sigma0`` of SAFE imagettes.
     denoise : bool, default False
@@ -356,8 +356,8 @@ def ingest(
     >>> report = xwvnet.ingest(["S1A_WV_SLC__1SSV_...SAFE", "quicklooks/"], "s3://bucket/wv.zarr")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
-    from .io.slc import SafeWarning
-    from .preprocess import DEFAULT_SPACING, safe_to_imagettes
+    from .io.safe import SafeWarning
+    from .radiometry import DEFAULT_SPACING, safe_to_imagettes
 
     if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
         raise ValueError(f"batch must be a positive number of files, found {batch!r}.")

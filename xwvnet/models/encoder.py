@@ -25,8 +25,8 @@ import pooch
 import torch
 from torch import nn
 
-from .. import preprocess
 from . import resnet
+from . import transforms as _transforms
 from .weights import (
     WeightsIntegrityError,
     WeightsUnavailableError,
@@ -60,7 +60,7 @@ class Encoder:
     arch : str
         ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
     transform : str or callable, default "wvnet"
-        A name in :data:`xwvnet.preprocess.TRANSFORMS` or a picklable callable with the same signature.
+        A name in :data:`xwvnet.models.transforms.TRANSFORMS` or a picklable callable with the same signature.
     url : str, optional
         Where the weights are published.
     hash : str, optional
@@ -108,7 +108,7 @@ class Encoder:
     ) -> None:
         if arch not in resnet.LAYERS:
             raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(resnet.LAYERS)}.")
-        preprocess.get_transform(transform)  # fail now on an unknown name
+        _transforms.get_transform(transform)  # fail now on an unknown name
         if module is None and path is None and weights_file is None and seed is None:
             raise ValueError("an Encoder needs its weights: a file path, a registry file, a seed or a module.")
         self.name = name
@@ -271,7 +271,7 @@ class Encoder:
         torch.Tensor
             float32 ``(n, in_chans, 224, 224)``.
         """
-        fn = preprocess.get_transform(self.transform)
+        fn = _transforms.get_transform(self.transform)
         return fn(images, valid_lines, valid_samples, device=device, channels=self.in_chans)
 
     def replace(self, *, transform: Transform) -> Encoder:
@@ -280,7 +280,7 @@ class Encoder:
         Parameters
         ----------
         transform : str or callable
-            A name in :data:`xwvnet.preprocess.TRANSFORMS` or a callable.
+            A name in :data:`xwvnet.models.transforms.TRANSFORMS` or a callable.
 
         Returns
         -------
@@ -291,7 +291,7 @@ class Encoder:
         ValueError
             On an unknown transform name.
         """
-        preprocess.get_transform(transform)
+        _transforms.get_transform(transform)
         out = object.__new__(Encoder)  # not copy.copy: that goes through __getstate__, which drops the module
         out.__dict__.update(self.__dict__)
         out.transform = transform

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..preprocess import CROP, SIZE, WVNET_MEAN, WVNET_STD, crop_offsets
+from ..models.transforms import CROP, SIZE, WVNET_MEAN, WVNET_STD, crop_offsets
 
 __all__ = ["AugmentConfig", "CROP_MODES", "augment", "embedding_field", "to_model_input", "view_pair"]
 

@@ -26,7 +26,7 @@ import torch
 import xarray as xr
 
 from .. import schema as S
-from ..preprocess import sigma0_to_quicklook
+from ..radiometry import sigma0_to_quicklook
 
 __all__ = ["Batch", "ImagetteDataset", "WindowDataset", "chunk_starts", "epoch_windows", "rank_windows", "batches",
            "open_training_data"]
@@ -428,7 +428,7 @@ class ImagetteDataset(torch.utils.data.IterableDataset):
         channels: int | None = None,
     ) -> None:
         from ..models.encoder import Encoder
-        from ..preprocess import get_transform
+        from ..models.transforms import get_transform
 
         ds, self.var = open_training_data(source, var)
         if isinstance(variables, str):

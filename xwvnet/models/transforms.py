@@ -1,0 +1,239 @@
+"""Model input transforms: the WV-Net one (bit-faithful to the published code) and the ImageNet one.
+
+All transforms work on a batch of padded imagettes ``(n, line, sample)`` plus each one's valid extent, so a dask
+block goes through in one vectorised call. The geometry (where each output pixel comes from) is integer index
+arithmetic done once per batch; the arithmetic on values repeats the published operations in the same order and
+dtype (uint8 -> float32 ``* (1/255)``, bilinear ``align_corners=True`` without antialiasing, ``(x - mean) / std``),
+so the tensors equal the published procedure's. The numpy quicklook recipe lives in :mod:`xwvnet.radiometry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..radiometry import _check_batch
+
+# the published WV-Net procedure (Glaser et al. 2024): a 450x450 field, resized to 224x224
+CROP = 450
+SIZE = 224
+WVNET_MEAN = 103.4862417561056 / 255.0
+WVNET_STD = 56.745013435601074 / 255.0
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def crop_offsets(valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP) -> tuple[np.ndarray, ...]:
+    """Per imagette, the source (line, sample) of the top-left pixel of the ``crop`` x ``crop`` field.
+
+    Replays the published steps on the image extent only:
+
+    1. ``Pad(padding=(0, w_diff, 0, h_diff))`` with ``w_diff = max(0, 450 - width)``,
+       ``h_diff = max(0, 450 - height)``. torchvision reads a 4-tuple as (left, top, right, bottom), so the *width*
+       deficit pads the **top** and the height deficit the bottom; nothing pads left or right. A quirk of the
+       published code, kept because the weights were trained (and the reference embeddings computed) with it.
+    2. ``CenterCrop(450)``: where the image is still smaller it is first padded with 0 by ``(450 - w) // 2`` on the
+       left (and the rest on the right), then cropped at ``round((size - 450) / 2)`` (Python's round half to even).
+
+    Parameters
+    ----------
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    crop : int, default 450
+        The side of the field.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(line0, sample0)`` int64 arrays: output pixel (r, c) reads input pixel (line0 + r, sample0 + c), and is 0
+        where that falls outside the valid extent.
+
+    Examples
+    --------
+    >>> line0, sample0 = crop_offsets([500], [400])
+    >>> int(line0[0]), int(sample0[0])  # 50 rows padded on top (the quirk) and cropped again; 25 columns left
+    (0, -25)
+    """
+    h = np.asarray(valid_lines, dtype=np.int64)
+    w = np.asarray(valid_samples, dtype=np.int64)
+    top = np.maximum(0, crop - w)  # the quirk: width deficit on top
+    h1 = h + top + np.maximum(0, crop - h)
+    pad_top = np.where(h1 < crop, (crop - h1) // 2, 0)  # never happens after step 1, kept for clarity
+    pad_left = np.where(w < crop, (crop - w) // 2, 0)
+    h2 = np.maximum(h1, crop)
+    w2 = np.maximum(w, crop)
+    crop_top = np.round((h2 - crop) / 2.0).astype(np.int64)  # numpy rounds half to even, as Python's round
+    crop_left = np.round((w2 - crop) / 2.0).astype(np.int64)
+    return crop_top - pad_top - top, crop_left - pad_left
+
+
+def crop_field(
+    images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP
+) -> np.ndarray:
+    """The published 450x450 field of each imagette, before resizing (integer indexing, no arithmetic on values).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    crop : int, default 450
+        The side of the field.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, crop, crop)`` of the input dtype, 0 where padded.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree or an extent lies outside the padded shape.
+    """
+    images, vl, vs = _check_batch(images, valid_lines, valid_samples)
+    line0, sample0 = crop_offsets(vl, vs, crop)
+    rows = line0[:, None] + np.arange(crop)  # (n, crop)
+    cols = sample0[:, None] + np.arange(crop)
+    row_ok = (rows >= 0) & (rows < vl[:, None])
+    col_ok = (cols >= 0) & (cols < vs[:, None])
+    rows = np.clip(rows, 0, max(images.shape[1] - 1, 0))
+    cols = np.clip(cols, 0, max(images.shape[2] - 1, 0))
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        return np.zeros((images.shape[0], crop, crop), dtype=images.dtype)
+    field = images[np.arange(images.shape[0])[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return np.where(row_ok[:, :, None] & col_ok[:, None, :], field, np.zeros((), dtype=images.dtype))
+
+
+def _resize(field: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
+    """uint8 (n, H, W) -> float32 (n, 1, SIZE, SIZE): scale to [0, 1] then bilinear, as published."""
+    x = torch.from_numpy(np.ascontiguousarray(field)).to(device or "cpu")
+    x = x.to(torch.float32).mul_(1.0 / 255)  # torchvision ToDtype(float32, scale=True) does exactly this
+    return F.interpolate(x[:, None], size=(SIZE, SIZE), mode="bilinear", align_corners=True, antialias=False)
+
+
+def wvnet_transform(
+    quicklooks: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    channels: int = 3,
+) -> torch.Tensor:
+    """The published WV-Net input of each quicklook: float32 tensor ``(n, channels, 224, 224)``.
+
+    ``quicklooks``: uint8 ``(n, line, sample)``, padded; only ``[:valid_lines[i], :valid_samples[i]]`` is read.
+    Steps: pad and centre-crop to 450x450 (see :func:`crop_offsets`), scale to [0, 1], bilinear resize to 224x224
+    (``align_corners=True``, no antialiasing), repeat to ``channels``, normalise with mean 103.486/255 and std
+    56.745/255. The tensors equal the published procedure's, so the published weights see what they were
+    trained on.
+
+    Parameters
+    ----------
+    quicklooks : numpy.ndarray
+        uint8 ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    device : torch.device or str, optional
+        Where the float work happens (the uint8 field travels, 4x smaller than floats).
+    channels : int, default 3
+        Channels of the output (the grey level repeated).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n, channels, 224, 224)``.
+
+    Raises
+    ------
+    ValueError
+        If the quicklooks are not uint8, or the extents do not fit.
+    """
+    if np.asarray(quicklooks).dtype != np.uint8:
+        raise ValueError(
+            f"the WV-Net transform takes uint8 quicklooks, found dtype {np.asarray(quicklooks).dtype}; convert "
+            "calibrated sigma0 with xwvnet.radiometry.sigma0_to_quicklook first."
+        )
+    x = _resize(crop_field(quicklooks, valid_lines, valid_samples), device)
+    x = x.sub_(torch.tensor(WVNET_MEAN, dtype=torch.float32)).div_(torch.tensor(WVNET_STD, dtype=torch.float32))
+    return x.expand(-1, channels, -1, -1).contiguous()
+
+
+def imagenet_transform(
+    quicklooks: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    channels: int = 3,
+) -> torch.Tensor:
+    """Input for ImageNet-trained weights: float32 ``(n, channels, 224, 224)``.
+
+    The same 450x450 field and resize as :func:`wvnet_transform`, so that both encoders see the same ocean, then
+    the grey level repeated to RGB and normalised with ImageNet's per-channel mean and std (the statistics those
+    weights were trained with).
+
+    Parameters
+    ----------
+    quicklooks : numpy.ndarray
+        uint8 ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    device : torch.device or str, optional
+        Where the float work happens.
+    channels : int, default 3
+        Channels of the output (the first ``channels`` of RGB).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n, channels, 224, 224)``.
+
+    Raises
+    ------
+    ValueError
+        If the quicklooks are not uint8, or the extents do not fit.
+    """
+    if np.asarray(quicklooks).dtype != np.uint8:
+        raise ValueError(f"the ImageNet transform takes uint8 quicklooks, found {np.asarray(quicklooks).dtype}.")
+    x = _resize(crop_field(quicklooks, valid_lines, valid_samples), device).expand(-1, 3, -1, -1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x[:, :channels].contiguous()
+
+
+TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {"wvnet": wvnet_transform, "imagenet": imagenet_transform}
+
+
+def get_transform(name: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A transform by name (``"wvnet"``, ``"imagenet"``), or a callable with the same signature, returned as is.
+
+    Parameters
+    ----------
+    name : str or callable
+        A key of :data:`TRANSFORMS`, or a transform.
+
+    Returns
+    -------
+    callable
+        ``fn(quicklooks, valid_lines, valid_samples, *, device=None, channels=3) -> torch.Tensor``.
+
+    Raises
+    ------
+    ValueError
+        On an unknown name.
+
+    Examples
+    --------
+    >>> get_transform("wvnet").__name__
+    'wvnet_transform'
+    """
+    if callable(name):
+        return name
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; expected one of {sorted(TRANSFORMS)} or a callable.")
+    return TRANSFORMS[name]
