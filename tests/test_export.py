@@ -238,3 +238,20 @@ def test_plain_zarr_copy_reads_with_xarray_alone(where, emb, tmp_path):
     assert plain.embedding.attrs["encoder_weights_hash"] == PROVENANCE["encoder_weights_hash"]
     with pytest.raises(ValueError, match="not empty"):
         to_plain_zarr(url, out)
+
+
+def test_the_export_command_writes_shards_stac_and_zarr(emb, tmp_path, capsys):
+    from xwvnet.cli import main
+
+    url = write_embedding_store(str(tmp_path / "embeddings.zarr"), emb)
+    assert main(["export", url, "--out", str(tmp_path / "gp"), "--dtype", "int8", "--max-file-mb", "0.005"]) == 0
+    assert "GeoParquet shard(s)" in capsys.readouterr().out
+    shards = sorted((tmp_path / "gp" / "parquet").glob("*.parquet"))
+    assert len(shards) == 3  # about 5 KiB of int8 rows per shard: 16 rows each (64 + 256 bytes a row)
+    collection = pystac.Collection.from_file(str(tmp_path / "gp" / "collection.json"))
+    assert collection.extra_fields["mlm:name"] == "toy-resnet"
+    assert len(list(collection.get_items(recursive=True))) == len(shards)
+    assert main(["export", url, "--format", "zarr", "--out", str(tmp_path / "plain.zarr")]) == 0
+    assert xr.open_zarr(tmp_path / "plain.zarr").sizes[S.IMAGETTE] == 40
+    assert main(["export", url, "--out", str(tmp_path / "gp")]) == 1  # not empty, and said so
+    assert "not empty" in capsys.readouterr().err

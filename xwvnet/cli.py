@@ -322,6 +322,38 @@ def _run_index(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- export ---------------------------------------------------------------------------------------------------------
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from .export.geoparquet import DTYPES
+    from .export.shards import FORMATS, MAX_FILE_BYTES
+
+    p = _command(sub, "export", "write a store as GeoParquet shards with a STAC Collection, or as a plain Zarr copy")
+    p.add_argument("store", help="the embedding store (geoparquet), or any store (zarr): a path or a URL")
+    p.add_argument("--format", default="geoparquet", choices=FORMATS, help="what to write")
+    p.add_argument("--out", required=True, help="geoparquet: the output folder; zarr: the plain store (path or URL)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="geoparquet: type of the embedding column")
+    p.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20,
+                   help="geoparquet: about this many MiB of rows per shard (before compression)")
+    p.add_argument("--snapshot", default=None, help="export the store as of this commit")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output")
+    _storage_arg(p)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export.shards import export_store
+
+    if args.max_file_mb <= 0:
+        raise ValueError(f"--max-file-mb must be positive, got {args.max_file_mb}.")
+    written = export_store(args.store, args.out, format=args.format, dtype=args.dtype,
+                           max_file_bytes=max(1, int(args.max_file_mb * 2**20)), snapshot=args.snapshot,
+                           storage_options=_storage_options(args), overwrite=args.overwrite)
+    if isinstance(written, str):
+        print(f"{written}: plain Zarr v3 copy of {args.store}")
+    else:
+        print(f"{args.out}: {len(written) - 1} GeoParquet shard(s) ({args.dtype}) and {written[-1].name}")
+    return 0
+
+
 # --- train ----------------------------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "train", "train an encoder with SimCLR on a store (under torchrun: on every rank)")
@@ -376,7 +408,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = ["ingest", "label", "verify", "status", "history", "migrate", "embed", "demo", "collocate", "evaluate",
-             "probe", "neighbors", "index", "train"]
+             "probe", "neighbors", "index", "train", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
