@@ -94,7 +94,7 @@ def test_corrupt_chunk_fails_alone_and_rerun_completes(source, weights, referenc
     out = tmp_path / "out.zarr"
     report = embed_store(src, out, weights, chunk=IN_CHUNK, progress=False, errors="report")
     assert not report.complete and len(report.failed) == 1
-    bad = report.failed[0].chunk
+    bad = report.failed[0].chunk_index
     ids = list(xwvnet.open_store(source)[S.IMAGETTE].values)
     assert report.failed[0].ids == ids[bad * 4 : bad * 4 + 4] == report.missing_ids
     assert ids[bad * 4] in report.summary() and "re-run" in report.summary()

@@ -71,7 +71,7 @@ class ChunkFailure:
 
     Parameters
     ----------
-    chunk : int
+    chunk_index : int
         Index of the output chunk.
     start, stop : int
         Imagette positions the failed task covered.
@@ -81,7 +81,7 @@ class ChunkFailure:
         ``"<ExceptionType>: <message>"``.
     """
 
-    chunk: int
+    chunk_index: int
     start: int
     stop: int
     ids: list[str]
@@ -97,7 +97,7 @@ class ChunkFailure:
         """
         shown = ", ".join(self.ids[:3]) + (f", ..., {self.ids[-1]}" if len(self.ids) > 3 else "")
         return (
-            f"chunk {self.chunk}: imagettes {self.start}..{self.stop - 1} ({len(self.ids)} ids: {shown}) "
+            f"chunk {self.chunk_index}: imagettes {self.start}..{self.stop - 1} ({len(self.ids)} ids: {shown}) "
             f"failed with {self.error}"
         )
 
@@ -203,7 +203,7 @@ class ChunkTask:
         The input snapshot the run was planned from.
     var : str
         The image variable to embed.
-    chunk : int
+    chunk_index : int
         Index of the output chunk.
     chunk_start : int
         Position of the chunk's first imagette.
@@ -224,7 +224,7 @@ class ChunkTask:
     input: Location
     snapshot: str
     var: str
-    chunk: int
+    chunk_index: int
     chunk_start: int
     start: int
     stop: int
@@ -255,8 +255,8 @@ def run_chunk(task: ChunkTask) -> tuple[int, int, Any]:
         images, valid_lines, valid_samples, encoder=task.encoder, batch_size=task.batch_size,
         device=task.device, precision=task.precision, var=task.var,
     )
-    fork = zs.write_embedding_rows(task.fork, task.chunk, task.chunk_start, task.start, emb)
-    return task.chunk, task.stop - task.start, fork
+    fork = zs.write_embedding_rows(task.fork, task.chunk_index, task.chunk_start, task.start, emb)
+    return task.chunk_index, task.stop - task.start, fork
 
 
 # ---- planning ---------------------------------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def _repair(output: Location) -> list[int]:
 
     if zs.store_kind(output) != zs.EMBEDDINGS.kind:
         return []
-    damaged = sorted({d.chunk for d in verify(output).damage if d.variable == S.EMBEDDING})
+    damaged = sorted({d.chunk_index for d in verify(output).damage if d.variable == S.EMBEDDING})
     if damaged:
         repo = zs.repository(output)
         session = repo.writable_session(zs.BRANCH)
@@ -391,7 +391,7 @@ def _completed(
         futures: dict[Any, ChunkTask] = {}
 
         def submit(task: ChunkTask) -> Any:
-            future = client.submit(run_chunk, task, key=f"xwvnet-embed-{run}-{task.chunk}", resources=resources,
+            future = client.submit(run_chunk, task, key=f"xwvnet-embed-{run}-{task.chunk_index}", resources=resources,
                                    pure=False)
             futures[future] = task
             return future
@@ -581,19 +581,19 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
     with tqdm(total=total, desc="embed", unit="img", disable=not progress, smoothing=0.05) as bar:
         for task, result, error in _completed(tasks, client, threads, resources):
             if error is None:
-                writer.merge(result[2], task.chunk)
-                report.computed.append(task.chunk)
+                writer.merge(result[2], task.chunk_index)
+                report.computed.append(task.chunk_index)
                 report.embedded += int(result[1])
             else:
                 try:
                     ids = [str(i) for i in np.asarray(id_array[task.start : task.stop]).tolist()]
                 except (OSError, ValueError):  # the output's ids are damaged too: the positions say which
                     ids = []
-                report.failed.append(ChunkFailure(task.chunk, task.start, task.stop, ids,
+                report.failed.append(ChunkFailure(task.chunk_index, task.start, task.stop, ids,
                                                   f"{type(error).__name__}: {error}"))
                 bar.set_postfix(failed=len(report.failed))
             bar.update(task.stop - task.start)
-    report.failed.sort(key=lambda f: f.chunk)
+    report.failed.sort(key=lambda f: f.chunk_index)
 
 
 class _given:

@@ -80,12 +80,12 @@ KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
 
 
 class DamagedChunkError(XWVNetError, OSError):
-    """A chunk is missing or fails its checksum; ``variable``, ``chunk``, ``start``/``stop`` and ``ids`` say which."""
+    """A chunk is missing or fails its checksum; ``variable``, ``chunk_index``, ``start``, ``stop``, ``ids``."""
 
-    def __init__(self, message: str, variable: str, chunk: int, start: int, stop: int,
+    def __init__(self, message: str, variable: str, chunk_index: int, start: int, stop: int,
                  ids: list[str] | None) -> None:
         super().__init__(message)
-        self.variable, self.chunk, self.start, self.stop, self.ids = variable, chunk, start, stop, ids
+        self.variable, self.chunk_index, self.start, self.stop, self.ids = variable, chunk_index, start, stop, ids
 
 
 class WriteConflictError(XWVNetError, RuntimeError):
@@ -145,7 +145,7 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
     with commit_lock(location):
         if icechunk.Repository.exists(storage):
             return icechunk.Repository.open(storage)
-        for _ in range(50 if not location.local and _occupied(location) else 0):  # another process creating it
+        for _ in range(300 if not location.local and _occupied(location) else 0):  # another process creating it
             time.sleep(0.1)
             if icechunk.Repository.exists(storage):
                 return icechunk.Repository.open(storage)
@@ -873,15 +873,15 @@ def read_images(location: Location, snapshot: str, var: str, start: int, stop: i
                  for name in (var, S.VALID_LINES, S.VALID_SAMPLES))
 
 
-def write_embedding_rows(fork: Any, chunk: int, chunk_start: int, start: int, values: np.ndarray) -> Any:
-    """Write embedding rows ``start:start + len(values)`` of chunk ``chunk`` and their count into ``fork``.
+def write_embedding_rows(fork: Any, chunk_index: int, chunk_start: int, start: int, values: np.ndarray) -> Any:
+    """Write embedding rows ``start:start + len(values)`` of chunk ``chunk_index`` and their count into ``fork``.
 
     Runs on a worker; the client merges the returned fork and commits it (:class:`EmbeddingWriter`), so rows and
     count land in the same commit or not at all.
     """
     group = zarr.open_group(fork.store, mode="r+")
     group[S.EMBEDDING][start : start + len(values)] = values
-    group[DONE][chunk] = start + len(values) - chunk_start
+    group[DONE][chunk_index] = start + len(values) - chunk_start
     return fork
 
 
@@ -908,10 +908,10 @@ class EmbeddingWriter:
         """A fork of the run's clean session for one task (it pickles to any worker)."""
         return self.base.fork()
 
-    def merge(self, fork: Any, chunk: int) -> None:
+    def merge(self, fork: Any, chunk_index: int) -> None:
         """Merge a finished task's fork; commit when the last commit is older than ``every`` seconds."""
         self.session.merge(fork)
-        self.pending.append(chunk)
+        self.pending.append(chunk_index)
         if time.monotonic() - self._last >= self.every:
             self.commit()
 
