@@ -361,10 +361,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
     p.add_argument("--arch", default=None, choices=["resnet18", "resnet34", "resnet50"], help="default: resnet18")
     p.add_argument("--init", default=None, help="start from 'wvnet-resnet50' or a weights/checkpoint file")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--batch-size", type=int, default=256, help="global batch (split over ranks)")
+    p.add_argument("--image-size", type=int, default=64, help="view size in pixels, cut at the embedding's scale")
+    p.add_argument("--batch-size", type=int, default=64, help="global batch (split over ranks)")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3, or 1e-4 when continuing from --init")
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -378,6 +378,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in OUT (kept until the new run's first checkpoint)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder (worth it on GPUs)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -388,7 +389,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, steps=args.steps, lr=args.lr, temperature=args.temperature, seed=args.seed,
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, device=args.device,
         max_seconds=args.max_seconds, flip=not args.no_flip, rotate90=not args.no_rotate, resume=args.resume,
-        precision=args.precision, overwrite=args.overwrite,
+        precision=args.precision, overwrite=args.overwrite, compile=args.compile,
     )
     print(f"encoder weights: {path}")
     return 0
