@@ -82,6 +82,10 @@ def test_geoparquet_is_read_as_written_by_pyarrow_and_geopandas(emb, tmp_path):
     lat_extent = frame.geometry.bounds.maxy - frame.geometry.bounds.miny
     assert ((lat_extent > 0.17) & (lat_extent < 0.26)).all()
     np.testing.assert_allclose(frame["hs_predicted"].to_numpy(), emb.hs_predicted.values)
+    inside = gpd.read_parquet(path, bbox=(-90, -30, 90, 30))  # through the bbox covering column
+    lat, lon = emb.latitude.values, emb.longitude.values
+    assert set(inside["id"]) >= set(emb.imagette.values[(abs(lat) < 29) & (abs(lon) < 89)])
+    assert set(inside["id"]) <= set(emb.imagette.values[(abs(lat) < 31) & (abs(lon) < 91)])
 
 
 def test_read_geoparquet_gives_the_dataset_back(emb, tmp_path):

@@ -7,7 +7,8 @@ row group from lazy (dask-backed) inputs, so a store is never loaded whole. Need
 Columns: ``id``, ``time`` (UTC), ``latitude``, ``longitude``, every other per-imagette coordinate of the Dataset
 (``swath``, ``polarization``, ``mission``, ``orbit``, ``incidence_angle``, ``heading``, ...), ``product`` (the source
 product), ``footprint`` (how ``geometry`` was made: ``manifest``, ``square_20km_heading`` or ``square_20km_north``),
-``geometry`` (WKB, EPSG:4326, split in two parts at the antimeridian), ``embedding`` (fixed-size list of float32,
+``geometry`` (WKB, EPSG:4326, split in two parts at the antimeridian), ``bbox`` (its bounds, the GeoParquet 1.1
+covering column: readers filter row groups by it), ``embedding`` (fixed-size list of float32,
 float16 or int8; null for rows that are not finite), ``embedding_scale`` (int8 only: per-row float32 step,
 ``value = code * scale``), per-imagette variables (e.g. ``hs_predicted``), 2-D per-imagette variables as fixed-size
 lists (e.g. ``labels``), and ``tags`` (the codes of the tags set, comma-separated, for queries). The file metadata
@@ -37,7 +38,7 @@ ROW_GROUP = 10_000  # imagettes per row group (at 2048 float32 features: 80 MB)
 SIDE_M = 20_000.0  # a WV imagette is about 20 km x 20 km
 _METRES_PER_DEGREE = 111_320.0
 FOOT_LAT, FOOT_LON = "footprint_latitude", "footprint_longitude"
-_RESERVED = {"id", "product", "footprint", "geometry", "embedding", "embedding_scale", "tags"}
+_RESERVED = {"id", "product", "footprint", "geometry", "bbox", "embedding", "embedding_scale", "tags"}
 
 
 def _deps() -> tuple[Any, Any, Any]:
@@ -217,6 +218,9 @@ def _table(block: xr.Dataset, features: str, dtype: str, one: list[str], two: li
     cols["product"] = _arrow_column(_product(block), pa)
     cols["footprint"] = pa.array(kind.astype(str), type=pa.string())
     cols["geometry"] = pa.array(list(wkb), type=pa.binary())
+    box = shapely.bounds(shapely.from_wkb(list(wkb)))  # the GeoParquet 1.1 bbox covering column (NaN: unknown)
+    cols["bbox"] = pa.StructArray.from_arrays([pa.array(box[:, i].astype(np.float64)) for i in range(4)],
+                                              names=["xmin", "ymin", "xmax", "ymax"])
     cols["embedding"] = _fixed_list(code, x.shape[1], finite, pa)
     if scale is not None:
         cols["embedding_scale"] = pa.array(np.where(finite, scale, np.nan).astype(np.float32))
@@ -340,7 +344,8 @@ def to_geoparquet(
     }
     geo = {"version": GEOPARQUET_VERSION, "primary_column": "geometry",
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"],
-                                    "crs": _crs_projjson(), "edges": "planar"}}}
+                                    "crs": _crs_projjson(), "edges": "planar",
+                                    "covering": {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}}}}}
     bbox = _bbox(ds)
     if bbox is not None:
         geo["columns"]["geometry"]["bbox"] = bbox
