@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import pkgutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import xarray as xr
@@ -19,7 +21,15 @@ def _submodules() -> list[str]:
     return sorted(info.name for info in pkgutil.walk_packages(xwvnet.__path__, "xwvnet."))
 
 
+def _stub_modules() -> dict[str, str]:
+    """Public name -> the module ``xwvnet/__init__.pyi`` (SPEC 1 stub) imports it from."""
+    tree = ast.parse(Path(xwvnet.__file__).with_suffix(".pyi").read_text())
+    return {alias.asname or alias.name: "xwvnet" + (f".{node.module}" if node.module else "")
+            for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+
+
 def _check_names() -> None:
+    stub = _stub_modules()
     for name in xwvnet.__all__:
         value = getattr(xwvnet, name)
         if name == "__version__":
@@ -28,7 +38,7 @@ def _check_names() -> None:
         assert not isinstance(value, types.ModuleType), f"xwvnet.{name} is a module"
         assert inspect.isfunction(value) or inspect.isclass(value), f"xwvnet.{name} is {type(value)}"
         assert value.__name__ == name, f"xwvnet.{name} is {value.__name__}"
-        assert value.__module__.startswith(xwvnet._LAZY.get(name, "xwvnet.schema")), f"{name}: {value.__module__}"
+        assert value.__module__.startswith(stub[name]), f"{name}: {value.__module__} but the stub says {stub[name]}"
         assert value.__doc__ and value.__doc__.strip(), f"xwvnet.{name} has no docstring"
     for name in xwvnet._SUBMODULES:
         assert isinstance(getattr(xwvnet, name), types.ModuleType)
@@ -87,3 +97,9 @@ def test_public_functions_have_numpydoc_sections():
             doc = inspect.getdoc(value) or ""
             assert "Parameters\n----------" in doc, f"xwvnet.{name} has no Parameters section"
             assert "Returns\n-------" in doc, f"xwvnet.{name} has no Returns section"
+
+
+def test_the_stub_names_exactly_the_public_api():
+    """Editors follow __init__.pyi: it must list every name of __all__ and nothing else (modules aside)."""
+    names = set(_stub_modules()) - {"datasets", "plot", "synthetic"}
+    assert names == set(xwvnet.__all__)
