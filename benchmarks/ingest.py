@@ -1,10 +1,19 @@
-"""SAFE -> quicklook store: imagettes/s with 1 and 2 processes, and where the time goes.
+"""SAFE -> quicklook store: imagettes/s with 1 and 2 processes, against the floor pipeline, and where time goes.
 
-Generates WV SLC products with tests/_safe_factory.py (full-size imagettes by default: 4900 x 5650 complex int16,
-~111 MB each, as WV1), then times ``safe_to_imagettes(...).to_zarr(...)`` under dask's process scheduler with 1
-and 2 workers, and one imagette stage by stage (TIFF read, calibration, multilook, stretch, Zarr write).
+Generates WV SLC products with tests/_safe_factory.py (full-size WV1 imagettes by default: 4923 x 5681 complex
+int16, ~112 MB each, the size of a real WV1 annotation), then in the same run:
 
-    .venv/bin/python benchmarks/ingest.py [--imagettes 6] [--lines 4900] [--samples 5650]
+* the floor pipeline, per imagette in one process: read the measurement TIFF (tifffile), ``|DN|^2`` in float32,
+  10 x 10 block mean, 1/99 percentile stretch to uint8;
+* ``safe_to_imagettes`` computed in one process (threads off): SAFE -> sigma0 -> quicklook, and its ratio to the
+  floor;
+* ``xwvnet.ingest`` into an icechunk store with ``--workers`` 1 and 2 (processes), imagettes/s and speed-up;
+* the peak memory added by one imagette (tracemalloc, numpy allocations) on the quicklook path;
+* one imagette stage by stage.
+
+    .venv/bin/python benchmarks/ingest.py [--imagettes 4] [--lines 4923] [--samples 5681]
+
+Tests never assert on wall time; figures depend on the machine (and on other work sharing it).
 """
 
 from __future__ import annotations
@@ -14,63 +23,99 @@ import os
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import dask
-import xarray as xr
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests._safe_factory import make_wv_safe  # noqa: E402
-from xwvnet.io.slc import calibrate, scan_safe  # noqa: E402
-from xwvnet.preprocess import multilook, multilook_factor, safe_to_imagettes, stretch  # noqa: E402
+from xwvnet.ingestion import ingest  # noqa: E402
+from xwvnet.io.safe import scan_safe  # noqa: E402
+from xwvnet.radiometry import multilook, multilook_factor, multilook_sigma0, safe_to_imagettes, stretch  # noqa: E402
+
+
+def floor(tiffs: list[Path]) -> float:
+    """Seconds per imagette of the floor pipeline (TIFF read, |DN|^2 float32, 10 x 10 mean, stretch)."""
+    import tifffile
+
+    t = time.perf_counter()
+    for path in tiffs:
+        dn = tifffile.imread(path)
+        power = np.square(dn.real, dtype=np.float32) + np.square(dn.imag, dtype=np.float32)
+        stretch(multilook(power, 10))
+    return (time.perf_counter() - t) / len(tiffs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--imagettes", type=int, default=6)
-    parser.add_argument("--lines", type=int, default=4900)
-    parser.add_argument("--samples", type=int, default=5650)
+    parser.add_argument("--imagettes", type=int, default=4)
+    parser.add_argument("--lines", type=int, default=4923)
+    parser.add_argument("--samples", type=int, default=5681)
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many passes for the one-process ratio")
     args = parser.parse_args()
+    n = args.imagettes
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        safe, _ = make_wv_safe(Path(tmp), sizes=[(args.lines, args.samples)] * args.imagettes,
-                               swaths=["wv1"] * args.imagettes, log_std=0.25)
-        print(f"generated {args.imagettes} imagettes of {args.lines} x {args.samples} in "
-              f"{time.perf_counter() - t0:.1f} s (cpu count {os.cpu_count()})")
-        rates = {}
-        for workers in (1, 2):
-            out = Path(tmp) / f"store{workers}.zarr"
+        safe, _ = make_wv_safe(Path(tmp), sizes=[(args.lines, args.samples)] * n, swaths=["wv1"] * n, log_std=0.25)
+        print(f"generated {n} imagettes of {args.lines} x {args.samples} in {time.perf_counter() - t0:.1f} s "
+              f"(cpu count {os.cpu_count()})")
+        tiffs = sorted((safe / "measurement").glob("*.tiff"))
+        floor(tiffs[:1])  # warm the page cache and imports
+        best_floor, best_ours = np.inf, np.inf
+        for _ in range(args.repeats):
+            best_floor = min(best_floor, floor(tiffs))
             ds = safe_to_imagettes(safe)
             t = time.perf_counter()
-            with dask.config.set(scheduler="processes", num_workers=workers):
-                ds.to_zarr(out, mode="w", consolidated=False)
-            rates[workers] = args.imagettes / (time.perf_counter() - t)
-            print(f"{workers} process(es): {rates[workers]:.2f} imagettes/s")
+            with dask.config.set(scheduler="synchronous"):
+                ds.quicklook.values  # noqa: B018 (compute)
+            best_ours = min(best_ours, (time.perf_counter() - t) / n)
+        print(f"floor pipeline:         {1 / best_floor:.2f} imagettes/s ({best_floor:.3f} s each)")
+        print(f"SAFE -> quicklook:      {1 / best_ours:.2f} imagettes/s ({best_ours:.3f} s each), "
+              f"{best_floor / best_ours:.2f}x the floor's speed")
+
+        rates = {}
+        for workers in (1, 2):
+            t = time.perf_counter()
+            report = ingest([safe], Path(tmp) / f"store{workers}", workers=workers)
+            rates[workers] = report.added / (time.perf_counter() - t)
+            print(f"xwvnet ingest --workers {workers}: {rates[workers]:.2f} imagettes/s ({report.added} added)")
         print(f"speed-up 2 vs 1 processes: {rates[2] / rates[1]:.2f}x")
 
         item = scan_safe(safe, [1])[0][0]
+        factor = multilook_factor(item.azimuth_spacing, item.ground_spacing)
+        tracemalloc.start()
+        ml, bound = multilook_sigma0(item, factor)
+        stretch(ml)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"peak memory per imagette (quicklook path): {peak / 2**20:.1f} MiB "
+              f"(measurement {item.lines * item.samples * 4 / 2**20:.0f} MiB); error bound {bound:.2e}")
+        tracemalloc.start()
+        item.sigma0()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"peak memory per imagette (full-resolution sigma0): {peak / 2**20:.1f} MiB")
+
         stages = {}
         t = time.perf_counter()
-        dn = item.read_dn()
-        stages["TIFF read"] = time.perf_counter() - t
+        for _ in item.power_blocks():
+            pass
+        stages["read + |DN|^2"] = time.perf_counter() - t
         t = time.perf_counter()
-        s0 = calibrate(dn, item)
-        stages["calibration"] = time.perf_counter() - t
-        t = time.perf_counter()
-        ml = multilook(s0, multilook_factor(item.azimuth_spacing, item.ground_spacing))
-        stages["multilook"] = time.perf_counter() - t
+        ml, _ = multilook_sigma0(item, factor)
+        stages["read, calibrate at multilook"] = time.perf_counter() - t
         t = time.perf_counter()
         q = stretch(ml)
         stages["stretch"] = time.perf_counter() - t
         t = time.perf_counter()
-        xr.Dataset({"quicklook": (("imagette", "line", "sample"), q[None])}).to_zarr(
-            Path(tmp) / "one.zarr", mode="w", consolidated=False)
-        stages["Zarr write"] = time.perf_counter() - t
-        total = sum(stages.values())
-        print(f"one imagette, {total:.2f} s in all -> {ml.shape} quicklook, mean {q.mean():.1f}, std {q.std():.1f}")
+        exact = multilook(item.sigma0(), factor)
+        stages["(exact full-res sigma0 + multilook)"] = time.perf_counter() - t
+        print(f"one imagette -> {ml.shape} quicklook, mean {q.mean():.1f}, std {q.std():.1f}, max relative error "
+              f"vs full-resolution calibration {np.max(np.abs(ml / exact - 1)):.1e}")
         for name, seconds in stages.items():
-            print(f"  {name:12s} {seconds:6.3f} s  {100 * seconds / total:5.1f} %")
-        del dn, s0
+            print(f"  {name:36s} {seconds:6.3f} s")
 
 
 if __name__ == "__main__":

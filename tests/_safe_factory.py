@@ -177,7 +177,8 @@ def _noise(im: Imagette, head: str, dt: float, style: str) -> str:
     else:
         vec, lut = ("noiseRangeVector", "noiseRangeLut") if style == "range" else ("noiseVector", "noiseLut")
         vectors = []
-        for line in _vector_lines(im)[[0, -1]]:
+        # IPF >= 2.9 products have range noise vectors that stop short of the last line (readers extend the last)
+        for line in _vector_lines(im)[[0, 2] if style == "range" else [0, -1]]:
             t = im.start + np.timedelta64(int(line * dt * 1e9), "ns")
             values = im.noise[0] + im.noise[1] * pixels
             vectors.append(f"<{vec}><azimuthTime>{_t(t)}</azimuthTime><line>{line}</line>"

@@ -13,9 +13,10 @@ variables dropped and reported, missing ones filled with the data model's missin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import dask
@@ -54,7 +55,7 @@ def is_safe_product(path: str | os.PathLike) -> bool:
     return name == "manifest.safe" or name.endswith(SAFE_SUFFIXES)
 
 
-def split_sources(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> tuple[list[Path], list[str]]:
+def split_sources(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> tuple[list[Path | str], list[str]]:
     """SAFE products and the rest (quicklook files, folders, globs), in the order given.
 
     Parameters
@@ -64,13 +65,20 @@ def split_sources(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> t
 
     Returns
     -------
-    tuple of (list of pathlib.Path, list of str)
-        The SAFE products, then every other source unchanged. A folder holding ``*.SAFE`` products or zips is
-        expanded into them (and into its other files, left to the quicklook reader).
+    tuple of (list of pathlib.Path or str, list of str)
+        The SAFE products (paths, or ``s3://...`` URLs kept as strings), then every other source unchanged. A
+        folder holding ``*.SAFE`` products or zips is expanded into them (and into its other files, left to the
+        quicklook reader).
     """
     items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     safe, other = [], []
     for item in items:
+        if isinstance(item, str) and "://" in item and not item.startswith("file://"):
+            if is_safe_product(item.rstrip("/")):
+                safe.append(item.rstrip("/"))
+            else:
+                other.append(item)
+            continue
         path = Path(item).expanduser()
         if is_safe_product(path):
             safe.append(path)
@@ -288,6 +296,30 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
                        total=len(ids), commits=1)
 
 
+@contextlib.contextmanager
+def _compute_on(workers: int | None, scheduler: str | object | None) -> Iterator[None]:
+    """Where dask computes SAFE imagettes: threads here, one process pool for the run, or a distributed cluster."""
+    if scheduler is not None:
+        from distributed import Client
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            with dask.config.set(scheduler=client):
+                yield
+        finally:
+            if client is not scheduler:
+                client.close()
+    elif workers and workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        with pool, dask.config.set(scheduler="processes", pool=pool, num_workers=workers):
+            yield
+    else:
+        yield
+
+
 def ingest(
     sources: str | os.PathLike | Iterable[str | os.PathLike],
     store: str | os.PathLike | Location,
@@ -298,9 +330,11 @@ def ingest(
     keep_sigma0: bool = False,
     denoise: bool = False,
     workers: int | None = None,
+    scheduler: str | object | None = None,
     progress: bool = False,
     repair: bool = False,
     storage_options: dict | None = None,
+    safe_storage_options: dict | None = None,
 ) -> StoreReport:
     """Ingest SAFE products and quicklook files, mixed, into an imagette store; resumable, without duplicates.
 
@@ -328,7 +362,12 @@ def ingest(
     denoise : bool, default False
         Subtract the thermal-noise LUT before calibrating.
     workers : int, optional
-        Processes that read and calibrate SAFE imagettes in parallel (default: dask's threads in this process).
+        Processes that read and calibrate SAFE imagettes in parallel, one pool for the whole run (default: dask's
+        threads in this process).
+    scheduler : str or distributed.Client, optional
+        A dask.distributed scheduler address (``"tcp://host:8786"``) or a ``Client``: SAFE imagettes are read and
+        calibrated on that cluster, one task per imagette (a few tens of MB each), the store written from here.
+        Not with ``workers``.
     progress : bool, default False
         Show progress bars.
     repair : bool, default False
@@ -336,6 +375,9 @@ def ingest(
         files given; damage it cannot rewrite is listed in ``report.damaged``.
     storage_options : dict, optional
         Credentials and endpoint of the store (see :func:`xwvnet.open_store`).
+    safe_storage_options : dict, optional
+        Credentials and endpoint of SAFE products given as ``s3://``, ``gs://`` or ``az://`` URLs (options of
+        ``obstore.store.from_url``; default: from the environment).
 
     Returns
     -------
@@ -346,7 +388,8 @@ def ingest(
     Raises
     ------
     ValueError
-        If nothing to ingest is named, ``batch`` or ``workers`` is not a positive integer, the store holds
+        If nothing to ingest is named, ``batch`` or ``workers`` is not a positive integer, both ``workers`` and
+        ``scheduler`` are given, the store holds
         something else, or the imagettes do not fit the store.
     xwvnet.io.store.DamagedChunkError
         With ``repair=True``, when the store's ids themselves are damaged.
@@ -363,6 +406,8 @@ def ingest(
         raise ValueError(f"batch must be a positive number of files, found {batch!r}.")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be a positive number of processes, found {workers!r}.")
+    if workers is not None and scheduler is not None:
+        raise ValueError("give workers (local processes) or scheduler (a dask.distributed cluster), not both.")
     safe, other = split_sources(sources)
     if not safe and not other:
         raise ValueError("nothing to ingest: give SAFE products, quicklook files, folders or glob patterns.")
@@ -377,7 +422,7 @@ def ingest(
         if spacing is not None and not isinstance(spacing, (int, float)):
             spacing = float(spacing[0]) if len(spacing) == 1 else (float(spacing[0]), float(spacing[1]))
         ds = safe_to_imagettes(safe, spacing=DEFAULT_SPACING if spacing is None else spacing,
-                               keep_sigma0=keep_sigma0, denoise=denoise)
+                               keep_sigma0=keep_sigma0, denoise=denoise, storage_options=safe_storage_options)
     report.skipped.extend(str(s) for s in ds.attrs.get("skipped", []))
     # skipped imagettes are listed in report.skipped already: only other warnings are added
     report.warnings.extend(sorted({str(w.message).splitlines()[0] for w in caught
@@ -388,8 +433,7 @@ def ingest(
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
-    scheduler = {"scheduler": "processes", "num_workers": workers} if workers and workers > 1 else {}
-    with dask.config.set(**scheduler):
+    with _compute_on(workers, scheduler):
         written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present

@@ -310,21 +310,25 @@ def calibration_error_bound(lut: sf.Lut, lines: int, samples: int, line_factor: 
     blocks = lines // line_factor
     if blocks == 0:
         return 0.0
-    first = np.arange(blocks) * line_factor
-    centre = lut.at(first + (line_factor - 1) / 2.0, samples)
-    dev = np.zeros_like(centre)
-    low = centre.copy()
-    for edge in (first, first + line_factor - 1):
-        k = lut.at(edge, samples)
-        np.maximum(dev, np.abs(k - centre), out=dev)
-        np.minimum(low, k, out=low)
-    for v in lut.lines:  # breakpoints inside a block
-        j = int(v) // line_factor
-        if 0 <= v < blocks * line_factor:
+    e = 0.0
+    step = 64  # block rows at a time: bounds the memory (a few MB)
+    for j0 in range(0, blocks, step):
+        first = np.arange(j0, min(blocks, j0 + step)) * line_factor
+        centre = lut.at(first + (line_factor - 1) / 2.0, samples)
+        dev = np.zeros_like(centre)
+        low = centre.copy()
+        edges = [first, first + line_factor - 1]
+        inside = [v for v in lut.lines if first[0] <= v <= first[-1] + line_factor - 1]
+        for edge in edges:
+            k = lut.at(edge, samples)
+            np.maximum(dev, np.abs(k - centre), out=dev)
+            np.minimum(low, k, out=low)
+        for v in inside:  # breakpoints inside a block
+            j = (int(v) - int(first[0])) // line_factor
             k = lut.at(np.array([float(v)]), samples)[0]
             dev[j] = np.maximum(dev[j], np.abs(k - centre[j]))
             low[j] = np.minimum(low[j], k)
-    e = float(np.max(dev / low))
+        e = max(e, float(np.max(dev / low)))
     return (1.0 + e) ** 2 - 1.0
 
 
@@ -372,8 +376,6 @@ def multilook_sigma0(
     bound = 0.0 if denoise else calibration_error_bound(imagette.calibration, lines, samples, fl)
     if denoise or bound > tolerance:
         return multilook(imagette.sigma0(denoise), (fl, fs)), 0.0
-    weight = (1.0 / np.square(imagette.calibration.at(np.arange(nl) * fl + (fl - 1) / 2.0, samples)))
-    weight = (weight[:, : ns * fs] / (fl * fs)).astype(np.float32)
     out = np.empty((nl, ns), dtype=np.float32)
     block = max(1, sf.BLOCK_LINES // fl) * fl
     for a, b, power in imagette.power_blocks(block):
@@ -381,8 +383,11 @@ def multilook_sigma0(
         if rows == 0:
             continue
         j = a // fl
+        centre = np.arange(j, j + rows) * fl + (fl - 1) / 2.0
+        weight = (1.0 / np.square(imagette.calibration.at(centre, samples)[:, : ns * fs])).astype(np.float32)
+        weight *= np.float32(1.0 / (fl * fs))
         summed = power[: rows * fl, : ns * fs].reshape(rows, fl, ns * fs).sum(axis=1)
-        summed *= weight[j : j + rows]
+        summed *= weight
         out[j : j + rows] = summed.reshape(rows, ns, fs).sum(axis=2)
     return out, bound
 

@@ -109,6 +109,42 @@ def _relative(href: str) -> str:
     return rel
 
 
+class _ObjectFile(io.RawIOBase):
+    """A seekable binary file over an obstore reader (which returns obstore ``Bytes``, not ``bytes``)."""
+
+    def __init__(self, reader: object) -> None:
+        super().__init__()
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return bytes(self._reader.read() if size is None or size < 0 else self._reader.read(size))
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._reader.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._reader.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._reader.close()
+        super().close()
+
+
 class _Product:
     """Read the files of one SAFE product, a folder or a zip holding ``<name>.SAFE/``, local or remote.
 
@@ -175,7 +211,7 @@ class _Product:
             if self.remote:
                 import obstore
 
-                fh = obstore.open_reader(self.store(), self._remote_key(""), buffer_size=1 << 20)
+                fh = _ObjectFile(obstore.open_reader(self.store(), self._remote_key(""), buffer_size=1 << 20))
             else:
                 fh = open(self.path, "rb")  # noqa: SIM115 (kept open with the ZipFile, closed by close())
             self._zip = zipfile.ZipFile(fh)
@@ -228,7 +264,7 @@ class _Product:
         if self.remote:
             import obstore
 
-            return obstore.open_reader(self.store(), rel, buffer_size=8 << 20)
+            return _ObjectFile(obstore.open_reader(self.store(), rel, buffer_size=8 << 20))
         return open(self.path / rel, "rb")  # noqa: SIM115
 
     def local_file(self, rel: str) -> tuple[Path, int] | None:
@@ -634,6 +670,13 @@ def _listing(product: _Product) -> dict[str, dict[str, str]]:
         href = loc.get("href", "")
         name = posixpath.basename(href)
         stem = name.split(".")[0]
+        try:
+            _relative(href)
+        except ValueError as err:  # refused whatever it claims to be; its imagette is skipped with the reason
+            stem = stem.removeprefix("calibration-").removeprefix("noise-")
+            if parse_name(stem) is not None:
+                out.setdefault(stem, {}).setdefault("refused", str(err))
+            continue
         if "measurement/" in href:
             kind = "measurement"
         elif name.startswith("calibration-"):
@@ -645,10 +688,7 @@ def _listing(product: _Product) -> dict[str, dict[str, str]]:
         else:
             continue
         if parse_name(stem) is not None:
-            try:
-                out.setdefault(stem, {})[kind] = _relative(href)
-            except ValueError as err:
-                out.setdefault(stem, {}).setdefault("refused", str(err))
+            out.setdefault(stem, {})[kind] = _relative(href)
     if not out:
         raise ValueError(f"{product.path}: the manifest lists no WV imagette files (s1?-wv?-slc-...-nnn).")
     return out
