@@ -411,10 +411,8 @@ def _completed(
         finally:
             client.cancel(list(futures))
         return
-    import dask
-
-    # embed_block divides the cores by dask's num_workers in pool threads: tell it how many tasks share them
-    with dask.config.set(num_workers=threads), cf.ThreadPoolExecutor(threads, thread_name_prefix="xwvnet") as pool:
+    # embed_block counts the tasks running at once and divides the cores among them (inference.torch_threads)
+    with cf.ThreadPoolExecutor(threads, thread_name_prefix="xwvnet") as pool:
         running = {pool.submit(run_chunk, t): t for _, t in zip(range(2 * threads), tasks)}
         try:
             while running:
