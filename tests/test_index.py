@@ -149,16 +149,18 @@ def test_non_finite_rows_are_left_out_and_non_finite_queries_find_nothing(tmp_pa
 
 @needs_faiss
 def test_building_reads_the_store_in_bounded_blocks(tmp_path):
-    """16 000 x 128 float32 (8 MB): the build holds one block of 1000 (0.5 MB) at a time, never the store."""
+    """16 000 x 128 float32 (8 MB): the build holds one block of 1000 (0.5 MB) at a time, never the store; tuning
+    adds its 1000 queries (0.5 MB) and their exact neighbours."""
     x = mixture(16_000, 128, seed=6)
     path = write_store(tmp_path / "emb.zarr", x, chunk=1000)
-    tracemalloc.start()
-    try:
-        R.build_index(path, train_size=1000, block=1000)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < 5e6, f"peak {peak / 1e6:.1f} MB"  # faiss's own memory is not traced: the Python side is bounded
+    for target, bound in ((None, 5e6), (0.95, 6e6)):
+        tracemalloc.start()
+        try:
+            R.build_index(path, train_size=1000, block=1000, target_recall=target, overwrite=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < bound, f"peak {peak / 1e6:.1f} MB"  # faiss's own memory is not traced: Python's is bounded
 
 
 @needs_faiss
@@ -225,3 +227,44 @@ def test_without_faiss_building_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_faiss)
     with pytest.raises(ImportError, match=r"pip install xwvnet\[faiss\]"):
         R.build_index(tmp_path / "emb.zarr")
+
+
+@needs_faiss
+@pytest.mark.parametrize("lazy", [False, True], ids=["in-memory", "dask"])
+def test_an_index_of_an_embedding_dataset(lazy, tmp_path):
+    x = mixture(3000, 32, clusters=30, seed=8)
+    ds = as_dataset(x)
+    ds = ds.chunk({S.IMAGETTE: 700}) if lazy else ds
+    with pytest.raises(ValueError, match="pass path="):
+        R.build_index(ds)
+    index = R.build_index(ds, tmp_path / "ds.index")
+    assert index.n == 3000 and index.info["store"] == "<dataset>"
+    assert index.info["encoder_weights_hash"] == "abc"
+    queries = [str(v) for v in ds[S.IMAGETTE].values[::50]]
+    exact = R.neighbors(ds, k=10, query=queries)
+    approx = R.neighbors(ds, k=10, query=queries, index=tmp_path / "ds.index")
+    assert recall(approx, exact) >= 0.95
+    with pytest.raises(R.IndexMismatchError):
+        R.neighbors(as_dataset(x[:2000]), k=3, index=index)  # another Dataset is refused
+
+
+@needs_faiss
+def test_build_time_tuning_raises_the_effort_to_the_target_recall(tmp_path):
+    x = mixture(6000, 64, clusters=60, spread=1.5, seed=9)
+    ds = as_dataset(x)
+    untuned = R.build_index(ds, tmp_path / "a.index", effort=2, target_recall=None)
+    assert untuned.info["tuning"] is None and untuned.effort == 2
+    index = R.build_index(ds, tmp_path / "b.index", effort=2, target_recall=0.95, tune_sample=300)
+    tuning = json.loads((tmp_path / "b.index.json").read_text())["tuning"]
+    assert tuning["met"] and tuning["recall"] >= 0.95 and tuning["sample"] == 300 and tuning["k"] == 10
+    assert tuning["effort"] == index.effort > 2 and tuning["queries_per_second"] > 0
+    assert [t["effort"] for t in tuning["tried"]][:2] == [2, 4] and tuning["tried"][0]["recall"] < 0.95
+    queries = [str(v) for v in ds[S.IMAGETTE].values[1::20]]  # other queries than the tuning sample's
+    exact = R.neighbors(ds, k=10, query=queries)
+    assert recall(R.neighbors(ds, k=10, query=queries, index=untuned), exact) < 0.95
+    assert recall(R.neighbors(ds, k=10, query=queries, index=R.open_index(tmp_path / "b.index")), exact) >= 0.93
+    with pytest.warns(R.RecallWarning, match="below the target"):
+        coarse = R.build_index(ds, tmp_path / "c.index", quantizer="PQ4", target_recall=0.999, tune_sample=100)
+    assert coarse.info["tuning"]["met"] is False
+    with pytest.raises(ValueError, match="target_recall"):
+        R.build_index(ds, tmp_path / "d.index", target_recall=1.5)

@@ -24,6 +24,7 @@ from .exact import (
 )
 from .index import (
     IndexMismatchError,
+    RecallWarning,
     RetrievalIndex,
     build_index,
     check_index,
@@ -34,8 +35,8 @@ from .index import (
 )
 
 __all__ = [
-    "DATABASE_BLOCK", "QUERY_BLOCK", "SPLIT_EVERY", "TOPK", "IndexMismatchError", "RetrievalIndex", "block_pairs",
-    "build_index", "check_index", "check_k", "compact_embeddings", "compute", "decode_embeddings", "default_nlist",
-    "index_path", "neighbors", "open_index", "partial_merge", "retrieval_scores", "search", "search_arrays",
-    "update_index",
+    "DATABASE_BLOCK", "QUERY_BLOCK", "SPLIT_EVERY", "TOPK", "IndexMismatchError", "RecallWarning", "RetrievalIndex",
+    "block_pairs", "build_index", "check_index", "check_k", "compact_embeddings", "compute", "decode_embeddings",
+    "default_nlist", "index_path", "neighbors", "open_index", "partial_merge", "retrieval_scores", "search",
+    "search_arrays", "update_index",
 ]

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,16 @@ PROBE_SHARE = 1 / 16  # IVF: default nprobe = nlist * PROBE_SHARE (at least 16)
 EF_SEARCH = 128  # HNSW: default candidate list per query (recall@10 >= 0.95 on clustered data, see the tests)
 HNSW_LINKS = 32
 METHODS = ("hnsw", "ivf")
+TARGET_RECALL = 0.95  # recall@10 that build-time tuning aims for
+TUNE_SAMPLE = 1000  # imagettes of the data used as tuning queries
+TUNE_K = 10
+MAX_EFFORT = 4096  # HNSW efSearch tuning stops here
+_EXACT_GROUP = 128  # tuning queries compared with a block at a time
 _PROVENANCE = ("encoder", "encoder_weights_hash", "encoder_arch", "encoder_transform")
+
+
+class RecallWarning(UserWarning):
+    """Build-time tuning could not reach the target recall: the index is saved, with the recall it measured."""
 
 
 class IndexMismatchError(ValueError):
@@ -213,15 +223,23 @@ class RetrievalIndex:
         os.replace(side.with_name(side.name + ".tmp"), side)
 
 
-def _store_facts(store: str, features: str) -> tuple[Any, dict[str, Any]]:
-    """The store opened lazily, and the facts an index records about it."""
-    from ..io import store as zs
+def _store_facts(store: Any, features: str) -> tuple[Any, dict[str, Any]]:
+    """The store opened lazily (or the Dataset given, compact embeddings decoded), and the facts an index records."""
+    import xarray as xr
 
-    ds = zs.open_store(store)
+    from ..io import store as zs
+    from .compact import decode_embeddings
+
+    given = isinstance(store, xr.Dataset)
+    ds = store if given else zs.open_store(store)
     if features not in ds.data_vars:
-        raise ValueError(f"{store} has no {features!r} variable to index: give an embedding store "
-                         "(xwvnet.embed_store / `xwvnet embed`).")
-    attrs = {**zs.root_attrs(store), **ds[features].attrs}
+        what = "the Dataset" if given else str(store)
+        raise ValueError(f"{what} has no {features!r} variable to index: give an embedding store or Dataset "
+                         "(xwvnet.embed_store / `xwvnet embed` / xwvnet.read_geoparquet).")
+    if set(ds[features].dims) != {S.IMAGETTE, S.FEATURE}:
+        raise ValueError(f"{features!r} must have dims ({S.IMAGETTE}, {S.FEATURE}), found {ds[features].dims}.")
+    ds = decode_embeddings(ds, features).transpose(S.IMAGETTE, S.FEATURE, ...)
+    attrs = {**(ds.attrs if given else zs.root_attrs(store)), **ds[features].attrs}
     return ds, {"store_format": attrs.get("format"), "store_version": attrs.get("version"),
                 **{key: str(attrs[key]) for key in _PROVENANCE if key in attrs}}
 
@@ -230,7 +248,34 @@ def _read(ds: Any, features: str, start: int, stop: int) -> np.ndarray:
     return np.asarray(ds[features].isel({S.IMAGETTE: slice(start, stop)}).values, dtype=np.float32)
 
 
-def _add(index: Any, ds: Any, features: str, start: int, stop: int, block: int) -> tuple[int, int]:
+class _ExactTop:
+    """Exact top-``k`` of some queries (rows of the data), merged block by block while the data is added."""
+
+    def __init__(self, rows: np.ndarray, k: int) -> None:
+        self.rows, self.k = rows, k
+        self.queries: np.ndarray | None = None
+        self.sim = np.full((len(rows), k), -np.inf, np.float32)
+        self.idx = np.full((len(rows), k), -1, np.int64)
+
+    def update(self, x: np.ndarray, finite: np.ndarray, a: int) -> None:
+        if self.queries is None or not len(x):
+            return
+        k = min(self.k, len(x))
+        for q0 in range(0, len(self.rows), _EXACT_GROUP):  # bounded memory: a group of queries x the block
+            q1 = min(len(self.rows), q0 + _EXACT_GROUP)
+            sims = self.queries[q0:q1] @ x.T
+            sims[:, ~finite] = -np.inf
+            own = np.flatnonzero((self.rows[q0:q1] >= a) & (self.rows[q0:q1] < a + len(x)))
+            sims[own, self.rows[q0:q1][own] - a] = -np.inf  # a query is not its own neighbour
+            part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            sim = np.concatenate([self.sim[q0:q1], np.take_along_axis(sims, part, 1)], axis=1)
+            idx = np.concatenate([self.idx[q0:q1], part + a], axis=1)
+            order = np.argsort(-sim, axis=1, kind="stable")[:, : self.k]
+            self.sim[q0:q1], self.idx[q0:q1] = np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _add(index: Any, ds: Any, features: str, start: int, stop: int, block: int,
+         exact: _ExactTop | None = None) -> tuple[int, int]:
     added = skipped = 0
     for a in range(start, stop, block):
         b = min(stop, a + block)
@@ -238,33 +283,65 @@ def _add(index: Any, ds: Any, features: str, start: int, stop: int, block: int) 
         ids = np.arange(a, b, dtype=np.int64)[finite]
         if ids.size:
             index.add_with_ids(x[finite], ids)
+        if exact is not None:
+            exact.update(x, finite, a)
         added, skipped = added + int(ids.size), skipped + int((~finite).sum())
     return added, skipped
 
 
-def _training_sample(ds: Any, features: str, n: int, size: int, seed: int) -> np.ndarray:
-    """About ``size`` finite unit rows from randomly chosen whole store chunks (no full pass over the store)."""
-    chunks = ds[features].chunks[0] if ds[features].chunks else (n,)
+def _tune(out: RetrievalIndex, exact: _ExactTop, target: float, k: int, max_effort: int) -> dict[str, Any]:
+    """Raise the search effort until recall@k on the sample reaches ``target``; what was measured at each."""
+    assert exact.queries is not None
+    truth = [set(r[r >= 0].tolist()) for r in exact.idx]
+    tried, effort = [], out.effort
+    while True:
+        out.effort = effort
+        start = time.perf_counter()
+        _, found = out.search(exact.queries, k + 1)
+        seconds = max(time.perf_counter() - start, 1e-9)
+        found = [[i for i in row if i >= 0 and i != q][:k] for row, q in zip(found.tolist(), exact.rows.tolist())]
+        recall = float(np.mean([len(t & set(f)) / max(1, len(t)) for t, f in zip(truth, found)]))
+        tried.append({"effort": effort, "recall": round(recall, 4),
+                      "queries_per_second": round(len(truth) / seconds, 1)})
+        if recall >= target or effort >= max_effort:
+            break
+        effort = min(max_effort, effort * 2)
+    best = tried[-1]
+    return {"target_recall": target, "k": k, "sample": len(truth), "met": best["recall"] >= target,
+            "recall": best["recall"], "effort": best["effort"], "queries_per_second": best["queries_per_second"],
+            "tried": tried}
+
+
+def _training_sample(ds: Any, features: str, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """About ``size`` finite unit rows from randomly chosen whole store chunks (no full pass over the store), and
+    their row positions."""
+    chunks = ds[features].chunks[0] if ds[features].chunks else tuple(
+        min(ADD_BLOCK, n - a) for a in range(0, n, ADD_BLOCK))
     starts = np.cumsum((0,) + tuple(chunks))[:-1]
     order = np.random.default_rng(seed).permutation(len(chunks))
-    parts, have = [], 0
+    parts, where, have = [], [], 0
     for i in order:
         if have >= size:
             break
         x, finite = _unit_rows(_read(ds, features, int(starts[i]), int(starts[i] + chunks[i])))
-        x = x[finite][: size - have]
-        parts.append(x)
-        have += len(x)
-    return np.concatenate(parts) if parts else np.empty((0, ds.sizes[S.FEATURE]), np.float32)
+        rows = (int(starts[i]) + np.flatnonzero(finite))[: size - have]
+        parts.append(x[finite][: size - have])
+        where.append(rows)
+        have += len(rows)
+    if not parts:
+        return np.empty((0, ds.sizes[S.FEATURE]), np.float32), np.empty(0, np.int64)
+    return np.concatenate(parts), np.concatenate(where).astype(np.int64)
 
 
 def build_index(
-    store: str | os.PathLike,
+    store: str | os.PathLike | Any,
     path: str | os.PathLike | None = None,
     *,
     features: str = S.EMBEDDING,
     method: str = "hnsw",
     effort: int | None = None,
+    target_recall: float | None = TARGET_RECALL,
+    tune_sample: int = TUNE_SAMPLE,
     quantizer: str = "SQ8",
     nlist: int | None = None,
     train_size: int = TRAIN_SIZE,
@@ -280,10 +357,12 @@ def build_index(
 
     Parameters
     ----------
-    store : str or os.PathLike
-        The embedding store.
+    store : str, os.PathLike or xarray.Dataset
+        The embedding store, or an embedding Dataset (in memory or dask-backed, e.g. from
+        :func:`xwvnet.read_geoparquet`; compact embeddings are decoded). Search it with
+        ``xwvnet.neighbors(ds, index=...)`` on the same Dataset.
     path : str or os.PathLike, optional
-        The index file; default :func:`index_path` (``<store>.index``).
+        The index file; default :func:`index_path` (``<store>.index``); required for a Dataset.
     features : str, default "embedding"
         The variable indexed.
     method : {"hnsw", "ivf"}, default "hnsw"
@@ -291,7 +370,15 @@ def build_index(
         (``IVF<nlist>,<quantizer>``), quicker to build, slower to query at the same recall.
     effort : int, optional
         Search effort saved with the index (:attr:`RetrievalIndex.effort`): HNSW ``efSearch`` (default
-        :data:`EF_SEARCH`) or IVF ``nprobe`` (default ``max(16, nlist / 16)``).
+        :data:`EF_SEARCH`) or IVF ``nprobe`` (default ``max(16, nlist / 16)``): where tuning starts.
+    target_recall : float or None, default 0.95
+        Tune at build time: ``tune_sample`` imagettes of the data are searched against exact search (computed
+        during the same pass over the data, a query never counting as its own neighbour) and the effort is
+        doubled until recall@10 reaches this (at most :data:`MAX_EFFORT`, or ``nlist`` for IVF). Measured
+        recall, effort and queries per second are recorded in the sidecar (``info["tuning"]``); a target not met
+        warns (:class:`RecallWarning`). None: no tuning, ``effort`` as given.
+    tune_sample : int, default 1000
+        Imagettes of the data used as tuning queries.
     quantizer : {"SQ8", "Flat", "SQ4", "PQ<m>"}, default "SQ8"
         How vectors are stored (faiss index-factory names): ``SQ8`` one byte per feature (recall close to
         ``Flat`` at a quarter of the memory), ``Flat`` float32, ``SQ4``/``PQ<m>`` smaller and coarser.
@@ -316,28 +403,42 @@ def build_index(
     ImportError
         If faiss is not installed (``pip install xwvnet[faiss]``).
     ValueError
-        If the store holds no finite embedding, or an index exists at ``path`` and ``overwrite`` is False.
+        If the store holds no finite embedding, an index exists at ``path`` and ``overwrite`` is False, a Dataset
+        is given without ``path``, or ``target_recall`` is not in (0, 1].
 
     Examples
     --------
     >>> index = xwvnet.retrieval.build_index("embeddings.zarr")  # doctest: +SKIP
     >>> found = xwvnet.neighbors(ds, k=10, index=index)  # doctest: +SKIP
     """
+    import xarray as xr
+
     from ..io.storage import locate
 
     faiss = _faiss()
-    store = os.fspath(store)
+    given = isinstance(store, xr.Dataset)
+    if given and path is None:
+        raise ValueError("an index of a Dataset has no store to sit beside: pass path= (e.g. 'embeddings.index').")
+    store = store if given else os.fspath(store)
     path = index_path(store) if path is None else Path(path)
+    if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
+        raise ValueError(f"target_recall must be in (0, 1] or None, got {target_recall!r}.")
     if path.exists() and not overwrite:
         raise ValueError(f"an index already exists at {path}: add new imagettes with update_index, or pass "
                          "overwrite=True to build it again.")
-    for name, value in (("train_size", train_size), ("block", block)):
+    for name, value in (("train_size", train_size), ("block", block), ("tune_sample", tune_sample)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     start = time.perf_counter()
     ds, facts = _store_facts(store, features)
     n, dim = ds.sizes[S.IMAGETTE], ds.sizes[S.FEATURE]
-    sample = _training_sample(ds, features, n, train_size, seed)
+    sample, sample_rows = _training_sample(ds, features, n, train_size, seed)
+    exact = None
+    if target_recall is not None:  # tuning queries: rows of the training sample (already read)
+        pick = np.sort(np.random.default_rng(seed + 1).choice(len(sample), min(len(sample), tune_sample),
+                                                              replace=False))
+        exact = _ExactTop(sample_rows[pick], TUNE_K)
+        exact.queries = np.ascontiguousarray(sample[pick])
     if len(sample) == 0:
         raise ValueError(f"{store} holds no finite {features!r} row to index: embed it first (xwvnet.embed_store).")
     if method not in METHODS:
@@ -360,9 +461,17 @@ def build_index(
     del sample
     out = RetrievalIndex(path, {}, index)
     out.effort = effort
-    added, skipped = _add(index, ds, features, 0, n, block)
+    added, skipped = _add(index, ds, features, 0, n, block, exact)
+    tuning = None
+    if exact is not None and len(exact.rows):
+        tuning = _tune(out, exact, float(target_recall), TUNE_K, nlist if method == "ivf" else MAX_EFFORT)
+        if not tuning["met"]:
+            warnings.warn(f"the index reaches recall@{TUNE_K} {tuning['recall']} at effort {tuning['effort']} (the "
+                          f"most tried), below the target {target_recall}: use quantizer='Flat', method='ivf' with "
+                          "more nlist, or a lower target.", RecallWarning, stacklevel=2)
     ids = ds[S.IMAGETTE].values
-    info = {"format": FORMAT, "version": VERSION, "store": locate(store).name, **facts, "features": features,
+    name = str(ds.attrs.get("store", "<dataset>")) if given else locate(store).name
+    info = {"format": FORMAT, "version": VERSION, "store": name, **facts, "features": features, "tuning": tuning,
             "dim": dim, "n": n, "n_added": added, "n_skipped": skipped,
             "first_id": str(ids[0]) if n else "", "last_id": str(ids[n - 1]) if n else "",
             "method": method, "factory": factory, "nlist": nlist, "effort": out.effort, "metric": "cosine",
