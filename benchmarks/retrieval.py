@@ -13,6 +13,15 @@ Index: a Gaussian mixture (clustered) and isotropic noise (unclustered) written 
 ``build_index`` (chunk by chunk) and, in the same process, by faiss directly on the in-memory array with the same
 factory string; recall@10 against exact search on 1000 stored queries (self excluded) and queries per second.
 Compact: top-10 agreement with float32 and ridge-probe RMSE for float16 and int8 embeddings.
+
+    python benchmarks/retrieval.py --scaling [--sizes 50000 200000 1000000]
+
+Scaling (issue 22): does recall hold as the archive grows? 2,000-cluster Gaussian mixtures of 2048-d unit vectors;
+``build_index`` on the embedding Dataset with build-time tuning (target recall@10 0.95, its 1000 tuning queries
+taken from the data) against the fixed default effort, recall@10 on 1000 other queries against faiss
+``IndexFlatIP`` (self excluded), queries per second of each, and our exact search against ``IndexFlatIP`` on the
+same queries in the same run; then the effort, q/s and index size extrapolated to 12 million imagettes (a fit in
+log N, said as such).
 """
 
 from __future__ import annotations
@@ -186,6 +195,92 @@ def compact(n: int, dim: int, k: int) -> list[dict]:
     return rows
 
 
+def clusters2000(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """``n`` unit vectors around 2,000 random centres (unit-variance noise per feature), in bounded blocks."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((2000, dim), dtype=np.float32)
+    out = np.empty((n, dim), np.float32)
+    for a in range(0, n, 8192):
+        b = min(n, a + 8192)
+        out[a:b] = _unit(centres[rng.integers(0, 2000, b - a)] + rng.standard_normal((b - a, dim), dtype=np.float32))
+    return out
+
+
+def scaling_one(n: int, dim: int, k: int) -> dict:
+    """Tuned and untuned default index on a 2,000-cluster mixture; exact search ours vs faiss; one process."""
+    import warnings
+
+    import faiss
+    import xarray as xr
+
+    from xwvnet.retrieval import build_index, neighbors, search_arrays
+    from xwvnet.retrieval.index import EF_SEARCH
+
+    x = clusters2000(n, dim)
+    ids = np.array([f"im{i:08d}" for i in range(n)], dtype=object)
+    attrs = {"encoder": "benchmark", "encoder_weights_hash": "none"}
+    ds = xr.Dataset({"embedding": (("imagette", "feature"), x, attrs)}, coords={"imagette": ids})
+    rows = np.random.default_rng(123).choice(n, min(1000, n), replace=False)
+    q = x[rows]
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(x)
+    start = time.perf_counter()
+    _, ref = flat.search(q, k + 1)
+    faiss_exact_s = time.perf_counter() - start
+    del flat
+    start = time.perf_counter()
+    search_arrays(q, x, k + 1)
+    ours_exact_s = time.perf_counter() - start
+    truth = [set(r.tolist()) - {i} for r, i in zip(ref, rows, strict=True)]
+    out: dict = {"n": n, "faiss_exact_qps": len(rows) / faiss_exact_s, "ours_exact_qps": len(rows) / ours_exact_s}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, target in (("default", None), ("tuned", 0.95)):
+            start = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                index = build_index(ds, Path(tmp) / f"{name}.index", target_recall=target,
+                                    effort=EF_SEARCH)
+            out[f"{name}_build_s"] = time.perf_counter() - start
+            out[f"{name}_warned"] = bool(caught)
+            start = time.perf_counter()
+            _, got = index.search(q, k + 1)
+            out[f"{name}_qps"] = len(rows) / (time.perf_counter() - start)
+            found = [[g for g in r if g != i][:k] for r, i in zip(got.tolist(), rows.tolist(), strict=True)]
+            out[f"{name}_recall"] = float(np.mean([len(t & set(f)) / k for t, f in zip(truth, found, strict=True)]))
+            out[f"{name}_effort"] = index.effort
+            if target is not None:
+                out["tuning"] = index.info["tuning"]
+                out["index_mb"] = index.path.stat().st_size / 2**20
+    found = neighbors(ds, k=3, query=list(ids[:5]), index=index)  # the Dataset path of neighbors(index=)
+    out["neighbors_ok"] = bool((found["neighbor"].values != "").all())
+    return out
+
+
+def scaling(sizes: list[int], dim: int, k: int) -> None:
+    print(f"\nrecall as the archive grows: 2,000-cluster mixtures x {dim}, recall@{k} on 1000 held-out queries "
+          "vs faiss IndexFlatIP")
+    print(f"{'N':>9} {'default ef':>10} {'recall':>6} {'q/s':>7} | {'tuned ef':>8} {'recall':>6} {'q/s':>7} "
+          f"{'sample rec':>10} {'build s':>8} {'index MB':>8} | {'exact ours/faiss':>16}")
+    rows = []
+    for n in sizes:
+        r = _child(["--scaling-one", str(n), "--dim", str(dim), "-k", str(k)])
+        rows.append(r)
+        print(f"{n:>9} {r['default_effort']:>10} {r['default_recall']:>6.3f} {r['default_qps']:>7.0f} | "
+              f"{r['tuned_effort']:>8} {r['tuned_recall']:>6.3f} {r['tuned_qps']:>7.0f} "
+              f"{r['tuning']['recall']:>10.3f} {r['tuned_build_s']:>8.0f} {r['index_mb']:>8.0f} | "
+              f"{r['ours_exact_qps'] / r['faiss_exact_qps']:>16.2f}", flush=True)
+        print(f"{'':>9} tuning tried: {r['tuning']['tried']}", flush=True)
+    if len(rows) >= 2:
+        logn = np.log10([r["n"] for r in rows])
+        target = np.log10(12_000_000)
+        effort = np.polyfit(logn, np.log2([r["tuned_effort"] for r in rows]), 1)
+        qps = np.polyfit(logn, np.log10([r["tuned_qps"] for r in rows]), 1)
+        mb = rows[-1]["index_mb"] / rows[-1]["n"] * 12_000_000
+        print(f"extrapolated to 12,000,000 (fit in log N over {len(rows)} sizes, not measured): effort about "
+              f"{2 ** np.polyval(effort, target):.0f}, {10 ** np.polyval(qps, target):.0f} q/s on this machine, "
+              f"index about {mb / 1024:.1f} GB")
+
+
 def _child(args: list[str]) -> dict:
     cmd = [sys.executable, __file__, *args]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -203,7 +298,16 @@ def main() -> None:
     parser.add_argument("--exact-one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--index-one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--unclustered", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scaling", action="store_true", help="recall as the archive grows (issue 22) only")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[50_000, 200_000, 1_000_000])
+    parser.add_argument("--scaling-one", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.scaling_one is not None:
+        print(json.dumps(scaling_one(args.scaling_one, args.dim, args.k)))
+        return
+    if args.scaling:
+        scaling(args.sizes, args.dim, args.k)
+        return
     queries = args.queries or (256 if args.quick else 1024)
     if args.exact_one is not None:
         print(json.dumps(exact_one(args.exact_one, queries, args.dim, args.k)))
