@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 NAME = "S1A_WV_SLC__1SSV_20190213T130655_20190213T131155_025911_02E29D_ABCD"
-# ESA's WV pixel spacings (slant range x azimuth, metres) and nominal incidence per beam
-SPACING = {"wv1": (1.7987, 4.1), "wv2": (2.6981, 4.1)}
-INCIDENCE = {"wv1": 23.4, "wv2": 36.4}
+# pixel spacings (slant range x azimuth, metres), mid-swath incidence and image sizes (lines x samples) per beam,
+# from real WV1/WV2 annotation headers
+SPACING = {"wv1": (1.4976, 4.1248), "wv2": (2.7456, 4.1078)}
+INCIDENCE = {"wv1": 24.1, "wv2": 37.1}
+FULL_SIZE = {"wv1": (4923, 5681), "wv2": (4774, 4500)}
 
 
 @dataclass

@@ -315,7 +315,8 @@ def test_without_sidecar_a_file_keeps_its_file_name_and_no_provenance(r18_file):
 @pytest.mark.parametrize(
     "module_name",
     ["xwvnet.datasets", "xwvnet.models.resnet", "xwvnet.models.weights", "xwvnet.models.encoder",
-     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.distributed", "xwvnet.preprocess"],
+     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.distributed", "xwvnet.radiometry",
+     "xwvnet.models.transforms"],
 )
 def test_my_rooms_have_numpydoc_docstrings(module_name):
     from .test_schema import test_public_names_have_numpydoc_docstrings as check

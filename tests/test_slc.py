@@ -11,11 +11,10 @@ from PIL import Image
 import xwvnet
 from xwvnet import schema as S
 from xwvnet.io.quicklook import NoReadableImageError
-from xwvnet.io.safe import imagettes_from_manifest
-from xwvnet.io.safe import SafeWarning, open_safe, scan_safe
+from xwvnet.io.safe import SafeWarning, imagettes_from_manifest, open_safe, scan_safe
 from xwvnet.radiometry import multilook_factor, safe_to_imagettes
 
-from ._safe_factory import NAME, make_wv_safe
+from ._safe_factory import NAME, SPACING, make_wv_safe
 
 REAL = "S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE"
 
@@ -76,7 +75,7 @@ def test_geolocation_times_and_ids(product):
         assert ds.time.values[k] == im.start.astype("datetime64[ns]")
         assert ds.heading.values[k] == pytest.approx(im.heading)
         assert ds.swath.values[k] == im.swath
-        assert ds.line_spacing.values[k] == pytest.approx(4.1)
+        assert ds.line_spacing.values[k] == pytest.approx(SPACING[im.swath][1])
     assert set(ds["pass"].values) == {"descending"}
     assert set(ds.mission.values) == {"s1a"} and set(ds.orbit.values) == {25911}
     assert ds.imagette_key.values[1] == "s1a-wv2-vv-025911-02e29d-002"
@@ -158,9 +157,22 @@ def test_quicklooks_have_the_published_statistics(tmp_path, wvnet_samples):
     assert (ds.quicklook[1].values[:, 70:] == 0).all() and np.isnan(ds.sigma0[1].values[:, 70:]).all()
 
 
-def test_default_spacing_reproduces_the_published_sizes(wvnet_samples):
-    """ESA's WV spacings (1.8/2.7 m slant x 4.1 m) give 10 x 10 looks; published rows x 41 m ~ the 20 km vignette."""
-    for swath, rg, inc in (("wv1", 1.7987, 23.4), ("wv2", 2.6981, 36.4)):
-        assert multilook_factor(4.1, rg / np.sin(np.deg2rad(inc))) == (10, 10)
-        rows = [Image.open(p).size[1] for p in wvnet_samples.glob(f"*{swath}*.png")]
-        assert all(19_000 < r * 41.0 < 20_500 for r in rows)
+def test_default_looks_reproduce_the_published_sizes_from_real_headers(wvnet_samples):
+    """Real WV1/WV2 headers (spacing, incidence, size) with the default 10 x 10 looks give the published sizes."""
+    from xwvnet.radiometry import DEFAULT_LOOKS
+
+    from ._safe_factory import FULL_SIZE, INCIDENCE, SPACING
+
+    assert SPACING == {"wv1": (1.4976, 4.1248), "wv2": (2.7456, 4.1078)} and INCIDENCE == {"wv1": 24.1, "wv2": 37.1}
+    assert FULL_SIZE == {"wv1": (4923, 5681), "wv2": (4774, 4500)}
+    for swath in ("wv1", "wv2"):
+        rg, az = SPACING[swath]
+        lines, samples = FULL_SIZE[swath]
+        rows, cols = lines // DEFAULT_LOOKS[0], samples // DEFAULT_LOOKS[1]
+        sizes = [Image.open(p).size for p in wvnet_samples.glob(f"*{swath}*.png")]  # (columns, rows)
+        assert all(abs(r - rows) <= 15 for _, r in sizes), (rows, sizes)
+        assert all(abs(c - cols) <= 30 for c, _ in sizes), (cols, sizes)
+        assert all(19_000 < r * az * DEFAULT_LOOKS[0] < 20_500 for _, r in sizes)  # the 20 km vignette
+    # one metric spacing cannot give 10 looks in range for both beams: WV1 ground pixels are 3.7 m, WV2 4.6 m
+    assert multilook_factor(4.1248, 1.4976 / np.sin(np.deg2rad(24.1)), 45.0)[1] == 12
+    assert multilook_factor(4.1078, 2.7456 / np.sin(np.deg2rad(37.1)), 45.0) == (11, 10)

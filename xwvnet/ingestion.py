@@ -356,7 +356,7 @@ def ingest(
         Quicklook files read and written per step (and per commit).
     spacing : float or sequence of float, optional
         Pixel spacing in metres of the quicklooks made from SAFE products: one value, or (azimuth, range) (default
-        :data:`xwvnet.radiometry.DEFAULT_SPACING`, which reproduces the published sizes).
+        :data:`xwvnet.radiometry.DEFAULT_LOOKS`, 10 x 10 SLC pixels, which reproduces the published sizes).
     keep_sigma0 : bool, default False
         Also store the multilooked calibrated ``sigma0`` of SAFE imagettes.
     denoise : bool, default False
@@ -400,7 +400,7 @@ def ingest(
     >>> print(report.summary())  # doctest: +SKIP
     """
     from .io.safe import SafeWarning
-    from .radiometry import DEFAULT_SPACING, safe_to_imagettes
+    from .radiometry import safe_to_imagettes
 
     if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
         raise ValueError(f"batch must be a positive number of files, found {batch!r}.")
@@ -421,7 +421,7 @@ def ingest(
         warnings.simplefilter("always")
         if spacing is not None and not isinstance(spacing, (int, float)):
             spacing = float(spacing[0]) if len(spacing) == 1 else (float(spacing[0]), float(spacing[1]))
-        ds = safe_to_imagettes(safe, spacing=DEFAULT_SPACING if spacing is None else spacing,
+        ds = safe_to_imagettes(safe, spacing=spacing,
                                keep_sigma0=keep_sigma0, denoise=denoise, storage_options=safe_storage_options)
     report.skipped.extend(str(s) for s in ds.attrs.get("skipped", []))
     # skipped imagettes are listed in report.skipped already: only other warnings are added

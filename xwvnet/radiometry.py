@@ -25,8 +25,12 @@ from .io.quicklook import NoReadableImageError
 # sigma0 -> quicklook: percentiles of the valid region mapped to 0 and 255 (the published quicklooks have about
 # 1% of pixels at 0 and 1% at 255, which a 1-99 percentile stretch reproduces)
 STRETCH_PERCENTILES = (1.0, 99.0)
-#: default quicklook spacing (azimuth, ground range) in metres: 10 x 10 SLC pixels of WV1 and WV2, which
-#: reproduces the published quicklook sizes (see :func:`multilook_factor` and docs/safe.md)
+#: default quicklook looks (lines, samples): the published quicklooks are 10 x 10 SLC pixels of either beam (real
+#: WV1 4,923 x 5,681 and WV2 4,774 x 4,500 pixels give 492 x 568 and 477 x 450, the published sizes; docs/safe.md)
+DEFAULT_LOOKS = (10, 10)
+#: approximate quicklook spacing (azimuth, ground range) in metres, for :func:`multilook_factor`: 10 looks are
+#: 41 m in azimuth for both beams but 36.7 m (WV1) and 45.5 m (WV2) in ground range, so no one metric spacing
+#: gives the published sizes of both beams; ``safe_to_imagettes`` therefore defaults to :data:`DEFAULT_LOOKS`
 DEFAULT_SPACING = (41.0, 45.0)
 #: NRCS slope with incidence assumed by :func:`detrend` (dB per degree; VV ocean, 20-40 degrees, CMOD-like)
 DETREND_SLOPE_DB = -0.4
@@ -410,7 +414,7 @@ def _quicklook_block(
 
 def safe_to_imagettes(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
-    spacing: float | tuple[float, float] = DEFAULT_SPACING,
+    spacing: float | tuple[float, float] | None = None,
     keep_sigma0: bool = False,
     *,
     imagettes: Sequence[int | str] | None = None,
@@ -422,16 +426,18 @@ def safe_to_imagettes(
     """WV L1 SLC SAFE products -> WV-Net-ready quicklooks (and optionally the multilooked sigma0), lazily.
 
     The recipe of the published quicklooks as far as it is known (docs/safe.md): calibrated sigma0 (optionally
-    denoised), averaged in intensity to ``spacing`` (default ~41 x 45 m: 10 x 10 SLC pixels, which gives the
-    published sizes), optionally detrended with incidence, then stretched per imagette between its 1st and 99th
+    denoised), averaged in intensity over 10 x 10 SLC pixels (which gives the published sizes) or to ``spacing``,
+    optionally detrended with incidence, then stretched per imagette between its 1st and 99th
     percentiles to 8 bits. One dask task per ``chunks`` imagettes reads, calibrates, multilooks and stretches.
 
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
         SAFE folders, their manifests, or zipped SAFE products.
-    spacing : float or (float, float), default DEFAULT_SPACING
-        Output spacing in metres (azimuth, ground range); the factor is rounded per imagette.
+    spacing : float or (float, float), optional
+        Output spacing in metres (azimuth, ground range); the factor is rounded per imagette. Default:
+        :data:`DEFAULT_LOOKS` (10 x 10 SLC pixels, the published quicklooks: ~41 m x 37 m for WV1, 41 m x 45 m
+        for WV2).
     keep_sigma0 : bool, default False
         Also return ``sigma0`` at that spacing (float32, NaN outside each imagette).
     imagettes : sequence of int or str, optional
@@ -477,7 +483,8 @@ def safe_to_imagettes(
     if not items:
         raise NoReadableImageError(
             f"no readable WV imagette in {paths!r}:\n  " + "\n  ".join(skipped or ["(none selected)"]), skipped)
-    factors = [multilook_factor(i.azimuth_spacing, i.ground_spacing, spacing) for i in items]
+    factors = [DEFAULT_LOOKS if spacing is None else multilook_factor(i.azimuth_spacing, i.ground_spacing, spacing)
+               for i in items]
     vl = np.array([i.lines // f[0] for i, f in zip(items, factors)], dtype=np.int32)
     vs = np.array([i.samples // f[1] for i, f in zip(items, factors)], dtype=np.int32)
     lines, samples = int(vl.max()), int(vs.max())
@@ -495,10 +502,11 @@ def safe_to_imagettes(
     coords["multilook_lines"] = (S.IMAGETTE, np.array([f[0] for f in factors], dtype=np.int32))
     coords["multilook_samples"] = (S.IMAGETTE, np.array([f[1] for f in factors], dtype=np.int32))
     dims = (S.IMAGETTE, S.LINE, S.SAMPLE)
+    averaged = f"over {DEFAULT_LOOKS[0]} x {DEFAULT_LOOKS[1]} pixels" if spacing is None else f"to ~{spacing} m"
     data = {
         S.QUICKLOOK: (dims, da.concatenate(q_blocks, axis=0),
                       {"long_name": "8-bit stretched SAR intensity (quicklook)", "valid_range": [0, 255],
-                       "comment": f"sigma0 averaged to ~{spacing} m, {STRETCH_PERCENTILES} percentile stretch"
+                       "comment": f"sigma0 averaged {averaged}, {STRETCH_PERCENTILES} percentile stretch"
                                   + (", detrended with incidence" if detrended else "")}),
         S.VALID_LINES: (S.IMAGETTE, vl),
         S.VALID_SAMPLES: (S.IMAGETTE, vs),

@@ -313,12 +313,22 @@ def read_manifest(product: _Product) -> ET.Element:
 
 @dataclass
 class Lut:
-    """A Level-1 look-up table: values at (line, pixel) nodes, one vector per line, as annotated."""
+    """A Level-1 look-up table: values at (line, pixel) nodes, one vector per line, as annotated.
+
+    Parameters
+    ----------
+    lines : numpy.ndarray
+        ``(n,)`` the line of each vector, increasing.
+    pixels : list of numpy.ndarray
+        The pixels of each vector, increasing.
+    values : list of numpy.ndarray
+        The values of each vector, one per pixel.
+    """
 
     lines: np.ndarray  # (n,) int
     pixels: list[np.ndarray]  # n arrays
     values: list[np.ndarray]  # n arrays, same lengths as pixels
-    _rows: dict = field(default_factory=dict, repr=False, compare=False)
+    _rows: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def rows(self, samples: int) -> np.ndarray:
         """Every vector interpolated linearly onto all ``samples`` (float64 ``(n_vectors, samples)``), cached."""
@@ -350,6 +360,37 @@ class SlcImagette:
     """One imagette of a WV SLC product: where its files are, and everything its annotations say.
 
     Made by :func:`scan_safe`; :meth:`sigma0` reads and calibrates its pixels, :meth:`power_blocks` streams them.
+
+    Parameters
+    ----------
+    product : _Product
+        The product holding it.
+    measurement : str
+        Its measurement file, relative to the product root.
+    id : str
+        ``<SAFE name>:<nnn>``.
+    lines, samples : int
+        Its size (annotation).
+    time : numpy.datetime64
+        First line time (UTC).
+    latitude, longitude, incidence : float
+        At the image centre (geolocation grid), degrees.
+    heading : float
+        Platform heading, degrees.
+    pass_direction : str
+        ``ascending`` or ``descending``.
+    azimuth_spacing, range_spacing : float
+        Pixel spacings (azimuth, slant range), metres.
+    info : dict
+        :func:`xwvnet.io.names.parse_name` fields of the measurement file.
+    calibration, noise : Lut, optional
+        sigmaNought and thermal noise range LUTs.
+    noise_azimuth : tuple of numpy.ndarray, optional
+        ``(lines, values)`` of the azimuth noise vector, where a product has one.
+    incidence_profile : numpy.ndarray, optional
+        Incidence (degrees) per sample along the centre line.
+    pixels : tuple of (int, str), optional
+        ``(byte offset, dtype)`` of the pixels in the TIFF when they are one uncompressed run.
     """
 
     product: _Product
@@ -796,6 +837,10 @@ def report_skipped(skipped: list[str], stacklevel: int = 3) -> None:
         The reasons, as :func:`scan_safe` gives them.
     stacklevel : int, default 3
         Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    None
     """
     if skipped:
         warnings.warn(f"skipped {len(skipped)} imagette(s) or product(s):\n  " + "\n  ".join(skipped),
