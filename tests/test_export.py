@@ -259,3 +259,29 @@ def test_the_export_command_writes_shards_stac_and_zarr(emb, tmp_path, capsys):
     assert xr.open_zarr(tmp_path / "plain.zarr").sizes[S.IMAGETTE] == 40
     assert main(["export", url, "--out", str(tmp_path / "gp")]) == 1  # not empty, and said so
     assert "not empty" in capsys.readouterr().err
+
+
+def test_lazy_inputs_are_written_row_group_by_row_group(tmp_path):
+    """20 000 x 128 dask-backed float32 (10 MB): the writer holds one row group of 1000 (0.5 MB) at a time."""
+    import tracemalloc
+
+    import dask.array as da
+    import pandas as pd
+
+    n = 20_000
+    x = da.random.default_rng(0).standard_normal((n, 128), chunks=(1000, 128)).astype(np.float32)
+    ds = xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x, dict(PROVENANCE))},
+                    coords={S.IMAGETTE: np.array([f"im{i:06d}" for i in range(n)], dtype=object),
+                            S.TIME: (S.IMAGETTE, pd.date_range("2021-01-01", periods=n, freq="min").values),
+                            S.LATITUDE: (S.IMAGETTE, np.linspace(-60, 60, n)),
+                            S.LONGITUDE: (S.IMAGETTE, np.linspace(-179, 179, n))})
+    to_geoparquet(ds.isel({S.IMAGETTE: slice(0, 10)}), tmp_path / "warm.parquet")  # imports are not the writer's
+    tracemalloc.start()
+    try:
+        path = to_geoparquet(ds, tmp_path / "big.parquet", row_group_size=1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 6e6, f"peak {peak / 1e6:.1f} MB"  # pyarrow's buffers are not traced; numpy's are
+    assert pq.ParquetFile(path).metadata.num_row_groups == 20
+    np.testing.assert_array_equal(read_geoparquet(path).embedding.values[-1000:], x[-1000:].compute())

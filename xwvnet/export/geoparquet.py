@@ -139,17 +139,20 @@ def _footprints(block: xr.Dataset, shapely: Any) -> tuple[np.ndarray, np.ndarray
     return _polygons(corners, lon, shapely), kind
 
 
-def _bbox(ds: xr.Dataset) -> list[float] | None:
-    """The bounding box of every footprint, from the coordinates alone (no embedding is read)."""
-    corners, _, _ = _corners(ds)
-    ok = np.isfinite(corners).all(axis=(1, 2))
-    if not ok.any():
+def _bbox(ds: xr.Dataset, block: int) -> list[float] | None:
+    """The bounding box of every footprint, from the coordinates alone (no embedding is read), block by block."""
+    box = [np.inf, np.inf, -np.inf, -np.inf]
+    for start in range(0, ds.sizes[S.IMAGETTE], block):
+        corners, _, _ = _corners(ds.isel({S.IMAGETTE: slice(start, start + block)}))
+        c = corners[np.isfinite(corners).all(axis=(1, 2))]
+        if len(c):
+            box = [min(box[0], float(c[..., 0].min())), min(box[1], float(c[..., 1].min())),
+                   max(box[2], float(c[..., 0].max())), max(box[3], float(c[..., 1].max()))]
+    if not np.isfinite(box).all():
         return None
-    c = corners[ok]
-    west, east = float(c[..., 0].min()), float(c[..., 0].max())
-    if west < -180 or east > 180:
-        west, east = -180.0, 180.0
-    return [west, float(c[..., 1].min()), east, float(c[..., 1].max())]
+    if box[0] < -180 or box[2] > 180:  # a footprint crosses 180 degrees: it is split, and the file spans them all
+        box[0], box[2] = -180.0, 180.0
+    return box
 
 
 # --- writing --------------------------------------------------------------------------------------------------------
@@ -346,7 +349,7 @@ def to_geoparquet(
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"],
                                     "crs": _crs_projjson(), "edges": "planar",
                                     "covering": {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}}}}}
-    bbox = _bbox(ds)
+    bbox = _bbox(ds, int(row_group_size))
     if bbox is not None:
         geo["columns"]["geometry"]["bbox"] = bbox
     metadata = {b"geo": json.dumps(geo).encode(), META_KEY: json.dumps(meta).encode()}
