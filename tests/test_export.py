@@ -285,3 +285,15 @@ def test_lazy_inputs_are_written_row_group_by_row_group(tmp_path):
     assert peak < 6e6, f"peak {peak / 1e6:.1f} MB"  # pyarrow's buffers are not traced; numpy's are
     assert pq.ParquetFile(path).metadata.num_row_groups == 20
     np.testing.assert_array_equal(read_geoparquet(path).embedding.values[-1000:], x[-1000:].compute())
+
+
+def test_collocate_runs_on_what_read_geoparquet_gives(emb, tmp_path, data_dir):
+    era5 = data_dir / "era5" / "era5_2t_1.nc"
+    if not era5.is_file():
+        pytest.skip(f"{era5} is not in the mirror")
+    emb = emb.assign_coords(time=(S.IMAGETTE, np.full(emb.sizes[S.IMAGETTE], np.datetime64("2021-03-01T12", "ns"))))
+    back = read_geoparquet(to_geoparquet(emb, tmp_path / "e.parquet"))
+    joined = back.wvnet.collocate(str(era5), variables="t2m", time_tolerance="1h")
+    expected = emb.wvnet.collocate(str(era5), variables="t2m", time_tolerance="1h")
+    np.testing.assert_allclose(joined["era5_t2m"].values, expected["era5_t2m"].values)
+    assert np.isfinite(joined["era5_t2m"].values).any()
