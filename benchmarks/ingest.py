@@ -7,11 +7,12 @@ int16, ~112 MB each, the size of a real WV1 annotation), then in the same run:
   10 x 10 block mean, 1/99 percentile stretch to uint8;
 * ``safe_to_imagettes`` computed in one process (threads off): SAFE -> sigma0 -> quicklook, and its ratio to the
   floor;
-* ``xwvnet.ingest`` into an icechunk store with ``--workers`` 1 and 2 (processes), imagettes/s and speed-up;
+* ``xwvnet.ingest`` of ``--copies`` hard-linked copies of the product into an icechunk store: one process and
+  one thread, one process with dask's threads, and ``workers=2`` processes (one pool for the run);
 * the peak memory added by one imagette (tracemalloc, numpy allocations) on the quicklook path;
 * one imagette stage by stage.
 
-    .venv/bin/python benchmarks/ingest.py [--imagettes 4] [--lines 4923] [--samples 5681]
+    .venv/bin/python benchmarks/ingest.py [--imagettes 4] [--copies 10] [--lines 4923] [--samples 5681]
 
 Tests never assert on wall time; figures depend on the machine (and on other work sharing it).
 """
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests._safe_factory import make_wv_safe  # noqa: E402
 from xwvnet.ingestion import ingest  # noqa: E402
 from xwvnet.io.safe import scan_safe  # noqa: E402
-from xwvnet.radiometry import multilook, multilook_factor, multilook_sigma0, safe_to_imagettes, stretch  # noqa: E402
+from xwvnet.radiometry import DEFAULT_LOOKS, multilook, multilook_sigma0, safe_to_imagettes, stretch  # noqa: E402
 
 
 def floor(tiffs: list[Path]) -> float:
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=4923)
     parser.add_argument("--samples", type=int, default=5681)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many passes for the one-process ratio")
+    parser.add_argument("--copies", type=int, default=10,
+                        help="hard-linked copies of the product (other names) for the ingest scale figures")
     args = parser.parse_args()
     n = args.imagettes
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,16 +78,27 @@ def main() -> None:
         print(f"SAFE -> quicklook:      {1 / best_ours:.2f} imagettes/s ({best_ours:.3f} s each), "
               f"{best_floor / best_ours:.2f}x the floor's speed")
 
+        products = [safe]
+        for k in range(1, args.copies):  # same files, other product names (so other ids): many imagettes, cheaply
+            copy = Path(tmp) / "copies" / safe.name.replace("_ABCD", f"_{k:04X}")
+            for f in safe.rglob("*"):
+                if f.is_file():
+                    (copy / f.relative_to(safe)).parent.mkdir(parents=True, exist_ok=True)
+                    os.link(f, copy / f.relative_to(safe))
+            products.append(copy)
         rates = {}
-        for workers in (1, 2):
+        runs = {"1 process, 1 thread": ("synchronous", None), "1 process, dask threads": (None, None),
+                "2 processes": (None, 2)}
+        for label, (scheduler, workers) in runs.items():
             t = time.perf_counter()
-            report = ingest([safe], Path(tmp) / f"store{workers}", workers=workers)
-            rates[workers] = report.added / (time.perf_counter() - t)
-            print(f"xwvnet ingest --workers {workers}: {rates[workers]:.2f} imagettes/s ({report.added} added)")
-        print(f"speed-up 2 vs 1 processes: {rates[2] / rates[1]:.2f}x")
+            with dask.config.set(scheduler=scheduler) if scheduler else dask.config.set({}):
+                report = ingest(products, Path(tmp) / f"store-{len(rates)}", workers=workers)
+            rates[label] = report.added / (time.perf_counter() - t)
+            print(f"xwvnet ingest, {label}: {rates[label]:.2f} imagettes/s ({report.added} imagettes)")
+        print(f"2 processes vs 1 process, 1 thread: {rates['2 processes'] / rates['1 process, 1 thread']:.2f}x")
 
         item = scan_safe(safe, [1])[0][0]
-        factor = multilook_factor(item.azimuth_spacing, item.ground_spacing)
+        factor = DEFAULT_LOOKS
         tracemalloc.start()
         ml, bound = multilook_sigma0(item, factor)
         stretch(ml)
