@@ -193,6 +193,15 @@ class _Product:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_zip": None, "_store": None}
 
+    def close(self) -> None:
+        """Close the zip, if open (it is reopened when next needed): scanning thousands of zips keeps no file open."""
+        if self._zip is not None:
+            fh = self._zip.fp
+            self._zip.close()
+            if fh is not None and not fh.closed:
+                fh.close()
+            self._zip = None
+
     # --- object storage ---------------------------------------------------------------------------------------
     def store(self):  # noqa: ANN201 (an obstore ObjectStore rooted at the product, or its folder for a zip)
         if self._store is None:
@@ -789,6 +798,7 @@ def scan_safe(
                 found.append(_imagette(product, stem, listing[stem]))
             except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
                 skipped.append(f"{ident}: {err}")
+        product.close()
     return found, skipped
 
 
