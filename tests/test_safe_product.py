@@ -169,6 +169,10 @@ def test_products_on_s3_read_as_local_ones(tmp_path, s3_endpoint, as_zip):
     assert list(remote[S.IMAGETTE].values) == list(local[S.IMAGETTE].values)
     ql = safe_to_imagettes(url)
     np.testing.assert_array_equal(ql.quicklook.values, safe_to_imagettes(path).quicklook.values)
+    import xwvnet
+
+    report = xwvnet.ingest([url], tmp_path / "store")  # an s3:// product is a SAFE source like a path
+    assert report.added == 2 and not report.skipped
 
 
 def test_ingest_on_a_distributed_cluster(tmp_path, product):
