@@ -195,18 +195,19 @@ def compact(n: int, dim: int, k: int) -> list[dict]:
     return rows
 
 
-def clusters2000(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """``n`` unit vectors around 2,000 random centres (unit-variance noise per feature), in bounded blocks."""
+def clusters2000(n: int, dim: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
+    """``n`` unit vectors around 2,000 random centres (noise of std ``spread`` per feature), in bounded blocks."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, dim), dtype=np.float32)
     out = np.empty((n, dim), np.float32)
     for a in range(0, n, 8192):
         b = min(n, a + 8192)
-        out[a:b] = _unit(centres[rng.integers(0, 2000, b - a)] + rng.standard_normal((b - a, dim), dtype=np.float32))
+        noise = spread * rng.standard_normal((b - a, dim), dtype=np.float32)
+        out[a:b] = _unit(centres[rng.integers(0, 2000, b - a)] + noise)
     return out
 
 
-def scaling_one(n: int, dim: int, k: int) -> dict:
+def scaling_one(n: int, dim: int, k: int, spread: float = 1.0) -> dict:
     """Tuned and untuned default index on a 2,000-cluster mixture; exact search ours vs faiss; one process."""
     import warnings
 
@@ -216,7 +217,7 @@ def scaling_one(n: int, dim: int, k: int) -> dict:
     from xwvnet.retrieval import build_index, neighbors, search_arrays
     from xwvnet.retrieval.index import EF_SEARCH
 
-    x = clusters2000(n, dim)
+    x = clusters2000(n, dim, spread=spread)
     ids = np.array([f"im{i:08d}" for i in range(n)], dtype=object)
     attrs = {"encoder": "benchmark", "encoder_weights_hash": "none"}
     ds = xr.Dataset({"embedding": (("imagette", "feature"), x, attrs)}, coords={"imagette": ids})
@@ -256,14 +257,15 @@ def scaling_one(n: int, dim: int, k: int) -> dict:
     return out
 
 
-def scaling(sizes: list[int], dim: int, k: int) -> None:
-    print(f"\nrecall as the archive grows: 2,000-cluster mixtures x {dim}, recall@{k} on 1000 held-out queries "
+def scaling(sizes: list[int], dim: int, k: int, spread: float = 1.0) -> None:
+    print(f"\nrecall as the archive grows: 2,000-cluster mixtures x {dim} (spread {spread}), recall@{k} on 1000 "
+          "held-out queries "
           "vs faiss IndexFlatIP")
     print(f"{'N':>9} {'default ef':>10} {'recall':>6} {'q/s':>7} | {'tuned ef':>8} {'recall':>6} {'q/s':>7} "
           f"{'sample rec':>10} {'build s':>8} {'index MB':>8} | {'exact ours/faiss':>16}")
     rows = []
     for n in sizes:
-        r = _child(["--scaling-one", str(n), "--dim", str(dim), "-k", str(k)])
+        r = _child(["--scaling-one", str(n), "--dim", str(dim), "-k", str(k), "--spread", str(spread)])
         rows.append(r)
         print(f"{n:>9} {r['default_effort']:>10} {r['default_recall']:>6.3f} {r['default_qps']:>7.0f} | "
               f"{r['tuned_effort']:>8} {r['tuned_recall']:>6.3f} {r['tuned_qps']:>7.0f} "
@@ -301,12 +303,13 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="recall as the archive grows (issue 22) only")
     parser.add_argument("--sizes", nargs="*", type=int, default=[50_000, 200_000, 1_000_000])
     parser.add_argument("--scaling-one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--spread", type=float, default=1.0, help="scaling: noise std per feature around a centre")
     args = parser.parse_args()
     if args.scaling_one is not None:
-        print(json.dumps(scaling_one(args.scaling_one, args.dim, args.k)))
+        print(json.dumps(scaling_one(args.scaling_one, args.dim, args.k, args.spread)))
         return
     if args.scaling:
-        scaling(args.sizes, args.dim, args.k)
+        scaling(args.sizes, args.dim, args.k, args.spread)
         return
     queries = args.queries or (256 if args.quick else 1024)
     if args.exact_one is not None:
