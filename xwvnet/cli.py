@@ -50,10 +50,13 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=256, help="imagettes read and written per step (one commit each)")
     p.add_argument("--repair", action="store_true", help="first read every chunk and rewrite damaged ones from SOURCES")
     p.add_argument("--spacing", type=float, nargs="+", default=None, metavar="METRES",
-                   help="SAFE products: quicklook pixel spacing, one value or azimuth and range (default 41 45)")
+                   help="SAFE products: quicklook pixel spacing in metres, one value or azimuth and range "
+                   "(default: 10 x 10 SLC pixels per quicklook pixel)")
     p.add_argument("--keep-sigma0", action="store_true", help="SAFE products: also store the multilooked sigma0")
     p.add_argument("--denoise", action="store_true", help="SAFE products: remove thermal noise before calibrating")
-    p.add_argument("--workers", type=int, default=None, help="SAFE products: processes calibrating in parallel")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="SAFE products: processes calibrating in parallel")
+    where.add_argument("--scheduler", default=None, help="SAFE products: a dask.distributed scheduler address")
     _storage_arg(p)
 
 
@@ -61,7 +64,8 @@ def _run_ingest(args: argparse.Namespace) -> int:
     from .ingestion import ingest
 
     report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=args.spacing,
-                    keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers, progress=True,
+                    keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers,
+                    scheduler=args.scheduler, progress=True,
                     repair=args.repair, storage_options=_storage_options(args))
     print(report.summary())
     if not report.added and not report.present and report.skipped:
