@@ -42,6 +42,7 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 
 from .. import schema as S
+from ..errors import XWVNetWarning
 from .names import imagette_key, parse_name
 from .quicklook import NoReadableImageError
 
@@ -63,7 +64,7 @@ _NS = {"xfdu": "urn:ccsds:schema:xfdu:1", "safe": "http://www.esa.int/safe/senti
        "gml": "http://www.opengis.net/gml", "s1": "http://www.esa.int/safe/sentinel-1.0/sentinel-1"}
 
 
-class SafeWarning(UserWarning):
+class SafeWarning(XWVNetWarning):
     """Some imagettes (or whole products) of a SAFE batch were skipped; the rest were read.
 
     Their ids and reasons are in the warning and in ``ds.attrs["skipped"]``.

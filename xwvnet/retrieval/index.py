@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import schema as S
 from .._version import __version__
+from ..errors import XWVNetError, XWVNetWarning
 
 FORMAT = "xwvnet-retrieval-index"
 VERSION = 1
@@ -55,11 +56,11 @@ _EXACT_GROUP = 128  # tuning queries compared with a block at a time
 _PROVENANCE = ("encoder", "encoder_weights_hash", "encoder_arch", "encoder_transform")
 
 
-class RecallWarning(UserWarning):
+class RecallWarning(XWVNetWarning):
     """Build-time tuning could not reach the target recall: the index is saved, with the recall it measured."""
 
 
-class IndexMismatchError(ValueError):
+class IndexMismatchError(XWVNetError, ValueError):
     """An index that does not belong to the embedding store it is used with (or is stale)."""
 
 

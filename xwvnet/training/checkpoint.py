@@ -27,6 +27,7 @@ import pooch
 import torch
 from torch import nn
 
+from ..errors import XWVNetError
 from ..models.weights import nonfinite_tensors, read_sidecar, sidecar_path, write_sidecar
 
 __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "save_checkpoint",
@@ -44,7 +45,7 @@ _REQUIRED = {"step", "config", "backbone", "head", "optimizer", "data"}
 OLD_PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(XWVNetError, ValueError):
     """A checkpoint that cannot be used: unreadable, not ours, or from a different run configuration."""
 
 
