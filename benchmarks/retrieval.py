@@ -108,13 +108,17 @@ def write_store(path: Path, x: np.ndarray, chunk: int = 4096) -> None:
     import xarray as xr
 
     from xwvnet.io import store as zs
+    from xwvnet.io.storage import locate
 
     ids = np.array([f"im{i:08d}" for i in range(len(x))], dtype=object)
     source = xr.Dataset(coords={"imagette": ids})
     attrs = {"encoder": "benchmark", "encoder_weights_hash": "none"}
-    zs.extend_embedding_store(path, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
+    loc = locate(path)
+    zs.extend_embedding_store(loc, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
+    writer = zs.EmbeddingWriter(loc, every=float("inf"))
     for c, a in enumerate(range(0, len(x), chunk)):
-        zs.write_embedding_chunk(path, c, a, a, x[a:a + chunk])
+        writer.merge(zs.write_embedding_rows(writer.fork(), c, a, a, x[a:a + chunk]), c)
+    writer.commit()
 
 
 def index_one(n: int, dim: int, k: int, clustered: bool) -> dict:
