@@ -44,6 +44,8 @@ CELLS: dict[str, dict] = {
     "resized-crop": {"augment": {"crop": "resized"}},
     # view size against the 224-px embedding field (same pixel scale, other windows)
     "views-64": {"image_size": 64},
+    # windows that reach into the field's zero border, as the embedded fields do (half the side on the imagette)
+    "border-0.5": {"augment": {"on_imagette": 0.5}},
     "views-160": {"image_size": 160},
     # loss and optimiser
     "temperature-0.2": {"temperature": 0.2},

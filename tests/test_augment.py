@@ -190,3 +190,12 @@ def test_field_flips_and_turns_are_exact_permutations():
     group = [torch.rot90(f, k) for f in (ref, ref.flip(0)) for k in range(4)]
     found = {next(i for i, g in enumerate(group) if torch.equal(v, g)) for v in views}  # StopIteration: none fits
     assert len(found) >= 5
+
+
+def test_field_views_may_reach_into_the_border_but_keep_their_share_on_the_imagette():
+    images = torch.zeros((64, 256, 256), dtype=torch.uint8)
+    images[:] = 200
+    full = torch.full((64,), 256)
+    views = augment(images, full, full, AugmentConfig(size=64, on_imagette=0.5, **QUIET), _gen(4))
+    on = _is_200(views).flatten(1).float().mean(1)
+    assert torch.all(on >= 0.25 - 1e-6) and bool((on < 1).any())  # some border, never less than a quarter on

@@ -71,6 +71,9 @@ class AugmentConfig:
         Contrast factor about the view's mean.
     brightness : tuple of float, default (-0.1, 0.1)
         Added brightness, on the [0, 1] scale.
+    on_imagette : float, default 1.0
+        ``crop="field"`` only: the least share of the view's side, per axis, on the imagette. 1.0 keeps views on the
+        imagette where it fits; 0.5 lets them reach into the zero border of the field, as embedded fields do.
 
     Examples
     --------
@@ -92,8 +95,11 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.7, 1.4)  # log-uniform
     contrast: tuple[float, float] = (0.7, 1.3)
     brightness: tuple[float, float] = (-0.1, 0.1)
+    on_imagette: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.on_imagette <= 1:
+            raise ValueError(f"on_imagette={self.on_imagette} is not allowed: it must be in (0, 1].")
         if self.crop not in CROP_MODES:
             raise ValueError(f"crop={self.crop!r} is not allowed: crop must be one of {list(CROP_MODES)}.")
         if self.crop == "field" and not 1 <= self.size <= SIZE:
@@ -223,9 +229,11 @@ def _field_crop(field: torch.Tensor, box: torch.Tensor, cfg: AugmentConfig, g: t
 
     def offsets(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         extent = high - low
-        # inside the imagette where it is larger than the view, else holding all of it (inside the field)
-        first = torch.where(extent >= size, low, (high - size).clamp(min=0))
-        last = torch.where(extent >= size, high - size, low.clamp(max=SIZE - size))
+        # at least `keep` pixels of the view's side on the imagette (all of it where the imagette is smaller),
+        # inside the field; on_imagette=1 keeps the view on the imagette where it fits
+        keep = extent.clamp(max=math.ceil(cfg.on_imagette * size))
+        first = (low - size + keep).clamp(min=0, max=SIZE - size)
+        last = (high - keep).clamp(min=0, max=SIZE - size)
         last = last.maximum(first)
         u = torch.rand(n, generator=g, device=device)
         return first + torch.floor(u * (last - first + 1).to(torch.float32)).long().minimum(last - first)
