@@ -145,17 +145,26 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
     with commit_lock(location):
         if icechunk.Repository.exists(storage):
             return icechunk.Repository.open(storage)
-        for _ in range(300 if not location.local and _occupied(location) else 0):  # another process creating it
-            time.sleep(0.1)
-            if icechunk.Repository.exists(storage):
-                return icechunk.Repository.open(storage)
-        if _occupied(location):
+        occupied = _occupied(location)  # looked at once: another process may start creating it right after
+        if occupied and (repo := _being_created(location)) is not None:
+            return repo
+        if occupied:
             raise ValueError(f"{location} holds something that is not an xwvnet store ({describe(location)}); "
                              "refusing to overwrite it. Choose a new path.")
         try:
             return icechunk.Repository.create(storage)
         except icechunk.IcechunkError:  # another process created it first (object stores: conditional write)
             return icechunk.Repository.open(storage)
+
+
+def _being_created(location: Location) -> icechunk.Repository | None:
+    """On object storage, another process may be creating the repository (objects, no ref yet): wait up to 30 s."""
+    storage = location.storage()
+    for _ in range(0 if location.local else 300):  # local creation is serialised by commit_lock
+        time.sleep(0.1)
+        if icechunk.Repository.exists(storage):
+            return icechunk.Repository.open(storage)
+    return None
 
 
 def _occupied(location: Location) -> bool:
@@ -298,9 +307,12 @@ def store_kind(where: str | os.PathLike | Location, storage_options: dict[str, A
 def check_target(location: Location, kind: StoreKind) -> None:
     """Refuse (ValueError) to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine."""
     repo = repository(location)
+    occupied = repo is None and _occupied(location)  # looked at once: a creator may start right after
+    if occupied:
+        repo = _being_created(location)
     group = None if repo is None else root(read_session(repo).store)
     found = kind_of(group, location)
-    busy = _occupied(location) if repo is None else group is not None and found is not kind and (
+    busy = occupied if repo is None else group is not None and found is not kind and (
         found is not None or any(True for _ in group.members()))
     if busy:
         raise ValueError(f"{location} holds something that is not an xwvnet {kind.label} (found "
