@@ -153,8 +153,12 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
                              "refusing to overwrite it. Choose a new path.")
         try:
             return icechunk.Repository.create(storage)
-        except icechunk.IcechunkError:  # another process created it first (object stores: conditional write)
-            return icechunk.Repository.open(storage)
+        except icechunk.IcechunkError as err:  # another process is creating it (object stores: conditional writes)
+            repo = _being_created(location)
+            if repo is None:
+                raise ValueError(f"{location}: could not create the store ({str(err).strip().splitlines()[0]}); "
+                                 "another writer may have left it half-created. Choose a new path.") from err
+            return repo
 
 
 def _being_created(location: Location) -> icechunk.Repository | None:
