@@ -111,7 +111,7 @@ def _polar_m0(ds: xr.Dataset) -> float:
     values = np.asarray(spec.isel({d: 0 for d in cells}).transpose("oswAngularBinSize", "oswWavenumberBinSize")
                         .values, dtype=float)
     k = np.asarray(ds["oswK"].values, dtype=float)
-    from ..joins.waves import frequency_widths  # the same bin widths as for frequency grids (geometric here)
+    from ..spectral import frequency_widths  # the same bin widths as for frequency grids (geometric here)
 
     dk = frequency_widths(k)
     dphi = 2 * np.pi / values.shape[0]
