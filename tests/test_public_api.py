@@ -124,3 +124,15 @@ def test_every_exception_and_warning_has_one_root():
                     assert issubclass(value, XWVNetError), value
                     assert any(b in value.__mro__ for b in (ValueError, OSError, RuntimeError, LookupError)), value
     assert len(found) > 20
+
+
+def test_warnings_point_at_the_callers_line():
+    import warnings
+
+    from xwvnet.errors import XWVNetWarning, warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn("look here", XWVNetWarning)
+    assert caught[0].filename == __file__
+    assert caught[0].category is XWVNetWarning

@@ -21,3 +21,31 @@ class XWVNetError(Exception):
 
 class XWVNetWarning(UserWarning):
     """The root of every xwvnet warning."""
+
+
+def warn(message: str, category: type[Warning] = XWVNetWarning) -> None:
+    """Issue a warning attributed to the first caller outside xwvnet (the user's line, not ours).
+
+    Python 3.12's ``skip_file_prefixes`` does this; on 3.11 the stack level is counted here, so every xwvnet
+    warning points at the user's code whatever depth it is raised from.
+
+    Parameters
+    ----------
+    message : str
+        The warning's text: what happened and what to do.
+    category : type of Warning, default XWVNetWarning
+        Its class (an xwvnet warning class, or ``FutureWarning`` for a renamed argument).
+
+    Returns
+    -------
+    None
+    """
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 2, sys._getframe(1)  # stacklevel 2 is warn's caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, category, stacklevel=level)
