@@ -125,6 +125,55 @@ def time_targets(
     return np.where(inside, targets, first), inside
 
 
+def nearest_step(
+    steps: np.ndarray, time: np.ndarray, tolerance: np.timedelta64 | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest time step to each time, and whether it is within the tolerance: the joins' one time rule.
+
+    Every join that takes "the nearest time step within tolerance" (gridded sources with ``method="nearest"``,
+    station output with ``method="nearest"``) asks here. A time halfway between two steps takes the earlier one.
+    A step exactly ``tolerance`` away is within it. NaT is never within.
+
+    Parameters
+    ----------
+    steps : numpy.ndarray
+        The source's time steps (datetime64, any order, at least one).
+    time : numpy.ndarray
+        The imagette times (datetime64, NaT where unknown).
+    tolerance : numpy.timedelta64 or None, optional
+        The largest ``|step - time|`` accepted; ``None`` accepts any (only NaT is refused).
+
+    Returns
+    -------
+    index : numpy.ndarray
+        int64 position in ``steps`` (as given, not sorted) of the nearest step; 0 where ``time`` is NaT.
+    within : numpy.ndarray
+        Boolean, True where ``time`` is not NaT and its nearest step is at most ``tolerance`` away.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> steps = np.array(["2020-01-01T00", "2020-01-01T06"], dtype="datetime64[ns]")
+    >>> t = np.array(["2020-01-01T03", "2020-01-01T05", "2020-01-01T09", "NaT"], dtype="datetime64[ns]")
+    >>> index, within = nearest_step(steps, t, np.timedelta64(2, "h"))
+    >>> index.tolist(), within.tolist()  # 03:00 is a tie (the earlier step), 3 h from either: outside
+    ([0, 1, 1, 0], [False, True, False, False])
+    """
+    grid_t = np.asarray(steps).astype("datetime64[ns]")
+    t = np.asarray(time).astype("datetime64[ns]")
+    order = np.argsort(grid_t, kind="stable")
+    ordered = grid_t[order]
+    known = ~np.isnat(t)
+    after = np.clip(np.searchsorted(ordered, np.where(known, t, ordered[0]), side="left"), 0, ordered.size - 1)
+    before = np.maximum(after - 1, 0)
+    gap_before = np.abs(np.where(known, t, ordered[0]) - ordered[before])
+    gap_after = np.abs(np.where(known, t, ordered[0]) - ordered[after])
+    position = np.where(gap_before <= gap_after, before, after)  # a tie goes to the earlier step
+    offset = np.minimum(gap_before, gap_after)
+    within = known if tolerance is None else known & (offset <= tolerance)
+    return np.where(known, order[position], 0).astype(np.int64), within
+
+
 def _ascending(grid: xr.Dataset, dim: str) -> xr.Dataset:
     """``grid`` with ``dim`` ascending: a reversed view when it is descending, a sorted copy when unordered."""
     index = grid.indexes[dim]
@@ -293,7 +342,7 @@ def sample_grid(
         Linear interpolation in time, latitude and longitude, or the nearest grid value.
     time_tolerance : numpy.timedelta64 or None, optional
         How far outside the time record a point may lie (it is clamped to the first or last step), and with
-        ``"nearest"`` the largest offset to the chosen step.
+        ``"nearest"`` the largest offset to the chosen step (:func:`nearest_step`: ties take the earlier step).
     label : str, optional
         The source's name in warnings.
     reasons : dict, optional
@@ -351,10 +400,14 @@ def sample_grid(
         targets[S.TIME] = (targets[S.TIME] - origin) / np.timedelta64(1, "ns")
     indexers = {dim: xr.DataArray(t, dims=(S.IMAGETTE,)) for dim, t in targets.items() if dim not in single}
     if method == "nearest" or not indexers:
-        sampled = grid.sel(indexers, method="nearest") if indexers else grid.expand_dims({S.IMAGETTE: n})
-        if time_tolerance is not None and S.TIME in indexers:
-            offset = np.abs(sampled[S.TIME].values - np.asarray(time).astype("datetime64[ns]"))
-            t_in &= ~np.isnat(offset) & (offset <= time_tolerance)
+        positions = {dim: grid.indexes[dim].get_indexer(np.asarray(t.values), method="nearest")
+                     for dim, t in indexers.items() if dim != S.TIME}  # what sel(method="nearest") does
+        if S.TIME in indexers:  # the joins' one time rule (ties to the earlier step)
+            positions[S.TIME], within = nearest_step(np.asarray(grid.indexes[S.TIME]), time, time_tolerance)
+            if time_tolerance is not None:
+                t_in &= within
+        sampled = (grid.isel({dim: xr.DataArray(i, dims=(S.IMAGETTE,)) for dim, i in positions.items()})
+                   if positions else grid.expand_dims({S.IMAGETTE: n}))
     elif _is_lazy(grid):
         sampled = _interp_lazy(grid, {dim: t for dim, t in targets.items() if dim not in single})
     else:

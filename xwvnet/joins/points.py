@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from .grid import CollocationWarning, time_targets, warn_count
+from .grid import CollocationWarning, nearest_step, time_targets, warn_count
 
 if TYPE_CHECKING:
     from sklearn.neighbors import BallTree
@@ -213,14 +213,18 @@ def _warn_unbounded(
 
 
 def _along_time(
-    var: xr.DataArray, at_point: dict[str, xr.DataArray], grid_time: np.ndarray, targets: np.ndarray, method: str
+    var: xr.DataArray, at_point: dict[str, xr.DataArray], grid_time: np.ndarray, targets: np.ndarray,
+    step: np.ndarray | None = None,
 ) -> xr.DataArray:
     """Values of ``var(time, point, ...)`` at each imagette's point and time, by pointwise indexing.
 
-    The steps before and after each target are picked with one pointwise ``isel`` each and weighted: lazy,
-    reading only the chunks touched, where ``interp`` along an axis every imagette has its own value on would
-    loop over the imagettes.
+    With ``step`` (positions along ``time``, from :func:`~xwvnet.joins.grid.nearest_step`) those steps are
+    picked; without, the steps before and after each target are picked with one pointwise ``isel`` each and
+    weighted: lazy, reading only the chunks touched, where ``interp`` along an axis every imagette has its own
+    value on would loop over the imagettes.
     """
+    if step is not None:
+        return var.isel({S.TIME: xr.DataArray(step, dims=(S.IMAGETTE,)), **at_point})
     order = np.argsort(grid_time, kind="stable")
     t = grid_time[order].astype("datetime64[ns]").astype(np.int64).astype(float)
     x = targets.astype("datetime64[ns]").astype(np.int64).astype(float)
@@ -232,8 +236,6 @@ def _along_time(
         return pick(np.zeros(x.size, dtype=np.int64))
     lo = np.clip(np.searchsorted(t, x, side="right") - 1, 0, t.size - 2)
     frac = (x - t[lo]) / (t[lo + 1] - t[lo])
-    if method == "nearest":
-        return pick(np.where(frac > 0.5, lo + 1, lo))
     w = xr.DataArray(frac, dims=(S.IMAGETTE,))
     before = pick(lo).astype(np.result_type(var.dtype, np.float32))
     return before * (1 - w) + pick(lo + 1) * w
@@ -354,11 +356,11 @@ def sample_points(
     if station_output:
         grid_time = source[S.TIME].values
         targets, t_in = time_targets(grid_time, t, time_tolerance)
-        if method == "nearest" and time_tolerance is not None:
-            steps = np.sort(grid_time.astype("datetime64[ns]"))
-            near = np.clip(np.searchsorted(steps, t), 1, max(steps.size - 1, 1))
-            offset = np.minimum(np.abs(steps[near - 1] - t), np.abs(steps[np.minimum(near, steps.size - 1)] - t))
-            t_in &= ~np.isnat(offset) & (offset <= time_tolerance)
+        step = None
+        if method == "nearest":  # the joins' one time rule (ties to the earlier step)
+            step, within = nearest_step(grid_time, t, time_tolerance)
+            if time_tolerance is not None:
+                t_in &= within
         warn_count(int((valid & ~t_in).sum()), n, "are outside the time range of the station output", label,
                    reasons=reasons, key="outside_time")
         valid &= t_in
@@ -367,7 +369,7 @@ def sample_points(
     for name in names:
         var = source[name].reset_coords(drop=True)
         if station_output and S.TIME in var.dims:
-            value = _along_time(var, at_point, source[S.TIME].values, targets, method)
+            value = _along_time(var, at_point, source[S.TIME].values, targets, step)
         else:
             value = var.isel(at_point)
         value = value.reset_coords(drop=True)
