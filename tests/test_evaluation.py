@@ -151,6 +151,23 @@ def test_evaluate_with_the_baseline_row():
     assert table.loc["image-statistics", ("brightness", "r2")] > 0.9
 
 
+def test_evaluate_fills_the_test_predictions_it_scored():
+    ds = bright(60)
+    predicted: dict = {}
+    table = E.evaluate(ds, {"stats": "image-statistics", "broken": lambda d: 1 / 0}, "brightness", seed=0,
+                       predictions=predicted)
+    assert set(predicted) == {"stats"} and set(predicted["stats"]) == {"brightness"}  # no row, no predictions
+    got = predicted["stats"]["brightness"]
+    test = E.test_mask(ds, seed=0)
+    assert got.sizes[S.IMAGETTE] == int(test.sum()) == table.loc["stats", ("brightness", "n_test")]
+    assert set(got[S.IMAGETTE].values) == set(ds[S.IMAGETTE].values[test])
+    # the scores in the table are those of these very predictions (independent: numpy RMSE)
+    truth = ds["brightness"].sel({S.IMAGETTE: got[S.IMAGETTE]}).values
+    assert np.sqrt(np.mean((got.values - truth) ** 2)) == pytest.approx(table.loc["stats", ("brightness", "rmse")])
+    pd.testing.assert_frame_equal(table, E.evaluate(ds, {"stats": "image-statistics", "broken": lambda d: 1 / 0},
+                                                    "brightness", seed=0))
+
+
 # --- metrics ---------------------------------------------------------------------------------------------------------
 def test_regression_scores_values():
     scores = M.regression_scores(np.array([1.0, 2.0, 3.0, np.nan]), np.array([2.0, 3.0, 4.0, 1.0]))

@@ -74,7 +74,7 @@ def choose_encoder(out: Path, quick: bool) -> str:
     print(f"instead: training a small encoder here (SimCLR, ResNet-18, 64 px, batch 8, {steps} steps, seed 0) on "
           "the imagettes at hand. It is NOT WV-Net: a few CPU steps on 15 images make a weak encoder, shown only to "
           "run the whole path; the same steps give the same encoder on every run.")
-    path = train(out / "imagettes.zarr", out_dir=out / "encoder", overwrite=True, arch="resnet18",
+    path = train(out / "imagettes.zarr", out / "encoder", overwrite=True, arch="resnet18",
                  image_size=64, batch_size=8, steps=steps, warmup_steps=2, checkpoint_every=steps,
                  seed=0, progress=False)
     print(f"trained encoder: {path} (loss per step in {path.parent / 'loss.csv'})")
@@ -231,15 +231,16 @@ def demo_probe(
     ``out/probe_<target>.png`` (predicted against true, one panel per encoder) and ``out/probe_<target>.csv``.
     """
     from . import plot, synthetic
-    from .evaluation.table import _evaluate, format_table
+    from .evaluation.table import evaluate, format_table
 
     if encoders is None:
         from .evaluation.table import DEFAULT_ENCODERS as encoders
     if quick:
         n, size = min(n, 64), (min(size[0], 128), min(size[1], 128))
     ds = synthetic.imagettes(n, seed=seed, size=size)
-    table, predictions = _evaluate(ds, encoders, [target], split=None, test_size=0.3, seed=seed, batch_size=32,
-                                   device=device, errors="warn", features=S.EMBEDDING, fit_kwargs={})
+    predictions: dict[str, dict[str, xr.DataArray]] = {}
+    table = evaluate(ds, encoders, [target], test_size=0.3, seed=seed, device=device, errors="warn",
+                     predictions=predictions)
     print(f"linear probe of {target} on {n} synthetic imagettes ({size[0]} x {size[1]} px), "
           f"{table.attrs['n_train']} train / {table.attrs['n_test']} test, seed {seed}")
     print(format_table(table))

@@ -20,6 +20,7 @@ import xarray as xr
 
 from .. import probe as P
 from .. import schema as S
+from .._runtime import BATCH_SIZE
 from .metrics import probe_scores
 
 if TYPE_CHECKING:  # torch is imported only when an encoder embeds
@@ -46,7 +47,7 @@ def embeddings_for(
     encoder: EncoderLike,
     *,
     features: str = S.EMBEDDING,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     device: str = "auto",
 ) -> xr.Dataset:
     """``ds``'s imagettes embedded by ``encoder``, whatever form the encoder is given in.
@@ -61,7 +62,7 @@ def embeddings_for(
         :func:`xwvnet.embed` takes (a registry name, a weights path, an Encoder).
     features : str, default "embedding"
         The feature variable.
-    batch_size : int, default 32
+    batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass, for :func:`xwvnet.embed`.
     device : str, default "auto"
         Torch device, for :func:`xwvnet.embed`.
@@ -211,7 +212,7 @@ def evaluate(
     split: P.Selection | None = None,
     test_size: float = 0.3,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     device: str = "auto",
     errors: str = "warn",
     features: str = S.EMBEDDING,
@@ -219,6 +220,7 @@ def evaluate(
     Cs: Sequence[float] = P.DEFAULT_CS,
     cv: int = 5,
     max_iter: int = 500,
+    predictions: dict[str, dict[str, xr.DataArray]] | None = None,
 ) -> pd.DataFrame:
     """The paper's evaluation table: one row per encoder, columns (target, metric), on one seeded split.
 
@@ -242,7 +244,7 @@ def evaluate(
         Fraction held out by the random split.
     seed : int, default 0
         Seed of the split and of the probes' folds.
-    batch_size : int, default 32
+    batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass when an encoder embeds.
     device : str, default "auto"
         Torch device when an encoder embeds.
@@ -257,6 +259,10 @@ def evaluate(
         Folds of the logistic cross-validation.
     max_iter : int, default 500
         Iterations of the logistic solver.
+    predictions : dict, optional
+        Filled with the test predictions, ``{encoder: {target: DataArray along imagette}}`` (the probe's
+        ``<target>_predicted``, or ``labels_probability`` for tags), for figures of predicted against true;
+        an encoder that did not run has none.
 
     Returns
     -------
@@ -274,10 +280,16 @@ def evaluate(
     --------
     >>> table = xwvnet.evaluate(ds, ["wvnet-resnet50", "image-statistics"], "hs")  # doctest: +SKIP
     >>> print(xwvnet.evaluation.format_table(table))  # doctest: +SKIP
+    >>> predicted = {}
+    >>> table = xwvnet.evaluate(ds, ["image-statistics"], "hs", predictions=predicted)  # doctest: +SKIP
+    >>> predicted["image-statistics"]["hs"]  # doctest: +SKIP
     """
     fit_kwargs = {"alphas": alphas, "Cs": Cs, "cv": cv, "max_iter": max_iter}
-    table, _ = _evaluate(ds, encoders, targets, split=split, test_size=test_size, seed=seed, batch_size=batch_size,
-                         device=device, errors=errors, features=features, fit_kwargs=fit_kwargs)
+    table, found = _evaluate(ds, encoders, targets, split=split, test_size=test_size, seed=seed,
+                             batch_size=batch_size, device=device, errors=errors, features=features,
+                             fit_kwargs=fit_kwargs)
+    if predictions is not None:
+        predictions.update(found)
     return table
 
 
