@@ -5,7 +5,7 @@ compact embeddings.
     python benchmarks/retrieval.py --quick    # tiny
     python benchmarks/retrieval.py --full     # exact up to N = 1e6 (8 GB for faiss's copy), index up to 2e5
 
-Exact: 1024 unit queries x N x 2048 float32, k = 10. ``xwvnet.retrieval.search_arrays`` (what ``search`` and
+Exact: 1024 unit queries x N x 2048 float32, k = 10. ``xwvnet.retrieval.exact.search_arrays`` (what ``search`` and
 ``neighbors`` run on numpy input) against faiss ``IndexFlatIP`` and a plain numpy matmul of the same shapes,
 interleaved, best of 2 each; every N in a fresh process so that its peak resident memory is its own (ours runs
 first: its peak is ours; faiss's increment is its copy of the database, 0 when below our peak).
@@ -50,7 +50,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def exact_one(n: int, queries: int, dim: int, k: int) -> dict:
     """Ours, faiss IndexFlatIP and a numpy matmul on the same database and queries, interleaved."""
-    from xwvnet.retrieval import search_arrays
+    from xwvnet.retrieval.exact import search_arrays
 
     rng = np.random.default_rng(0)
     block = 8192
@@ -124,7 +124,8 @@ def write_store(path: Path, x: np.ndarray, chunk: int = 4096) -> None:
 def index_one(n: int, dim: int, k: int, clustered: bool) -> dict:
     import faiss
 
-    from xwvnet.retrieval import build_index, index_path
+    from xwvnet.retrieval import build_index
+    from xwvnet.retrieval.index import index_path
 
     x = mixture(n, dim, clustered)
     nq = min(1000, n)
@@ -218,7 +219,8 @@ def scaling_one(n: int, dim: int, k: int, spread: float = 1.0) -> dict:
     import faiss
     import xarray as xr
 
-    from xwvnet.retrieval import build_index, neighbors, search_arrays
+    from xwvnet.retrieval import build_index, neighbors
+    from xwvnet.retrieval.exact import search_arrays
     from xwvnet.retrieval.index import EF_SEARCH
 
     x = clusters2000(n, dim, spread=spread)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tracemalloc
 
@@ -11,8 +12,10 @@ import xarray as xr
 
 from xwvnet import retrieval as R
 from xwvnet import schema as S
+from xwvnet.errors import XWVNetError
 from xwvnet.io import store as zs
 from xwvnet.io.storage import locate
+from xwvnet.retrieval.index import index_path
 
 try:
     import faiss
@@ -68,7 +71,7 @@ def clustered(tmp_path_factory):
 def test_default_index_reaches_recall_on_clustered_embeddings(clustered):
     path, x = clustered
     index = R.build_index(path, overwrite=True)
-    assert index.path == R.index_path(path) and index.path.name == "emb.zarr.index"
+    assert index.path == index_path(path) and index.path.name == "emb.zarr.index"
     ds = zs.open_store(path)
     queries = [str(v) for v in ds[S.IMAGETTE].values[::30]]
     exact = R.neighbors(ds, k=10, query=queries)
@@ -128,7 +131,7 @@ def test_update_adds_appended_imagettes_without_rebuilding(tmp_path, method):
     assert updated.n == 5000 and updated.info["n_added"] == 5000 and updated.faiss_index.ntotal == 5000
     trained = faiss.extract_index_ivf(updated.faiss_index).quantizer if method == "ivf" else updated._inner().storage
     np.testing.assert_array_equal(trained.reconstruct_n(0, 32), before)  # the first ones are untouched
-    found = R.neighbors(ds, k=5, query=["im004500", "im000007"], index=R.index_path(path))
+    found = R.neighbors(ds, k=5, query=["im004500", "im000007"], index=index_path(path))
     exact = R.neighbors(ds, k=5, query=["im004500", "im000007"])
     assert recall(found, exact) >= 0.8
     assert R.update_index(path).n == 5000  # nothing new: unchanged
@@ -145,6 +148,71 @@ def test_non_finite_rows_are_left_out_and_non_finite_queries_find_nothing(tmp_pa
     found = R.neighbors(ds, k=10, query=["im000105", "im000001"], index=index)
     assert (found["neighbor"].values[0] == "").all() and np.isnan(found["similarity"].values[0]).all()
     assert not np.isin(found["neighbor"].values[1], [f"im{i:06d}" for i in range(100, 120)]).any()
+
+
+@needs_faiss
+def test_zero_norm_rows_are_left_out_and_zero_norm_queries_find_nothing(tmp_path):
+    """A zero row has no direction: the index skips it and, as a query, it finds nothing, as in exact search."""
+    x = mixture(2000, 16, seed=5)
+    x[[30, 31, 900]] = 0.0
+    ds = as_dataset(x)
+    index = R.build_index(ds, tmp_path / "z.index", target_recall=None)
+    assert index.info["n_skipped"] == 3 and index.info["n_added"] == 1997 and index.faiss_index.ntotal == 1997
+    zero = ["im000030", "im000031", "im000900"]
+    found = R.neighbors(ds, k=10, query=["im000030", "im000001"], index=index)
+    assert (found["neighbor"].values[0] == "").all() and np.isnan(found["similarity"].values[0]).all()
+    assert not np.isin(found["neighbor"].values[1], zero).any() and (found["neighbor"].values[1] != "").all()
+    exact = R.neighbors(ds, k=10, query=["im000030", "im000001"])
+    assert (exact["neighbor"].values[0] == "").all() and not np.isin(exact["neighbor"].values[1], zero).any()
+    sim, idx = index.search(np.zeros((1, 16), np.float32), 5)
+    assert (idx == -1).all() and np.isneginf(sim).all()
+
+
+@needs_faiss
+def test_a_changed_byte_in_the_index_file_is_refused(tmp_path):
+    """faiss reads an index with a flipped byte in its codes and returns other neighbours: the sidecar's SHA-256
+    of the index file (written after it) makes open_index refuse it, saying to rebuild."""
+    x = mixture(3000, 32, seed=7)
+    ds = as_dataset(x)
+    index = R.build_index(ds, tmp_path / "f.index", quantizer="Flat", target_recall=None)
+    info = json.loads((tmp_path / "f.index.json").read_text())
+    assert info["version"] == 2 and info["sha256"] == hashlib.sha256(index.path.read_bytes()).hexdigest()
+    assert R.open_index(index.path).n == 3000  # intact: accepted
+    intact = index.path.read_bytes()
+    at = intact.find(np.ascontiguousarray(x[1500], np.float32).tobytes())  # row 1500's Flat code
+    assert at > 0
+    for where, flip in ((at + 3, 0x40), (len(intact) // 2, 0xFF)):  # a code's exponent; the middle of the file
+        data = bytearray(intact)
+        data[where] ^= flip
+        index.path.write_bytes(bytes(data))
+        if where == at + 3:
+            assert faiss.read_index(str(index.path)).ntotal == 3000  # faiss alone reads it, and searches it
+        with pytest.raises(R.IndexIntegrityError,
+                           match=r"SHA-256 is [0-9a-f]{64}, the sidecar records .*build_index"):
+            R.open_index(index.path)
+        with pytest.raises(R.IndexMismatchError):  # the integrity error is an index error, and a ValueError
+            R.neighbors(ds, k=3, query=["im000001"], index=index.path)
+    rebuilt = R.build_index(ds, tmp_path / "f.index", quantizer="Flat", target_recall=None, overwrite=True)
+    assert R.open_index(rebuilt.path).n == 3000
+
+
+@needs_faiss
+def test_an_index_saved_without_a_sha256_is_refused_with_what_to_do(clustered, tmp_path):
+    """An index of the previous version (sidecar version 1, no sha256) cannot be told intact: refused, rebuild.
+
+    Accepting it with a warning would let anyone turn the check off by deleting one key of the sidecar."""
+    path, _ = clustered
+    index = R.build_index(path, tmp_path / "old.index", method="ivf", nlist=16, target_recall=None)
+    side = tmp_path / "old.index.json"
+    info = json.loads(side.read_text())
+    del info["sha256"]
+    info["version"] = 1
+    side.write_text(json.dumps(info))
+    for call in (lambda: R.open_index(index.path), lambda: R.update_index(path, index.path)):
+        with pytest.raises(R.IndexIntegrityError, match=r"no SHA-256 .*older than index version 2.*rebuild it with "
+                                                        r"xwvnet\.retrieval\.build_index\(store, overwrite=True\)"):
+            call()
+    assert issubclass(R.IndexIntegrityError, XWVNetError) and issubclass(R.IndexIntegrityError, ValueError)
 
 
 @needs_faiss

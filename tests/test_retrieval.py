@@ -93,6 +93,15 @@ def test_errors_are_clear():
     ds = embedded(10)
     with pytest.raises(ValueError, match="k <= 9"):
         R.neighbors(ds, k=10)
+    with pytest.raises(ValueError, match=r"holds 10 imagettes and a query is not its own neighbour: this store "
+                                         r"allows k <= 9 \(n - 1"):
+        R.neighbors(ds, k=12)
+    with pytest.raises(ValueError, match="holds 10 imagettes: this store allows k <= 10"):
+        R.neighbors(ds, k=11, exclude_self=False)
+    with pytest.raises(ValueError, match="the store holds 1 imagette, so no imagette has another to be its "
+                                         "neighbour"):
+        R.neighbors(embedded(1), k=1)
+    assert R.neighbors(embedded(1), k=1, exclude_self=False)["neighbor"].values.tolist() == [["q0-00000"]]
     with pytest.raises(ValueError, match="not in the Dataset"):
         R.neighbors(ds, k=2, query=["nope"])
     with pytest.raises(ValueError, match="Embed the"):
@@ -210,12 +219,12 @@ def test_threshold_topk_is_exact_on_wide_blocks_with_ties():
     x = distinct[which]
     q = rng.standard_normal((70, 16)).astype(np.float32)
     for k in (1, 10, 37):
-        sim, idx = R.compute(*R.search(q, x, k, query_block=32, database_block=3000))
+        sim, idx = dask.compute(*R.search(q, x, k, query_block=32, database_block=3000))
         order, sims = brute_force(q, x, k)
         # BLAS may round copies of one row differently by an ulp: the same vectors must be found, in order
         np.testing.assert_array_equal(which[idx], which[order])
         np.testing.assert_allclose(sim, sims, atol=2e-6)
-    wide = R.compute(*R.search(q, x[:1500], 10, database_block=1500))[1]
+    wide = dask.compute(*R.search(q, x[:1500], 10, database_block=1500))[1]
     np.testing.assert_array_equal(which[wide], which[brute_force(q, x[:1500], 10)[0]])
 
 
@@ -232,23 +241,49 @@ def test_threshold_topk_matches_a_full_sort_with_excluded_entries():
     assert (got["idx"][7] == -1).all() and np.isneginf(got["sim"][7]).all()
 
 
-def test_non_finite_query_finds_nothing_and_non_finite_rows_are_never_found():
+def test_non_finite_and_zero_norm_queries_find_nothing_and_such_rows_are_never_found():
     ds = embedded(60)
     x = ds[S.EMBEDDING].values.copy()
     x[3] = np.nan
     x[9, 4] = np.inf
-    x[20] = 0  # a zero row is finite: it is a candidate with similarity 0
+    x[20] = 0  # a zero row has no direction: treated like a non-finite one (it used to get similarity 0)
     bad = ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x)})
     for data in (bad, bad.chunk({S.IMAGETTE: 25})):
-        got = R.neighbors(data, k=59, database_block=2000).compute()  # k beyond the 57 finite candidates
+        got = R.neighbors(data, k=59, database_block=2000).compute()  # k beyond the 56 usable candidates
         ids = ds[S.IMAGETTE].values
-        for row in (3, 9):
+        for row in (3, 9, 20):
             assert (got["neighbor"].values[row] == "").all()
             assert np.isnan(got["similarity"].values[row]).all()
-        others = np.delete(got["neighbor"].values, [3, 9], axis=0)
-        assert not np.isin(others, ids[[3, 9]]).any()
-        assert ((others == "").sum(axis=1) == 2).all()  # 59 asked, 57 finite candidates (58 for the zero row)
-        assert np.isnan(np.delete(got["similarity"].values, [3, 9], axis=0)[:, -2:]).all()
+        others = np.delete(got["neighbor"].values, [3, 9, 20], axis=0)
+        assert not np.isin(others, ids[[3, 9, 20]]).any()
+        assert ((others == "").sum(axis=1) == 3).all()  # 59 asked, 56 usable candidates (57 less the query)
+        assert np.isnan(np.delete(got["similarity"].values, [3, 9, 20], axis=0)[:, -3:]).all()
+        assert np.isfinite(np.delete(got["similarity"].values, [3, 9, 20], axis=0)[:, :-3]).all()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_zero_norm_rows_are_excluded_on_every_path(backend):
+    """Arrays (numpy and faiss block paths) and dask: a zero row is never found and, as a query, finds nothing;
+    a tiny but non-zero row (its float32 sum of squares underflows) keeps its direction."""
+    if backend == "faiss":
+        pytest.importorskip("faiss", reason="the faiss backend needs faiss-cpu (pip install xwvnet[faiss])")
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((500, 16)).astype(np.float32)
+    x[[7, 300]] = 0.0
+    x[42] = (x[41] + 0.05 * x[40]) * np.float32(1e-25)  # close to row 41's direction (no tie), norm ~1e-25
+    sim, idx = E.search_arrays(x, x, 5, self_index=np.arange(500), database_block=128, backend=backend)
+    for row in (7, 300):
+        assert (idx[row] == -1).all() and np.isneginf(sim[row]).all()
+    assert not np.isin(idx, [7, 300]).any()
+    assert idx[41, 0] == 42 and idx[42, 0] == 41 and sim[41, 0] > 0.99
+    good = np.setdiff1d(np.arange(500), [7, 300])
+    xg = x[good].astype(np.float64)  # the reference in float64: the tiny row's norm underflows in float32
+    order, sims = brute_force(xg, xg, 5, np.arange(good.size))
+    np.testing.assert_array_equal(idx[good], good[order])
+    np.testing.assert_allclose(sim[good], sims, atol=2e-5)
+    lazy_sim, lazy_idx = dask.compute(*R.search(da.from_array(x, chunks=100), da.from_array(x, chunks=128), 5,
+                                                self_index=np.arange(500)))
+    np.testing.assert_array_equal(lazy_idx, idx)
 
 
 @pytest.mark.parametrize("k", [2.5, 0, -1, True, "3", None, np.float64(2)])
@@ -273,7 +308,7 @@ def test_array_backends_equal_brute_force(backend):
     x = rng.standard_normal((4000, 32)).astype(np.float32)
     x[17] = np.nan
     q = x[:300]
-    sim, idx = R.search_arrays(q, x, 10, self_index=np.arange(300), query_block=128, database_block=1500,
+    sim, idx = E.search_arrays(q, x, 10, self_index=np.arange(300), query_block=128, database_block=1500,
                                backend=backend)
     ok = np.isfinite(x).all(axis=1)
     with np.errstate(invalid="ignore"):  # the zeroed row is NaN in the reference, and sorts last
@@ -283,11 +318,11 @@ def test_array_backends_equal_brute_force(backend):
     np.testing.assert_allclose(sim[good], sims[good], atol=2e-6)
     assert (idx[17] == -1).all() and not (idx == 17).any()
     with pytest.raises(ValueError, match="backend"):
-        R.search_arrays(q, x, 3, backend="gpu")
+        E.search_arrays(q, x, 3, backend="gpu")
 
 
 def test_unit_rows_are_searched_as_they_are_with_the_same_result():
-    from xwvnet.retrieval import search_arrays
+    from xwvnet.retrieval.exact import search_arrays
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 32)).astype(np.float32)

@@ -3,40 +3,27 @@
 - :mod:`xwvnet.retrieval.exact`: :func:`neighbors` (exact, or through an index), :func:`search` (arrays),
   :func:`retrieval_scores` (precision@k and mAP@k against tags).
 - :mod:`xwvnet.retrieval.index`: :func:`build_index`, :func:`open_index`, :func:`update_index` (faiss, optional:
-  ``pip install xwvnet[faiss]``).
+  ``pip install xwvnet[faiss]``), the :class:`RetrievalIndex` they return.
 - :mod:`xwvnet.retrieval.compact`: :func:`compact_embeddings` (float16 / int8) and :func:`decode_embeddings`.
+
+Only the API is named here; block sizes, the in-memory search (``exact.search_arrays``), ``index.index_path``
+and the other helpers stay in their submodules.
 """
 
 from .compact import compact_embeddings, decode_embeddings
-from .exact import (
-    DATABASE_BLOCK,
-    QUERY_BLOCK,
-    SPLIT_EVERY,
-    TOPK,
-    block_pairs,
-    check_k,
-    compute,
-    neighbors,
-    partial_merge,
-    retrieval_scores,
-    search,
-    search_arrays,
-)
+from .exact import neighbors, retrieval_scores, search
 from .index import (
+    IndexIntegrityError,
     IndexMismatchError,
     RecallWarning,
     RetrievalIndex,
     build_index,
-    check_index,
-    default_nlist,
-    index_path,
     open_index,
     update_index,
 )
 
 __all__ = [
-    "DATABASE_BLOCK", "QUERY_BLOCK", "SPLIT_EVERY", "TOPK", "IndexMismatchError", "RecallWarning", "RetrievalIndex",
-    "block_pairs", "build_index", "check_index", "check_k", "compact_embeddings", "compute", "decode_embeddings",
-    "default_nlist", "index_path", "neighbors", "open_index", "partial_merge", "retrieval_scores", "search",
-    "search_arrays", "update_index",
+    "IndexIntegrityError", "IndexMismatchError", "RecallWarning", "RetrievalIndex", "build_index",
+    "compact_embeddings", "decode_embeddings", "neighbors", "open_index", "retrieval_scores", "search",
+    "update_index",
 ]

@@ -6,6 +6,8 @@ without sorting it: the k-th best of a sample of its columns bounds the answer f
 keeps the few entries above it, and only those are ordered. Memory is bounded by the block sizes, never by N x N.
 Dask-backed embeddings (e.g. a Zarr store) stay lazy and the block pairs run as dask tasks; numpy embeddings run
 on a thread pool over views of the arrays (:func:`search_arrays`), through faiss's ``knn`` when it is installed.
+A row that cannot be compared (a NaN or an infinity, or a zero norm: no direction) is never a neighbour and, as
+a query, finds nothing; the index (:mod:`xwvnet.retrieval.index`) follows the same rule (``_rows``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from .._runtime import cores
+from ._rows import inverse_norms, unit
 from .compact import decode_embeddings
 from .index import RetrievalIndex, check_index, open_index
 
@@ -31,40 +35,6 @@ TOPK = np.dtype([("sim", "f4"), ("idx", "i8")])
 
 SAMPLE_COLUMNS = 1024 # columns of each block whose k-th best bounds the block's k-th best from below
 _FLOOR = np.float32(np.finfo(np.float32).min)  # any finite similarity passes it; -inf (excluded) does not
-
-
-def _norms(x: np.ndarray) -> np.ndarray:
-    """float32 row norms; rows whose float32 sum of squares overflows are computed again in float64."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    over = np.isinf(norms)
-    if over.any():
-        norms[over] = np.sqrt(np.einsum("ij,ij->i", x[over], x[over], dtype=np.float64))
-    return norms
-
-
-def _inverse_norms(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 1/|row| (0 for a non-finite row) and the mask of non-finite rows (NaN, inf, or a float32 overflow)."""
-    norms = _norms(x).astype(np.float32)
-    bad = ~np.isfinite(norms)
-    inverse = 1.0 / np.maximum(norms, np.float32(1e-30))
-    inverse[bad] = 0.0
-    return inverse.astype(np.float32, copy=False), bad
-
-
-UNIT_TOLERANCE = 1e-5  # rows whose 1/|row| is this close to 1 are used as they are (similarity error <= 1e-5)
-
-
-def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows scaled to unit length (zero rows stay zero) and the mask of non-finite rows (set to zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    inverse, bad = _inverse_norms(x)
-    if not bad.any() and bool(np.all(np.abs(inverse - 1.0) < UNIT_TOLERANCE)):
-        return x, bad  # already unit rows (e.g. normalised embeddings): a scaled copy would only cost a pass
-    with np.errstate(invalid="ignore"):  # inf * 0 in a non-finite row: zeroed just below
-        out = x * inverse[:, None]
-    if bad.any():
-        out[bad] = 0.0
-    return out, bad
 
 
 def _sorted_topk(sim: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
@@ -120,14 +90,15 @@ def _block_topk(q: np.ndarray, d: np.ndarray, didx: np.ndarray, qself: np.ndarra
     """Top ``k`` of one query block against one database block (global database indices in ``didx``).
 
     One float32 matmul (BLAS sgemm) of the unit queries by the raw database rows, one pass scaling the columns
-    by 1/|row| (cheaper than a unit copy of the database block), then :func:`_topk_by_threshold`. A non-finite
-    query row finds nothing (-inf, -1) and a non-finite database row is never found.
+    by 1/|row| (cheaper than a unit copy of the database block), then :func:`_topk_by_threshold`. A query row
+    that cannot be compared (non-finite or zero norm) finds nothing (-inf, -1) and such a database row is never
+    found.
     """
     if q.shape[0] == 0 or d.shape[0] == 0:
         return np.full((q.shape[0], k), (-np.inf, -1), dtype=TOPK)
-    qu, qbad = _unit(q)
+    qu, qbad = unit(q)
     d = np.asarray(d, dtype=np.float32)
-    inverse, dbad = _inverse_norms(d)
+    inverse, dbad = inverse_norms(d)
     if dbad.any():  # NaN * 0 is NaN: zero those rows in a copy before the product
         d = d.copy()
         d[dbad] = 0.0
@@ -157,8 +128,8 @@ def _faiss_module() -> Any:
 def _block_topk_faiss(faiss: Any, q: np.ndarray, d: np.ndarray, start: int, qself: np.ndarray,
                       k: int) -> np.ndarray | None:
     """:func:`_block_topk` through faiss's ``knn`` (its sgemm and heaps); ``None`` when the numpy path must serve."""
-    qu, qbad = _unit(q)
-    du, dbad = _unit(d)
+    qu, qbad = unit(q)
+    du, dbad = unit(d)
     own = (qself >= start) & (qself < start + d.shape[0])
     excluded = int(dbad.sum()) + int(own.any())
     if excluded > FAISS_MAX_EXCLUDED or k + excluded > d.shape[0]:
@@ -221,6 +192,38 @@ def check_k(k: object, name: str = "k") -> int:
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"{name} must be a whole number of neighbours >= 1, got {k!r}: e.g. {name}=10.")
     return int(k)
+
+
+def _check_k_fits(k: int, n: int, self_excluded: bool) -> None:
+    """Refuse ``k`` beyond what ``n`` imagettes offer, saying what they allow.
+
+    Parameters
+    ----------
+    k : int
+        Neighbours asked per query (already checked by :func:`check_k`).
+    n : int
+        Imagettes searched.
+    self_excluded : bool
+        Whether queries are imagettes of the Dataset and left out of their own neighbours.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is larger than the candidates per query.
+    """
+    allowed = n - (1 if self_excluded else 0)
+    if k <= allowed:
+        return
+    held = f"the store holds {n} imagette{'' if n == 1 else 's'}"
+    if allowed < 1 and self_excluded:
+        raise ValueError(f"k={k} neighbours asked, but {held}, so no imagette has another to be its neighbour: "
+                         "search a store of at least 2 imagettes (or query other imagettes with query=).")
+    if allowed < 1:
+        raise ValueError(f"k={k} neighbours asked, but {held}: embed imagettes into it before searching.")
+    if self_excluded:
+        raise ValueError(f"k={k} neighbours asked, but {held} and a query is not its own neighbour: this store "
+                         f"allows k <= {allowed} (n - 1, its {n} imagettes less the query itself).")
+    raise ValueError(f"k={k} neighbours asked, but {held}: this store allows k <= {allowed}.")
 
 
 def _as_dask(x: xr.DataArray, rows: int) -> da.Array:
@@ -352,7 +355,8 @@ def search_arrays(
     Returns
     -------
     similarity : numpy.ndarray
-        float32 (nq, k), best first; -inf where there are fewer than ``k`` finite candidates.
+        float32 (nq, k), best first; -inf where there are fewer than ``k`` candidates (rows that are not finite
+        or have a zero norm are none, and as queries find none).
     index : numpy.ndarray
         int64 (nq, k) database rows; -1 there.
 
@@ -382,7 +386,7 @@ def search_arrays(
     qself = np.full(nq, -1, dtype=np.int64) if self_index is None else np.asarray(self_index, np.int64)
     database_block = _balanced(nq, n, query_block, database_block)
     qstarts, dstarts = range(0, nq, query_block), range(0, n, database_block)
-    workers = threads or os.cpu_count() or 1
+    workers = threads or cores()
     if backend not in ("auto", "faiss", "numpy"):
         raise ValueError(f"backend must be 'auto', 'faiss' or 'numpy', got {backend!r}.")
     faiss = None if backend == "numpy" else _faiss_module()
@@ -421,64 +425,11 @@ def _balanced(n_queries: int, n_database: int, query_block: int, database_block:
 
     10,000 rows in blocks of 8192 would leave one core a block of 1808 while the other works; 2 x 5000 does not.
     """
-    cores = os.cpu_count() or 1
+    n_cores = cores()
     blocks = -(-n_database // max(1, database_block))
-    if -(-n_queries // max(1, query_block)) * blocks < 4 * cores:
-        blocks = -(-blocks // cores) * cores
+    if -(-n_queries // max(1, query_block)) * blocks < 4 * n_cores:
+        blocks = -(-blocks // n_cores) * n_cores
     return max(1, -(-n_database // blocks))
-
-
-def block_pairs(n_queries: int, n_database: int, query_block: int = QUERY_BLOCK,
-                database_block: int = DATABASE_BLOCK) -> int:
-    """How many (query block, database block) tasks a search makes: its available parallelism.
-
-    Parameters
-    ----------
-    n_queries : int
-        Query rows.
-    n_database : int
-        Database rows.
-    query_block : int, optional
-        Query rows per task.
-    database_block : int, optional
-        Database rows per task.
-
-    Returns
-    -------
-    int
-        The number of block pairs.
-    """
-    database_block = _balanced(n_queries, n_database, query_block, database_block)
-    return -(-n_queries // max(1, query_block)) * -(-n_database // max(1, database_block))
-
-
-def compute(*arrays: da.Array, tasks: int | None = None) -> tuple[np.ndarray, ...]:
-    """Compute search results with one BLAS thread per dask thread (when there are ``tasks`` >= cores).
-
-    Threaded dask already runs one matmul per core. Letting each matmul also start its own BLAS threads
-    oversubscribes the cores, and on 2 cores that measured about 2x slower. A search of fewer blocks than cores
-    keeps BLAS's own threads instead.
-
-    Parameters
-    ----------
-    *arrays : dask.array.Array
-        The lazy results (e.g. both outputs of :func:`search`).
-    tasks : int, optional
-        The search's block pairs (:func:`block_pairs`); unknown means many.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        The computed arrays, in order.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return da.compute(*arrays)
-    if tasks is not None and tasks < (os.cpu_count() or 1):
-        return da.compute(*arrays)
-    with threadpool_limits(limits=1, user_api="blas"):
-        return da.compute(*arrays)
 
 
 def _query(ds: xr.Dataset, query: str | Sequence[str] | xr.Dataset | None,
@@ -545,8 +496,9 @@ def neighbors(
     -------
     xarray.Dataset
         Dims (``imagette``, ``rank``): ``neighbor`` (ids; ``""`` where there are fewer than ``k`` candidates, and
-        for every rank of a query whose embedding is not finite) and ``similarity`` (cosine; NaN there), with the
-        queries' coordinates along ``imagette``. Rows with non-finite embeddings are never neighbours.
+        for every rank of a query whose embedding is not finite or has a zero norm) and ``similarity`` (cosine;
+        NaN there), with the queries' coordinates along ``imagette``. Rows with non-finite or zero-norm
+        embeddings (no direction to compare) are never neighbours.
 
     Raises
     ------
@@ -569,10 +521,7 @@ def neighbors(
     ds = decode_embeddings(ds, features)
     qds, self_rows = _query(ds, query, features)
     qds = decode_embeddings(qds, features)
-    n_candidates = ds.sizes[S.IMAGETTE] - (1 if exclude_self and (self_rows >= 0).any() else 0)
-    if k > n_candidates:
-        raise ValueError(f"k={k} neighbours asked, but the Dataset offers only {n_candidates} candidates per query: "
-                         f"ask for k <= {n_candidates}.")
+    _check_k_fits(k, ds.sizes[S.IMAGETTE], exclude_self and bool((self_rows >= 0).any()))
     db, qx = ds[features], qds[features]
     ids = np.asarray(ds[S.IMAGETTE].values).astype(object)
     lookup = np.append(ids, np.array([""], dtype=object))  # index -1 -> ""

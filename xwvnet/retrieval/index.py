@@ -7,15 +7,16 @@ second of IVF (at recall 0.98), with a similar size (one byte per feature plus 2
 shorter build; IVF-PQ was 7x smaller but its recall (0.16) was useless at 2048-d without re-ranking (docs/retrieval.md).
 It is built from an embedding store (:func:`xwvnet.embed_store`) chunk by chunk: the quantisers are trained on a
 sample of whole store chunks, then the store is added block by block, so memory holds the index plus one block,
-never the store. Row ``i`` of the
-store is id ``i`` in the index; rows that are not (yet) finite (chunks still being embedded read as NaN) are
-left out and counted.
+never the store. Row ``i`` of the store is id ``i`` in the index; rows that are not (yet) finite (chunks still
+being embedded read as NaN) and zero-norm rows (no direction to compare) are left out and counted, as exact
+search leaves them out.
 
 The index is written beside the store (``<store>.index``, e.g. ``embeddings.zarr.index``) with a JSON sidecar
 (``<store>.index.json``) recording its provenance: the store's format version, the encoder and its weights hash,
-the imagette count and the first and last ids indexed, the faiss parameters and versions. :func:`open_index`
-refuses an index that does not match its store; :func:`update_index` adds the imagettes appended to the store
-since, without training again.
+the imagette count and the first and last ids indexed, the faiss parameters and versions, and the SHA-256 of
+the index file (written after it). :func:`open_index` refuses an index file whose bytes changed since (a changed
+byte in faiss's codes would silently change the neighbours found) and an index that does not match its store;
+:func:`update_index` adds the imagettes appended to the store since, without training again.
 
 faiss is an optional dependency: ``pip install xwvnet[faiss]`` (``faiss-cpu``). Building or opening an index
 without it raises :class:`ImportError` saying so; exact search (:func:`xwvnet.retrieval.search`) never needs it.
@@ -23,11 +24,11 @@ without it raises :class:`ImportError` saying so; exact search (:func:`xwvnet.re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,13 @@ from typing import Any
 import numpy as np
 
 from .. import schema as S
+from .._files import replacing
 from .._version import __version__
-from ..errors import XWVNetError, XWVNetWarning
+from ..errors import XWVNetError, XWVNetWarning, warn
+from ._rows import unit
 
 FORMAT = "xwvnet-retrieval-index"
-VERSION = 1
+VERSION = 2  # 2: the sidecar records the index file's SHA-256 ("sha256")
 SUFFIX = ".index"
 TRAIN_SIZE = 65_536  # imagettes the quantisers are trained on (at 2048 float32 features: 512 MB)
 ADD_BLOCK = 16_384  # imagettes read from the store and added per step (at 2048 features: 128 MB)
@@ -62,6 +65,10 @@ class RecallWarning(XWVNetWarning):
 
 class IndexMismatchError(XWVNetError, ValueError):
     """An index that does not belong to the embedding store it is used with (or is stale)."""
+
+
+class IndexIntegrityError(IndexMismatchError):
+    """An index file whose bytes are not those its sidecar records (changed, truncated, or saved without a hash)."""
 
 
 def _faiss() -> Any:
@@ -124,12 +131,16 @@ def default_nlist(n: int, train_size: int = TRAIN_SIZE) -> int:
 
 
 def _unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 unit rows (C order, as faiss wants) and the mask of finite rows."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    finite = np.isfinite(x).all(axis=1)
-    norms = np.linalg.norm(np.where(finite[:, None], x, 0), axis=1)
-    out = np.where(finite[:, None], x / np.maximum(norms, 1e-30)[:, None], 0).astype(np.float32)
-    return np.ascontiguousarray(out), finite
+    """float32 unit rows (C order, as faiss wants) and the mask of rows that can be compared (finite, non-zero norm;
+    the others are zero here and never added), by the rule exact search uses."""
+    out, bad = unit(x)
+    return np.ascontiguousarray(out), ~bad
+
+
+def _sha256(path: Path) -> str:
+    """The hex SHA-256 of a file, read in blocks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 @dataclass
@@ -153,7 +164,7 @@ class RetrievalIndex:
 
     @property
     def n(self) -> int:
-        """Store imagettes the index covers (added or skipped as non-finite)."""
+        """Store imagettes the index covers (added, or skipped as non-finite or zero-norm)."""
         return int(self.info["n"])
 
     @property
@@ -186,7 +197,7 @@ class RetrievalIndex:
         Parameters
         ----------
         queries : numpy.ndarray
-            (nq, feature) query embeddings (any scale; non-finite rows find nothing).
+            (nq, feature) query embeddings (any scale; non-finite and zero-norm rows find nothing).
         k : int
             Neighbours per query.
 
@@ -213,15 +224,17 @@ class RetrievalIndex:
         return sim, idx
 
     def save(self) -> None:
-        """Write the index, then its sidecar (the sidecar last: an index without one is refused)."""
+        """Write the index, then its sidecar with the index file's SHA-256 (the sidecar last: an index without one,
+        or whose bytes differ from the hash, is refused), each file whole or not at all."""
         faiss = _faiss()
         self.info["effort"] = self.effort
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        faiss.write_index(self.faiss_index, str(tmp))
-        os.replace(tmp, self.path)
-        side = _sidecar(self.path)
-        side.with_name(side.name + ".tmp").write_text(json.dumps(self.info, indent=1, sort_keys=True))
-        os.replace(side.with_name(side.name + ".tmp"), side)
+        with replacing(self.path) as tmp:
+            faiss.write_index(self.faiss_index, str(tmp))
+            digest = _sha256(tmp)
+        self.info["version"] = VERSION
+        self.info["sha256"] = digest
+        with replacing(_sidecar(self.path)) as tmp:
+            tmp.write_text(json.dumps(self.info, indent=1, sort_keys=True))
 
 
 def _store_facts(store: Any, features: str) -> tuple[Any, dict[str, Any]]:
@@ -467,9 +480,9 @@ def build_index(
     if exact is not None and len(exact.rows):
         tuning = _tune(out, exact, float(target_recall), TUNE_K, nlist if method == "ivf" else MAX_EFFORT)
         if not tuning["met"]:
-            warnings.warn(f"the index reaches recall@{TUNE_K} {tuning['recall']} at effort {tuning['effort']} (the "
-                          f"most tried), below the target {target_recall}: use quantizer='Flat', method='ivf' with "
-                          "more nlist, or a lower target.", RecallWarning, stacklevel=2)
+            warn(f"the index reaches recall@{TUNE_K} {tuning['recall']} at effort {tuning['effort']} (the most "
+                 f"tried), below the target {target_recall}: use quantizer='Flat', method='ivf' with more nlist, or "
+                 "a lower target.", RecallWarning)
     ids = ds[S.IMAGETTE].values
     name = str(ds.attrs.get("store", "<dataset>")) if given else locate(store).name
     info = {"format": FORMAT, "version": VERSION, "store": name, **facts, "features": features, "tuning": tuning,
@@ -499,6 +512,7 @@ def _read_index(path: Path) -> RetrievalIndex:
     if int(info.get("version", 0)) > VERSION:
         raise IndexMismatchError(f"{path} was written by a newer xwvnet (index version {info.get('version')}); "
                                  "upgrade xwvnet.")
+    _check_sha256(path, info)
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as error:
@@ -506,6 +520,22 @@ def _read_index(path: Path) -> RetrievalIndex:
     out = RetrievalIndex(path, info, index)
     out.effort = int(info.get("effort", out.effort))
     return out
+
+
+def _check_sha256(path: Path, info: dict[str, Any]) -> None:
+    """Refuse an index file whose SHA-256 is not the one its sidecar records, or whose sidecar records none."""
+    expected = info.get("sha256")
+    rebuild = ("rebuild it with xwvnet.retrieval.build_index(store, overwrite=True) "
+               "(or `xwvnet index STORE --overwrite`)")
+    if not isinstance(expected, str) or not expected:
+        raise IndexIntegrityError(f"{path} has no SHA-256 in its sidecar {_sidecar(path).name} (saved by an xwvnet "
+                                  "older than index version 2, or the sidecar was edited), so a changed byte in it "
+                                  f"could not be detected: {rebuild}.")
+    found = _sha256(path)
+    if found != expected:
+        raise IndexIntegrityError(f"{path} is not the file its sidecar describes: its SHA-256 is {found}, the sidecar "
+                                  f"records {expected} (the file was changed, truncated or replaced after it was "
+                                  f"saved): {rebuild}.")
 
 
 def check_index(index: RetrievalIndex, ds: Any, *, allow_more: bool = False) -> None:
@@ -569,6 +599,9 @@ def open_index(path: str | os.PathLike, store: str | os.PathLike | None = None) 
         If faiss is not installed.
     FileNotFoundError
         If there is no index (or no sidecar) at ``path``.
+    IndexIntegrityError
+        If the index file's SHA-256 differs from the one its sidecar records, or the sidecar records none (an
+        index saved by an xwvnet before index version 2): rebuild it with :func:`build_index`.
     IndexMismatchError
         If the files are not an xwvnet index, or do not match ``store``.
 
@@ -606,6 +639,8 @@ def update_index(store: str | os.PathLike, path: str | os.PathLike | None = None
 
     Raises
     ------
+    IndexIntegrityError
+        If the index file's SHA-256 differs from its sidecar's, or the sidecar records none: rebuild it.
     IndexMismatchError
         If the index belongs to another store or encoder, or the store holds fewer imagettes than indexed.
 
