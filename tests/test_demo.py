@@ -24,3 +24,79 @@ def test_demo_join_only_joins_inside_coverage_and_says_so(data_dir, tmp_path, ca
     assert (offsets <= np.timedelta64(1, "h")).all()
     out = capsys.readouterr().out
     assert "WV manifest" in out and "not joined" in out
+
+
+def texts_outside(fig) -> list[str]:
+    """Every drawn text (titles, labels, tick labels in view, annotations) whose extent leaves the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    tick_labels, shown = set(), []
+    for ax in fig.get_axes():
+        if not ax.get_visible():
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                for label in (tick.label1, tick.label2):
+                    tick_labels.add(id(label))
+                    if lo <= tick.get_loc() <= hi and tick.get_visible() and label.get_visible():
+                        shown.append(label)  # ticks beyond the view are never drawn
+    shown += [t for t in fig.findobj(Text) if id(t) not in tick_labels and t.get_visible()]
+    box, out = fig.bbox, []
+    for text in shown:
+        if not text.get_text().strip():
+            continue
+        e = text.get_window_extent(renderer)
+        if e.x0 < box.x0 - 0.5 or e.y0 < box.y0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y1 > box.y1 + 0.5:
+            out.append(f"{text.get_text()!r} at {e.bounds} in {box.bounds}")
+    return out
+
+
+def test_texts_outside_sees_a_clipped_title():
+    from matplotlib.figure import Figure
+
+    ax = Figure(figsize=(2, 2), layout="constrained").subplots()
+    ax.set_title("a title far wider than a two-inch figure can ever hold on one line", fontsize=9)
+    assert len(texts_outside(ax.figure)) == 1
+
+
+def test_demo_figures_never_clip_a_text(data_dir, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from xwvnet import demo, synthetic
+
+    from .conftest import make_imagettes
+    from .test_plot import embedded_imagettes
+
+    saved = []
+    original = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        saved.append((fig, kwargs))
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    ds = embedded_imagettes()
+    ds[S.EMBEDDING].attrs["encoder"] = "trained here (ResNet-18, SimCLR, a few CPU steps on 15 images)"
+    demo.demo_retrieval(ds, tmp_path, k=3)
+
+    def tiny(n, seed=0, size=(256, 256), **kwargs):
+        return make_imagettes(n, lines=16, samples=16, seed=seed).assign(
+            hs=(S.IMAGETTE, np.linspace(1, 6, n), {"units": "m"}))
+
+    with monkeypatch.context() as m:
+        m.setattr(synthetic, "imagettes", tiny)
+        # the names the demo gives its rows, the first as long as the one whose title was clipped
+        demo.demo_probe(tmp_path, n=30, encoders={
+            "trained here (ResNet-18, SimCLR, a few CPU steps on 15 images)": "image-statistics",
+            "random-resnet50 (weights not needed)": "image-statistics"})
+    demo.demo_join(tmp_path, data_dir, n=4)
+    assert {p.name for p in tmp_path.glob("*.png")} == {"retrieval.png", "probe_hs.png", "collocate_era5.png"}
+    assert len(saved) == 3
+    for fig, kwargs in saved:
+        assert kwargs.get("bbox_inches") == "tight"
+        assert texts_outside(fig) == []

@@ -211,7 +211,7 @@ def demo_retrieval(ds: xr.Dataset, out: str | Path, *, k: int = 4, query_id: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figure = plot.neighbor_panel(ds, query_id, k=k, result=found.sel({S.IMAGETTE: [query_id]}))
-    figure.savefig(out / "retrieval.png", dpi=110)
+    figure.savefig(out / "retrieval.png", dpi=110, bbox_inches="tight")
     print(f"saved {out / 'retrieval.png'}")
     return scores if scores is not None else found
 
@@ -250,7 +250,7 @@ def demo_probe(
     pairs = {name: (truth.sel({S.IMAGETTE: p[target][S.IMAGETTE]}).values, p[target].values)
              for name, p in predictions.items()}
     figure = plot.probe_comparison(pairs, target=target, units=str(truth.attrs.get("units", "")))
-    figure.savefig(out / f"probe_{target}.png", dpi=110)
+    figure.savefig(out / f"probe_{target}.png", dpi=110, bbox_inches="tight")
     table.to_csv(out / f"probe_{target}.csv")
     print(f"saved {out / f'probe_{target}.png'} and {out / f'probe_{target}.csv'}")
     return table
@@ -348,6 +348,6 @@ def demo_join(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = N
     plot.positions(manifest, ax=axes[-1], title=f"real WV imagettes of the manifest, {first[:10]}\n(positions only: "
                    "no ERA5 sample of that day)")
     figure = out / "collocate_era5.png"
-    fig.savefig(figure, dpi=100)
+    fig.savefig(figure, dpi=100, bbox_inches="tight")
     print(f"figure: {figure}")
     return table

@@ -8,6 +8,7 @@ notebook.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -56,6 +57,23 @@ def _tags(ds: xr.Dataset, imagette_id: str) -> str:
         return ""
     row = ds[S.LABELS].sel({S.IMAGETTE: imagette_id}).values
     return " ".join(str(c) for c, v in zip(ds[S.LABEL].values, row) if v == 1)
+
+
+def _fit(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` wrapped, line by line, to about ``width_inches`` at ``fontsize`` points (never cut: long words stay)."""
+    chars = max(8, int(0.9 * width_inches * 72 / (0.6 * fontsize)))  # DejaVu Sans: about 0.6 em a character
+    return "\n".join(textwrap.fill(line, chars, break_long_words=False) if line else line
+                     for line in text.split("\n"))
+
+
+def _set_title(ax: Axes, text: str, fontsize: float = 9) -> None:
+    """An axes title wrapped to the axes' width, so that a long encoder name never runs past the figure."""
+    ax.set_title(_fit(text, ax.bbox.width / ax.figure.dpi, fontsize), fontsize=fontsize)
+
+
+def _suptitle(fig: Figure | SubFigure, text: str, fontsize: float = 10) -> None:
+    """A figure title wrapped to the figure's width."""
+    fig.suptitle(_fit(text, fig.bbox.width / fig.dpi, fontsize), fontsize=fontsize)
 
 
 def _row_of_axes(axes: Sequence[Axes] | None, n: int,
@@ -195,11 +213,11 @@ def neighbor_panel(
     panels += [(n, f"#{r} cos={s:.{digits}f}\n{_tags(ds, n)}") for r, (n, s) in enumerate(zip(names, sims), start=1)]
     for ax, (name, title) in zip(axes, panels):
         ax.imshow(_valid_image(ds, name, var), cmap="gray", interpolation="nearest", origin="upper")
-        ax.set_title(title, fontsize=9)
+        _set_title(ax, title, 9)
         ax.set_xlabel(wrap_id(name), fontsize=6)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"nearest imagettes ({result.attrs.get('encoder', 'embedding')})", fontsize=10)
+    _suptitle(fig, f"nearest imagettes ({result.attrs.get('encoder', 'embedding')})", 10)
     return fig
 
 
@@ -244,7 +262,7 @@ def probe_scatter(truth: np.ndarray, predicted: np.ndarray, *, ax: Axes | None =
     unit = f" ({units})" if units else ""
     ax.set_xlabel(f"true{unit}")
     ax.set_ylabel(f"predicted{unit}")
-    ax.set_title(f"{title}\nRMSE {scores['rmse']:.3g}, R² {scores['r2']:.2f}".strip(), fontsize=9)
+    _set_title(ax, f"{title}\nRMSE {scores['rmse']:.3g}, R² {scores['r2']:.2f}".strip(), 9)
     return ax
 
 
@@ -279,7 +297,7 @@ def probe_comparison(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, targ
         probe_scatter(truth, pred, ax=ax, title=name, units=units)
     if not pairs:
         axes[0].text(0.5, 0.5, "no encoder could run", ha="center", va="center")
-    fig.suptitle(f"linear probe of {target} on the test imagettes", fontsize=10)
+    _suptitle(fig, f"linear probe of {target} on the test imagettes", 10)
     return fig
 
 
@@ -328,7 +346,7 @@ def learning_curve_panel(curve: xr.Dataset, metric: str | None = None, *, ax: Ax
     ax.set_xscale("log")
     ax.set_xlabel("training labels")
     ax.set_ylabel(metric)
-    ax.set_title(f"{curve.attrs.get('target', '')}: {metric} against labels", fontsize=10)
+    _set_title(ax, f"{curve.attrs.get('target', '')}: {metric} against labels", 10)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return ax
@@ -417,8 +435,8 @@ def positions(
     _coastlines(ax)
     _coloured_scatter(ax, ds[S.LONGITUDE].values, ds[S.LATITUDE].values, ds, color, label=label, cmap=cmap, s=30,
                       edgecolor="k", linewidth=0.3)
-    ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)", title=title)
-    ax.title.set_fontsize(9)
+    ax.set(xlabel="longitude (deg E)", ylabel="latitude (deg N)")
+    _set_title(ax, title, 9)
     return ax
 
 
@@ -564,5 +582,5 @@ def embedding_map(
     _coloured_scatter(ax, xy[:, 0], xy[:, 1], ds, color, keep=keep, cmap=cmap, s=14)
     ax.set(xlabel=labels[0], ylabel=labels[1])
     encoder = ds[features].attrs.get("encoder", features)
-    ax.set_title(f"{encoder} embeddings, {method.upper()}", fontsize=9)
+    _set_title(ax, f"{encoder} embeddings, {method.upper()}", 9)
     return ax
