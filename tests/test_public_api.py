@@ -136,3 +136,34 @@ def test_warnings_point_at_the_callers_line():
         warn("look here", XWVNetWarning)
     assert caught[0].filename == __file__
     assert caught[0].category is XWVNetWarning
+
+
+# Public functions defined under the same name in two modules, each pair in a room not yet renamed. Each entry names
+# the rooms; remove it when one of the two is renamed (with a deprecated alias where the old name is public API).
+_KNOWN_CLASHES = {
+    "locate": {"xwvnet.datasets", "xwvnet.io.storage"},  # rooms datasets.py and io/ (issue 21)
+    "main": {"xwvnet.cli", "xwvnet.training.recipe"},  # rooms cli.py and training/ (issue 21)
+}
+
+
+def _public_functions(module: types.ModuleType) -> dict[str, types.FunctionType]:
+    """The functions a module defines itself among its public names (``__all__``, else every non-underscore name)."""
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    return {n: v for n in names if inspect.isfunction(v := getattr(module, n, None))
+            and v.__module__ == module.__name__}
+
+
+def test_no_two_modules_define_a_public_function_of_the_same_name():
+    homes: dict[str, set[str]] = {}
+    for name in ["xwvnet", *_submodules()]:
+        for function in _public_functions(importlib.import_module(name)):
+            homes.setdefault(function, set()).add(name)
+    clashes = {f: m for f, m in homes.items() if len(m) > 1}
+    unexpected = {f: sorted(m) for f, m in clashes.items() if _KNOWN_CLASHES.get(f) != m}
+    assert not unexpected, f"public functions of the same name in several modules: {unexpected}"
+    stale = sorted(set(_KNOWN_CLASHES) - set(clashes))
+    assert not stale, f"{stale} no longer clash: remove them from _KNOWN_CLASHES"
+    # re-exports are not definitions: xwvnet.collocate is joins.collocation.collocate, counted once
+    assert homes["collocate"] == {"xwvnet.joins.collocation"}
