@@ -123,6 +123,29 @@ def test_int8_decodes_within_one_percent_and_keeps_top1_neighbours(tmp_path):
     assert kept >= 0.95
 
 
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(emb, tmp_path, monkeypatch):
+    """The file is written beside its name and renamed when whole (xwvnet._files.replacing)."""
+    from xwvnet.export import geoparquet
+
+    path = to_geoparquet(emb, tmp_path / "e.parquet", row_group_size=16)
+    before = path.read_bytes()
+    calls = []
+    table = geoparquet._table
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second row group: the first is already in the temporary file
+            raise OSError("disk full")
+        return table(*args, **kwargs)
+
+    monkeypatch.setattr(geoparquet, "_table", failing)
+    with pytest.raises(OSError, match="disk full"):
+        to_geoparquet(emb.isel({S.IMAGETTE: slice(0, 30)}), path, row_group_size=16, overwrite=True)
+    assert len(calls) == 2 and path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.parquet"]
+    np.testing.assert_array_equal(read_geoparquet(path)[S.EMBEDDING].values, emb[S.EMBEDDING].values)
+
+
 def test_non_finite_rows_are_null_and_read_back_as_nan(emb, tmp_path):
     x = emb.embedding.values.copy()
     x[5, 3] = np.nan

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from .._files import replacing
 from .._version import __version__
 
 GEOPARQUET_VERSION = "1.1.0"
@@ -354,23 +355,19 @@ def to_geoparquet(
         geo["columns"]["geometry"]["bbox"] = bbox
     metadata = {b"geo": json.dumps(geo).encode(), META_KEY: json.dumps(meta).encode()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     writer = None
-    try:
-        for start in range(0, max(n, 1), int(row_group_size)):
-            block = ds.isel({S.IMAGETTE: slice(start, start + int(row_group_size))}).load()
-            table = _table(block, features, dtype, one, two, pa, shapely)
-            table = table.replace_schema_metadata(metadata)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
-            writer.write_table(table, row_group_size=int(row_group_size))
-        writer.close()
-        writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+    with replacing(path) as tmp:  # the whole file or none: a failed write leaves the previous one
+        try:
+            for start in range(0, max(n, 1), int(row_group_size)):
+                block = ds.isel({S.IMAGETTE: slice(start, start + int(row_group_size))}).load()
+                table = _table(block, features, dtype, one, two, pa, shapely)
+                table = table.replace_schema_metadata(metadata)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+                writer.write_table(table, row_group_size=int(row_group_size))
+        finally:
+            if writer is not None:
+                writer.close()
     return path
 
 

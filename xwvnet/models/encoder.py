@@ -25,6 +25,7 @@ import pooch
 import torch
 from torch import nn
 
+from .._files import replacing
 from . import resnet
 from . import transforms as _transforms
 from .weights import (
@@ -340,26 +341,25 @@ class Encoder:
             )
         state = self.module.state_dict()
         check_finite(state, f"encoder {self.name!r}")
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        digest = pooch.file_hash(os.fspath(tmp), alg="sha256")  # verify_weights_file memoises by size, mtime
-        meta = {
-            **dict(self._metadata),
-            "format": ENCODER_SIDECAR_FORMAT,
-            "version": 1,
-            "name": self.name,
-            "weights": path.name,
-            "arch": self.arch,
-            "in_chans": self.in_chans,
-            "embedding_size": self.embedding_size,
-            "weights_sha256": digest,
-        }
-        if isinstance(self.transform, str):
-            meta["transform"] = self.transform
-        else:
-            meta.pop("transform", None)
-        write_sidecar(path, meta)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:  # the weights renamed into place after their sidecar, as before
+            torch.save(state, tmp)
+            digest = pooch.file_hash(os.fspath(tmp), alg="sha256")  # verify_weights_file memoises by size, mtime
+            meta = {
+                **dict(self._metadata),
+                "format": ENCODER_SIDECAR_FORMAT,
+                "version": 1,
+                "name": self.name,
+                "weights": path.name,
+                "arch": self.arch,
+                "in_chans": self.in_chans,
+                "embedding_size": self.embedding_size,
+                "weights_sha256": digest,
+            }
+            if isinstance(self.transform, str):
+                meta["transform"] = self.transform
+            else:
+                meta.pop("transform", None)
+            write_sidecar(path, meta)
         return Encoder.from_file(path, transform=self.transform)
 
     @classmethod

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import datasets
+from .._files import replacing
 from ..datasets import DataIntegrityError, DataUnavailableError, check_hash
 from ..errors import XWVNetError
 from . import resnet
@@ -398,7 +399,6 @@ def write_sidecar(path: str | os.PathLike, meta: Mapping[str, object]) -> Path:
     'w.json'
     """
     target = sidecar_path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(dict(meta), indent=2, default=str))
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        tmp.write_text(json.dumps(dict(meta), indent=2, default=str))
     return target
