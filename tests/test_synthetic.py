@@ -99,9 +99,9 @@ def test_metadata_is_realistic():
     lat, lon = ds[S.LATITUDE].values, ds[S.LONGITUDE].values
     assert np.isfinite(lat).all() and lat.min() >= -68 and lat.max() <= 72
     assert lon.min() >= -180 and lon.max() < 180
-    assert not synthetic._on_land(lat, lon).any()
+    assert synthetic._in_ocean(lat, lon).all()
     # a few well-known land points are off the mask: Sahara, Amazon, central Australia, Siberia
-    assert synthetic._on_land(np.array([23.0, -5.0, -25.0, 60.0]), np.array([10.0, -60.0, 134.0, 100.0])).all()
+    assert not synthetic._in_ocean(np.array([23.0, -5.0, -25.0, 60.0]), np.array([10.0, -60.0, 134.0, 100.0])).any()
     t2m = ds["t2m"].values
     assert t2m.min() > 245 and t2m.max() < 310
     assert spearmanr(np.abs(lat), t2m)[0] < -0.8
@@ -241,3 +241,86 @@ def test_imagettes_can_be_placed_in_a_region_and_time_window():
         synthetic.imagettes(2, region=(0, 10, 5, 5))
     with pytest.raises(ValueError, match="stop after start"):
         synthetic.imagettes(2, time=("2021-01-02", "2021-01-01"))
+
+
+# --- placement on the open ocean ------------------------------------------------------------------------------------
+def _natural_earth_land():
+    """Natural Earth's 1:110m countries (shipped with pyogrio's tests): an independent land mask, offline."""
+    pyogrio = pytest.importorskip("pyogrio")
+    shapely = pytest.importorskip("shapely")
+    from pathlib import Path
+
+    path = Path(pyogrio.__file__).parent / "tests" / "fixtures" / "naturalearth_lowres" / "naturalearth_lowres.shp"
+    if not path.is_file():
+        pytest.skip(f"no Natural Earth coastlines offline ({path})")
+    return shapely, shapely.union_all(pyogrio.read_dataframe(path).geometry.values)
+
+
+# everywhere (before the ocean boxes, 3 of 200 draws were on land), the demo's UK box inside the ERA5 GRIB sample
+# (104 of 200 on land before), off Iberia, and across the antimeridian among the atolls
+REGIONS = [None, (-9.5, 50.5, 1.5, 57.5), (-20.0, 40.0, -10.0, 50.0), (170.0, -10.0, -170.0, 10.0)]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_two_hundred_draws_none_on_land_by_natural_earth(region):
+    shapely, land = _natural_earth_land()
+    ds = synthetic.imagettes(200, seed=0, size=(16, 16), region=region)
+    lat, lon = ds[S.LATITUDE].values, ds[S.LONGITUDE].values
+    assert int(shapely.contains_xy(land, lon, lat).sum()) == 0
+    assert synthetic._in_ocean(lat, lon).all()
+    if region is not None:
+        west, south, east, north = region
+        assert ((lat >= south) & (lat <= north)).all()
+        assert (((lon >= west) & (lon <= east)) if west < east else ((lon >= west) | (lon <= east))).all()
+
+
+def test_two_hundred_draws_none_on_land_by_the_basin_mask(data_dir):
+    import xarray as xr
+
+    path = data_dir / "ocean_masks" / "basin_mask.nc"
+    if not path.is_file():
+        pytest.skip(f"{path} not in the data mirror")
+    ds = synthetic.imagettes(200, seed=1, size=(16, 16))
+    with xr.open_dataset(path) as mask:  # 1-degree cells, NaN on land
+        surface = mask.basin.isel(Z=0).load()
+    lon360 = np.mod(ds[S.LONGITUDE].values, 360.0)
+    cell = surface.sel(Y=xr.DataArray(ds[S.LATITUDE].values), X=xr.DataArray(lon360), method="nearest")
+    assert int(np.isnan(cell.values).sum()) == 0
+
+
+def test_ocean_boxes_hold_no_land_and_do_not_overlap():
+    shapely, land = _natural_earth_land()
+    boxes = [shapely.box(*b) for b in synthetic.OCEAN_BOXES]
+    for b, geometry in zip(synthetic.OCEAN_BOXES, boxes):
+        assert -180 <= b[0] < b[2] <= 180 and -90 <= b[1] < b[3] <= 90, b
+        assert not geometry.intersects(land), b
+    for i, a in enumerate(boxes):
+        for c in boxes[i + 1:]:
+            assert a.intersection(c).area == 0
+
+
+def test_draws_are_area_uniform_over_the_boxes():
+    ds = synthetic.imagettes(20000, seed=2, size=(16, 16))
+    lat, lon = ds[S.LATITUDE].values, ds[S.LONGITUDE].values
+    b = np.asarray(synthetic.OCEAN_BOXES)
+    area = (np.sin(np.radians(b[:, 3])) - np.sin(np.radians(b[:, 1]))) * (b[:, 2] - b[:, 0])
+    inside = ((lon[:, None] >= b[:, 0]) & (lon[:, None] <= b[:, 2]) & (lat[:, None] >= b[:, 1])
+              & (lat[:, None] <= b[:, 3]))
+    counts = inside.sum(0)
+    expected = 20000 * area / area.sum()
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected) + 5), np.c_[counts, expected.round()]
+    # within the largest box, sin(latitude) is uniform (area-uniform, not latitude-uniform)
+    big = int(np.argmax(area))
+    s = np.sin(np.radians(lat[inside[:, big]]))
+    lo, hi = np.sin(np.radians(b[big, [1, 3]]))
+    assert np.histogram(s, bins=5, range=(lo, hi))[0].std() < 4 * np.sqrt(counts[big] / 5)
+
+
+def test_a_region_without_open_ocean_is_refused_with_what_to_do():
+    with pytest.raises(ValueError, match="OCEAN_BOXES"):
+        synthetic.imagettes(2, region=(0.0, 15.0, 20.0, 30.0))  # the Sahara
+    with pytest.raises(ValueError, match="open sea"):
+        synthetic.imagettes(2, region=(20.0, -30.0, 30.0, -20.0))  # southern Africa
+    same = synthetic.imagettes(3, seed=3, size=(16, 16), region=(340.0, 40.0, 350.0, 50.0))  # = (-20, 40, -10, 50)
+    assert synthetic._in_ocean(same[S.LATITUDE].values, same[S.LONGITUDE].values).all()
+    assert ((same[S.LONGITUDE] >= -20) & (same[S.LONGITUDE] <= -10)).all()

@@ -40,23 +40,43 @@ _T_STOP = np.datetime64("2025-01-01T00:00:00", "ns")
 _S1B_LIFE = (np.datetime64("2016-04-25", "ns"), np.datetime64("2021-12-23", "ns"))
 _ORBIT_EPOCH = {"s1a": np.datetime64("2014-04-03", "ns"), "s1b": np.datetime64("2016-04-25", "ns")}
 _ORBIT_NS = 12 * 86400 * 10**9 / 175  # 175 orbits per 12-day repeat cycle
-_LAND_BOXES = np.array(
-    [  # (lat_min, lat_max, lon_min, lon_max): a crude continent mask, erring towards land
-        (55, 72, -168, -55), (48, 55, -130, -55), (25, 48, -125, -65), (7, 32, -118, -77), (-56, 13, -82, -34),
-        (36, 72, -11, 180), (-35, 37, -18, 52),
-        (5, 36, 35, 122), (-11, 6, 95, 141), (-39, -11, 113, 154), (-47, -34, 166, 179), (59, 84, -74, -11),
-        (63, 67, -25, -13), (50, 59, -11, 2), (30, 46, 129, 146), (-26, -12, 43, 51),
-    ],
-    dtype=float,
+#: Where synthetic imagettes are placed: boxes (west, south, east, north, degrees) of open ocean, made by hand so
+#: that each holds no land at all, not even an atoll (checked against Natural Earth's coastlines and a 1-degree
+#: land mask, and against the small islands those miss: Azores, Canaries, Cape Verde, Mascarenes, Kerguelen,
+#: Crozet, Heard, Bouvet, the Scotia arc, the atolls of the central Pacific, ...). The boxes do not overlap, so a
+#: draw area-uniform over their union is area-uniform in each. They cover part of every ocean basin between 62S
+#: and 71N, not all of the ocean: coastal seas, archipelagos and the tropical western Pacific are left out.
+OCEAN_BOXES: tuple[tuple[float, float, float, float], ...] = (
+    # North Pacific
+    (-180.0, 30.0, -130.0, 50.0), (150.0, 30.0, 180.0, 44.0), (-150.0, 50.0, -137.0, 56.0),
+    (-152.0, 15.0, -122.0, 30.0), (137.0, 12.0, 143.0, 24.0),
+    # central and eastern tropical Pacific, between the atolls
+    (172.0, 10.0, 180.0, 15.0), (-180.0, 2.0, -165.0, 15.0), (178.0, -5.0, 180.0, 10.0), (-180.0, -5.0, -178.0, 2.0),
+    (-150.0, 0.0, -112.0, 15.0), (-130.0, -20.0, -95.0, 0.0),
+    # South Pacific, Tasman Sea
+    (-170.0, -40.0, -150.0, -30.0), (-140.0, -40.0, -85.0, -30.0), (-175.0, -57.0, -80.0, -40.0),
+    (155.0, -42.0, 168.0, -33.0),
+    # Southern Ocean, north of Antarctica and clear of the Scotia arc
+    (-180.0, -62.0, -70.0, -57.0), (-70.0, -60.5, -48.0, -57.0), (-44.0, -62.0, -30.0, -57.0),
+    (-24.0, -62.0, 180.0, -57.0),
+    # South Atlantic
+    (-32.0, -55.0, -12.0, -42.0), (5.0, -52.0, 30.0, -40.0), (-12.0, -32.0, 5.0, -18.0), (-27.0, -32.0, -12.0, -10.0),
+    # tropical and North Atlantic, Norwegian and Labrador Seas
+    (-28.0, -5.0, -16.0, 5.0), (-50.0, 8.0, -30.0, 18.0), (-60.0, 20.0, -30.0, 30.0), (-62.0, 33.0, -35.0, 42.0),
+    (-45.0, 43.0, -20.0, 55.0), (-20.0, 36.0, -10.5, 50.0), (-4.0, 62.5, 4.0, 71.0), (-56.0, 55.5, -50.0, 60.0),
+    # seas around the British Isles: North Sea, Celtic Sea
+    (-0.5, 55.0, 6.0, 57.5), (-10.5, 50.5, -5.6, 51.2),
+    # Indian Ocean
+    (65.0, -35.0, 108.0, -15.0), (40.0, -44.0, 75.0, -36.0), (80.0, -45.0, 112.0, -35.0), (80.0, -57.0, 140.0, -45.0),
+    (60.0, 8.0, 70.0, 18.0), (84.0, 8.0, 90.0, 16.0),
 )
 
 # one hash stream per scalar parameter, so that adding a parameter never changes the others
 _STREAMS = {name: k for k, name in enumerate((
     "time", "mission", "pass", "heading", "incidence", "wind_speed", "wind_direction", "development", "swell",
     "peak_wavelength", "wave_direction", "spreading", "gamma", "t2m_a", "t2m_b", "valid_lines", "valid_samples",
-    "WS", "MC", "RC", "BS", "SI", "lat", "lon",
+    "WS", "MC", "RC", "BS", "SI", "lat", "lon", "box",
 ))}
-_N_POSITION_TRIES = 8
 _LOOKS = 8.0  # equivalent number of looks of the quicklook speckle
 
 
@@ -92,37 +112,49 @@ def _pixel_rng(seed: int, index: int) -> np.random.Generator:
 
 # --------------------------------------------------------------------------- per-imagette parameters
 
-def _on_land(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    b = _LAND_BOXES
-    inside = ((lat[..., None] >= b[:, 0]) & (lat[..., None] <= b[:, 1])
-              & (lon[..., None] >= b[:, 2]) & (lon[..., None] <= b[:, 3]))
+def _in_ocean(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """True where a position lies inside one of :data:`OCEAN_BOXES` (the synthetic ocean mask)."""
+    b = np.asarray(OCEAN_BOXES, dtype=float)
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    inside = ((lon[..., None] >= b[:, 0]) & (lon[..., None] <= b[:, 2])
+              & (lat[..., None] >= b[:, 1]) & (lat[..., None] <= b[:, 3]))
     return inside.any(-1)
+
+
+def _ocean_in(region: tuple[float, float, float, float] | None) -> np.ndarray:
+    """The parts of :data:`OCEAN_BOXES` inside ``region`` (west, south, east, north; west > east crosses 180)."""
+    b = np.asarray(OCEAN_BOXES, dtype=float)
+    if region is None:
+        return b
+    west, south, east, north = region
+    width = (east - west) % 360.0 or 360.0  # any longitude convention; west > east crosses the antimeridian
+    w = (west + 180.0) % 360.0 - 180.0
+    spans = [(w, w + width)] if w + width <= 180.0 else [(w, 180.0), (-180.0, w + width - 360.0)]
+    parts = [np.column_stack([np.maximum(b[:, 0], w), np.maximum(b[:, 1], south),
+                              np.minimum(b[:, 2], e), np.minimum(b[:, 3], north)]) for w, e in spans]
+    clipped = np.concatenate(parts)
+    return clipped[(clipped[:, 0] < clipped[:, 2]) & (clipped[:, 1] < clipped[:, 3])]
 
 
 def _positions(
     seed: int, index: np.ndarray, region: tuple[float, float, float, float] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Open-ocean positions: area-uniform draws in 68S-72N (or in ``region``: west, south, east, north), the first
-    of a few tries that is off the land mask."""
-    west, south, east, north = region if region is not None else (-180.0, -68.0, 180.0, 72.0)
-    width = (east - west) % 360.0 or 360.0  # a box may cross the antimeridian (west > east)
-    s_lo, s_hi = np.sin(np.radians(south)), np.sin(np.radians(north))
-    lat, lon = np.empty(index.shape), np.empty(index.shape)
-    todo = np.arange(index.size)
-    for attempt in range(_N_POSITION_TRIES):  # later tries only for the (few) imagettes still on land
-        sub = index[todo]
-        la = np.degrees(np.arcsin(s_lo + (s_hi - s_lo) * _uniform(seed, sub, "lat", attempt)))
-        lo = (west + width * _uniform(seed, sub, "lon", attempt) + 180.0) % 360.0 - 180.0
-        lat[todo], lon[todo] = la, lo
-        todo = todo[_on_land(la, lo)]
-        if not todo.size:
-            break
-    if region is not None:  # a box mostly over land: keep the last draw, inside the box
-        return lat, lon
-    # all tries on land (rare): the central Pacific, in the last try's latitude band
-    lat[todo] = np.clip(lat[todo], -40.0, 40.0)
-    lon[todo] = -170.0 + 40.0 * _uniform(seed, index[todo], "lon", _N_POSITION_TRIES)
-    return lat, lon
+    """Open-ocean positions: area-uniform over :data:`OCEAN_BOXES` (or over their parts inside ``region``).
+
+    Each imagette picks a box with probability proportional to its area on the sphere, then a point
+    area-uniformly inside it; the boxes do not overlap, so the draw is area-uniform over their union.
+    """
+    boxes = _ocean_in(region)
+    if not boxes.size:  # checked at the public edge; kept here so that no caller ever draws on land
+        raise ValueError(f"region {region!r} holds none of the open ocean of xwvnet.synthetic.OCEAN_BOXES.")
+    s_lo, s_hi = np.sin(np.radians(boxes[:, 1])), np.sin(np.radians(boxes[:, 3]))
+    area = (s_hi - s_lo) * (boxes[:, 2] - boxes[:, 0])
+    which = np.searchsorted(np.cumsum(area) / area.sum(), _uniform(seed, index, "box"), side="right")
+    which = np.minimum(which, boxes.shape[0] - 1)
+    box = boxes[which]
+    lat = np.degrees(np.arcsin(s_lo[which] + (s_hi[which] - s_lo[which]) * _uniform(seed, index, "lat")))
+    lon = box[:, 0] + (box[:, 2] - box[:, 0]) * _uniform(seed, index, "lon")
+    return np.clip(lat, box[:, 1], box[:, 3]), np.clip(lon, box[:, 0], np.nextafter(box[:, 2], box[:, 0]))
 
 
 Place = tuple[tuple[float, float, float, float] | None, tuple[int, int] | None]
@@ -381,6 +413,11 @@ def _place(region: tuple[float, float, float, float] | None, time: tuple | None)
         if not -90.0 <= south < north <= 90.0 or not all(np.isfinite([west, east])):
             raise ValueError(f"region must have -90 <= south < north <= 90 and finite longitudes, got {region!r}.")
         box = (west, south, east, north)
+        if not _ocean_in(box).size:
+            raise ValueError(
+                f"region {region!r} holds none of the open ocean where synthetic imagettes are placed "
+                "(xwvnet.synthetic.OCEAN_BOXES, boxes with no land): give a region over the open sea, e.g. one "
+                "of OCEAN_BOXES as (west, south, east, north).")
     window = None
     if time is not None:
         if len(tuple(time)) != 2:
@@ -444,9 +481,9 @@ def imagettes(
     pixel_size : float, default PIXEL_SIZE
         Pixel spacing in metres (40 m: 256 pixels span about 10 km).
     region : tuple of float, optional
-        ``(west, south, east, north)`` in degrees: place the imagettes area-uniformly in this box (off land where a
-        few tries allow; ``west > east`` crosses the antimeridian), e.g. inside the coverage of a reanalysis file
-        to join with. Default: the open ocean between 68S and 72N.
+        ``(west, south, east, north)`` in degrees: place the imagettes area-uniformly on the open ocean inside
+        this box (the parts of :data:`OCEAN_BOXES` in it; ``west > east`` crosses the antimeridian), e.g. inside
+        the coverage of a reanalysis file to join with. Default: all of :data:`OCEAN_BOXES` (62S to 71N).
     time : tuple, optional
         ``(start, stop)`` (strings or datetime64, UTC): draw times uniformly in this window. Default 2015-2024.
 
@@ -464,7 +501,8 @@ def imagettes(
     ------
     ValueError
         If ``n`` is negative or not an integer, ``seed`` is outside [0, 2**64), ``size`` is not two sizes of at
-        least 16, ``chunks`` is below 1, ``pixel_size`` is not positive, or ``region``/``time`` are malformed.
+        least 16, ``chunks`` is below 1, ``pixel_size`` is not positive, ``region``/``time`` are malformed, or
+        ``region`` holds none of :data:`OCEAN_BOXES` (it is all land, or coast).
 
     Examples
     --------
