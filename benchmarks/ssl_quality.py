@@ -129,7 +129,7 @@ def main() -> None:
             for seed in args.seeds:
                 out = Path(tmp) / f"{cell}-{seed}"
                 t1 = time.perf_counter()
-                weights = train(unlabelled, out_dir=out, arch=args.arch, seed=seed, max_seconds=args.seconds,
+                weights = train(unlabelled, out, arch=args.arch, seed=seed, max_seconds=args.seconds,
                                 progress=False, device=args.device, **CELLS[cell])
                 took = time.perf_counter() - t1
                 meta = json.loads((out / "encoder.json").read_text())

@@ -87,7 +87,7 @@ def _full_loop(store: Path, out: Path, arch: str, size: int, batch: int, steps: 
     """Imagettes/s of ``xwvnet.train`` from the store, over the steps after ``warmup``."""
     from xwvnet.training import train
 
-    train(store, out_dir=out, arch=arch, image_size=size, batch_size=batch, steps=warmup + steps, device=device,
+    train(store, out, arch=arch, image_size=size, batch_size=batch, steps=warmup + steps, device=device,
           num_workers=workers, checkpoint_every=10**9, progress=False, precision=precision)
     with (out / "loss.csv").open() as f:
         rates = [float(r["images_per_s"]) for r in csv.DictReader(f)][warmup:]

@@ -25,7 +25,7 @@ from xwvnet.training import CheckpointError, load_checkpoint, nt_xent, train
 from xwvnet.training.checkpoint import rng_state, set_rng_state
 from xwvnet.training.head import ProjectionHead, SimCLR
 from xwvnet.training.loss import simclr_loss
-from xwvnet.training.simclr import WarmupCosine, lr_at
+from xwvnet.training.simclr import WarmupCosine
 
 torch.set_num_threads(1)
 TINY = dict(image_size=32, batch_size=16, warmup_steps=1, lr=3e-3, progress=False)
@@ -74,7 +74,16 @@ def test_nt_xent_is_low_for_matching_pairs_and_high_for_swapped_ones():
     assert float(nt_xent(z, z.roll(1, 0), 0.1)) > 5
 
 
+def lr_at(step: int, *, steps: int, lr: float, warmup_steps: int) -> float:
+    """The schedule's formula, written out here: linear warm-up to ``lr``, then half a cosine down to 0."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))))
+
+
 def test_schedule_warms_up_then_decays_to_zero():
+    assert [WarmupCosine(100, 10)(s) for s in range(101)] == pytest.approx(
+        [lr_at(s, steps=100, lr=1.0, warmup_steps=10) for s in range(101)], rel=1e-12)
     lrs = [lr_at(s, steps=100, lr=1.0, warmup_steps=10) for s in range(101)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[100] == pytest.approx(0.0)
@@ -94,7 +103,7 @@ def test_the_scheduler_follows_lr_at():
 
 # --- a tiny run ------------------------------------------------------------------------------------------------------
 def test_tiny_run_learns_and_its_encoder_loads_and_embeds(waves, tmp_path):
-    path = train(waves, out_dir=tmp_path, steps=8, seed=0, **TINY)
+    path = train(waves, tmp_path, steps=8, seed=0, **TINY)
     losses = _losses(tmp_path)
     assert len(losses) == 8 and all(map(math.isfinite, losses))
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
@@ -106,14 +115,15 @@ def test_tiny_run_learns_and_its_encoder_loads_and_embeds(waves, tmp_path):
     assert meta["data"]["ids_sha256"] and meta["config"]["seed"] == 0
     # the sidecar's format record and what load_encoder reads back, beside the run's own keys
     assert meta["format"] == "xwvnet-encoder" and meta["version"] == 1 and meta["name"] == tmp_path.name
-    assert meta["in_chans"] == 3 and meta["transform"] == "wvnet" and meta["embedding_size"] == 512
+    assert meta["in_chans"] == 3 and meta["transform"] == "wvnet-reflect" and meta["embedding_size"] == 512
     assert meta["stopped"] == "finished" and meta["config"]["precision"] == "float32"  # auto on the CPU
     assert meta["provenance"]["imagettes"] == 64 and meta["provenance"]["steps_done"] == 8
     assert set(meta["versions"]) == {"xwvnet", "torch"}
 
     encoder = xwvnet.load_encoder(path)
     assert encoder.arch == "resnet18"
-    assert encoder.name == tmp_path.name and encoder.transform == "wvnet" and encoder.metadata["steps_done"] == 8
+    assert encoder.name == tmp_path.name and encoder.transform == "wvnet-reflect"
+    assert encoder.metadata["steps_done"] == 8
     embedded = xwvnet.embed(waves.isel({S.IMAGETTE: slice(0, 4)}), encoder=path)
     emb = embedded[S.EMBEDDING].values
     assert emb.shape == (4, 512) and np.isfinite(emb).all()
@@ -121,12 +131,12 @@ def test_tiny_run_learns_and_its_encoder_loads_and_embeds(waves, tmp_path):
 
 def test_interrupted_run_resumes_exactly(waves, tmp_path):
     straight = tmp_path / "straight"
-    train(waves, out_dir=straight, steps=4, seed=1, checkpoint_every=2, **TINY)
+    train(waves, straight, steps=4, seed=1, checkpoint_every=2, **TINY)
     broken = tmp_path / "broken"
-    train(waves, out_dir=broken, steps=4, seed=1, checkpoint_every=2, stop_at_step=3, **TINY)
+    train(waves, broken, steps=4, seed=1, checkpoint_every=2, stop_at_step=3, **TINY)
     assert load_checkpoint(broken / "checkpoint.pt")["step"] == 3
     assert json.loads((broken / "encoder.json").read_text())["stopped"] == "stop_at_step"
-    train(waves, out_dir=broken, steps=4, seed=1, checkpoint_every=2, resume=True, **TINY)
+    train(waves, broken, steps=4, seed=1, checkpoint_every=2, resume=True, **TINY)
     assert _losses(broken) == _losses(straight)  # same seed: same curve, across the interruption too
     assert load_checkpoint(broken / "checkpoint.pt")["step"] == 4
     a = torch.load(straight / "encoder.pt", weights_only=True)
@@ -159,7 +169,7 @@ def _assert_same(a, b) -> None:
 
 
 def test_the_stopped_run_saves_the_scheduler_at_its_step(waves, tmp_path):
-    train(waves, out_dir=tmp_path, steps=6, seed=1, stop_at_step=3, **TINY)
+    train(waves, tmp_path, steps=6, seed=1, stop_at_step=3, **TINY)
     saved = load_checkpoint(tmp_path / "checkpoint.pt")
     assert saved["version"] == 2 and saved["scheduler"]["last_epoch"] == 3
     expected = lr_at(3, steps=6, lr=TINY["lr"], warmup_steps=1)
@@ -186,14 +196,14 @@ def test_rng_states_round_trip_through_a_safe_file(tmp_path):
 
 
 def test_resume_restores_every_rng(waves, tmp_path):
-    train(waves, out_dir=tmp_path, steps=4, seed=1, stop_at_step=2, **TINY)
+    train(waves, tmp_path, steps=4, seed=1, stop_at_step=2, **TINY)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     planted = _seeded_states(99)  # not what the run's seed gives: only a restore brings these back
     ckpt["rng"] = [planted]
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     (tmp_path / "checkpoint.json").unlink()  # edited by hand: its recorded hash no longer holds (checked below)
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
-    train(waves, out_dir=tmp_path, steps=4, seed=1, resume=True, **TINY)
+    train(waves, tmp_path, steps=4, seed=1, resume=True, **TINY)
     # nothing in the loop draws from the global generators, so they end as the checkpoint left them
     _assert_same(rng_state(), planted)
     _assert_same(load_checkpoint(tmp_path / "checkpoint.pt")["rng"], [planted])
@@ -201,9 +211,9 @@ def test_resume_restores_every_rng(waves, tmp_path):
 
 def test_a_version_1_checkpoint_still_resumes_exactly(waves, tmp_path):
     straight = tmp_path / "straight"
-    train(waves, out_dir=straight, steps=4, seed=1, **TINY)
+    train(waves, straight, steps=4, seed=1, **TINY)
     old = tmp_path / "old"
-    train(waves, out_dir=old, steps=4, seed=1, stop_at_step=3, **TINY)
+    train(waves, old, steps=4, seed=1, stop_at_step=3, **TINY)
     ckpt = torch.load(old / "checkpoint.pt", weights_only=True)
     config = json.loads(ckpt["config"])
     config["precision"] = "fp32"  # the old spelling, as version 1 wrote it
@@ -214,7 +224,7 @@ def test_a_version_1_checkpoint_still_resumes_exactly(waves, tmp_path):
     del ckpt["scaler"]
     torch.save(ckpt, old / "checkpoint.pt")
     (old / "checkpoint.json").unlink()  # version 1 wrote no sidecar
-    train(waves, out_dir=old, steps=4, seed=1, resume=True, **TINY)
+    train(waves, old, steps=4, seed=1, resume=True, **TINY)
     assert _losses(old) == _losses(straight) and _lrs(old) == _lrs(straight)
     rebuilt, kept = (load_checkpoint(p / "checkpoint.pt")["scheduler"] for p in (old, straight))
     for key in ("last_epoch", "_last_lr", "base_lrs", "lr_lambdas"):  # not torch's call counter _step_count
@@ -225,15 +235,15 @@ def test_a_version_1_checkpoint_still_resumes_exactly(waves, tmp_path):
 @pytest.mark.parametrize("old,new", [("fp32", "float32"), ("bf16", "bfloat16")])
 def test_old_precision_spellings_are_refused_naming_the_new_ones(waves, tmp_path, old, new):
     with pytest.raises(ValueError, match=f"old spelling: use '{new}'.*'auto', 'float32', 'bfloat16', 'float16'"):
-        train(waves, out_dir=tmp_path, steps=1, precision=old, **TINY)
+        train(waves, tmp_path, steps=1, precision=old, **TINY)
     with pytest.raises(ValueError, match="precision must be one of"):
-        train(waves, out_dir=tmp_path, steps=1, precision="half", **TINY)
+        train(waves, tmp_path, steps=1, precision="half", **TINY)
     assert not (tmp_path / "encoder.pt").exists()
 
 
 @pytest.mark.parametrize("precision", ["bfloat16", "float16"])
 def test_reduced_precision_trains_on_the_cpu(waves, tmp_path, precision):
-    train(waves, out_dir=tmp_path, steps=2, seed=0, precision=precision, device="cpu", **TINY)
+    train(waves, tmp_path, steps=2, seed=0, precision=precision, device="cpu", **TINY)
     losses = _losses(tmp_path)
     assert len(losses) == 2 and all(map(math.isfinite, losses))
     meta = json.loads((tmp_path / "encoder.json").read_text())
@@ -245,13 +255,13 @@ def test_reduced_precision_trains_on_the_cpu(waves, tmp_path, precision):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error(waves, tmp_path):
     with pytest.raises(ValueError, match="no visible CUDA GPU"):
-        train(waves, out_dir=tmp_path, steps=1, device="cuda", **TINY)
+        train(waves, tmp_path, steps=1, device="cuda", **TINY)
 
 
 def test_a_bad_checkpoint_is_refused(waves, tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable"):
-        train(waves, out_dir=tmp_path, steps=2, resume=True, **TINY)
+        train(waves, tmp_path, steps=2, resume=True, **TINY)
 
     class Evil:
         def __reduce__(self):
@@ -267,18 +277,18 @@ def test_a_bad_checkpoint_is_refused(waves, tmp_path):
 
 
 def test_resume_with_other_settings_is_refused(waves, tmp_path):
-    train(waves, out_dir=tmp_path, steps=2, seed=0, **TINY)
+    train(waves, tmp_path, steps=2, seed=0, **TINY)
     with pytest.raises(CheckpointError, match="configuration changed.*temperature"):
-        train(waves, out_dir=tmp_path, steps=2, seed=0, temperature=0.2, resume=True, **TINY)
+        train(waves, tmp_path, steps=2, seed=0, temperature=0.2, resume=True, **TINY)
 
 
 def test_init_from_a_trained_encoder_and_arch_mismatch(waves, tmp_path):
-    first = train(waves, out_dir=tmp_path / "a", steps=1, **TINY)
-    second = train(waves, out_dir=tmp_path / "b", steps=1, init=first, **TINY)
+    first = train(waves, tmp_path / "a", steps=1, **TINY)
+    second = train(waves, tmp_path / "b", steps=1, init=first, **TINY)
     assert json.loads((tmp_path / "b" / "encoder.json").read_text())["config"]["init"] == str(first)
     assert torch.load(second, weights_only=True).keys() == torch.load(first, weights_only=True).keys()
     with pytest.raises(ValueError, match="arch='resnet50' but"):
-        train(waves, out_dir=tmp_path / "c", steps=1, init=first, arch="resnet50", **TINY)
+        train(waves, tmp_path / "c", steps=1, init=first, arch="resnet50", **TINY)
 
 
 # --- DDP -------------------------------------------------------------------------------------------------------------
@@ -310,7 +320,7 @@ def _ddp_worker(rank: int, world: int, ports: tuple[int, int], out: str, store: 
     dist.destroy_process_group()
     # the whole entry point, as under torchrun (it joins the group from the environment; a fresh port)
     os.environ["MASTER_PORT"] = str(ports[1])
-    train(store, out_dir=Path(out) / "run", steps=2, device="cpu", **TINY)
+    train(store, Path(out) / "run", steps=2, device="cpu", **TINY)
 
 
 def _free_ports() -> tuple[int, int]:
@@ -349,14 +359,11 @@ def test_ddp_two_processes_match_one_process(waves, tmp_path):
     resnet18().load_state_dict(torch.load(tmp_path / "run" / "encoder.pt", weights_only=True), strict=True)
 
 
-def test_train_briefly_stops_in_time_and_says_so(waves, tmp_path):
-    from xwvnet.training import train_briefly
-
-    path = train_briefly(waves.isel({S.IMAGETTE: slice(0, 15)}), tmp_path, seconds=0.5, image_size=32,
-                         progress=False)
+def test_max_seconds_stops_in_time_and_says_so(waves, tmp_path):
+    path = train(waves, tmp_path, steps=10_000, seed=0, max_seconds=0.5, **TINY)
     meta = json.loads((tmp_path / "encoder.json").read_text())
-    assert meta["stopped"] == "max_seconds" and 1 <= meta["steps_done"] < 200
-    assert meta["config"]["batch_size"] == 8  # the largest power of two the 15 imagettes allow
+    assert meta["stopped"] == "max_seconds" and 1 <= meta["steps_done"] < 10_000
+    assert meta["config"]["steps"] == 10_000  # the schedule still follows steps: resume=True finishes the curve
     resnet18().load_state_dict(torch.load(path, weights_only=True), strict=True)
 
 
@@ -365,4 +372,4 @@ def test_xwvnet_train_is_the_function_after_a_submodule_import():
 
     assert callable(xwvnet.train)
     with pytest.raises(TypeError, match="expected an imagette Dataset"):
-        xwvnet.train(42, out_dir="unused")
+        xwvnet.train(42, "unused")

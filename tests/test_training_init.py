@@ -57,8 +57,9 @@ def test_continued_training_changes_held_out_embeddings_less_than_a_fresh_run(tm
     unlabelled, held_out = data
     # the stand-in for published weights: the kernels a fresh run with seed=3 starts from, with measured statistics
     standin = _standin(unlabelled, tmp_path / "standin.pt")
-    continued = xwvnet.train(unlabelled, out_dir=tmp_path / "continued", init=str(standin.path), **SHORT)
-    fresh = xwvnet.train(unlabelled, out_dir=tmp_path / "fresh", arch="resnet18", **SHORT)
+    continued = xwvnet.train(unlabelled, tmp_path / "continued", init=str(standin.path), **SHORT)
+    # the same embedding transform as the stand-in's, so that only the weights differ
+    fresh = xwvnet.train(unlabelled, tmp_path / "fresh", arch="resnet18", transform="wvnet", **SHORT)
 
     meta = json.loads((tmp_path / "continued" / "encoder.json").read_text())
     assert meta["config"]["init"] == str(standin.path) and meta["config"]["arch"] == "resnet18"
@@ -74,9 +75,9 @@ def test_continued_training_changes_held_out_embeddings_less_than_a_fresh_run(tm
 def test_init_weights_set_the_architecture_and_an_explicit_lr_wins(tmp_path, data):
     unlabelled, _ = data
     standin = Encoder("stand-in", "resnet18", seed=0).save(tmp_path / "standin.pt")
-    xwvnet.train(unlabelled, out_dir=tmp_path / "run", init=str(standin.path), lr=5e-4,
+    xwvnet.train(unlabelled, tmp_path / "run", init=str(standin.path), lr=5e-4,
                  **{**SHORT, "steps": 1})
     config = json.loads((tmp_path / "run" / "encoder.json").read_text())["config"]
     assert config["arch"] == "resnet18" and config["lr"] == pytest.approx(5e-4)
     with pytest.raises(ValueError, match="resnet34"):
-        xwvnet.train(unlabelled, out_dir=tmp_path / "other", init=str(standin.path), arch="resnet34", **SHORT)
+        xwvnet.train(unlabelled, tmp_path / "other", init=str(standin.path), arch="resnet34", **SHORT)

@@ -38,7 +38,7 @@ def waves():
 def finished(waves, tmp_path_factory) -> Path:
     """A finished 2-step run (do not modify: copy what a test damages)."""
     out = tmp_path_factory.mktemp("finished")
-    train(waves, out_dir=out, steps=2, seed=0, **TINY)
+    train(waves, out, steps=2, seed=0, **TINY)
     return out
 
 
@@ -58,20 +58,20 @@ def test_a_finished_run_is_not_overwritten_without_resume_or_overwrite(waves, fi
     run = _copy_run(finished, tmp_path / "run")
     before = {f.name: _digest(f) for f in run.iterdir()}
     with pytest.raises(FileExistsError, match=r"already holds the outputs.*encoder\.pt.*resume=True.*overwrite=True"):
-        train(waves, out_dir=run, steps=2, seed=1, **TINY)
+        train(waves, run, steps=2, seed=1, **TINY)
     assert {f.name: _digest(f) for f in run.iterdir()} == before  # nothing touched
     for name in ("encoder.pt", "checkpoint.pt", "loss.csv"):  # any one of them is a run's output
         alone = tmp_path / f"only-{name}"
         alone.mkdir()
         (alone / name).write_bytes((run / name).read_bytes())
         with pytest.raises(FileExistsError, match=name.replace(".", r"\.")):
-            train(waves, out_dir=alone, steps=1, **TINY)
+            train(waves, alone, steps=1, **TINY)
 
 
 def test_overwrite_replaces_the_run_and_the_new_outputs_are_consistent(waves, finished, tmp_path):
     run = _copy_run(finished, tmp_path / "run")
     old_weights = _digest(run / "encoder.pt")
-    train(waves, out_dir=run, steps=3, seed=1, overwrite=True, **TINY)
+    train(waves, run, steps=3, seed=1, overwrite=True, **TINY)
     meta = json.loads((run / "encoder.json").read_text())
     assert meta["config"]["seed"] == 1 and meta["steps_done"] == 3
     assert meta["weights_sha256"] == _digest(run / "encoder.pt") != old_weights
@@ -97,19 +97,19 @@ def test_an_overwrite_that_fails_before_its_first_checkpoint_leaves_the_old_run_
 
     monkeypatch.setattr(simclr, "simclr_loss", failing)
     with pytest.raises(RuntimeError, match="killed at step 2"):
-        train(waves, out_dir=run, steps=4, seed=1, overwrite=True, checkpoint_every=3, **TINY)
+        train(waves, run, steps=4, seed=1, overwrite=True, checkpoint_every=3, **TINY)
     assert {f.name: _digest(f) for f in run.iterdir()} == before  # the partial log is gone, the old run intact
 
 
 def test_resume_and_overwrite_together_and_resume_with_nothing_to_resume_are_refused(waves, finished, tmp_path):
     with pytest.raises(ValueError, match="resume=True and overwrite=True contradict"):
-        train(waves, out_dir=tmp_path / "new", steps=1, resume=True, overwrite=True, **TINY)
+        train(waves, tmp_path / "new", steps=1, resume=True, overwrite=True, **TINY)
     run = _copy_run(finished, tmp_path / "run")
     (run / "checkpoint.pt").unlink()
     (run / "checkpoint.json").unlink()
     with pytest.raises(FileExistsError, match=r"no checkpoint\.pt to resume from.*overwrite=True"):
-        train(waves, out_dir=run, steps=2, resume=True, **TINY)
-    fresh = train(waves, out_dir=tmp_path / "fresh", steps=1, resume=True, **TINY)  # nothing there: a new run
+        train(waves, run, steps=2, resume=True, **TINY)
+    fresh = train(waves, tmp_path / "fresh", steps=1, resume=True, **TINY)  # nothing there: a new run
     assert fresh.is_file()
 
 
@@ -130,16 +130,16 @@ def test_a_checkpoint_with_random_bytes_inside_its_tensors_is_refused(waves, fin
                                               r"expected [0-9a-f]{64}, found [0-9a-f]{64}.*restore it"):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not match the SHA-256"):
-        train(waves, out_dir=run, steps=2, seed=0, resume=True, **TINY)
+        train(waves, run, steps=2, seed=0, resume=True, **TINY)
     with pytest.raises(CheckpointError, match="does not match the SHA-256"):  # as init of another run too
-        train(waves, out_dir=tmp_path / "other", steps=1, init=path, **TINY)
+        train(waves, tmp_path / "other", steps=1, init=path, **TINY)
 
 
 def test_the_previous_checkpoint_is_accepted_after_a_crash_between_the_two_renames(waves, tmp_path):
     run = tmp_path / "run"
-    train(waves, out_dir=run, steps=2, seed=0, checkpoint_every=1, stop_at_step=1, **TINY)
+    train(waves, run, steps=2, seed=0, checkpoint_every=1, stop_at_step=1, **TINY)
     first = (run / "checkpoint.pt").read_bytes()
-    train(waves, out_dir=run, steps=2, seed=0, resume=True, **TINY)
+    train(waves, run, steps=2, seed=0, resume=True, **TINY)
     sidecar = json.loads((run / "checkpoint.json").read_text())
     assert sidecar["step"] == 2 and sidecar["previous"]["step"] == 1
     assert sidecar["previous"]["sha256"] == hashlib.sha256(first).hexdigest()
@@ -211,7 +211,7 @@ def test_non_finite_weights_are_refused_without_a_sidecar(waves, tmp_path, value
                                                     r"conv1\.weight \(9408 values\)"):
         xwvnet.load_encoder(tmp_path / "bad.pt")
     with pytest.raises(WeightsIntegrityError, match="non-finite"):
-        train(waves, out_dir=tmp_path / "run", steps=1, init=tmp_path / "bad.pt", **TINY)
+        train(waves, tmp_path / "run", steps=1, init=tmp_path / "bad.pt", **TINY)
     assert not (tmp_path / "run").exists()
 
 
@@ -249,14 +249,14 @@ BAD = [
 def test_bad_training_arguments_are_refused_before_any_work(waves, tmp_path, name, value, allowed):
     kwargs = {**TINY, "steps": 2, name: value}
     with pytest.raises(ValueError, match=rf"^{name}={value!r}".replace("(", r"\(").replace(")", r"\)")) as err:
-        train(waves, out_dir=tmp_path / "run", **kwargs)
+        train(waves, tmp_path / "run", **kwargs)
     assert allowed in str(err.value)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_batch_larger_than_the_data_is_refused_before_any_work(waves, tmp_path):
     with pytest.raises(ValueError, match="batch_size=32 is more than the 16 imagettes"):
-        train(waves, out_dir=tmp_path / "run", steps=1, **{**TINY, "batch_size": 32})
+        train(waves, tmp_path / "run", steps=1, **{**TINY, "batch_size": 32})
     assert not (tmp_path / "run").exists()
 
 
@@ -283,7 +283,7 @@ def test_cuda_without_a_gpu_is_a_clear_error_for_embed_and_train(waves, tmp_path
         with pytest.raises(ValueError, match="no visible CUDA GPU.*use device='cpu'"):
             xwvnet.embed(waves, encoder="random-resnet50", device=device)
         with pytest.raises(ValueError, match="no visible CUDA GPU"):
-            train(waves, out_dir=tmp_path / "run", steps=1, **{**TINY, "device": device})
+            train(waves, tmp_path / "run", steps=1, **{**TINY, "device": device})
     assert not (tmp_path / "run").exists()
 
 

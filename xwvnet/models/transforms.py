@@ -24,6 +24,8 @@ WVNET_MEAN = 103.4862417561056 / 255.0
 WVNET_STD = 56.745013435601074 / 255.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: what the field holds outside an imagette smaller than it (:func:`field_index`)
+BORDERS = ("zero", "reflect")
 
 
 def crop_offsets(valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP) -> tuple[np.ndarray, ...]:
@@ -70,8 +72,64 @@ def crop_offsets(valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int =
     return crop_top - pad_top - top, crop_left - pad_left
 
 
+def _reflect(index: np.ndarray, extent: np.ndarray) -> np.ndarray:
+    """Indices folded into ``[0, extent)`` by mirror reflection about the edge pixels (numpy's ``"reflect"``)."""
+    period = np.maximum(2 * (extent - 1), 1)
+    folded = np.mod(index, period)
+    return np.where(folded >= extent, period - folded, folded)
+
+
+def field_index(
+    valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP, border: str = "zero"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel of the ``crop`` x ``crop`` field reads its imagette: the one home of the field's geometry.
+
+    Parameters
+    ----------
+    valid_lines, valid_samples : numpy.ndarray
+        ``(n,)`` the valid extent of each imagette.
+    crop : int, default 450
+        The side of the field.
+    border : {"zero", "reflect"}, default "zero"
+        What the field holds outside the imagette: 0 (the published procedure), or the imagette mirrored about
+        its edges, so an imagette smaller than the field fills it with sea at the same pixel scale.
+
+    Returns
+    -------
+    rows, cols : numpy.ndarray
+        ``(n, crop)`` int64 source line and sample of each field row and column, inside the valid extent.
+    row_ok, col_ok : numpy.ndarray
+        ``(n, crop)`` bool: the field pixel (r, c) holds the imagette where ``row_ok[r] & col_ok[c]``, else 0
+        (all True with ``border="reflect"``).
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``border``.
+
+    Examples
+    --------
+    >>> rows, cols, row_ok, col_ok = field_index([3], [450], crop=6, border="reflect")
+    >>> rows[0].tolist()  # 3 lines in a field of 6: the bottom 3 mirror the imagette instead of holding 0
+    [0, 1, 2, 1, 0, 1]
+    """
+    if border not in BORDERS:
+        raise ValueError(f"unknown field border {border!r}; expected one of {BORDERS}.")
+    vl = np.asarray(valid_lines, dtype=np.int64)
+    vs = np.asarray(valid_samples, dtype=np.int64)
+    line0, sample0 = crop_offsets(vl, vs, crop)
+    rows = line0[:, None] + np.arange(crop)  # (n, crop)
+    cols = sample0[:, None] + np.arange(crop)
+    if border == "reflect":
+        rows, cols = _reflect(rows, vl[:, None]), _reflect(cols, vs[:, None])
+    row_ok = (rows >= 0) & (rows < vl[:, None])
+    col_ok = (cols >= 0) & (cols < vs[:, None])
+    return rows, cols, row_ok, col_ok
+
+
 def crop_field(
-    images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP
+    images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, crop: int = CROP,
+    border: str = "zero",
 ) -> np.ndarray:
     """The published 450x450 field of each imagette, before resizing (integer indexing, no arithmetic on values).
 
@@ -83,11 +141,13 @@ def crop_field(
         The valid extent of each imagette.
     crop : int, default 450
         The side of the field.
+    border : {"zero", "reflect"}, default "zero"
+        What the field holds outside the imagette (:func:`field_index`).
 
     Returns
     -------
     numpy.ndarray
-        ``(n, crop, crop)`` of the input dtype, 0 where padded.
+        ``(n, crop, crop)`` of the input dtype, 0 where padded (``border="zero"``).
 
     Raises
     ------
@@ -95,11 +155,7 @@ def crop_field(
         If the shapes disagree or an extent lies outside the padded shape.
     """
     images, vl, vs = _check_batch(images, valid_lines, valid_samples)
-    line0, sample0 = crop_offsets(vl, vs, crop)
-    rows = line0[:, None] + np.arange(crop)  # (n, crop)
-    cols = sample0[:, None] + np.arange(crop)
-    row_ok = (rows >= 0) & (rows < vl[:, None])
-    col_ok = (cols >= 0) & (cols < vs[:, None])
+    rows, cols, row_ok, col_ok = field_index(vl, vs, crop, border)
     rows = np.clip(rows, 0, max(images.shape[1] - 1, 0))
     cols = np.clip(cols, 0, max(images.shape[2] - 1, 0))
     if images.shape[1] == 0 or images.shape[2] == 0:
@@ -152,12 +208,59 @@ def wvnet_transform(
     ValueError
         If the quicklooks are not uint8, or the extents do not fit.
     """
+    return _wvnet(quicklooks, valid_lines, valid_samples, device=device, channels=channels, border="zero")
+
+
+def wvnet_reflect_transform(
+    quicklooks: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    channels: int = 3,
+) -> torch.Tensor:
+    """The WV-Net input with the field's border filled by the imagette mirrored, not by zeros.
+
+    The same pixel scale, resize and normalisation as :func:`wvnet_transform`; the two differ only for imagettes
+    smaller than the 450 x 450 field (WV2, or any small imagette), where this one shows the encoder sea wherever the
+    published one shows a constant 0. Encoders trained by :func:`xwvnet.train` embed with it: their views are
+    windows of the imagette, which never showed them a zero border (a border that covers two thirds of the field of
+    a 256 x 256 imagette, and that a trained encoder answers less predictably than a random one). The published
+    WV-Net weights keep :func:`wvnet_transform`, with which they were trained.
+
+    Parameters
+    ----------
+    quicklooks : numpy.ndarray
+        uint8 ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    device : torch.device or str, optional
+        Where the float work happens.
+    channels : int, default 3
+        Channels of the output (the grey level repeated).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n, channels, 224, 224)``.
+
+    Raises
+    ------
+    ValueError
+        If the quicklooks are not uint8, or the extents do not fit.
+    """
+    return _wvnet(quicklooks, valid_lines, valid_samples, device=device, channels=channels, border="reflect")
+
+
+def _wvnet(quicklooks: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, *,
+           device: torch.device | str | None, channels: int, border: str) -> torch.Tensor:
+    """The WV-Net input with a given field border (see :func:`wvnet_transform`)."""
     if np.asarray(quicklooks).dtype != np.uint8:
         raise ValueError(
             f"the WV-Net transform takes uint8 quicklooks, found dtype {np.asarray(quicklooks).dtype}; convert "
             "calibrated sigma0 with xwvnet.radiometry.sigma0_to_quicklook first."
         )
-    x = _resize(crop_field(quicklooks, valid_lines, valid_samples), device)
+    x = _resize(crop_field(quicklooks, valid_lines, valid_samples, border=border), device)
     x = x.sub_(torch.tensor(WVNET_MEAN, dtype=torch.float32)).div_(torch.tensor(WVNET_STD, dtype=torch.float32))
     return x.expand(-1, channels, -1, -1).contiguous()
 
@@ -206,11 +309,14 @@ def imagenet_transform(
     return x[:, :channels].contiguous()
 
 
-TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {"wvnet": wvnet_transform, "imagenet": imagenet_transform}
+TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {
+    "wvnet": wvnet_transform, "wvnet-reflect": wvnet_reflect_transform, "imagenet": imagenet_transform}
+#: the field border of each named transform
+TRANSFORM_BORDERS = {"wvnet": "zero", "wvnet-reflect": "reflect", "imagenet": "zero"}
 
 
 def get_transform(name: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """A transform by name (``"wvnet"``, ``"imagenet"``), or a callable with the same signature, returned as is.
+    """A transform by name (``"wvnet"``, ``"wvnet-reflect"``, ``"imagenet"``), or a callable, returned as is.
 
     Parameters
     ----------

@@ -13,6 +13,6 @@ from __future__ import annotations
 from .checkpoint import CheckpointError, load_checkpoint
 from .loader import ImagetteDataset
 from .loss import nt_xent
-from .simclr import train, train_briefly
+from .simclr import TrainConfig, train
 
-__all__ = ["train", "train_briefly", "nt_xent", "load_checkpoint", "CheckpointError", "ImagetteDataset"]
+__all__ = ["train", "TrainConfig", "nt_xent", "load_checkpoint", "CheckpointError", "ImagetteDataset"]

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.transforms import CROP, SIZE, WVNET_MEAN, WVNET_STD, crop_offsets
+from ..models.transforms import CROP, SIZE, WVNET_MEAN, WVNET_STD, crop_offsets, field_index
 
 __all__ = ["AugmentConfig", "CROP_MODES", "augment", "embedding_field", "to_model_input", "view_pair"]
 
@@ -73,7 +73,8 @@ class AugmentConfig:
         Added brightness, on the [0, 1] scale.
     on_imagette : float, default 1.0
         ``crop="field"`` only: the least share of the view's side, per axis, on the imagette. 1.0 keeps views on the
-        imagette where it fits; 0.5 lets them reach into the zero border of the field, as embedded fields do.
+        imagette where it fits; 0.5 lets them reach into the field's border (zero or mirrored, as the encoder's
+        transform has it).
 
     Examples
     --------
@@ -167,13 +168,13 @@ def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def embedding_field(
-    images: torch.Tensor, valid_lines: torch.Tensor, valid_samples: torch.Tensor
+    images: torch.Tensor, valid_lines: torch.Tensor, valid_samples: torch.Tensor, border: str = "zero"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The WV-Net field of each imagette as embedding sees it, before normalisation, and where the imagette lies in it.
 
-    The same geometry and arithmetic as :func:`xwvnet.preprocess.wvnet_transform` (the 450 x 450 field of
-    :func:`~xwvnet.preprocess.crop_offsets`, scaled to [0, 1], bilinear ``align_corners=True`` to 224 x 224), done
-    with torch indexing on the images' device.
+    The same geometry (:func:`xwvnet.models.transforms.field_index`) and arithmetic as the WV-Net transforms
+    (the 450 x 450 field, scaled to [0, 1], bilinear ``align_corners=True`` to 224 x 224), done with torch
+    indexing on the images' device.
 
     Parameters
     ----------
@@ -181,14 +182,16 @@ def embedding_field(
         ``(n, lines, samples)`` uint8 quicklooks, zero padded.
     valid_lines, valid_samples : torch.Tensor
         ``(n,)`` each imagette's valid extent.
+    border : {"zero", "reflect"}, default "zero"
+        The field's border: ``"zero"`` as ``transform="wvnet"``, ``"reflect"`` as ``transform="wvnet-reflect"``.
 
     Returns
     -------
     field : torch.Tensor
-        ``(n, 1, 224, 224)`` float32 in [0, 1]; ``(field - mean) / std`` is the WV-Net transform's output.
+        ``(n, 1, 224, 224)`` float32 in [0, 1]; ``(field - mean) / std`` is the transform's output.
     box : torch.Tensor
         ``(n, 4)`` int64 ``(top, bottom, left, right)``: output rows ``top:bottom`` and columns ``left:right`` read
-        the imagette only (no padding).
+        the imagette only (no padding, no reflection).
 
     Examples
     --------
@@ -201,12 +204,7 @@ def embedding_field(
     n, lines, samples = images.shape
     vl = valid_lines.detach().cpu().numpy().astype(np.int64)
     vs = valid_samples.detach().cpu().numpy().astype(np.int64)
-    line0, sample0 = crop_offsets(vl, vs, CROP)
-    span = torch.arange(CROP, device=device)
-    rows = torch.as_tensor(line0, device=device)[:, None] + span
-    cols = torch.as_tensor(sample0, device=device)[:, None] + span
-    row_ok = (rows >= 0) & (rows < torch.as_tensor(vl, device=device)[:, None])
-    col_ok = (cols >= 0) & (cols < torch.as_tensor(vs, device=device)[:, None])
+    rows, cols, row_ok, col_ok = (torch.as_tensor(a, device=device) for a in field_index(vl, vs, CROP, border))
     picked = images[torch.arange(n, device=device)[:, None, None], rows.clamp(0, lines - 1)[:, :, None],
                     cols.clamp(0, samples - 1)[:, None, :]]
     picked = torch.where(row_ok[:, :, None] & col_ok[:, None, :], picked, torch.zeros((), dtype=images.dtype,
@@ -215,6 +213,7 @@ def embedding_field(
     field = F.interpolate(x[:, None], size=(SIZE, SIZE), mode="bilinear", align_corners=True, antialias=False)
     # output pixel i reads field positions around i * (CROP - 1) / (SIZE - 1) (bilinear: its floor and ceiling);
     # it reads the imagette only where both lie in [first, last]: integer arithmetic, no rounding doubt
+    line0, sample0 = crop_offsets(vl, vs, CROP)
     r_first, r_last = np.maximum(0, -line0), np.minimum(CROP - 1, vl - 1 - line0)
     c_first, c_last = np.maximum(0, -sample0), np.minimum(CROP - 1, vs - 1 - sample0)
     top, bottom = -(-r_first * (SIZE - 1) // (CROP - 1)), r_last * (SIZE - 1) // (CROP - 1) + 1
@@ -288,6 +287,7 @@ def augment(
     valid_samples: torch.Tensor,
     cfg: AugmentConfig,
     generator: torch.Generator,
+    border: str = "zero",
 ) -> torch.Tensor:
     """One random view of each imagette, made for the whole batch at once on its device.
 
@@ -301,6 +301,9 @@ def augment(
         The view's parameters.
     generator : torch.Generator
         Source of every random draw (on the images' device), so that a seed fixes the views.
+    border : {"zero", "reflect"}, default "zero"
+        ``crop="field"``: the border of the field the views are windows of, that of the encoder's embedding
+        transform (:func:`embedding_field`).
 
     Returns
     -------
@@ -318,7 +321,7 @@ def augment(
     if cfg.crop == "field":
         if images.dtype != torch.uint8:
             raise ValueError(f"crop='field' takes uint8 quicklooks (as the WV-Net transform), got {images.dtype}.")
-        field, box = embedding_field(images, valid_lines, valid_samples)
+        field, box = embedding_field(images, valid_lines, valid_samples, border)
         out = _field_crop(field, box, cfg, generator)
     else:
         x = images.to(torch.float32)
@@ -353,7 +356,8 @@ def augment(
 def to_model_input(x: torch.Tensor) -> torch.Tensor:
     """Grey views in [0, 1] to model input, normalised as the WV-Net transform does.
 
-    So that the trained encoder embeds with ``transform="wvnet"`` (what ``encoder.json`` records).
+    So that the trained encoder embeds with a WV-Net transform (``"wvnet"`` or ``"wvnet-reflect"``, what
+    ``encoder.json`` records).
 
     Parameters
     ----------
@@ -374,12 +378,13 @@ def view_pair(
     valid_samples: torch.Tensor,
     cfg: AugmentConfig,
     generator: torch.Generator,
+    border: str = "zero",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two independent views of each imagette, ready for the model.
 
     Parameters
     ----------
-    images, valid_lines, valid_samples, cfg, generator
+    images, valid_lines, valid_samples, cfg, generator, border
         As in :func:`augment`; the second view draws after the first from the same generator.
 
     Returns
@@ -387,6 +392,6 @@ def view_pair(
     tuple of torch.Tensor
         Two ``(n, 3, cfg.size, cfg.size)`` model inputs (see :func:`to_model_input`).
     """
-    first = augment(images, valid_lines, valid_samples, cfg, generator)
-    second = augment(images, valid_lines, valid_samples, cfg, generator)
+    first = augment(images, valid_lines, valid_samples, cfg, generator, border)
+    second = augment(images, valid_lines, valid_samples, cfg, generator, border)
     return to_model_input(first), to_model_input(second)

@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kwargs = gpu_recipe(gpus, init=args.init, batch_per_gpu=args.batch_per_gpu, steps=args.steps,
                             image_size=args.image_size)
         kwargs["compile"] = kwargs["compile"] and not args.no_compile
-    path = train(os.fspath(args.store), out_dir=args.out, max_seconds=args.max_seconds, resume=args.resume,
+    path = train(os.fspath(args.store), args.out, max_seconds=args.max_seconds, resume=args.resume,
                  overwrite=args.overwrite, progress=not args.tiny, **kwargs)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"encoder weights: {path}")

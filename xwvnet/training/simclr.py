@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import difflib
 import json
 import math
 import os
@@ -25,8 +26,9 @@ import random
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,9 +37,11 @@ import xarray as xr
 from torch import nn
 
 from .. import schema as S
+from .._deprecation import renamed_arguments
 from .._runtime import PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
+from ..errors import warn
 from ..models import resnet
-from ..models.weights import write_sidecar
+from ..models.transforms import TRANSFORM_BORDERS
 from .augment import AugmentConfig, view_pair
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -53,8 +57,7 @@ from .head import ProjectionHead, SimCLR, param_groups
 from .loader import batches, chunk_starts, open_training_data
 from .loss import simclr_loss
 
-__all__ = ["TrainConfig", "WarmupCosine", "lr_at", "train", "train_briefly", "ENCODER_META_FORMAT",
-           "ENCODER_META_VERSION"]
+__all__ = ["TrainConfig", "WarmupCosine", "train"]
 
 ENCODER_FILE = "encoder.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -67,10 +70,10 @@ OUTPUT_FILES = (ENCODER_FILE, META_FILE, CHECKPOINT_FILE, CHECKPOINT_META_FILE, 
 NEW_LOG_FILE = LOG_FILE + ".new"
 #: the smallest training view: ResNets divide the side by 32 before pooling.
 MIN_IMAGE_SIZE = 32
-#: format record of the ``encoder.json`` sidecar that :func:`xwvnet.load_encoder` reads beside ``encoder.pt``.
-ENCODER_META_FORMAT = "xwvnet-encoder"
-ENCODER_META_VERSION = 1
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
+#: the embedding transform of a freshly trained encoder (its views never show a zero border: see
+#: :func:`xwvnet.models.transforms.wvnet_reflect_transform`)
+FRESH_TRANSFORM = "wvnet-reflect"
 
 
 # --- the schedule ----------------------------------------------------------------------------------------------------
@@ -116,94 +119,116 @@ class WarmupCosine:
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def lr_at(step: int, *, steps: int, lr: float, warmup_steps: int) -> float:
-    """The learning rate of ``step``: linear warm-up, then cosine decay to 0 at ``steps``.
-
-    A pure function of the step, the same one the scheduler of :func:`train` follows.
-
-    Parameters
-    ----------
-    step : int
-        Optimizer steps done before this one.
-    steps : int
-        Length of the run.
-    lr : float
-        Peak learning rate (reached at the end of the warm-up).
-    warmup_steps : int
-        Steps of linear warm-up.
-
-    Returns
-    -------
-    float
-
-    Examples
-    --------
-    >>> lr_at(0, steps=100, lr=1.0, warmup_steps=10)
-    0.1
-    """
-    return lr * WarmupCosine(steps, warmup_steps)(step)
-
-
 # --- configuration ---------------------------------------------------------------------------------------------------
 @dataclass
 class TrainConfig:
-    """What defines a training run; a resumed run must match it, except the fields in ``FREE``.
+    """Every setting of a training run, with its default: the one place the defaults of :func:`train` live.
 
-    Written into the checkpoint and into ``encoder.json`` (key ``config``), so that a run can be checked and
-    repeated. The fields are :func:`train`'s arguments, resolved.
+    :func:`train` takes a ``TrainConfig`` (``config=``) and/or any of its fields as keywords (``arch="resnet50"``);
+    fields left at ``None`` are resolved when the run starts (they depend on ``init``, the device or the number of
+    ranks) and the resolved configuration is what the checkpoint and ``encoder.json`` (key ``config``) hold. A
+    resumed run must match it, except the fields in ``FREE``.
 
     Parameters
     ----------
-    arch : str
-        Backbone architecture.
-    init : str or None
-        Initial weights (a named encoder or a file), or ``None`` for a seeded random initialisation.
-    image_size, batch_size, steps, lr, weight_decay, warmup_steps, temperature, projection_dim, grad_clip, seed
-        As in :func:`train` (``batch_size`` is the global batch; ``warmup_steps`` resolved).
-    shuffle_size : int or None
-        Least number of imagettes shuffled together (``None``: four local batches).
-    world_size : int
-        Number of DDP ranks.
-    precision : str
-        ``"float32"``, ``"bfloat16"`` or ``"float16"`` (``"auto"`` resolved).
-    var : str
-        The image variable trained on.
-    augment : dict
-        :class:`~xwvnet.training.augment.AugmentConfig` as a dict.
-    checkpoint_every : int
-        Steps between checkpoints (free to change on resume).
-    num_workers : int
-        Loader workers per rank (free to change on resume).
-    device : str
-        The torch device used (free to change on resume).
-    compile : bool
-        Whether the model step went through ``torch.compile`` (free to change on resume).
+    arch : str, optional
+        ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``; default ``"resnet18"``, or the architecture of ``init``.
+    init : str, optional
+        ``None`` (random initialisation, seeded), a named encoder such as ``"wvnet-resnet50"``, or a weights or
+        checkpoint file to continue from.
+    image_size : int, default 64
+        Side of the square views, in pixels. With the default ``crop="field"`` augmentation a view is a window of
+        the 224 x 224 field that embedding feeds the encoder (the 450 x 450 field resized to 224), at the same
+        pixel scale, so ``image_size`` is at most 224.
+    batch_size : int, default 64
+        The global batch (split over DDP ranks; must be divisible by their number). 64 fits a CPU; on GPUs use
+        256 or more (see ``docs/gpus.md``).
+    steps : int, default 1000
+        Optimizer steps of the whole run; the schedule decays to 0 at this step.
+    lr : float, optional
+        Peak learning rate of AdamW; default 1e-3 for a fresh encoder and 1e-4 when continuing from ``init``
+        (a tenth: a short continued run adapts the weights to the new imagettes without erasing what they know).
+    weight_decay : float, default 1e-4
+        AdamW decay of weight matrices and kernels (none on biases and normalisation parameters).
+    warmup_steps : int, optional
+        Steps of linear warm-up; default ``max(1, steps // 20)``.
+    temperature : float, default 0.1
+        Temperature of the NT-Xent loss.
+    projection_dim : int, default 128
+        Width of the projection head's output.
+    grad_clip : float or None, default 1.0
+        Gradient norm clipping threshold; ``None`` or 0 to not clip.
+    seed : int, default 0
+        Fixes the initialisation, the data order and the augmentations.
+    shuffle_size : int, optional
+        Least number of imagettes shuffled together (default four local batches); see
+        :func:`xwvnet.training.loader.batches`.
+    precision : str, default "auto"
+        ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast; float16 with gradient scaling), or ``"auto"``:
+        bfloat16 under CUDA, float32 on the CPU. The same names as :func:`xwvnet.embed`.
+    var : str, optional
+        The image variable; default ``quicklook``, else ``sigma0`` (stretched as embedding does).
+    augment : dict or AugmentConfig, optional
+        Augmentation parameters (:class:`~xwvnet.training.augment.AugmentConfig`) other than the view's ``size``,
+        ``flip`` and ``rotate90``, which are ``image_size``, ``flip`` and ``rotate90`` here. The default views keep
+        the pixel scale of the embedding and the radiometry (no blur, no contrast jitter); ``crop="resized"`` gives
+        the photographic random resized crop instead, whose scale the embedding transform does not match.
+    flip : bool, default True
+        Random horizontal and vertical flips.
+    rotate90 : bool, default True
+        Random rotations by multiples of 90 degrees (turn both off to keep the wave direction).
+    transform : str, optional
+        The embedding transform the encoder is trained for and records in ``encoder.json``: ``"wvnet-reflect"``
+        (the WV-Net field with the imagette mirrored into its border) for a fresh encoder; the transform of
+        ``init`` when continuing (``"wvnet"`` for the published WV-Net weights). The training views are windows of
+        this transform's field.
+    world_size : int, default 1
+        Number of DDP ranks (set by the run).
+    checkpoint_every : int, default 500
+        Steps between checkpoints (one is also written at the end, and when stopped early). Free on resume.
+    num_workers : int, optional
+        Data loader workers per rank; default 0 on the CPU, up to 8 on a GPU. Free on resume.
+    device : str, default "auto"
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; under ``torchrun`` a bare
+        ``"cuda"``/``"auto"`` means the GPU of the local rank. Free on resume.
+    compile : bool, default False
+        Run the model through ``torch.compile`` (worth it on GPUs for long runs; see ``docs/gpus.md``). Free on
+        resume.
+
+    Examples
+    --------
+    >>> TrainConfig(arch="resnet50", image_size=224).batch_size
+    64
     """
 
-    arch: str = "resnet18"
+    arch: str | None = None
     init: str | None = None
     image_size: int = 64
     batch_size: int = 64
     steps: int = 1000
-    lr: float = 1e-3
+    lr: float | None = None
     weight_decay: float = 1e-4
-    warmup_steps: int = 50
+    warmup_steps: int | None = None
     temperature: float = 0.1
     projection_dim: int = 128
     grad_clip: float | None = 1.0
     seed: int = 0
     shuffle_size: int | None = None
+    precision: str = "auto"
+    var: str | None = None
+    augment: dict | AugmentConfig = field(default_factory=dict)
+    flip: bool = True
+    rotate90: bool = True
+    transform: str | None = None
     world_size: int = 1
-    precision: str = "float32"
-    var: str = S.QUICKLOOK
-    augment: dict = field(default_factory=dict)
     # free to change between an interrupted run and its resumption
     checkpoint_every: int = 500
-    num_workers: int = 0
-    device: str = "cpu"
+    num_workers: int | None = None
+    device: str = "auto"
     compile: bool = False
 
 
+SETTINGS = tuple(f.name for f in fields(TrainConfig) if f.name != "world_size")
 FREE = frozenset({"checkpoint_every", "num_workers", "device", "compile"})
 
 
@@ -296,35 +321,39 @@ def _check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> bool:
 
 
 # --- pieces of the run -----------------------------------------------------------------------------------------------
-def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple[resnet.ResNet, str]:
-    """The backbone to start from: random (seeded by the caller), a registry name, a weights or checkpoint file."""
+def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple[resnet.ResNet, str, str]:
+    """The backbone to start from (random, seeded by the caller; a registry name; a weights or checkpoint file),
+    its architecture, and the embedding transform a run from it is for."""
     if init is None:
         arch = arch or "resnet18"
         if arch not in resnet.ARCHITECTURES:
             raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(resnet.ARCHITECTURES)}.")
-        return resnet.ARCHITECTURES[arch](), arch
+        return resnet.ARCHITECTURES[arch](), arch, FRESH_TRANSFORM
     from ..models.weights import infer_arch, load_strict
     from ..models.zoo import load_encoder
 
-    state = None
+    state, transform = None, "wvnet"
     if Path(init).is_file():
         is_checkpoint = False
         with contextlib.suppress(Exception):  # not one of our checkpoints: load_encoder reads it below
             candidate = torch.load(Path(init), map_location="cpu", weights_only=True)
             is_checkpoint = isinstance(candidate, dict) and candidate.get("format") == CHECKPOINT_FORMAT
         if is_checkpoint:  # read again, checked: its sidecar's hash, finite values, completeness
-            state = load_checkpoint(init)["backbone"]
+            checkpoint = load_checkpoint(init)
+            state = checkpoint["backbone"]
+            transform = (checkpoint.get("config") or {}).get("transform") or "wvnet"
     if state is not None:
         found, in_chans = infer_arch(state)
         backbone = load_strict(resnet.ARCHITECTURES[found](in_chans=in_chans), state, os.fspath(init))
     else:
         encoder = load_encoder(init)
         found, backbone = encoder.arch, copy.deepcopy(encoder.module)
+        transform = encoder.transform if isinstance(encoder.transform, str) else "wvnet"
     if arch is not None and arch != found:
         raise ValueError(f"arch={arch!r} but the initial weights {init!r} are a {found}; leave arch unset or match.")
     if backbone.in_chans != 3:
         raise ValueError(f"training feeds 3-channel input; the initial weights {init!r} take {backbone.in_chans}.")
-    return backbone.train(), found
+    return backbone.train(), found, transform
 
 
 def _distributed(dev: torch.device) -> tuple[int, int, bool]:
@@ -419,167 +448,92 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, data: dict, step: int,
                    loss: float | None, stopped: str) -> Path:
-    """``encoder.pt`` (the backbone's state dict) and its ``encoder.json`` sidecar, which ``load_encoder`` reads."""
-    import pooch
-
+    """``encoder.pt`` and its ``encoder.json``, written by :meth:`Encoder.save` (the one home of that sidecar)."""
     from .._version import __version__
+    from ..models.encoder import Encoder
 
-    path = out_dir / ENCODER_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(cpu_state(backbone), tmp)
-    meta = {
-        "format": ENCODER_META_FORMAT,
-        "version": ENCODER_META_VERSION,
-        "name": out_dir.resolve().name,
-        "weights": ENCODER_FILE,
-        "arch": config.arch,
-        "in_chans": int(backbone.in_chans),
-        # the views are windows of the WV-Net field, normalised as that transform does (augment.to_model_input)
-        "transform": "wvnet",
-        "embedding_size": int(backbone.num_features),
+    field_views = AugmentConfig(**config.augment).crop == "field"
+    run = {
         "num_features": int(backbone.num_features),
         "trained_image_size": config.image_size,
-        "trained_view": ("windows of the embedding field (same pixel scale as transform='wvnet')"
-                         if config.augment.get("crop", "field") == "field" else
-                         "random resized crops (pixel scale differs from transform='wvnet')"),
+        "trained_view": (f"windows of the embedding field (same pixel scale as transform={config.transform!r})"
+                         if field_views else
+                         f"random resized crops (pixel scale differs from transform={config.transform!r})"),
         "method": "SimCLR (xwvnet.train)",
         "steps_done": step,
         "stopped": stopped,
         "final_loss": loss,
-        "weights_sha256": pooch.file_hash(os.fspath(tmp), alg="sha256"),
         "provenance": {"method": "SimCLR", "by": "xwvnet.train", "init": config.init, "source": data.get("source"),
                        "imagettes": data.get("imagettes"), "steps_done": step, "stopped": stopped},
         "config": asdict(config),
         "data": data,
         "versions": {"xwvnet": __version__, "torch": torch.__version__},
     }
-    write_sidecar(path, meta)  # encoder.json, atomically; then the weights it describes
-    os.replace(tmp, path)
+    module = copy.deepcopy(backbone).cpu()
+    module.load_state_dict(cpu_state(backbone))
+    encoder = Encoder(out_dir.resolve().name, config.arch, transform=config.transform, module=module,
+                      in_chans=int(backbone.in_chans), metadata=run)
+    path = out_dir / ENCODER_FILE
+    with torch.random.fork_rng(devices=[]):  # reading it back builds a ResNet: the run's RNG stays as it was
+        encoder.save(path)
     return path
 
 
-# --- the entry point -------------------------------------------------------------------------------------------------
+@renamed_arguments(out_dir="out")
 def train(
     data: xr.Dataset | str | os.PathLike,
+    out: str | os.PathLike,
+    config: TrainConfig | None = None,
     *,
-    out_dir: str | os.PathLike,
-    arch: str | None = None,
-    init: str | os.PathLike | None = None,
-    image_size: int = 64,
-    batch_size: int = 64,
-    steps: int = 1000,
-    lr: float | None = None,
-    weight_decay: float = 1e-4,
-    warmup_steps: int | None = None,
-    temperature: float = 0.1,
-    projection_dim: int = 128,
-    grad_clip: float | None = 1.0,
-    seed: int = 0,
     resume: bool = False,
     overwrite: bool = False,
-    checkpoint_every: int = 500,
-    num_workers: int | None = None,
-    shuffle_size: int | None = None,
-    device: str | torch.device = "auto",
-    precision: str = "auto",
-    augment: AugmentConfig | dict | None = None,
-    flip: bool = True,
-    rotate90: bool = True,
     max_seconds: float | None = None,
     stop_at_step: int | None = None,
-    var: str | None = None,
     progress: bool = True,
-    compile: bool = False,
+    **settings: Any,
 ) -> Path:
     """Train (or continue training) an encoder with SimCLR on imagettes; return the path of its weights.
 
-    Under ``torchrun`` each rank runs this same call (data sharded by rank, negatives gathered across ranks).
+    What the run *is* (architecture, views, loss, schedule, seed...) is a :class:`TrainConfig`, given whole
+    (``config=``) or field by field as keywords (``train(ds, "runs/r18", arch="resnet18", steps=5000)``), where
+    keywords override ``config``; its defaults live there only. What this call *does* with the run (resume it,
+    replace it, stop it early, show progress) are the other keywords. Under ``torchrun`` each rank runs this same
+    call (data sharded by rank, negatives gathered across ranks).
 
     Parameters
     ----------
     data : xarray.Dataset or str or os.PathLike
         An imagette Dataset, or the path of a Zarr imagette store (streamed chunk by chunk, never loaded whole).
-    out_dir : str or os.PathLike
-        Folder of the run; created if needed. Its name becomes the encoder's ``name``.
-    arch : str, optional
-        ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``; default ``"resnet18"``, or the architecture of ``init``.
-    init : str or os.PathLike, optional
-        ``None`` (random initialisation, seeded), a named encoder such as ``"wvnet-resnet50"``, or a weights or
-        checkpoint file to continue from.
-    image_size : int, default 64
-        Side of the square views, in pixels. With the default ``crop="field"`` augmentation a view is a window of
-        the 224 x 224 field that embedding feeds the encoder (``transform="wvnet"``: the 450 x 450 field resized to
-        224), at the same pixel scale, so ``image_size`` is at most 224; the encoder then embeds whole fields at the
-        scale it was trained on.
-    batch_size : int, default 64
-        The global batch (split over DDP ranks; must be divisible by their number). 64 fits a CPU; on GPUs use
-        256 or more (see ``docs/gpus.md``).
-    steps : int, default 1000
-        Optimizer steps of the whole run; the schedule decays to 0 at this step.
-    lr : float, optional
-        Peak learning rate of AdamW; default 1e-3 for a fresh encoder and 1e-4 when continuing from ``init``
-        (a tenth: a short continued run adapts the weights to the new imagettes without erasing what they know).
-    weight_decay : float, default 1e-4
-        AdamW decay of weight matrices and kernels (none on biases and normalisation parameters).
-    warmup_steps : int, optional
-        Steps of linear warm-up; default ``max(1, steps // 20)``.
-    temperature : float, default 0.1
-        Temperature of the NT-Xent loss.
-    projection_dim : int, default 128
-        Width of the projection head's output.
-    grad_clip : float or None, default 1.0
-        Gradient norm clipping threshold; ``None`` or 0 to not clip.
-    seed : int, default 0
-        Fixes the initialisation, the data order and the augmentations (python ``random``, numpy's global
-        generator and torch are seeded with it).
+    out : str or os.PathLike
+        Folder of the run; created if needed. Its name becomes the encoder's ``name``. (Formerly ``out_dir``.)
+    config : TrainConfig, optional
+        The run's settings; default ``TrainConfig()``.
     resume : bool, default False
-        Continue from ``out_dir/checkpoint.pt`` if it exists: model, optimizer, scheduler, gradient scaler and every
+        Continue from ``out/checkpoint.pt`` if it exists: model, optimizer, scheduler, gradient scaler and every
         RNG are restored, so the run continues exactly as if it had not stopped. Without a checkpoint a new run
-        starts, unless ``out_dir`` holds an ``encoder.pt`` (that needs ``overwrite=True``).
+        starts, unless ``out`` holds an ``encoder.pt`` (that needs ``overwrite=True``).
     overwrite : bool, default False
-        Replace the run already in ``out_dir``. Without ``resume`` or ``overwrite``, a folder holding a run's
+        Replace the run already in ``out``. Without ``resume`` or ``overwrite``, a folder holding a run's
         outputs (``encoder.pt``, ``encoder.json``, ``checkpoint.pt``, ``checkpoint.json``, ``loss.csv``) is refused.
         The old outputs stay until the new run writes its first checkpoint (its log goes to ``loss.csv.new`` until
         then), so a new run that fails early leaves the old one whole.
-    checkpoint_every : int, default 500
-        Steps between checkpoints (one is also written at the end, and when stopped early).
-    num_workers : int, optional
-        Data loader workers per rank; default 0 on the CPU, up to 8 on a GPU.
-    shuffle_size : int, optional
-        Least number of imagettes shuffled together (default four local batches); see
-        :func:`xwvnet.training.loader.batches`.
-    device : str or torch.device, default "auto"
-        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; under ``torchrun`` a bare
-        ``"cuda"``/``"auto"`` means the GPU of the local rank.
-    precision : str, default "auto"
-        ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast; float16 with gradient scaling), or ``"auto"``:
-        bfloat16 under CUDA, float32 on the CPU. The same names as :func:`xwvnet.embed`.
-    augment : AugmentConfig or dict, optional
-        Augmentation parameters (see :class:`~xwvnet.training.augment.AugmentConfig`); ``size``, ``flip`` and
-        ``rotate90`` are taken from ``image_size``, ``flip`` and ``rotate90``. The default views keep the pixel
-        scale of the embedding and the radiometry (no blur, no contrast jitter); ``crop="resized"`` gives the
-        photographic random resized crop instead, whose scale the ``"wvnet"`` embedding transform does not match.
-    flip : bool, default True
-        Random horizontal and vertical flips.
-    rotate90 : bool, default True
-        Random rotations by multiples of 90 degrees (turn both off to keep the wave direction).
     max_seconds : float, optional
         Stop after this long, with a checkpoint (``resume=True`` continues it; the schedule still follows
         ``steps``).
     stop_at_step : int, optional
         Stop after this step, with a checkpoint (as ``max_seconds``).
-    var : str, optional
-        The image variable; default ``quicklook``, else ``sigma0`` (stretched as embedding does).
     progress : bool, default True
         Show a tqdm progress bar (rank 0).
-    compile : bool, default False
-        Run the model through ``torch.compile`` (worth it on GPUs for long runs: the first steps compile for a
-        minute or two, later steps are faster; see ``docs/gpus.md``). The weights and outputs are the same kind.
+    **settings
+        Fields of :class:`TrainConfig` (``arch``, ``init``, ``image_size``, ``batch_size``, ``steps``, ``lr``,
+        ``weight_decay``, ``warmup_steps``, ``temperature``, ``projection_dim``, ``grad_clip``, ``seed``,
+        ``shuffle_size``, ``precision``, ``var``, ``augment``, ``flip``, ``rotate90``, ``transform``,
+        ``checkpoint_every``, ``num_workers``, ``device``, ``compile``), described there.
 
     Returns
     -------
     pathlib.Path
-        ``out_dir/encoder.pt``. ``out_dir`` also holds ``encoder.json`` (format record, name, arch, in_chans,
+        ``out/encoder.pt``. ``out`` also holds ``encoder.json`` (format record, name, arch, in_chans,
         transform, embedding size, configuration, data provenance, versions: what :func:`xwvnet.load_encoder`
         reads back; with ``weights_sha256``, the SHA-256 of ``encoder.pt`` checked on every load), ``loss.csv``
         (loss, learning rate and throughput per step), ``checkpoint.pt`` and its ``checkpoint.json`` (SHA-256).
@@ -593,9 +547,10 @@ def train(
         included) or ``device``, CUDA asked for without a GPU, a batch not divisible by the ranks, or fewer
         imagettes than one batch.
     FileExistsError
-        If ``out_dir`` holds the outputs of a run and neither ``resume`` nor ``overwrite`` is given.
+        If ``out`` holds the outputs of a run and neither ``resume`` nor ``overwrite`` is given.
     TypeError
-        If ``data`` is neither a Dataset nor a path.
+        If ``data`` is neither a Dataset nor a path, or a keyword is not a field of :class:`TrainConfig` (the message
+        suggests the nearest one).
     xwvnet.training.CheckpointError
         If ``resume=True`` and the checkpoint is unreadable, does not match the SHA-256 of its ``checkpoint.json``,
         holds NaN or infinite values, or is from another configuration or data.
@@ -607,58 +562,68 @@ def train(
     Examples
     --------
     >>> ds = xwvnet.synthetic.imagettes(64, size=(96, 96))  # doctest: +SKIP
-    >>> weights = xwvnet.train(ds, out_dir="run", image_size=64, batch_size=32, steps=50)  # doctest: +SKIP
+    >>> weights = xwvnet.train(ds, "run", image_size=64, batch_size=32, steps=50)  # doctest: +SKIP
     >>> xwvnet.embed(ds, encoder=weights)  # doctest: +SKIP
     """
-    lr = (1e-3 if init is None else 1e-4) if lr is None else lr
-    _check_arguments(image_size=image_size, batch_size=batch_size, steps=steps, lr=lr, weight_decay=weight_decay,
-                     warmup_steps=warmup_steps, temperature=temperature, projection_dim=projection_dim,
-                     grad_clip=grad_clip, seed=seed, resume=resume, overwrite=overwrite,
-                     checkpoint_every=checkpoint_every, num_workers=num_workers, shuffle_size=shuffle_size,
-                     flip=flip, rotate90=rotate90, max_seconds=max_seconds, stop_at_step=stop_at_step,
-                     progress=progress, compile=compile)
-    out_dir = Path(out_dir).expanduser()
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        hints = "; ".join(f"did you mean {close[0]!r}?" for name in unknown
+                          if (close := difflib.get_close_matches(name, SETTINGS, n=1)))
+        raise TypeError(f"train() got unknown settings {unknown}{' (' + hints + ')' if hints else ''}; the settings "
+                        f"are the fields of TrainConfig: {list(SETTINGS)}.")
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, found {type(config).__name__}; pass settings as keywords, "
+                        "or TrainConfig(**settings).")
+    asked = replace(config or TrainConfig(), **settings)
+    init = asked.init
+    lr = (1e-3 if init is None else 1e-4) if asked.lr is None else asked.lr
+    _check_arguments(image_size=asked.image_size, batch_size=asked.batch_size, steps=asked.steps, lr=lr,
+                     weight_decay=asked.weight_decay, warmup_steps=asked.warmup_steps, temperature=asked.temperature,
+                     projection_dim=asked.projection_dim, grad_clip=asked.grad_clip, seed=asked.seed, resume=resume,
+                     overwrite=overwrite, checkpoint_every=asked.checkpoint_every, num_workers=asked.num_workers,
+                     shuffle_size=asked.shuffle_size, flip=asked.flip, rotate90=asked.rotate90,
+                     max_seconds=max_seconds, stop_at_step=stop_at_step, progress=progress, compile=asked.compile)
+    if asked.transform is not None and asked.transform not in TRANSFORM_BORDERS:
+        raise ValueError(f"transform={asked.transform!r} is not allowed: it must be one of "
+                         f"{sorted(TRANSFORM_BORDERS)} (named transforms, so that encoder.json can record it).")
+    out_dir = Path(out).expanduser()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
-    precision = _training_precision(precision, dev)
+    dev = resolve_device(asked.device, local_rank)
+    precision = _training_precision(asked.precision, dev)
     if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
-        warnings.warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
-                      "precision='float32' is faster here.", stacklevel=2)
+        warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
+             "precision='float32' is faster here.")
+    aug = _view_config(asked)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     rank, world, created_group = _distributed(dev)
     try:
-        # every rank looks at out_dir before rank 0 writes anything there, so all ranks decide alike
+        # every rank looks at out before rank 0 writes anything there, so all ranks decide alike
         replacing = _check_run_folder(out_dir, resume, overwrite)
         if world > 1:
             dist.barrier()
-        if batch_size % world:
-            raise ValueError(f"batch_size={batch_size} must be divisible by the number of ranks ({world}); use a "
-                             f"multiple of {world}.")
-        if isinstance(augment, dict):
-            augment = AugmentConfig(**augment)
-        aug = augment or AugmentConfig()
-        aug = AugmentConfig(**{**aug.to_dict(), "size": image_size, "flip": flip, "rotate90": rotate90})
+        if asked.batch_size % world:
+            raise ValueError(f"batch_size={asked.batch_size} must be divisible by the number of ranks ({world}); use "
+                             f"a multiple of {world}.")
+        num_workers = asked.num_workers
         if num_workers is None:
             num_workers = min(8, max(0, cores() // world - 1)) if dev.type == "cuda" else 0
 
-        ds, var = open_training_data(data, var)
-        if ds.sizes[S.IMAGETTE] < batch_size:
-            raise ValueError(f"batch_size={batch_size} is more than the {ds.sizes[S.IMAGETTE]} imagettes of the data; "
-                             "use a smaller batch_size or more imagettes.")
+        ds, var = open_training_data(data, asked.var)
+        if ds.sizes[S.IMAGETTE] < asked.batch_size:
+            raise ValueError(f"batch_size={asked.batch_size} is more than the {ds.sizes[S.IMAGETTE]} imagettes of the "
+                             "data; use a smaller batch_size or more imagettes.")
         provenance = _provenance(ds, data, var)
-        _seed_everything(seed)
-        backbone, arch = _initial_backbone(arch, init)
-        config = TrainConfig(
-            arch=arch, init=None if init is None else os.fspath(init), image_size=image_size, batch_size=batch_size,
-            steps=steps, lr=lr, weight_decay=weight_decay,
-            warmup_steps=max(1, steps // 20) if warmup_steps is None else warmup_steps, temperature=temperature,
-            projection_dim=projection_dim, grad_clip=grad_clip, seed=seed, shuffle_size=shuffle_size,
-            world_size=world, precision=precision, var=var, augment=aug.to_dict(),
-            checkpoint_every=checkpoint_every, num_workers=num_workers, device=str(dev), compile=bool(compile),
-        )
-        config.augment = json.loads(json.dumps(config.augment))  # tuples -> lists, as read back from JSON
-        model = SimCLR(backbone, ProjectionHead(backbone.num_features, out_features=projection_dim)).to(dev)
+        _seed_everything(asked.seed)
+        backbone, arch, init_transform = _initial_backbone(asked.arch, init)
+        config = replace(
+            asked, arch=arch, init=None if init is None else os.fspath(init), lr=lr,
+            warmup_steps=max(1, asked.steps // 20) if asked.warmup_steps is None else asked.warmup_steps,
+            world_size=world, precision=precision, var=var, augment=json.loads(json.dumps(aug.to_dict())),
+            transform=asked.transform or init_transform, num_workers=num_workers, device=str(dev),
+            compile=bool(asked.compile),
+        )  # augment through JSON: tuples -> lists, as read back from a checkpoint
+        model = SimCLR(backbone, ProjectionHead(backbone.num_features, out_features=config.projection_dim)).to(dev)
         ckpt_path = out_dir / CHECKPOINT_FILE
         ckpt = None
         if resume and ckpt_path.is_file():
@@ -678,7 +643,7 @@ def train(
             if dev.type == "cuda":
                 core = model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # global batch norm, as SimCLR has
             model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-        if compile:
+        if config.compile:
             model = torch.compile(model)  # parameters are shared: checkpoints and weights come from ``core``
         log_path = out_dir / (NEW_LOG_FILE if replacing else LOG_FILE)
         if rank == 0:
@@ -687,12 +652,30 @@ def train(
                 log_path.unlink()
             _truncate_log(log_path, step)
         run = _Run(model=model, core=core, optimizer=optimizer, scheduler=scheduler, scaler=scaler, config=config,
-                   aug=aug, provenance=provenance, out_dir=out_dir, dev=dev, rank=rank, world=world,
-                   log_path=log_path, replacing=replacing)
+                   aug=aug, border=TRANSFORM_BORDERS[config.transform], provenance=provenance, out_dir=out_dir,
+                   dev=dev, rank=rank, world=world, log_path=log_path, replacing=replacing)
         return _loop(run, ds, step, max_seconds, stop_at_step, progress)
     finally:
         if created_group:
             dist.destroy_process_group()
+
+
+def _view_config(config: TrainConfig) -> AugmentConfig:
+    """The views' :class:`AugmentConfig`: ``config.augment`` with the view's size, flips and turns of ``config``."""
+    given = config.augment.to_dict() if isinstance(config.augment, AugmentConfig) else dict(config.augment)
+    top = {"size": config.image_size, "flip": config.flip, "rotate90": config.rotate90}
+    names = {"size": "image_size", "flip": "flip", "rotate90": "rotate90"}
+    if isinstance(config.augment, dict):  # an AugmentConfig carries its defaults: only a dict's keys are asked for
+        clash = [k for k in top if k in given and given[k] != top[k]]
+        if clash:
+            raise ValueError(f"augment={{{', '.join(f'{k!r}: {given[k]!r}' for k in clash)}}} contradicts "
+                             f"{', '.join(f'{names[k]}={top[k]!r}' for k in clash)}; set the view's size, flips "
+                             "and turns with image_size=, flip= and rotate90= only.")
+    try:
+        return AugmentConfig(**{**given, **top})
+    except TypeError as err:
+        raise ValueError(f"augment={given!r} is not allowed: {err}; its keys are the fields of "
+                         "xwvnet.training.augment.AugmentConfig.") from None
 
 
 @dataclass
@@ -706,6 +689,7 @@ class _Run:
     scaler: torch.amp.GradScaler
     config: TrainConfig
     aug: AugmentConfig
+    border: str
     provenance: dict
     out_dir: Path
     dev: torch.device
@@ -752,7 +736,7 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
             batch = next(stream).to(dev, non_blocking=True)
             with torch.no_grad():
                 v1, v2 = view_pair(batch.images, batch.valid_lines, batch.valid_samples, run.aug,
-                                   _step_generator(dev, config.seed, rank, step))
+                                   _step_generator(dev, config.seed, rank, step), border=run.border)
             if dev.type == "cuda":
                 v1, v2 = v1.contiguous(memory_format=torch.channels_last), v2.contiguous(
                     memory_format=torch.channels_last)
@@ -823,56 +807,3 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
     if world > 1:
         dist.barrier()
     return path
-
-
-def train_briefly(
-    data: xr.Dataset | str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    seconds: float = 60,
-    seed: int = 0,
-    arch: str = "resnet18",
-    image_size: int = 96,
-    progress: bool = True,
-) -> Path:
-    """A small encoder trained with SimCLR for at most ``seconds`` on the data at hand.
-
-    For when no pretrained weights are available (the demo): a ResNet-18 at 96 px, a batch of up to 64, 200 steps
-    at most. Far from WV-Net, but an encoder of *these* imagettes that ``embed`` can use, and that says what it is
-    in ``encoder.json``.
-
-    Parameters
-    ----------
-    data : xarray.Dataset or str or os.PathLike
-        Imagettes (a Dataset or a Zarr store path), at least 4.
-    out_dir : str or os.PathLike
-        Folder of the run (see :func:`train`).
-    seconds : float, default 60
-        Time budget; training stops at the first step past it.
-    seed : int, default 0
-        Seed of the run.
-    arch : str, default "resnet18"
-        Architecture.
-    image_size : int, default 96
-        Side of the training views.
-    progress : bool, default True
-        Show a progress bar.
-
-    Returns
-    -------
-    pathlib.Path
-        The weights file, ``out_dir/encoder.pt``.
-
-    Raises
-    ------
-    ValueError
-        If the data holds fewer than 4 imagettes.
-    """
-    ds, _ = open_training_data(data)
-    n = ds.sizes[S.IMAGETTE]
-    if n < 4:
-        raise ValueError(f"training an encoder needs at least 4 imagettes, the data has {n}.")
-    batch = min(64, 2 ** int(math.log2(n)))
-    return train(ds, out_dir=out_dir, arch=arch, image_size=image_size, batch_size=batch, steps=200,
-                 warmup_steps=10, lr=2e-3, seed=seed, max_seconds=seconds, checkpoint_every=10**9,
-                 progress=progress)
