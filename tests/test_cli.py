@@ -84,3 +84,126 @@ def test_ingest_exits_non_zero_when_nothing_was_read(tmp_path, capsys):
     (tmp_path / "s1a-wv1-QL-vv-20190101t000000-20190101t000003-025000-02a000-001.png").write_bytes(b"not a png")
     assert main(["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr")]) == 1
     assert "nothing could be read" in capsys.readouterr().err
+
+
+def _options(command: str) -> dict[str, object]:
+    """The actions of one subcommand, by their first option string (or dest)."""
+    import argparse
+
+    from xwvnet.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {(a.option_strings or [a.dest])[0]: a for a in sub.choices[command]._actions}
+
+
+def test_choices_are_the_librarys_constants_and_every_option_has_help():
+    import argparse
+
+    from xwvnet import archive
+    from xwvnet._runtime import PRECISIONS
+    from xwvnet.cli import build_parser
+    from xwvnet.export.geoparquet import DTYPES
+    from xwvnet.joins.grid import METHODS as GRID_METHODS
+    from xwvnet.models.resnet import LAYERS
+    from xwvnet.retrieval.index import METHODS as INDEX_METHODS
+    from xwvnet.training.simclr import TRAIN_PRECISIONS
+
+    expected = {("embed", "--precision"): PRECISIONS, ("embed", "--dtype"): archive.EMBEDDING_DTYPES,
+                ("train", "--arch"): tuple(LAYERS), ("train", "--precision"): TRAIN_PRECISIONS,
+                ("index", "--method"): INDEX_METHODS, ("collocate", "--method"): GRID_METHODS,
+                ("export", "--dtype"): DTYPES}
+    for (command, option), names in expected.items():
+        assert tuple(_options(command)[option].choices) == tuple(names), (command, option)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    no_help = [f"{name} {a.option_strings or a.dest}" for name, parser in sub.choices.items()
+               for a in parser._actions if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert no_help == []
+
+
+def test_building_the_parser_imports_neither_torch_nor_sklearn():
+    import subprocess
+    import sys
+
+    code = ("import sys; from xwvnet.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_bad_choice_names_the_librarys_names(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["embed", "a", "b", "--precision", "fp16"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "'float32', 'bfloat16', 'float16'" in err
+
+
+def _last_line(err: str) -> str:
+    """The last line on stderr (a progress bar may come before it)."""
+    return err.strip().splitlines()[-1]
+
+
+def test_ingest_of_a_path_that_does_not_exist_exits_non_zero_saying_what_to_do(tmp_path, capsys):
+    missing = tmp_path / "no-such-folder"
+    assert main(["ingest", str(missing), "--store", str(tmp_path / "s.zarr")]) == 1
+    line = _last_line(capsys.readouterr().err)
+    assert line.startswith("xwvnet ingest:") and str(missing) in line and "give existing" in line
+
+
+def test_ingest_of_a_folder_without_imagettes_exits_non_zero(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["ingest", str(tmp_path / "empty"), "--store", str(tmp_path / "s.zarr")]) == 1
+    line = _last_line(capsys.readouterr().err)
+    assert line.startswith("xwvnet ingest") and "empty" in line
+
+
+def test_a_local_cluster_that_cannot_start_is_one_line(tmp_path, monkeypatch, capsys):
+    import xwvnet.distributed as xd
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(xd, "local_cluster", refuse)
+    for argv in (["embed", str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), "--workers", "2"],
+                 ["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr"), "--workers", "2"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert err.startswith(f"xwvnet {argv[0]}: error: could not start a local dask cluster") and "Nanny" in err
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_ctrl_c_is_one_line_and_130_and_the_local_cluster_is_closed(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import xwvnet.archive
+    import xwvnet.distributed as xd
+
+    seen = {}
+
+    class FakeClient:
+        def close(self):
+            seen["closed"] = True
+
+    def fake_local_client(workers, threads, **kwargs):
+        seen["sigint while starting"] = signal.getsignal(signal.SIGINT)  # what the worker processes inherit
+        seen["shape"] = (workers, threads)
+        return FakeClient()
+
+    def interrupted(*args, client=None, **kwargs):
+        seen["client"] = client
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xd, "local_client", fake_local_client)
+    monkeypatch.setattr(xwvnet.archive, "embed_store", interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["embed", "in.zarr", "out.zarr", "--workers", "2", "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("xwvnet embed: interrupted")
+    assert seen["sigint while starting"] is signal.SIG_IGN and seen["shape"] == (2, None)
+    assert isinstance(seen["client"], FakeClient) and seen["closed"]
+    assert signal.getsignal(signal.SIGINT) is before
+    # without --workers nothing is started: the library's default (threads here) gets client=None
+    monkeypatch.setattr(xd, "local_client", None)
+    assert main(["embed", "in.zarr", "out.zarr"]) == 130 and seen["client"] is None

@@ -79,3 +79,46 @@ def test_api_page_lists_every_public_name() -> None:
 
     methods = [n for n in vars(WVNetAccessor) if not n.startswith("_")]
     assert methods and [m for m in methods if f"Dataset.wvnet.{m}" not in api] == []
+
+
+def _code(path: Path) -> str:
+    return "\n".join(_blocks(path.read_text(), {"code-cell", "python"}))
+
+
+def test_every_xwvnet_name_the_notebooks_use_exists() -> None:
+    """``xwvnet.NAME``, ``ds.wvnet.NAME`` and ``from xwvnet.x import y`` in the notebooks' code all exist."""
+    import contextlib
+    import importlib
+
+    import xwvnet
+    from xwvnet.accessor import WVNetAccessor
+
+    missing = []
+    for path in NOTEBOOKS:
+        code = _code(path)
+        for module, names in re.findall(r"^from (xwvnet[\w.]*) import ([\w, ]+)$", code, re.MULTILINE):
+            mod = importlib.import_module(module)
+            missing += [f"{path.name}: {module}.{n.strip()}" for n in names.split(",") if not hasattr(mod, n.strip())]
+        for dotted in set(re.findall(r"\bxwvnet\.([A-Za-z_][\w.]*[\w])", code)):
+            value: object = xwvnet
+            for i, part in enumerate(dotted.split(".")):
+                if not hasattr(value, part):
+                    with contextlib.suppress(ImportError):
+                        importlib.import_module("xwvnet." + ".".join(dotted.split(".")[: i + 1]))
+                if not hasattr(value, part):
+                    missing.append(f"{path.name}: xwvnet.{dotted}")
+                    break
+                value = getattr(value, part)
+        missing += [f"{path.name}: .wvnet.{m}" for m in set(re.findall(r"\.wvnet\.(\w+)", code))
+                    if not callable(getattr(WVNetAccessor, m, None))]
+    assert missing == []
+
+
+def test_encoder_names_in_readme_docs_and_notebooks_are_loadable() -> None:
+    """A name shaped like a zoo name (``random-resnet18``) that ``load_encoder`` rejects misleads: every one is in
+    the zoo (other encoders are named as what they are, e.g. "random ResNet-18 (seed 0)")."""
+    from xwvnet.models.zoo import ENCODERS
+
+    pages = [ROOT / "README.md", *_pages()]
+    found = {(p.name, name) for p in pages for name in re.findall(r"[\"'`]([a-z]+-resnet\d+)[\"'`]", p.read_text())}
+    assert found and sorted(f"{page}: {name}" for page, name in found if name not in ENCODERS) == []

@@ -74,6 +74,8 @@ class WVNetAccessor:
     embed = _Forward("xwvnet.inference", "embed")
     fit_probe = _Forward("xwvnet.probe", "fit_probe")
     predict = _Forward("xwvnet.probe", "predict")
+    evaluate = _Forward("xwvnet.evaluation.table", "evaluate")
+    learning_curve = _Forward("xwvnet.evaluation.curves", "learning_curve")
     neighbors = _Forward("xwvnet.retrieval", "neighbors")
     collocate = _Forward("xwvnet.joins.collocation", "collocate")
     train = _Forward("xwvnet.training", "train")

@@ -1,19 +1,59 @@
 """The ``xwvnet`` command: one subcommand per job, each a thin call into a functional module.
 
 Each subcommand has an ``_add_<name>(subparsers)`` that declares its arguments and binds ``func=_run_<name>`` with
-``set_defaults``; ``_run_<name>(args)`` calls the library and returns an exit code. No logic of its own lives here.
-An expected error (bad input, missing file, weights unavailable offline, a refused store) prints one line and exits
-1; ``--debug`` shows the traceback.
+``set_defaults``; ``_run_<name>(args)`` calls the library and returns an exit code. No logic of its own lives here:
+the ``choices=`` of an option are the library's own constants (read on first use, so that building the parser
+imports neither torch nor scikit-learn). An expected error (bad input, missing file, weights unavailable offline, a
+refused store, a local cluster that cannot start) prints one line and exits 1; ``--debug`` shows the traceback.
+Ctrl-C prints one line and exits 130: the worker processes of a local cluster started here ignore it, and the
+cluster is closed quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+from ._runtime import PRECISIONS
 
 _Help = argparse.ArgumentDefaultsHelpFormatter
+
+
+class _Choices(Sequence[str]):
+    """The names of a library constant (a tuple, or a mapping's keys), imported from its module on first use.
+
+    ``argparse`` only iterates over and tests membership in ``choices`` (give the option a ``metavar``, which it
+    would otherwise build from them), so a constant of a module that imports torch (the architectures) is read
+    when an option is checked or ``--help`` is shown, not when the parser is built.
+    """
+
+    def __init__(self, module: str, name: str, *extra: str) -> None:
+        self.module, self.name, self.extra = module, name, extra
+
+    def _names(self) -> tuple[str, ...]:
+        return (*self.extra, *getattr(importlib.import_module(self.module), self.name))
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
 
 
 def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
@@ -41,6 +81,90 @@ def _storage_options(args: argparse.Namespace) -> dict[str, object] | None:
     return out or None
 
 
+# --- where dask work runs -------------------------------------------------------------------------------------------
+#: the loggers of dask.distributed and its event loop, silenced while a local cluster starts and stops
+_DASK_LOGGERS = ("distributed", "tornado", "asyncio")
+
+
+@contextlib.contextmanager
+def _quiet_logs(debug: bool = False) -> Iterator[None]:
+    """Silence dask.distributed's loggers (unless ``debug``): a failed start or a shutdown after Ctrl-C is then our
+    one line, not pages of worker tracebacks."""
+    if debug:
+        yield
+        return
+    names = {*_DASK_LOGGERS, *(n for n in logging.Logger.manager.loggerDict if n.split(".")[0] in _DASK_LOGGERS)}
+    loggers = [logging.getLogger(n) for n in sorted(names)]
+    before = [(lg, lg.level, lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)  # loggers made meanwhile inherit it
+        lg.disabled = True
+    try:
+        yield
+    finally:
+        for lg, level, disabled in before:
+            lg.setLevel(level)
+            lg.disabled = disabled
+
+
+@contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Processes started inside ignore Ctrl-C (an ignored signal stays ignored across ``exec``, and Python then
+    installs no ``KeyboardInterrupt`` handler); this process gets its handler back at the end.
+
+    So Ctrl-C interrupts only this process, which closes the cluster; its workers print nothing. (A Ctrl-C while
+    the cluster starts is ignored: a few seconds.)
+    """
+    try:
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (main() called from a thread): signals are not ours to change
+        before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
+
+
+def _local_device(device: str) -> str:
+    """The kind of local cluster a ``--device`` needs: ``"cuda"`` (one worker per GPU) or ``"cpu"``."""
+    if str(device).startswith("cuda"):
+        return "cuda"
+    if device == "auto":
+        from ._runtime import cuda_device_count
+
+        return "cuda" if cuda_device_count() > 0 else "cpu"
+    return "cpu"
+
+
+@contextlib.contextmanager
+def _where(args: argparse.Namespace, device: str = "cpu") -> Iterator[Any]:
+    """Where a command's dask work runs, for its ``client=``: the ``--scheduler`` address as given; a local cluster
+    of ``--workers`` processes x ``--threads`` threads, started here and closed quietly at the end (Ctrl-C
+    included); else ``None`` (the library's default: threads in this process).
+
+    Raises
+    ------
+    xwvnet.distributed.LocalClusterError
+        If the local cluster cannot start (one line: what failed and what to do).
+    """
+    workers, threads = getattr(args, "workers", None), getattr(args, "threads", None)
+    if workers is None and threads is None:
+        yield getattr(args, "scheduler", None)
+        return
+    from .distributed import local_client
+
+    with _quiet_logs(args.debug), _children_ignore_sigint():
+        # workers log errors only: their warnings about tasks cancelled by a Ctrl-C would follow our one line
+        client = local_client(workers, threads, device=device, silence_logs=logging.DEBUG if args.debug else
+                              logging.ERROR)
+    try:
+        yield client
+    finally:
+        with _quiet_logs(args.debug):
+            client.close()
+
+
 # --- ingest ---------------------------------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
@@ -55,7 +179,8 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-sigma0", action="store_true", help="SAFE products: also store the multilooked sigma0")
     p.add_argument("--denoise", action="store_true", help="SAFE products: remove thermal noise before calibrating")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=None, help="SAFE products: processes calibrating in parallel")
+    where.add_argument("--workers", type=int, default=None,
+                       help="SAFE products: calibrate in a local dask cluster of N worker processes")
     where.add_argument("--scheduler", default=None, help="SAFE products: a dask.distributed scheduler address")
     _storage_arg(p)
 
@@ -63,13 +188,15 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
 def _run_ingest(args: argparse.Namespace) -> int:
     from .ingestion import ingest
 
-    report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=args.spacing,
-                    keep_sigma0=args.keep_sigma0, denoise=args.denoise, workers=args.workers,
-                    scheduler=args.scheduler, progress=True,
-                    repair=args.repair, storage_options=_storage_options(args))
+    with _where(args) as client:
+        report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=args.spacing,
+                        keep_sigma0=args.keep_sigma0, denoise=args.denoise, client=client, progress=True,
+                        repair=args.repair, storage_options=_storage_options(args))
     print(report.summary())
-    if not report.added and not report.present and report.skipped:
-        print("xwvnet ingest: nothing could be read (see the skipped lines above)", file=sys.stderr)
+    if not report.added and not report.present:
+        print(f"xwvnet ingest: nothing could be read from {' '.join(args.sources)} ({len(report.skipped)} "
+              "input(s) skipped, reasons above); give existing SAFE folders/zips, quicklook files (.png .jpg .tif), "
+              "folders of them or glob patterns", file=sys.stderr)
         return 1
     return 1 if report.damaged else 0
 
@@ -160,8 +287,10 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
                    "glob such as 'era5/*.nc'")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
     p.add_argument("--variables", nargs="+", default=None, help="source variables (default: all on its grid)")
-    p.add_argument("--method", choices=["linear", "nearest"], default="linear")
-    p.add_argument("--time-tolerance", default=None, help="e.g. 3h or 30min")
+    p.add_argument("--method", choices=_Choices("xwvnet.joins.grid", "METHODS"), default="linear", metavar="METHOD",
+                   help="how gridded sources are sampled at imagette positions: %(choices)s")
+    p.add_argument("--time-tolerance", default=None,
+                   help="largest time between an imagette and the source value joined to it, e.g. 3h or 30min")
     p.add_argument("--max-distance-km", type=float, default=None, help="for point/track sources")
     p.add_argument("--prefix", default=None, help="name prefix (default: era5, ww3, ocn ... from the source)")
     p.add_argument("--depth", type=float, default=None,
@@ -186,17 +315,24 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "embed", "embed a whole imagette store into an embedding store (resumable, appends)")
     p.add_argument("input_store", help="the imagette store to embed (path or s3://, gs://, az:// URL)")
     p.add_argument("output_store", help="the embedding store to create or complete (path or URL)")
-    p.add_argument("--encoder", default="wvnet-resnet50", help="registry name or state-dict path")
+    p.add_argument("--encoder", default="wvnet-resnet50",
+                   help="a named encoder (xwvnet.models.zoo.ENCODERS: wvnet-resnet50 ...) or a state-dict path")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, help="dask scheduler address or file; 'threads': here")
-    where.add_argument("--workers", type=int, default=None, help="start a local cluster of N worker processes")
-    p.add_argument("--threads", type=int, default=None, help="local threads when neither option above is given")
+    where.add_argument("--workers", type=int, default=None,
+                       help="start a local dask cluster of N worker processes (default: threads in this process, "
+                       "whose progress bar moves per batch)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per local worker (alone: one local worker process with N threads)")
     p.add_argument("--chunk", type=int, default=None, help="imagettes per task and stored chunk (new stores)")
     p.add_argument("--batch-size", type=int, default=64, help="imagettes per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
-    p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16"],
-                   help="how embeddings are stored (float16: half the size)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="arithmetic of the forward pass (bfloat16/float16: faster on GPUs, embeddings differ "
+                   "slightly; fixed for a store)")
+    p.add_argument("--dtype", default="float32", choices=_Choices("xwvnet.archive", "EMBEDDING_DTYPES"),
+                   metavar="DTYPE",
+                   help="how embeddings are stored: %(choices)s (float16: half the size)")
     p.add_argument("--repair", action="store_true", help="first read every output chunk and re-embed damaged ones")
     p.add_argument("--commit-every", type=float, default=30.0, help="seconds between commits of finished chunks")
     _storage_arg(p)
@@ -205,12 +341,13 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
 def _run_embed(args: argparse.Namespace) -> int:
     from .archive import embed_store
 
-    report = embed_store(
-        args.input_store, args.output_store, args.encoder, scheduler=args.scheduler, workers=args.workers,
-        threads=args.threads, chunk=args.chunk, batch_size=args.batch_size, device=args.device,
-        precision=args.precision, progress=True, errors="report", dtype=args.dtype, repair=args.repair,
-        commit_every=args.commit_every, storage_options=_storage_options(args),
-    )
+    with _where(args, _local_device(args.device)) as client:
+        report = embed_store(
+            args.input_store, args.output_store, args.encoder, client=client, chunk_size=args.chunk,
+            batch_size=args.batch_size, device=args.device, precision=args.precision, progress=True,
+            errors="report", dtype=args.dtype, repair=args.repair, commit_every=args.commit_every,
+            storage_options=_storage_options(args),
+        )
     print(report.summary())
     return 0 if report.complete else 1
 
@@ -311,7 +448,8 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "index", "build (or update) the approximate retrieval index beside an embedding store")
     p.add_argument("store", help="the embedding store (from `xwvnet embed`), on a local disk")
     p.add_argument("--update", action="store_true", help="add imagettes appended since the index was built")
-    p.add_argument("--method", default="hnsw", choices=["hnsw", "ivf"], help="faiss HNSW32,SQ8 or IVF,SQ8")
+    p.add_argument("--method", default="hnsw", choices=_Choices("xwvnet.retrieval.index", "METHODS"), metavar="METHOD",
+                   help="%(choices)s: faiss HNSW32,SQ8 or IVF,SQ8")
     p.add_argument("--effort", type=int, default=None, help="search effort saved with the index (efSearch/nprobe)")
     p.add_argument("--overwrite", action="store_true", help="build again over an existing index")
 
@@ -363,22 +501,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "train", "train an encoder with SimCLR on a store (under torchrun: on every rank)")
     p.add_argument("store", help="the imagette store to train on (path or URL)")
     p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
-    p.add_argument("--arch", default=None, choices=["resnet18", "resnet34", "resnet50"], help="default: resnet18")
+    p.add_argument("--arch", default=None, choices=_Choices("xwvnet.models.resnet", "LAYERS"), metavar="ARCH",
+                   help="the backbone: %(choices)s (default: resnet18, or the architecture of --init)")
     p.add_argument("--init", default=None, help="start from 'wvnet-resnet50' or a weights/checkpoint file")
     p.add_argument("--image-size", type=int, default=64, help="view size in pixels, cut at the embedding's scale")
     p.add_argument("--batch-size", type=int, default=64, help="global batch (split over ranks)")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3, or 1e-4 when continuing from --init")
-    p.add_argument("--temperature", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--temperature", type=float, default=0.1, help="NT-Xent temperature of the contrastive loss")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, views and batch order")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints in OUT")
     p.add_argument("--num-workers", type=int, default=None, help="loader workers per rank (default: auto)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop early (with a checkpoint) after this long")
     p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
     p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
-    p.add_argument("--precision", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="auto: bfloat16 on a GPU, float32 on the CPU")
+    p.add_argument("--precision", default="auto", choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"),
+                   metavar="PRECISION", help="arithmetic of training: %(choices)s (auto: bfloat16 on a GPU, float32 "
+                   "on the CPU)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in OUT (kept until the new run's first checkpoint)")
@@ -389,7 +529,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from .training import train
 
     path = train(
-        args.store, out_dir=args.out, arch=args.arch, init=args.init, image_size=args.image_size,
+        args.store, args.out, arch=args.arch, init=args.init, image_size=args.image_size,
         batch_size=args.batch_size, steps=args.steps, lr=args.lr, temperature=args.temperature, seed=args.seed,
         checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, device=args.device,
         max_seconds=args.max_seconds, flip=not args.no_flip, rotate90=not args.no_rotate, resume=args.resume,
@@ -462,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("xwvnet: interrupted; what was committed is kept, re-run the same command to continue.", file=sys.stderr)
+        print(f"xwvnet {args.command}: interrupted; what was committed is kept, re-run the same command to "
+              "continue.", file=sys.stderr)
         return 130
     except Exception as err:
         if args.debug or not _is_user_error(err):

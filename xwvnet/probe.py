@@ -561,7 +561,8 @@ def fit_probe(
     >>> xwvnet.predict(ds, probe)["hs_predicted"]  # doctest: +SKIP
     """
     if target not in ds.variables:
-        raise ValueError(f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))}).")
+        raise ValueError(f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))})."
+                         + S.did_you_mean(target, ds.variables))
     target_da = ds[target]
     kind = infer_kind(target_da) if kind == "auto" else kind
     if kind not in KINDS:

@@ -113,6 +113,36 @@ _VAR_DTYPES = {
 }
 
 
+def did_you_mean(name: object, names: Iterable[object]) -> str:
+    """The hint an error about an unknown name ends with: `` Did you mean 'x'?`` for close names, else ``""``.
+
+    One rule (``difflib.get_close_matches``, up to two names) for misspelt variables, encoders and targets.
+
+    Parameters
+    ----------
+    name : object
+        The name given (compared as a string).
+    names : iterable of object
+        The names that exist.
+
+    Returns
+    -------
+    str
+        ``" Did you mean 'hs'?"`` (with a leading space), ``" Did you mean 'a' or 'b'?"``, or ``""``.
+
+    Examples
+    --------
+    >>> did_you_mean("hss", ["hs", "t2m"])
+    " Did you mean 'hs'?"
+    >>> did_you_mean("zzz", ["hs", "t2m"])
+    ''
+    """
+    import difflib
+
+    close = difflib.get_close_matches(str(name), sorted({str(n) for n in names}), n=2)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
 def image_var(ds: xr.Dataset, var: str | None = None) -> str:
     """Name the image variable a stage should read: ``var`` if given, else ``quicklook``, else ``sigma0``.
 
@@ -147,6 +177,7 @@ def image_var(ds: xr.Dataset, var: str | None = None) -> str:
         if var not in ds.data_vars:
             raise ValueError(
                 f"image variable {var!r} is not in the Dataset (variables: {sorted(map(str, ds.data_vars))})."
+                + did_you_mean(var, ds.data_vars)
             )
         return var
     for name in IMAGE_VARS:
@@ -292,6 +323,8 @@ def require(ds: xr.Dataset, names: Iterable[str], what: str) -> None:
     """
     missing = [n for n in names if n not in ds.variables]
     if missing:
+        hints = "".join(did_you_mean(n, ds.variables).replace(" Did you mean", f" For {n!r}, did you mean")
+                        for n in missing)
         raise ValueError(
-            f"{what} needs {missing} in the Dataset, but it has only {sorted(map(str, ds.variables))}."
+            f"{what} needs {missing} in the Dataset, but it has only {sorted(map(str, ds.variables))}.{hints}"
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import datasets
+from ..schema import did_you_mean
 from . import resnet
 from .encoder import Encoder, Transform
 from .weights import fetch_file, find_file, verify_weights_file
@@ -91,7 +92,8 @@ ENCODERS: dict[str, WeightsInfo] = {
 
 def _info(name: str) -> WeightsInfo:
     if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)} or a state-dict path.")
+        raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)} or a state-dict path."
+                         + did_you_mean(name, ENCODERS))
     return ENCODERS[name]
 
 
@@ -217,5 +219,7 @@ def load_encoder(
     if not path.is_file():
         raise ValueError(
             f"{name_or_path!r} is neither a known encoder ({sorted(ENCODERS)}) nor an existing state-dict file."
+            + did_you_mean(name_or_path, ENCODERS)
+            + " (A random encoder of another architecture is xwvnet.Encoder(name, 'resnet18', seed=0).)"
         )
     return Encoder.from_file(path, transform=transform)
