@@ -44,7 +44,9 @@ CELLS: dict[str, dict] = {
     "resized-crop": {"augment": {"crop": "resized"}},
     # view size against the 224-px embedding field (same pixel scale, other windows)
     "views-64": {"image_size": 64},
-    # windows that reach into the field's zero border, as the embedded fields do (half the side on the imagette)
+    # the embedding transform: the published zero border instead of the mirrored one (random init embedded alike)
+    "zero-border": {"transform": "wvnet"},
+    # windows that reach into the field's border (half the side on the imagette)
     "border-0.5": {"augment": {"on_imagette": 0.5}},
     "views-160": {"image_size": 160},
     # loss and optimiser
@@ -117,10 +119,18 @@ def main() -> None:
     results["baselines"]["image statistics"] = _scores(image_statistics(evaluation).compute(), test)
     results["baselines"]["predict the mean"] = {
         t: {"rmse": float(np.std(evaluation[t].values[test])), "r2": 0.0} for t in TARGETS}
-    random = {}
-    for seed in args.seeds:  # the same weights train() starts from with this seed
-        random[seed] = _scores(_embed(evaluation, Encoder(f"random-{args.arch}", args.arch, seed=seed),
-                                      args.device), test)
+    from xwvnet.training.simclr import FRESH_TRANSFORM
+
+    def random_init(seed: int, transform: str) -> dict:
+        """The weights train() starts from with this seed, embedded through the trained encoder's transform."""
+        key = (seed, transform)
+        if key not in random_by_transform:
+            encoder = Encoder(f"random-{args.arch}", args.arch, seed=seed, transform=transform)
+            random_by_transform[key] = _scores(_embed(evaluation, encoder, args.device), test)
+        return random_by_transform[key]
+
+    random_by_transform: dict = {}
+    random = {seed: random_init(seed, FRESH_TRANSFORM) for seed in args.seeds}
     results["random init"] = random
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,13 +145,14 @@ def main() -> None:
                 meta = json.loads((out / "encoder.json").read_text())
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
                 scores = _scores(_embed(evaluation, str(weights), args.device), test)
+                base = random_init(seed, meta["transform"])
                 runs[seed] = {"scores": scores, "steps": meta["steps_done"], "seconds": took, "load": load,
-                              "final_loss": meta["final_loss"],
-                              "hs_ratio": scores["hs"]["rmse"] / random[seed]["hs"]["rmse"]}
+                              "final_loss": meta["final_loss"], "transform": meta["transform"],
+                              "hs_ratio": scores["hs"]["rmse"] / base["hs"]["rmse"]}
                 print(f"  {cell:16} seed {seed}: {meta['steps_done']} steps in {took:.0f} s (load {load:.1f}, "
                       f"torch threads {torch.get_num_threads()}), loss {meta['final_loss']:.3f}, hs RMSE "
-                      f"{scores['hs']['rmse']:.3f} vs random init {random[seed]['hs']['rmse']:.3f}: ratio "
-                      f"{runs[seed]['hs_ratio']:.2f}", flush=True)
+                      f"{scores['hs']['rmse']:.3f} vs random init {base['hs']['rmse']:.3f} "
+                      f"({meta['transform']}): ratio {runs[seed]['hs_ratio']:.2f}", flush=True)
             results["cells"][cell] = runs
 
     print(f"\n{args.arch}, max_seconds={args.seconds:g}, seeds {args.seeds}; RMSE on held-out imagettes, mean "

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import xwvnet
-from xwvnet.preprocess import WVNET_MEAN, WVNET_STD, wvnet_transform
+from xwvnet.models.transforms import WVNET_MEAN, WVNET_STD, wvnet_reflect_transform, wvnet_transform
 from xwvnet.training.augment import AugmentConfig, augment, embedding_field, to_model_input, view_pair
 
 torch.set_num_threads(1)
@@ -128,11 +128,12 @@ def test_defaults_keep_what_carries_sea_state():
         AugmentConfig(crop="zoom")
 
 
-def test_the_field_is_what_the_wvnet_transform_feeds_the_encoder():
+@pytest.mark.parametrize("border, transform", [("zero", wvnet_transform), ("reflect", wvnet_reflect_transform)])
+def test_the_field_is_what_the_wvnet_transform_feeds_the_encoder(border, transform):
     ds = xwvnet.synthetic.imagettes(6, seed=2, size=(120, 140), ragged=True).compute()
     im, vl, vs = ds.quicklook.values, ds.valid_lines.values, ds.valid_samples.values
-    field, box = embedding_field(torch.from_numpy(im), torch.from_numpy(vl), torch.from_numpy(vs))
-    ref = wvnet_transform(im, vl, vs, channels=1)
+    field, box = embedding_field(torch.from_numpy(im), torch.from_numpy(vl), torch.from_numpy(vs), border)
+    ref = transform(im, vl, vs, channels=1)
     assert torch.equal((field - WVNET_MEAN) / WVNET_STD, ref)  # the same arithmetic, bit for bit
 
 

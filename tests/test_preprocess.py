@@ -8,7 +8,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xwvnet.models.transforms import IMAGENET_MEAN, IMAGENET_STD, crop_field, imagenet_transform, wvnet_transform
+from xwvnet.models.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    crop_field,
+    imagenet_transform,
+    wvnet_reflect_transform,
+    wvnet_transform,
+)
 from xwvnet.radiometry import sigma0_to_quicklook
 
 torch.set_num_threads(1)
@@ -183,3 +190,28 @@ def test_detrend_removes_a_log_linear_incidence_trend():
     np.testing.assert_allclose(out, 0.05 * field, rtol=1e-6)
     with pytest.raises(ValueError, match="broadcast"):
         detrend(s0, inc[:10])
+
+
+# --- the mirrored border (transform="wvnet-reflect", what trained encoders embed with) -----------------------------
+@pytest.mark.parametrize("valid", [(100, 120), (37, 450), (460, 200), (2, 3)])
+def test_the_reflect_border_is_numpys_reflect_padding_of_the_imagette(valid):
+    from xwvnet.models.transforms import crop_offsets
+
+    rng = np.random.default_rng(7)
+    images = np.zeros((1, 470, 470), dtype=np.uint8)
+    images[0, : valid[0], : valid[1]] = rng.integers(1, 256, valid, dtype=np.uint8)
+    field = crop_field(images, [valid[0]], [valid[1]], border="reflect")[0]
+    line0, sample0 = (int(v[0]) for v in crop_offsets([valid[0]], [valid[1]]))
+    pad = 1000
+    mirrored = np.pad(images[0, : valid[0], : valid[1]], pad, mode="reflect")
+    expected = mirrored[pad + line0: pad + line0 + 450, pad + sample0: pad + sample0 + 450]
+    assert np.array_equal(field, expected) and field.min() > 0  # sea everywhere, no zero border
+
+
+def test_the_reflect_transform_equals_the_published_one_where_the_imagette_fills_the_field():
+    rng = np.random.default_rng(8)
+    images = rng.integers(0, 256, (3, 520, 600), dtype=np.uint8)
+    vl, vs = np.array([450, 500, 520]), np.array([600, 451, 470])
+    assert torch.equal(wvnet_transform(images, vl, vs), wvnet_reflect_transform(images, vl, vs))
+    small = wvnet_transform(images, np.array([200] * 3), vs)
+    assert not torch.equal(small, wvnet_reflect_transform(images, np.array([200] * 3), vs))
