@@ -128,15 +128,16 @@ def main() -> None:
     try:
         for kind in kinds:
             cases = {
-                "write": (lambda u: xwvnet.to_store(ds, u, chunk=CHUNK), lambda u: _plain_write(ds, u), None, None),
-                "20 appends": (lambda u: [xwvnet.to_store(p, u, chunk=CHUNK) for p in parts],
+                "write": (lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u), None,
+                          None),
+                "20 appends": (lambda u: [xwvnet.to_store(p, u, chunk_size=CHUNK) for p in parts],
                                lambda u: [_plain_write(p, u, append=bool(i)) for i, p in enumerate(parts)], None, None),
                 "open": (lambda u: xwvnet.open_store(u), _plain_open,
-                         lambda u: xwvnet.to_store(ds, u, chunk=CHUNK), lambda u: _plain_write(ds, u)),
+                         lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u)),
                 "load": (lambda u: xwvnet.open_store(u).load(), lambda u: _plain_open(u).load(),
-                         lambda u: xwvnet.to_store(ds, u, chunk=CHUNK), lambda u: _plain_write(ds, u)),
-                "embed_store": (lambda u: xwvnet.embed_store(u + ".in", u, weights, progress=False, chunk=256),
-                                plain_embed, lambda u: xwvnet.to_store(few, u + ".in", chunk=CHUNK),
+                         lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u)),
+                "embed_store": (lambda u: xwvnet.embed_store(u + ".in", u, weights, progress=False, chunk_size=256),
+                                plain_embed, lambda u: xwvnet.to_store(few, u + ".in", chunk_size=CHUNK),
                                 lambda u: _plain_write(few, u + ".in")),
             }
             for name, (ours, plain, prep_ours, prep_plain) in cases.items():

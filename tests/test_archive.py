@@ -32,7 +32,7 @@ def weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("input") / "in.zarr"
-    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=3), path, chunk=IN_CHUNK)
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=3), path, chunk_size=IN_CHUNK)
     return path
 
 
@@ -49,7 +49,7 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def test_threaded_run_writes_embeddings_and_coords(source, weights, reference, tmp_path):
     out = tmp_path / "out.zarr"
-    report = embed_store(source, out, weights, chunk=IN_CHUNK, threads=2, progress=False)
+    report = embed_store(source, out, weights, chunk_size=IN_CHUNK, progress=False)
     assert report.complete and report.failed == []
     assert report.computed == list(range(N // IN_CHUNK)) and report.embedded == N
     assert "thread pool" in report.runner
@@ -70,7 +70,7 @@ def test_threaded_run_writes_embeddings_and_coords(source, weights, reference, t
 def test_append_embeds_only_new_imagettes(source, weights, tmp_path):
     src = _copy(source, tmp_path / "in.zarr")
     out = tmp_path / "out.zarr"
-    embed_store(src, out, weights, chunk=6, progress=False)  # 16 = 6 + 6 + 4: the last chunk is partly filled
+    embed_store(src, out, weights, chunk_size=6, progress=False)  # 16 = 6 + 6 + 4: the last chunk is partly filled
     extra = make_imagettes(5, lines=SIZE, samples=SIZE, seed=9)
     xwvnet.to_store(extra, src)
     report = embed_store(src, out, weights, progress=False)
@@ -92,7 +92,7 @@ def test_corrupt_chunk_fails_alone_and_rerun_completes(source, weights, referenc
     biggest = max(chunk_objects(str(src)).items(), key=lambda kv: kv[1])[0]  # one quicklook chunk
     flip_byte(biggest)
     out = tmp_path / "out.zarr"
-    report = embed_store(src, out, weights, chunk=IN_CHUNK, progress=False, errors="report")
+    report = embed_store(src, out, weights, chunk_size=IN_CHUNK, progress=False, errors="report")
     assert not report.complete and len(report.failed) == 1
     bad = report.failed[0].chunk_index
     ids = list(xwvnet.open_store(source)[S.IMAGETTE].values)
@@ -111,17 +111,17 @@ def test_corrupt_chunk_fails_alone_and_rerun_completes(source, weights, referenc
 
 def test_resume_refuses_another_encoder_or_input(source, weights, tmp_path):
     out = tmp_path / "out.zarr"
-    embed_store(source, out, weights, chunk=8, progress=False)
+    embed_store(source, out, weights, chunk_size=8, progress=False)
     other = tmp_path / "other.pt"
     from xwvnet.models.resnet import resnet18
 
     torch.save(resnet18().state_dict(), other)
     with pytest.raises(ValueError, match="encoder_weights_hash"):
         embed_store(source, out, other, progress=False)
-    with pytest.raises(ValueError, match="chunk=8"):
-        embed_store(source, out, weights, chunk=4, progress=False)
+    with pytest.raises(ValueError, match="chunk_size=8"):
+        embed_store(source, out, weights, chunk_size=4, progress=False)
     rewritten = tmp_path / "rewritten.zarr"
-    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=4), rewritten, chunk=IN_CHUNK)
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=4), rewritten, chunk_size=IN_CHUNK)
     with pytest.raises(ValueError, match="different input"):
         embed_store(rewritten, out, weights, progress=False)
 
@@ -145,8 +145,8 @@ def test_refuses_to_overwrite_foreign_paths(source, weights, tmp_path):
 def test_tasks_carry_the_spec_not_the_weights(source, weights, tmp_path):
     encoder = xwvnet.load_encoder(weights)
     assert encoder._module is not None  # built in this process
-    xwvnet.io.store.extend_embedding_store(locate(tmp_path / "o.zarr"), xwvnet.open_store(source), chunk=4, dim=512,
-                                           attrs={}, embedding_attrs={})
+    xwvnet.io.store.extend_embedding_store(locate(tmp_path / "o.zarr"), xwvnet.open_store(source), chunk_size=4,
+                                           dim=512, attrs={}, embedding_attrs={})
     fork = xwvnet.io.store.EmbeddingWriter(locate(tmp_path / "o.zarr")).fork()
     task = ChunkTask(locate(source), "snapshot", S.QUICKLOOK, 0, 0, 0, 4, encoder, 64, "cpu", "float32", fork)
     size = len(pickle.dumps(task))
@@ -176,8 +176,8 @@ def test_float16_embedding_store_halves_the_size_and_keeps_neighbours(tmp_path):
     source = tmp_path / "in.zarr"
     xwvnet.to_store(xwvnet.synthetic.imagettes(24, seed=5, size=(32, 32)), source)
     full, half = tmp_path / "f32.zarr", tmp_path / "f16.zarr"
-    embed_store(source, full, weights, progress=False, chunk=8, batch_size=8)
-    embed_store(source, half, weights, progress=False, chunk=8, batch_size=8, dtype="float16")
+    embed_store(source, full, weights, progress=False, chunk_size=8, batch_size=8)
+    embed_store(source, half, weights, progress=False, chunk_size=8, batch_size=8, dtype="float16")
     a, b = xwvnet.open_store(full), xwvnet.open_store(half)
     assert a[S.EMBEDDING].dtype == np.float32 and b[S.EMBEDDING].dtype == np.float16
     np.testing.assert_allclose(b[S.EMBEDDING].values.astype(np.float32), a[S.EMBEDDING].values, rtol=1e-3, atol=1e-3)
@@ -190,16 +190,20 @@ def test_float16_embedding_store_halves_the_size_and_keeps_neighbours(tmp_path):
     found = np.array([[u[i] @ u[position[n]] for n in row] for i, row in enumerate(nb["neighbor"].values)])
     np.testing.assert_allclose(found, na["similarity"].values, atol=2e-3)
     with pytest.raises(ValueError, match="dtype"):
-        embed_store(source, half, weights, progress=False, chunk=8, batch_size=8)  # resume as float32
+        embed_store(source, half, weights, progress=False, chunk_size=8, batch_size=8)  # resume as float32
     with pytest.raises(ValueError, match="dtype must be"):
         embed_store(source, tmp_path / "x.zarr", weights, progress=False, dtype="int8")
 
 
 def test_bad_arguments_are_refused_before_any_output(source, weights, tmp_path):
     out = tmp_path / "out.zarr"
-    for bad, match in [({"precision": "fp16"}, "precision must be one of"), ({"batch_size": 0}, "batch_size"),
-                       ({"chunk": 2.5}, "chunk must be"), ({"dtype": "int8"}, "dtype must be")]:
+    cases = [({"precision": "fp16"}, "precision must be one of"), ({"batch_size": 0}, "batch_size"),
+             ({"chunk_size": 2.5}, "chunk_size must be"), ({"chunk_size": 0}, "chunk_size must be"),
+             ({"dtype": "int8"}, "dtype must be"), ({"device": "gpu0"}, "device must be")]
+    if not torch.cuda.is_available():  # the tasks would run here, where CUDA cannot work
+        cases.append(({"device": "cuda"}, "no visible CUDA GPU"))
+    for bad, match in cases:
         with pytest.raises(ValueError, match=match):
             embed_store(source, out, weights, progress=False, **bad)
-        assert not out.exists()
+        assert not out.exists(), bad
     assert embed_store(source, out, weights, progress=False, precision="float32").complete  # the fixed re-run

@@ -30,7 +30,7 @@ def weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("input") / "in.zarr"
-    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=5), path, chunk=CHUNK)
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=5), path, chunk_size=CHUNK)
     return path
 
 
@@ -101,8 +101,12 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
     xd.setup_client(client, weights, device="cpu")  # every worker builds its model now, once
     on_cluster = embed_store(source, tmp_path / "c.zarr", weights, client=client, progress=False)
     assert on_cluster.complete and "2 workers" in on_cluster.runner
-    threaded = embed_store(source, tmp_path / "t.zarr", weights, scheduler="threads", threads=2,
-                           progress=False)
+    # the deprecated scheduler="threads" / threads= still force the thread pool here (one release), and say so
+    with pytest.warns(FutureWarning, match=r"client=") as caught:
+        threaded = embed_store(source, tmp_path / "t.zarr", weights, scheduler="threads", threads=2,
+                               progress=False)
+    assert {str(w.message).split("(")[0] for w in caught} == {"embed_store"}
+    assert any("scheduler=" in str(w.message) for w in caught) and any("threads=" in str(w.message) for w in caught)
     assert threaded.complete and "thread pool" in threaded.runner
     a = xwvnet.open_store(tmp_path / "c.zarr")[S.EMBEDDING].values
     b = xwvnet.open_store(tmp_path / "t.zarr")[S.EMBEDDING].values
@@ -116,7 +120,7 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
 def test_embed_store_by_scheduler_address(client, source, weights, reference, tmp_path):
     from xwvnet.archive import embed_store
 
-    report = embed_store(source, tmp_path / "s.zarr", weights, scheduler=client.scheduler.address, chunk=6,
+    report = embed_store(source, tmp_path / "s.zarr", weights, client=client.scheduler.address, chunk_size=6,
                          progress=False)
     assert report.complete and report.chunks == 2
     np.testing.assert_allclose(xwvnet.open_store(tmp_path / "s.zarr")[S.EMBEDDING].values, reference, atol=1e-5,

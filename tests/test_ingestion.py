@@ -37,7 +37,7 @@ def test_safe_products_and_quicklooks_into_one_store_resumable(tmp_path, product
     folder, zipped = products
     store = tmp_path / "wv.zarr"
     pngs = sorted(wvnet_samples.glob("*.png"))[:3]
-    report = ingest([*map(str, pngs), folder, zipped], store, spacing=(8.2, 9.0), workers=None)
+    report = ingest([*map(str, pngs), folder, zipped], store, spacing=(8.2, 9.0))
     assert report.added == 3 + 5 and report.total == 8 and not report.skipped
     ds = xwvnet.open_store(store)
     ids = [str(i) for i in ds[S.IMAGETTE].values]

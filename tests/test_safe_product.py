@@ -181,10 +181,10 @@ def test_ingest_on_a_distributed_cluster(tmp_path, product):
 
     path, _ = product
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        report = xwvnet.ingest([path], tmp_path / "store", scheduler=client)
+        report = xwvnet.ingest([path], tmp_path / "store", client=client)
     assert report.added == 2
     ref = safe_to_imagettes(path)
     stored = xwvnet.open_store(tmp_path / "store")
     np.testing.assert_array_equal(stored.quicklook.values, ref.quicklook.values)
-    with pytest.raises(ValueError, match="not both"):
-        xwvnet.ingest([path], tmp_path / "other", scheduler="tcp://127.0.0.1:1", workers=2)
+    with pytest.raises(ValueError, match="not both"), pytest.warns(FutureWarning, match="client="):
+        xwvnet.ingest([path], tmp_path / "other", client="tcp://127.0.0.1:1", workers=2)

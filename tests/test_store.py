@@ -26,7 +26,7 @@ from .conftest import chunk_objects, delete_object, flip_byte, make_imagettes
 def test_round_trip_history_and_time_travel(where):
     url = where("im.zarr")
     first = make_imagettes(8, seed=1)
-    assert xwvnet.to_store(first, url, chunk=4).added == 8
+    assert xwvnet.to_store(first, url, chunk_size=4).added == 8
     report = xwvnet.to_store(xr.concat([first, make_imagettes(4, seed=2)], S.IMAGETTE), url)
     assert (report.added, report.present, report.total, report.commits) == (4, 8, 12, 1)
     back = xwvnet.open_store(url)
@@ -70,7 +70,7 @@ def test_writers_never_overwrite_what_they_did_not_write(where, tmp_path):
     url = where("other")
     xwvnet.to_store(make_imagettes(2), url)
     emb = make_imagettes(2).assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), np.ones((2, 3), np.float32))})
-    zs.extend_embedding_store(locate(where("emb.zarr")), emb, chunk=2, dim=3, attrs={}, embedding_attrs={})
+    zs.extend_embedding_store(locate(where("emb.zarr")), emb, chunk_size=2, dim=3, attrs={}, embedding_attrs={})
     with pytest.raises(ValueError, match="not an xwvnet imagette store"):
         xwvnet.to_store(make_imagettes(2), where("emb.zarr"))
     folder = tmp_path / "files"
@@ -103,7 +103,7 @@ def test_add_variables_and_labels_commit_beside_the_imagettes(where, wvnet_sampl
 
 def test_a_flipped_byte_is_an_error_naming_the_variable(where):
     url = where("im.zarr")
-    xwvnet.to_store(make_imagettes(16, lines=64, samples=64), url, chunk=4)
+    xwvnet.to_store(make_imagettes(16, lines=64, samples=64), url, chunk_size=4)
     biggest = max(chunk_objects(url).items(), key=lambda kv: kv[1])[0]  # a quicklook chunk (4 x 64 x 64 bytes)
     flip_byte(biggest)
     ds = xwvnet.open_store(url)  # opening reads no pixel
@@ -119,7 +119,7 @@ def test_a_flipped_byte_is_an_error_naming_the_variable(where):
 
 def test_a_deleted_chunk_object_is_an_error_never_fill_values(where):
     url = where("im.zarr")
-    xwvnet.to_store(make_imagettes(8, lines=64, samples=64), url, chunk=4)
+    xwvnet.to_store(make_imagettes(8, lines=64, samples=64), url, chunk_size=4)
     delete_object(max(chunk_objects(url).items(), key=lambda kv: kv[1])[0])
     with pytest.raises(zs.DamagedChunkError, match="of 'quicklook' is damaged \\(unreadable"):
         xwvnet.open_store(url)[S.QUICKLOOK].load()
@@ -128,7 +128,7 @@ def test_a_deleted_chunk_object_is_an_error_never_fill_values(where):
 
 def test_removing_bookkeeping_files_cannot_turn_checking_off(tmp_path):
     url = tmp_path / "im.zarr"
-    xwvnet.to_store(make_imagettes(8, lines=64, samples=64), url, chunk=4)
+    xwvnet.to_store(make_imagettes(8, lines=64, samples=64), url, chunk_size=4)
     flip_byte(max(chunk_objects(str(url)).items(), key=lambda kv: kv[1])[0])
     shutil.rmtree(url / "transactions")
     for leftover in url.glob("config*"):
@@ -222,7 +222,7 @@ def test_an_interrupted_embedding_store_is_reported_and_never_read_as_complete(w
     url = where("emb.zarr")
     loc = locate(url)
     ds = make_imagettes(10)
-    zs.extend_embedding_store(loc, ds, chunk=4, dim=3, attrs={"encoder": "random-resnet50", "input": "in.zarr"},
+    zs.extend_embedding_store(loc, ds, chunk_size=4, dim=3, attrs={"encoder": "random-resnet50", "input": "in.zarr"},
                               embedding_attrs={})
     writer = zs.EmbeddingWriter(loc)
     writer.merge(zs.write_embedding_rows(writer.fork(), 0, 0, 0, np.ones((4, 3), np.float32)), 0)

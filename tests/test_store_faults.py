@@ -44,7 +44,7 @@ def other_weights(tmp_path_factory) -> Path:
 @pytest.fixture
 def source(where) -> str:
     url = where("in.zarr")
-    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=3), url, chunk=CHUNK)
+    xwvnet.to_store(make_imagettes(N, lines=SIZE, samples=SIZE, seed=3), url, chunk_size=CHUNK)
     return url
 
 
@@ -169,7 +169,7 @@ def test_sigkilled_embed_reruns_to_the_uninterrupted_result(where, source, weigh
 def test_concurrent_embeds_with_two_encoders_never_mix(where, source, weights, other_weights):
     out = where("out.zarr")
     code = ("import sys; from xwvnet.archive import embed_store; "
-            "embed_store(sys.argv[1], sys.argv[2], sys.argv[3], chunk=2, threads=1, progress=False)")
+            "embed_store(sys.argv[1], sys.argv[2], sys.argv[3], chunk_size=2, progress=False)")
     procs = [_spawn(["-c", code, source, out, str(w)]) for w in (weights, other_weights)]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     winners = [i for i, (c, _) in enumerate(results) if c == 0]
@@ -185,7 +185,7 @@ def test_damaged_input_chunk_fails_alone_and_damaged_output_is_reembedded(where,
     biggest = max(chunk_objects(source).items(), key=lambda kv: kv[1])[0]
     flip_byte(biggest)
     out = where("out.zarr")
-    report = embed_store(source, out, weights, chunk=CHUNK, progress=False, errors="report")
+    report = embed_store(source, out, weights, chunk_size=CHUNK, progress=False, errors="report")
     assert len(report.failed) == 1 and "DamagedChunkError" in report.failed[0].error
     assert "of 'quicklook' is damaged" in report.failed[0].error and len(report.failed[0].ids) == CHUNK
     assert status(out).missing == CHUNK
@@ -201,7 +201,7 @@ def test_damaged_input_chunk_fails_alone_and_damaged_output_is_reembedded(where,
 
 def test_ingest_repair_rewrites_a_damaged_chunk_from_its_files(where, wvnet_samples, capsys):
     url = where("s.zarr")
-    xwvnet.to_store(xwvnet.open_quicklooks(wvnet_samples), url, chunk=4)
+    xwvnet.to_store(xwvnet.open_quicklooks(wvnet_samples), url, chunk_size=4)
     before = xwvnet.open_store(url)[S.QUICKLOOK].values
     flip_byte(max(chunk_objects(url).items(), key=lambda kv: kv[1])[0])
     assert main(["verify", url]) == 1 and "DAMAGED" in capsys.readouterr().out
@@ -219,7 +219,7 @@ def test_cli_embed_between_buckets_equals_a_local_embed(s3_endpoint, tmp_path, w
     bucket = new_bucket(s3_endpoint)
     local, remote = tmp_path / "in.zarr", f"s3://{bucket}/in.zarr"
     for url in (local, remote):
-        xwvnet.to_store(make_imagettes(8, lines=SIZE, samples=SIZE, seed=2), url, chunk=CHUNK)
+        xwvnet.to_store(make_imagettes(8, lines=SIZE, samples=SIZE, seed=2), url, chunk_size=CHUNK)
     assert main(["embed", remote, f"s3://{bucket}/out.zarr", "--encoder", str(weights), "--threads", "2"]) == 0
     assert main(["embed", str(local), str(tmp_path / "out.zarr"), "--encoder", str(weights)]) == 0
     capsys.readouterr()

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 THREADS_ENV = "XWVNET_TORCH_THREADS"
 #: The one precision vocabulary of inference and training.
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "float16")
+#: Imagettes per forward pass when embedding (inference, whole-store runs, probes, evaluation); results do not
+#: depend on it. Training batches are another thing (:mod:`xwvnet.training`).
+BATCH_SIZE = 64
 
 
 def cores() -> int:
@@ -67,8 +70,46 @@ def cuda_device_count() -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
+def device_name(device: str | torch.device) -> str:
+    """The normalised name of a device, checked as a name only (the GPUs of this machine are not asked).
+
+    Use it where the tasks run elsewhere (on dask workers, whose GPUs count); :func:`resolve_device` where they
+    run here.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (any name ``torch.device`` accepts).
+
+    Returns
+    -------
+    str
+        The name, stripped and lower-case (``"auto"`` stays ``"auto"``).
+
+    Raises
+    ------
+    ValueError
+        If the name is not a device.
+
+    Examples
+    --------
+    >>> device_name(" CPU ")
+    'cpu'
+    """
+    name = str(device).strip().lower()
+    if name == "auto":
+        return name
+    import torch
+
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {device!r}.") from err
+    return name
+
+
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
-    """The ``torch.device`` meant by ``device``.
+    """The ``torch.device`` meant by ``device`` on this machine.
 
     Parameters
     ----------
@@ -90,7 +131,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
 
     if isinstance(device, torch.device):
         device = str(device)
-    name = str(device).strip().lower()
+    name = device_name(device)
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -100,10 +141,7 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
         )
     if name == "cuda":
         return torch.device(f"cuda:{local_rank}")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {device!r}.") from err
+    return torch.device(name)
 
 
 def check_precision(precision: str) -> str:
@@ -111,6 +149,41 @@ def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, found {precision!r}.")
     return precision
+
+
+def check_count(value: object, name: str, what: str = "imagettes") -> int:
+    """Return ``value`` if it is a positive integer (not a bool), else raise a ``ValueError`` naming ``name``.
+
+    The one check of batch sizes and chunk sizes at every public entry point.
+
+    Parameters
+    ----------
+    value : object
+        The value given.
+    name : str
+        The argument's name, for the message (``"batch_size"``, ``"chunk_size"`` ...).
+    what : str, default "imagettes"
+        What it counts, for the message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not an integer of at least 1.
+
+    Examples
+    --------
+    >>> check_count(64, "batch_size")
+    64
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive number of {what}, found {value!r}.")
+    return int(value)
 
 
 def torch_dtype(precision: str) -> torch.dtype:

@@ -3,7 +3,7 @@
 This module plans and runs the tasks; every storage detail (the embedding store's layout, its commits, forks and
 merges) lives in :mod:`xwvnet.io.store`.
 
-One task embeds one output chunk (``chunk`` imagettes along ``imagette``) and writes it from the worker into a fork
+One task embeds one output chunk (``chunk_size`` imagettes along ``imagette``) and writes it from the worker into a fork
 of the run's icechunk session, rows and their count (``progress/done[k]``) together; the client merges the forks it
 gets back and commits every ``commit_every`` seconds. So results never pass through the client, a killed run loses
 at most the uncommitted tasks, and a re-run recomputes exactly the chunks no commit counts. When the input grew, a
@@ -25,15 +25,16 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from . import schema as S
-from ._runtime import cores, resolve_device
-from .errors import XWVNetError
+from ._deprecation import renamed_arguments
+from ._runtime import BATCH_SIZE, check_count, check_precision, cores, device_name, resolve_device
+from .errors import XWVNetError, warn
 from .io import store as zs
 from .io.storage import Location, locate
 
@@ -191,7 +192,10 @@ class EmbedReport:
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk``) into a fork of the run.
+    """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk_index``) into a fork of the run.
+
+    Every field is resolved and checked by :func:`embed_store` before any task exists; the device name is
+    resolved where the task runs (only a worker knows its GPUs).
 
     Small to pickle: the encoder travels as its spec, never as its weights; the fork holds no data yet.
 
@@ -210,11 +214,11 @@ class ChunkTask:
     start, stop : int
         Imagettes to embed (``start > chunk_start`` when a partly filled chunk resumes).
     encoder : Encoder
-        The encoder.
+        The encoder (loaded).
     batch_size : int
-        Imagettes per forward pass.
+        Imagettes per forward pass (checked).
     device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (a checked name).
     precision : str
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     fork : icechunk.session.ForkSession
@@ -235,25 +239,27 @@ class ChunkTask:
     fork: Any
 
 
-def run_chunk(task: ChunkTask) -> tuple[int, int, Any]:
+def run_chunk(task: ChunkTask, on_batch: Callable[[int], None] | None = None) -> tuple[int, int, Any]:
     """Embed one chunk task (on a worker): read, embed, write rows and count into the task's fork.
 
     Parameters
     ----------
     task : ChunkTask
         What to embed.
+    on_batch : callable, optional
+        Called with the imagettes of each embedded batch (the local pool's progress bar).
 
     Returns
     -------
     tuple
         ``(chunk index, imagettes embedded, fork with the writes)``; the client merges and commits the fork.
     """
-    from .inference import embed_block
+    from .inference import CHANNELS_LAST, embed_resolved
 
     images, valid_lines, valid_samples = zs.read_images(task.input, task.snapshot, task.var, task.start, task.stop)
-    emb = embed_block(
+    emb = embed_resolved(
         images, valid_lines, valid_samples, encoder=task.encoder, batch_size=task.batch_size,
-        device=task.device, precision=task.precision, var=task.var,
+        device=task.device, precision=task.precision, var=task.var, channels_last=CHANNELS_LAST, on_batch=on_batch,
     )
     fork = zs.write_embedding_rows(task.fork, task.chunk_index, task.chunk_start, task.start, emb)
     return task.chunk_index, task.stop - task.start, fork
@@ -276,7 +282,8 @@ def _check_same_input(source: Any, output: Any, n: int, where: Location) -> None
             )
 
 
-def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk: int | None, output: Location) -> None:
+def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk_size: int | None,
+                      output: Location) -> None:
     stored = {**_COMPAT_DEFAULTS, **stored}
     diff = {k: (stored.get(k), attrs.get(k)) for k in _COMPAT if stored.get(k) != attrs.get(k)}
     if diff:
@@ -285,15 +292,16 @@ def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk
             f"{output} holds embeddings made differently ({detail}). Use the same encoder, variable, precision "
             "and dtype to resume, or write to a new output store."
         )
-    if chunk is not None and int(stored["chunk"]) != chunk:
-        raise ValueError(f"{output} has chunk={stored['chunk']} imagettes; resume with that chunk (or leave it out).")
+    if chunk_size is not None and int(stored["chunk"]) != chunk_size:
+        raise ValueError(f"{output} has {stored['chunk']} imagettes per chunk; resume with "
+                         f"chunk_size={stored['chunk']} (or leave it out).")
 
 
 def _prepare(
-    source: Location, output: Location, encoder: Encoder, var: str | None, precision: str, chunk: int | None,
+    source: Location, output: Location, encoder: Encoder, var: str | None, precision: str, chunk_size: int | None,
     dtype: str = "float32",
 ) -> tuple[str, str, int, int, np.ndarray]:
-    """Create or extend the output for the input's imagettes; return (var, input snapshot, n, chunk, done)."""
+    """Create or extend the output for the input's imagettes; return (var, input snapshot, n, chunk size, done)."""
     from .inference import embedding_attrs as _embedding_attrs
 
     repo_in = zs.repository(source)
@@ -320,21 +328,21 @@ def _prepare(
         kind = zs.kind_of(group_out, output)
         n_out = group_out[S.IMAGETTE].shape[0] if kind is zs.EMBEDDINGS else 0
         if n_out:
-            _check_compatible(dict(group_out.attrs), attrs, chunk, output)
-            chunk = int(group_out.attrs["chunk"])
+            _check_compatible(dict(group_out.attrs), attrs, chunk_size, output)
+            chunk_size = int(group_out.attrs["chunk"])
             if n_out > n_in:
                 raise ValueError(
                     f"{output} holds {n_out} imagettes but {source} only {n_in}: the input shrank or was rewritten. "
                     "Embed into a new output store."
                 )
             _check_same_input(group_in, group_out, n_out, output)
-        elif chunk is None:
+        elif chunk_size is None:
             in_chunk = next((group_in[v].chunks[0] for v in S.IMAGE_VARS if v in group_in), 1)
-            chunk = in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
+            chunk_size = in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
         if n_out == n_in:
-            return var, snapshot, n_in, chunk, zs.done_counts(group_out)
+            return var, snapshot, n_in, chunk_size, zs.done_counts(group_out)
         try:
-            zs.extend_embedding_store(output, ds_in, chunk=chunk, dim=encoder.embedding_size, attrs=attrs,
+            zs.extend_embedding_store(output, ds_in, chunk_size=chunk_size, dim=encoder.embedding_size, attrs=attrs,
                                       embedding_attrs=embedding_attrs)
         except zs.WriteConflictError:
             if attempt == zs.RETRIES - 1:
@@ -360,11 +368,11 @@ def _repair(output: Location) -> list[int]:
     return damaged
 
 
-def _plan(n: int, chunk: int, done: np.ndarray) -> tuple[list[tuple[int, int, int, int]], int]:
-    """(chunk, chunk_start, start, stop) of every chunk not yet complete, and how many are complete."""
+def _plan(n: int, chunk_size: int, done: np.ndarray) -> tuple[list[tuple[int, int, int, int]], int]:
+    """(chunk_index, chunk_start, start, stop) of every chunk not yet complete, and how many are complete."""
     todo, skipped = [], 0
-    for k in range(math.ceil(n / chunk)):
-        lo, hi = k * chunk, min(n, (k + 1) * chunk)
+    for k in range(math.ceil(n / chunk_size)):
+        lo, hi = k * chunk_size, min(n, (k + 1) * chunk_size)
         written = int(done[k]) if k < done.size else 0
         if written >= hi - lo:
             skipped += 1
@@ -375,12 +383,14 @@ def _plan(n: int, chunk: int, done: np.ndarray) -> tuple[list[tuple[int, int, in
 
 # ---- running the tasks --------------------------------------------------------------------------------------
 def _completed(
-    tasks: Iterator[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None
+    tasks: Iterator[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None,
+    on_batch: Callable[[ChunkTask], Callable[[int], None]] | None = None,
 ) -> Iterator[tuple[ChunkTask, tuple[int, int, Any] | None, BaseException | None]]:
     """Yield ``(task, result, error)`` as tasks finish, on the cluster or on a local thread pool.
 
     Tasks are drawn from ``tasks`` as slots free up (a few per worker in flight), so each takes its fork from the
-    session current at submission and a long run never holds every task in memory.
+    session current at submission and a long run never holds every task in memory. On the local pool,
+    ``on_batch(task)`` gives each task its per-batch progress callback.
     """
     if client is not None:
         from distributed import as_completed
@@ -412,8 +422,11 @@ def _completed(
             client.cancel(list(futures))
         return
     # embed_block counts the tasks running at once and divides the cores among them (inference.torch_threads)
+    def start(task: ChunkTask) -> cf.Future:
+        return pool.submit(run_chunk, task, None if on_batch is None else on_batch(task))
+
     with cf.ThreadPoolExecutor(threads, thread_name_prefix="xwvnet") as pool:
-        running = {pool.submit(run_chunk, t): t for _, t in zip(range(2 * threads), tasks)}
+        running = {start(t): t for _, t in zip(range(2 * threads), tasks)}
         try:
             while running:
                 done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
@@ -423,32 +436,33 @@ def _completed(
                     yield task, (None if error else future.result()), error
                     following = next(tasks, None)
                     if following is not None:
-                        running[pool.submit(run_chunk, following)] = following
+                        running[start(following)] = following
         finally:
             for future in running:
                 future.cancel()
 
 
+@renamed_arguments(input_store="store", output_store="out", chunk="chunk_size")
 def embed_store(
-    input_store: str | os.PathLike | Location,
-    output_store: str | os.PathLike | Location,
+    store: str | os.PathLike | Location,
+    out: str | os.PathLike | Location,
     encoder: str | os.PathLike | Encoder = "wvnet-resnet50",
     *,
-    client: Client | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
-    chunk: int | None = None,
+    client: Client | str | None = None,
+    chunk_size: int | None = None,
     var: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     device: str = "auto",
     precision: str = "float32",
     dtype: str = "float32",
-    progress: bool = True,
+    progress: bool = False,
     errors: Literal["raise", "report"] = "raise",
     repair: bool = False,
     commit_every: float = 30.0,
     storage_options: dict[str, Any] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
 ) -> EmbedReport:
     """Embed every imagette of an imagette store into an embedding store, resuming where a run stopped.
 
@@ -457,30 +471,30 @@ def embed_store(
     with their ids, and every other chunk still completes. Workers write into forks of the run's icechunk session;
     the client merges them and commits every ``commit_every`` seconds, so both stores may live on object storage
     and a killed run loses at most the uncommitted work. Open the result with :func:`xwvnet.open_store` (or join
-    it with its input through :func:`xwvnet.io.store.open_stores`).
+    it with its input through :func:`xwvnet.io.store.open_stores`). Every argument is checked, and the encoder and
+    the cluster's GPUs resolved, before anything is written.
 
     Parameters
     ----------
-    input_store : str, os.PathLike or Location
-        The imagette store (path or URL), read at its newest commit when the run starts.
-    output_store : str, os.PathLike or Location
+    store : str, os.PathLike or Location
+        The imagette store to read (path or URL), read at its newest commit when the run starts. (Renamed from
+        ``input_store``, which still works for one release.)
+    out : str, os.PathLike or Location
         The embedding store to create, resume or extend (path or URL). Anything else there is never overwritten.
+        (Renamed from ``output_store``.)
     encoder : str, os.PathLike or Encoder, default "wvnet-resnet50"
         A registry name, a weights file, or an :class:`xwvnet.Encoder`.
-    client : distributed.Client, optional
-        Run on this cluster (left open).
-    scheduler : str, optional
-        A scheduler address or scheduler file to connect to; ``"threads"`` forces the local thread pool.
-    workers : int, optional
-        Start a local cluster of that many processes (1 thread each) for this run.
-    threads : int, optional
-        Threads of the local pool, when no cluster is used (default ``min(2, cores)``).
-    chunk : int, optional
+    client : distributed.Client or str, optional
+        Where to run: a ``distributed.Client`` (left open), or a scheduler address (``"tcp://host:8786"``) or
+        scheduler file to connect to (closed at the end). Default: the dask.distributed client active in this
+        process, else a thread pool here (``min(2, cores)`` threads, each task's torch threads sharing the cores).
+        For a cluster on this machine, pass ``client=xwvnet.distributed.local_client()``.
+    chunk_size : int, optional
         Imagettes per task and per stored chunk; default a multiple of the input's chunk near 256. Fixed when the
-        output is created (a resume with another value is refused).
+        output is created (a resume with another value is refused). (Renamed from ``chunk``.)
     var : str, optional
         The image variable (``quicklook`` or ``sigma0``); default the one the input has.
-    batch_size : int, default 64
+    batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass.
     device : str, default "auto"
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; with CUDA on a cluster each task asks for one ``GPU``
@@ -490,8 +504,8 @@ def embed_store(
     dtype : {"float32", "float16"}, default "float32"
         How the embeddings are stored: float16 halves the store (relative error about 5e-4; top-10 neighbours
         agreed fully with float32 in ``docs/retrieval.md``). Fixed when the store is created.
-    progress : bool, default True
-        Show a tqdm bar of imagettes.
+    progress : bool, default False
+        Show a tqdm bar of imagettes (moving per batch on the local thread pool, per task on a cluster).
     errors : {"raise", "report"}, default "raise"
         On failed chunks, raise :class:`EmbedStoreError` after every other chunk finished, or return them in the
         report (as the CLI does).
@@ -501,6 +515,15 @@ def embed_store(
         Seconds between commits of finished chunks.
     storage_options : dict, optional
         Credentials and endpoint for both stores (see :func:`xwvnet.open_store`).
+    scheduler : str, optional
+        Deprecated (``FutureWarning``; goes away in the next release): pass the address as ``client=``.
+        ``"threads"`` forces the local thread pool even when a client is active.
+    workers : int, optional
+        Deprecated: start a local cluster of that many processes for this run; pass
+        ``client=xwvnet.distributed.local_client(workers)`` instead.
+    threads : int, optional
+        Deprecated: threads of the local pool when no cluster is used (default ``min(2, cores)``); for more, pass
+        ``client=xwvnet.distributed.local_client(threads=n)``.
 
     Returns
     -------
@@ -510,9 +533,10 @@ def embed_store(
     Raises
     ------
     ValueError
-        If an argument is invalid (checked before anything is written), the input holds no imagettes, the output
-        holds something other than an embedding store, or a resume would mix encoders, variables, precisions,
-        chunk sizes or inputs.
+        If an argument is invalid (checked before anything is written: batch size, chunk size, precision, dtype,
+        device, and CUDA without a GPU where the tasks would run), the input holds no imagettes, the output holds
+        something other than an embedding store, or a resume would mix encoders, variables, precisions, chunk
+        sizes or inputs.
     EmbedStoreError
         If some chunks failed and ``errors="raise"``.
     xwvnet.io.store.WriteConflictError
@@ -520,44 +544,53 @@ def embed_store(
 
     Examples
     --------
-    >>> report = xwvnet.embed_store("s3://bucket/wv.zarr", "s3://bucket/wv-emb.zarr", workers=8)  # doctest: +SKIP
+    >>> report = xwvnet.embed_store("s3://bucket/wv.zarr", "s3://bucket/wv-emb.zarr",
+    ...                             client="tcp://scheduler:8786")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
     from . import distributed as xd
-    from ._runtime import check_precision
     from .models.zoo import load_encoder
 
+    # ---- the edge: every argument checked, the encoder loaded, the device resolved, before anything is written
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', found {errors!r}.")
     if dtype not in EMBEDDING_DTYPES:
         raise ValueError(f"dtype must be one of {list(EMBEDDING_DTYPES)}, found {dtype!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, found {batch_size!r}.")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise ValueError(f"chunk must be a positive number of imagettes, found {chunk!r}.")
+    batch_size = check_count(batch_size, "batch_size")
+    chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
     precision = check_precision(precision)
-    if client is None and (scheduler == "threads" or workers is not None):
+    scheduler, workers, threads = _deprecated_where("embed_store", client, scheduler, workers, threads)
+    if workers is not None:
+        workers = check_count(workers, "workers", "processes")
+    if threads is not None:
+        threads = check_count(threads, "threads")
+    runs_here = client is None and (scheduler == "threads" or workers is not None)
+    if runs_here:
         resolve_device(device)  # tasks run on this machine: CUDA without a GPU is refused before any output
     elif client is None and scheduler is None:
         from .inference import check_device
 
         check_device(device)  # this process's thread pool, or the dask client active in it
-    source, output = locate(input_store, storage_options), locate(output_store, storage_options)
+    device = device_name(device)
+    source, output = locate(store, storage_options), locate(out, storage_options)
     enc = load_encoder(encoder)
-    began = time.perf_counter()
-    damaged = _repair(output) if repair else []
-    var, snapshot, n, chunk, done = _prepare(source, output, enc, var, precision, chunk, dtype)
-    todo, skipped = _plan(n, chunk, done)
-    report = EmbedReport(path=str(output), input=str(source), total=n, chunks=math.ceil(n / chunk),
-                         skipped=skipped, damaged=damaged)
-    writer = zs.EmbeddingWriter(output, every=commit_every)
-    tasks = (ChunkTask(source, snapshot, var, k, lo, start, stop, enc, batch_size, device, precision, writer.fork())
-             for k, lo, start, stop in todo)
+    if isinstance(client, str):
+        scheduler, client = client, None
     with (xd.connect(scheduler, workers, device=device) if client is None else _given(client)) as active:
         if active is not None:
             xd.setup_client(active, device=device)
-        resources = xd.task_resources(device, active)
+        resources = xd.task_resources(device, active)  # CUDA without GPU workers: refused before any output
         n_threads = max(1, threads or min(2, cores()))
+        # ---- the run, on resolved values
+        began = time.perf_counter()
+        damaged = _repair(output) if repair else []
+        var, snapshot, n, chunk_size, done = _prepare(source, output, enc, var, precision, chunk_size, dtype)
+        todo, skipped = _plan(n, chunk_size, done)
+        report = EmbedReport(path=str(output), input=str(source), total=n, chunks=math.ceil(n / chunk_size),
+                             skipped=skipped, damaged=damaged)
+        writer = zs.EmbeddingWriter(output, every=commit_every)
+        tasks = (ChunkTask(source, snapshot, var, k, lo, start, stop, enc, batch_size, device, precision,
+                           writer.fork()) for k, lo, start, stop in todo)
         report.runner = _describe(active, n_threads)
         try:
             _run(tasks, sum(t[3] - t[2] for t in todo), active, n_threads, resources, report, progress, writer)
@@ -571,13 +604,49 @@ def embed_store(
     return report
 
 
+def _deprecated_where(func: str, client: object, scheduler: str | None, workers: int | None,
+                      threads: int | None) -> tuple[str | None, int | None, int | None]:
+    """Warn once for each of the old ways to say where to run (``scheduler``, ``workers``, ``threads``); check them.
+
+    They keep working for one release; ``client=`` is the one way (a Client or a scheduler address).
+    """
+    if scheduler is not None:
+        warn(f"{func}(scheduler=...) is deprecated: pass the address as {func}(client=...) (a distributed.Client "
+             "or a scheduler address; leave it out for threads here); scheduler= goes away in the next release.",
+             FutureWarning)
+    if workers is not None:
+        warn(f"{func}(workers=...) is deprecated: pass {func}(client=xwvnet.distributed.local_client(n_workers)) "
+             "(and close it yourself); workers= goes away in the next release.", FutureWarning)
+    if threads is not None:
+        warn(f"{func}(threads=...) is deprecated: leave it out for min(2, cores) threads here, or pass "
+             f"{func}(client=xwvnet.distributed.local_client(threads=n)); threads= goes away in the next release.",
+             FutureWarning)
+    if client is not None and (scheduler is not None or workers is not None):
+        raise ValueError(f"{func}: give client= only (a Client or a scheduler address), not also the deprecated "
+                         "scheduler= or workers=.")
+    if scheduler is not None and workers is not None:
+        raise ValueError("give either a scheduler address or a number of local workers, not both.")
+    return scheduler, workers, threads
+
+
 def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads: int,
          resources: dict[str, float] | None, report: EmbedReport, progress: bool, writer: zs.EmbeddingWriter) -> None:
     from tqdm.auto import tqdm
 
     id_array = zs.root(zs.read_session(writer.repo).store)[S.IMAGETTE]
+    moved: dict[int, int] = {}  # imagettes each running task has moved the bar by, batch by batch
+
     with tqdm(total=total, desc="embed", unit="img", disable=not progress, smoothing=0.05) as bar:
-        for task, result, error in _completed(tasks, client, threads, resources):
+        def mover(task: ChunkTask) -> Callable[[int], None]:
+            moved[task.chunk_index] = 0
+
+            def on_batch(n: int) -> None:
+                moved[task.chunk_index] += n
+                bar.update(n)
+
+            return on_batch
+
+        for task, result, error in _completed(tasks, client, threads, resources, mover if progress else None):
             if error is None:
                 writer.merge(result[2], task.chunk_index)
                 report.computed.append(task.chunk_index)
@@ -590,7 +659,7 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
                 report.failed.append(ChunkFailure(task.chunk_index, task.start, task.stop, ids,
                                                   f"{type(error).__name__}: {error}"))
                 bar.set_postfix(failed=len(report.failed))
-            bar.update(task.stop - task.start)
+            bar.update(task.stop - task.start - moved.pop(task.chunk_index, 0))
     report.failed.sort(key=lambda f: f.chunk_index)
 
 

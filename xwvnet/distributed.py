@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from distributed import Client, LocalCluster, SpecCluster, Worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ._runtime import THREADS_ENV, cores, cuda_device_count, threads_per_task
+from ._runtime import THREADS_ENV, check_count, cores, cuda_device_count, threads_per_task
+from .errors import XWVNetError
 
 if TYPE_CHECKING:
     from .models.encoder import Encoder
@@ -35,12 +36,15 @@ if TYPE_CHECKING:
 __all__ = [
     "GPU",
     "THREADS_ENV",
+    "LocalClusterError",
     "WVNetWorker",
     "connect",
     "current_client",
     "gpu_workers",
     "host_threads",
+    "local_client",
     "local_cluster",
+    "local_shape",
     "relax_malloc_trim",
     "setup_client",
     "task_resources",
@@ -255,25 +259,70 @@ def task_resources(device: str, client: Client | None) -> dict[str, float] | Non
 
 
 # ---- clusters -----------------------------------------------------------------------------------------------
-def local_cluster(
-    n_workers: int | None = None,
-    *,
-    threads_per_worker: int = 1,
-    device: str = "cpu",
-    dashboard_address: str | None = ":0",
-    **kwargs: object,
-) -> LocalCluster | SpecCluster:
-    """A cluster of worker *processes* on this machine with a torch thread budget (and one worker per GPU).
+class LocalClusterError(XWVNetError, RuntimeError):
+    """A local dask cluster could not start (e.g. "Nanny failed to start" under a memory limit)."""
 
-    Processes, not threads, because torch holds the GIL in parts of a forward pass; the budget keeps worker
-    threads x torch threads within the cores.
+
+def local_shape(n_workers: int | None = None, threads: int | None = None) -> tuple[int, int]:
+    """Worker processes and threads per worker of a local CPU cluster: the one rule, by measurement.
+
+    On this project's 2-core machine two worker processes ran at 0.68x of one process with threads
+    (``benchmarks/ingest.py``, ``docs/safe.md``; extra interpreters and a serial commit cost more than the GIL):
+    so the default is **one process with a thread per core**. Processes are used only when asked for, with one
+    thread each unless ``threads`` says otherwise (their torch threads then share the cores through
+    ``XWVNET_TORCH_THREADS``).
 
     Parameters
     ----------
     n_workers : int, optional
-        CPU: worker processes (default one per core / ``threads_per_worker``); CUDA: at most one per GPU.
-    threads_per_worker : int, default 1
-        Task threads per worker (CPU); each task gets ``cores // (n_workers * threads_per_worker)`` torch threads.
+        Worker processes (default 1).
+    threads : int, optional
+        Task threads per worker (default: every core with one process, 1 with several).
+
+    Returns
+    -------
+    tuple of (int, int)
+        ``(n_workers, threads_per_worker)``.
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer.
+
+    Examples
+    --------
+    >>> local_shape(2)
+    (2, 1)
+    >>> local_shape(threads=3)
+    (1, 3)
+    """
+    n = 1 if n_workers is None else check_count(n_workers, "n_workers", "worker processes")
+    if threads is not None:
+        return n, check_count(threads, "threads", "threads per worker")
+    return n, (cores() if n_workers is None else 1)
+
+
+def local_cluster(
+    n_workers: int | None = None,
+    *,
+    threads_per_worker: int | None = None,
+    device: str = "cpu",
+    dashboard_address: str | None = ":0",
+    **kwargs: object,
+) -> LocalCluster | SpecCluster:
+    """A cluster of workers on this machine with a torch thread budget (and one worker per GPU).
+
+    Its shape follows :func:`local_shape`: by default one worker process with a thread per core (measured faster
+    than several processes here); ``n_workers`` processes when asked for. The budget keeps worker threads x torch
+    threads within the cores. :func:`local_client` gives a client on one, with a clear error when it cannot start.
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        CPU: worker processes (default 1); CUDA: at most one per GPU (default one per GPU).
+    threads_per_worker : int, optional
+        Task threads per worker (CPU; default :func:`local_shape`'s); each task gets
+        ``cores // (n_workers * threads_per_worker)`` torch threads.
     device : str, default "cpu"
         ``"cuda"``: one single-threaded worker per visible GPU, each seeing only its GPU
         (``CUDA_VISIBLE_DEVICES``) and declaring ``GPU=1``.
@@ -292,13 +341,9 @@ def local_cluster(
     ValueError
         On a non-positive count, or ``device="cuda"`` without a visible GPU.
     """
-    if threads_per_worker < 1:
-        raise ValueError(f"threads_per_worker must be >= 1, found {threads_per_worker}.")
     if str(device).startswith("cuda"):
         return _gpu_cluster(n_workers, dashboard_address=dashboard_address, **kwargs)
-    n_workers = n_workers or max(1, cores() // threads_per_worker)
-    if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, found {n_workers}.")
+    n_workers, threads_per_worker = local_shape(n_workers, threads_per_worker)
     per_task = threads_per_task(cores(), n_workers * threads_per_worker)
     env = {THREADS_ENV: str(per_task), **kwargs.pop("env", {})}
     return LocalCluster(
@@ -309,6 +354,82 @@ def local_cluster(
         env=env,
         **kwargs,
     )
+
+
+class _OwningClient(Client):
+    """A client that closes the local cluster it was made for when it closes."""
+
+    def close(self, *args: object, **kwargs: object) -> object:
+        cluster = self.cluster
+        try:
+            return super().close(*args, **kwargs)
+        finally:
+            if cluster is not None:
+                cluster.close()
+
+
+def local_client(
+    n_workers: int | None = None,
+    threads: int | None = None,
+    *,
+    device: str = "cpu",
+    dashboard_address: str | None = None,
+    **kwargs: object,
+) -> Client:
+    """A client on a new :func:`local_cluster` (shaped by :func:`local_shape`), closing the cluster when closed.
+
+    The one place a local cluster is built (``embed_store``'s deprecated ``workers=`` and the ``xwvnet`` command
+    come here), so a cluster that cannot start fails with one line that says what to do.
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        Worker processes (default 1; CUDA: one per GPU).
+    threads : int, optional
+        Task threads per worker (default: every core with one process, 1 with several).
+    device : str, default "cpu"
+        ``"cuda"``: one worker per visible GPU (see :func:`local_cluster`).
+    dashboard_address : str or None, default None
+        Where the dashboard listens (``":0"``: any free port; ``None``: no dashboard).
+    **kwargs
+        Passed to :func:`local_cluster`.
+
+    Returns
+    -------
+    distributed.Client
+        Use it as a context manager (or close it): the cluster closes with it.
+
+    Raises
+    ------
+    ValueError
+        On a non-positive count, or CUDA without a visible GPU.
+    LocalClusterError
+        If the cluster cannot start (e.g. "Nanny failed to start" under a memory limit).
+
+    Examples
+    --------
+    >>> with local_client(threads=2) as client:  # doctest: +SKIP
+    ...     xwvnet.embed_store("wv.zarr", "wv-emb.zarr", client=client)
+    """
+    shape = local_shape(n_workers, threads) if not str(device).startswith("cuda") else (n_workers, 1)
+    try:
+        cluster = local_cluster(n_workers, threads_per_worker=threads, device=device,
+                                dashboard_address=dashboard_address, **kwargs)
+    except (ValueError, XWVNetError):
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever stopped it, the user gets one line saying what to do
+        n, t = shape
+        what = f"{n or 'one per GPU'} worker process(es) x {t} thread(s)"
+        raise LocalClusterError(
+            f"could not start a local dask cluster of {what}: {type(err).__name__}: {err}. Start fewer worker "
+            "processes (e.g. --workers 1, or none: threads in one process) or use threads (--threads N), or raise "
+            "the memory limit."
+        ) from err
+    try:
+        return _OwningClient(cluster)
+    except BaseException:
+        cluster.close()
+        raise
 
 
 def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwargs: object) -> SpecCluster:
@@ -355,7 +476,7 @@ def connect(
     scheduler: str | None = None,
     workers: int | None = None,
     *,
-    threads_per_worker: int = 1,
+    threads_per_worker: int | None = None,
     device: str = "auto",
 ) -> Iterator[Client | None]:
     """A client for a run, and clean-up after it: yields ``None`` for the local threaded pool.
@@ -366,9 +487,9 @@ def connect(
         An address such as ``tcp://host:8786`` or a scheduler file path: connect to that cluster (closed at the
         end); ``"threads"``: the local thread pool even when a client is active.
     workers : int, optional
-        Start a :func:`local_cluster` of this many processes, closed at the end.
-    threads_per_worker : int, default 1
-        Task threads per local worker.
+        Start a :func:`local_client` of this many processes, closed at the end.
+    threads_per_worker : int, optional
+        Task threads per local worker (default :func:`local_shape`'s: 1 per process).
     device : str, default "auto"
         ``"cuda"`` (or ``"auto"`` on a machine with GPUs) makes the local cluster one worker per GPU.
 
@@ -382,6 +503,8 @@ def connect(
     ------
     ValueError
         If both ``scheduler`` and ``workers`` are given.
+    LocalClusterError
+        If the local cluster cannot start.
     """
     if scheduler is not None and workers is not None:
         raise ValueError("give either a scheduler address or a number of local workers, not both.")
@@ -399,9 +522,7 @@ def connect(
     if workers is not None:
         gpu = str(device).startswith("cuda") or (device == "auto" and cuda_device_count() > 0)
         local_device = "cuda" if gpu else "cpu"
-        with local_cluster(workers, threads_per_worker=threads_per_worker, device=local_device) as cluster, Client(
-            cluster
-        ) as client:
+        with local_client(workers, threads_per_worker, device=local_device, dashboard_address=":0") as client:
             yield client
         return
     yield current_client()

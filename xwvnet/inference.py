@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 import os
 import threading
-import warnings
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -27,13 +27,13 @@ from torch import nn
 
 from . import _runtime, radiometry
 from . import schema as S
-from ._runtime import check_precision, resolve_device
-from .errors import XWVNetWarning
+from ._runtime import BATCH_SIZE, check_count, check_precision, device_name, resolve_device
+from .errors import XWVNetWarning, warn
 from .models.encoder import Encoder
 from .models.weights import check_finite
 from .models.zoo import load_encoder
 
-__all__ = ["EmptyImagetteWarning", "check_device", "embed", "embed_block", "embedding_attrs",
+__all__ = ["EmptyImagetteWarning", "check_device", "embed", "embed_block", "embed_resolved", "embedding_attrs",
            "get_model", "torch_threads"]
 
 
@@ -127,9 +127,12 @@ def get_model(
     xwvnet.models.weights.WeightsIntegrityError
         If the weights hold NaN or infinite values.
     """
-    encoder = load_encoder(encoder)
     check_precision(precision)
-    device = resolve_device(device)
+    return _model(load_encoder(encoder), resolve_device(device), bool(channels_last))
+
+
+def _model(encoder: Encoder, device: torch.device, channels_last: bool) -> nn.Module:
+    """:func:`get_model` on resolved values: the cache itself."""
     key = (encoder.key, str(device), bool(channels_last))
     with _MODELS_LOCK:
         model = _MODELS.get(key)
@@ -154,17 +157,17 @@ def _warn_slow_bf16() -> None:
     global _WARNED_BF16
     if not _WARNED_BF16 and not _runtime.cpu_has_bf16():
         _WARNED_BF16 = True
-        warnings.warn(
-            "precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16/AMX) is emulated and much slower "
-            "than float32 here; use precision='float32' on this machine.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warn("precision='bfloat16' on a CPU without native bfloat16 (AVX512-BF16/AMX) is emulated and much slower "
+             "than float32 here; use precision='float32' on this machine.", RuntimeWarning)
+
+
+#: the default memory format of model inputs: channels-last speeds up ResNet convolutions on CPUs with oneDNN and
+#: on GPUs with tensor cores
+CHANNELS_LAST = True
 
 
 def _channels_last(channels_last: bool | None) -> bool:
-    # channels_last speeds up ResNet convolutions on CPUs with oneDNN and on GPUs with tensor cores
-    return True if channels_last is None else bool(channels_last)
+    return CHANNELS_LAST if channels_last is None else bool(channels_last)
 
 
 # ---- the block function -------------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ def embed_block(
     valid_samples: np.ndarray,
     *,
     encoder: str | os.PathLike | Encoder,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     device: str | torch.device = "auto",
     precision: str = "float32",
     var: str = S.QUICKLOOK,
@@ -193,7 +196,7 @@ def embed_block(
         The valid extent of each imagette (``n`` values each).
     encoder : str, os.PathLike or Encoder
         Anything :func:`xwvnet.load_encoder` takes.
-    batch_size : int, default 64
+    batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass.
     device : str or torch.device, default "auto"
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -219,10 +222,51 @@ def embed_block(
     EmptyImagetteWarning
         When some imagettes have no valid pixels.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
-    check_precision(precision)
-    encoder = load_encoder(encoder)
+    return embed_resolved(images, valid_lines, valid_samples, encoder=load_encoder(encoder),
+                          batch_size=check_count(batch_size, "batch_size"), device=resolve_device(device),
+                          precision=check_precision(precision), var=var, channels_last=_channels_last(channels_last))
+
+
+def embed_resolved(
+    images: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    encoder: Encoder,
+    batch_size: int,
+    device: str | torch.device,
+    precision: str,
+    var: str,
+    channels_last: bool,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """:func:`embed_block` on values checked at the public edge: what each task runs, with no check repeated.
+
+    Parameters
+    ----------
+    images, valid_lines, valid_samples : numpy.ndarray
+        As for :func:`embed_block` (their shapes and dtype are the data's, checked here).
+    encoder : Encoder
+        A loaded encoder.
+    batch_size : int
+        A positive batch size.
+    device : str or torch.device
+        A ``torch.device``, or a device name checked by :func:`xwvnet._runtime.device_name` when the task runs
+        on a dask worker: only the worker knows its GPUs, so the name is resolved where the task runs.
+    precision : str
+        One of :data:`xwvnet._runtime.PRECISIONS`.
+    var : str
+        The image variable.
+    channels_last : bool
+        Channels-last memory format.
+    on_batch : callable, optional
+        Called with the number of imagettes of each batch once it is embedded (progress bars).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(n, embedding_size)``; NaN rows for imagettes without valid pixels.
+    """
     images = np.asarray(images)
     vl = np.asarray(valid_lines).reshape(-1).astype(np.int64)
     vs = np.asarray(valid_samples).reshape(-1).astype(np.int64)
@@ -242,19 +286,18 @@ def embed_block(
         raise ValueError(f"expected uint8 quicklooks or float sigma0, found dtype {images.dtype} for {var!r}.")
     out = np.full((images.shape[0], encoder.embedding_size), np.nan, dtype=np.float32)
     if empty.any():
-        warnings.warn(
-            f"{int(empty.sum())} of {images.shape[0]} imagettes have no valid pixels; their embeddings are NaN.",
-            EmptyImagetteWarning,
-            stacklevel=2,
-        )
+        warn(f"{int(empty.sum())} of {images.shape[0]} imagettes have no valid pixels; their embeddings are NaN.",
+             EmptyImagetteWarning)
+        if on_batch is not None:
+            on_batch(int(empty.sum()))
     todo = np.flatnonzero(~empty)
     if todo.size == 0:
         return out
-    dev = resolve_device(device)
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
     if dev.type == "cpu" and precision == "bfloat16":
         _warn_slow_bf16()
-    cl = _channels_last(channels_last)
-    model = get_model(encoder, dev, precision, cl)
+    cl = channels_last
+    model = _model(encoder, dev, cl)
     autocast = precision != "float32"
     global _ACTIVE
     with _ACTIVE_LOCK:
@@ -269,6 +312,8 @@ def embed_block(
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
                 out[idx] = model(x).float().cpu().numpy()
+                if on_batch is not None:
+                    on_batch(int(idx.size))
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE -= 1
@@ -276,7 +321,7 @@ def embed_block(
 
 
 # ---- the Dataset function -----------------------------------------------------------------------------------
-def check_device(device: str | torch.device) -> None:
+def check_device(device: str | torch.device) -> torch.device | str:
     """Fail before any work on a device that cannot work, rather than in every task.
 
     Where the tasks run in this process (no dask.distributed client is active), the device is resolved here, so
@@ -290,7 +335,8 @@ def check_device(device: str | torch.device) -> None:
 
     Returns
     -------
-    None
+    torch.device or str
+        The ``torch.device`` where the tasks run here; the checked name where they run on a cluster's workers.
 
     Raises
     ------
@@ -300,19 +346,15 @@ def check_device(device: str | torch.device) -> None:
     Examples
     --------
     >>> check_device("cpu")
+    device(type='cpu')
     """
     try:
         from distributed import default_client
 
         default_client()
     except (ImportError, ValueError):  # tasks run in this process: its GPUs are the ones that count
-        resolve_device(device)
-        return
-    if str(device).strip().lower() != "auto":  # the workers' GPUs count, not this machine's: check the name only
-        try:
-            torch.device(str(device).strip().lower())
-        except RuntimeError as err:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {device!r}.") from err
+        return resolve_device(device)
+    return device_name(device)  # the workers' GPUs count, not this machine's: check the name only
 
 
 def _image(ds: xr.Dataset, var: str | None) -> xr.DataArray:
@@ -338,16 +380,17 @@ def embed(
     encoder: str | os.PathLike | Encoder = "wvnet-resnet50",
     *,
     var: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
     device: str = "auto",
     precision: str = "float32",
     channels_last: bool | None = None,
+    progress: bool = False,
 ) -> xr.Dataset:
     """The input Dataset plus ``embedding(imagette, feature)`` float32 from an encoder, lazily over dask chunks.
 
     Lazy when the image is dask-backed: nothing runs until ``.compute()``/``.to_zarr()``, one task per chunk of
     imagettes (image dims are merged into one chunk); each process builds the model once. Every imagette
-    coordinate is kept and the input is not modified.
+    coordinate is kept and the input is not modified. Every argument is checked here, before any task exists.
 
     Parameters
     ----------
@@ -358,7 +401,7 @@ def embed(
         path (its ``.json`` sidecar is read too), or an :class:`~xwvnet.Encoder`.
     var : str, optional
         The image variable (default ``quicklook``, else ``sigma0``, which is stretched to 8 bits first).
-    batch_size : int, default 64
+    batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass (results do not depend on it).
     device : str, default "auto"
         ``"auto"`` uses CUDA when present, in each worker; ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -367,6 +410,11 @@ def embed(
         faster on CPUs with AVX-512 BF16 and on GPUs).
     channels_last : bool, optional
         Memory format of the model input (default on: faster ResNet convolutions).
+    progress : bool, default False
+        Show a tqdm bar of imagettes, moving per batch, while embedding a numpy-backed ``ds`` (which is embedded
+        here, eagerly). A dask-backed ``ds`` is embedded when the result is computed, so this asks for nothing
+        here and warns: wrap the compute in ``dask.diagnostics.ProgressBar()`` (or ``distributed.progress`` under
+        a client), as for any dask computation.
 
     Returns
     -------
@@ -398,17 +446,39 @@ def embed(
     """
     image = _image(ds, var)
     _check_spacing(ds, str(image.name))
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, found {batch_size}.")
-    check_precision(precision)
-    check_device(device)
+    batch_size = check_count(batch_size, "batch_size")
+    precision = check_precision(precision)
+    where = check_device(device)  # a torch.device here, or a name the workers resolve
     enc = load_encoder(encoder)
     # work on bare Variables: no coordinates to align or (for dask-backed object coords) to peek into
     pixels = image.variable
+    bar = None
     if pixels.chunks is not None:
+        where = device_name(device)  # computed later, maybe elsewhere: each task resolves it where it runs
         pixels = pixels.copy(data=pixels.data.rechunk({1: -1, 2: -1}), deep=False)
-    emb = xr.apply_ufunc(
-        embed_block,
+        if progress:
+            warn("embed(progress=True) on dask-backed imagettes: nothing is computed here, so no bar is shown; "
+                 "wrap the compute in `with dask.diagnostics.ProgressBar():` (or distributed.progress under a "
+                 "client).", XWVNetWarning)
+    elif progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=int(pixels.shape[0]), desc="embed", unit="img")
+    try:
+        emb = _apply(pixels, ds, enc, batch_size, where, precision, str(image.name), _channels_last(channels_last),
+                     None if bar is None else bar.update)
+    finally:
+        if bar is not None:
+            bar.close()
+    emb.attrs = embedding_attrs(enc, str(image.name), precision)
+    return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
+
+
+def _apply(pixels: xr.Variable, ds: xr.Dataset, enc: Encoder, batch_size: int, device: torch.device | str,
+           precision: str, var: str, channels_last: bool, on_batch: Callable[[int], None] | None) -> xr.Variable:
+    """:func:`embed_resolved` mapped over the imagettes (lazily when ``pixels`` is dask-backed)."""
+    return xr.apply_ufunc(
+        embed_resolved,
         pixels,
         ds[S.VALID_LINES].variable,
         ds[S.VALID_SAMPLES].variable,
@@ -422,13 +492,12 @@ def embed(
             "batch_size": batch_size,
             "device": device,
             "precision": precision,
-            "var": image.name,
+            "var": var,
             "channels_last": channels_last,
+            "on_batch": on_batch,
         },
         keep_attrs=False,
     )
-    emb.attrs = embedding_attrs(enc, str(image.name), precision)
-    return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
 
 
 #: finest pixel spacing (m) WV-Net inputs can have: its quicklooks are ~41 x 45 m; full-resolution SLC is ~4 m

@@ -5,7 +5,7 @@ read) and each batch is appended in one commit. ``repair=True`` first reads the 
 and rewrites damaged chunks from the source files given. :func:`add_labels` sets tags of stored imagettes from a
 tag CSV in one commit. SAFE products are turned
 into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.radiometry.safe_to_imagettes`) one dask
-task per imagette, run in parallel by dask (threads, or ``workers`` processes), and written with
+task per imagette, run in parallel by dask (threads here, or the cluster of ``client``), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
 imagettes are computed. One store holds one set of variables; a batch is conformed to a store that exists (extra
 variables dropped and reported, missing ones filled with the data model's missing values).
@@ -24,6 +24,9 @@ import numpy as np
 import xarray as xr
 
 from . import schema as S
+from ._deprecation import renamed_arguments
+from ._runtime import check_count
+from .errors import warn
 from .io import store as zs
 from .io.storage import Location, locate
 from .io.store import StoreReport, open_store, store_kind, to_store
@@ -178,11 +181,13 @@ def _quicklooks(sources: Sequence[str | os.PathLike], loc: Location, labels: str
             _repair(loc, first, labels, report)
         todo = [f for stem, f in first.items() if stem not in stored]
         report.present = len(first) - len(todo)
-        for start in tqdm(range(0, len(todo), batch), desc="ingest", unit="batch", disable=not progress):
+        bar = tqdm(total=len(todo), desc="ingest", unit="img", disable=not progress)
+        for start in range(0, len(todo), batch):
             try:
                 ds = open_quicklooks(todo[start : start + batch], labels=labels, duplicates="skip", lazy=False)
             except NoReadableImageError as err:  # a batch with no readable file at all
                 report.skipped.extend(err.skipped)
+                bar.update(min(batch, len(todo) - start))
                 continue
             seen.update(str(i) for i in ds[S.IMAGETTE].values)
             if store_kind(loc) is not None:  # e.g. tags added to the store since: -1 (unknown) for these
@@ -193,6 +198,8 @@ def _quicklooks(sources: Sequence[str | os.PathLike], loc: Location, labels: str
             report.present += written.present
             report.commits += written.commits
             report.skipped.extend(written.skipped)
+            bar.update(min(batch, len(todo) - start))
+        bar.close()
     kept = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]  # skipped: listed already
     report.warnings = summarize_warnings(kept, known_ids=seen) + report.warnings
     return report
@@ -297,18 +304,18 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
 
 
 @contextlib.contextmanager
-def _compute_on(workers: int | None, scheduler: str | object | None) -> Iterator[None]:
-    """Where dask computes SAFE imagettes: threads here, one process pool for the run, or a distributed cluster."""
-    if scheduler is not None:
+def _compute_on(workers: int | None, client: str | object | None) -> Iterator[None]:
+    """Where dask computes SAFE imagettes: the current scheduler here, a process pool (deprecated), or a cluster."""
+    if client is not None:
         from distributed import Client
 
-        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        active = client if isinstance(client, Client) else Client(client)
         try:
-            with dask.config.set(scheduler=client):
+            with dask.config.set(scheduler=active):
                 yield
         finally:
-            if client is not scheduler:
-                client.close()
+            if active is not client:
+                active.close()
     elif workers and workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -320,21 +327,23 @@ def _compute_on(workers: int | None, scheduler: str | object | None) -> Iterator
         yield
 
 
+@renamed_arguments(store="out")
 def ingest(
     sources: str | os.PathLike | Iterable[str | os.PathLike],
-    store: str | os.PathLike | Location,
+    out: str | os.PathLike | Location,
     *,
     labels: str | os.PathLike | None = None,
     batch: int = 256,
     spacing: float | Sequence[float] | None = None,
     keep_sigma0: bool = False,
     denoise: bool = False,
-    workers: int | None = None,
-    scheduler: str | object | None = None,
+    client: str | object | None = None,
     progress: bool = False,
     repair: bool = False,
     storage_options: dict | None = None,
     safe_storage_options: dict | None = None,
+    scheduler: str | object | None = None,
+    workers: int | None = None,
 ) -> StoreReport:
     """Ingest SAFE products and quicklook files, mixed, into an imagette store; resumable, without duplicates.
 
@@ -348,8 +357,9 @@ def ingest(
     ----------
     sources : str, os.PathLike or iterable of them
         WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, quicklook files, folders or globs.
-    store : str, os.PathLike or Location
-        The imagette store to create or extend (path or URL).
+    out : str, os.PathLike or Location
+        The imagette store to create or extend (path or URL). (Renamed from ``store``, which still works for one
+        release.)
     labels : str or os.PathLike, optional
         A tag CSV for the quicklook files (as published with WV-Net).
     batch : int, default 256
@@ -361,15 +371,12 @@ def ingest(
         Also store the multilooked calibrated ``sigma0`` of SAFE imagettes.
     denoise : bool, default False
         Subtract the thermal-noise LUT before calibrating.
-    workers : int, optional
-        Processes that read and calibrate SAFE imagettes in parallel, one pool for the whole run (default: dask's
-        threads in this process).
-    scheduler : str or distributed.Client, optional
-        A dask.distributed scheduler address (``"tcp://host:8786"``) or a ``Client``: SAFE imagettes are read and
-        calibrated on that cluster, one task per imagette (a few tens of MB each), the store written from here.
-        Not with ``workers``.
+    client : distributed.Client or str, optional
+        Where SAFE imagettes are read and calibrated: a ``Client`` or a dask.distributed scheduler address
+        (``"tcp://host:8786"``), one task per imagette (a few tens of MB each), the store written from here.
+        Default: dask's current scheduler (the active client, else threads in this process).
     progress : bool, default False
-        Show progress bars.
+        Show tqdm bars of imagettes: quicklook files move it per batch read, SAFE imagettes per batch written.
     repair : bool, default False
         First read every chunk of the store (:func:`xwvnet.verify`) and rewrite the damaged ones from the quicklook
         files given; damage it cannot rewrite is listed in ``report.damaged``.
@@ -378,6 +385,12 @@ def ingest(
     safe_storage_options : dict, optional
         Credentials and endpoint of SAFE products given as ``s3://``, ``gs://`` or ``az://`` URLs (options of
         ``obstore.store.from_url``; default: from the environment).
+    scheduler : str or distributed.Client, optional
+        Deprecated (``FutureWarning``; goes away in the next release): the old name of ``client``.
+    workers : int, optional
+        Deprecated (``FutureWarning``; goes away in the next release): processes that read and calibrate SAFE
+        imagettes, one pool for the run. Measured slower than threads on a 2-core machine (``docs/safe.md``); pass
+        ``client=xwvnet.distributed.local_client(n)`` for processes.
 
     Returns
     -------
@@ -389,7 +402,7 @@ def ingest(
     ------
     ValueError
         If nothing to ingest is named, ``batch`` or ``workers`` is not a positive integer, both ``workers`` and
-        ``scheduler`` are given, the store holds
+        ``client`` are given, the store holds
         something else, or the imagettes do not fit the store.
     xwvnet.io.store.DamagedChunkError
         With ``repair=True``, when the store's ids themselves are damaged.
@@ -402,16 +415,24 @@ def ingest(
     from .io.safe import SafeWarning
     from .radiometry import safe_to_imagettes
 
-    if isinstance(batch, bool) or not isinstance(batch, int | np.integer) or batch < 1:
-        raise ValueError(f"batch must be a positive number of files, found {batch!r}.")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be a positive number of processes, found {workers!r}.")
-    if workers is not None and scheduler is not None:
-        raise ValueError("give workers (local processes) or scheduler (a dask.distributed cluster), not both.")
+    batch = check_count(batch, "batch", "files")
+    if scheduler is not None:
+        warn("ingest(scheduler=...) is renamed ingest(client=...) (a distributed.Client or a scheduler address); "
+             "scheduler= goes away in the next release.", FutureWarning)
+        if client is not None:
+            raise TypeError("ingest() got both scheduler= and its new name client=; pass client= only.")
+        client = scheduler
+    if workers is not None:
+        warn("ingest(workers=...) is deprecated: pass ingest(client=...) (a distributed.Client, e.g. "
+             "xwvnet.distributed.local_client(n_workers), or a scheduler address), or leave it out for threads here; "
+             "workers= goes away in the next release.", FutureWarning)
+        workers = check_count(workers, "workers", "processes")
+    if workers is not None and client is not None:
+        raise ValueError("give workers (local processes) or client (a dask.distributed cluster), not both.")
     safe, other = split_sources(sources)
     if not safe and not other:
         raise ValueError("nothing to ingest: give SAFE products, quicklook files, folders or glob patterns.")
-    loc = locate(store, storage_options)
+    loc = locate(out, storage_options)
     zs.check_target(loc, zs.IMAGETTES)  # before any source is read
     report = _quicklooks(other, loc, labels, batch, progress, repair) if other else StoreReport(path=str(loc))
     if not safe:
@@ -433,7 +454,7 @@ def ingest(
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
-    with _compute_on(workers, scheduler):
+    with _compute_on(workers, client):
         written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present

@@ -42,6 +42,8 @@ import xarray as xr
 from xarray.backends import BackendEntrypoint
 
 from .. import schema as S
+from .._deprecation import renamed_arguments
+from .._runtime import check_count
 from ..errors import XWVNetWarning
 from .names import imagette_key, parse_name
 from .quicklook import NoReadableImageError
@@ -865,10 +867,11 @@ def _sigma0_block(items: Sequence[SlcImagette], lines: int, samples: int, denois
     return out
 
 
+@renamed_arguments(chunks="chunk_size")
 def open_safe(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     imagettes: Sequence[int | str] | None = None,
-    chunks: int = 1,
+    chunk_size: int = 1,
     *,
     denoise: bool = False,
     storage_options: dict | None = None,
@@ -887,8 +890,8 @@ def open_safe(
         SAFE folders, their ``manifest.safe``, or zipped SAFE products.
     imagettes : sequence of int or str, optional
         Only these imagettes: numbers (``1`` for file ``...-001.tiff``) or ids ``<SAFE name>:<nnn>``.
-    chunks : int, default 1
-        Imagettes per dask chunk.
+    chunk_size : int, default 1
+        Imagettes per dask chunk. (Renamed from ``chunks``, which still works for one release.)
     denoise : bool, default False
         Subtract the thermal noise LUT before calibrating. Off by default: the published quicklooks' recipe does
         not say, and at WV's -22 dB NESZ the noise is a small fraction of ocean NRCS.
@@ -908,7 +911,7 @@ def open_safe(
     Raises
     ------
     ValueError
-        If ``paths`` is empty or ``chunks`` < 1.
+        If ``paths`` is empty or ``chunk_size`` is not a positive integer.
     NoReadableImageError
         If no imagette at all can be read (a ``ValueError``); ``.skipped`` lists why.
 
@@ -922,8 +925,7 @@ def open_safe(
     >>> ds = open_safe("S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE")  # doctest: +SKIP
     >>> ds.sigma0.isel(imagette=0).mean().compute()  # doctest: +SKIP
     """
-    if chunks < 1:
-        raise ValueError(f"chunks must be >= 1 imagette, got {chunks}.")
+    chunk_size = check_count(chunk_size, "chunk_size")
     items, skipped = scan_safe(paths, imagettes, storage_options)
     report_skipped(skipped)
     if not items:
@@ -932,9 +934,9 @@ def open_safe(
     lines = max(i.lines for i in items)
     samples = max(i.samples for i in items)
     blocks = [
-        da.from_delayed(dask.delayed(_sigma0_block)(items[k : k + chunks], lines, samples, denoise),
-                        shape=(len(items[k : k + chunks]), lines, samples), dtype=np.float32)
-        for k in range(0, len(items), chunks)
+        da.from_delayed(dask.delayed(_sigma0_block)(items[k : k + chunk_size], lines, samples, denoise),
+                        shape=(len(items[k : k + chunk_size]), lines, samples), dtype=np.float32)
+        for k in range(0, len(items), chunk_size)
     ]
     coords = coordinates(items)
     coords[LINE_SPACING] = (S.IMAGETTE, np.array([i.azimuth_spacing for i in items]))

@@ -28,7 +28,6 @@ import functools
 import math
 import os
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,9 @@ import zarr
 from tqdm.auto import tqdm
 
 from .. import schema as S
-from ..errors import XWVNetError, XWVNetWarning
+from .._deprecation import renamed_arguments
+from .._runtime import check_count
+from ..errors import XWVNetError, XWVNetWarning, warn
 from .storage import Location, commit_lock, locate
 
 if TYPE_CHECKING:
@@ -446,21 +447,20 @@ def open_store(
         done = np.asarray(group[DONE][:]) if DONE in group else np.zeros(0, np.int32)
         keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), done)
         if not keep.all():
-            warnings.warn(
-                f"{loc}: the embedding run is incomplete: {int((~keep).sum())} of {keep.size} imagettes are not "
-                f"embedded yet and are left out; complete them with `{completing_command(loc, ds.attrs)}` "
-                "(`xwvnet status STORE` says more).", IncompleteStoreWarning, stacklevel=2)
+            warn(f"{loc}: the embedding run is incomplete: {int((~keep).sum())} of {keep.size} imagettes are not "
+                 f"embedded yet and are left out; complete them with `{completing_command(loc, ds.attrs)}` "
+                 "(`xwvnet status STORE` says more).", IncompleteStoreWarning)
             ds = ds.isel({S.IMAGETTE: np.flatnonzero(keep)})
     return ds
 
 
-def complete_rows(n: int, chunk: int, done: np.ndarray) -> np.ndarray:
+def complete_rows(n: int, chunk_size: int, done: np.ndarray) -> np.ndarray:
     """Which of ``n`` rows of an embedding store are written, from its per-chunk counts ``done``."""
     position = np.arange(n)
-    k = position // max(1, chunk)
-    counts = np.zeros(math.ceil(n / max(1, chunk)), dtype=np.int64)
+    k = position // max(1, chunk_size)
+    counts = np.zeros(math.ceil(n / max(1, chunk_size)), dtype=np.int64)
     counts[: min(counts.size, done.size)] = done[: counts.size]
-    return (position - k * chunk) < counts[k]
+    return (position - k * chunk_size) < counts[k]
 
 
 def completing_command(location: object, attrs: dict[str, Any]) -> str:
@@ -478,9 +478,9 @@ def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Datas
     if S.IMAGETTE not in ds.dims:
         raise ValueError(f"{loc} is a plain Zarr store without an {S.IMAGETTE!r} dimension (dims {dict(ds.sizes)}); "
                          "it does not follow the xwvnet data model (docs/data-model.md). Open it with xarray.")
-    warnings.warn(f"{loc} is a plain Zarr store written outside xwvnet: opened read-only, with no integrity "
-                  "guarantees (no checksums, no transactions). Copy it into an xwvnet store with xwvnet.to_store.",
-                  ForeignStoreWarning, stacklevel=3)
+    warn(f"{loc} is a plain Zarr store written outside xwvnet: opened read-only, with no integrity "
+         "guarantees (no checksums, no transactions). Copy it into an xwvnet store with xwvnet.to_store.",
+         ForeignStoreWarning)
     strings = {n: v.astype(object) for n, v in ds.variables.items() if v.dtype.kind in "TU"}
     return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords})
 
@@ -576,13 +576,13 @@ def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str
 # ---- writing imagettes -----------------------------------------------------------------------------------------
 
 
-def encoding(ds: xr.Dataset, chunk: int) -> dict[str, dict[str, object]]:
-    """Zarr encoding of a new store: ``chunk`` rows per N-d chunk, big 1-D chunks, int64 ms times, crc32c everywhere."""
+def encoding(ds: xr.Dataset, chunk_size: int) -> dict[str, dict[str, object]]:
+    """Zarr encoding of a new store: ``chunk_size`` rows per N-d chunk, big 1-D chunks, int64 ms times, crc32c."""
     enc: dict[str, dict[str, object]] = {}
     for name, var in ds.variables.items():
         enc[str(name)] = {"compressors": [zarr.codecs.ZstdCodec(), zarr.codecs.Crc32cCodec()]}
         if var.dims and var.dims[0] == S.IMAGETTE:
-            enc[str(name)]["chunks"] = (chunk if var.ndim > 1 else max(chunk, COORD_CHUNK), *var.shape[1:])
+            enc[str(name)]["chunks"] = (chunk_size if var.ndim > 1 else max(chunk_size, COORD_CHUNK), *var.shape[1:])
     if S.TIME in ds.variables:
         enc[S.TIME].update(units=TIME_UNITS, dtype="int64")
     return enc
@@ -632,7 +632,7 @@ def fit_to_store(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
     return ds.drop_vars(list(padded)).assign(padded)
 
 
-def _append(loc: Location, repo: icechunk.Repository, batch: xr.Dataset, chunk: int, command: str,
+def _append(loc: Location, repo: icechunk.Repository, batch: xr.Dataset, chunk_size: int, command: str,
             seen: str) -> tuple[int, int, str]:
     """Append one loaded batch in one commit; on a conflict, read what is stored again and retry.
 
@@ -654,7 +654,7 @@ def _append(loc: Location, repo: icechunk.Repository, batch: xr.Dataset, chunk: 
             return 0, n, session.snapshot_id
         if n == 0:
             part = part.assign_attrs(IMAGETTES.record())
-            part.to_zarr(session.store, mode="w", consolidated=False, encoding=encoding(part, chunk),
+            part.to_zarr(session.store, mode="w", consolidated=False, encoding=encoding(part, chunk_size),
                          write_empty_chunks=True)
         else:
             part = fit_to_store(part, group).assign_attrs(dict(group.attrs))
@@ -672,11 +672,12 @@ def _append(loc: Location, repo: icechunk.Repository, batch: xr.Dataset, chunk: 
     raise AssertionError("unreachable")
 
 
+@renamed_arguments(store="out", chunk="chunk_size")
 def to_store(
     ds: xr.Dataset,
-    store: str | os.PathLike | Location,
+    out: str | os.PathLike | Location,
     *,
-    chunk: int | None = None,
+    chunk_size: int | None = None,
     progress: bool = False,
     storage_options: dict[str, Any] | None = None,
     command: str = "to_store",
@@ -692,13 +693,15 @@ def to_store(
     ----------
     ds : xarray.Dataset
         Imagettes following the xwvnet data model (:func:`xwvnet.validate` must pass).
-    store : str, os.PathLike or Location
-        The store: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already there (an
-        embedding store, a plain Zarr store, files) is refused.
-    chunk : int, optional
-        Imagettes per stored chunk; default: the existing store's, else a few MB of pixels per chunk.
+    out : str, os.PathLike or Location
+        The store to write: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already
+        there (an embedding store, a plain Zarr store, files) is refused. (Renamed from ``store``, which still
+        works for one release.)
+    chunk_size : int, optional
+        Imagettes per stored chunk; default: the existing store's, else a few MB of pixels per chunk. (Renamed
+        from ``chunk``.)
     progress : bool, default False
-        Show a tqdm bar of batches.
+        Show a tqdm bar of imagettes, moving as each batch is written.
     storage_options : dict, optional
         Credentials and endpoint (see :func:`xwvnet.io.storage.locate`); default the standard environment.
     command : str, default "to_store"
@@ -712,8 +715,9 @@ def to_store(
     Raises
     ------
     ValueError
-        If ``ds`` is not a valid imagette Dataset, does not have the store's variables or tag codes, or the
-        location holds something other than an imagette store.
+        If ``ds`` is not a valid imagette Dataset, ``chunk_size`` is not a positive integer, ``ds`` does not have
+        the store's variables or tag codes, or the location holds something other than an imagette store
+        (all checked before anything is written).
     WriteConflictError
         If other writers kept committing over this one (after several retries).
     DamagedChunkError
@@ -728,7 +732,8 @@ def to_store(
     from .quicklook import chunk_length
 
     S.validate(ds)
-    loc = locate(store, storage_options)
+    chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
+    loc = locate(out, storage_options)
     check_target(loc, IMAGETTES)
     repo = repository(loc, create=True)
     session = read_session(repo)
@@ -741,24 +746,27 @@ def to_store(
     n = ds.sizes[S.IMAGETTE]
     if n:
         image = S.image_var(ds)
-        if chunk is None:
+        if chunk_size is None:
             existing = [group[v].chunks[0] for v in S.IMAGE_VARS if group is not None and v in group]
-            chunk = existing[0] if existing else chunk_length(
+            chunk_size = existing[0] if existing else chunk_length(
                 ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE])
-        per_chunk = chunk * ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
-        step = chunk * max(1, BATCH_BYTES // max(1, per_chunk))  # whole chunks, about BATCH_BYTES per commit
-        for start in tqdm(range(0, n, step), desc="writing", unit="batch", disable=not progress):
-            added, report.total, seen = _append(loc, repo, ds.isel({S.IMAGETTE: slice(start, start + step)}).load(),
-                                                chunk, command, seen)
-            report.added += added
-            report.present += min(step, n - start) - added
-            report.commits += 1
+        per_chunk = chunk_size * ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
+        step = chunk_size * max(1, BATCH_BYTES // max(1, per_chunk))  # whole chunks, about BATCH_BYTES per commit
+        with tqdm(total=n, desc="writing", unit="img", disable=not progress) as bar:
+            for start in range(0, n, step):
+                added, report.total, seen = _append(loc, repo, ds.isel({S.IMAGETTE: slice(start, start + step)})
+                                                    .load(), chunk_size, command, seen)
+                report.added += added
+                report.present += min(step, n - start) - added
+                report.commits += 1
+                bar.update(min(step, n - start))
     return report
 
 
+@renamed_arguments(store="out")
 def add_variables(
     ds: xr.Dataset,
-    store: str | os.PathLike | Location,
+    out: str | os.PathLike | Location,
     names: Iterable[str] | None = None,
     *,
     storage_options: dict[str, Any] | None = None,
@@ -774,8 +782,8 @@ def add_variables(
     ----------
     ds : xarray.Dataset
         The store's imagettes in the store's order, as :func:`open_store` gives them.
-    store : str, os.PathLike or Location
-        The imagette store.
+    out : str, os.PathLike or Location
+        The imagette store to write into. (Renamed from ``store``, which still works for one release.)
     names : iterable of str, optional
         Variables to write; default every data variable along ``imagette``.
     storage_options : dict, optional
@@ -795,7 +803,7 @@ def add_variables(
     WriteConflictError
         If another writer committed while this one wrote.
     """
-    loc = locate(store, storage_options)
+    loc = locate(out, storage_options)
     repo, _, group, kind = opened(loc)
     if kind is not IMAGETTES or S.IMAGETTE not in group:
         raise ValueError(f"{loc} holds no imagettes (found {describe(loc)}); write them first with xwvnet.to_store.")
@@ -808,29 +816,30 @@ def add_variables(
                          "xwvnet.open_store(path) again and keep every imagette.")
     names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
     theirs = [c for c in ds[names].coords if c != S.IMAGETTE and S.IMAGETTE in ds[c].dims]
-    out = as_written(ds[names].drop_vars(theirs)).drop_vars(S.IMAGETTE)
+    written = as_written(ds[names].drop_vars(theirs)).drop_vars(S.IMAGETTE)
     for name in names:
         if name in group:
             del group[name]
-    chunk = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), len(stored))
-    out.attrs = dict(group.attrs)
-    enc = {k: v for k, v in encoding(out, chunk).items() if k not in group}  # e.g. tag codes `label` stay as stored
-    out.to_zarr(session.store, mode="a", consolidated=False, encoding=enc, write_empty_chunks=True)
+    chunk_size = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), len(stored))
+    written.attrs = dict(group.attrs)
+    enc = {k: v for k, v in encoding(written, chunk_size).items() if k not in group}  # tag codes `label` stay as stored
+    written.to_zarr(session.store, mode="a", consolidated=False, encoding=enc, write_empty_chunks=True)
     return commit(loc, repo, session, f"{command}: {', '.join(names)} for {len(stored)} imagettes")
 
 
 # ---- the embedding store ----------------------------------------------------------------------------------------
 
 
+@renamed_arguments(chunk="chunk_size")
 def extend_embedding_store(
-    location: Location, source: xr.Dataset, *, chunk: int, dim: int, attrs: dict[str, Any],
+    location: Location, source: xr.Dataset, *, chunk_size: int, dim: int, attrs: dict[str, Any],
     embedding_attrs: dict[str, Any],
 ) -> str:
     """Create the embedding store, or extend it to all of ``source``'s imagettes, in one commit.
 
     The coordinates are copied by blocks (bounded memory); ``embedding`` only grows, its rows come later through
     :func:`write_embedding_rows`, and ``progress/done`` counts them. :class:`WriteConflictError` if another run
-    committed meanwhile.
+    committed meanwhile. ``chunk_size`` (renamed from ``chunk``) is the embedding rows per stored chunk.
     """
     import dask.array as da
 
@@ -840,23 +849,24 @@ def extend_embedding_store(
     n_out = group[S.IMAGETTE].shape[0] if kind_of(group, location) is EMBEDDINGS else 0
     n_in = source.sizes[S.IMAGETTE]
     stored_as = np.float16 if embedding_attrs.get(S.COMPACT_DTYPE) == "float16" else np.float32
-    block_size = max(chunk, COORD_CHUNK) * 16
+    block_size = max(chunk_size, COORD_CHUNK) * 16
     for start in range(n_out, n_in, block_size):
         stop = min(n_in, start + block_size)
         names = [n for n, v in source.coords.items() if v.dims == (S.IMAGETTE,)]
         block = as_written(xr.Dataset(coords={n: source[n].variable for n in names}).isel(
             {S.IMAGETTE: slice(start, stop)}).load())
-        empty = da.full((stop - start, dim), np.nan, chunks=(chunk, dim), dtype=stored_as)
+        empty = da.full((stop - start, dim), np.nan, chunks=(chunk_size, dim), dtype=stored_as)
         block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), empty, embedding_attrs)})
-        block.attrs = {**attrs, "chunk": chunk, **EMBEDDINGS.record()}
+        block.attrs = {**attrs, "chunk": chunk_size, **EMBEDDINGS.record()}
         if start == 0:
-            block.to_zarr(session.store, mode="w", compute=False, consolidated=False, encoding=encoding(block, chunk))
+            block.to_zarr(session.store, mode="w", compute=False, consolidated=False,
+                          encoding=encoding(block, chunk_size))
         else:
             block.to_zarr(session.store, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
                           safe_chunks=False)
     group = root(session.store)
-    group.attrs.update({**attrs, "chunk": chunk, **EMBEDDINGS.record()})
-    n_chunks = math.ceil(n_in / chunk)
+    group.attrs.update({**attrs, "chunk": chunk_size, **EMBEDDINGS.record()})
+    n_chunks = math.ceil(n_in / chunk_size)
     if DONE in group:
         group[DONE].resize((n_chunks,))
     else:
