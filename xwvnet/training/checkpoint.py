@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import random
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,12 @@ import pooch
 import torch
 from torch import nn
 
-from ..errors import XWVNetError
+from .._files import replacing
+from ..errors import XWVNetError, warn
 from ..models.weights import nonfinite_tensors, read_sidecar, sidecar_path, write_sidecar
 
 __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "save_checkpoint",
-           "check_resumable", "rng_state", "set_rng_state", "atomic_save", "cpu_state", "checkpoint_sidecar",
+           "check_resumable", "rng_state", "set_rng_state", "cpu_state", "checkpoint_sidecar",
            "verify_checkpoint_file"]
 
 CHECKPOINT_FORMAT = "xwvnet-simclr-checkpoint"
@@ -47,27 +47,6 @@ OLD_PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 class CheckpointError(XWVNetError, ValueError):
     """A checkpoint that cannot be used: unreadable, not ours, or from a different run configuration."""
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename it over ``path``.
-
-    An interrupted write leaves the previous file whole, so a crash never destroys the last good checkpoint.
-
-    Parameters
-    ----------
-    obj : object
-        What to save (tensors and plain Python values, so that it loads with ``weights_only=True``).
-    path : pathlib.Path
-        The destination; its folder must exist.
-
-    Returns
-    -------
-    None
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -151,8 +130,8 @@ def set_rng_state(state: dict) -> None:
     if saved_cuda and torch.cuda.is_available():
         here = torch.cuda.device_count()
         if here != len(saved_cuda):
-            warnings.warn(f"the checkpoint holds the RNG states of {len(saved_cuda)} CUDA device(s), this process sees "
-                          f"{here}; the first {min(here, len(saved_cuda))} are restored.", stacklevel=2)
+            warn(f"the checkpoint holds the RNG states of {len(saved_cuda)} CUDA device(s), this process sees "
+                 f"{here}; the first {min(here, len(saved_cuda))} are restored.")
         for device, s in enumerate(saved_cuda[:here]):
             torch.cuda.set_rng_state(s, device)
 
@@ -203,8 +182,8 @@ def save_checkpoint(
     None
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({
+    with replacing(path) as tmp:
+        _write_checkpoint(path, tmp, step, {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
         "step": int(step),
@@ -216,7 +195,12 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng,
-    }, tmp)
+    })
+
+
+def _write_checkpoint(path: Path, tmp: Path, step: int, content: dict) -> None:
+    """The checkpoint into ``tmp``, then the sidecar of ``path`` (hash of ``tmp``, and the previous one's)."""
+    torch.save(content, tmp)
     previous = None
     if path.is_file():
         with contextlib.suppress(CheckpointError):  # a sidecar we cannot read describes nothing worth keeping
@@ -232,7 +216,6 @@ def save_checkpoint(
         "checkpoint_version": CHECKPOINT_VERSION,
         "previous": previous,
     })
-    os.replace(tmp, path)
 
 
 def checkpoint_sidecar(path: str | os.PathLike) -> Path:
