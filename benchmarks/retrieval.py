@@ -114,7 +114,7 @@ def write_store(path: Path, x: np.ndarray, chunk: int = 4096) -> None:
     source = xr.Dataset(coords={"imagette": ids})
     attrs = {"encoder": "benchmark", "encoder_weights_hash": "none"}
     loc = locate(path)
-    zs.extend_embedding_store(loc, source, chunk=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
+    zs.extend_embedding_store(loc, source, chunk_size=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
     writer = zs.EmbeddingWriter(loc, every=float("inf"))
     for c, a in enumerate(range(0, len(x), chunk)):
         writer.merge(zs.write_embedding_rows(writer.fork(), c, a, a, x[a:a + chunk]), c)

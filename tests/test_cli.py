@@ -149,6 +149,7 @@ def test_ingest_of_a_path_that_does_not_exist_exits_non_zero_saying_what_to_do(t
     assert main(["ingest", str(missing), "--store", str(tmp_path / "s.zarr")]) == 1
     line = _last_line(capsys.readouterr().err)
     assert line.startswith("xwvnet ingest:") and str(missing) in line and "give existing" in line
+    assert not (tmp_path / "s.zarr").exists()  # nothing written: no empty folder that status calls "not a store"
 
 
 def test_ingest_of_a_folder_without_imagettes_exits_non_zero(tmp_path, capsys):
@@ -207,3 +208,24 @@ def test_ctrl_c_is_one_line_and_130_and_the_local_cluster_is_closed(tmp_path, mo
     # without --workers nothing is started: the library's default (threads here) gets client=None
     monkeypatch.setattr(xd, "local_client", None)
     assert main(["embed", "in.zarr", "out.zarr"]) == 130 and seen["client"] is None
+
+
+def test_train_help_states_the_defaults_of_trainconfig():
+    """The CLI passes only the options given; the defaults its help names are TrainConfig's, the one home."""
+    import argparse
+    import dataclasses
+    import re
+
+    from xwvnet.cli import build_parser
+    from xwvnet.training import TrainConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    checked = 0
+    for action in sub.choices["train"]._actions:
+        found = re.search(r"\(default: ([^)]+)\)", action.help or "")
+        if found and action.dest in defaults and defaults[action.dest] is not None:  # None: resolved at the run
+            assert action.default is None  # not retyped: TrainConfig's default applies
+            assert str(defaults[action.dest]) == found.group(1), action.dest
+            checked += 1
+    assert checked >= 6

@@ -205,7 +205,7 @@ def write_embedding_store(url: str, emb: xr.Dataset, chunk: int = 16) -> str:
     x = emb.embedding.values
     source = emb.drop_vars([S.EMBEDDING, "hs_predicted", S.LABELS, S.LABEL])
     loc = locate(url)
-    zs.extend_embedding_store(loc, source, chunk=chunk, dim=x.shape[1], attrs=dict(PROVENANCE),
+    zs.extend_embedding_store(loc, source, chunk_size=chunk, dim=x.shape[1], attrs=dict(PROVENANCE),
                               embedding_attrs=dict(PROVENANCE))
     writer = zs.EmbeddingWriter(loc, every=float("inf"))
     for c in range(-(-len(x) // chunk)):

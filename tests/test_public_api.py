@@ -167,3 +167,22 @@ def test_no_two_modules_define_a_public_function_of_the_same_name():
     assert not stale, f"{stale} no longer clash: remove them from _KNOWN_CLASHES"
     # re-exports are not definitions: xwvnet.collocate is joins.collocation.collocate, counted once
     assert homes["collocate"] == {"xwvnet.joins.collocation"}
+
+
+def test_every_warning_goes_through_errors_warn():
+    """One home for warning: errors.warn attributes it to the user's line and xwvnet warns only its own classes."""
+    import pathlib
+    import re
+
+    package = pathlib.Path(xwvnet.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.name == "errors.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.strip()
+            if code.startswith((">>>", "...", "#")):
+                continue
+            if re.search(r"\bwarnings\.warn\(", code) or re.search(r"\bwarn\([^)]*\bUserWarning\b", code):
+                offenders.append(f"{path.relative_to(package)}:{number}")
+    assert not offenders, f"use xwvnet.errors.warn with an xwvnet warning class: {offenders}"

@@ -21,9 +21,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._runtime import PRECISIONS
+from ._runtime import BATCH_SIZE, PRECISIONS
 
-_Help = argparse.ArgumentDefaultsHelpFormatter
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except ``None`` (the help then says what the library chooses)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 class _Choices(Sequence[str]):
@@ -169,7 +174,8 @@ def _where(args: argparse.Namespace, device: str = "cpu") -> Iterator[Any]:
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
     p.add_argument("sources", nargs="+", help="SAFE folders/zips, quicklook files, folders or glob patterns")
-    p.add_argument("--store", required=True, help="the store to create or append to (path or s3://, gs://, az:// URL)")
+    p.add_argument("--out", "--store", dest="out", required=True,
+                   help="the store to create or append to (path or s3://, gs://, az:// URL); --store is its old name")
     p.add_argument("--labels", type=Path, default=None, help="CSV with a 'filename' column and one 0/1 column per tag")
     p.add_argument("--batch", type=int, default=256, help="imagettes read and written per step (one commit each)")
     p.add_argument("--repair", action="store_true", help="first read every chunk and rewrite damaged ones from SOURCES")
@@ -189,7 +195,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
     from .ingestion import ingest
 
     with _where(args) as client:
-        report = ingest(args.sources, args.store, labels=args.labels, batch=args.batch, spacing=args.spacing,
+        report = ingest(args.sources, args.out, labels=args.labels, batch=args.batch, spacing=args.spacing,
                         keep_sigma0=args.keep_sigma0, denoise=args.denoise, client=client, progress=True,
                         repair=args.repair, storage_options=_storage_options(args))
     print(report.summary())
@@ -313,8 +319,8 @@ def _run_collocate(args: argparse.Namespace) -> int:
 # --- embed ----------------------------------------------------------------------------------------------------------
 def _add_embed(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "embed", "embed a whole imagette store into an embedding store (resumable, appends)")
-    p.add_argument("input_store", help="the imagette store to embed (path or s3://, gs://, az:// URL)")
-    p.add_argument("output_store", help="the embedding store to create or complete (path or URL)")
+    p.add_argument("store", help="the imagette store to embed (path or s3://, gs://, az:// URL)")
+    p.add_argument("out", help="the embedding store to create or complete (path or URL)")
     p.add_argument("--encoder", default="wvnet-resnet50",
                    help="a named encoder (xwvnet.models.zoo.ENCODERS: wvnet-resnet50 ...) or a state-dict path")
     where = p.add_mutually_exclusive_group()
@@ -324,8 +330,9 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
                        "whose progress bar moves per batch)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per local worker (alone: one local worker process with N threads)")
-    p.add_argument("--chunk", type=int, default=None, help="imagettes per task and stored chunk (new stores)")
-    p.add_argument("--batch-size", type=int, default=64, help="imagettes per forward pass")
+    p.add_argument("--chunk-size", "--chunk", dest="chunk_size", type=int, default=None,
+                   help="imagettes per task and stored chunk (new stores); --chunk is its old name")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="imagettes per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
     p.add_argument("--precision", default="float32", choices=PRECISIONS,
                    help="arithmetic of the forward pass (bfloat16/float16: faster on GPUs, embeddings differ "
@@ -343,7 +350,7 @@ def _run_embed(args: argparse.Namespace) -> int:
 
     with _where(args, _local_device(args.device)) as client:
         report = embed_store(
-            args.input_store, args.output_store, args.encoder, client=client, chunk_size=args.chunk,
+            args.store, args.out, args.encoder, client=client, chunk_size=args.chunk_size,
             batch_size=args.batch_size, device=args.device, precision=args.precision, progress=True,
             errors="report", dtype=args.dtype, repair=args.repair, commit_every=args.commit_every,
             storage_options=_storage_options(args),
@@ -362,7 +369,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--targets", nargs="+", default=None, help="variables to probe (default: hs t2m wind_speed labels)")
     p.add_argument("--test-size", type=float, default=0.3, help="fraction of imagettes held out for testing")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and cross-validation")
-    p.add_argument("--batch-size", type=int, default=32, help="imagettes per forward pass when embedding")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="imagettes per forward pass when embedding")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file")
 
@@ -504,19 +511,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default=None, choices=_Choices("xwvnet.models.resnet", "LAYERS"), metavar="ARCH",
                    help="the backbone: %(choices)s (default: resnet18, or the architecture of --init)")
     p.add_argument("--init", default=None, help="start from 'wvnet-resnet50' or a weights/checkpoint file")
-    p.add_argument("--image-size", type=int, default=64, help="view size in pixels, cut at the embedding's scale")
-    p.add_argument("--batch-size", type=int, default=64, help="global batch (split over ranks)")
-    p.add_argument("--steps", type=int, default=1000, help="optimiser steps")
+    # defaults: None here means TrainConfig's (xwvnet.training.TrainConfig, the one home of the defaults)
+    p.add_argument("--image-size", type=int, default=None, help="view size in pixels, cut at the embedding's scale "
+                   "(default: 64)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch, split over ranks (default: 64)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps of the schedule (default: 1000)")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3, or 1e-4 when continuing from --init")
-    p.add_argument("--temperature", type=float, default=0.1, help="NT-Xent temperature of the contrastive loss")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation, views and batch order")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints in OUT")
+    p.add_argument("--temperature", type=float, default=None, help="NT-Xent temperature (default: 0.1)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, views and batch order "
+                   "(default: 0)")
+    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints in OUT "
+                   "(default: 500)")
     p.add_argument("--num-workers", type=int, default=None, help="loader workers per rank (default: auto)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: each rank's GPU)")
+    p.add_argument("--device", default=None, help="auto (the default), cpu, cuda or cuda:N (under torchrun: each "
+                   "rank's GPU)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop early (with a checkpoint) after this long")
     p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
     p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
-    p.add_argument("--precision", default="auto", choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"),
+    p.add_argument("--precision", default=None, choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"),
                    metavar="PRECISION", help="arithmetic of training: %(choices)s (auto: bfloat16 on a GPU, float32 "
                    "on the CPU)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -528,13 +540,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from .training import train
 
-    path = train(
-        args.store, args.out, arch=args.arch, init=args.init, image_size=args.image_size,
-        batch_size=args.batch_size, steps=args.steps, lr=args.lr, temperature=args.temperature, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, num_workers=args.num_workers, device=args.device,
-        max_seconds=args.max_seconds, flip=not args.no_flip, rotate90=not args.no_rotate, resume=args.resume,
-        precision=args.precision, overwrite=args.overwrite, compile=args.compile,
-    )
+    given = {"arch": args.arch, "init": args.init, "image_size": args.image_size, "batch_size": args.batch_size,
+             "steps": args.steps, "lr": args.lr, "temperature": args.temperature, "seed": args.seed,
+             "checkpoint_every": args.checkpoint_every, "num_workers": args.num_workers, "device": args.device,
+             "precision": args.precision, "flip": False if args.no_flip else None,
+             "rotate90": False if args.no_rotate else None, "compile": args.compile or None}
+    settings = {name: value for name, value in given.items() if value is not None}  # the rest: TrainConfig's
+    path = train(args.store, args.out, resume=args.resume, overwrite=args.overwrite, max_seconds=args.max_seconds,
+                 **settings)
     print(f"encoder weights: {path}")
     return 0
 

@@ -23,7 +23,7 @@ class XWVNetWarning(UserWarning):
     """The root of every xwvnet warning."""
 
 
-def warn(message: str, category: type[Warning] = XWVNetWarning) -> None:
+def warn(message: str | Warning, category: type[Warning] = XWVNetWarning) -> None:
     """Issue a warning attributed to the first caller outside xwvnet (the user's line, not ours).
 
     Python 3.12's ``skip_file_prefixes`` does this; on 3.11 the stack level is counted here, so every xwvnet
@@ -31,8 +31,9 @@ def warn(message: str, category: type[Warning] = XWVNetWarning) -> None:
 
     Parameters
     ----------
-    message : str
-        The warning's text: what happened and what to do.
+    message : str or Warning
+        The warning's text (what happened and what to do), or a warning instance carrying more (then
+        ``category`` is its class).
     category : type of Warning, default XWVNetWarning
         Its class (an xwvnet warning class, or ``FutureWarning`` for a renamed argument).
 

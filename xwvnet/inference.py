@@ -266,6 +266,11 @@ def embed_resolved(
     -------
     numpy.ndarray
         float32 ``(n, embedding_size)``; NaN rows for imagettes without valid pixels.
+
+    Raises
+    ------
+    ValueError
+        If the shapes of ``images`` and the extents disagree, or the images are neither uint8 nor float.
     """
     images = np.asarray(images)
     vl = np.asarray(valid_lines).reshape(-1).astype(np.int64)

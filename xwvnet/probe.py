@@ -35,7 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from . import schema as S
 from ._version import __version__
-from .errors import XWVNetError, XWVNetWarning
+from .errors import XWVNetError, XWVNetWarning, warn
 
 FORMAT = "xwvnet-probe"
 #: 2: scaler mean and scale per output, shape (outputs, features); 1 (still read): one shared scaler, (features,)
@@ -584,11 +584,10 @@ def fit_probe(
 
 def _report_dropped(n_dropped: int, n_total: int, target: str) -> None:
     if n_dropped:
-        warnings.warn(
+        warn(
             f"fit_probe: {n_dropped} of {n_total} imagettes left out of the fit of {target!r} "
             "(NaN target or unknown tag, or NaN features)",
-            UserWarning,
-            stacklevel=4,
+            XWVNetWarning,
         )
 
 
@@ -680,13 +679,16 @@ def _warn_if_embedding_again(x: xr.DataArray) -> None:
     """Warn when lazy features still hold the encoder's tasks: each compute would embed every imagette again."""
     graph = getattr(x.data, "__dask_graph__", lambda: None)()
     layers = getattr(graph, "layers", {}) if graph is not None else {}
-    if any(str(name).startswith("embed_block") for name in layers):
-        warnings.warn(
+    if not layers:
+        return
+    from .inference import embed_resolved  # the function every lazy embedding task runs (dask names layers by it)
+
+    if any(str(name).startswith(embed_resolved.__name__) for name in layers):
+        warn(
             f"{x.name!r} is still the lazy result of embed(): computing these predictions runs the encoder again "
             "over every imagette. Call `ds = ds.persist()` (or store the embeddings with embed_store / to_zarr) "
             "after embed and before fit_probe/predict/neighbors.",
             RecomputeWarning,
-            stacklevel=3,
         )
 
 
@@ -733,8 +735,7 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
     fitted_on = probe.info.get("embedding_attrs", {}).get("encoder")
     now = x.attrs.get("encoder")
     if fitted_on and now and fitted_on != now:
-        warnings.warn(f"the probe was fitted on embeddings of {fitted_on!r}, these are of {now!r}", UserWarning,
-                      stacklevel=2)
+        warn(f"the probe was fitted on embeddings of {fitted_on!r}, these are of {now!r}", XWVNetWarning)
     feature_dim = x.dims[1]
     if x.chunks is not None:
         x = x.chunk({feature_dim: -1})

@@ -21,6 +21,7 @@ import xarray as xr
 from .. import probe as P
 from .. import schema as S
 from .._runtime import BATCH_SIZE
+from ..errors import XWVNetWarning, warn
 from .metrics import probe_scores
 
 if TYPE_CHECKING:  # torch is imported only when an encoder embeds
@@ -191,7 +192,7 @@ def _evaluate(ds: xr.Dataset, encoders: Any, targets: str | Sequence[str] | None
             if errors == "raise":
                 raise
             skipped[name] = f"{type(err).__name__}: {err}"
-            warnings.warn(f"evaluate: encoder {name!r} skipped ({skipped[name]})", UserWarning, stacklevel=3)
+            warn(f"evaluate: encoder {name!r} skipped ({skipped[name]})", XWVNetWarning)
             rows[name] = {}
     table = pd.DataFrame.from_dict(rows, orient="index")
     if table.shape[1]:

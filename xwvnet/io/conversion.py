@@ -128,7 +128,7 @@ def migrate(old: str | os.PathLike, new: str | os.PathLike, *, storage_options: 
         zs.to_store(ds, loc, command=f"migrate from {old}")
         return checked
     attrs = {k: v for k, v in ds.attrs.items() if k != "chunk"}
-    zs.extend_embedding_store(loc, ds, chunk=chunk, dim=ds.sizes[S.FEATURE], attrs=attrs,
+    zs.extend_embedding_store(loc, ds, chunk_size=chunk, dim=ds.sizes[S.FEATURE], attrs=attrs,
                               embedding_attrs=dict(ds[S.EMBEDDING].attrs))
     writer = zs.EmbeddingWriter(loc, every=float("inf"))
     for k in range(math.ceil(n / chunk)):

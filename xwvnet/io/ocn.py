@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
-from ..errors import XWVNetWarning
+from ..errors import XWVNetWarning, warn
 from .names import imagette_key, parse_name
 
 KEY = "imagette_key"
@@ -246,7 +245,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
         except (OSError, ValueError, KeyError, RuntimeError) as err:
             skipped.append(f"{path}: {err}")
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} OCN file(s):\n  " + "\n  ".join(skipped), OcnWarning, stacklevel=2)
+        warn(f"skipped {len(skipped)} OCN file(s):\n  " + "\n  ".join(skipped), OcnWarning)
     if not rows:
         raise ValueError(
             f"no readable WV L2 OCN product among {len(files)} path(s) given"

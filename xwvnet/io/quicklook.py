@@ -26,7 +26,7 @@ import xarray as xr
 from PIL import Image
 
 from .. import schema as S
-from ..errors import XWVNetError, XWVNetWarning
+from ..errors import XWVNetError, XWVNetWarning, warn
 from .names import imagette_key, parse_name
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -419,13 +419,13 @@ def read_labels(csv: str | os.PathLike, ids: Sequence[str]) -> xr.DataArray:
     values.index = stems.to_numpy()
     missing = [i for i in ids if i not in values.index]
     if missing:
-        warnings.warn(UnlabelledWarning(
+        warn(UnlabelledWarning(
             f"{len(missing)} imagette(s) have no row in {csv}: their labels are -1 (unknown), e.g. {missing[:3]}",
-            missing, source=str(csv)), stacklevel=3)
+            missing, source=str(csv)))
     unused = sorted(set(values.index) - set(ids))
     if unused:
-        warnings.warn(UnmatchedLabelsWarning(f"{len(unused)} row(s) of {csv} match no imagette read, e.g. {unused[:3]}",
-                                             unused, source=str(csv)), stacklevel=3)
+        warn(UnmatchedLabelsWarning(f"{len(unused)} row(s) of {csv} match no imagette read, e.g. {unused[:3]}",
+                                             unused, source=str(csv)))
     out = values.reindex(list(ids)).fillna(-1).to_numpy(dtype=np.int8)
     return xr.DataArray(out, dims=(S.IMAGETTE, S.LABEL), coords={S.LABEL: np.array(values.columns, dtype=object)},
                         attrs={"long_name": "tags", "flag_values": [0, 1], "missing_value_meaning": "-1: unknown"})
@@ -562,8 +562,8 @@ def open_quicklooks(
         headers, arrays, failed = _read_each(headers)
         skipped.extend(failed)
     if skipped:
-        warnings.warn(SkippedFilesWarning(f"skipped {len(skipped)} unreadable file(s):\n  " + "\n  ".join(skipped),
-                                          skipped), stacklevel=2)
+        warn(SkippedFilesWarning(f"skipped {len(skipped)} unreadable file(s):\n  " + "\n  ".join(skipped),
+                                          skipped))
     if not headers:
         raise NoReadableImageError(
             f"none of the {len(files)} file(s) given is a readable 8-bit image within the size limits:\n  "
@@ -571,8 +571,8 @@ def open_quicklooks(
         )
     colour = [h.path.name for h in headers if h.mode not in ("L", "1")]
     if colour:
-        warnings.warn(ColourConvertedWarning(f"{len(colour)} quicklook(s) are not greyscale and were converted to "
-                                             f"greyscale (ITU-R 601-2 luma), e.g. {colour[:3]}", colour), stacklevel=2)
+        warn(ColourConvertedWarning(f"{len(colour)} quicklook(s) are not greyscale and were converted to "
+                                             f"greyscale (ITU-R 601-2 luma), e.g. {colour[:3]}", colour))
     ids = [h.path.name.split(".")[0] for h in headers]
 
     lines = max(h.lines for h in headers)
@@ -591,9 +591,9 @@ def open_quicklooks(
     coords, unnamed = _metadata([h.path for h in headers])
     if unnamed:
         names = [p.name for p in unnamed]
-        warnings.warn(UnknownNameWarning(
+        warn(UnknownNameWarning(
             f"{len(unnamed)} file name(s) are not Sentinel-1 WV names: their time is unknown (NaT), their position "
-            f"unknown (NaN) and mission, swath, orbit unknown, e.g. {names[:3]}", names), stacklevel=2)
+            f"unknown (NaN) and mission, swath, orbit unknown, e.g. {names[:3]}", names))
     ds = xr.Dataset(
         {
             S.QUICKLOOK: ((S.IMAGETTE, S.LINE, S.SAMPLE), pixels,

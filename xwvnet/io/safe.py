@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-import warnings
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,7 +43,7 @@ from xarray.backends import BackendEntrypoint
 from .. import schema as S
 from .._deprecation import renamed_arguments
 from .._runtime import check_count
-from ..errors import XWVNetWarning
+from ..errors import XWVNetWarning, warn
 from .names import imagette_key, parse_name
 from .quicklook import NoReadableImageError
 
@@ -841,23 +840,20 @@ def coordinates(items: Sequence[SlcImagette]) -> dict[str, tuple[str, np.ndarray
     }
 
 
-def report_skipped(skipped: list[str], stacklevel: int = 3) -> None:
+def report_skipped(skipped: list[str]) -> None:
     """Warn (:class:`SafeWarning`) about skipped imagettes, if any.
 
     Parameters
     ----------
     skipped : list of str
         The reasons, as :func:`scan_safe` gives them.
-    stacklevel : int, default 3
-        Passed to :func:`warnings.warn`.
 
     Returns
     -------
     None
     """
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} imagette(s) or product(s):\n  " + "\n  ".join(skipped),
-                      SafeWarning, stacklevel=stacklevel)
+        warn(f"skipped {len(skipped)} imagette(s) or product(s):\n  " + "\n  ".join(skipped), SafeWarning)
 
 
 def _sigma0_block(items: Sequence[SlcImagette], lines: int, samples: int, denoise: bool) -> np.ndarray:

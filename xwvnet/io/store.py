@@ -138,6 +138,8 @@ class StoreReport:
 
 def repository(location: Location, *, create: bool = False) -> icechunk.Repository | None:
     """The icechunk repository at ``location``, or None (``create=True``: a new one, never over anything else)."""
+    if not create and location.local and not location.path.exists():
+        return None  # icechunk's local storage makes the folder: a question must not leave one behind
     storage = location.storage()
     if icechunk.Repository.exists(storage):
         return icechunk.Repository.open(storage)

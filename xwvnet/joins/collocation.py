@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
+from ..errors import warn
 from ..io.sources import QC_FLAGGED, normalise_source, open_source, source_files, utc_times
 from .grid import METHODS, CollocationWarning, sample_grid
 from .points import KEY, haversine_km, sample_points
@@ -574,10 +575,10 @@ def _sample_point_source(
                 qc = lost & np.isfinite(sample_points(either, [], time, lat, lon, **kwargs)["distance_km"].values)
         n_lost = int(lost.sum())
         if n_lost:
-            warnings.warn(
+            warn(
                 f"{n_lost} of {lat.size} imagettes have source points within the limits but no value of "
                 f"{members} there ({int(qc.sum())} quality-flagged, {n_lost - int(qc.sum())} missing) in source "
-                f"{label!r} and got NaN.", CollocationWarning, stacklevel=3)
+                f"{label!r} and got NaN.", CollocationWarning)
         for n in members:
             reasons[n] = {**shared, "qc_flagged": int(qc.sum()), "missing_in_source": int((lost & ~qc).sum())}
         if g == 0:

@@ -15,7 +15,6 @@ get NaN and are counted in a :class:`CollocationWarning`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import dask
@@ -25,7 +24,7 @@ import xarray as xr
 from dask.utils import parse_bytes
 
 from .. import schema as S
-from ..errors import XWVNetWarning
+from ..errors import XWVNetWarning, warn
 
 METHODS = ("linear", "nearest")
 
@@ -41,7 +40,7 @@ class CollocationWarning(XWVNetWarning):
 
 
 def warn_count(
-    count: int, total: int, what: str, name: str, stacklevel: int = 3, *, reasons: dict[str, int] | None = None,
+    count: int, total: int, what: str, name: str, *, reasons: dict[str, int] | None = None,
     key: str = "",
 ) -> None:
     """Warn with a :class:`CollocationWarning` that ``count`` of ``total`` imagettes ``what`` and got NaN.
@@ -59,8 +58,6 @@ def warn_count(
         What happened to them, as a predicate (``"are outside the time range"``).
     name : str
         The source's name, quoted in the message.
-    stacklevel : int, optional
-        Passed to :func:`warnings.warn`, so that the warning points at the user's call.
     reasons : dict, optional
         Where the count is also added, under ``key`` (the joins put these counts in the result's attributes).
     key : str, optional
@@ -73,8 +70,7 @@ def warn_count(
     if reasons is not None and key:
         reasons[key] = reasons.get(key, 0) + int(count)
     if count:
-        warnings.warn(f"{count} of {total} imagettes {what} of source {name!r} and got NaN.", CollocationWarning,
-                      stacklevel=stacklevel)
+        warn(f"{count} of {total} imagettes {what} of source {name!r} and got NaN.", CollocationWarning)
 
 
 def time_targets(

@@ -9,7 +9,6 @@ great-circle distance and the time offset of the match are kept. Station output 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
+from ..errors import warn
 from .grid import CollocationWarning, nearest_step, time_targets, warn_count
 
 if TYPE_CHECKING:
@@ -205,10 +205,10 @@ def _warn_unbounded(
         parts.append(f"{pd.Timedelta(np.abs(offset).max())}")
     if parts:
         missing = " or ".join(n for n, v in (("max_distance_km", max_km), ("time_tolerance", tolerance)) if v is None)
-        warnings.warn(
+        warn(
             f"no {missing} given for point source {label!r}: the farthest match is {' and '.join(parts)} away; "
             "pass time_tolerance= and max_distance_km= to bound them.",
-            CollocationWarning, stacklevel=4,
+            CollocationWarning,
         )
 
 
