@@ -27,3 +27,16 @@ def test_the_new_name_is_silent():
 def test_both_names_at_once_is_an_error():
     with pytest.raises(TypeError, match="both chunk= and its new name chunk_size="):
         _write("x", chunk=1, chunk_size=2)
+
+
+def test_the_old_preprocess_module_still_imports_and_names_the_new_homes():
+    import importlib
+    import sys
+
+    sys.modules.pop("xwvnet.preprocess", None)
+    with pytest.warns(FutureWarning, match="xwvnet.radiometry and the model input transforms from xwvnet.models"):
+        old = importlib.import_module("xwvnet.preprocess")
+    from xwvnet.models.transforms import wvnet_transform
+    from xwvnet.radiometry import sigma0_to_quicklook
+
+    assert old.wvnet_transform is wvnet_transform and old.sigma0_to_quicklook is sigma0_to_quicklook

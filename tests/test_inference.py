@@ -172,7 +172,7 @@ def test_sigma0_is_stretched_then_embedded(ds, r18):
     sig = ds.drop_vars(S.QUICKLOOK).assign({S.SIGMA0: (ds[S.QUICKLOOK].dims, sigma0)})
     got = embed(sig, r18)[S.EMBEDDING]
     assert got.attrs["image_variable"] == S.SIGMA0
-    from xwvnet.preprocess import sigma0_to_quicklook
+    from xwvnet.radiometry import sigma0_to_quicklook
 
     quick = embed_block(sigma0_to_quicklook(sigma0), ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
                         encoder=r18)
@@ -229,7 +229,7 @@ def test_bfloat16_is_close_to_float32(ds, r18):
 
 
 def test_reference_helper_is_not_the_module_under_test():
-    """Guard: the reference transform must not call xwvnet.preprocess (it would compare the code with itself)."""
+    """Guard: the reference transform must not call xwvnet.models.transforms (it would compare the code with itself)."""
     import inspect
 
     from . import test_preprocess
@@ -272,7 +272,7 @@ def test_one_precision_vocabulary():
 @pytest.mark.parametrize(
     "module_name",
     ["xwvnet.datasets", "xwvnet.models.resnet", "xwvnet.models.weights", "xwvnet.models.encoder",
-     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.preprocess"],
+     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.models.transforms", "xwvnet.radiometry"],
 )
 def test_docstring_examples_run(module_name):
     import doctest

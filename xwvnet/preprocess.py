@@ -1,11 +1,13 @@
-"""Former home of the quicklook recipe and the model input transforms; kept only so that old imports work.
+"""Former home of the quicklook recipe and the model input transforms; kept one release so that old imports work.
 
 The numpy radiometry moved to :mod:`xwvnet.radiometry` (torch-free) and the model input transforms to
-:mod:`xwvnet.models.transforms`. Import from there: this module imports torch.
+:mod:`xwvnet.models.transforms`. Import from there: this module imports torch, warns (``FutureWarning``) and goes
+away in the next release.
 """
 
 from __future__ import annotations
 
+from .errors import warn
 from .models.transforms import (  # noqa: F401
     CROP,
     IMAGENET_MEAN,
@@ -31,3 +33,6 @@ from .radiometry import (  # noqa: F401
     sigma0_to_quicklook,
     stretch,
 )
+
+warn("xwvnet.preprocess is deprecated and goes away in the next release: import the quicklook recipe from "
+     "xwvnet.radiometry and the model input transforms from xwvnet.models.transforms.", FutureWarning)

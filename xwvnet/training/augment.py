@@ -5,7 +5,7 @@ photographic ones destroy exactly what carries the sea state: a random *resized*
 length, a blur removes the azimuth smearing that grows with wave height, a contrast jitter changes the modulation
 depth. So the default view (``crop="field"``) is a crop *at the pixel scale of the embedding*: the imagette goes
 through the WV-Net field geometry first (the 450 x 450 field resized to 224 x 224, bilinear, exactly as
-:func:`xwvnet.preprocess.wvnet_transform` does), and the view is a ``size`` x ``size`` window of that field, placed
+:func:`~xwvnet.models.transforms.wvnet_transform` does), and the view is a ``size`` x ``size`` window of it, placed
 on the imagette (inside its valid extent where it fits, else holding all of it). Then an optional flip and
 90-degree rotation (exact: index permutations; switchable, since wave direction matters for some uses). Speckle-like
 multiplicative noise, blur and the gamma/contrast/brightness jitter are there, off by default: each made the probes
