@@ -146,13 +146,21 @@ def main() -> None:
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
                 scores = _scores(_embed(evaluation, str(weights), args.device), test)
                 base = random_init(seed, meta["transform"])
+                # the other field border too, for the trained and the random encoder alike
+                other = "wvnet-reflect" if meta["transform"] == "wvnet" else "wvnet"
+                trained = xwvnet.load_encoder(str(weights))
+                other_scores = _scores(_embed(evaluation, trained.replace(transform=other), args.device), test)
                 runs[seed] = {"scores": scores, "steps": meta["steps_done"], "seconds": took, "load": load,
                               "final_loss": meta["final_loss"], "transform": meta["transform"],
-                              "hs_ratio": scores["hs"]["rmse"] / base["hs"]["rmse"]}
+                              "hs_ratio": scores["hs"]["rmse"] / base["hs"]["rmse"],
+                              "other_transform": {"name": other, "scores": other_scores, "hs_ratio":
+                                                  other_scores["hs"]["rmse"] / random_init(seed, other)["hs"]["rmse"]}}
                 print(f"  {cell:16} seed {seed}: {meta['steps_done']} steps in {took:.0f} s (load {load:.1f}, "
                       f"torch threads {torch.get_num_threads()}), loss {meta['final_loss']:.3f}, hs RMSE "
                       f"{scores['hs']['rmse']:.3f} vs random init {base['hs']['rmse']:.3f} "
-                      f"({meta['transform']}): ratio {runs[seed]['hs_ratio']:.2f}", flush=True)
+                      f"({meta['transform']}): ratio {runs[seed]['hs_ratio']:.2f}; with {other}: hs RMSE "
+                      f"{other_scores['hs']['rmse']:.3f} vs {random_init(seed, other)['hs']['rmse']:.3f}, ratio "
+                      f"{runs[seed]['other_transform']['hs_ratio']:.2f}", flush=True)
             results["cells"][cell] = runs
 
     print(f"\n{args.arch}, max_seconds={args.seconds:g}, seeds {args.seeds}; RMSE on held-out imagettes, mean "

@@ -115,14 +115,14 @@ def test_tiny_run_learns_and_its_encoder_loads_and_embeds(waves, tmp_path):
     assert meta["data"]["ids_sha256"] and meta["config"]["seed"] == 0
     # the sidecar's format record and what load_encoder reads back, beside the run's own keys
     assert meta["format"] == "xwvnet-encoder" and meta["version"] == 1 and meta["name"] == tmp_path.name
-    assert meta["in_chans"] == 3 and meta["transform"] == "wvnet-reflect" and meta["embedding_size"] == 512
+    assert meta["in_chans"] == 3 and meta["transform"] == "wvnet" and meta["embedding_size"] == 512
     assert meta["stopped"] == "finished" and meta["config"]["precision"] == "float32"  # auto on the CPU
     assert meta["provenance"]["imagettes"] == 64 and meta["provenance"]["steps_done"] == 8
     assert set(meta["versions"]) == {"xwvnet", "torch"}
 
     encoder = xwvnet.load_encoder(path)
     assert encoder.arch == "resnet18"
-    assert encoder.name == tmp_path.name and encoder.transform == "wvnet-reflect"
+    assert encoder.name == tmp_path.name and encoder.transform == "wvnet"
     assert encoder.metadata["steps_done"] == 8
     embedded = xwvnet.embed(waves.isel({S.IMAGETTE: slice(0, 4)}), encoder=path)
     emb = embedded[S.EMBEDDING].values
@@ -373,3 +373,12 @@ def test_xwvnet_train_is_the_function_after_a_submodule_import():
     assert callable(xwvnet.train)
     with pytest.raises(TypeError, match="expected an imagette Dataset"):
         xwvnet.train(42, "unused")
+
+
+def test_the_transform_setting_is_recorded_and_refused_when_unknown(waves, tmp_path):
+    path = train(waves, tmp_path / "r", steps=1, transform="wvnet-reflect", **TINY)
+    assert xwvnet.load_encoder(path).transform == "wvnet-reflect"
+    with pytest.raises(ValueError, match="transform='photo' is not allowed"):
+        train(waves, tmp_path / "x", steps=1, transform="photo", **TINY)
+    with pytest.raises(TypeError, match="did you mean 'temperature'"):
+        train(waves, tmp_path / "y", steps=1, temprature=0.2, **TINY)

@@ -32,5 +32,5 @@ def test_the_one_command_starts_on_a_cpu_at_tiny_size(tmp_path, capsys):
     assert main([str(tmp_path / "wv.zarr"), "--out", str(tmp_path / "run"), "--tiny"]) == 0
     assert "encoder weights" in capsys.readouterr().out
     meta = json.loads((tmp_path / "run" / "encoder.json").read_text())
-    assert meta["steps_done"] == 2 and meta["transform"] == "wvnet-reflect"  # a fresh encoder
+    assert meta["steps_done"] == 2 and meta["transform"] == "wvnet"  # a fresh encoder: the published transform
     assert xwvnet.load_encoder(str(tmp_path / "run" / "encoder.pt")).arch == "resnet18"

@@ -515,7 +515,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-size", type=int, default=None, help="view size in pixels, cut at the embedding's scale "
                    "(default: 64)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch, split over ranks (default: 64)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps of the schedule (default: 1000)")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps of the schedule (default: 300)")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3, or 1e-4 when continuing from --init")
     p.add_argument("--temperature", type=float, default=None, help="NT-Xent temperature (default: 0.1)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, views and batch order "

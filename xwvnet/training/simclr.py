@@ -71,9 +71,9 @@ NEW_LOG_FILE = LOG_FILE + ".new"
 #: the smallest training view: ResNets divide the side by 32 before pooling.
 MIN_IMAGE_SIZE = 32
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
-#: the embedding transform of a freshly trained encoder (its views never show a zero border: see
-#: :func:`xwvnet.models.transforms.wvnet_reflect_transform`)
-FRESH_TRANSFORM = "wvnet-reflect"
+#: the embedding transform a freshly trained encoder records: the published WV-Net one, so that trained and WV-Net
+#: encoders embed alike (measured: the trained encoder's probes are the same with ``"wvnet-reflect"``; docs/training.md)
+FRESH_TRANSFORM = "wvnet"
 
 
 # --- the schedule ----------------------------------------------------------------------------------------------------
@@ -143,8 +143,10 @@ class TrainConfig:
     batch_size : int, default 64
         The global batch (split over DDP ranks; must be divisible by their number). 64 fits a CPU; on GPUs use
         256 or more (see ``docs/gpus.md``).
-    steps : int, default 1000
-        Optimizer steps of the whole run; the schedule decays to 0 at this step.
+    steps : int, default 300
+        Optimizer steps of the whole run; the schedule decays to 0 at this step. The default fits a short CPU run
+        (about 10 minutes of a ResNet-18 at batch 64 on two cores), whose learning rate is then annealed when it
+        ends; a GPU run asks for thousands (``xwvnet.training.recipe``).
     lr : float, optional
         Peak learning rate of AdamW; default 1e-3 for a fresh encoder and 1e-4 when continuing from ``init``
         (a tenth: a short continued run adapts the weights to the new imagettes without erasing what they know).
@@ -178,10 +180,10 @@ class TrainConfig:
     rotate90 : bool, default True
         Random rotations by multiples of 90 degrees (turn both off to keep the wave direction).
     transform : str, optional
-        The embedding transform the encoder is trained for and records in ``encoder.json``: ``"wvnet-reflect"``
-        (the WV-Net field with the imagette mirrored into its border) for a fresh encoder; the transform of
-        ``init`` when continuing (``"wvnet"`` for the published WV-Net weights). The training views are windows of
-        this transform's field.
+        The embedding transform the encoder is trained for and records in ``encoder.json``: ``"wvnet"`` (the
+        published one) for a fresh encoder, the transform of ``init`` when continuing; ``"wvnet-reflect"`` fills
+        the field's border with the imagette mirrored instead of zeros. The training views are windows of this
+        transform's field.
     world_size : int, default 1
         Number of DDP ranks (set by the run).
     checkpoint_every : int, default 500
@@ -205,7 +207,7 @@ class TrainConfig:
     init: str | None = None
     image_size: int = 64
     batch_size: int = 64
-    steps: int = 1000
+    steps: int = 300
     lr: float | None = None
     weight_decay: float = 1e-4
     warmup_steps: int | None = None
