@@ -667,12 +667,14 @@ def _view_config(config: TrainConfig) -> AugmentConfig:
     given = config.augment.to_dict() if isinstance(config.augment, AugmentConfig) else dict(config.augment)
     top = {"size": config.image_size, "flip": config.flip, "rotate90": config.rotate90}
     names = {"size": "image_size", "flip": "flip", "rotate90": "rotate90"}
-    if isinstance(config.augment, dict):  # an AugmentConfig carries its defaults: only a dict's keys are asked for
-        clash = [k for k in top if k in given and given[k] != top[k]]
-        if clash:
-            raise ValueError(f"augment={{{', '.join(f'{k!r}: {given[k]!r}' for k in clash)}}} contradicts "
-                             f"{', '.join(f'{names[k]}={top[k]!r}' for k in clash)}; set the view's size, flips "
-                             "and turns with image_size=, flip= and rotate90= only.")
+    # a dict asks for its keys; an AugmentConfig carries defaults, so it asks for the fields it moved from them
+    asked = given if isinstance(config.augment, dict) else {
+        k: v for k, v in given.items() if v != getattr(AugmentConfig(), k)}
+    clash = [k for k in top if k in asked and asked[k] != top[k]]
+    if clash:
+        raise ValueError(f"augment={{{', '.join(f'{k!r}: {given[k]!r}' for k in clash)}}} contradicts "
+                         f"{', '.join(f'{names[k]}={top[k]!r}' for k in clash)}; set the view's size, flips "
+                         "and turns with image_size=, flip= and rotate90= only.")
     try:
         return AugmentConfig(**{**given, **top})
     except TypeError as err:
