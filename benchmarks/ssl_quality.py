@@ -9,10 +9,15 @@ ridge probes on half of it, scored on the other half. Beside them: the non-learn
 seeds), the hs RMSE ratio trained / random init of every seed, and the steps every run reached (a loaded machine
 reaches fewer in the same time; the load average is printed).
 
+``--steps N`` runs every cell for a fixed schedule of ``N`` steps with no time limit instead (a cell's own
+``steps`` wins): figures that do not depend on the machine or its load, which is what an ablation compares.
+``--json`` is rewritten after every run, and ``--resume`` skips the runs a previous ``--json`` file already holds,
+so a long ablation can be stopped and continued.
+
 Usage::
 
     python benchmarks/ssl_quality.py                          # the defaults, 3 seeds, 600 s each (~35 min)
-    python benchmarks/ssl_quality.py --cells all --seconds 300 # the ablation table (hours on 2 cores)
+    python benchmarks/ssl_quality.py --cells all --steps 120 --json ablation.json  # the ablation table
     python benchmarks/ssl_quality.py --quick                  # a smoke run: 1 seed, 20 s, small sets
 
 Cells (``--cells NAME ...``, ``all``): see :data:`CELLS`.
@@ -33,28 +38,30 @@ TARGETS = ("hs", "wind_speed", "peak_wavelength")
 #: the ablation: each cell changes these arguments of ``xwvnet.train`` from their defaults
 CELLS: dict[str, dict] = {
     "defaults": {},
-    # augmentations, each switched against the defaults (field crops at the embedding's scale, flips, rotations;
-    # no speckle, no blur, no radiometric jitter)
+    # augmentations, each switched against the defaults (windows of the embedding field at its pixel scale, flips,
+    # 90-degree turns; no speckle, no blur, no radiometric jitter)
     "+speckle": {"augment": {"speckle_p": 0.5}},
     "+blur": {"augment": {"blur_p": 0.5}},
     "+jitter": {"augment": {"jitter_p": 0.8}},
     "-flip-rotate": {"flip": False, "rotate90": False},
-    # the photographic recipe: random resized crops (scale 0.2-1, resampled), blur and colour-style jitter
+    # the photographic recipe: random resized crops (area 0.2-1 of the imagette, resampled to the view), blur,
+    # colour-style jitter and speckle
     "photographic": {"augment": {"crop": "resized", "blur_p": 0.5, "jitter_p": 0.8, "speckle_p": 0.5}},
     "resized-crop": {"augment": {"crop": "resized"}},
-    # view size against the 224-px embedding field (same pixel scale, other windows)
-    "views-64": {"image_size": 64},
-    # the embedding transform: the published zero border instead of the mirrored one (random init embedded alike)
-    "zero-border": {"transform": "wvnet"},
     # windows that reach into the field's border (half the side on the imagette)
     "border-0.5": {"augment": {"on_imagette": 0.5}},
-    "views-160": {"image_size": 160},
     # loss and optimiser
     "temperature-0.2": {"temperature": 0.2},
     "temperature-0.5": {"temperature": 0.5},
     "lr-3e-4": {"lr": 3e-4},
     "lr-3e-3": {"lr": 3e-3},
+    # view size against the 224-px embedding field (same pixel scale, other windows; cost grows with the area)
+    "views-32": {"image_size": 32},
+    "views-96": {"image_size": 96},
     "batch-128": {"batch_size": 128},
+    # the length of the schedule (twice the --steps of the other cells, or of the default steps)
+    "steps-x2": {"steps_factor": 2},
+    "views-160": {"image_size": 160},
 }
 
 
@@ -86,6 +93,11 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=["defaults"], help=f"cells to run, or 'all': {list(CELLS)}")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--seconds", type=float, default=600.0, help="max_seconds of each training run")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="a fixed schedule of this many steps per run, without a time limit (for ablations)")
+    parser.add_argument("--no-other-border", action="store_true",
+                        help="score each encoder through its saved transform only")
+    parser.add_argument("--resume", action="store_true", help="keep the runs the --json file already holds")
     parser.add_argument("--n-train", type=int, default=1024)
     parser.add_argument("--n-eval", type=int, default=768)
     parser.add_argument("--arch", default="resnet18")
@@ -99,6 +111,8 @@ def main() -> None:
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
         parser.error(f"unknown cells {unknown}; expected some of {list(CELLS)} or 'all'")
+    if args.resume and not (args.json and args.json.exists()):
+        parser.error("--resume needs an existing --json file")
 
     import torch
 
@@ -106,7 +120,7 @@ def main() -> None:
     from xwvnet.evaluation import image_statistics
     from xwvnet.models.encoder import Encoder
     from xwvnet.probe import split
-    from xwvnet.training import train
+    from xwvnet.training import TrainConfig, train
 
     t0 = time.perf_counter()
     unlabelled = xwvnet.synthetic.imagettes(args.n_train, seed=0, size=(256, 256), chunks=128).compute()
@@ -115,7 +129,19 @@ def main() -> None:
     print(f"data: {args.n_train} training + {args.n_eval} probe imagettes of 256 x 256 in "
           f"{time.perf_counter() - t0:.0f} s; probes fit on {int((~test).sum())}, scored on {int(test.sum())}")
 
-    results: dict = {"baselines": {}, "cells": {}, "seconds": args.seconds, "arch": args.arch}
+    results: dict = {"baselines": {}, "cells": {}, "seconds": None if args.steps else args.seconds,
+                     "steps": args.steps, "arch": args.arch, "cpu": _cpu()}
+    if args.resume:
+        previous = json.loads(args.json.read_text())
+        if (previous.get("steps"), previous.get("seconds"), previous.get("arch")) != (
+                results["steps"], results["seconds"], results["arch"]):
+            parser.error(f"{args.json} holds runs of other settings (steps {previous.get('steps')}, seconds "
+                         f"{previous.get('seconds')}, arch {previous.get('arch')}); choose another --json")
+        results["cells"] = previous["cells"]
+
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=str))
     results["baselines"]["image statistics"] = _scores(image_statistics(evaluation).compute(), test)
     results["baselines"]["predict the mean"] = {
         t: {"rmse": float(np.std(evaluation[t].values[test])), "r2": 0.0} for t in TARGETS}
@@ -135,12 +161,22 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         for cell in cells:
-            runs = {}
+            runs = results["cells"].setdefault(cell, {})
             for seed in args.seeds:
+                if str(seed) in runs or seed in runs:
+                    print(f"  {cell:16} seed {seed}: kept from {args.json}", flush=True)
+                    continue
                 out = Path(tmp) / f"{cell}-{seed}"
+                settings = dict(CELLS[cell])
+                factor = settings.pop("steps_factor", 1)
+                if args.steps:
+                    settings.setdefault("steps", args.steps * factor)
+                elif factor != 1:
+                    settings["steps"] = TrainConfig().steps * factor
+                limit = None if args.steps else args.seconds
                 t1 = time.perf_counter()
-                weights = train(unlabelled, out, arch=args.arch, seed=seed, max_seconds=args.seconds,
-                                progress=False, device=args.device, **CELLS[cell])
+                weights = train(unlabelled, out, arch=args.arch, seed=seed, max_seconds=limit,
+                                progress=False, device=args.device, **settings)
                 took = time.perf_counter() - t1
                 meta = json.loads((out / "encoder.json").read_text())
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -148,22 +184,27 @@ def main() -> None:
                 base = random_init(seed, meta["transform"])
                 # the other field border too, for the trained and the random encoder alike
                 other = "wvnet-reflect" if meta["transform"] == "wvnet" else "wvnet"
-                trained = xwvnet.load_encoder(str(weights))
-                other_scores = _scores(_embed(evaluation, trained.replace(transform=other), args.device), test)
-                runs[seed] = {"scores": scores, "steps": meta["steps_done"], "seconds": took, "load": load,
-                              "final_loss": meta["final_loss"], "transform": meta["transform"],
-                              "hs_ratio": scores["hs"]["rmse"] / base["hs"]["rmse"],
-                              "other_transform": {"name": other, "scores": other_scores, "hs_ratio":
-                                                  other_scores["hs"]["rmse"] / random_init(seed, other)["hs"]["rmse"]}}
-                print(f"  {cell:16} seed {seed}: {meta['steps_done']} steps in {took:.0f} s (load {load:.1f}, "
-                      f"torch threads {torch.get_num_threads()}), loss {meta['final_loss']:.3f}, hs RMSE "
-                      f"{scores['hs']['rmse']:.3f} vs random init {base['hs']['rmse']:.3f} "
-                      f"({meta['transform']}): ratio {runs[seed]['hs_ratio']:.2f}; with {other}: hs RMSE "
-                      f"{other_scores['hs']['rmse']:.3f} vs {random_init(seed, other)['hs']['rmse']:.3f}, ratio "
-                      f"{runs[seed]['other_transform']['hs_ratio']:.2f}", flush=True)
-            results["cells"][cell] = runs
+                run = {"scores": scores, "steps": meta["steps_done"], "seconds": took, "load": load,
+                       "final_loss": meta["final_loss"], "transform": meta["transform"],
+                       "hs_ratio": scores["hs"]["rmse"] / base["hs"]["rmse"]}
+                line = (f"  {cell:16} seed {seed}: {meta['steps_done']} steps in {took:.0f} s (load {load:.1f}, "
+                        f"torch threads {torch.get_num_threads()}), loss {meta['final_loss']:.3f}, hs RMSE "
+                        f"{scores['hs']['rmse']:.3f} vs random init {base['hs']['rmse']:.3f} "
+                        f"({meta['transform']}): ratio {run['hs_ratio']:.2f}")
+                if not args.no_other_border:
+                    trained = xwvnet.load_encoder(str(weights))
+                    other_scores = _scores(_embed(evaluation, trained.replace(transform=other), args.device), test)
+                    other_base = random_init(seed, other)["hs"]["rmse"]
+                    run["other_transform"] = {"name": other, "scores": other_scores,
+                                              "hs_ratio": other_scores["hs"]["rmse"] / other_base}
+                    line += (f"; with {other}: hs RMSE {other_scores['hs']['rmse']:.3f} vs {other_base:.3f}, "
+                             f"ratio {run['other_transform']['hs_ratio']:.2f}")
+                runs[seed] = run
+                print(line, flush=True)
+                save()
 
-    print(f"\n{args.arch}, max_seconds={args.seconds:g}, seeds {args.seeds}; RMSE on held-out imagettes, mean "
+    budget = f"steps={args.steps} (no time limit)" if args.steps else f"max_seconds={args.seconds:g}"
+    print(f"\n{args.arch}, {budget}, seeds {args.seeds}, {results['cpu']}; RMSE on held-out imagettes, mean "
           "(min..max) over seeds")
     header = f"{'encoder':18}" + "".join(f"{t:>24}" for t in TARGETS) + f"{'hs ratio per seed':>22}{'steps':>16}"
     print(header)
@@ -172,12 +213,26 @@ def main() -> None:
     print(f"{'random init':18}" + "".join(f"{_spread([random[s][t]['rmse'] for s in args.seeds]):>24}"
                                          for t in TARGETS))
     for cell, runs in results["cells"].items():
-        ratios = " ".join(f"{runs[s]['hs_ratio']:.2f}" for s in args.seeds)
-        steps = " ".join(str(runs[s]["steps"]) for s in args.seeds)
-        print(f"{cell:18}" + "".join(f"{_spread([runs[s]['scores'][t]['rmse'] for s in args.seeds]):>24}"
+        done = list(runs.values())
+        ratios = " ".join(f"{r['hs_ratio']:.2f}" for r in done)
+        steps = " ".join(str(r["steps"]) for r in done)
+        print(f"{cell:18}" + "".join(f"{_spread([r['scores'][t]['rmse'] for r in done]):>24}"
                                      for t in TARGETS) + f"{ratios:>22}{steps:>16}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+    save()
+
+
+def _cpu() -> str:
+    """The CPU model and whether it computes bfloat16 natively (figures depend on both)."""
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        name += ", AVX-512 BF16" if "avx512_bf16" in info else ", no AVX-512 BF16"
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -466,7 +466,7 @@ def _run_index(args: argparse.Namespace) -> int:
 
     index = (update_index(args.store) if args.update else
              build_index(args.store, method=args.method, effort=args.effort, overwrite=args.overwrite))
-    print(f"{index.path}: {index.n} imagettes ({index.info['n_skipped']} not finite, left out), "
+    print(f"{index.path}: {index.n} imagettes ({index.info['n_skipped']} not finite or of zero norm, left out), "
           f"{index.info['factory']}, effort {index.effort}")
     return 0
 

@@ -37,7 +37,26 @@ DETREND_SLOPE_DB = -0.4
 
 
 
-def _check_batch(images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray) -> tuple[np.ndarray, ...]:
+def check_batch(images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A batch of padded imagettes and their valid extents, checked against each other.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        ``(imagette, line, sample)`` padded images.
+    valid_lines, valid_samples : numpy.ndarray
+        One valid extent per imagette, within the padded shape.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The images and the extents as flat int64 arrays.
+
+    Raises
+    ------
+    ValueError
+        If the images are not 3-d, the extents are not one per imagette, or an extent lies outside the image.
+    """
     images = np.asarray(images)
     if images.ndim != 3:
         raise ValueError(f"expected images of shape (imagette, line, sample), found shape {images.shape}.")
@@ -100,7 +119,7 @@ def sigma0_to_quicklook(
     n, lines, samples = x.shape
     vl = np.full(n, lines) if valid_lines is None else valid_lines
     vs = np.full(n, samples) if valid_samples is None else valid_samples
-    x, vl, vs = _check_batch(x, vl, vs)
+    x, vl, vs = check_batch(x, vl, vs)
     inside = (np.arange(lines)[None, :, None] < vl[:, None, None]) & (
         np.arange(samples)[None, None, :] < vs[:, None, None]
     )

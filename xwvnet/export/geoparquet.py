@@ -383,7 +383,26 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
-def _meta(pq: Any, file: Path) -> dict[str, Any]:
+def shard_metadata(pq: Any, file: Path) -> dict[str, Any]:
+    """The xwvnet file metadata of a GeoParquet shard written by :func:`to_geoparquet`, checked.
+
+    Parameters
+    ----------
+    pq : module
+        ``pyarrow.parquet`` (imported by the caller, an optional dependency).
+    file : pathlib.Path
+        The shard.
+
+    Returns
+    -------
+    dict
+        The metadata (format, version, dimension, dtype, count, encoder, xwvnet version...).
+
+    Raises
+    ------
+    ValueError
+        If the file holds no xwvnet metadata, metadata of another format, or a newer layout.
+    """
     raw = pq.read_schema(file).metadata or {}
     if META_KEY not in raw:
         raise ValueError(f"{file} was not written by xwvnet.to_geoparquet (no 'xwvnet' file metadata): read it "
@@ -434,7 +453,7 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
     """
     pa, pq, _ = _deps()
     files = _files(Path(path))
-    metas = [_meta(pq, f) for f in files]
+    metas = [shard_metadata(pq, f) for f in files]
     first = metas[0]
     for file, meta in zip(files[1:], metas[1:]):
         for key in ("dim", "features", "provenance", "columns"):

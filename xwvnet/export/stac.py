@@ -97,7 +97,7 @@ def stac_collection(
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from .geoparquet import _meta
+    from .geoparquet import shard_metadata
 
     pystac = _pystac()
     if not shards:
@@ -106,7 +106,7 @@ def stac_collection(
     items, boxes, times, total = [], [], [], 0
     first = None
     for shard in shards:
-        meta = _meta(pq, shard)
+        meta = shard_metadata(pq, shard)
         first = first or meta
         geo = json.loads(pq.read_schema(shard).metadata[b"geo"])
         bbox = geo["columns"]["geometry"].get("bbox", [-180.0, -90.0, 180.0, 90.0])

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..radiometry import _check_batch
+from ..radiometry import check_batch
 
 # the published WV-Net procedure (Glaser et al. 2024): a 450x450 field, resized to 224x224
 CROP = 450
@@ -154,7 +154,7 @@ def crop_field(
     ValueError
         If the shapes disagree or an extent lies outside the padded shape.
     """
-    images, vl, vs = _check_batch(images, valid_lines, valid_samples)
+    images, vl, vs = check_batch(images, valid_lines, valid_samples)
     rows, cols, row_ok, col_ok = field_index(vl, vs, crop, border)
     rows = np.clip(rows, 0, max(images.shape[1] - 1, 0))
     cols = np.clip(cols, 0, max(images.shape[2] - 1, 0))
