@@ -43,7 +43,7 @@ CELLS: dict[str, dict] = {
     "+speckle": {"augment": {"speckle_p": 0.5}},
     "+blur": {"augment": {"blur_p": 0.5}},
     "+jitter": {"augment": {"jitter_p": 0.8}},
-    "-flip-rotate": {"flip": False, "rotate90": False},
+    "no-flip-rotate": {"flip": False, "rotate90": False},
     # the photographic recipe: random resized crops (area 0.2-1 of the imagette, resampled to the view), blur,
     # colour-style jitter and speckle
     "photographic": {"augment": {"crop": "resized", "blur_p": 0.5, "jitter_p": 0.8, "speckle_p": 0.5}},
@@ -104,7 +104,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quick", action="store_true", help="smoke run: seed 0, 20 s, 128 + 128 imagettes")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this file")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="run nothing: print the Markdown table of a --json file (as docs/training.md has it)")
     args = parser.parse_args()
+    if args.report:
+        print(markdown_table(json.loads(args.report.read_text())))
+        return
     if args.quick:
         args.seeds, args.seconds, args.n_train, args.n_eval = [0], 20.0, 128, 128
     cells = list(CELLS) if args.cells == ["all"] else args.cells
@@ -219,6 +224,53 @@ def main() -> None:
         print(f"{cell:18}" + "".join(f"{_spread([r['scores'][t]['rmse'] for r in done]):>24}"
                                      for t in TARGETS) + f"{ratios:>22}{steps:>16}")
     save()
+    print("\n" + markdown_table(results))
+
+
+def _describe(settings: dict) -> str:
+    """A cell's changes from the defaults, as train() keywords."""
+    if not settings:
+        return "the defaults"
+    return ", ".join(f"`{k}={v!r}`" if k != "steps_factor" else f"{v}x the steps" for k, v in settings.items())
+
+
+def markdown_table(results: dict) -> str:
+    """The figures of one run (the dict ``--json`` writes) as a Markdown table: mean (min..max) over seeds.
+
+    Parameters
+    ----------
+    results : dict
+        What ``--json`` holds: baselines, random init per seed, runs per cell and seed.
+
+    Returns
+    -------
+    str
+        The table, one row per baseline and per cell.
+    """
+    def cellwise(runs: list[dict], target: str) -> str:
+        return _spread([r["scores"][target]["rmse"] for r in runs]).strip()
+
+    budget = f"{results['steps']} steps" if results.get("steps") else f"max_seconds={results['seconds']:g}"
+    lines = [f"{results['arch']}, {budget} per run, {results.get('cpu', 'CPU not recorded')}; probe RMSE on "
+             "held-out imagettes, mean (min..max) over seeds", "",
+             "| run | changes | hs (m) | wind speed (m/s) | peak wavelength (m) | hs ratio to random init per seed "
+             "| steps | s/step |", "|---|---|---|---|---|---|---|---|"]
+    for name, scores in results["baselines"].items():
+        rmse = " | ".join(f"{scores[t]['rmse']:.3f}" for t in TARGETS)
+        lines.append(f"| {name} | | {rmse} | | | |")
+    random = [{"scores": r} for r in results["random init"].values()]
+    lines.append(f"| random init | same seeds | {' | '.join(cellwise(random, t) for t in TARGETS)} | | 0 | |")
+    for cell, runs in results["cells"].items():
+        done = list(runs.values())
+        if not done:
+            continue
+        ratios = ", ".join(f"{r['hs_ratio']:.2f}" for r in done)
+        steps = sorted({r["steps"] for r in done})
+        per_step = np.mean([r["seconds"] / max(1, r["steps"]) for r in done])
+        lines.append(f"| {cell} | {_describe(CELLS.get(cell, {}))} | "
+                     f"{' | '.join(cellwise(done, t) for t in TARGETS)} | {ratios} | "
+                     f"{', '.join(map(str, steps))} | {per_step:.2f} |")
+    return "\n".join(lines)
 
 
 def _cpu() -> str:

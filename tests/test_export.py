@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ shapely = pytest.importorskip("shapely")
 pystac = pytest.importorskip("pystac")
 
 import xwvnet  # noqa: E402
-from xwvnet.export import export_store, read_geoparquet, to_geoparquet, to_plain_zarr  # noqa: E402
+from xwvnet.export import export_store, read_geoparquet, stac_collection, to_geoparquet, to_plain_zarr  # noqa: E402
 
 DIM = 64
 PROVENANCE = {"encoder": "toy-resnet", "encoder_weights_hash": "sha256:abc123", "encoder_arch": "resnet18",
@@ -252,6 +253,26 @@ def test_stac_collection_describes_the_encoder_and_the_shards(emb, tmp_path):
         west, south, east, north = item.bbox
         b = frame.total_bounds
         assert west <= b[0] and south <= b[1] and east >= b[2] and north >= b[3]
+
+
+def test_a_failed_stac_save_leaves_the_previous_collection_whole(emb, tmp_path, monkeypatch):
+    export_store(emb, tmp_path / "out", dtype="int8", max_file_bytes=25 * (DIM + 256))
+    out = tmp_path / "out"
+    before = {p: p.read_bytes() for p in out.rglob("*.json")}
+    shards = sorted((out / "parquet").glob("*.parquet"))
+    real = Path.write_text
+
+    def disk_full(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)  # half of the file, then the failure
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        stac_collection(shards, out, description="another description")
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in out.rglob("*.json")} == before
+    assert not list(out.rglob("*.tmp"))
+    assert pystac.Collection.from_file(str(out / "collection.json")).description != "another description"
 
 
 def test_plain_zarr_copy_reads_with_xarray_alone(where, emb, tmp_path):

@@ -43,8 +43,8 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     tmp = target.with_name(target.name + _SUFFIX)
     try:
         yield tmp
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, target)
 

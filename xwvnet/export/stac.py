@@ -21,6 +21,24 @@ def _pystac() -> Any:
     return pystac
 
 
+def _replacing_io() -> Any:
+    """A pystac ``StacIO`` that writes each local file whole or not at all (through :func:`xwvnet._files.replacing`)."""
+    from pystac.stac_io import DefaultStacIO
+
+    from .._files import replacing
+
+    class ReplacingStacIO(DefaultStacIO):
+        def write_text_to_href(self, href: str, txt: str) -> None:
+            if "://" in href and not href.startswith("file://"):
+                raise ValueError(f"STAC metadata is written to local folders only, not to {href!r}.")
+            path = Path(href.removeprefix("file://"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with replacing(path) as tmp:
+                tmp.write_text(txt, encoding="utf-8")
+
+    return ReplacingStacIO()
+
+
 def _utc(value: Any) -> dt.datetime:
     import pandas as pd
 
@@ -143,5 +161,6 @@ def stac_collection(
         collection.add_item(item)
     collection.normalize_hrefs(str(out))
     collection.make_all_asset_hrefs_relative()
-    collection.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    # items first, the collection last, each file whole: a failed save leaves no half-written JSON
+    collection.save(catalog_type=pystac.CatalogType.SELF_CONTAINED, stac_io=_replacing_io())
     return out / "collection.json"
