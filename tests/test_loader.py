@@ -78,13 +78,14 @@ def test_ranks_get_disjoint_windows():
 def test_each_worker_reads_only_its_windows(monkeypatch):
     ds = _chunked(60, 5)
     read = {0: [], 1: []}
-    real = loader._read
+    real = loader.read_imagettes
     dataset = loader.WindowDataset(ds, S.QUICKLOOK, seed=0, batch_size=5, min_size=10, rank=0, world=1,
                                    start_step=0)
     for worker in (0, 1):
         info = type("Info", (), {"id": worker, "num_workers": 2})()
         monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
-        monkeypatch.setattr(loader, "_read", lambda d, v, idx, w=worker: (read[w].append(idx), real(d, v, idx))[1])
+        monkeypatch.setattr(loader, "read_imagettes",
+                            lambda d, v, idx, w=worker: (read[w].append(idx), real(d, v, idx))[1])
         it = iter(dataset)
         for _ in range(3):
             next(it)

@@ -3,7 +3,8 @@
 The published WV-Net weights are not needed: a random-init ResNet-18 whose batch-norm statistics were measured on
 imagettes (as published weights carry the statistics of their data), saved as a weights file with its sidecar,
 stands in for them. A short continued run from it must change the embeddings of held-out imagettes less than a
-fresh run (the same seed's random init, the defaults of a fresh run) does.
+fresh run (the same seed's random init, the defaults of a fresh run) does. Both save batch-norm statistics of
+embedding inputs (``bn_imagettes``), as the stand-in's are.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def test_continued_training_changes_held_out_embeddings_less_than_a_fresh_run(tm
     before = _embedding(held_out, standin)
     kept, moved = _change(before, _embedding(held_out, str(continued))), _change(before, _embedding(held_out,
                                                                                                   str(fresh)))
-    assert 0 < kept < moved  # it did train, and stayed nearer to what it started from
+    # it did train, and stayed nearer to what it started from (measured on seeds 0-3: 0.38-0.47 against 1.15-1.29;
+    # with the training views' batch-norm statistics saved instead, both moved 11 to 47 spreads: statistics)
+    assert 0 < kept < moved / 2
 
 
 def test_init_weights_set_the_architecture_and_an_explicit_lr_wins(tmp_path, data):

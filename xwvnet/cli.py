@@ -526,6 +526,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto (the default), cpu, cuda or cuda:N (under torchrun: each "
                    "rank's GPU)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop early (with a checkpoint) after this long")
+    p.add_argument("--bn-imagettes", type=int, default=None, help="imagettes whose embedding inputs re-estimate the "
+                   "saved encoder's batch-norm statistics; 0: those of the training views (default: 512)")
     p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
     p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
     p.add_argument("--precision", default=None, choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"),
@@ -544,7 +546,8 @@ def _run_train(args: argparse.Namespace) -> int:
              "steps": args.steps, "lr": args.lr, "temperature": args.temperature, "seed": args.seed,
              "checkpoint_every": args.checkpoint_every, "num_workers": args.num_workers, "device": args.device,
              "precision": args.precision, "flip": False if args.no_flip else None,
-             "rotate90": False if args.no_rotate else None, "compile": args.compile or None}
+             "rotate90": False if args.no_rotate else None, "compile": args.compile or None,
+             "bn_imagettes": args.bn_imagettes}
     settings = {name: value for name, value in given.items() if value is not None}  # the rest: TrainConfig's
     path = train(args.store, args.out, resume=args.resume, overwrite=args.overwrite, max_seconds=args.max_seconds,
                  **settings)

@@ -226,8 +226,23 @@ def rank_windows(
         epoch += 1
 
 
-def _read(ds: xr.Dataset, var: str, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels and extents of ``index`` (any order), read in sorted order (whole chunks, once each)."""
+def read_imagettes(ds: xr.Dataset, var: str, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 quicklook pixels and valid extents of the imagettes at ``index``, read in sorted order.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes (lazy or in memory).
+    var : str
+        The image variable; a ``sigma0`` variable is stretched to a quicklook as embedding does.
+    index : numpy.ndarray
+        Positions along ``imagette``, in any order (whole chunks are read once each).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(images, valid_lines, valid_samples)`` in the order of ``index``.
+    """
     order = np.argsort(index, kind="stable")
     sorted_index = index[order]
     sub = ds[[var, S.VALID_LINES, S.VALID_SAMPLES]].isel({S.IMAGETTE: sorted_index})
@@ -278,7 +293,7 @@ class WindowDataset(torch.utils.data.IterableDataset):
             first = k if first is None else first
             if (k - first) % workers != worker:
                 continue
-            images, lines, samples = _read(self.ds, self.var, window)
+            images, lines, samples = read_imagettes(self.ds, self.var, window)
             yield {"images": torch.from_numpy(images), "valid_lines": torch.from_numpy(lines.astype(np.int32)),
                    "valid_samples": torch.from_numpy(samples.astype(np.int32)),
                    "index": torch.from_numpy(window.astype(np.int64)), "skip": skip}

@@ -38,11 +38,12 @@ from torch import nn
 
 from .. import schema as S
 from .._deprecation import renamed_arguments
-from .._runtime import PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
+from .._runtime import BATCH_SIZE, PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
 from ..errors import warn
 from ..models import resnet
 from ..models.transforms import TRANSFORM_BORDERS
 from .augment import AugmentConfig, view_pair
+from .batchnorm import calibration_index, reestimate_batch_norm
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     OLD_PRECISIONS,
@@ -54,7 +55,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .head import ProjectionHead, SimCLR, param_groups
-from .loader import batches, chunk_starts, open_training_data
+from .loader import batches, chunk_starts, open_training_data, read_imagettes
 from .loss import simclr_loss
 
 __all__ = ["TrainConfig", "WarmupCosine", "train"]
@@ -184,6 +185,11 @@ class TrainConfig:
         published one) for a fresh encoder, the transform of ``init`` when continuing; ``"wvnet-reflect"`` fills
         the field's border with the imagette mirrored instead of zeros. The training views are windows of this
         transform's field.
+    bn_imagettes : int, default 512
+        Imagettes of the data (whole chunks, seeded) whose embedding inputs (this ``transform``) re-estimate the
+        batch-norm statistics of the saved encoder, so that it normalises what it embeds with statistics of such
+        inputs, not of the training views (:mod:`xwvnet.training.batchnorm`); the checkpoint keeps the training
+        statistics. 0 saves those of the views. Free on resume.
     world_size : int, default 1
         Number of DDP ranks (set by the run).
     checkpoint_every : int, default 500
@@ -222,6 +228,7 @@ class TrainConfig:
     flip: bool = True
     rotate90: bool = True
     transform: str | None = None
+    bn_imagettes: int = 512
     world_size: int = 1
     # free to change between an interrupted run and its resumption
     checkpoint_every: int = 500
@@ -231,7 +238,7 @@ class TrainConfig:
 
 
 SETTINGS = tuple(f.name for f in fields(TrainConfig) if f.name != "world_size")
-FREE = frozenset({"checkpoint_every", "num_workers", "device", "compile"})
+FREE = frozenset({"checkpoint_every", "num_workers", "device", "compile", "bn_imagettes"})
 
 
 def _training_precision(precision: str, dev: torch.device) -> str:
@@ -274,7 +281,8 @@ def _check_arguments(**kw: object) -> None:
                            " (the ResNet divides the view's side by 32 before pooling)"),
             "batch_size": (2, "an integer >= 2", " (SimCLR contrasts each pair with the other pairs of the batch)"),
             "steps": (1, "an integer >= 1", ""), "projection_dim": (1, "an integer >= 1", ""),
-            "checkpoint_every": (1, "an integer >= 1", ""), "seed": (0, "an integer >= 0", "")}
+            "checkpoint_every": (1, "an integer >= 1", ""), "seed": (0, "an integer >= 0", ""),
+            "bn_imagettes": (0, "an integer >= 0", " (0 keeps the batch-norm statistics of the training views)")}
     for name, (low, allowed, why) in ints.items():
         need(_is_int(kw[name]) and kw[name] >= low, name, allowed, why)
     for name, low in (("num_workers", 0), ("shuffle_size", 1), ("stop_at_step", 1)):
@@ -448,13 +456,40 @@ def _truncate_log(path: Path, step: int) -> None:
         csv.writer(f).writerows(keep)
 
 
+def _embedding_statistics(backbone: resnet.ResNet, config: TrainConfig, ds: xr.Dataset, dev: torch.device) -> tuple[
+        resnet.ResNet, dict]:
+    """A CPU copy of ``backbone`` with batch-norm statistics of embedding inputs (``config.bn_imagettes`` of ``ds``,
+    through ``config.transform``), and what its ``encoder.json`` says of them."""
+    from ..models.transforms import get_transform
+
+    with torch.random.fork_rng(devices=[]):  # building a ResNet draws its initial weights: the run's RNG stays
+        module = resnet.ARCHITECTURES[config.arch](in_chans=int(backbone.in_chans))  # plain batch norms, not synced
+    module.load_state_dict(cpu_state(backbone))
+    if not config.bn_imagettes:
+        return module.eval(), {"statistics": "training views", "imagettes": 0}
+    index = calibration_index(chunk_starts(ds, config.var), config.bn_imagettes, config.seed)
+    module.to(dev)
+    transform = get_transform(config.transform)
+
+    def inputs() -> Iterator[torch.Tensor]:
+        for i in range(0, len(index), BATCH_SIZE):
+            images, lines, samples = read_imagettes(ds, config.var, index[i:i + BATCH_SIZE])
+            yield transform(images, lines, samples, device=dev, channels=int(backbone.in_chans))
+
+    reestimate_batch_norm(module, inputs())
+    return module.cpu(), {"statistics": f"embedding inputs (transform={config.transform!r})",
+                          "imagettes": int(len(index))}
+
+
 def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, data: dict, step: int,
-                   loss: float | None, stopped: str) -> Path:
-    """``encoder.pt`` and its ``encoder.json``, written by :meth:`Encoder.save` (the one home of that sidecar)."""
+                   loss: float | None, stopped: str, ds: xr.Dataset, dev: torch.device) -> Path:
+    """``encoder.pt`` and its ``encoder.json``, written by :meth:`Encoder.save` (the one home of that sidecar), with
+    batch-norm statistics of embedding inputs (the checkpoint keeps those of training, to resume from)."""
     from .._version import __version__
     from ..models.encoder import Encoder
 
     field_views = AugmentConfig(**config.augment).crop == "field"
+    module, batch_norm = _embedding_statistics(backbone, config, ds, dev)
     run = {
         "num_features": int(backbone.num_features),
         "trained_image_size": config.image_size,
@@ -465,14 +500,13 @@ def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, 
         "steps_done": step,
         "stopped": stopped,
         "final_loss": loss,
+        "batch_norm": batch_norm,
         "provenance": {"method": "SimCLR", "by": "xwvnet.train", "init": config.init, "source": data.get("source"),
                        "imagettes": data.get("imagettes"), "steps_done": step, "stopped": stopped},
         "config": asdict(config),
         "data": data,
         "versions": {"xwvnet": __version__, "torch": torch.__version__},
     }
-    module = copy.deepcopy(backbone).cpu()
-    module.load_state_dict(cpu_state(backbone))
     encoder = Encoder(out_dir.resolve().name, config.arch, transform=config.transform, module=module,
                       in_chans=int(backbone.in_chans), metadata=run)
     path = out_dir / ENCODER_FILE
@@ -530,7 +564,7 @@ def train(
         Fields of :class:`TrainConfig` (``arch``, ``init``, ``image_size``, ``batch_size``, ``steps``, ``lr``,
         ``weight_decay``, ``warmup_steps``, ``temperature``, ``projection_dim``, ``grad_clip``, ``seed``,
         ``shuffle_size``, ``precision``, ``var``, ``augment``, ``flip``, ``rotate90``, ``transform``,
-        ``checkpoint_every``, ``num_workers``, ``device``, ``compile``), described there.
+        ``bn_imagettes``, ``checkpoint_every``, ``num_workers``, ``device``, ``compile``), described there.
 
     Returns
     -------
@@ -584,6 +618,7 @@ def train(
                      projection_dim=asked.projection_dim, grad_clip=asked.grad_clip, seed=asked.seed, resume=resume,
                      overwrite=overwrite, checkpoint_every=asked.checkpoint_every, num_workers=asked.num_workers,
                      shuffle_size=asked.shuffle_size, flip=asked.flip, rotate90=asked.rotate90,
+                     bn_imagettes=asked.bn_imagettes,
                      max_seconds=max_seconds, stop_at_step=stop_at_step, progress=progress, compile=asked.compile)
     if asked.transform is not None and asked.transform not in TRANSFORM_BORDERS:
         raise ValueError(f"transform={asked.transform!r} is not allowed: it must be one of "
@@ -807,7 +842,7 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
             log.close()
     path = run.out_dir / ENCODER_FILE
     if rank == 0:
-        _write_outputs(run.out_dir, run.core.backbone, config, run.provenance, step, loss_value, stopped)
+        _write_outputs(run.out_dir, run.core.backbone, config, run.provenance, step, loss_value, stopped, ds, dev)
     if world > 1:
         dist.barrier()
     return path
