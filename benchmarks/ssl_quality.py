@@ -17,7 +17,8 @@ so a long ablation can be stopped and continued.
 Usage::
 
     python benchmarks/ssl_quality.py                          # the defaults, 3 seeds, 600 s each (~35 min)
-    python benchmarks/ssl_quality.py --cells all --steps 120 --json ablation.json  # the ablation table
+    python benchmarks/ssl_quality.py --cells all --steps 150 --json ablation.json  # the ablation (hours)
+    python benchmarks/ssl_quality.py --report ablation.json    # its Markdown table
     python benchmarks/ssl_quality.py --quick                  # a smoke run: 1 seed, 20 s, small sets
 
 Cells (``--cells NAME ...``, ``all``): see :data:`CELLS`.
@@ -59,6 +60,8 @@ CELLS: dict[str, dict] = {
     "views-32": {"image_size": 32},
     "views-96": {"image_size": 96},
     "batch-128": {"batch_size": 128},
+    # the saved encoder's batch-norm statistics: those of the training views instead of embedding inputs
+    "bn-views": {"bn_imagettes": 0},
     # the length of the schedule (twice the --steps of the other cells, or of the default steps)
     "steps-x2": {"steps_factor": 2},
     "views-160": {"image_size": 160},
