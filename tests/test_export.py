@@ -305,6 +305,30 @@ def test_the_export_command_writes_shards_stac_and_zarr(emb, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
+def test_the_export_command_takes_storage_options_for_s3_stores(emb, tmp_path, s3_endpoint, monkeypatch, capsys):
+    """Both stores on S3, reached only through --storage-option (no endpoint in the environment)."""
+    from xwvnet.cli import main
+    from xwvnet.io.storage import locate
+
+    from .conftest import new_bucket
+
+    bucket = new_bucket(s3_endpoint)
+    url = write_embedding_store(f"s3://{bucket}/embeddings.zarr", emb)
+    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP"):
+        monkeypatch.delenv(key, raising=False)
+    options = ["--storage-option", f"endpoint_url={s3_endpoint}", "--storage-option", "allow_http=true"]
+    out = f"s3://{bucket}/public/plain.zarr"
+    assert main(["export", url, "--format", "zarr", "--out", out, *options]) == 0, capsys.readouterr().err
+    assert "plain Zarr v3 copy" in capsys.readouterr().out
+    plain = xr.open_zarr(locate(out, {"endpoint_url": s3_endpoint, "allow_http": True}).zarr_store(), consolidated=True)
+    np.testing.assert_array_equal(plain.embedding.values, emb.embedding.values)
+    assert list(plain.imagette.values) == list(emb.imagette.values)
+    assert main(["export", url, "--out", str(tmp_path / "gp"), *options]) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(read_geoparquet(tmp_path / "gp").embedding.values, emb.embedding.values)
+    assert main(["export", url, "--out", f"s3://{bucket}/gp", *options]) == 1  # shards go to a local folder
+    assert "local folder" in capsys.readouterr().err
+
+
 def test_lazy_inputs_are_written_row_group_by_row_group(tmp_path):
     """20 000 x 128 dask-backed float32 (10 MB): the writer holds one row group of 1000 (0.5 MB) at a time."""
     import tracemalloc

@@ -55,17 +55,9 @@ def test_to_store_store_and_chunk_are_out_and_chunk_size(tmp_path):
     new = xwvnet.to_store(ds, out=tmp_path / "b.zarr", chunk_size=3)
     assert new.added == 6
     for name in ("a.zarr", "b.zarr"):
-        assert zs.root(zs.read_session(zs.repository(locate(tmp_path / name))).store)[S.QUICKLOOK].chunks[0] == 3
+        assert zs.opened(locate(tmp_path / name)).group[S.QUICKLOOK].chunks[0] == 3
     with pytest.raises(TypeError, match="both chunk= and its new name chunk_size="):
         xwvnet.to_store(ds, tmp_path / "c.zarr", chunk=3, chunk_size=3)
-
-
-def test_extend_embedding_store_chunk_is_chunk_size(tmp_path):
-    ds = make_imagettes(5, lines=8, samples=8, seed=3)
-    with pytest.warns(FutureWarning) as record:
-        zs.extend_embedding_store(locate(tmp_path / "e.zarr"), ds, chunk=2, dim=3, attrs={}, embedding_attrs={})
-    _renamed(record, "chunk", "chunk_size")
-    assert xwvnet.io.store.root_attrs(tmp_path / "e.zarr")["chunk"] == 2
 
 
 def test_add_variables_store_is_out(tmp_path):

@@ -44,8 +44,8 @@ def write_store(path, x: np.ndarray, chunk: int = 500, hash_: str = "abc"):
     source = as_dataset(x, hash_=hash_).drop_vars(S.EMBEDDING)
     attrs = {"encoder": "toy", "encoder_weights_hash": hash_}
     loc = locate(path)
-    zs.extend_embedding_store(loc, source, chunk_size=chunk, dim=x.shape[1], attrs=attrs, embedding_attrs=attrs)
-    done = zs.done_counts(zs.opened(loc)[2])
+    _, done = zs.extend_embedding_store(loc, source, chunk_size=chunk, dim=x.shape[1], attrs=attrs,
+                                        embedding_attrs=attrs)
     writer = zs.EmbeddingWriter(loc, every=float("inf"))
     for c in range(len(done)):
         a, b = c * chunk, min(len(x), (c + 1) * chunk)

@@ -106,3 +106,24 @@ def test_embedding_full_resolution_sigma0_is_refused_and_multilooked_quicklooks_
         xwvnet.embed(full, "random-resnet50", var="sigma0")
     looks = xwvnet.safe_to_imagettes([folder], spacing=(41.0, 45.0))
     assert looks.sizes[S.IMAGETTE] == 3
+
+
+def test_label_rows_for_imagettes_not_in_the_store_are_reported_and_the_rest_applied(tmp_path, capsys):
+    """A row for an imagette not committed (yet) does not vanish: the report and the command name it."""
+    from .conftest import make_imagettes
+
+    store = tmp_path / "s.zarr"
+    xwvnet.to_store(make_imagettes(4), store)
+    ids = [str(i) for i in xwvnet.open_store(store)[S.IMAGETTE].values]
+    csv = tmp_path / "tags.csv"
+    rows = [f"{name}.png,{i % 2},1" for i, name in enumerate([*ids[:3], "s1a-not-ingested-yet"])]
+    csv.write_text("\n".join(["filename,WS,MC", *rows]) + "\n")
+    report = xwvnet.add_labels(store, csv)
+    assert (report.added, report.present, report.total) == (3, 1, 4)
+    assert report.skipped == ["row for s1a-not-ingested-yet: no such imagette in the store"]
+    assert len(report.warnings) == 1 and report.warnings[0].startswith("1 row(s) of tags.csv match no imagette")
+    tags = xwvnet.open_store(store)[S.LABELS].sel({S.LABEL: ["WS", "MC"]}).values
+    np.testing.assert_array_equal(tags, [[0, 1], [1, 1], [0, 1], [-1, -1]])
+    assert main(["label", str(store), str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 4" in out and "1 row(s) of tags.csv match no imagette" in out and "s1a-not-ingested-yet" in out

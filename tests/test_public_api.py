@@ -120,6 +120,8 @@ def test_every_exception_and_warning_has_one_root():
                 found.append(value)
                 if issubclass(value, Warning):
                     assert issubclass(value, XWVNetWarning), value
+                elif issubclass(value, KeyboardInterrupt):  # a Ctrl-C (archive.EmbedInterrupted): not an Exception
+                    assert not issubclass(value, Exception), value
                 elif value is not XWVNetError:
                     assert issubclass(value, XWVNetError), value
                     assert any(b in value.__mro__ for b in (ValueError, OSError, RuntimeError, LookupError)), value

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ import xwvnet
 from xwvnet import schema as S
 from xwvnet.io import store as zs
 from xwvnet.io.audit import status, verify
-from xwvnet.io.conversion import migrate
 from xwvnet.io.storage import locate
 
 from .conftest import chunk_objects, delete_object, flip_byte, make_imagettes
@@ -190,34 +187,6 @@ def test_plain_zarr_of_others_opens_read_only_with_a_warning(where):
         xwvnet.open_store(where("other.zarr"))
 
 
-def _first_format_store(path: Path, ds: xr.Dataset, chunk: int) -> None:
-    """A store as xwvnet's first format wrote it: plain Zarr v3, a commit counter, CRC-32 chunk records."""
-    enc = {n: {"chunks": (chunk, *v.shape[1:])} for n, v in ds.variables.items() if v.dims[:1] == (S.IMAGETTE,)}
-    ds.assign_attrs(format="xwvnet-imagette-store", version=1, kind="imagettes", committed=ds.sizes[S.IMAGETTE]
-                    ).to_zarr(path, mode="w", consolidated=False, encoding=enc)
-    lines = [f"{p.relative_to(path).as_posix()} {p.stat().st_size} {zlib.crc32(p.read_bytes()) & 0xFFFFFFFF}"
-             for p in sorted(path.rglob("*")) if p.is_file() and "/c/" in p.relative_to(path).as_posix()]
-    (path / "integrity" / "records").mkdir(parents=True)
-    (path / "integrity" / "records" / "0.tsv").write_text("\n".join([*lines, "#commit"]) + "\n")
-
-
-def test_first_format_store_is_refused_with_the_command_and_migrates_checked(tmp_path, where):
-    old = tmp_path / "old.zarr"
-    ds = make_imagettes(8, seed=3)
-    _first_format_store(old, ds, chunk=4)
-    with pytest.raises(ValueError, match="xwvnet migrate"):
-        xwvnet.open_store(old)
-    new = where("new.zarr")
-    assert migrate(old, new) > 0
-    back = xwvnet.open_store(new)
-    np.testing.assert_array_equal(back[S.QUICKLOOK].values, ds[S.QUICKLOOK].values)
-    assert xwvnet.history(new).message[0].startswith("migrate from")
-    flip_byte(str(old / S.QUICKLOOK / "c" / "1" / "0" / "0"))
-    with pytest.raises(zs.DamagedChunkError, match="checksum differs from its record"):
-        migrate(old, where("again.zarr"))
-    assert zs.store_kind(where("again.zarr")) is None  # nothing written
-
-
 def test_an_interrupted_embedding_store_is_reported_and_never_read_as_complete(where):
     url = where("emb.zarr")
     loc = locate(url)
@@ -252,7 +221,7 @@ def test_status_and_history_on_the_command_line(where, capsys):
 def test_encoding_puts_crc32c_on_every_array(tmp_path):
     url = tmp_path / "im.zarr"
     xwvnet.to_store(make_imagettes(3), url)
-    _, _, group, _ = zs.opened(locate(url))
+    group = zs.opened(locate(url)).group
     for name, array in group.arrays():
         names = [json.loads(c.to_json())["name"] if hasattr(c, "to_json") else type(c).__name__
                  for c in array.metadata.codecs]

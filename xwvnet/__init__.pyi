@@ -14,7 +14,6 @@ from .ingestion import add_labels as add_labels
 from .ingestion import ingest as ingest
 from .io.audit import status as status
 from .io.audit import verify as verify
-from .io.conversion import migrate as migrate
 from .io.ocn import open_ocn as open_ocn
 from .io.quicklook import open_quicklooks as open_quicklooks
 from .io.safe import open_safe as open_safe
@@ -42,7 +41,6 @@ __all__ = [
     "history",
     "verify",
     "status",
-    "migrate",
     "ingest",
     "add_labels",
     "to_store",

@@ -66,6 +66,83 @@ class EmbedStoreError(XWVNetError, RuntimeError):
         self.report = report
 
 
+#: seconds a first Ctrl-C waits for the running chunk tasks to finish (then they are given up, and re-run later)
+INTERRUPT_WAIT = 120.0
+_POLL = 0.2  # seconds between looks at a Ctrl-C while tasks run
+
+
+class EmbedInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`embed_store`; the chunks that finished are committed, a re-run embeds the rest.
+
+    A ``KeyboardInterrupt`` (so ``except Exception`` does not catch it, and a notebook shows an interrupt), the
+    one xwvnet exception that is not an :class:`~xwvnet.errors.XWVNetError`.
+
+    Parameters
+    ----------
+    report : EmbedReport
+        The run's report: ``computed`` lists the chunks finished and committed before the run stopped.
+    abandoned : int, default 0
+        Running chunks given up after waiting :data:`INTERRUPT_WAIT` seconds (embedded again by a re-run).
+    aborted : bool, default False
+        True after a second Ctrl-C: the run ended at once, without waiting for its running chunks.
+    """
+
+    def __init__(self, report: EmbedReport, abandoned: int = 0, aborted: bool = False) -> None:
+        done = report.skipped + len(report.computed)
+        how = "aborted by a second Ctrl-C" if aborted else "stopped by Ctrl-C"
+        super().__init__(f"embed_store {how}: {len(report.computed)} chunks computed now and committed, {done} of "
+                         f"{report.chunks} chunks done; re-run the same call to complete {report.path}.")
+        self.report, self.abandoned, self.aborted = report, abandoned, aborted
+
+
+class _Interrupts:
+    """Ctrl-C during a run, as a context manager: the first sets ``stopping``, the second ``aborted`` and raises.
+
+    The handler is installed only from the main thread and over a Python handler (Python's own, which raises
+    ``KeyboardInterrupt``, or another): elsewhere (a thread, ``SIG_IGN``, ``SIG_DFL``) nothing changes. The
+    previous handler comes back at the end.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = self.aborted = False
+        self.abandoned = 0
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupts:
+        import signal
+
+        previous = signal.getsignal(signal.SIGINT)
+        if callable(previous):
+            try:
+                signal.signal(signal.SIGINT, self._handle)
+            except ValueError:  # not the main thread: signals are not ours to change
+                return self
+            self._previous = previous
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.stopping:
+            self.aborted = True
+            raise KeyboardInterrupt
+        self.stopping = True
+
+    def announce(self, running: int) -> None:
+        """Say on stderr (above a progress bar) that the run stops after its ``running`` tasks."""
+        import sys
+
+        from tqdm.auto import tqdm
+
+        what = f"after the {running} running chunks (up to {INTERRUPT_WAIT:.0f} s)" if running else "now"
+        tqdm.write(f"xwvnet: stopping {what}; Ctrl-C again to abort", file=sys.stderr)
+
+
 @dataclass
 class ChunkFailure:
     """A chunk that could not be embedded, with the ids it holds and the error.
@@ -268,11 +345,11 @@ def run_chunk(task: ChunkTask, on_batch: Callable[[int], None] | None = None) ->
 # ---- planning ---------------------------------------------------------------------------------------------------
 
 
-def _check_same_input(source: Any, output: Any, n: int, where: Location) -> None:
+def _check_same_input(source: zs.Snapshot, output: zs.Snapshot, n: int, where: Location) -> None:
     """The output's first ``n`` ids must be the input's: the input store only ever appends."""
     for start in range(0, n, COORD_BLOCK):
         stop = min(n, start + COORD_BLOCK)
-        mine, theirs = zs.ids(output, start, stop), zs.ids(source, start, stop)
+        mine, theirs = output.ids(start, stop), source.ids(start, stop)
         bad = np.flatnonzero(mine != theirs)
         if bad.size:
             i = start + int(bad[0])
@@ -304,68 +381,49 @@ def _prepare(
     """Create or extend the output for the input's imagettes; return (var, input snapshot, n, chunk size, done)."""
     from .inference import embedding_attrs as _embedding_attrs
 
-    repo_in = zs.repository(source)
-    session_in = None if repo_in is None else zs.read_session(repo_in)
-    group_in = None if session_in is None else zs.root(session_in.store)
-    if zs.kind_of(group_in, source) is not zs.IMAGETTES or S.IMAGETTE not in group_in:
+    kind = zs.store_kind(source)
+    snap_in = zs.opened(source) if kind is not None else None
+    if kind != zs.IMAGETTES.kind or not snap_in.size:
         raise ValueError(
             f"{source} holds no imagettes (found {zs.describe(source)}); ingest some first "
             "(`xwvnet ingest` or xwvnet.to_store)."
         )
-    snapshot = session_in.snapshot_id
-    ds_in = zs.open_store(source, snapshot=snapshot)
+    ds_in = zs.open_store(source, snapshot=snap_in.id)
     n_in = ds_in.sizes[S.IMAGETTE]
     var = S.image_var(ds_in, var)
     S.require(ds_in, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {var!r}")
+    row_bytes = max(encoder.embedding_size * 4, ds_in[var].dtype.itemsize * ds_in.sizes[S.LINE] * ds_in.sizes[S.SAMPLE])
+    if chunk_size is not None:
+        zs.check_chunk(chunk_size, row_bytes)  # a task reads its chunk's images at once
     embedding_attrs = _embedding_attrs(encoder, var, precision)
     if dtype == "float16":
         embedding_attrs[S.COMPACT_DTYPE] = "float16"
     attrs = {**embedding_attrs, "input": str(source), "embedding_dtype": dtype}
-    for attempt in range(zs.RETRIES):
-        zs.check_target(output, zs.EMBEDDINGS)
-        repo_out = zs.repository(output)
-        group_out = None if repo_out is None else zs.root(zs.read_session(repo_out).store)
-        kind = zs.kind_of(group_out, output)
-        n_out = group_out[S.IMAGETTE].shape[0] if kind is zs.EMBEDDINGS else 0
-        if n_out:
-            _check_compatible(dict(group_out.attrs), attrs, chunk_size, output)
-            chunk_size = int(group_out.attrs["chunk"])
-            if n_out > n_in:
-                raise ValueError(
-                    f"{output} holds {n_out} imagettes but {source} only {n_in}: the input shrank or was rewritten. "
-                    "Embed into a new output store."
-                )
-            _check_same_input(group_in, group_out, n_out, output)
-        elif chunk_size is None:
-            in_chunk = next((group_in[v].chunks[0] for v in S.IMAGE_VARS if v in group_in), 1)
-            chunk_size = in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
-        if n_out == n_in:
-            return var, snapshot, n_in, chunk_size, zs.done_counts(group_out)
-        try:
-            zs.extend_embedding_store(output, ds_in, chunk_size=chunk_size, dim=encoder.embedding_size, attrs=attrs,
-                                      embedding_attrs=embedding_attrs)
-        except zs.WriteConflictError:
-            if attempt == zs.RETRIES - 1:
-                raise
-            continue  # another run changed the output: look again (its provenance may refuse this run)
-    raise AssertionError("unreachable")
+
+    def check(out: zs.Snapshot | None) -> int:
+        if out is None or not out.size:
+            in_chunk = next((snap_in.group[v].chunks[0] for v in S.IMAGE_VARS if v in snap_in.group), 1)
+            return chunk_size or in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
+        _check_compatible(dict(out.group.attrs), attrs, chunk_size, output)
+        if out.size > n_in:
+            raise ValueError(f"{output} holds {out.size} imagettes but {source} only {n_in}: the input shrank or was "
+                             "rewritten. Embed into a new output store.")
+        _check_same_input(snap_in, out, out.size, output)
+        return int(out.group.attrs["chunk"])
+
+    zs.check_target(output, zs.EMBEDDINGS)
+    chunk_size, done = zs.extend_embedding_store(output, ds_in, chunk_size=chunk_size or 1,
+                                                 dim=encoder.embedding_size, attrs=attrs,
+                                                 embedding_attrs=embedding_attrs, check=check)
+    return var, snap_in.id, n_in, chunk_size, done
 
 
 def _repair(output: Location) -> list[int]:
     """Mark the output's damaged embedding chunks as not done (one commit); return their indices."""
-    from .io.audit import verify
-
     if zs.store_kind(output) != zs.EMBEDDINGS.kind:
         return []
-    damaged = sorted({d.chunk_index for d in verify(output).damage if d.variable == S.EMBEDDING})
-    if damaged:
-        repo = zs.repository(output)
-        session = repo.writable_session(zs.BRANCH)
-        done = zs.root(session.store)[zs.DONE]
-        for k in damaged:
-            done[k] = 0
-        zs.commit(output, repo, session, f"embed_store: {len(damaged)} damaged chunks marked for re-embedding")
-    return damaged
+    repaired, _ = zs.repair(output)
+    return sorted({d.chunk_index for d in repaired})
 
 
 def _plan(n: int, chunk_size: int, done: np.ndarray) -> tuple[list[tuple[int, int, int, int]], int]:
@@ -384,62 +442,127 @@ def _plan(n: int, chunk_size: int, done: np.ndarray) -> tuple[list[tuple[int, in
 # ---- running the tasks --------------------------------------------------------------------------------------
 def _completed(
     tasks: Iterator[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None,
-    on_batch: Callable[[ChunkTask], Callable[[int], None]] | None = None,
+    on_batch: Callable[[ChunkTask], Callable[[int], None]] | None = None, stop: _Interrupts | None = None,
 ) -> Iterator[tuple[ChunkTask, tuple[int, int, Any] | None, BaseException | None]]:
     """Yield ``(task, result, error)`` as tasks finish, on the cluster or on a local thread pool.
 
     Tasks are drawn from ``tasks`` as slots free up (a few per worker in flight), so each takes its fork from the
     session current at submission and a long run never holds every task in memory. On the local pool,
     ``on_batch(task)`` gives each task its per-batch progress callback.
+
+    Once ``stop.stopping`` (a first Ctrl-C), no task is submitted any more, the queued ones are cancelled and the
+    running ones are waited for :data:`INTERRUPT_WAIT` seconds at most (``stop.abandoned`` counts those given up).
+    A ``KeyboardInterrupt`` (a second Ctrl-C) leaves at once: the pool is shut down without waiting, its queue
+    cancelled, and the cluster's futures are cancelled.
     """
-    if client is not None:
+    stop = _Interrupts() if stop is None else stop  # not entered: never stops
+    runner = _PoolTasks(threads, on_batch) if client is None else _ClusterTasks(client, resources)
+    running: dict[Any, ChunkTask] = {}
+
+    def fill() -> None:
+        while not stop.stopping and len(running) < runner.slots:
+            following = next(tasks, None)
+            if following is None:
+                return
+            running[runner.submit(following)] = following
+
+    deadline = None
+    try:
+        fill()
+        while running:
+            if stop.stopping and deadline is None:
+                deadline = time.monotonic() + INTERRUPT_WAIT
+                for future in runner.cancel_queued(running):
+                    running.pop(future)
+                stop.announce(len(running))
+            for future in runner.finished(running, _POLL):
+                task = running.pop(future)
+                yield task, *runner.outcome(future)
+            fill()
+            if deadline is not None and running and time.monotonic() >= deadline:
+                stop.abandoned = len(running)
+                break
+    except BaseException:  # a second Ctrl-C, or the caller failed: leave at once
+        runner.close(running, wait=False)
+        raise
+    runner.close(running, wait=not running)
+
+
+class _PoolTasks:
+    """Chunk tasks on a thread pool in this process (``2 * threads`` in flight)."""
+
+    def __init__(self, threads: int, on_batch: Callable[[ChunkTask], Callable[[int], None]] | None) -> None:
+        # embed_block counts the tasks running at once and divides the cores among them (inference.torch_threads)
+        self.pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="xwvnet")
+        self.on_batch, self.slots = on_batch, 2 * threads
+
+    def submit(self, task: ChunkTask) -> cf.Future:
+        return self.pool.submit(run_chunk, task, None if self.on_batch is None else self.on_batch(task))
+
+    def finished(self, futures: dict[cf.Future, ChunkTask], timeout: float) -> set[cf.Future]:
+        return cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)[0]
+
+    def outcome(self, future: cf.Future) -> tuple[tuple[int, int, Any] | None, BaseException | None]:
+        error = future.exception()
+        return (None if error else future.result()), error
+
+    def cancel_queued(self, futures: dict[cf.Future, ChunkTask]) -> list[cf.Future]:
+        return [f for f in list(futures) if f.cancel()]  # only a task not started yet can be cancelled
+
+    def close(self, futures: dict[cf.Future, ChunkTask], wait: bool) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _executing_keys(dask_worker: Any) -> list[str]:
+    """The keys of the tasks a dask worker is running now (for ``client.run``)."""
+    state = dask_worker.state
+    return [str(ts.key) for ts in (*state.executing, *state.long_running)]
+
+
+class _ClusterTasks:
+    """Chunk tasks on a dask.distributed cluster (two per worker thread in flight)."""
+
+    def __init__(self, client: Client, resources: dict[str, float] | None) -> None:
         from distributed import as_completed
 
-        run = uuid.uuid4().hex[:8]
-        slots = max(2, 2 * sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)
-                               .get("workers", {}).values()))
-        futures: dict[Any, ChunkTask] = {}
+        self.client, self.resources, self.run = client, resources, uuid.uuid4().hex[:8]
+        self.slots = max(2, 2 * sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)
+                                    .get("workers", {}).values()))
+        self.pending = as_completed()
 
-        def submit(task: ChunkTask) -> Any:
-            future = client.submit(run_chunk, task, key=f"xwvnet-embed-{run}-{task.chunk_index}", resources=resources,
-                                   pure=False)
-            futures[future] = task
-            return future
+    def submit(self, task: ChunkTask) -> Any:
+        future = self.client.submit(run_chunk, task, key=f"xwvnet-embed-{self.run}-{task.chunk_index}",
+                                    resources=self.resources, pure=False)
+        self.pending.add(future)
+        return future
 
-        pending = as_completed([submit(t) for _, t in zip(range(slots), tasks)])
+    def finished(self, futures: dict[Any, ChunkTask], timeout: float) -> list[Any]:
+        until = time.monotonic() + timeout
+        while True:  # as_completed's own pace (it looks every 0.1 s), with a time limit
+            batch = [f for f in self.pending.next_batch(block=False) if f in futures]  # not the cancelled ones
+            if batch or time.monotonic() >= until:
+                return batch
+            time.sleep(0.05)
+
+    def outcome(self, future: Any) -> tuple[tuple[int, int, Any] | None, BaseException | None]:
         try:
-            for future in pending:
-                task = futures.pop(future)
-                if future.status == "finished":
-                    yield task, future.result(), None
-                else:
-                    yield task, None, future.exception()
-                future.release()
-                following = next(tasks, None)
-                if following is not None:
-                    pending.add(submit(following))
+            return (future.result(), None) if future.status == "finished" else (None, future.exception())
         finally:
-            client.cancel(list(futures))
-        return
-    # embed_block counts the tasks running at once and divides the cores among them (inference.torch_threads)
-    def start(task: ChunkTask) -> cf.Future:
-        return pool.submit(run_chunk, task, None if on_batch is None else on_batch(task))
+            future.release()
 
-    with cf.ThreadPoolExecutor(threads, thread_name_prefix="xwvnet") as pool:
-        running = {start(t): t for _, t in zip(range(2 * threads), tasks)}
+    def cancel_queued(self, futures: dict[Any, ChunkTask]) -> list[Any]:
         try:
-            while running:
-                done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    task = running.pop(future)
-                    error = future.exception()
-                    yield task, (None if error else future.result()), error
-                    following = next(tasks, None)
-                    if following is not None:
-                        running[start(following)] = following
-        finally:
-            for future in running:
-                future.cancel()
+            running = {k for keys in self.client.run(_executing_keys).values() for k in keys}
+        except Exception:  # noqa: BLE001 - workers that cannot say: wait for every task in flight
+            return []
+        queued = [f for f in futures if str(f.key) not in running and not f.done()]
+        if queued:
+            self.client.cancel(queued)
+        return queued
+
+    def close(self, futures: dict[Any, ChunkTask], wait: bool) -> None:
+        if futures:
+            self.client.cancel(list(futures))
 
 
 @renamed_arguments(input_store="store", output_store="out", chunk="chunk_size")
@@ -541,6 +664,19 @@ def embed_store(
         If some chunks failed and ``errors="raise"``.
     xwvnet.io.store.WriteConflictError
         If another run wrote the same chunks meanwhile (what was committed is kept; re-run to complete).
+    EmbedInterrupted
+        After a Ctrl-C (a ``KeyboardInterrupt``; see Notes): ``.report`` says what was computed and committed.
+
+    Notes
+    -----
+    Ctrl-C (SIGINT) during the run: the first stops submitting tasks, lets the running ones finish (for
+    :data:`INTERRUPT_WAIT` seconds at most, 120; one line on stderr says so), commits every finished chunk (whatever
+    ``commit_every``) and raises :class:`EmbedInterrupted`, so a re-run embeds only the chunks still missing. A
+    second Ctrl-C ends the call at once: the running tasks are given up (the thread pool is shut down without
+    waiting, a cluster's tasks are cancelled), the chunks merged before are committed, and
+    :class:`EmbedInterrupted` is raised with ``aborted=True``. This holds where the call runs in the main thread
+    under a Python SIGINT handler (a script, a notebook); elsewhere Ctrl-C is left as it was. The previous handler
+    is restored at the end.
 
     Examples
     --------
@@ -592,11 +728,21 @@ def embed_store(
         tasks = (ChunkTask(source, snapshot, var, k, lo, start, stop, enc, batch_size, device, precision,
                            writer.fork()) for k, lo, start, stop in todo)
         report.runner = _describe(active, n_threads)
-        try:
-            _run(tasks, sum(t[3] - t[2] for t in todo), active, n_threads, resources, report, progress, writer)
-        finally:
-            writer.commit()
-            report.commits = writer.commits
+        with _Interrupts() as ctrl_c:  # installed here: after a local cluster started (it ignores Ctrl-C meanwhile)
+            try:
+                try:
+                    _run(tasks, sum(t[3] - t[2] for t in todo), active, n_threads, resources, report, progress,
+                         writer, ctrl_c)
+                finally:
+                    writer.commit()  # the finished chunks, also after a Ctrl-C or an error
+                    report.commits = writer.commits
+            except KeyboardInterrupt:
+                if not ctrl_c.aborted:  # not from our handler (none installed): as it came
+                    raise
+        if ctrl_c.stopping and report.skipped + len(report.computed) + len(report.failed) < report.chunks:
+            report.seconds = time.perf_counter() - began
+            report.computed.sort()
+            raise EmbedInterrupted(report, abandoned=ctrl_c.abandoned, aborted=ctrl_c.aborted)
     report.seconds = time.perf_counter() - began
     report.computed.sort()
     if report.failed and errors == "raise":
@@ -630,10 +776,18 @@ def _deprecated_where(func: str, client: object, scheduler: str | None, workers:
 
 
 def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads: int,
-         resources: dict[str, float] | None, report: EmbedReport, progress: bool, writer: zs.EmbeddingWriter) -> None:
+         resources: dict[str, float] | None, report: EmbedReport, progress: bool, writer: zs.EmbeddingWriter,
+         stop: _Interrupts | None = None) -> None:
+    """Run the tasks, merging each finished one into ``writer`` and counting it in ``report``.
+
+    After a first Ctrl-C (``stop.stopping``) it returns once the running tasks are merged; a second one raises
+    ``KeyboardInterrupt`` (what was merged stays in ``writer``, for the caller to commit).
+    """
+    import contextlib
+
     from tqdm.auto import tqdm
 
-    id_array = zs.root(zs.read_session(writer.repo).store)[S.IMAGETTE]
+    output = zs.opened(writer.location, strict=False)
     moved: dict[int, int] = {}  # imagettes each running task has moved the bar by, batch by batch
 
     with tqdm(total=total, desc="embed", unit="img", disable=not progress, smoothing=0.05) as bar:
@@ -646,20 +800,22 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
 
             return on_batch
 
-        for task, result, error in _completed(tasks, client, threads, resources, mover if progress else None):
-            if error is None:
-                writer.merge(result[2], task.chunk_index)
-                report.computed.append(task.chunk_index)
-                report.embedded += int(result[1])
-            else:
-                try:
-                    ids = [str(i) for i in np.asarray(id_array[task.start : task.stop]).tolist()]
-                except (OSError, ValueError):  # the output's ids are damaged too: the positions say which
-                    ids = []
-                report.failed.append(ChunkFailure(task.chunk_index, task.start, task.stop, ids,
-                                                  f"{type(error).__name__}: {error}"))
-                bar.set_postfix(failed=len(report.failed))
-            bar.update(task.stop - task.start - moved.pop(task.chunk_index, 0))
+        results = contextlib.closing(_completed(tasks, client, threads, resources, mover if progress else None, stop))
+        with results as finished:  # closed at once on any exception: the pool or cluster stops its tasks
+            for task, result, error in finished:
+                if error is None:
+                    writer.merge(result[2], task.chunk_index)
+                    report.computed.append(task.chunk_index)
+                    report.embedded += int(result[1])
+                else:
+                    try:
+                        ids = [str(i) for i in output.ids(task.start, task.stop)]
+                    except (OSError, ValueError):  # the output's ids are damaged too: the positions say which
+                        ids = []
+                    report.failed.append(ChunkFailure(task.chunk_index, task.start, task.stop, ids,
+                                                      f"{type(error).__name__}: {error}"))
+                    bar.set_postfix(failed=len(report.failed))
+                bar.update(task.stop - task.start - moved.pop(task.chunk_index, 0))
     report.failed.sort(key=lambda f: f.chunk_index)
 
 

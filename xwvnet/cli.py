@@ -6,7 +6,8 @@ the ``choices=`` of an option are the library's own constants (read on first use
 imports neither torch nor scikit-learn). An expected error (bad input, missing file, weights unavailable offline, a
 refused store, a local cluster that cannot start) prints one line and exits 1; ``--debug`` shows the traceback.
 Ctrl-C prints one line and exits 130: the worker processes of a local cluster started here ignore it, and the
-cluster is closed quietly.
+cluster is closed quietly. During ``xwvnet embed`` a first Ctrl-C lets the running chunks finish and commits them
+before exiting 130; a second exits 130 at once.
 """
 
 from __future__ import annotations
@@ -220,6 +221,8 @@ def _run_label(args: argparse.Namespace) -> int:
 
     report = add_labels(args.store, args.labels, storage_options=_storage_options(args))
     print(f"tags set from {args.labels} for {report.added} of {report.total} imagettes in {args.store}")
+    for line in report.warnings:  # rows matching no stored imagette: their count and the first few names
+        print(line)
     return 0
 
 
@@ -266,22 +269,6 @@ def _run_history(args: argparse.Namespace) -> int:
     from .io.store import history
 
     print(history(args.store, storage_options=_storage_options(args)).to_string(index=False))
-    return 0
-
-
-# --- migrate --------------------------------------------------------------------------------------------------------
-def _add_migrate(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "migrate", "copy a store of xwvnet's first format into a new store, checking every chunk")
-    p.add_argument("old", type=Path, help="the first-format store (a local folder)")
-    p.add_argument("new", help="the new store (path or URL; must not exist)")
-    _storage_arg(p)
-
-
-def _run_migrate(args: argparse.Namespace) -> int:
-    from .io.conversion import migrate
-
-    checked = migrate(args.old, args.new, storage_options=_storage_options(args))
-    print(f"{args.old} -> {args.new}: {checked} chunks checked and copied")
     return 0
 
 
@@ -346,15 +333,43 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_embed(args: argparse.Namespace) -> int:
-    from .archive import embed_store
+    """Embed; a first Ctrl-C keeps the finished chunks (summary, the command that completes the store, 130), a
+    second one exits 130 at once (``os._exit``: neither the pool's threads nor a local cluster's close hold it)."""
+    import os
+    import shlex
+
+    from .archive import EmbedInterrupted, embed_store
 
     with _where(args, _local_device(args.device)) as client:
-        report = embed_store(
-            args.store, args.out, args.encoder, client=client, chunk_size=args.chunk_size,
-            batch_size=args.batch_size, device=args.device, precision=args.precision, progress=True,
-            errors="report", dtype=args.dtype, repair=args.repair, commit_every=args.commit_every,
-            storage_options=_storage_options(args),
-        )
+        try:
+            report = embed_store(
+                args.store, args.out, args.encoder, client=client, chunk_size=args.chunk_size,
+                batch_size=args.batch_size, device=args.device, precision=args.precision, progress=True,
+                errors="report", dtype=args.dtype, repair=args.repair, commit_every=args.commit_every,
+                storage_options=_storage_options(args),
+            )
+        except EmbedInterrupted as stop:
+            report = stop.report
+            kept = f"{len(report.computed)} chunks computed now are committed"
+            if stop.aborted or stop.abandoned:  # tasks may still run in threads here: exit without them
+                how = "aborted" if stop.aborted else f"interrupted; {stop.abandoned} running chunks given up"
+                print(f"xwvnet embed: {how}; {kept}; re-run the same command to complete the store.",
+                      file=sys.stderr)
+                mp_util = sys.modules.get("multiprocessing.util")
+                if mp_util is not None:  # a local cluster's queues: unlink their semaphores (quick), or the
+                    with contextlib.suppress(Exception):  # resource tracker warns of leaks after our line
+                        mp_util._run_finalizers(0)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
+            command = ["xwvnet", "embed", args.store, args.out, "--encoder", args.encoder]
+            command += [] if args.precision == "float32" else ["--precision", args.precision]
+            command += [] if args.dtype == "float32" else ["--dtype", args.dtype]
+            print(report.summary())
+            print(f"xwvnet embed: interrupted; {kept} ({report.skipped + len(report.computed)} of {report.chunks} "
+                  f"chunks done); re-run the same command to complete the store: {shlex.join(command)}",
+                  file=sys.stderr)
+            return 130  # after a local cluster closed (quickly: nothing runs on it any more)
     print(report.summary())
     return 0 if report.complete else 1
 
@@ -479,7 +494,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "export", "write a store as GeoParquet shards with a STAC Collection, or as a plain Zarr copy")
     p.add_argument("store", help="the embedding store (geoparquet), or any store (zarr): a path or a URL")
     p.add_argument("--format", default="geoparquet", choices=FORMATS, help="what to write")
-    p.add_argument("--out", required=True, help="geoparquet: the output folder; zarr: the plain store (path or URL)")
+    p.add_argument("--out", required=True, help="geoparquet: the output folder (local); zarr: the plain store (path "
+                   "or URL, reached with --storage-option too)")
     p.add_argument("--dtype", default="float32", choices=DTYPES, help="geoparquet: type of the embedding column")
     p.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20,
                    help="geoparquet: about this many MiB of rows per shard (before compression)")
@@ -568,8 +584,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run(args.out, quick=args.quick)
 
 
-_COMMANDS = ["ingest", "label", "verify", "status", "history", "migrate", "embed", "demo", "collocate", "evaluate",
-             "probe", "neighbors", "index", "train", "export"]
+_COMMANDS = ["ingest", "label", "verify", "status", "history", "embed", "demo", "collocate", "evaluate", "probe",
+             "neighbors", "index", "train", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

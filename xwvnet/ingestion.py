@@ -207,41 +207,21 @@ def _quicklooks(sources: Sequence[str | os.PathLike], loc: Location, labels: str
 
 def _repair(loc: Location, files: dict[str, Path], labels: str | os.PathLike | None, report: StoreReport) -> None:
     """Rewrite the damaged chunks of an imagette store from the source files of their imagettes, when given."""
-    from .io.audit import verify
     from .io.quicklook import open_quicklooks
 
-    found = verify(loc)
-    if any(d.variable == S.IMAGETTE for d in found.damage):
-        raise next(d for d in found.damage if d.variable == S.IMAGETTE)  # ids unreadable: nothing to match files to
-    spans: dict[tuple[int, int], list[zs.DamagedChunkError]] = {}
-    for d in found.damage:
-        spans.setdefault((d.start, d.stop), []).append(d)
-    for (start, stop), damage in sorted(spans.items()):
-        ids = list(damage[0].ids or [])
-        where = "; ".join(f"{d.variable} chunk {d.chunk_index}" for d in damage)
+    def fresh(ids: list[str]) -> xr.Dataset | str:
         lost = [i for i in ids if i not in files]
         if lost:
-            report.damaged.append(
-                f"{where}: imagettes {start}..{stop - 1} not rewritten, {len(lost)} of their source files were not "
-                f"given (e.g. {lost[:3]}); ingest them again with these files, or open an earlier snapshot")
-            continue
-        try:
-            fresh = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
-            if [str(i) for i in fresh[S.IMAGETTE].values] != ids:
-                raise ValueError("some of their source files are no longer readable: "
-                                 + "; ".join(fresh.attrs.get("skipped", [])[:3]))
-            repo = zs.repository(loc)
-            session = repo.writable_session(zs.BRANCH)
-            group = zs.root(session.store)
-            fresh = zs.fit_to_store(zs.as_written(fresh), group)
-            names = sorted({d.variable for d in damage} & set(fresh.variables))
-            region = xr.Dataset({name: fresh[name].variable for name in names}, attrs=dict(group.attrs))
-            region.to_zarr(session.store, region={S.IMAGETTE: slice(start, stop)}, mode="r+", consolidated=False)
-            zs.commit(loc, repo, session, f"ingest: repaired {where} from {len(ids)} source files")
-        except ValueError as err:
-            report.damaged.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
-            continue
-        report.repaired += len(damage)
+            return (f"{len(lost)} of their source files were not given (e.g. {lost[:3]}); ingest them again with "
+                    "these files, or open an earlier snapshot")
+        rows = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
+        if [str(i) for i in rows[S.IMAGETTE].values] != ids:
+            return "some of their source files are no longer readable: " + "; ".join(rows.attrs.get("skipped", [])[:3])
+        return rows
+
+    repaired, left = zs.repair(loc, fresh)
+    report.repaired += len(repaired)
+    report.damaged += left
 
 
 def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *,
@@ -249,9 +229,10 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
     """Add or update the tags of imagettes already in a store, from a tag CSV (as published with WV-Net), in one commit.
 
     Rows of the CSV are matched to stored imagettes by file stem; a stored imagette without a row keeps the tags
-    it had (or -1, unknown, when it had none). The tag codes must be the store's when it has tags already. The tags
-    are computed from one snapshot and committed on top of it: if an ingest appends meanwhile, the labels are
-    refused with an error (re-run), never written to the wrong rows or dropped.
+    it had (or -1, unknown, when it had none), and a row that matches no stored imagette (e.g. one not yet
+    committed by an ingest under way) is not applied but reported. The tag codes must be the store's when it has
+    tags already. The tags are computed from one snapshot and committed on top of it: if an ingest appends
+    meanwhile, the labels are refused with an error (re-run), never written to the wrong rows or dropped.
 
     Parameters
     ----------
@@ -265,7 +246,9 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
     Returns
     -------
     StoreReport
-        ``added`` counts the imagettes whose tags were set from the CSV; ``total`` the store's imagettes.
+        ``added`` counts the imagettes whose tags were set from the CSV; ``total`` the store's imagettes;
+        ``skipped`` has one ``"row for NAME: no such imagette in the store"`` per CSV row that matches none (NAME:
+        the file stem), and ``warnings`` one line with their count and the first few names.
 
     Raises
     ------
@@ -277,14 +260,15 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
     xwvnet.io.store.WriteConflictError
         If another writer committed while the tags were written.
     """
-    from .io.quicklook import read_labels
+    from .io.quicklook import UnmatchedLabelsWarning, read_labels
 
     loc = locate(store, storage_options)
     ds = open_store(loc)
     ids = [str(i) for i in ds[S.IMAGETTE].values]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # rows for files not in this store are expected here
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # stored imagettes without a row are expected; rows without one reported
         new = read_labels(labels, ids)
+    unmatched = [name for w in caught if isinstance(w.message, UnmatchedLabelsWarning) for name in w.message.items]
     matched = (new.values != -1).any(axis=1)
     if not matched.any():
         raise ValueError(f"no row of {labels} names an imagette of {loc}; check the 'filename' column.")
@@ -299,8 +283,12 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
     else:
         out = new.assign_coords({S.IMAGETTE: ds[S.IMAGETTE].values})
     zs.add_variables(xr.Dataset({S.LABELS: out}), loc, [S.LABELS], command=f"label from {Path(labels).name}")
+    notes = [] if not unmatched else [
+        f"{len(unmatched)} row(s) of {Path(labels).name} match no imagette in the store and were not applied, e.g. "
+        f"{', '.join(unmatched[:5])}: ingest them (or wait for the ingest under way), then label again."]
     return StoreReport(path=str(loc), added=int(matched.sum()), present=len(ids) - int(matched.sum()),
-                       total=len(ids), commits=1)
+                       skipped=[f"row for {name}: no such imagette in the store" for name in unmatched],
+                       total=len(ids), warnings=notes, commits=1)
 
 
 @contextlib.contextmanager

@@ -41,8 +41,8 @@ def export_store(
     store : str, os.PathLike or xarray.Dataset
         An embedding store (path or URL; for ``format="zarr"`` an imagette store too), or a Dataset.
     out : str or os.PathLike
-        GeoParquet: the folder of ``collection.json``, the shards (``parquet/part-00000.parquet`` ...) and their
-        STAC Items (one folder each).
+        GeoParquet: the local folder of ``collection.json``, the shards (``parquet/part-00000.parquet`` ...) and
+        their STAC Items (one folder each).
         Zarr: the plain store written (path or URL).
     format : {"geoparquet", "zarr"}, default "geoparquet"
         What to write.
@@ -55,7 +55,7 @@ def export_store(
     snapshot : str, optional
         Export the store as of this commit.
     storage_options : dict, optional
-        Credentials and endpoint of the store (and of a Zarr ``out``).
+        Credentials and endpoint of the store (and of a Zarr ``out`` on object storage).
     overwrite : bool, default False
         Replace existing output.
 
@@ -67,8 +67,8 @@ def export_store(
     Raises
     ------
     ValueError
-        If ``format`` is unknown, ``max_file_bytes`` is not positive, the store holds no embeddings
-        (GeoParquet), or the output exists and ``overwrite`` is False.
+        If ``format`` is unknown, ``max_file_bytes`` is not positive, the store holds no embeddings or ``out`` is
+        not a local folder (GeoParquet), or the output exists and ``overwrite`` is False.
 
     Examples
     --------
@@ -84,6 +84,11 @@ def export_store(
         return to_plain_zarr(store, out, snapshot=snapshot, storage_options=storage_options, overwrite=overwrite)
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+    from ..io.storage import locate
+
+    if not locate(out).local:  # not Path(out): that would make a local folder called "s3:"
+        raise ValueError(f"GeoParquet shards are written to a local folder, not {out}: export there and upload the "
+                         "folder, or use --format zarr for a copy on object storage.")
     if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, (int, np.integer)) or max_file_bytes < 1:
         raise ValueError(f"max_file_bytes must be a positive integer, got {max_file_bytes!r}.")
     if isinstance(store, xr.Dataset):

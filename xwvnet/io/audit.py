@@ -7,7 +7,6 @@ missing objects): no bookkeeping file that a user could delete decides what is c
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,22 +111,26 @@ def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     --------
     >>> print(xwvnet.status("embeddings.zarr").summary())  # doctest: +SKIP
     """
-    loc = locate(store, storage_options)
-    repo, session, group, kind = zs.opened(loc, snapshot)
-    n = group[S.IMAGETTE].shape[0] if S.IMAGETTE in group else 0
-    info = repo.lookup_snapshot(session.snapshot_id)
-    missing: list[int] = []
-    complete, chunk = n, 0
-    if kind is zs.EMBEDDINGS:
+    return _status(zs.opened(locate(store, storage_options), snapshot, strict=False))
+
+
+def _status(snap: zs.Snapshot) -> StoreStatus:
+    n, group = snap.size, snap.group
+    if snap.kind is zs.EMBEDDINGS:
         chunk = int(group.attrs.get("chunk", 1))
-        done = zs.done_counts(group)
-        rows = zs.complete_rows(n, chunk, done)
-        complete = int(rows.sum())
-        missing = sorted({int(k) for k in np.flatnonzero(~rows) // chunk})
+        rows = zs.complete_rows(n, chunk, np.zeros(0, np.int32) if zs.DONE in snap.holes else snap.done)
     else:
-        chunk = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), 0)
-    command = zs.completing_command(loc, dict(group.attrs)) if missing else ""
-    return StoreStatus(str(loc), kind.kind, n, complete, missing, session.snapshot_id, info.message, command, chunk)
+        chunk = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), 1)
+        rows = np.ones(n, bool)
+    for name, chunks in snap.holes.items():  # a chunk the manifests do not list: its rows are missing
+        step = group[name].chunks[0] if name != zs.DONE else chunk
+        for k in chunks:
+            rows[k * step : (k + 1) * step] = False
+    missing = sorted({int(k) for k in np.flatnonzero(~rows) // max(1, chunk)})
+    attrs = {**group.attrs, "kind": snap.kind.kind}
+    command = "" if not missing else zs.completing_command(snap.location, attrs, repair=bool(snap.holes))
+    return StoreStatus(str(snap.location), snap.kind.kind, n, int(rows.sum()), missing, snap.id, snap.message,
+                       command, chunk)
 
 
 def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
@@ -158,19 +161,6 @@ def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     >>> report = xwvnet.verify("imagettes.zarr")  # doctest: +SKIP
     >>> report.ok, report.damaged_ids[:3]  # doctest: +SKIP
     """
-    loc = locate(store, storage_options)
-    _, session, group, _ = zs.opened(loc, snapshot)
-    report = VerifyReport(status(loc, snapshot=session.snapshot_id))
-    id_array = group.get(S.IMAGETTE, None)
-    extra = [(zs.DONE, group[zs.DONE])] if zs.DONE in group else []
-    for name, array in sorted(group.arrays()) + extra:
-        step = array.chunks[0] if array.ndim else 1
-        length = array.shape[0] if array.ndim else 1
-        for k in range(math.ceil(length / step)):
-            lo, hi = k * step, min(length, (k + 1) * step)
-            report.checked += math.prod(math.ceil(s / c) for s, c in zip(array.shape[1:], array.chunks[1:]))
-            try:
-                zs.read_rows(array, name, lo, hi, id_array)
-            except zs.DamagedChunkError as err:
-                report.damage.append(err)
-    return report
+    snap = zs.opened(locate(store, storage_options), snapshot, strict=False)
+    checked, damage = zs.damage(snap)
+    return VerifyReport(_status(snap), checked, damage)

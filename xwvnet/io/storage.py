@@ -47,7 +47,8 @@ class Location:
     prefix : str
         The key prefix inside the bucket, or the absolute local path.
     options : tuple of (str, object)
-        The storage options given, validated (hashable, so a Location travels to dask workers as it is).
+        The storage options given, validated (hashable, so a Location travels to dask workers as it is); ``repr``
+        shows their names only, never their values (secrets).
     """
 
     scheme: str
@@ -71,6 +72,9 @@ class Location:
     def name(self) -> str:
         """The last part of the name (e.g. ``imagettes.zarr``)."""
         return self.prefix.rstrip("/").rsplit("/", 1)[-1]
+
+    def __repr__(self) -> str:  # secrets never appear: only the names of the options given
+        return f"Location({str(self)!r}, options={[k for k, _ in self.options]})"
 
     def __str__(self) -> str:
         return self.prefix if self.local else f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
@@ -148,10 +152,10 @@ def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, An
     ----------
     where : str, os.PathLike or Location
         A local path, ``file:///abs/path``, ``s3://bucket/prefix``, ``gs://bucket/prefix`` (or ``gcs://``), or
-        ``az://container/prefix`` (or ``abfs://``).
+        ``az://container/prefix`` (or ``abfs://``), or a Location (returned as it is without ``storage_options``).
     storage_options : mapping, optional
         Backend options (see :data:`OPTIONS`), e.g. ``{"endpoint_url": "http://127.0.0.1:9000",
-        "allow_http": True}``; default: the standard environment.
+        "allow_http": True}``; default: the standard environment. Given with a Location, they replace its options.
 
     Returns
     -------
@@ -174,13 +178,10 @@ def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, An
     ValueError: storage option(s) ['regoin'] are not known for s3:// stores; known: ['endpoint_url', ...
     """
     if isinstance(where, Location):
-        if storage_options:
-            where = Location(where.scheme, where.bucket, where.prefix, ())
-        else:
+        if not storage_options:
             return where
-    text = os.fspath(where)
-    match = _URL.match(text)
-    if match is None or (len(match.group(1)) == 1 and os.name == "nt"):
+        scheme, bucket, prefix = where.scheme, where.bucket, where.prefix  # new options replace the old ones
+    elif (match := _URL.match(text := os.fspath(where))) is None or (len(match.group(1)) == 1 and os.name == "nt"):
         scheme, bucket, prefix = "file", "", str(Path(text).expanduser().absolute())
     else:
         given, slashes, rest = match.groups()

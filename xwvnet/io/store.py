@@ -1,34 +1,30 @@
-"""The one store layer of xwvnet: imagette stores and embedding stores are icechunk repositories, read and written here.
+"""The one door to xwvnet's stores: every icechunk session is opened here, every write is one transaction.
 
-A store is named by a path or a URL (:mod:`xwvnet.io.storage`). Inside, it is a Zarr v3 hierarchy whose root
-attributes hold a *format record* (``format``, ``version``, ``kind``):
+A store is an icechunk repository named by a path or a URL (:mod:`xwvnet.io.storage`), a Zarr v3 hierarchy whose
+root attributes hold a *format record* (``format``, ``version``, ``kind``):
 
-- the **imagette store** (``kind="imagettes"``), written by :func:`to_store` (and ``xwvnet ingest``): image
-  variables, ``valid_lines``/``valid_samples``, tags and the imagette coordinates;
+- the **imagette store** (``kind="imagettes"``), written by :func:`to_store` (and ``xwvnet ingest``);
 - the **embedding store** (``kind="embeddings"``), written for :func:`xwvnet.embed_store`: ``embedding(imagette,
-  feature)`` plus the input's imagette coordinates, in the input's order, and ``progress/done``: ``done[k]`` rows of
-  chunk ``k`` hold their embeddings. ``done`` is written in the same commit as the rows it counts.
+  feature)`` beside the input's coordinates, and ``progress/done``: ``done[k]`` rows of chunk ``k`` are written,
+  committed together with those rows.
 
-Every write is an icechunk commit whose message says what was written, so :func:`history` lists them and
-:func:`open_store` can read any of them (``snapshot=``). Readers see one committed snapshot, never a write in
-progress. Concurrent writers are detected by icechunk: a commit whose base moved rebases when the changes are
-disjoint, else :func:`to_store` re-reads what is stored and retries, and other writers fail with
-:class:`WriteConflictError` naming the other commit. Every array is written with zarr's ``crc32c`` codec, so a
-changed byte is an error on read, and icechunk's manifests make a missing chunk object an error, never a fill
-value: both surface as :class:`DamagedChunkError` naming the variable, the chunk and its imagettes.
-
-Plain Zarr stores written by others open read-only (with a warning: no checksums, no transactions); stores of
-xwvnet's first format (plain Zarr with chunk records) are refused with the command that converts them
-(:func:`xwvnet.io.migrate.migrate`).
+Every write is a commit whose message says what was written (:func:`history`; ``open_store(..., snapshot=)``).
+Integrity comes from the format and is checked on every read: zarr's ``crc32c`` codec on every chunk, icechunk's
+manifests for missing objects, and the **whole grid**: every chunk of every array is written, so a chunk that a
+snapshot's manifests do not list is damage, never fill values. Each becomes a :class:`DamagedChunkError` naming the
+variable, the chunk and its imagettes. Every failure of the storage itself (no bucket, no credentials, denied, a
+file in the way, disk full, read-only, damaged history) is one :class:`StoreAccessError` line.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +33,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from tqdm.auto import tqdm
+from zarr.core.sync import sync
 
 from .. import schema as S
 from .._deprecation import renamed_arguments
@@ -47,16 +44,17 @@ from .storage import Location, commit_lock, locate
 if TYPE_CHECKING:
     import pandas as pd
 
-# icechunk warns at every open of a local repository that its commits are not safe concurrently: commit_lock
-# answers that warning, so only that one is silenced (ICECHUNK_LOG, when set, wins)
-icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG", "warn,icechunk::storage::object_store=error"))
+# icechunk's and the cloud SDKs' logs (e.g. aws_config's credential-chain warnings) stay quiet: every failure
+# reaches the user as one XWVNetError line. ICECHUNK_LOG or RUST_LOG, when set, turn them back on.
+icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG") or os.environ.get("RUST_LOG") or "off")
 BRANCH = "main"
-VERSION = 2  # layout version of the format record; 1 was plain Zarr with chunk records (see xwvnet.io.migrate)
+VERSION = 2  # layout version of the format record
 COORD_CHUNK = 65536  # 1-D variables along `imagette` are small: keep their chunks large
+MAX_CHUNK_BYTES = 2**30  # the largest stored chunk (and task read) accepted: 1 GiB
 TIME_UNITS = "milliseconds since 1970-01-01"  # one fixed unit, so that later appends never need another
 DONE = "progress/done"  # per-chunk row counts of an embedding store (a subgroup: hidden from xr.open_zarr)
 BATCH_BYTES = 128 * 2**20  # pixels loaded and committed per step of to_store (bounds memory, amortises commits)
-RETRIES = 20  # attempts of an append whose commit met another writer's (with a growing pause)
+RETRIES = 20  # transactions whose commit met another writer's: re-run on the new tip up to this many times
 _PAD_VALUE = {S.QUICKLOOK: 0, S.SIGMA0: np.nan}
 #: what a read of a missing or damaged chunk raises (zarr's checksum codec, icechunk's missing object)
 _READ_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, RuntimeError, KeyError, icechunk.IcechunkError)
@@ -91,6 +89,10 @@ class DamagedChunkError(XWVNetError, OSError):
 
 class WriteConflictError(XWVNetError, RuntimeError):
     """Another writer committed changes that overlap this write's; nothing of this write was committed."""
+
+
+class StoreAccessError(XWVNetError, OSError):
+    """The storage itself failed (no bucket, no credentials, denied, a file in the way, full, read-only, damaged)."""
 
 
 class IncompleteStoreWarning(XWVNetWarning):
@@ -133,13 +135,116 @@ class StoreReport:
         return "\n".join(lines)
 
 
-# ---- repositories, sessions, commits ---------------------------------------------------------------------------
+# ---- the door: storage failures as one line ---------------------------------------------------------------------
+
+_CREDENTIALS = {"s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or --storage-option "
+                      "access_key_id=... secret_access_key=... (storage_options= in Python)",
+                "gs": "GOOGLE_APPLICATION_CREDENTIALS, or --storage-option service_account_file=...",
+                "az": "AZURE_STORAGE_ACCOUNT_KEY (or a SAS token), or --storage-option access_key=... / sas_token=..."}
+#: (what the storage says, what the user is told): the first match wins
+_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("NoSuchBucket", "ContainerNotFound", "bucket does not exist"),
+     "the bucket {bucket!r} does not exist; create it first, or check the URL and the endpoint"),
+    (("credential provider was not enabled", "no credentials", "CredentialsNotLoaded", "failed to load credentials",
+      "credentials not found", "Ec2InstanceMetadata", "imds"),
+     "no credentials were found for {scheme}:// stores; set {credentials}"),
+    (("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden", "403", "AuthorizationFailure"),
+     "access denied; check the credentials and their permissions on this bucket and prefix"),
+    (("No space left", "os error 28", "QuotaExceeded"), "the disk is full; free space or write elsewhere"),
+    (("Read-only file system", "os error 30"), "the location is read-only; write to a writable location"),
+    (("Permission denied", "os error 13"), "permission denied; write to a location you may write to"),
+    (("Not a directory", "os error 20", "File exists", "os error 17"),
+     "a file is in the way (the store, or a folder above it, is a file); choose another path"),
+)
+
+
+def _failure(loc: Location, err: BaseException) -> XWVNetError:
+    """The one-line error of a storage failure (icechunk's chain, an OSError, or a Rust panic)."""
+    text = str(err)
+    if "ref json" in text or "fetch_branch" in text and "serializ" in text:
+        return StoreAccessError(f"{loc}: the store's branch pointer (refs/branch.main) is damaged, so it cannot be "
+                                f"opened; {_readable_snapshots(loc)}")
+    if "manifest" in text.lower() and not isinstance(err, OSError):
+        return DamagedChunkError(f"{loc}: a manifest of the store is damaged ({_first_line(text)}); run `xwvnet "
+                                 "verify STORE`, or open an earlier snapshot.", "", -1, 0, 0, None)
+    for needles, told in _FAILURES:
+        if any(n.lower() in text.lower() for n in needles):
+            what = told.format(bucket=loc.bucket, scheme=loc.scheme, credentials=_CREDENTIALS.get(loc.scheme, ""))
+            return StoreAccessError(f"{loc}: {what}.")
+    return StoreAccessError(f"{loc}: the storage failed ({_first_line(text)}); ICECHUNK_LOG=debug shows more.")
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip(" |x`->") for ln in text.splitlines()]
+    return next((ln for ln in lines if ln), "no message")[:200]
+
+
+def _readable_snapshots(loc: Location) -> str:
+    """The snapshots a store with a damaged branch pointer still holds, and how to point the branch at one."""
+    async def names() -> list[str]:
+        return [key.rsplit("/", 1)[-1] async for key in loc.zarr_store().list_prefix("snapshots/")]
+
+    try:
+        held = sorted(set(sync(names())) - {"1CECHNKREP0F1RSTCMT0"})  # icechunk's fixed id of the empty first commit
+    except Exception:  # an unlistable store: said below
+        held = []
+    if not held:
+        return "no snapshot is left to read: restore the store from a copy or bucket versioning."
+    more = " ..." if len(held) > 6 else ""
+    return (f"it still holds snapshots {', '.join(held[:6])}{more}; to read one, copy the store, then write "
+            '{"snapshot":"ID"} into refs/branch.main/ref.json of the copy and open it.')
+
+
+def _is_storage_failure(err: BaseException) -> bool:
+    return isinstance(err, (icechunk.IcechunkError, OSError)) and not isinstance(err, XWVNetError) or \
+        type(err).__name__ == "PanicException"
+
+
+def _store_arg(args: tuple, kwargs: dict) -> Location | None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, (str, os.PathLike, Location)):
+            with contextlib.suppress(ValueError):
+                return locate(value)
+    return None
+
+
+def door(func: Callable) -> Callable:
+    """Turn every storage failure inside ``func`` (icechunk, cloud SDK, file system, Rust panic) into one line."""
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BaseException as err:
+            loc = _store_arg(args, kwargs)
+            if loc is None or not _is_storage_failure(err):
+                raise
+            raise _failure(loc, err) from err
+    return guarded
+
+
+# ---- repositories, sessions, transactions ------------------------------------------------------------------------
+
+
+def _check_local(location: Location, write: bool = False) -> None:
+    """A local store path must be a folder or nothing, below folders, writable to write (icechunk panics else)."""
+    path = location.path
+    for above in (path, *path.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise StoreAccessError(f"{location}: {'it' if above == path else above} is a file, not a folder; "
+                                       "choose another path for the store.")
+            if write and not os.access(above, os.W_OK):
+                raise StoreAccessError(f"{location}: the location is read-only ({above} is not writable); write to "
+                                       "a writable location.")
+            return
 
 
 def repository(location: Location, *, create: bool = False) -> icechunk.Repository | None:
     """The icechunk repository at ``location``, or None (``create=True``: a new one, never over anything else)."""
-    if not create and location.local and not location.path.exists():
-        return None  # icechunk's local storage makes the folder: a question must not leave one behind
+    if location.local:
+        _check_local(location, write=create)
+        if not create and not location.path.exists():
+            return None  # icechunk's local storage makes the folder: a question must not leave one behind
     storage = location.storage()
     if icechunk.Repository.exists(storage):
         return icechunk.Repository.open(storage)
@@ -156,11 +261,9 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
                              "refusing to overwrite it. Choose a new path.")
         try:
             return icechunk.Repository.create(storage)
-        except icechunk.IcechunkError as err:  # another process is creating it (object stores: conditional writes)
-            repo = _being_created(location)
-            if repo is None:
-                raise ValueError(f"{location}: could not create the store ({str(err).strip().splitlines()[0]}); "
-                                 "another writer may have left it half-created. Choose a new path.") from err
+        except icechunk.IcechunkError:  # another process is creating it (object stores: conditional writes)
+            if (repo := _being_created(location)) is None:
+                raise
             return repo
 
 
@@ -211,15 +314,9 @@ def kind_of(group: zarr.Group | None, where: object = "") -> StoreKind | None:
     return kind
 
 
-def commit(location: Location, repo: icechunk.Repository, session: icechunk.Session, message: str, *,
-           rebase: bool = False) -> str:
-    """Commit ``session`` with ``message``; return the snapshot id.
-
-    Appends and whole-variable writes never rebase (their rows depend on what was stored when they began): any
-    commit in between is a :class:`WriteConflictError` naming it, and :func:`to_store` retries from what is stored
-    then. ``rebase=True`` (an embedding run's disjoint chunks) rebases over commits icechunk finds no overlap with.
-    Local stores serialise this step (:func:`xwvnet.io.storage.commit_lock`).
-    """
+def _commit(location: Location, repo: icechunk.Repository, session: icechunk.Session, message: str,
+            rebase: bool) -> str:
+    """Commit under the local-disk lock; ``rebase``: over disjoint commits (icechunk's ConflictDetector)."""
     with commit_lock(location):
         try:
             return session.commit(message, rebase_with=icechunk.ConflictDetector() if rebase else None)
@@ -231,24 +328,90 @@ def commit(location: Location, repo: icechunk.Repository, session: icechunk.Sess
                 "committed. Re-run it: ingest and embed skip what is stored.") from err
 
 
-def ids(group: zarr.Group, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Imagette ids ``start:stop`` of a store's root group as Python strings, checked like every read."""
-    if S.IMAGETTE not in group:
-        return np.array([], dtype=object)
-    array = group[S.IMAGETTE]
-    values = read_rows(array, S.IMAGETTE, start, array.shape[0] if stop is None else stop, None)
-    return np.array([str(v) for v in values.tolist()], dtype=object)
+def transact(location: Location, body: Callable[[Any], str | None], *, create: bool = False) -> str | None:
+    """The one write path: ``body(store)`` writes into a fresh writable session and returns the commit message.
+
+    ``body`` returning None commits nothing. When another writer committed first, ``body`` runs again on the new
+    tip (it re-reads what it depends on: stored ids, the store's rows), up to :data:`RETRIES` times with a growing
+    pause; then :class:`WriteConflictError`. Returns the new snapshot id (None when nothing was committed).
+    """
+    repo = repository(location, create=create)
+    if repo is None:
+        raise ValueError(f"{location} is not an xwvnet store (found {describe(location)}).")
+    for attempt in range(RETRIES):
+        session = repo.writable_session(BRANCH)
+        message = body(session.store)
+        if message is None:
+            return None
+        try:
+            return _commit(location, repo, session, message, rebase=False)
+        except WriteConflictError:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + np.random.default_rng().random()))
+    raise AssertionError("unreachable")
 
 
-def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zarr.Array | None) -> np.ndarray:
-    """Rows ``start:stop`` of a stored array; a missing chunk or a failed checksum is a :class:`DamagedChunkError`.
+# ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _listed(location: Location, snapshot: str) -> dict[str, frozenset[tuple[int, ...]]]:
+    """The chunk coordinates each array's manifests list at one snapshot (all arrays at once; cached per snapshot)."""
+    session = read_session(repository(location), snapshot)
+    group = root(session.store)
+    names = [] if group is None else [name for name, _ in group.arrays()] + ([DONE] if DONE in group else [])
+
+    async def one(name: str) -> frozenset[tuple[int, ...]]:
+        return frozenset([tuple(c) async for c in session.chunk_coordinates(f"/{name}")])
+
+    async def every() -> list[frozenset[tuple[int, ...]]]:
+        return await asyncio.gather(*(one(n) for n in names))
+
+    try:
+        return dict(zip(names, sync(every())))
+    except _READ_ERRORS as err:
+        raise DamagedChunkError(f"{location}: the manifests of snapshot {snapshot} are damaged "
+                                f"({_first_line(str(err))}); open an earlier snapshot (`xwvnet history STORE`), "
+                                "or restore the store.",
+                                "", -1, 0, 0, None) from err
+
+
+def holes(location: Location, snapshot: str, group: zarr.Group) -> dict[str, list[int]]:
+    """Chunks along the first dimension that hold a hole, per array (``progress/done`` as ``DONE``).
+
+    Every chunk of every array is written, except the embedding rows of chunks ``done`` counts as empty.
+    """
+    listed = _listed(location, snapshot)
+    found: dict[str, list[int]] = {}
+    done = None
+    for name, coords in sorted(listed.items(), key=lambda kv: kv[0] != DONE):  # `done` first: embedding rows use it
+        array = group[name]
+        grid = [math.ceil(s / c) for s, c in zip(array.shape, array.chunks)] if array.ndim else []
+        missing = [] if len(coords) >= math.prod(grid) else sorted(
+            {index[0] if index else 0 for index in np.ndindex(*grid) if index not in coords})
+        if name == S.EMBEDDING and done is not None:
+            missing = [k for k in missing if k < done.size and done[k] > 0]
+        if name == DONE and not missing:
+            done = np.asarray(array[:])
+        if missing:
+            found[name] = missing
+    return found
+
+
+def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zarr.Array | None,
+              hole: Sequence[int] = ()) -> np.ndarray:
+    """Rows ``start:stop`` of a stored array; a hole, a missing chunk or a failed checksum is a DamagedChunkError.
 
     It names the variable, the first bad chunk, its imagettes (ids read from ``id_array`` when given) and what to do.
     """
+    step = array.chunks[0] if array.ndim else 1
+    for k in hole:
+        if k * step < stop and start < (k + 1) * step:
+            raise _damage(name, k, k * step, min(array.shape[0], (k + 1) * step), id_array, None)
     try:
         return np.asarray(array[start:stop])
     except _READ_ERRORS as err:
-        step = array.chunks[0]
         for k in range(start // step, max(start // step + 1, math.ceil(stop / step))):
             lo, hi = k * step, min(array.shape[0], (k + 1) * step)
             try:
@@ -258,14 +421,14 @@ def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zar
         raise
 
 
-def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None, err: BaseException) -> DamagedChunkError:
+def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None,
+            err: BaseException | None) -> DamagedChunkError:
     names: list[str] | None = None
     if id_array is not None and name != S.IMAGETTE:
-        try:
+        with contextlib.suppress(*_READ_ERRORS):
             names = [str(v) for v in np.asarray(id_array[lo:hi]).tolist()]
-        except _READ_ERRORS:
-            names = None
-    problem = "checksum mismatch" if "checksum" in str(err) else f"unreadable ({str(err).splitlines()[0].strip()})"
+    problem = ("missing: not listed in the snapshot's manifests" if err is None else "checksum mismatch"
+               if "checksum" in str(err) else f"unreadable ({_first_line(str(err))})")
     shown = "their ids are unreadable too" if names is None else "ids " + ", ".join(names[:4]) + (
         f", ..., {names[-1]}" if len(names) > 4 else "")
     return DamagedChunkError(
@@ -274,9 +437,10 @@ def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None, er
         "rewrites it, or open an earlier snapshot.", name, k, lo, hi, names)
 
 
-# ---- what is at a location -------------------------------------------------------------------------------------
+# ---- what is at a location ---------------------------------------------------------------------------------------
 
 
+@door
 def describe(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str:
     """What a location holds, in words, for messages that say what was found."""
     loc = locate(where, storage_options)
@@ -292,13 +456,12 @@ def describe(where: str | os.PathLike | Location, storage_options: dict[str, Any
         group = zarr.open_group(loc.zarr_store(), mode="r")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
         return "a folder or file that is not a Zarr store"
-    if str(group.attrs.get("format")) in KINDS:
-        return f"an xwvnet store of format version 1 (run `xwvnet migrate {loc} NEW` to convert it)"
     members = sorted(name for name, _ in group.members())
     shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
     return f"a plain Zarr group (members: [{shown}])"
 
 
+@door
 def store_kind(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str | None:
     """The kind of xwvnet store at a path or URL: ``"imagettes"``, ``"embeddings"`` or None.
 
@@ -311,8 +474,11 @@ def store_kind(where: str | os.PathLike | Location, storage_options: dict[str, A
     return None if kind is None else kind.kind
 
 
+@door
 def check_target(location: Location, kind: StoreKind) -> None:
     """Refuse (ValueError) to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine."""
+    if location.local:
+        _check_local(location, write=True)
     repo = repository(location)
     occupied = repo is None and _occupied(location)  # looked at once: a creator may start right after
     if occupied:
@@ -326,58 +492,111 @@ def check_target(location: Location, kind: StoreKind) -> None:
                          f"{describe(location)}); refusing to overwrite it. Choose a new path.")
 
 
-def opened(location: Location, snapshot: str | None = None, repo: icechunk.Repository | None = None
-           ) -> tuple[icechunk.Repository, Any, zarr.Group, StoreKind]:
-    """The repository, read-only session, root group and kind of the xwvnet store at ``location`` (else ValueError)."""
-    repo = repository(location) if repo is None else repo
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed snapshot of an xwvnet store, read-only: its ``group``, ``kind``, ``id``, message and holes."""
+
+    location: Location
+    id: str
+    message: str
+    group: zarr.Group
+    kind: StoreKind
+    holes: dict[str, list[int]]
+
+    def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows of a stored array, every read checked (:func:`read_rows`)."""
+        array = self.group[name]
+        stop = array.shape[0] if stop is None else stop
+        return read_rows(array, name, start, stop, self.group.get(S.IMAGETTE), self.holes.get(name, ()))
+
+    def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Imagette ids ``start:stop`` as Python strings."""
+        if S.IMAGETTE not in self.group:
+            return np.array([], dtype=object)
+        return np.array([str(v) for v in self.rows(S.IMAGETTE, start, stop).tolist()], dtype=object)
+
+    @property
+    def size(self) -> int:
+        """Imagettes in the store."""
+        return self.group[S.IMAGETTE].shape[0] if S.IMAGETTE in self.group else 0
+
+    @property
+    def done(self) -> np.ndarray:
+        """Per-chunk row counts of an embedding store (``done[k]`` rows of chunk ``k`` written; empty if none)."""
+        return self.rows(DONE) if DONE in self.group else np.zeros(0, np.int32)
+
+
+@door
+def opened(location: Location, snapshot: str | None = None, *, strict: bool = True) -> Snapshot:
+    """The xwvnet store at ``location`` as one committed snapshot (else ValueError), its grid listed.
+
+    ``strict``: a hole in what is read at once (ids, tag codes, ``done``) is a :class:`DamagedChunkError` now;
+    else it is only listed in ``holes`` (for verify and status).
+    """
+    repo = repository(location)
     session = None if repo is None else read_session(repo, snapshot)
     group = None if session is None else root(session.store)
+    if group is None and session is not None and snapshot is not None:
+        raise ValueError(f"snapshot {snapshot} of {location} is the store's empty first commit ('Repository "
+                         "initialized'): it holds no imagettes; `xwvnet history STORE` lists the others.")
     kind = kind_of(group, location)
     if kind is None:
         raise ValueError(f"{location} is not an xwvnet store (found {describe(location)}); create one with "
                          "xwvnet.to_store(ds, path) or `xwvnet ingest`.")
-    return repo, session, group, kind
+    info = repo.lookup_snapshot(session.snapshot_id)
+    found = holes(location, session.snapshot_id, group)
+    along = {name for name, a in group.arrays() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
+    eager = sorted(name for name in found if name not in along or name == S.IMAGETTE)
+    if eager and strict:  # ids, tag codes and done counts are read at once: their holes are errors now
+        name, k = eager[0], found[eager[0]][0]
+        step = group[name].chunks[0] if group[name].ndim else 1
+        raise _damage(name, k, k * step, min(group[name].shape[0], (k + 1) * step),
+                      group.get(S.IMAGETTE) if name != S.IMAGETTE else None, None)
+    return Snapshot(location, session.snapshot_id, info.message, group, kind, found)
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
 
 
 class _Guarded:
-    """A lazy stored variable as a dask source whose reads turn missing or damaged chunks into named errors."""
+    """A lazy stored variable as a dask source whose reads turn holes, missing or damaged chunks into named errors."""
 
-    def __init__(self, variable: xr.Variable, name: str, array: zarr.Array, id_array: zarr.Array) -> None:
-        self.variable, self.name, self.array, self.id_array = variable, name, array, id_array
+    def __init__(self, variable: xr.Variable, name: str, snap: Snapshot) -> None:
+        self.variable, self.name, self.snap = variable, name, snap
         self.shape, self.dtype, self.ndim = variable.shape, variable.dtype, variable.ndim
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        first = key[0] if isinstance(key, tuple) else key
+        start, stop, _ = first.indices(self.shape[0])
+        step = self.snap.group[self.name].chunks[0]
+        if any(k * step < stop and start < (k + 1) * step for k in self.snap.holes.get(self.name, ())):
+            self.snap.rows(self.name, start, stop)  # raises the named error
         try:
             return np.asarray(self.variable[key].values)
         except _READ_ERRORS as err:
-            first = key[0] if isinstance(key, tuple) else key
-            start, stop, _ = first.indices(self.shape[0])
-            read_rows(self.array, self.name, start, stop, self.id_array)  # raises the named error
+            self.snap.rows(self.name, start, stop)  # raises the named error
             raise err
 
 
-def _dataset(store: Any, group: zarr.Group, chunks: int | dict[str, int] | str, where: object) -> xr.Dataset:
-    """The Dataset of a store's root group: every variable along ``imagette`` read through :class:`_Guarded`."""
+def _dataset(snap: Snapshot, store: Any, chunks: int | dict[str, int] | str) -> xr.Dataset:
+    """The Dataset of a snapshot: every variable along ``imagette`` read through :class:`_Guarded`."""
     import dask.array as da
 
     try:
         ds = xr.open_zarr(store, consolidated=False, chunks=None)
     except _READ_ERRORS:
-        ids(group)  # a damaged id chunk: raises the named error
+        snap.ids()  # a damaged id chunk: raises the named error
         raise
     along = {}
-    arrays = dict(group.arrays())  # one listing, not one request per variable
+    arrays = dict(snap.group.arrays())  # one listing, not one request per variable
     for name, var in ds.variables.items():
         if name == S.IMAGETTE or not var.dims or var.dims[0] != S.IMAGETTE:
             continue
         array = arrays[str(name)]
         first = chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
         blocks = (first or array.chunks[0], *array.chunks[1:])
-        data = da.from_array(_Guarded(var, str(name), array, arrays[S.IMAGETTE]), chunks=blocks,
-                             name=f"open_store-{name}-{where}-{blocks}",
+        data = da.from_array(_Guarded(var, str(name), snap), chunks=blocks,
+                             name=f"open_store-{name}-{snap.id}-{blocks}",
                              asarray=False, meta=np.empty((0,) * var.ndim, var.dtype))
         along[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
     ds = ds.assign_coords({k: v for k, v in along.items() if k in ds.coords}).assign(
@@ -390,6 +609,7 @@ def _dataset(store: Any, group: zarr.Group, chunks: int | dict[str, int] | str, 
     return ds
 
 
+@door
 def open_store(
     store: str | os.PathLike | Location,
     *,
@@ -399,12 +619,13 @@ def open_store(
 ) -> xr.Dataset:
     """Open an xwvnet store of either kind lazily, as it is now or as it was at an earlier commit.
 
-    Every chunk read (at once, or when the lazy arrays are computed) is checked: a chunk that is missing or fails
-    its checksum raises :class:`DamagedChunkError` naming the variable, the chunk and its imagettes. An embedding
-    store whose run did not finish shows only its complete rows, with an :class:`IncompleteStoreWarning` that says
-    how many are missing and which command completes them (rows never written are never shown as data).
-    A plain Zarr store written outside xwvnet that follows the data model opens read-only, with a
-    :class:`ForeignStoreWarning`.
+    Every read is checked: the snapshot's manifests must list every chunk of every array (checked once per
+    snapshot, when it is first opened), and every chunk read must pass its checksum. A chunk that is missing, not
+    listed, or damaged raises :class:`DamagedChunkError` naming the variable, the chunk and its imagettes (at
+    once for ids and tag codes, else when that chunk is computed). An embedding store whose run did not finish
+    shows only its complete rows, with an :class:`IncompleteStoreWarning` that says how many are missing and which
+    command completes them. A plain Zarr store written outside xwvnet that follows the data model opens read-only,
+    with a :class:`ForeignStoreWarning`.
 
     Parameters
     ----------
@@ -426,10 +647,12 @@ def open_store(
     Raises
     ------
     ValueError
-        If nothing readable as imagettes is there (the message says what was found), the store is of xwvnet's
-        first format (the message says to run ``xwvnet migrate``), or ``snapshot`` is unknown.
+        If nothing readable as imagettes is there (the message says what was found), ``snapshot`` is unknown, or
+        it is the store's empty first commit.
     DamagedChunkError
-        When a chunk read is missing or damaged.
+        When a chunk read is missing, not listed, or damaged.
+    StoreAccessError
+        When the storage fails (no bucket, no credentials, denied, a file in the way ...), in one line.
 
     Examples
     --------
@@ -443,11 +666,10 @@ def open_store(
         if snapshot is not None:
             raise ValueError(f"{loc} is not an xwvnet store (found {describe(loc)}): it has no snapshots.")
         return _open_foreign(loc, chunks)
-    _, session, group, kind = opened(loc, snapshot, repo)
-    ds = _dataset(session.store, group, chunks, session.snapshot_id)
-    if kind is EMBEDDINGS:
-        done = np.asarray(group[DONE][:]) if DONE in group else np.zeros(0, np.int32)
-        keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), done)
+    snap = opened(loc, snapshot)
+    ds = _dataset(snap, read_session(repo, snap.id).store, chunks)
+    if snap.kind is EMBEDDINGS:
+        keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), snap.done)
         if not keep.all():
             warn(f"{loc}: the embedding run is incomplete: {int((~keep).sum())} of {keep.size} imagettes are not "
                  f"embedded yet and are left out; complete them with `{completing_command(loc, ds.attrs)}` "
@@ -465,16 +687,19 @@ def complete_rows(n: int, chunk_size: int, done: np.ndarray) -> np.ndarray:
     return (position - k * chunk_size) < counts[k]
 
 
-def completing_command(location: object, attrs: dict[str, Any]) -> str:
-    """The command that completes an embedding store, from its root attributes."""
-    return f"xwvnet embed {attrs.get('input', 'INPUT')} {location} --encoder {attrs.get('encoder', 'ENCODER')}"
+def completing_command(location: object, attrs: dict[str, Any], repair: bool = False) -> str:
+    """The command that completes (``repair``: repairs) a store, from its root attributes."""
+    if attrs.get("kind") == IMAGETTES.kind or (repair and "encoder" not in attrs):
+        return f"xwvnet ingest SOURCES --out {location} --repair"
+    return (f"xwvnet embed {attrs.get('input', 'INPUT')} {location} --encoder {attrs.get('encoder', 'ENCODER')}"
+            + (" --repair" if repair else ""))
 
 
 def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Dataset:
     found = describe(loc)
     if not found.startswith("a plain Zarr group"):
         raise ValueError(f"{loc} is not an xwvnet store (found {found}). Create one with xwvnet.to_store(ds, path) "
-                         "or `xwvnet ingest`" + ("." if "version 1" not in found else ", or convert it as said."))
+                         "or `xwvnet ingest`.")
     size = chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
     ds = xr.open_zarr(loc.zarr_store(), consolidated=None, chunks={} if size is None else {S.IMAGETTE: size})
     if S.IMAGETTE not in ds.dims:
@@ -487,6 +712,7 @@ def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Datas
     return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords})
 
 
+@door
 def open_stores(
     stores: str | os.PathLike | Sequence[str | os.PathLike],
     chunks: int | dict[str, int] | str = "store",
@@ -535,6 +761,7 @@ def open_stores(
     return joined.sel({S.IMAGETTE: order})
 
 
+@door
 def history(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None
             ) -> pd.DataFrame:
     """The commits of a store, newest first.
@@ -562,11 +789,14 @@ def history(store: str | os.PathLike | Location, *, storage_options: dict[str, A
     """
     import pandas as pd
 
-    repo, *_ = opened(locate(store, storage_options))
-    rows = [(s.id, pd.Timestamp(s.written_at).tz_convert("UTC"), s.message) for s in repo.ancestry(branch=BRANCH)]
+    loc = locate(store, storage_options)
+    opened(loc, strict=False)
+    rows = [(s.id, pd.Timestamp(s.written_at).tz_convert("UTC"), s.message)
+            for s in repository(loc).ancestry(branch=BRANCH)]
     return pd.DataFrame(rows, columns=["snapshot", "time", "message"])
 
 
+@door
 def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None) -> dict:
     """The root attributes of the xwvnet store at ``store`` (format record included); empty when there is none."""
     loc = locate(store, storage_options)
@@ -575,7 +805,6 @@ def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str
     return {} if group is None else dict(group.attrs)
 
 
-# ---- writing imagettes -----------------------------------------------------------------------------------------
 
 
 def encoding(ds: xr.Dataset, chunk_size: int) -> dict[str, dict[str, object]]:
@@ -634,46 +863,51 @@ def fit_to_store(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
     return ds.drop_vars(list(padded)).assign(padded)
 
 
-def _append(loc: Location, repo: icechunk.Repository, batch: xr.Dataset, chunk_size: int, command: str,
-            seen: str) -> tuple[int, int, str]:
-    """Append one loaded batch in one commit; on a conflict, read what is stored again and retry.
+def check_chunk(chunk_size: object, row_bytes: int, name: str = "chunk_size") -> int:
+    """A positive ``chunk_size`` whose chunk (``row_bytes`` per imagette) stays within :data:`MAX_CHUNK_BYTES`."""
+    chunk_size = check_count(chunk_size, name)
+    limit = max(1, MAX_CHUNK_BYTES // max(1, row_bytes))
+    if chunk_size > limit:
+        raise ValueError(f"{name}={chunk_size} makes chunks of {chunk_size * row_bytes / 2**30:.3g} GiB; the limit is "
+                         f"{MAX_CHUNK_BYTES / 2**30:g} GiB per chunk, here {name} <= {limit}.")
+    return chunk_size
 
-    ``seen`` is the snapshot whose ids ``batch`` was filtered against: a session that begins at another (someone
-    committed in between) filters it again first. Returns (added, imagettes in the store, the snapshot now known).
+
+def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[str]) -> tuple[int, int]:
+    """Append one loaded batch in one transaction; return (added, total).
+
+    ``batch`` left out the ids stored at snapshot ``seen[0]``: when the transaction starts from another (a writer
+    committed meanwhile), the ids stored then are left out too. ``seen[0]`` becomes the new snapshot.
     """
-    for attempt in range(RETRIES):
-        session = repo.writable_session(BRANCH)
-        group = root(session.store)
+    counts = [0, 0]
+
+    def body(store: Any) -> str | None:
+        group = root(store)
         kind = kind_of(group, loc)
         if group is not None and kind is not IMAGETTES and (kind is not None or any(True for _ in group.members())):
             raise ValueError(f"{loc} is not an imagette store (found {describe(loc)}); refusing to write into it.")
         n = group[S.IMAGETTE].shape[0] if kind is IMAGETTES and S.IMAGETTE in group else 0
-        part = batch
-        if session.snapshot_id != seen and n:  # another writer committed meanwhile: skip what it stored
-            part = batch.isel({S.IMAGETTE: ~np.isin(batch[S.IMAGETTE].values.astype(object), ids(group))})
-        k = part.sizes[S.IMAGETTE]
-        if k == 0:
-            return 0, n, session.snapshot_id
+        moved = n and store.session.snapshot_id != seen[0]
+        stored = np.asarray(group[S.IMAGETTE][:]).astype(object) if moved else np.array([], dtype=object)
+        part = batch.isel({S.IMAGETTE: ~np.isin(batch[S.IMAGETTE].values.astype(object), stored)})
+        counts[:] = part.sizes[S.IMAGETTE], n + part.sizes[S.IMAGETTE]
+        if counts[0] == 0:
+            return None
         if n == 0:
-            part = part.assign_attrs(IMAGETTES.record())
-            part.to_zarr(session.store, mode="w", consolidated=False, encoding=encoding(part, chunk_size),
-                         write_empty_chunks=True)
+            part.assign_attrs(IMAGETTES.record()).to_zarr(store, mode="w", consolidated=False,
+                                                          encoding=encoding(part, chunk_size), write_empty_chunks=True)
         else:
             part = fit_to_store(part, group).assign_attrs(dict(group.attrs))
             part.drop_vars([S.LABEL], errors="ignore").to_zarr(
-                session.store, mode="a", append_dim=S.IMAGETTE, consolidated=False, write_empty_chunks=True)
+                store, mode="a", append_dim=S.IMAGETTE, consolidated=False, write_empty_chunks=True)
         first, last = str(part[S.IMAGETTE].values[0]), str(part[S.IMAGETTE].values[-1])
-        try:
-            snapshot = commit(loc, repo, session,
-                              f"{command}: {k} imagettes appended ({first} .. {last}); {n + k} in store")
-            return k, n + k, snapshot
-        except WriteConflictError:
-            if attempt == RETRIES - 1:
-                raise
-            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + np.random.default_rng().random()))
-    raise AssertionError("unreachable")
+        return f"{command}: {counts[0]} imagettes appended ({first} .. {last}); {counts[1]} in store"
+
+    seen[0] = transact(loc, body, create=True) or seen[0]
+    return counts[0], counts[1]
 
 
+@door
 @renamed_arguments(store="out", chunk="chunk_size")
 def to_store(
     ds: xr.Dataset,
@@ -700,8 +934,8 @@ def to_store(
         there (an embedding store, a plain Zarr store, files) is refused. (Renamed from ``store``, which still
         works for one release.)
     chunk_size : int, optional
-        Imagettes per stored chunk; default: the existing store's, else a few MB of pixels per chunk. (Renamed
-        from ``chunk``.)
+        Imagettes per stored chunk (at most 1 GiB of pixels); default: the existing store's, else a few MB of
+        pixels per chunk. (Renamed from ``chunk``.)
     progress : bool, default False
         Show a tqdm bar of imagettes, moving as each batch is written.
     storage_options : dict, optional
@@ -717,13 +951,15 @@ def to_store(
     Raises
     ------
     ValueError
-        If ``ds`` is not a valid imagette Dataset, ``chunk_size`` is not a positive integer, ``ds`` does not have
-        the store's variables or tag codes, or the location holds something other than an imagette store
-        (all checked before anything is written).
+        If ``ds`` is not a valid imagette Dataset, ``chunk_size`` is not a positive integer or makes chunks over
+        the limit, ``ds`` does not have the store's variables or tag codes, or the location holds something other
+        than an imagette store (all checked before anything is written).
     WriteConflictError
         If other writers kept committing over this one (after several retries).
     DamagedChunkError
         If the store's ids cannot be read.
+    StoreAccessError
+        When the storage fails (no bucket, no credentials, denied, full, read-only ...), in one line.
 
     Examples
     --------
@@ -734,37 +970,35 @@ def to_store(
     from .quicklook import chunk_length
 
     S.validate(ds)
-    chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
+    image = S.image_var(ds)
+    row_bytes = ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
+    chunk_size = None if chunk_size is None else check_chunk(chunk_size, row_bytes)
     loc = locate(out, storage_options)
     check_target(loc, IMAGETTES)
-    repo = repository(loc, create=True)
-    session = read_session(repo)
-    group, seen = root(session.store), session.snapshot_id
-    stored = ids(group) if group is not None else np.array([], dtype=object)
+    repo = repository(loc)
+    snap = opened(loc) if repo is not None and root(read_session(repo).store) is not None else None
+    stored = snap.ids() if snap is not None else np.array([], dtype=object)
+    seen = [snap.id if snap is not None else ""]
     fresh = ~np.isin(ds[S.IMAGETTE].values.astype(object), stored)
     report = StoreReport(path=str(loc), present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])),
                          total=len(stored))
     ds = as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
     n = ds.sizes[S.IMAGETTE]
     if n:
-        image = S.image_var(ds)
         if chunk_size is None:
-            existing = [group[v].chunks[0] for v in S.IMAGE_VARS if group is not None and v in group]
-            chunk_size = existing[0] if existing else chunk_length(
-                ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE])
-        per_chunk = chunk_size * ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
-        step = chunk_size * max(1, BATCH_BYTES // max(1, per_chunk))  # whole chunks, about BATCH_BYTES per commit
+            existing = [snap.group[v].chunks[0] for v in S.IMAGE_VARS if snap is not None and v in snap.group]
+            chunk_size = existing[0] if existing else chunk_length(row_bytes)
+        step = chunk_size * max(1, BATCH_BYTES // max(1, chunk_size * row_bytes))  # whole chunks, ~BATCH_BYTES
         with tqdm(total=n, desc="writing", unit="img", disable=not progress) as bar:
             for start in range(0, n, step):
-                added, report.total, seen = _append(loc, repo, ds.isel({S.IMAGETTE: slice(start, start + step)})
-                                                    .load(), chunk_size, command, seen)
+                added, report.total = _append(loc, ds.isel({S.IMAGETTE: slice(start, start + step)}).load(),
+                                              chunk_size, command, seen)
                 report.added += added
                 report.present += min(step, n - start) - added
                 report.commits += 1
                 bar.update(min(step, n - start))
     return report
-
-
+@door
 @renamed_arguments(store="out")
 def add_variables(
     ds: xr.Dataset,
@@ -806,99 +1040,110 @@ def add_variables(
         If another writer committed while this one wrote.
     """
     loc = locate(out, storage_options)
-    repo, _, group, kind = opened(loc)
-    if kind is not IMAGETTES or S.IMAGETTE not in group:
+    snap = opened(loc)
+    if snap.kind is not IMAGETTES or S.IMAGETTE not in snap.group:
         raise ValueError(f"{loc} holds no imagettes (found {describe(loc)}); write them first with xwvnet.to_store.")
-    session = repo.writable_session(BRANCH)
-    group = root(session.store)
-    stored, given = ids(group), ds[S.IMAGETTE].values.astype(object)
-    if len(given) != len(stored) or not (given == stored).all():
-        raise ValueError(f"the Dataset's imagettes ({len(given)}) are not the store's ({len(stored)}) in the store's "
-                         "order (did another writer append since you opened it?); start from "
-                         "xwvnet.open_store(path) again and keep every imagette.")
     names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
     theirs = [c for c in ds[names].coords if c != S.IMAGETTE and S.IMAGETTE in ds[c].dims]
     written = as_written(ds[names].drop_vars(theirs)).drop_vars(S.IMAGETTE)
-    for name in names:
-        if name in group:
-            del group[name]
-    chunk_size = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), len(stored))
-    written.attrs = dict(group.attrs)
-    enc = {k: v for k, v in encoding(written, chunk_size).items() if k not in group}  # tag codes `label` stay as stored
-    written.to_zarr(session.store, mode="a", consolidated=False, encoding=enc, write_empty_chunks=True)
-    return commit(loc, repo, session, f"{command}: {', '.join(names)} for {len(stored)} imagettes")
+    given = ds[S.IMAGETTE].values.astype(object)
+
+    def body(store: Any) -> str:
+        group = root(store)
+        stored = np.asarray(group[S.IMAGETTE][:]).astype(object)
+        if len(given) != len(stored) or not (given == stored).all():
+            raise ValueError(f"the Dataset's imagettes ({len(given)}) are not the store's ({len(stored)}) in the "
+                             "store's order (did another writer append since you opened it?); start from "
+                             "xwvnet.open_store(path) again and keep every imagette.")
+        for name in names:
+            if name in group:
+                del group[name]
+        chunk_size = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), len(stored))
+        enc = {k: v for k, v in encoding(written, chunk_size).items() if k not in group}  # stored tag codes stay
+        written.assign_attrs(dict(group.attrs)).to_zarr(store, mode="a", consolidated=False, encoding=enc,
+                                                        write_empty_chunks=True)
+        return f"{command}: {', '.join(names)} for {len(stored)} imagettes"
+
+    return transact(loc, body)
 
 
 # ---- the embedding store ----------------------------------------------------------------------------------------
 
 
-@renamed_arguments(chunk="chunk_size")
+@door
 def extend_embedding_store(
     location: Location, source: xr.Dataset, *, chunk_size: int, dim: int, attrs: dict[str, Any],
-    embedding_attrs: dict[str, Any],
-) -> str:
-    """Create the embedding store, or extend it to all of ``source``'s imagettes, in one commit.
+    embedding_attrs: dict[str, Any], check: Callable[[Snapshot | None], int] | None = None,
+) -> tuple[int, np.ndarray]:
+    """Create the embedding store, or extend it to all of ``source``'s imagettes, in one transaction.
 
-    The coordinates are copied by blocks (bounded memory); ``embedding`` only grows, its rows come later through
-    :func:`write_embedding_rows`, and ``progress/done`` counts them. :class:`WriteConflictError` if another run
-    committed meanwhile. ``chunk_size`` (renamed from ``chunk``) is the embedding rows per stored chunk.
+    ``check(snapshot)`` (given the output as stored, None when new) may refuse (raise) and returns the chunk size
+    to use; it runs again when another run committed meanwhile. The coordinates are copied by blocks (bounded
+    memory); ``embedding`` only grows, its rows come later through :func:`write_embedding_rows`, and
+    ``progress/done`` counts them (every count written, zeros included, so a missing one is damage).
+    Returns ``(chunk size, done counts)``.
     """
     import dask.array as da
 
-    repo = repository(location, create=True)
-    session = repo.writable_session(BRANCH)
-    group = root(session.store)
-    n_out = group[S.IMAGETTE].shape[0] if kind_of(group, location) is EMBEDDINGS else 0
     n_in = source.sizes[S.IMAGETTE]
     stored_as = np.float16 if embedding_attrs.get(S.COMPACT_DTYPE) == "float16" else np.float32
-    block_size = max(chunk_size, COORD_CHUNK) * 16
-    for start in range(n_out, n_in, block_size):
-        stop = min(n_in, start + block_size)
+    result: list[Any] = [chunk_size, np.zeros(0, np.int32)]
+
+    def body(store: Any) -> str | None:
+        group = root(store)
+        snap = opened(location, store.session.snapshot_id) if kind_of(group, location) is EMBEDDINGS else None
+        size = check(snap) if check is not None else chunk_size
+        n_out = 0 if snap is None else snap.size
+        result[:] = size, (np.zeros(0, np.int32) if snap is None else snap.done)
+        if n_out == n_in:
+            return None
+        block_size = max(size, COORD_CHUNK) * 16
         names = [n for n, v in source.coords.items() if v.dims == (S.IMAGETTE,)]
-        block = as_written(xr.Dataset(coords={n: source[n].variable for n in names}).isel(
-            {S.IMAGETTE: slice(start, stop)}).load())
-        empty = da.full((stop - start, dim), np.nan, chunks=(chunk_size, dim), dtype=stored_as)
-        block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), empty, embedding_attrs)})
-        block.attrs = {**attrs, "chunk": chunk_size, **EMBEDDINGS.record()}
-        if start == 0:
-            block.to_zarr(session.store, mode="w", compute=False, consolidated=False,
-                          encoding=encoding(block, chunk_size))
+        for start in range(n_out, n_in, block_size):
+            stop = min(n_in, start + block_size)
+            block = as_written(xr.Dataset(coords={n: source[n].variable for n in names}).isel(
+                {S.IMAGETTE: slice(start, stop)}).load())
+            empty = da.full((stop - start, dim), np.nan, chunks=(size, dim), dtype=stored_as)
+            block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), empty, embedding_attrs)})
+            block.attrs = {**attrs, "chunk": size, **EMBEDDINGS.record()}
+            if start == 0:
+                block.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding(block, size),
+                             write_empty_chunks=True)
+            else:
+                block.to_zarr(store, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
+                              safe_chunks=False, write_empty_chunks=True)
+        group = root(store)
+        group.attrs.update({**attrs, "chunk": size, **EMBEDDINGS.record()})
+        n_chunks = math.ceil(n_in / size)
+        if DONE in group:
+            done = group[DONE]
+            old = done.shape[0]
+            done.resize((n_chunks,))
         else:
-            block.to_zarr(session.store, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
-                          safe_chunks=False)
-    group = root(session.store)
-    group.attrs.update({**attrs, "chunk": chunk_size, **EMBEDDINGS.record()})
-    n_chunks = math.ceil(n_in / chunk_size)
-    if DONE in group:
-        group[DONE].resize((n_chunks,))
-    else:
-        group.require_group(DONE.split("/")[0]).create_array(
-            DONE.split("/")[1], shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0,
-            compressors=[zarr.codecs.Crc32cCodec()])
-    what = "created" if n_out == 0 else "extended"
-    return commit(location, repo, session, f"embed_store: {what} for {n_in} imagettes ({n_in - n_out} new) with "
-                  f"encoder {attrs.get('encoder', '?')}; embeddings follow")
+            old, done = 0, group.require_group(DONE.split("/")[0]).create_array(
+                DONE.split("/")[1], shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=-1,
+                compressors=[zarr.codecs.Crc32cCodec()])  # -1: never a count, so every count is written
+        done[old:] = 0
+        result[1] = np.concatenate([result[1], np.zeros(n_chunks - result[1].size, np.int32)])
+        return (f"embed_store: {'created' if n_out == 0 else 'extended'} for {n_in} imagettes ({n_in - n_out} new) "
+                f"with encoder {attrs.get('encoder', '?')}; embeddings follow")
 
-
-def done_counts(group: zarr.Group) -> np.ndarray:
-    """The per-chunk row counts of an embedding store (``done[k]`` rows of chunk ``k`` written; empty if none)."""
-    return np.asarray(group[DONE][:]) if DONE in group else np.zeros(0, np.int32)
+    transact(location, body, create=True)
+    return result[0], result[1]
 
 
 @functools.lru_cache(maxsize=8)
-def _input_group(location: Location, snapshot: str) -> zarr.Group:
-    """The root group of a store at one snapshot, opened once per process (workers read many chunks of it)."""
-    repo = repository(location)
-    return root(read_session(repo, snapshot).store)
+def _input(location: Location, snapshot: str) -> Snapshot:
+    """A store at one snapshot, opened once per process (workers read many chunks of it)."""
+    return opened(location, snapshot)
 
 
+@door
 def read_images(location: Location, snapshot: str, var: str, start: int, stop: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(images, valid_lines, valid_samples)`` of imagettes ``start:stop`` at one snapshot (a worker's read)."""
-    group = _input_group(location, snapshot)
-    id_array = group[S.IMAGETTE]
-    return tuple(read_rows(group[name], name, start, stop, id_array)
-                 for name in (var, S.VALID_LINES, S.VALID_SAMPLES))
+    snap = _input(location, snapshot)
+    return tuple(snap.rows(name, start, stop) for name in (var, S.VALID_LINES, S.VALID_SAMPLES))
 
 
 def write_embedding_rows(fork: Any, chunk_index: int, chunk_start: int, start: int, values: np.ndarray) -> Any:
@@ -947,8 +1192,81 @@ class EmbeddingWriter:
         """Commit what was merged (if anything); :class:`WriteConflictError` if another run wrote the same chunks."""
         if self.pending:
             chunks = sorted(self.pending)
-            commit(self.location, self.repo, self.session,
-                   f"embed_store: {len(chunks)} chunks embedded ({chunks[0]} .. {chunks[-1]})", rebase=True)
+            _commit(self.location, self.repo, self.session,
+                    f"embed_store: {len(chunks)} chunks embedded ({chunks[0]} .. {chunks[-1]})", rebase=True)
             self.commits += 1
             self._begin()
         self._last = time.monotonic()
+
+
+# ---- damage: found and repaired ---------------------------------------------------------------------------------
+
+
+def damage(snap: Snapshot) -> tuple[int, list[DamagedChunkError]]:
+    """Read every chunk of a snapshot: (chunks checked, one error per damaged or missing chunk, holes included)."""
+    checked, found = 0, []
+    arrays = sorted(snap.group.arrays()) + ([(DONE, snap.group[DONE])] if DONE in snap.group else [])
+    for name, array in arrays:
+        step, length = (array.chunks[0], array.shape[0]) if array.ndim else (1, 1)
+        for k in range(math.ceil(length / step)):
+            checked += math.prod(math.ceil(s / c) for s, c in zip(array.shape[1:], array.chunks[1:]))
+            try:
+                snap.rows(name, k * step, min(length, (k + 1) * step))
+            except DamagedChunkError as err:
+                found.append(err)
+    return checked, found
+
+
+@door
+def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | str] | None = None
+           ) -> tuple[list[DamagedChunkError], list[str]]:
+    """Repair a store's damaged chunks in one commit each; return (repaired, what was left and why).
+
+    An embedding store's damaged ``embedding`` chunks are marked not done (the run embeds them again); an imagette
+    store's chunks are rewritten from ``fresh(ids)``, which gives those imagettes again (or says why it cannot).
+    Damaged ids cannot be matched to anything: an imagette store's ``imagette`` damage is raised.
+    """
+    snap = opened(location, strict=False)
+    found = damage(snap)[1]
+    repaired, left = [], []
+    if snap.kind is EMBEDDINGS:
+        chunks = sorted({d.chunk_index for d in found if d.variable == S.EMBEDDING})
+        left = [f"{d}" for d in found if d.variable != S.EMBEDDING]
+        if chunks:
+            def reset(store: Any) -> str:
+                done = root(store)[DONE]
+                for k in chunks:
+                    done[k] = 0
+                return f"embed_store: {len(chunks)} damaged chunks marked for re-embedding"
+
+            transact(location, reset)
+            repaired = [d for d in found if d.variable == S.EMBEDDING]
+        return repaired, left
+    if any(d.variable == S.IMAGETTE for d in found):
+        raise next(d for d in found if d.variable == S.IMAGETTE)  # ids unreadable: nothing to match files to
+    spans: dict[tuple[int, int], list[DamagedChunkError]] = {}
+    for d in found:
+        spans.setdefault((d.start, d.stop), []).append(d)
+    for (start, stop), here in sorted(spans.items()):
+        where = "; ".join(f"{d.variable} chunk {d.chunk_index}" for d in here)
+        rows = fresh(list(here[0].ids or [])) if fresh is not None else "no source files were given"
+        if isinstance(rows, str):
+            left.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {rows}")
+            continue
+
+        def rewrite(store: Any, rows: xr.Dataset = rows, here: list = here, span: slice = slice(start, stop),
+                    where: str = where) -> str:
+            group = root(store)
+            region = fit_to_store(as_written(rows), group)
+            names = sorted({d.variable for d in here} & set(map(str, region.variables)))
+            xr.Dataset({n: region[n].variable for n in names}, attrs=dict(group.attrs)).to_zarr(
+                store, region={S.IMAGETTE: span}, mode="r+", consolidated=False, write_empty_chunks=True)
+            return f"ingest: repaired {where} from {len(rows[S.IMAGETTE])} source files"
+
+        try:
+            transact(location, rewrite)
+        except ValueError as err:
+            left.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
+            continue
+        repaired += here
+    return repaired, left
