@@ -65,6 +65,9 @@ def test_a_hole_in_the_grid_is_damage_never_fill_values(where, capsys):
         ds.load()
     assert info.value.ids == [str(i) for i in ds[S.IMAGETTE].values[4:8]]
     np.testing.assert_array_equal(ds[S.QUICKLOOK][:4].values.shape, (4, 64, 64))  # the other chunks still read
+    assert ds.sel({S.IMAGETTE: ds[S.IMAGETTE].values[9]})[S.QUICKLOOK].values.shape == (64, 64)
+    with pytest.raises(zs.DamagedChunkError, match="chunk 1 of 'quicklook'"):  # a point selection in the hole
+        ds.sel({S.IMAGETTE: ds[S.IMAGETTE].values[5]})[S.QUICKLOOK].load()
     report = verify(url)
     assert not report.ok and [(d.variable, d.chunk_index) for d in report.damage] == [(S.QUICKLOOK, 1)]
     state = status(url)

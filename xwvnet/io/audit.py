@@ -1,8 +1,7 @@
-"""What a store holds and whether it is sound: :func:`verify` reads every chunk, :func:`status` counts what is there.
+"""Whether a store is complete and sound: :func:`status` counts what is there, :func:`verify` reads every chunk.
 
-Both read a committed snapshot through the store layer (:mod:`xwvnet.io.store`), so they see what every reader
-sees. Damage is found by the format itself (zarr's ``crc32c`` codec on every chunk, icechunk's manifests for
-missing objects): no bookkeeping file that a user could delete decides what is checked.
+Both read one committed snapshot through the store door, so they see what every reader sees; damage is what the
+format finds (checksums, manifests, the whole grid), never a bookkeeping file.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ from .storage import Location, locate
 
 @dataclass
 class StoreStatus:
-    """How complete a store is: ``imagettes``, ``complete`` rows, ``missing_chunks``, ``snapshot``, ``last_commit``.
+    """How complete (and, after :func:`verify`, how sound) one snapshot of a store is.
 
-    ``command`` completes it (empty when complete); ``chunk`` is the rows per stored chunk.
+    ``imagettes`` and ``complete`` rows, ``missing_chunks``, the ``command`` that completes or repairs it, rows per
+    stored ``chunk``; :func:`verify` adds the chunks ``checked`` and one ``damage`` error per damaged chunk.
     """
 
     path: str
@@ -34,38 +34,18 @@ class StoreStatus:
     last_commit: str
     command: str = ""
     chunk: int = 0
+    checked: int | None = None
+    damage: list[zs.DamagedChunkError] = field(default_factory=list)
 
     @property
     def missing(self) -> int:
-        """Rows not written yet."""
+        """Rows not written (or in chunks missing from the grid)."""
         return self.imagettes - self.complete
-
-    def summary(self) -> str:
-        """A short table for people, one line per figure."""
-        lines = [f"store            {self.path}", f"kind             {self.kind}",
-                 f"imagettes        {self.imagettes}", f"complete         {self.complete}",
-                 f"missing          {self.missing}" + (f" (chunks {self.missing_chunks[:10]}"
-                                                       f"{' ...' if len(self.missing_chunks) > 10 else ''})"
-                                                       if self.missing_chunks else ""),
-                 f"snapshot         {self.snapshot} ({self.last_commit})",
-                 f"status           {'complete' if not self.missing else 'INCOMPLETE'}"]
-        if self.missing:
-            lines.append(f"complete it with: {self.command}")
-        return "\n".join(lines)
-
-
-@dataclass
-class VerifyReport:
-    """What :func:`verify` found: the snapshot's ``status``, chunks ``checked``, one ``damage`` error per bad chunk."""
-
-    status: StoreStatus
-    checked: int = 0
-    damage: list[zs.DamagedChunkError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when no chunk is damaged and no row is missing."""
-        return not self.damage and not self.status.missing
+        return not self.damage and not self.missing
 
     @property
     def damaged_ids(self) -> list[str]:
@@ -73,20 +53,22 @@ class VerifyReport:
         return list(dict.fromkeys(i for d in self.damage for i in (d.ids or [])))
 
     def summary(self) -> str:
-        """The status table, chunks checked, ``status`` OK / DAMAGED / INCOMPLETE, one line per damaged chunk."""
-        state = "DAMAGED" if self.damage else ("INCOMPLETE" if self.status.missing else "OK")
-        lines = self.status.summary().splitlines()[:-1 - bool(self.status.missing)]
-        lines += [f"chunks checked   {self.checked}", f"damaged chunks   {len(self.damage)}",
-                  f"status           {state}"]
-        lines += [f"  {d}" for d in self.damage]
-        if self.status.missing:
-            lines.append(f"complete it with: {self.status.command}")
-        return "\n".join(lines)
+        """A short table for people: one line per figure, one per damaged chunk, then what to run."""
+        shown = f" (chunks {self.missing_chunks[:10]}{' ...' if len(self.missing_chunks) > 10 else ''})"
+        lines = [f"store            {self.path}", f"kind             {self.kind}",
+                 f"imagettes        {self.imagettes}", f"complete         {self.complete}",
+                 f"missing          {self.missing}" + (shown if self.missing_chunks else ""),
+                 f"snapshot         {self.snapshot} ({self.last_commit})"]
+        if self.checked is not None:
+            lines += [f"chunks checked   {self.checked}", f"damaged chunks   {len(self.damage)}"]
+        state = "DAMAGED" if self.damage else "INCOMPLETE" if self.missing else "OK"
+        lines += [f"status           {state}", *(f"  {d}" for d in self.damage)]
+        return "\n".join(lines + ([f"complete it with: {self.command}"] if self.missing else []))
 
 
 def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
            storage_options: dict[str, Any] | None = None) -> StoreStatus:
-    """How complete a store is: rows written and missing, and the command that completes it.
+    """How complete a store is: rows written and missing, and the command that completes or repairs it.
 
     Parameters
     ----------
@@ -100,7 +82,7 @@ def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     Returns
     -------
     StoreStatus
-        Counts, missing chunks, the snapshot read and its message.
+        Counts, missing chunks (not yet embedded, or absent from the grid), the snapshot and its message.
 
     Raises
     ------
@@ -111,10 +93,7 @@ def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     --------
     >>> print(xwvnet.status("embeddings.zarr").summary())  # doctest: +SKIP
     """
-    return _status(zs.opened(locate(store, storage_options), snapshot, strict=False))
-
-
-def _status(snap: zs.Snapshot) -> StoreStatus:
+    snap = zs.opened(locate(store, storage_options), snapshot, strict=False)
     n, group = snap.size, snap.group
     if snap.kind is zs.EMBEDDINGS:
         chunk = int(group.attrs.get("chunk", 1))
@@ -134,22 +113,18 @@ def _status(snap: zs.Snapshot) -> StoreStatus:
 
 
 def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
-           storage_options: dict[str, Any] | None = None) -> VerifyReport:
-    """Read every chunk of a store and list what is missing or damaged, and how complete it is.
+           storage_options: dict[str, Any] | None = None) -> StoreStatus:
+    """Read every chunk of a store: list what is missing or damaged, and how complete it is.
 
     Parameters
     ----------
-    store : str, os.PathLike or Location
-        An imagette store or an embedding store (path or URL).
-    snapshot : str, optional
-        A snapshot id or tag; default the newest commit.
-    storage_options : dict, optional
-        See :func:`xwvnet.open_store`.
+    store, snapshot, storage_options
+        As for :func:`status`.
 
     Returns
     -------
-    VerifyReport
-        ``ok`` is False when any chunk is damaged or any row is missing; ``summary()`` says what to do.
+    StoreStatus
+        With ``checked`` and ``damage``; ``ok`` is False when any chunk is damaged or any row is missing.
 
     Raises
     ------
@@ -161,6 +136,7 @@ def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     >>> report = xwvnet.verify("imagettes.zarr")  # doctest: +SKIP
     >>> report.ok, report.damaged_ids[:3]  # doctest: +SKIP
     """
-    snap = zs.opened(locate(store, storage_options), snapshot, strict=False)
-    checked, damage = zs.damage(snap)
-    return VerifyReport(_status(snap), checked, damage)
+    loc = locate(store, storage_options)
+    report = status(loc, snapshot=snapshot)
+    report.checked, report.damage = zs.damage(zs.opened(loc, report.snapshot, strict=False))
+    return report

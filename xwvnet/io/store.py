@@ -567,7 +567,11 @@ class _Guarded:
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         first = key[0] if isinstance(key, tuple) else key
-        start, stop, _ = first.indices(self.shape[0])
+        if isinstance(first, slice):
+            start, stop, _ = first.indices(self.shape[0])
+        else:  # an integer or an array of positions (outer indexing)
+            rows = np.atleast_1d(np.arange(self.shape[0])[first])
+            start, stop = (int(rows.min()), int(rows.max()) + 1) if rows.size else (0, 0)
         step = self.snap.group[self.name].chunks[0]
         if any(k * step < stop and start < (k + 1) * step for k in self.snap.holes.get(self.name, ())):
             self.snap.rows(self.name, start, stop)  # raises the named error
