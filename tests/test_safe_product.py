@@ -151,6 +151,28 @@ def test_hrefs_outside_the_product_and_xml_entities_are_refused(tmp_path):
     assert f"{NAME}:002: calibration" in skipped and "entities" in skipped
 
 
+def test_entities_anywhere_in_any_encoding_and_links_out_of_the_product_are_refused(tmp_path):
+    path, _ = make_wv_safe(tmp_path / "p", sizes=[(40, 30)] * 4, seed=8)
+    calibrations = sorted((path / "annotation" / "calibration").glob("calibration-*.xml"), key=lambda p: p.name[-7:])
+    body = calibrations[0].read_text().split("\n", 1)[1]
+    comment = "<!-- " + "x" * 5000 + " -->\n"  # past any first-4-KB look
+    calibrations[0].write_text('<?xml version="1.0"?>\n' + comment + '<!DOCTYPE c [<!ENTITY k "1.0">]>\n' + body)
+    body = calibrations[1].read_text().split("\n", 1)[1]
+    calibrations[1].write_bytes(('<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE c [<!ENTITY k "1.0">]>\n'
+                                 + body).encode("utf-16"))
+    outside = tmp_path / "elsewhere.xml"
+    outside.write_bytes(calibrations[2].read_bytes())
+    calibrations[2].unlink()
+    calibrations[2].symlink_to(outside)
+    with pytest.warns(SafeWarning):
+        ds = open_safe(path)
+    assert list(ds[S.IMAGETTE].values) == [f"{NAME}:004"]  # each refusal skips only its imagette
+    skipped = "\n".join(ds.attrs["skipped"])
+    assert f"{NAME}:001: calibration" in skipped and f"{NAME}:002: calibration" in skipped
+    assert skipped.count("DTD or XML entities") == 2
+    assert f"{NAME}:003" in skipped and "a link that leaves the product" in skipped
+
+
 @pytest.mark.parametrize("as_zip", [False, True])
 def test_products_on_s3_read_as_local_ones(tmp_path, s3_endpoint, as_zip):
     import boto3

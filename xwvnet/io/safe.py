@@ -93,12 +93,14 @@ def is_url(path: object) -> bool:
 
 
 def _xml(data: bytes, what: str) -> ET.Element:
-    """Parse XML, refusing entity declarations (billion laughs, external entities): SAFE XML never has any."""
-    head = data[:4096].upper()
-    if b"<!ENTITY" in head or b"<!DOCTYPE" in head and b"<!ENTITY" in data.upper():
-        raise ValueError(f"{what} declares XML entities, which SAFE products never do: refused")
+    """Parse XML with defusedxml, refusing any DTD or entity anywhere, in any encoding: SAFE XML never has one."""
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring
+
     try:
-        return ET.fromstring(data)
+        return fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as err:
+        raise ValueError(f"{what} declares a DTD or XML entities, which SAFE products never do: refused") from err
     except ET.ParseError as err:
         raise ValueError(f"{what} is not a readable XML file ({err})") from err
 
@@ -249,7 +251,14 @@ class _Product:
             import obstore
 
             return int(obstore.head(self.store(), rel)["size"])
-        return (self.path / rel).stat().st_size
+        return self._local(rel).stat().st_size
+
+    def _local(self, rel: str) -> Path:
+        """The local file of ``rel``; ValueError when a symbolic link takes it outside the product."""
+        path = self.path / rel
+        if not path.resolve().is_relative_to(self.path.resolve()):
+            raise ValueError(f"{rel} is a link that leaves the product ({path.resolve()}): refused")
+        return path
 
     def read(self, rel: str, limit: int = MAX_XML_BYTES) -> bytes:
         """The bytes of a file of the product, refused (ValueError) when larger than ``limit``."""
@@ -264,7 +273,7 @@ class _Product:
             import obstore
 
             return bytes(obstore.get(self.store(), rel).bytes())
-        return (self.path / rel).read_bytes()
+        return self._local(rel).read_bytes()
 
     def open(self, rel: str, limit: int = MAX_MEASUREMENT_BYTES) -> io.RawIOBase:
         """A seekable binary file of the product (close it, or use it as a context manager)."""
@@ -276,7 +285,7 @@ class _Product:
             import obstore
 
             return _ObjectFile(obstore.open_reader(self.store(), rel, buffer_size=8 << 20))
-        return open(self.path / rel, "rb")  # noqa: SIM115
+        return open(self._local(rel), "rb")  # noqa: SIM115
 
     def local_file(self, rel: str) -> tuple[Path, int] | None:
         """``(file, byte offset)`` where the file's bytes lie uncompressed on local disk (for a memory map), or None."""
@@ -284,7 +293,7 @@ class _Product:
         if self.remote:
             return None
         if not self.is_zip:
-            return self.path / rel, 0
+            return self._local(rel), 0
         info = self._info(rel, MAX_MEASUREMENT_BYTES)
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
             return None

@@ -695,8 +695,11 @@ def completing_command(location: object, attrs: dict[str, Any], repair: bool = F
     """The command that completes (``repair``: repairs) a store, from its root attributes."""
     if attrs.get("kind") == IMAGETTES.kind or (repair and "encoder" not in attrs):
         return f"xwvnet ingest SOURCES --out {location} --repair"
-    return (f"xwvnet embed {attrs.get('input', 'INPUT')} {location} --encoder {attrs.get('encoder', 'ENCODER')}"
-            + (" --repair" if repair else ""))
+    flags = [f"--{k} {attrs[a]}" for k, a, default in (("precision", "precision", "float32"),
+                                                         ("dtype", "embedding_dtype", "float32"))
+             if attrs.get(a, default) != default]  # a resume with other values is refused
+    embed = f"xwvnet embed {attrs.get('input', 'INPUT')} {location} --encoder {attrs.get('encoder', 'ENCODER')}"
+    return " ".join([embed, *flags, *(["--repair"] if repair else [])])
 
 
 def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Dataset:
