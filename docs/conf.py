@@ -64,7 +64,11 @@ nitpicky = False
 # -- HTML ----------------------------------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"xwvnet {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # code blocks wrap long lines
+# The whole table of contents on every page (every page is at the top level, where the theme's own section
+# navigation shows nothing).
+html_sidebars = {"**": ["sidebar-nav-full"]}
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,

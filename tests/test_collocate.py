@@ -578,3 +578,101 @@ def test_both_joins_take_the_nearest_step_within_tolerance_the_same_way(kind):
         got = sample_points(stations, ["v"], tie, lat[:1], lon[:1], method="nearest", max_distance_km=10,
                             time_tolerance=np.timedelta64(3, "h"))["v"].values
     assert got.tolist() == [1.0]
+
+
+# --- imagettes without positions (the published quicklooks) ---------------------------------------------------------
+def _unplaced(n: int = 4, placed: int = 0) -> xr.Dataset:
+    """Quicklook-like imagettes: an imagette_key each, positions only for the first ``placed``."""
+    lat = np.r_[np.zeros(placed), np.full(n - placed, np.nan)]
+    ds = at(make_imagettes(n, 4, 4), lat, lat.copy(), analytic_grid().time.values[1])
+    return ds.assign_coords(imagette_key=(S.IMAGETTE, np.array([f"s1a-wv1-vv-000001-00000a-{i:03d}"
+                                                                for i in range(n)], dtype=object)))
+
+
+def test_imagettes_without_any_position_are_refused_in_one_line_saying_how_to_add_them():
+    from xwvnet.errors import XWVNetError
+    from xwvnet.joins import MissingPositionError
+
+    with pytest.raises(MissingPositionError) as refused:
+        collocate(_unplaced(), analytic_grid())
+    message = str(refused.value)
+    assert isinstance(refused.value, XWVNetError) and isinstance(refused.value, ValueError)
+    assert "\n" not in message and "none of the 4 imagettes" in message and "latitude/longitude are NaN" in message
+    assert "add_positions" in message and "--positions" in message and "assign_coords" in message
+    no_time = at(make_imagettes(3, 4, 4), [0, 1, 2], [0, 1, 2], np.datetime64("NaT"))
+    with pytest.raises(MissingPositionError, match="time is NaT"):
+        collocate(no_time, analytic_grid())
+    static = analytic_grid().isel(time=0, drop=True)  # a source without time needs no imagette time
+    assert np.isfinite(collocate(no_time, static, prefix="m").m_t2m.values).all()
+
+
+def test_mixed_imagettes_join_those_with_a_position_and_count_the_rest():
+    ds = _unplaced(5, placed=2)
+    with pytest.warns(CollocationWarning, match="3 of 5 imagettes have no position"):
+        out = collocate(ds, analytic_grid(), prefix="m")
+    assert np.isfinite(out.m_t2m.values[:2]).all() and np.isnan(out.m_t2m.values[2:]).all()
+    assert out.attrs["collocation_no_position"] == 3 and out.m_t2m.attrs["collocation_nan_no_position"] == 3
+    assert "collocation_no_position" not in ds.attrs  # the input is not modified
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollocationWarning)
+        assert collocate(_unplaced(2, placed=2), analytic_grid()).attrs["collocation_no_position"] == 0
+
+
+def test_a_join_on_imagette_key_needs_no_position():
+    ds = _unplaced(3)
+    products = xr.Dataset({"hs": (S.IMAGETTE, [1.0, 2.0, 3.0])},
+                          coords={S.IMAGETTE: ["p0", "p1", "p2"], "imagette_key": (S.IMAGETTE, ds.imagette_key.values),
+                                  S.LATITUDE: (S.IMAGETTE, [1.0, 2.0, 3.0]), S.LONGITUDE: (S.IMAGETTE, [4.0, 5, 6]),
+                                  S.TIME: (S.IMAGETTE, ds.time.values)})
+    out = collocate(ds, products, prefix="ocn", variables="hs")
+    assert out.ocn_hs.values.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_add_positions_takes_them_from_products_of_the_same_acquisitions():
+    from xwvnet.joins import add_positions
+
+    ds = _unplaced(4, placed=1)
+    keys = ds.imagette_key.values
+    products = xr.Dataset(coords={S.IMAGETTE: ["a", "b", "c"], "imagette_key": (S.IMAGETTE, keys[[2, 0, 1]]),
+                                  S.LATITUDE: (S.IMAGETTE, [2.0, 50.0, 1.0]),
+                                  S.LONGITUDE: (S.IMAGETTE, [190.0, 50.0, 11.0])})
+    out = add_positions(ds, products)
+    np.testing.assert_array_equal(out.latitude.values, [0.0, 1.0, 2.0, np.nan])  # the first keeps its own
+    np.testing.assert_array_equal(out.longitude.values, [0.0, 11.0, -170.0, np.nan])
+    assert np.isnan(ds.latitude.values[1:]).all()  # the input is not modified
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert collocate(out, analytic_grid()).attrs["collocation_no_position"] == 1
+    assert any("1 of 4 imagettes have no position" in str(w.message) for w in caught)
+    other = products.assign_coords(imagette_key=(S.IMAGETTE, ["x", "y", "z"]))
+    with pytest.raises(ValueError, match="none of the 3 imagettes without a position"):
+        add_positions(ds, other)
+    with pytest.raises(ValueError, match="imagette_key"):
+        add_positions(ds.drop_vars("imagette_key"), products)
+
+
+def test_cli_refuses_imagettes_without_positions_in_one_line_and_joins_with_positions(data_dir, tmp_path, capsys):
+    from xwvnet.cli import main
+
+    ocn = next(iter(sorted((data_dir / "s1_wv").glob("*-ocn-*.nc"))), None)
+    era5 = data_dir / "era5" / "era5_2t_1.nc"
+    if ocn is None or not era5.is_file():
+        pytest.skip("no OCN product or ERA5 netCDF in the data mirror")
+    key = str(xwvnet.open_ocn(ocn).imagette_key.values[0])
+    ds = _unplaced(3).assign_coords(imagette_key=(S.IMAGETTE, np.array([key, "s1a-x-0", "s1a-x-1"], dtype=object)))
+    store = tmp_path / "ql.zarr"
+    xwvnet.to_store(ds, store)
+    table = tmp_path / "t.nc"
+    assert main(["collocate", str(store), str(era5), "--out", str(table), "--time-tolerance", "4000D"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("xwvnet collocate: error: collocate needs")
+    assert "Traceback" not in err and "sys.exit" not in err and not table.exists()
+    assert main(["collocate", str(store), str(era5), "--out", str(table), "--time-tolerance", "4000D",
+                 "--positions", str(ocn)]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if line.strip()]
+    assert warned and all(line.startswith("xwvnet collocate: warning:") for line in warned), captured.err
+    assert "2 of 3 imagettes have no position" in captured.out
+    with xr.open_dataset(table) as written:
+        assert np.isfinite(written.era5_t2m.values[0]) and np.isnan(written.era5_t2m.values[1:]).all()
+        assert written.attrs["collocation_no_position"] == 2

@@ -101,12 +101,7 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
     xd.setup_client(client, weights, device="cpu")  # every worker builds its model now, once
     on_cluster = embed_store(source, tmp_path / "c.zarr", weights, client=client, progress=False)
     assert on_cluster.complete and "2 workers" in on_cluster.runner
-    # the deprecated scheduler="threads" / threads= still force the thread pool here (one release), and say so
-    with pytest.warns(FutureWarning, match=r"client=") as caught:
-        threaded = embed_store(source, tmp_path / "t.zarr", weights, scheduler="threads", threads=2,
-                               progress=False)
-    assert {str(w.message).split("(")[0] for w in caught} == {"embed_store"}
-    assert any("scheduler=" in str(w.message) for w in caught) and any("threads=" in str(w.message) for w in caught)
+    threaded = embed_store(source, tmp_path / "t.zarr", weights, client="threads", progress=False)  # here, not there
     assert threaded.complete and "thread pool" in threaded.runner
     a = xwvnet.open_store(tmp_path / "c.zarr")[S.EMBEDDING].values
     b = xwvnet.open_store(tmp_path / "t.zarr")[S.EMBEDDING].values

@@ -1,11 +1,6 @@
-"""The library's front door (issue 21): one vocabulary, old names for one release, checks at the edge, progress.
-
-Each renamed argument group has one test: the old call still works, and its FutureWarning names the new name.
-"""
+"""The library's front door: one vocabulary (no old names), checks at the edge, progress, local clusters."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
@@ -39,104 +34,34 @@ def source(tmp_path_factory):
     return path
 
 
-def _renamed(record, old: str, new: str) -> None:
-    messages = [str(w.message) for w in record if issubclass(w.category, FutureWarning)]
-    assert any(f"{old}=" in m and f"{new}=" in m for m in messages), messages
-
-
-# ---- renamed arguments: the old call works and names the new name ----------------------------------------------
-def test_to_store_store_and_chunk_are_out_and_chunk_size(tmp_path):
-    ds = make_imagettes(6, lines=16, samples=16, seed=2)
-    with pytest.warns(FutureWarning) as record:
-        report = xwvnet.to_store(ds, store=tmp_path / "a.zarr", chunk=3)
-    _renamed(record, "store", "out")
-    _renamed(record, "chunk", "chunk_size")
-    assert report.added == 6
-    new = xwvnet.to_store(ds, out=tmp_path / "b.zarr", chunk_size=3)
-    assert new.added == 6
-    for name in ("a.zarr", "b.zarr"):
-        assert zs.opened(locate(tmp_path / name)).group[S.QUICKLOOK].chunks[0] == 3
-    with pytest.raises(TypeError, match="both chunk= and its new name chunk_size="):
-        xwvnet.to_store(ds, tmp_path / "c.zarr", chunk=3, chunk_size=3)
-
-
-def test_add_variables_store_is_out(tmp_path):
-    path = tmp_path / "s.zarr"
-    xwvnet.to_store(make_imagettes(4, lines=8, samples=8, seed=4), path)
-    ds = xwvnet.open_store(path)
-    with pytest.warns(FutureWarning) as record:
-        zs.add_variables(ds.assign(score=(S.IMAGETTE, np.arange(4.0))), store=path, names=["score"])
-    _renamed(record, "store", "out")
-    np.testing.assert_array_equal(xwvnet.open_store(path)["score"].values, np.arange(4.0))
-
-
-def test_embed_store_old_names_still_run(source, weights, tmp_path):
-    with pytest.warns(FutureWarning) as record:
-        report = embed_store(input_store=source, output_store=tmp_path / "o.zarr", encoder=weights, chunk=CHUNK,
-                             progress=False)
-    for old, new in (("input_store", "store"), ("output_store", "out"), ("chunk", "chunk_size")):
-        _renamed(record, old, new)
-    assert report.complete and report.chunks == N // CHUNK
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)  # the new names warn nothing
-        again = embed_store(store=source, out=tmp_path / "n.zarr", encoder=weights, chunk_size=CHUNK,
-                            progress=False)
-    np.testing.assert_array_equal(xwvnet.open_store(tmp_path / "o.zarr")[S.EMBEDDING].values,
-                                  xwvnet.open_store(tmp_path / "n.zarr")[S.EMBEDDING].values)
-    assert again.chunks == report.chunks
-
-
-def test_embed_store_deprecated_workers_goes_through_local_client(source, weights, tmp_path, monkeypatch):
-    """``workers=`` still builds a local cluster (here one that fails to start): warned, then one clear error."""
-    def refuse(*args, **kwargs):
-        raise RuntimeError("Nanny failed to start.")
-
-    monkeypatch.setattr(xd, "LocalCluster", refuse)
-    out = tmp_path / "w.zarr"
-    with pytest.warns(FutureWarning, match=r"client=xwvnet\.distributed\.local_client"), \
-            pytest.raises(xd.LocalClusterError, match="Nanny failed to start.*fewer worker processes"):
-        embed_store(source, out, weights, workers=2, device="cpu", progress=False)
-    assert not out.exists()
-    with pytest.raises(ValueError, match="client= only"), pytest.warns(FutureWarning):
-        embed_store(source, out, weights, client="tcp://127.0.0.1:1", workers=2, progress=False)
-
-
-def test_ingest_store_and_scheduler_are_out_and_client(tmp_path, wvnet_samples):
-    files = sorted(wvnet_samples.glob("*.png"))[:3]
-    # quicklooks are read here whatever the client: the address is never dialled, only the names are at stake
-    with pytest.warns(FutureWarning) as record:
-        report = xwvnet.ingest([str(f) for f in files], store=tmp_path / "q.zarr", scheduler="tcp://127.0.0.1:1")
-    _renamed(record, "store", "out")
-    _renamed(record, "scheduler", "client")
-    assert report.added == 3
-    assert xwvnet.ingest([str(f) for f in files], out=tmp_path / "q.zarr").present == 3
-    with pytest.raises(TypeError, match="both scheduler= and its new name client="), pytest.warns(FutureWarning):
-        xwvnet.ingest([str(f) for f in files], tmp_path / "q.zarr", scheduler="tcp://a:1", client="tcp://b:1")
-
-
-def test_ingest_workers_is_deprecated_and_still_runs(tmp_path):
-    product, _ = make_wv_safe(tmp_path / "safe", seed=2)
-    with pytest.warns(FutureWarning, match=r"ingest\(client=") as record:
-        report = xwvnet.ingest([product], tmp_path / "p.zarr", workers=1)
-    assert any("workers=" in str(w.message) for w in record)
-    assert report.added >= 1 and report.total == report.added
-    with pytest.raises(ValueError, match="workers must be a positive number"), pytest.warns(FutureWarning):
-        xwvnet.ingest([product], tmp_path / "x.zarr", workers=0)
-    assert not (tmp_path / "x.zarr").exists()
-
-
-def test_open_safe_chunks_is_chunk_size(tmp_path):
+# ---- one vocabulary, no old names ---------------------------------------------------------------------------------
+def test_the_vocabulary_and_no_old_names(tmp_path, source, weights):
     from xwvnet.io.safe import open_safe
 
-    product, _ = make_wv_safe(tmp_path, seed=3)
-    with pytest.warns(FutureWarning) as record:
-        old = open_safe(product, chunks=2)
-    _renamed(record, "chunks", "chunk_size")
-    new = open_safe(product, chunk_size=2)
-    assert old.sigma0.data.chunks[0] == new.sigma0.data.chunks[0]
-    assert max(new.sigma0.data.chunks[0]) == min(2, new.sizes[S.IMAGETTE])
-    with pytest.raises(ValueError, match="chunk_size must be a positive number"):
-        open_safe(product, chunk_size=0)
+    ds = make_imagettes(6, lines=16, samples=16, seed=2)
+    assert xwvnet.to_store(ds, out=tmp_path / "b.zarr", chunk_size=3).added == 6
+    assert zs.opened(locate(tmp_path / "b.zarr")).group[S.QUICKLOOK].chunks[0] == 3
+    product, _ = make_wv_safe(tmp_path / "safe", seed=3)
+    assert max(open_safe(product, chunk_size=2).sigma0.data.chunks[0]) == 2
+    for call in (lambda: xwvnet.to_store(ds, store=tmp_path / "a.zarr"),
+                 lambda: xwvnet.to_store(ds, tmp_path / "a.zarr", chunk=3),
+                 lambda: open_safe(product, chunks=2),
+                 lambda: embed_store(input_store=source, output_store=tmp_path / "o.zarr", encoder=weights),
+                 lambda: embed_store(source, tmp_path / "o.zarr", weights, workers=2),
+                 lambda: embed_store(source, tmp_path / "o.zarr", weights, scheduler="threads"),
+                 lambda: xwvnet.ingest([product], tmp_path / "p.zarr", workers=2),
+                 lambda: xwvnet.ingest([product], store=tmp_path / "p.zarr")):
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            call()
+    assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "o.zarr").exists()
+    assert not (tmp_path / "p.zarr").exists()
+
+
+def test_threads_here_while_a_client_is_active(source, weights, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None):
+        report = embed_store(source, tmp_path / "t.zarr", weights, client="threads", progress=False)
+    assert report.complete and "thread pool" in report.runner
 
 
 # ---- checks at the edge ------------------------------------------------------------------------------------------

@@ -13,14 +13,16 @@ import pytest
 import xarray as xr
 
 from xwvnet import schema as S
-from xwvnet.io.safe import Lut, SafeWarning, WVNetBackendEntrypoint, open_safe, scan_safe
-from xwvnet.radiometry import (
-    CALIBRATION_TOLERANCE,
-    calibration_error_bound,
-    multilook,
+from xwvnet.io.safe import (
+    Lut,
+    SafeWarning,
+    WVNetBackendEntrypoint,
     multilook_sigma0,
+    open_safe,
     safe_to_imagettes,
+    scan_safe,
 )
+from xwvnet.radiometry import CALIBRATION_TOLERANCE, calibration_error_bound, multilook
 
 from ._safe_factory import NAME, make_wv_safe
 
@@ -208,5 +210,3 @@ def test_ingest_on_a_distributed_cluster(tmp_path, product):
     ref = safe_to_imagettes(path)
     stored = xwvnet.open_store(tmp_path / "store")
     np.testing.assert_array_equal(stored.quicklook.values, ref.quicklook.values)
-    with pytest.raises(ValueError, match="not both"), pytest.warns(FutureWarning, match="client="):
-        xwvnet.ingest([path], tmp_path / "other", client="tcp://127.0.0.1:1", workers=2)

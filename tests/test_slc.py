@@ -11,8 +11,8 @@ from PIL import Image
 import xwvnet
 from xwvnet import schema as S
 from xwvnet.io.quicklook import NoReadableImageError
-from xwvnet.io.safe import SafeWarning, imagettes_from_manifest, open_safe, scan_safe
-from xwvnet.radiometry import multilook_factor, safe_to_imagettes
+from xwvnet.io.safe import SafeWarning, imagettes_from_manifest, open_safe, safe_to_imagettes, scan_safe
+from xwvnet.radiometry import multilook_factor
 
 from ._safe_factory import NAME, SPACING, make_wv_safe
 

@@ -17,6 +17,7 @@ from .io.audit import verify as verify
 from .io.ocn import open_ocn as open_ocn
 from .io.quicklook import open_quicklooks as open_quicklooks
 from .io.safe import open_safe as open_safe
+from .io.safe import safe_to_imagettes as safe_to_imagettes
 from .io.store import history as history
 from .io.store import open_store as open_store
 from .io.store import open_stores as open_stores
@@ -27,7 +28,6 @@ from .models.zoo import load_encoder as load_encoder
 from .probe import Probe as Probe
 from .probe import fit_probe as fit_probe
 from .probe import predict as predict
-from .radiometry import safe_to_imagettes as safe_to_imagettes
 from .retrieval import neighbors as neighbors
 from .schema import validate as validate
 from .training import train as train

@@ -21,6 +21,7 @@ stores may live on object storage, so workers need no shared file system. See ``
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import math
 import os
 import time
@@ -32,9 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from . import schema as S
-from ._deprecation import renamed_arguments
 from ._runtime import BATCH_SIZE, check_count, check_precision, cores, device_name, resolve_device
-from .errors import XWVNetError, warn
+from .errors import XWVNetError
 from .io import store as zs
 from .io.storage import Location, locate
 
@@ -379,6 +379,7 @@ def _prepare(
     dtype: str = "float32",
 ) -> tuple[str, str, int, int, np.ndarray]:
     """Create or extend the output for the input's imagettes; return (var, input snapshot, n, chunk size, done)."""
+    from .conventions import geoemb_attrs
     from .inference import embedding_attrs as _embedding_attrs
 
     kind = zs.store_kind(source)
@@ -399,6 +400,9 @@ def _prepare(
     if dtype == "float16":
         embedding_attrs[S.COMPACT_DTYPE] = "float16"
     attrs = {**embedding_attrs, "input": str(source), "embedding_dtype": dtype}
+    # the geo-embeddings Zarr convention (geoemb:) and the encoder's MLM description, on the store's root
+    attrs.update(geoemb_attrs(embedding_attrs, dim=encoder.embedding_size, data_type=dtype, source_data=[str(source)],
+                              in_chans=encoder.in_chans))
 
     def check(out: zs.Snapshot | None) -> int:
         if out is None or not out.size:
@@ -565,7 +569,6 @@ class _ClusterTasks:
             self.client.cancel(list(futures))
 
 
-@renamed_arguments(input_store="store", output_store="out", chunk="chunk_size")
 def embed_store(
     store: str | os.PathLike | Location,
     out: str | os.PathLike | Location,
@@ -583,9 +586,6 @@ def embed_store(
     repair: bool = False,
     commit_every: float = 30.0,
     storage_options: dict[str, Any] | None = None,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
 ) -> EmbedReport:
     """Embed every imagette of an imagette store into an embedding store, resuming where a run stopped.
 
@@ -600,21 +600,20 @@ def embed_store(
     Parameters
     ----------
     store : str, os.PathLike or Location
-        The imagette store to read (path or URL), read at its newest commit when the run starts. (Renamed from
-        ``input_store``, which still works for one release.)
+        The imagette store to read (path or URL), read at its newest commit when the run starts.
     out : str, os.PathLike or Location
         The embedding store to create, resume or extend (path or URL). Anything else there is never overwritten.
-        (Renamed from ``output_store``.)
     encoder : str, os.PathLike or Encoder, default "wvnet-resnet50"
         A registry name, a weights file, or an :class:`xwvnet.Encoder`.
     client : distributed.Client or str, optional
         Where to run: a ``distributed.Client`` (left open), or a scheduler address (``"tcp://host:8786"``) or
         scheduler file to connect to (closed at the end). Default: the dask.distributed client active in this
         process, else a thread pool here (``min(2, cores)`` threads, each task's torch threads sharing the cores).
-        For a cluster on this machine, pass ``client=xwvnet.distributed.local_client()``.
+        ``"threads"``: that thread pool even when a client is active. For a cluster on this machine, pass
+        ``client=xwvnet.distributed.local_client()``.
     chunk_size : int, optional
         Imagettes per task and per stored chunk; default a multiple of the input's chunk near 256. Fixed when the
-        output is created (a resume with another value is refused). (Renamed from ``chunk``.)
+        output is created (a resume with another value is refused).
     var : str, optional
         The image variable (``quicklook`` or ``sigma0``); default the one the input has.
     batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
@@ -638,16 +637,6 @@ def embed_store(
         Seconds between commits of finished chunks.
     storage_options : dict, optional
         Credentials and endpoint for both stores (see :func:`xwvnet.open_store`).
-    scheduler : str, optional
-        Deprecated (``FutureWarning``; goes away in the next release): pass the address as ``client=``.
-        ``"threads"`` forces the local thread pool even when a client is active.
-    workers : int, optional
-        Deprecated: start a local cluster of that many processes for this run; pass
-        ``client=xwvnet.distributed.local_client(workers)`` instead.
-    threads : int, optional
-        Deprecated: threads of the local pool when no cluster is used (default ``min(2, cores)``); for more, pass
-        ``client=xwvnet.distributed.local_client(threads=n)``.
-
     Returns
     -------
     EmbedReport
@@ -695,28 +684,21 @@ def embed_store(
     batch_size = check_count(batch_size, "batch_size")
     chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
     precision = check_precision(precision)
-    scheduler, workers, threads = _deprecated_where("embed_store", client, scheduler, workers, threads)
-    if workers is not None:
-        workers = check_count(workers, "workers", "processes")
-    if threads is not None:
-        threads = check_count(threads, "threads")
-    runs_here = client is None and (scheduler == "threads" or workers is not None)
-    if runs_here:
+    if client == "threads":
         resolve_device(device)  # tasks run on this machine: CUDA without a GPU is refused before any output
-    elif client is None and scheduler is None:
+    elif client is None:
         from .inference import check_device
 
         check_device(device)  # this process's thread pool, or the dask client active in it
     device = device_name(device)
     source, output = locate(store, storage_options), locate(out, storage_options)
     enc = load_encoder(encoder)
-    if isinstance(client, str):
-        scheduler, client = client, None
-    with (xd.connect(scheduler, workers, device=device) if client is None else _given(client)) as active:
+    given = client is not None and not isinstance(client, str)
+    with (contextlib.nullcontext(client) if given else xd.connect(client, device=device)) as active:
         if active is not None:
             xd.setup_client(active, device=device)
         resources = xd.task_resources(device, active)  # CUDA without GPU workers: refused before any output
-        n_threads = max(1, threads or min(2, cores()))
+        n_threads = max(1, min(2, cores()))
         # ---- the run, on resolved values
         began = time.perf_counter()
         damaged = _repair(output) if repair else []
@@ -750,31 +732,6 @@ def embed_store(
     return report
 
 
-def _deprecated_where(func: str, client: object, scheduler: str | None, workers: int | None,
-                      threads: int | None) -> tuple[str | None, int | None, int | None]:
-    """Warn once for each of the old ways to say where to run (``scheduler``, ``workers``, ``threads``); check them.
-
-    They keep working for one release; ``client=`` is the one way (a Client or a scheduler address).
-    """
-    if scheduler is not None:
-        warn(f"{func}(scheduler=...) is deprecated: pass the address as {func}(client=...) (a distributed.Client "
-             "or a scheduler address; leave it out for threads here); scheduler= goes away in the next release.",
-             FutureWarning)
-    if workers is not None:
-        warn(f"{func}(workers=...) is deprecated: pass {func}(client=xwvnet.distributed.local_client(n_workers)) "
-             "(and close it yourself); workers= goes away in the next release.", FutureWarning)
-    if threads is not None:
-        warn(f"{func}(threads=...) is deprecated: leave it out for min(2, cores) threads here, or pass "
-             f"{func}(client=xwvnet.distributed.local_client(threads=n)); threads= goes away in the next release.",
-             FutureWarning)
-    if client is not None and (scheduler is not None or workers is not None):
-        raise ValueError(f"{func}: give client= only (a Client or a scheduler address), not also the deprecated "
-                         "scheduler= or workers=.")
-    if scheduler is not None and workers is not None:
-        raise ValueError("give either a scheduler address or a number of local workers, not both.")
-    return scheduler, workers, threads
-
-
 def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads: int,
          resources: dict[str, float] | None, report: EmbedReport, progress: bool, writer: zs.EmbeddingWriter,
          stop: _Interrupts | None = None) -> None:
@@ -783,8 +740,6 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
     After a first Ctrl-C (``stop.stopping``) it returns once the running tasks are merged; a second one raises
     ``KeyboardInterrupt`` (what was merged stays in ``writer``, for the caller to commit).
     """
-    import contextlib
-
     from tqdm.auto import tqdm
 
     output = zs.opened(writer.location, strict=False)
@@ -817,19 +772,6 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
                     bar.set_postfix(failed=len(report.failed))
                 bar.update(task.stop - task.start - moved.pop(task.chunk_index, 0))
     report.failed.sort(key=lambda f: f.chunk_index)
-
-
-class _given:
-    """A context manager that yields the caller's client and leaves it open."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    def __enter__(self) -> Client:
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _describe(client: Client | None, threads: int) -> str:

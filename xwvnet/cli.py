@@ -1,6 +1,8 @@
-"""The ``xwvnet`` command: one subcommand per job, each a thin call into a functional module.
+"""Sentinel-1 wave-mode imagettes with WV-Net: ingest, store, embed, probe, search, collocate, train, export.
 
-Each subcommand has an ``_add_<name>(subparsers)`` that declares its arguments and binds ``func=_run_<name>`` with
+The ``xwvnet`` command has one subcommand per job, each calling one library function (``xwvnet ingest`` is
+:func:`xwvnet.ingest`, ``xwvnet embed`` is :func:`xwvnet.embed_store` ...). Each subcommand has an
+``_add_<name>(subparsers)`` that declares its arguments and binds ``func=_run_<name>`` with
 ``set_defaults``; ``_run_<name>(args)`` calls the library and returns an exit code. No logic of its own lives here:
 the ``choices=`` of an option are the library's own constants (read on first use, so that building the parser
 imports neither torch nor scikit-learn). An expected error (bad input, missing file, weights unavailable offline, a
@@ -18,6 +20,7 @@ import importlib
 import logging
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,13 @@ from ._runtime import BATCH_SIZE, PRECISIONS
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except ``None`` (the help then says what the library chooses)."""
+    """Shows each option's default, except ``None`` or where the help says it (then the help says what the library
+    chooses)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default is None else super()._get_help_string(action)
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Choices(Sequence[str]):
@@ -72,8 +78,8 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.
 def _storage_arg(parser: argparse.ArgumentParser) -> None:
     """The ``--storage-option KEY=VALUE`` option of every command that takes a store."""
     parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", dest="storage_option",
-                        help="store credentials/endpoint, e.g. endpoint_url=http://127.0.0.1:9000 allow_http=true "
-                        "(default: the standard environment, AWS_ENDPOINT_URL ...)")
+                        help="store credentials/endpoint, repeated for each, e.g. endpoint_url=http://127.0.0.1:9000 "
+                        "allow_http=true (default: the standard environment, AWS_ENDPOINT_URL ...)")
 
 
 def _storage_options(args: argparse.Namespace) -> dict[str, object] | None:
@@ -85,6 +91,20 @@ def _storage_options(args: argparse.Namespace) -> dict[str, object] | None:
             raise ValueError(f"--storage-option takes KEY=VALUE, found {item!r}.")
         out[key] = {"true": True, "false": False}.get(value.lower(), value)
     return out or None
+
+
+@contextlib.contextmanager
+def _warnings_as_lines(command: str) -> Iterator[None]:
+    """Warnings print as one line each, ``xwvnet COMMAND: warning: ...``, instead of Python's form, which quotes the
+    calling source line (here the ``xwvnet`` script's ``sys.exit(main())``)."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        print(f"xwvnet {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 # --- where dask work runs -------------------------------------------------------------------------------------------
@@ -176,8 +196,9 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
     p.add_argument("sources", nargs="+", help="SAFE folders/zips, quicklook files, folders or glob patterns")
     p.add_argument("--out", "--store", dest="out", required=True,
-                   help="the store to create or append to (path or s3://, gs://, az:// URL); --store is its old name")
-    p.add_argument("--labels", type=Path, default=None, help="CSV with a 'filename' column and one 0/1 column per tag")
+                   help="the store to create or append to (path or s3://, gs://, az:// URL); --store is an alias")
+    p.add_argument("--labels", type=Path, default=None,
+                   help="CSV with a 'filename' column and one 0/1 column per tag (default: no tags)")
     p.add_argument("--batch", type=int, default=256, help="imagettes read and written per step (one commit each)")
     p.add_argument("--repair", action="store_true", help="first read every chunk and rewrite damaged ones from SOURCES")
     p.add_argument("--spacing", type=float, nargs="+", default=None, metavar="METRES",
@@ -187,8 +208,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--denoise", action="store_true", help="SAFE products: remove thermal noise before calibrating")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None,
-                       help="SAFE products: calibrate in a local dask cluster of N worker processes")
-    where.add_argument("--scheduler", default=None, help="SAFE products: a dask.distributed scheduler address")
+                       help="SAFE products: calibrate in a local dask cluster of N worker processes (default: "
+                       "threads in this process)")
+    where.add_argument("--scheduler", default=None, help="SAFE products: a dask.distributed scheduler address "
+                       "(default: threads in this process)")
     _storage_arg(p)
 
 
@@ -276,6 +299,7 @@ def _run_history(args: argparse.Namespace) -> int:
 def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "collocate", "sample ERA5 / WW3 / OCN variables at imagette positions and times")
     p.add_argument("imagettes", help="an imagette store (path or URL), a WV SAFE folder/manifest, or OCN products")
+    _storage_arg(p)
     p.add_argument("source", type=Path, help="the source: a netCDF/GRIB/Zarr file, a folder of such files, or a quoted "
                    "glob such as 'era5/*.nc'")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
@@ -283,22 +307,36 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=_Choices("xwvnet.joins.grid", "METHODS"), default="linear", metavar="METHOD",
                    help="how gridded sources are sampled at imagette positions: %(choices)s")
     p.add_argument("--time-tolerance", default=None,
-                   help="largest time between an imagette and the source value joined to it, e.g. 3h or 30min")
-    p.add_argument("--max-distance-km", type=float, default=None, help="for point/track sources")
+                   help="largest time between an imagette and the source value joined to it, e.g. 3h or 30min "
+                   "(default: grids: inside their time record only; points: any time, the worst offset reported)")
+    p.add_argument("--max-distance-km", type=float, default=None,
+                   help="point/track sources and curvilinear grids: matches farther than this get NaN (default: no "
+                   "limit for points, the worst distance reported; one cell diagonal for curvilinear grids)")
     p.add_argument("--prefix", default=None, help="name prefix (default: era5, ww3, ocn ... from the source)")
     p.add_argument("--depth", type=float, default=None,
                    help="in situ platforms: the depth level nearest this (default: the shallowest valid one)")
     p.add_argument("--quality-flags", type=int, nargs="+", default=None, metavar="FLAG",
                    help="in situ / track QC flags kept (default: 1 2, good and probably good)")
+    p.add_argument("--positions", nargs="+", default=None, metavar="PATH",
+                   help="L2 OCN products (files or folders) or SAFE products of the same acquisitions: imagettes "
+                   "without a position (quicklooks) take theirs, matched on imagette_key (default: the imagettes' "
+                   "own positions only)")
 
 
 def _run_collocate(args: argparse.Namespace) -> int:
     from .joins.collocation import collocate_to_file
 
-    table = collocate_to_file(args.imagettes, args.source, args.out, variables=args.variables, method=args.method,
-                              time_tolerance=args.time_tolerance, max_distance_km=args.max_distance_km,
-                              prefix=args.prefix, depth=args.depth, quality_flags=args.quality_flags)
+    with _warnings_as_lines("collocate"):
+        table = collocate_to_file(args.imagettes, args.source, args.out, variables=args.variables,
+                                  method=args.method, time_tolerance=args.time_tolerance,
+                                  max_distance_km=args.max_distance_km, prefix=args.prefix, depth=args.depth,
+                                  quality_flags=args.quality_flags, positions=args.positions,
+                                  storage_options=_storage_options(args))
     print(table.to_dataframe().describe().T.to_string())
+    unplaced = int(table.attrs.get("collocation_no_position", 0))
+    if unplaced:
+        print(f"{unplaced} of {table.sizes['imagette']} imagettes have no position and got NaN (add theirs with "
+              "--positions)")
     print(f"wrote {args.out}")
     return 0
 
@@ -311,14 +349,17 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", default="wvnet-resnet50",
                    help="a named encoder (xwvnet.models.zoo.ENCODERS: wvnet-resnet50 ...) or a state-dict path")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", default=None, help="dask scheduler address or file; 'threads': here")
+    where.add_argument("--scheduler", default=None, help="dask scheduler address or file; 'threads': here (default: "
+                       "threads in this process, or the local cluster of --workers)")
     where.add_argument("--workers", type=int, default=None,
                        help="start a local dask cluster of N worker processes (default: threads in this process, "
                        "whose progress bar moves per batch)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads per local worker (alone: one local worker process with N threads)")
+                   help="threads per local worker (alone: one local worker process with N threads) (default: 1 per "
+                   "worker with --workers; without either, 2 threads in this process)")
     p.add_argument("--chunk-size", "--chunk", dest="chunk_size", type=int, default=None,
-                   help="imagettes per task and stored chunk (new stores); --chunk is its old name")
+                   help="imagettes per task and stored chunk, fixed when the output store is created; --chunk is an "
+                   "alias (default: a multiple of the input's chunk near 256)")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="imagettes per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (GPU tasks ask workers for a GPU resource)")
     p.add_argument("--precision", default="float32", choices=PRECISIONS,
@@ -386,7 +427,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and cross-validation")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="imagettes per forward pass when embedding")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file")
+    p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file (default: none)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -410,8 +451,10 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--target", help="variable to fit (a number per imagette, or labels)")
     mode.add_argument("--load", type=Path, help="a probe file written by --save, to apply")
-    p.add_argument("--save", type=Path, default=None, help="where to write the fitted probe (.npz, no pickle)")
-    p.add_argument("--csv", type=Path, default=None, help="where to write the predictions (with --load)")
+    p.add_argument("--save", type=Path, default=None,
+                   help="where to write the fitted probe (.npz, no pickle) (default: not saved)")
+    p.add_argument("--csv", type=Path, default=None,
+                   help="where to write the predictions (with --load) (default: not written)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
 
 
@@ -441,8 +484,10 @@ def _add_neighbors(sub: argparse._SubParsersAction) -> None:
     _storage_arg(p)
     p.add_argument("-k", type=int, default=10, help="neighbours per query")
     p.add_argument("--query", nargs="+", default=None, help="imagette ids to query (default: every imagette)")
-    p.add_argument("--csv", type=Path, default=None, help="write (query, rank, neighbor, similarity) to this CSV")
-    p.add_argument("--figure", type=Path, default=None, help="save the first query's neighbour panel (needs images)")
+    p.add_argument("--csv", type=Path, default=None,
+                   help="write (query, rank, neighbor, similarity) to this CSV (default: printed only)")
+    p.add_argument("--figure", type=Path, default=None,
+                   help="save the first query's neighbour panel (needs images) (default: none)")
     p.add_argument("--index", type=Path, default=None,
                    help="an approximate index made by `xwvnet index STORE` (default: exact search)")
 
@@ -472,7 +517,9 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--update", action="store_true", help="add imagettes appended since the index was built")
     p.add_argument("--method", default="hnsw", choices=_Choices("xwvnet.retrieval.index", "METHODS"), metavar="METHOD",
                    help="%(choices)s: faiss HNSW32,SQ8 or IVF,SQ8")
-    p.add_argument("--effort", type=int, default=None, help="search effort saved with the index (efSearch/nprobe)")
+    p.add_argument("--effort", type=int, default=None,
+                   help="search effort saved with the index, where tuning to recall@10 0.95 starts (efSearch/nprobe) "
+                   "(default: 128 for hnsw, max(16, nlist / 16) for ivf)")
     p.add_argument("--overwrite", action="store_true", help="build again over an existing index")
 
 
@@ -499,7 +546,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=DTYPES, help="geoparquet: type of the embedding column")
     p.add_argument("--max-file-mb", type=float, default=MAX_FILE_BYTES / 2**20,
                    help="geoparquet: about this many MiB of rows per shard (before compression)")
-    p.add_argument("--snapshot", default=None, help="export the store as of this commit")
+    p.add_argument("--snapshot", default=None, help="export the store as of this commit (default: the newest)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output")
     _storage_arg(p)
 
@@ -515,7 +562,7 @@ def _run_export(args: argparse.Namespace) -> int:
     if isinstance(written, str):
         print(f"{written}: plain Zarr v3 copy of {args.store}")
     else:
-        print(f"{args.out}: {len(written) - 1} GeoParquet shard(s) ({args.dtype}) and {written[-1].name}")
+        print(f"{args.out}: {written.summary()} ({args.dtype})")
     return 0
 
 
@@ -526,33 +573,37 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
     p.add_argument("--arch", default=None, choices=_Choices("xwvnet.models.resnet", "LAYERS"), metavar="ARCH",
                    help="the backbone: %(choices)s (default: resnet18, or the architecture of --init)")
-    p.add_argument("--init", default=None, help="start from 'wvnet-resnet50' or a weights/checkpoint file")
+    p.add_argument("--init", default=None,
+                   help="start from 'wvnet-resnet50' or a weights/checkpoint file (default: random initialisation)")
     # defaults: None here means TrainConfig's (xwvnet.training.TrainConfig, the one home of the defaults)
     p.add_argument("--image-size", type=int, default=None, help="view size in pixels, cut at the embedding's scale "
                    "(default: 64)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch, split over ranks (default: 64)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps of the schedule (default: 300)")
-    p.add_argument("--lr", type=float, default=None, help="default: 1e-3, or 1e-4 when continuing from --init")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: 1e-3, or 1e-4 when continuing from --init)")
     p.add_argument("--temperature", type=float, default=None, help="NT-Xent temperature (default: 0.1)")
     p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, views and batch order "
                    "(default: 0)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints in OUT "
                    "(default: 500)")
     p.add_argument("--num-workers", type=int, default=None, help="loader workers per rank (default: auto)")
-    p.add_argument("--device", default=None, help="auto (the default), cpu, cuda or cuda:N (under torchrun: each "
-                   "rank's GPU)")
-    p.add_argument("--max-seconds", type=float, default=None, help="stop early (with a checkpoint) after this long")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N; under torchrun auto is each rank's GPU "
+                   "(default: auto)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="stop early (with a checkpoint) after this many seconds (default: no limit)")
     p.add_argument("--bn-imagettes", type=int, default=None, help="imagettes whose embedding inputs re-estimate the "
                    "saved encoder's batch-norm statistics; 0: those of the training views (default: 512)")
     p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
     p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
     p.add_argument("--precision", default=None, choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"),
-                   metavar="PRECISION", help="arithmetic of training: %(choices)s (auto: bfloat16 on a GPU, float32 "
-                   "on the CPU)")
+                   metavar="PRECISION", help="arithmetic of training: %(choices)s; auto is bfloat16 on a GPU, "
+                   "float32 on the CPU (default: auto)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in OUT (kept until the new run's first checkpoint)")
     p.add_argument("--compile", action="store_true", help="torch.compile the encoder (worth it on GPUs)")
+    _storage_arg(p)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -566,14 +617,14 @@ def _run_train(args: argparse.Namespace) -> int:
              "bn_imagettes": args.bn_imagettes}
     settings = {name: value for name, value in given.items() if value is not None}  # the rest: TrainConfig's
     path = train(args.store, args.out, resume=args.resume, overwrite=args.overwrite, max_seconds=args.max_seconds,
-                 **settings)
+                 storage_options=_storage_options(args), **settings)
     print(f"encoder weights: {path}")
     return 0
 
 
 # --- demo -----------------------------------------------------------------------------------------------------------
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "demo", "the main job on the sample data: ingest, embed, probe, retrieve, collocate")
+    p = _command(sub, "demo", "a tour on the sample data: ingest, embed, probe, retrieve, collocate")
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="folder for the store, tables and figures")
     p.add_argument("--quick", action="store_true", help="a smaller, faster run")
 
@@ -598,8 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from ._version import __version__
 
-    parser = argparse.ArgumentParser(prog="xwvnet", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(prog="xwvnet", description=__doc__.splitlines()[0], formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -264,13 +265,13 @@ class LocalClusterError(XWVNetError, RuntimeError):
 
 
 def local_shape(n_workers: int | None = None, threads: int | None = None) -> tuple[int, int]:
-    """Worker processes and threads per worker of a local CPU cluster: the one rule, by measurement.
+    """Worker processes and threads per worker of a local CPU cluster: the one rule.
 
-    On this project's 2-core machine two worker processes ran at 0.68x of one process with threads
-    (``benchmarks/ingest.py``, ``docs/safe.md``; extra interpreters and a serial commit cost more than the GIL):
-    so the default is **one process with a thread per core**. Processes are used only when asked for, with one
-    thread each unless ``threads`` says otherwise (their torch threads then share the cores through
-    ``XWVNET_TORCH_THREADS``).
+    The default is **one process with a thread per core**: every extra worker process imports the libraries and
+    builds its own model, and the results of all of them go through one serial commit, while torch and the
+    readers release the GIL for the heavy work (``benchmarks/cluster.py`` measures both shapes on a machine).
+    Processes are used only when asked for, with one thread each unless ``threads`` says otherwise (their torch
+    threads then share the cores through ``XWVNET_TORCH_THREADS``).
 
     Parameters
     ----------
@@ -312,9 +313,10 @@ def local_cluster(
 ) -> LocalCluster | SpecCluster:
     """A cluster of workers on this machine with a torch thread budget (and one worker per GPU).
 
-    Its shape follows :func:`local_shape`: by default one worker process with a thread per core (measured faster
-    than several processes here); ``n_workers`` processes when asked for. The budget keeps worker threads x torch
-    threads within the cores. :func:`local_client` gives a client on one, with a clear error when it cannot start.
+    Its shape follows :func:`local_shape`: by default one worker process with a thread per core; ``n_workers``
+    processes when asked for. The budget keeps worker threads x torch threads within the cores. Closing it is
+    quiet: a worker process that has not exited within the close timeout is stopped without the nanny's "still
+    alive, killing" notice. :func:`local_client` gives a client on one, with a clear error when it cannot start.
 
     Parameters
     ----------
@@ -346,14 +348,48 @@ def local_cluster(
     n_workers, threads_per_worker = local_shape(n_workers, threads_per_worker)
     per_task = threads_per_task(cores(), n_workers * threads_per_worker)
     env = {THREADS_ENV: str(per_task), **kwargs.pop("env", {})}
-    return LocalCluster(
+    return _closes_quietly(LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
         processes=True,
         dashboard_address=dashboard_address,
         env=env,
         **kwargs,
-    )
+    ))
+
+
+class _KillNotice(logging.Filter):
+    """Drops the nanny's notice that it stopped a worker process which had not exited within the close timeout.
+
+    Closing a local cluster whose workers are slow to exit (a loaded machine, torch threads winding down) ends
+    that way, by design; the notice (one per worker) says nothing a user can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Worker process still alive after")
+
+
+@contextlib.contextmanager
+def _quiet_close() -> Iterator[None]:
+    """The nanny's kill notice is dropped while a cluster of ours closes (its nannies run in this process)."""
+    logger, notice = logging.getLogger("distributed.nanny"), _KillNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
+def _closes_quietly(cluster: LocalCluster | SpecCluster) -> LocalCluster | SpecCluster:
+    """``cluster``, whose close (``close()``, a ``with`` block, or at exit) drops the nanny's kill notice."""
+    close = cluster._close
+
+    async def _close() -> None:
+        with _quiet_close():
+            await close()
+
+    cluster._close = _close  # type: ignore[method-assign]
+    return cluster
 
 
 class _OwningClient(Client):
@@ -421,9 +457,9 @@ def local_client(
         n, t = shape
         what = f"{n or 'one per GPU'} worker process(es) x {t} thread(s)"
         raise LocalClusterError(
-            f"could not start a local dask cluster of {what}: {type(err).__name__}: {err}. Start fewer worker "
-            "processes (e.g. --workers 1, or none: threads in one process) or use threads (--threads N), or raise "
-            "the memory limit."
+            f"could not start a local dask cluster of {what}: {type(err).__name__}: {str(err).rstrip('.')}. Start "
+            "fewer worker processes (e.g. --workers 1, or none: threads in one process) or use threads (--threads "
+            "N), or raise the memory limit."
         ) from err
     try:
         return _OwningClient(cluster)
@@ -453,7 +489,7 @@ def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwar
         for i in range(n_workers)
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard_address}}
-    return SpecCluster(workers=workers, scheduler=scheduler)
+    return _closes_quietly(SpecCluster(workers=workers, scheduler=scheduler))
 
 
 def current_client() -> Client | None:

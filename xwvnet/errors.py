@@ -35,7 +35,7 @@ def warn(message: str | Warning, category: type[Warning] = XWVNetWarning) -> Non
         The warning's text (what happened and what to do), or a warning instance carrying more (then
         ``category`` is its class).
     category : type of Warning, default XWVNetWarning
-        Its class (an xwvnet warning class, or ``FutureWarning`` for a renamed argument).
+        Its class (an xwvnet warning class).
 
     Returns
     -------

@@ -4,7 +4,7 @@ Quicklook files are read in batches (one file per id, decided before batching; i
 read) and each batch is appended in one commit. ``repair=True`` first reads the whole store (:func:`xwvnet.verify`)
 and rewrites damaged chunks from the source files given. :func:`add_labels` sets tags of stored imagettes from a
 tag CSV in one commit. SAFE products are turned
-into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.radiometry.safe_to_imagettes`) one dask
+into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.io.safe.safe_to_imagettes`) one dask
 task per imagette, run in parallel by dask (threads here, or the cluster of ``client``), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
 imagettes are computed. One store holds one set of variables; a batch is conformed to a store that exists (extra
@@ -24,9 +24,7 @@ import numpy as np
 import xarray as xr
 
 from . import schema as S
-from ._deprecation import renamed_arguments
 from ._runtime import check_count
-from .errors import warn
 from .io import store as zs
 from .io.storage import Location, locate
 from .io.store import StoreReport, open_store, store_kind, to_store
@@ -292,30 +290,22 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
 
 
 @contextlib.contextmanager
-def _compute_on(workers: int | None, client: str | object | None) -> Iterator[None]:
-    """Where dask computes SAFE imagettes: the current scheduler here, a process pool (deprecated), or a cluster."""
-    if client is not None:
-        from distributed import Client
-
-        active = client if isinstance(client, Client) else Client(client)
-        try:
-            with dask.config.set(scheduler=active):
-                yield
-        finally:
-            if active is not client:
-                active.close()
-    elif workers and workers > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        with pool, dask.config.set(scheduler="processes", pool=pool, num_workers=workers):
-            yield
-    else:
+def _compute_on(client: str | object | None) -> Iterator[None]:
+    """Where dask computes SAFE imagettes: the current scheduler here, or a cluster (a Client or an address)."""
+    if client is None:
         yield
+        return
+    from distributed import Client
+
+    active = client if isinstance(client, Client) else Client(client)
+    try:
+        with dask.config.set(scheduler=active):
+            yield
+    finally:
+        if active is not client:
+            active.close()
 
 
-@renamed_arguments(store="out")
 def ingest(
     sources: str | os.PathLike | Iterable[str | os.PathLike],
     out: str | os.PathLike | Location,
@@ -330,8 +320,6 @@ def ingest(
     repair: bool = False,
     storage_options: dict | None = None,
     safe_storage_options: dict | None = None,
-    scheduler: str | object | None = None,
-    workers: int | None = None,
 ) -> StoreReport:
     """Ingest SAFE products and quicklook files, mixed, into an imagette store; resumable, without duplicates.
 
@@ -346,8 +334,7 @@ def ingest(
     sources : str, os.PathLike or iterable of them
         WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, quicklook files, folders or globs.
     out : str, os.PathLike or Location
-        The imagette store to create or extend (path or URL). (Renamed from ``store``, which still works for one
-        release.)
+        The imagette store to create or extend (path or URL).
     labels : str or os.PathLike, optional
         A tag CSV for the quicklook files (as published with WV-Net).
     batch : int, default 256
@@ -373,13 +360,6 @@ def ingest(
     safe_storage_options : dict, optional
         Credentials and endpoint of SAFE products given as ``s3://``, ``gs://`` or ``az://`` URLs (options of
         ``obstore.store.from_url``; default: from the environment).
-    scheduler : str or distributed.Client, optional
-        Deprecated (``FutureWarning``; goes away in the next release): the old name of ``client``.
-    workers : int, optional
-        Deprecated (``FutureWarning``; goes away in the next release): processes that read and calibrate SAFE
-        imagettes, one pool for the run. Measured slower than threads on a 2-core machine (``docs/safe.md``); pass
-        ``client=xwvnet.distributed.local_client(n)`` for processes.
-
     Returns
     -------
     StoreReport
@@ -389,9 +369,8 @@ def ingest(
     Raises
     ------
     ValueError
-        If nothing to ingest is named, ``batch`` or ``workers`` is not a positive integer, both ``workers`` and
-        ``client`` are given, the store holds
-        something else, or the imagettes do not fit the store.
+        If nothing to ingest is named, ``batch`` is not a positive integer, the store holds something else, or the
+        imagettes do not fit the store.
     xwvnet.io.store.DamagedChunkError
         With ``repair=True``, when the store's ids themselves are damaged.
 
@@ -400,23 +379,9 @@ def ingest(
     >>> report = xwvnet.ingest(["S1A_WV_SLC__1SSV_...SAFE", "quicklooks/"], "s3://bucket/wv.zarr")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
-    from .io.safe import SafeWarning
-    from .radiometry import safe_to_imagettes
+    from .io.safe import SafeWarning, safe_to_imagettes
 
     batch = check_count(batch, "batch", "files")
-    if scheduler is not None:
-        warn("ingest(scheduler=...) is renamed ingest(client=...) (a distributed.Client or a scheduler address); "
-             "scheduler= goes away in the next release.", FutureWarning)
-        if client is not None:
-            raise TypeError("ingest() got both scheduler= and its new name client=; pass client= only.")
-        client = scheduler
-    if workers is not None:
-        warn("ingest(workers=...) is deprecated: pass ingest(client=...) (a distributed.Client, e.g. "
-             "xwvnet.distributed.local_client(n_workers), or a scheduler address), or leave it out for threads here; "
-             "workers= goes away in the next release.", FutureWarning)
-        workers = check_count(workers, "workers", "processes")
-    if workers is not None and client is not None:
-        raise ValueError("give workers (local processes) or client (a dask.distributed cluster), not both.")
     safe, other = split_sources(sources)
     if not safe and not other:
         raise ValueError("nothing to ingest: give SAFE products, quicklook files, folders or glob patterns.")
@@ -442,7 +407,7 @@ def ingest(
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
-    with _compute_on(workers, client):
+    with _compute_on(client):
         written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present

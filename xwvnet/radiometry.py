@@ -1,26 +1,17 @@
-"""Radiometry in numpy only (no torch): SAFE -> calibrated sigma0 -> multilooked, stretched WV-Net quicklooks.
+"""Radiometry in numpy only (no torch, no dask, no file access): the steps of the WV-Net quicklook recipe.
 
 The recipe of the published quicklooks as far as it is known (``docs/safe.md``): calibrated sigma0, averaged in
 intensity to ~41 x 45 m (10 x 10 SLC pixels), optionally detrended with incidence, stretched per imagette between
-its 1st and 99th percentiles to 8 bits. :func:`multilook_sigma0` calibrates at the multilooked resolution: pixel
-powers are summed over each block's lines, weighted by the exact calibration of every range sample at the block's
-centre line, then summed over the block's samples; the error this makes (the LUT's variation along azimuth within
-a block) is bounded from the LUT itself and kept <= ``tolerance`` (else the exact full-resolution path is taken).
+its 1st and 99th percentiles to 8 bits. Reading and calibrating SAFE products is :mod:`xwvnet.io.safe`'s
+(:func:`~xwvnet.io.safe.open_safe`, :func:`~xwvnet.io.safe.safe_to_imagettes`), which calls these functions;
+:func:`calibration_error_bound` bounds the error of calibrating at the multilooked resolution from the LUT alone.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from typing import Any
 
-import dask
-import dask.array as da
 import numpy as np
-import xarray as xr
-
-from . import schema as S
-from .io import safe as sf
-from .io.quicklook import NoReadableImageError
 
 # sigma0 -> quicklook: percentiles of the valid region mapped to 0 and 255 (the published quicklooks have about
 # 1% of pixels at 0 and 1% at 255, which a 1-99 percentile stretch reproduces)
@@ -307,7 +298,7 @@ def detrend(
 CALIBRATION_TOLERANCE = 1e-4
 
 
-def calibration_error_bound(lut: sf.Lut, lines: int, samples: int, line_factor: int) -> float:
+def calibration_error_bound(lut: Any, lines: int, samples: int, line_factor: int) -> float:
     """Bound on the relative error of calibrating at the block centre line instead of at every line.
 
     A multilooked pixel is ``mean(P * w)`` over its block, with ``w = 1 / sigmaNought^2``; taking ``w`` at the
@@ -319,7 +310,7 @@ def calibration_error_bound(lut: sf.Lut, lines: int, samples: int, line_factor: 
     Parameters
     ----------
     lut : xwvnet.io.safe.Lut
-        The calibration LUT (sigmaNought).
+        The calibration LUT (sigmaNought): ``lut.at(lines, samples)`` and its vector ``lut.lines``.
     lines, samples : int
         The image size.
     line_factor : int
@@ -353,189 +344,3 @@ def calibration_error_bound(lut: sf.Lut, lines: int, samples: int, line_factor: 
             low[j] = np.minimum(low[j], k)
         e = max(e, float(np.max(dev / low)))
     return (1.0 + e) ** 2 - 1.0
-
-
-def multilook_sigma0(
-    imagette: sf.SlcImagette,
-    factor: tuple[int, int],
-    denoise: bool = False,
-    tolerance: float = CALIBRATION_TOLERANCE,
-) -> tuple[np.ndarray, float]:
-    """Multilooked calibrated sigma0 of one imagette, calibrated at the multilooked resolution when exact enough.
-
-    The measurement is streamed by blocks of lines; ``|DN|^2`` (float32) is summed over each block's
-    ``factor[0]`` lines, multiplied by ``1 / sigmaNought^2`` of every range sample at the block's centre line, and
-    summed over ``factor[1]`` samples: no full-resolution LUT, no float64 image. When
-    :func:`calibration_error_bound` exceeds ``tolerance``, or with ``denoise`` (a difference of powers has no
-    relative bound), every pixel is calibrated first (:meth:`~xwvnet.io.safe.SlcImagette.sigma0`), then averaged.
-
-    Parameters
-    ----------
-    imagette : xwvnet.io.safe.SlcImagette
-        As :func:`xwvnet.io.safe.scan_safe` gives it.
-    factor : (int, int)
-        Lines and samples per block.
-    denoise : bool, default False
-        Subtract the thermal noise LUT (exact path).
-    tolerance : float, default CALIBRATION_TOLERANCE
-        Largest relative error allowed against full-resolution calibration.
-
-    Returns
-    -------
-    tuple
-        ``(sigma0, bound)``: float32 ``(lines // fl, samples // fs)``, and the bound on its relative error (0.0 on
-        the exact path).
-
-    Raises
-    ------
-    ValueError
-        If a factor is < 1, or the measurement is not what its annotation announces.
-    """
-    fl, fs = int(factor[0]), int(factor[1])
-    if fl < 1 or fs < 1:
-        raise ValueError(f"multilook factors must be >= 1, got {factor!r}.")
-    lines, samples = imagette.lines, imagette.samples
-    nl, ns = lines // fl, samples // fs
-    bound = 0.0 if denoise else calibration_error_bound(imagette.calibration, lines, samples, fl)
-    if denoise or bound > tolerance:
-        return multilook(imagette.sigma0(denoise), (fl, fs)), 0.0
-    out = np.empty((nl, ns), dtype=np.float32)
-    block = max(1, sf.BLOCK_LINES // fl) * fl
-    for a, b, power in imagette.power_blocks(block):
-        rows = (b - a) // fl
-        if rows == 0:
-            continue
-        j = a // fl
-        centre = np.arange(j, j + rows) * fl + (fl - 1) / 2.0
-        weight = (1.0 / np.square(imagette.calibration.at(centre, samples)[:, : ns * fs])).astype(np.float32)
-        weight *= np.float32(1.0 / (fl * fs))
-        summed = power[: rows * fl, : ns * fs].reshape(rows, fl, ns * fs).sum(axis=1)
-        summed *= weight
-        out[j : j + rows] = summed.reshape(rows, ns, fs).sum(axis=2)
-    return out, bound
-
-
-def _quicklook_block(
-    items: Sequence[sf.SlcImagette], factors: Sequence[tuple[int, int]], lines: int, samples: int,
-    denoise: bool, detrended: bool, want_sigma0: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    q = np.zeros((len(items), lines, samples), dtype=np.uint8)
-    s = np.full((len(items), lines, samples) if want_sigma0 else (0, 0, 0), np.nan, dtype=np.float32)
-    for k, (item, factor) in enumerate(zip(items, factors)):
-        ml, _ = multilook_sigma0(item, factor, denoise)
-        if detrended:
-            ml = detrend(ml, multilook(item.incidence_profile[None, :], (1, factor[1]))[0])
-        q[k, : ml.shape[0], : ml.shape[1]] = stretch(ml)
-        if want_sigma0:
-            s[k, : ml.shape[0], : ml.shape[1]] = ml
-    return q, s
-
-
-def safe_to_imagettes(
-    paths: str | os.PathLike | Iterable[str | os.PathLike],
-    spacing: float | tuple[float, float] | None = None,
-    keep_sigma0: bool = False,
-    *,
-    imagettes: Sequence[int | str] | None = None,
-    denoise: bool = False,
-    detrended: bool = False,
-    chunks: int = 1,
-    storage_options: dict | None = None,
-) -> xr.Dataset:
-    """WV L1 SLC SAFE products -> WV-Net-ready quicklooks (and optionally the multilooked sigma0), lazily.
-
-    The recipe of the published quicklooks as far as it is known (docs/safe.md): calibrated sigma0 (optionally
-    denoised), averaged in intensity over 10 x 10 SLC pixels (which gives the published sizes) or to ``spacing``,
-    optionally detrended with incidence, then stretched per imagette between its 1st and 99th
-    percentiles to 8 bits. One dask task per ``chunks`` imagettes reads, calibrates, multilooks and stretches.
-
-    Parameters
-    ----------
-    paths : str, os.PathLike or iterable of them
-        SAFE folders, their manifests, or zipped SAFE products.
-    spacing : float or (float, float), optional
-        Output spacing in metres (azimuth, ground range); the factor is rounded per imagette. Default:
-        :data:`DEFAULT_LOOKS` (10 x 10 SLC pixels, the published quicklooks: ~41 m x 37 m for WV1, 41 m x 45 m
-        for WV2).
-    keep_sigma0 : bool, default False
-        Also return ``sigma0`` at that spacing (float32, NaN outside each imagette).
-    imagettes : sequence of int or str, optional
-        Only these imagettes (numbers or ids), as in :func:`xwvnet.io.safe.open_safe`.
-    denoise : bool, default False
-        Subtract the thermal noise LUT before calibrating.
-    detrended : bool, default False
-        Divide by the mean NRCS fall with incidence (:func:`detrend`) before stretching.
-    chunks : int, default 1
-        Imagettes per dask task.
-    storage_options : dict, optional
-        Options of ``obstore.store.from_url`` for products on object storage (``s3://...``).
-
-    Returns
-    -------
-    xarray.Dataset
-        ``quicklook`` (uint8, 0 outside each imagette), ``sigma0`` when asked, ``valid_lines``/``valid_samples``
-        of the multilooked images, the coordinates of :func:`xwvnet.io.safe.open_safe` (``line_spacing`` and
-        ``sample_spacing`` now those of the output) and ``multilook_lines``/``multilook_samples`` (the factors);
-        ``attrs["skipped"]`` lists the imagettes and products skipped, and why.
-
-    Raises
-    ------
-    ValueError
-        If ``paths`` is empty, ``spacing`` is not positive, or ``chunks`` < 1.
-    NoReadableImageError
-        If no imagette can be read (a ``ValueError``).
-
-    Warns
-    -----
-    SafeWarning
-        When imagettes or products are skipped.
-
-    Examples
-    --------
-    >>> ds = safe_to_imagettes(["S1A_WV_SLC__1SSV_...SAFE", "S1B_WV_SLC__1SSV_...zip"])  # doctest: +SKIP
-    >>> xwvnet.to_store(ds, "wv.zarr")  # doctest: +SKIP
-    """
-    if chunks < 1:
-        raise ValueError(f"chunks must be >= 1 imagette, got {chunks}.")
-    items, skipped = sf.scan_safe(paths, imagettes, storage_options)
-    sf.report_skipped(skipped)
-    if not items:
-        raise NoReadableImageError(
-            f"no readable WV imagette in {paths!r}:\n  " + "\n  ".join(skipped or ["(none selected)"]), skipped)
-    factors = [DEFAULT_LOOKS if spacing is None else multilook_factor(i.azimuth_spacing, i.ground_spacing, spacing)
-               for i in items]
-    vl = np.array([i.lines // f[0] for i, f in zip(items, factors)], dtype=np.int32)
-    vs = np.array([i.samples // f[1] for i, f in zip(items, factors)], dtype=np.int32)
-    lines, samples = int(vl.max()), int(vs.max())
-    q_blocks, s_blocks = [], []
-    for k in range(0, len(items), chunks):
-        part = dask.delayed(_quicklook_block, nout=2)(items[k : k + chunks], factors[k : k + chunks], lines,
-                                                      samples, denoise, detrended, keep_sigma0)
-        n = len(items[k : k + chunks])
-        q_blocks.append(da.from_delayed(part[0], shape=(n, lines, samples), dtype=np.uint8))
-        s_blocks.append(da.from_delayed(part[1], shape=(n, lines, samples) if keep_sigma0 else (0, 0, 0),
-                                        dtype=np.float32))
-    coords = sf.coordinates(items)
-    coords[sf.LINE_SPACING] = (S.IMAGETTE, np.array([i.azimuth_spacing * f[0] for i, f in zip(items, factors)]))
-    coords[sf.SAMPLE_SPACING] = (S.IMAGETTE, np.array([i.ground_spacing * f[1] for i, f in zip(items, factors)]))
-    coords["multilook_lines"] = (S.IMAGETTE, np.array([f[0] for f in factors], dtype=np.int32))
-    coords["multilook_samples"] = (S.IMAGETTE, np.array([f[1] for f in factors], dtype=np.int32))
-    dims = (S.IMAGETTE, S.LINE, S.SAMPLE)
-    averaged = f"over {DEFAULT_LOOKS[0]} x {DEFAULT_LOOKS[1]} pixels" if spacing is None else f"to ~{spacing} m"
-    data = {
-        S.QUICKLOOK: (dims, da.concatenate(q_blocks, axis=0),
-                      {"long_name": "8-bit stretched SAR intensity (quicklook)", "valid_range": [0, 255],
-                       "comment": f"sigma0 averaged {averaged}, {STRETCH_PERCENTILES} percentile stretch"
-                                  + (", detrended with incidence" if detrended else "")}),
-        S.VALID_LINES: (S.IMAGETTE, vl),
-        S.VALID_SAMPLES: (S.IMAGETTE, vs),
-    }
-    if keep_sigma0:
-        data[S.SIGMA0] = (dims, da.concatenate(s_blocks, axis=0),
-                          {"long_name": "calibrated normalised radar cross section (linear), multilooked",
-                           "units": "1", "thermal_noise_removed": int(denoise)})
-    ds = xr.Dataset(data, coords=coords, attrs={"skipped": skipped,
-                                               "title": "Sentinel-1 WV imagettes (quicklooks from L1 SLC)"})
-    ds[sf.LINE_SPACING].attrs.update(units="m", long_name="azimuth pixel spacing")
-    ds[sf.SAMPLE_SPACING].attrs.update(units="m", long_name="ground-range pixel spacing at the imagette centre")
-    return S.with_cf_attrs(ds)

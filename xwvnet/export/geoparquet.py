@@ -6,20 +6,23 @@ row group from lazy (dask-backed) inputs, so a store is never loaded whole. Need
 
 Columns: ``id``, ``time`` (UTC), ``latitude``, ``longitude``, every other per-imagette coordinate of the Dataset
 (``swath``, ``polarization``, ``mission``, ``orbit``, ``incidence_angle``, ``heading``, ...), ``product`` (the source
-product), ``footprint`` (how ``geometry`` was made: ``manifest``, ``square_20km_heading`` or ``square_20km_north``),
-``geometry`` (WKB, EPSG:4326, split in two parts at the antimeridian), ``bbox`` (its bounds, the GeoParquet 1.1
-covering column: readers filter row groups by it), ``embedding`` (fixed-size list of float32,
+product), ``footprint`` (how ``geometry`` was made: ``manifest``, ``square_20km_heading``, ``square_20km_north``, or
+``unknown`` for an imagette without a position), ``geometry`` (WKB, EPSG:4326, split in two parts at the antimeridian;
+null without a position), ``bbox`` (its bounds, the GeoParquet 1.1 covering column: readers filter row groups by it;
+null with the geometry), ``embedding`` (fixed-size list of float32,
 float16 or int8; null for rows that are not finite), ``embedding_scale`` (int8 only: per-row float32 step,
 ``value = code * scale``), per-imagette variables (e.g. ``hs_predicted``), 2-D per-imagette variables as fixed-size
 lists (e.g. ``labels``), and ``tags`` (the codes of the tags set, comma-separated, for queries). The file metadata
-holds ``geo`` (GeoParquet) and ``xwvnet`` (provenance and what :func:`read_geoparquet` needs to give the Dataset
-back).
+holds ``geo`` (GeoParquet) and ``xwvnet`` (provenance, the geo-embeddings ``geoemb:`` attributes, the count of rows
+without a position, and what :func:`read_geoparquet` needs to give the Dataset back, lazily).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ import xarray as xr
 from .. import schema as S
 from .._files import replacing
 from .._version import __version__
+from ..conventions import geoemb_attrs, merge_geoemb
+from ..errors import XWVNetError
 
 GEOPARQUET_VERSION = "1.1.0"
 META_KEY = b"xwvnet"
@@ -40,6 +45,11 @@ SIDE_M = 20_000.0  # a WV imagette is about 20 km x 20 km
 _METRES_PER_DEGREE = 111_320.0
 FOOT_LAT, FOOT_LON = "footprint_latitude", "footprint_longitude"
 _RESERVED = {"id", "product", "footprint", "geometry", "bbox", "embedding", "embedding_scale", "tags"}
+UNKNOWN = "unknown"  # the footprint of an imagette without a position (its geometry is null)
+
+
+class DuplicateIdError(XWVNetError, ValueError):
+    """A GeoParquet file (or the shards of one export) repeats an imagette id: one row per imagette is the rule."""
 
 
 def _deps() -> tuple[Any, Any, Any]:
@@ -92,19 +102,21 @@ def square_corners(lat: np.ndarray, lon: np.ndarray, heading: np.ndarray | None 
     return np.stack([lon[:, None] + dlon, np.clip(lat[:, None] + dlat, -90, 90)], axis=-1)
 
 
-def _polygons(corners: np.ndarray, lon: np.ndarray, shapely: Any) -> np.ndarray:
-    """WKB of polygons from (n, 4, 2) corners, unwrapped around the centre; split at the antimeridian."""
-    c = corners
+def _polygons(corners: np.ndarray, shapely: Any) -> np.ndarray:
+    """WKB of polygons from (n, 4, 2) corners, unwrapped around the centre; split at the antimeridian.
+
+    Rows with a corner that is not finite (no position) get ``None``: a null geometry. Polygons are built for the
+    finite rows only (GEOS refuses rings with NaN).
+    """
     from shapely import affinity
 
-    rings = np.concatenate([c, c[:, :1]], axis=1)
-    polys = shapely.polygons(rings)
-    out = np.empty(len(c), dtype=object)
+    out = np.full(len(corners), None, dtype=object)
+    known = np.isfinite(corners).all(axis=(1, 2)) if len(corners) else np.zeros(0, bool)
+    if not known.any():
+        return out
+    rings = np.concatenate([corners[known], corners[known][:, :1]], axis=1)
     world = shapely.box(-180, -90, 180, 90)
-    for i, (poly, ring) in enumerate(zip(polys, rings)):
-        if not np.isfinite(ring).all():
-            out[i] = None
-            continue
+    for i, poly, ring in zip(np.flatnonzero(known), shapely.polygons(rings), rings):
         if ring[:, 0].min() < -180 or ring[:, 0].max() > 180:
             parts = [shapely.intersection(affinity.translate(poly, xoff=shift), world)
                      for shift in (-360, 0, 360)]
@@ -130,30 +142,34 @@ def _corners(block: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             known = np.isfinite(flat).all(1) & np.isfinite(flon).all(1)
             corners[known] = np.stack([flon, flat], axis=-1)[known]
             kind[known] = "manifest"
-    kind[~(np.isfinite(lat) & np.isfinite(lon))] = "unknown"
     corners[..., 0] = lon[:, None] + (corners[..., 0] - lon[:, None] + 180) % 360 - 180  # continuous
+    unknown = ~(np.isfinite(lat) & np.isfinite(lon)) | ~np.isfinite(corners).all(axis=(1, 2))
+    kind[unknown] = UNKNOWN
+    corners[unknown] = np.nan
     return corners, kind, lon
 
 
 def _footprints(block: xr.Dataset, shapely: Any) -> tuple[np.ndarray, np.ndarray]:
-    corners, kind, lon = _corners(block)
-    return _polygons(corners, lon, shapely), kind
+    corners, kind, _ = _corners(block)
+    return _polygons(corners, shapely), kind
 
 
-def _bbox(ds: xr.Dataset, block: int) -> list[float] | None:
-    """The bounding box of every footprint, from the coordinates alone (no embedding is read), block by block."""
-    box = [np.inf, np.inf, -np.inf, -np.inf]
+def _extent(ds: xr.Dataset, block: int) -> tuple[list[float] | None, int]:
+    """The bounding box of every footprint and the count of rows without a position, from the coordinates alone
+    (no embedding is read), block by block. The box is None when no row has a position."""
+    box, unknown = [np.inf, np.inf, -np.inf, -np.inf], 0
     for start in range(0, ds.sizes[S.IMAGETTE], block):
-        corners, _, _ = _corners(ds.isel({S.IMAGETTE: slice(start, start + block)}))
-        c = corners[np.isfinite(corners).all(axis=(1, 2))]
+        corners, kind, _ = _corners(ds.isel({S.IMAGETTE: slice(start, start + block)}))
+        unknown += int(np.count_nonzero(kind == UNKNOWN))
+        c = corners[kind != UNKNOWN]
         if len(c):
             box = [min(box[0], float(c[..., 0].min())), min(box[1], float(c[..., 1].min())),
                    max(box[2], float(c[..., 0].max())), max(box[3], float(c[..., 1].max()))]
     if not np.isfinite(box).all():
-        return None
+        return None, unknown
     if box[0] < -180 or box[2] > 180:  # a footprint crosses 180 degrees: it is split, and the file spans them all
         box[0], box[2] = -180.0, 180.0
-    return box
+    return box, unknown
 
 
 # --- writing --------------------------------------------------------------------------------------------------------
@@ -221,10 +237,12 @@ def _table(block: xr.Dataset, features: str, dtype: str, one: list[str], two: li
         cols[name] = _arrow_column(np.asarray(block[name].values), pa)
     cols["product"] = _arrow_column(_product(block), pa)
     cols["footprint"] = pa.array(kind.astype(str), type=pa.string())
-    cols["geometry"] = pa.array(list(wkb), type=pa.binary())
-    box = shapely.bounds(shapely.from_wkb(list(wkb)))  # the GeoParquet 1.1 bbox covering column (NaN: unknown)
-    cols["bbox"] = pa.StructArray.from_arrays([pa.array(box[:, i].astype(np.float64)) for i in range(4)],
-                                              names=["xmin", "ymin", "xmax", "ymax"])
+    cols["geometry"] = pa.array(list(wkb), type=pa.binary())  # None: a null geometry (no position)
+    box = shapely.bounds(shapely.from_wkb(list(wkb))).reshape(len(wkb), 4)  # the GeoParquet 1.1 covering column
+    null = pa.array(kind == UNKNOWN, type=pa.bool_())
+    cols["bbox"] = pa.StructArray.from_arrays(
+        [pa.array(box[:, i].astype(np.float64), mask=kind == UNKNOWN) for i in range(4)],
+        names=["xmin", "ymin", "xmax", "ymax"], mask=null)
     cols["embedding"] = _fixed_list(code, x.shape[1], finite, pa)
     if scale is not None:
         cols["embedding_scale"] = pa.array(np.where(finite, scale, np.nan).astype(np.float32))
@@ -251,6 +269,27 @@ def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
             value = str(value)
         out[str(key)] = value
     return out
+
+
+def _dataset_attrs(attrs: dict[str, Any], embedding_attrs: dict[str, Any], dim: int) -> dict[str, Any]:
+    """The Dataset's attributes, JSON-safe, with the ``geoemb:`` convention describing float32 embeddings of width
+    ``dim`` (what :func:`read_geoparquet` gives back), made from the embedding's provenance."""
+    attrs = _jsonable(dict(attrs))
+    return merge_geoemb(attrs, geoemb_attrs({**attrs, **embedding_attrs}, dim=dim, data_type="float32"))
+
+
+@contextmanager
+def _folder(folder: Path) -> Iterator[None]:
+    """Make ``folder`` (and missing parents); if the body fails, remove those made here that are still empty."""
+    made = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for p in made:  # deepest first
+            with suppress(OSError):
+                p.rmdir()
+        raise
 
 
 def _check(ds: xr.Dataset, features: str, dtype: str, row_group_size: int) -> None:
@@ -286,6 +325,11 @@ def to_geoparquet(
     overwrite: bool = False,
 ) -> Path:
     """Write embeddings as a GeoParquet file, one row per imagette, row group by row group.
+
+    Every imagette is a row: one without a position (latitude or longitude NaN, as for the published quicklooks)
+    gets a null geometry and ``footprint = "unknown"`` (counted in the file's ``xwvnet`` metadata as
+    ``without_position``). The file is written beside ``path`` and renamed when whole; a failure leaves the
+    previous file (or none) and no folder made for it. 0 imagettes give a valid file with no rows.
 
     Parameters
     ----------
@@ -334,9 +378,11 @@ def to_geoparquet(
     one, two = _per_imagette(ds, features)
     n, dim = ds.sizes[S.IMAGETTE], ds.sizes[S.FEATURE]
     emb_attrs = _jsonable(dict(ds[features].attrs))
+    bbox, unknown = _extent(ds, int(row_group_size))
     meta = {
         "format": FORMAT, "version": VERSION, "xwvnet_version": __version__, "dtype": dtype, "dim": dim,
-        "features": features, "n": n, "attrs": _jsonable(dict(ds.attrs)), "embedding_attrs": emb_attrs,
+        "features": features, "n": n, "without_position": unknown, "attrs": _dataset_attrs(ds.attrs, emb_attrs, dim),
+        "embedding_attrs": emb_attrs,
         "provenance": {k: emb_attrs.get(k, ds.attrs.get(k)) for k in
                        ("encoder", "encoder_weights_hash", "encoder_arch", "encoder_transform")
                        if k in emb_attrs or k in ds.attrs},
@@ -350,24 +396,23 @@ def to_geoparquet(
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon", "MultiPolygon"],
                                     "crs": _crs_projjson(), "edges": "planar",
                                     "covering": {"bbox": {k: ["bbox", k] for k in ("xmin", "ymin", "xmax", "ymax")}}}}}
-    bbox = _bbox(ds, int(row_group_size))
-    if bbox is not None:
+    if bbox is not None:  # no row with a position: no bbox (every geometry is null)
         geo["columns"]["geometry"]["bbox"] = bbox
     metadata = {b"geo": json.dumps(geo).encode(), META_KEY: json.dumps(meta).encode()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = None
-    with replacing(path) as tmp:  # the whole file or none: a failed write leaves the previous one
-        try:
-            for start in range(0, max(n, 1), int(row_group_size)):
-                block = ds.isel({S.IMAGETTE: slice(start, start + int(row_group_size))}).load()
-                table = _table(block, features, dtype, one, two, pa, shapely)
-                table = table.replace_schema_metadata(metadata)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
-                writer.write_table(table, row_group_size=int(row_group_size))
-        finally:
-            if writer is not None:
-                writer.close()
+    with _folder(path.parent):  # a folder made here and left empty by a failure is removed again
+        writer = None
+        with replacing(path) as tmp:  # the whole file or none: a failed write leaves the previous one
+            try:
+                for start in range(0, max(n, 1), int(row_group_size)):  # 0 rows: one empty table, the schema
+                    block = ds.isel({S.IMAGETTE: slice(start, start + int(row_group_size))}).load()
+                    table = _table(block, features, dtype, one, two, pa, shapely)
+                    table = table.replace_schema_metadata(metadata)
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression=compression)
+                    writer.write_table(table, row_group_size=int(row_group_size))
+            finally:
+                if writer is not None:
+                    writer.close()
     return path
 
 
@@ -422,8 +467,57 @@ def _list_values(column: Any, width: int, dtype: Any) -> tuple[np.ndarray, np.nd
     return values, valid
 
 
+def _read_embedding(file: str, group: int, dim: int, dtype: str) -> np.ndarray:
+    """The embeddings of one row group of one file, decoded to float32 (null rows: NaN): one dask chunk."""
+    _, pq, _ = _deps()
+    columns = ["embedding", "embedding_scale"] if dtype == "int8" else ["embedding"]
+    table = pq.ParquetFile(file).read_row_group(group, columns=columns)
+    codes, valid = _list_values(table.column("embedding"), dim, np.float32)
+    if dtype == "int8":
+        scale = np.asarray(table.column("embedding_scale").to_numpy(zero_copy_only=False), dtype=np.float32)
+        codes = codes * scale[:, None]
+    return np.where(valid[:, None], codes, np.nan).astype(np.float32)
+
+
+def _lazy_embedding(files: list[Path], pq: Any, dim: int, dtype: str) -> Any:
+    """A dask array of every file's embeddings, one chunk per row group (nothing is read until computed)."""
+    import dask
+    import dask.array as da
+    from dask.base import tokenize
+
+    blocks = []
+    for file in files:
+        info = pq.ParquetFile(file).metadata
+        stat = file.stat()
+        for group in range(info.num_row_groups):
+            rows = info.row_group(group).num_rows
+            if rows == 0:
+                continue
+            key = f"read_geoparquet-{tokenize(str(file.resolve()), stat.st_mtime_ns, stat.st_size, group, dtype)}"
+            block = dask.delayed(_read_embedding, pure=True)(str(file), group, dim, dtype, dask_key_name=key)
+            blocks.append(da.from_delayed(block, shape=(rows, dim), dtype=np.float32))
+    if not blocks:
+        return da.zeros((0, dim), dtype=np.float32, chunks=((0,), (dim,)))
+    return da.concatenate(blocks, axis=0)
+
+
+def _refuse_repeats(ids: np.ndarray, where: Path) -> None:
+    import pandas as pd
+
+    index = pd.Index(ids)
+    if index.is_unique:
+        return
+    repeated = index[index.duplicated()].unique()
+    shown = ", ".join(repr(str(i)) for i in repeated[:3]) + (", ..." if len(repeated) > 3 else "")
+    raise DuplicateIdError(f"{where}: {len(repeated)} imagette id(s) appear more than once ({shown}); a GeoParquet "
+                           "export holds one row per imagette: drop the repeated rows, or export the store again.")
+
+
 def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
-    """Read a GeoParquet file (or a folder of shards) written by :func:`to_geoparquet` back as a Dataset.
+    """Read a GeoParquet file (or a folder of shards) written by :func:`to_geoparquet` back as a Dataset, lazily.
+
+    The per-imagette columns (ids, time, position, ...) are read now; the embeddings stay on disk as a dask array
+    with one chunk per Parquet row group, so a file larger than memory can be probed and searched chunk by chunk.
 
     Parameters
     ----------
@@ -434,8 +528,10 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        ``embedding(imagette, feature)`` float32 (int8 and float16 decoded; rows written as null are NaN), the
-        imagette coordinates and per-imagette variables with their attributes, and the provenance attrs.
+        ``embedding(imagette, feature)`` float32, dask-backed (int8 and float16 decoded; rows written as null are
+        NaN), the imagette coordinates and per-imagette variables with their attributes, and the Dataset's attrs:
+        the provenance and the geo-embeddings convention (``geoemb:`` and ``mlm:`` fields). An export of 0 rows
+        gives a Dataset of 0 imagettes.
 
     Raises
     ------
@@ -443,6 +539,8 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
         Without the export extra.
     FileNotFoundError
         If there is no file.
+    DuplicateIdError
+        If an imagette id appears in more than one row (a ``ValueError``).
     ValueError
         If a file was not written by xwvnet, or the shards of a folder differ in encoder or dimensions.
 
@@ -452,22 +550,26 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
     >>> near = emb.wvnet.neighbors(k=5)  # doctest: +SKIP
     """
     pa, pq, _ = _deps()
-    files = _files(Path(path))
+    where = Path(path)
+    files = _files(where)
     metas = [shard_metadata(pq, f) for f in files]
     first = metas[0]
     for file, meta in zip(files[1:], metas[1:]):
-        for key in ("dim", "features", "provenance", "columns"):
+        for key in ("dim", "features", "provenance", "columns", "dtype"):
             if meta.get(key) != first.get(key):
                 raise ValueError(f"{file} differs from {files[0]} in {key!r}: shards of one export only.")
-    table = pa.concat_tables([pq.read_table(f).replace_schema_metadata(None) for f in files])
+    names = list(first["columns"])
+    table = pa.concat_tables([pq.read_table(f, columns=["id", *names]).replace_schema_metadata(None)
+                              for f in files])
+    ids = np.asarray(table.column("id").to_pylist(), dtype=object)
+    _refuse_repeats(ids, where)
     dim, features = int(first["dim"]), first["features"]
-    codes, valid = _list_values(table.column("embedding"), dim, np.float32)
-    if first["dtype"] == "int8":
-        scale = np.asarray(table.column("embedding_scale").to_numpy(zero_copy_only=False), dtype=np.float32)
-        codes = codes * scale[:, None]
-    x = np.where(valid[:, None], codes, np.nan).astype(np.float32)
-    coords: dict[str, Any] = {S.IMAGETTE: np.asarray(table.column("id").to_pylist(), dtype=object)}
-    data: dict[str, Any] = {features: ((S.IMAGETTE, S.FEATURE), x, first.get("embedding_attrs", {}))}
+    x = _lazy_embedding(files, pq, dim, first["dtype"])
+    if x.shape[0] != len(ids):
+        raise ValueError(f"{where}: {len(ids)} ids but {x.shape[0]} embedding rows; the file is damaged, export again.")
+    emb_attrs = first.get("embedding_attrs", {})
+    coords: dict[str, Any] = {S.IMAGETTE: ids}
+    data: dict[str, Any] = {features: ((S.IMAGETTE, S.FEATURE), x, emb_attrs)}
     for name, info in first["columns"].items():
         dims, attrs = tuple(info["dims"]), info.get("attrs", {})
         column = table.column(name)
@@ -484,4 +586,4 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
         coords[d] = np.asarray(values, dtype=object if values and isinstance(values[0], str) else None)
     if first.get("feature_coord") is not None:
         coords[S.FEATURE] = np.asarray(first["feature_coord"])
-    return xr.Dataset(data, coords=coords, attrs=first.get("attrs", {}))
+    return xr.Dataset(data, coords=coords, attrs=_dataset_attrs(first.get("attrs", {}), emb_attrs, dim))

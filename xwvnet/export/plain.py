@@ -1,8 +1,9 @@
 """A plain Zarr v3 copy of a store (imagettes or embeddings), readable with ``xr.open_zarr`` alone.
 
 For publishing outside xwvnet and icechunk: no transactions, no history, the committed data as it is now (an
-incomplete embedding store gives its complete rows, as :func:`xwvnet.open_store` shows them). Written chunk by chunk
-from the lazy store; consolidated metadata so a reader opens it in one request.
+incomplete embedding store gives its complete rows, as :func:`xwvnet.open_store` shows them). A copy of embeddings
+carries the geo-embeddings Zarr convention (``geoemb:`` root attributes, with the encoder's ``mlm:`` description).
+Written chunk by chunk from the lazy store; consolidated metadata so a reader opens it in one request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import xarray as xr
 
 from .. import schema as S
+from ..conventions import geoemb_attrs, merge_geoemb
 
 
 def to_plain_zarr(
@@ -76,6 +78,10 @@ def to_plain_zarr(
     ds = ds.copy()
     for var in ds.variables.values():
         var.encoding = {}
+    if S.EMBEDDING in ds.data_vars and S.FEATURE in ds[S.EMBEDDING].dims:  # the geo-embeddings Zarr convention
+        emb = ds[S.EMBEDDING]
+        ds.attrs = merge_geoemb(ds.attrs, geoemb_attrs({**ds.attrs, **emb.attrs}, dim=ds.sizes[S.FEATURE],
+                                                       data_type=str(emb.dtype)))
     sizes = [v.chunks[v.dims.index(S.IMAGETTE)][0] for v in ds.data_vars.values()
              if v.chunks is not None and S.IMAGETTE in v.dims]
     if sizes:  # one regular chunking along imagette: one dask chunk is one zarr chunk

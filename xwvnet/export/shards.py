@@ -1,8 +1,12 @@
-"""``xwvnet export``: a store as GeoParquet shards with a STAC Collection, or as a plain Zarr copy."""
+"""``xwvnet export``: a store as GeoParquet shards with STAC metadata, or as a plain Zarr copy."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,88 @@ def shard_rows(dim: int, dtype: str, max_file_bytes: int) -> int:
     return max(1, int(max_file_bytes) // (dim * _ITEMSIZE[dtype] + _ROW_OVERHEAD))
 
 
+class ExportReport(list):
+    """What :func:`export_store` wrote to GeoParquet: the shards then ``collection.json`` (a list of paths), and counts.
+
+    Attributes
+    ----------
+    rows : int
+        Imagettes exported (every one, with or without a position).
+    without_position : int
+        Of those, imagettes without a position: a null geometry and ``footprint = "unknown"``.
+    """
+
+    def __init__(self, paths: list[Path], rows: int, without_position: int) -> None:
+        super().__init__(paths)
+        self.rows = int(rows)
+        self.without_position = int(without_position)
+
+    @property
+    def shards(self) -> list[Path]:
+        """The GeoParquet files."""
+        return list(self[:-1])
+
+    @property
+    def collection(self) -> Path:
+        """The STAC Collection."""
+        return self[-1]
+
+    def summary(self) -> str:
+        """One line: rows, shards, rows without a position, the Collection."""
+        lost = (f", {self.without_position} without a position (null geometry, footprint 'unknown')"
+                if self.without_position else "")
+        return f"{self.rows} imagettes in {len(self.shards)} GeoParquet shard(s){lost}, and {self.collection.name}"
+
+
+_EXPORT_ENTRIES = ("collection.json", "model.json", "parquet")  # and part-NNNNN/ Item folders
+
+
+def _is_export_entry(path: Path) -> bool:
+    name = path.name
+    return name in _EXPORT_ENTRIES or (path.is_dir() and name.startswith("part-") and name[5:].isdigit())
+
+
+@contextmanager
+def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
+    """A new folder beside ``out`` to write into; on success it becomes ``out`` (renames only), else it is removed.
+
+    A previous export at ``out`` stays whole until the new one is complete, and is then replaced; a folder that
+    holds anything else than an export is never replaced.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: give a folder for the export.")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{out} is not empty: pass overwrite=True (--overwrite) or another folder.")
+        foreign = sorted(p.name for p in out.iterdir() if not _is_export_entry(p))
+        if foreign:
+            raise ValueError(f"{out} holds files that are not an xwvnet export ({', '.join(foreign[:3])}"
+                             f"{', ...' if len(foreign) > 3 else ''}): export to an empty or new folder instead.")
+    parent = out.parent
+    made = [p for p in [parent, *parent.parents] if not p.exists()]
+    parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    stage, old = parent / f".{out.name}.xwvnet-new-{tag}", parent / f".{out.name}.xwvnet-old-{tag}"
+    try:
+        stage.mkdir()
+        yield stage
+        if out.exists():
+            os.replace(out, old)  # the previous export (or an empty folder), kept until the new one is in place
+        try:
+            os.replace(stage, out)
+        except BaseException:
+            if old.exists():
+                os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for p in made:  # folders made here for the export, deepest first
+            with suppress(OSError):
+                p.rmdir()
+        raise
+
+
 def export_store(
     store: str | os.PathLike | xr.Dataset,
     out: str | os.PathLike,
@@ -33,16 +119,23 @@ def export_store(
     snapshot: str | None = None,
     storage_options: dict[str, Any] | None = None,
     overwrite: bool = False,
-) -> list[Path] | str:
-    """Export a store: GeoParquet shards plus a STAC Collection in ``out``, or a plain Zarr v3 copy at ``out``.
+    license: str = "other",
+    source_data: Sequence[str] | None = None,
+) -> ExportReport | str:
+    """Export a store: GeoParquet shards plus STAC metadata in ``out``, or a plain Zarr v3 copy at ``out``.
+
+    Every imagette is exported, those without a position too (a null geometry, ``footprint = "unknown"``, counted
+    in the report); a store of 0 imagettes gives a valid, empty export. The GeoParquet export is written into a new
+    folder beside ``out`` and renamed onto it when complete: a failure leaves no partial export, and a previous
+    export at ``out`` as it was.
 
     Parameters
     ----------
     store : str, os.PathLike or xarray.Dataset
         An embedding store (path or URL; for ``format="zarr"`` an imagette store too), or a Dataset.
     out : str or os.PathLike
-        GeoParquet: the local folder of ``collection.json``, the shards (``parquet/part-00000.parquet`` ...) and
-        their STAC Items (one folder each).
+        GeoParquet: the local folder of ``collection.json``, ``model.json`` (the encoder's STAC MLM Item), the shards
+        (``parquet/part-00000.parquet`` ...) and their STAC Items (one folder each).
         Zarr: the plain store written (path or URL).
     format : {"geoparquet", "zarr"}, default "geoparquet"
         What to write.
@@ -57,12 +150,18 @@ def export_store(
     storage_options : dict, optional
         Credentials and endpoint of the store (and of a Zarr ``out`` on object storage).
     overwrite : bool, default False
-        Replace existing output.
+        Replace existing output (GeoParquet: a previous export only, never a folder holding other files).
+    license : str, default "other"
+        GeoParquet: the licence of the embeddings in the STAC Collection.
+    source_data : sequence of str, optional
+        GeoParquet: the data embedded, for the STAC ``emb:source-data`` links (default: the imagette store the
+        embeddings record).
 
     Returns
     -------
-    list of pathlib.Path or str
-        The shards and ``collection.json`` (GeoParquet), or where the Zarr copy is.
+    ExportReport or str
+        GeoParquet: the shards and ``collection.json`` (a list), with ``rows``, ``without_position`` and
+        ``summary()``. Zarr: where the copy is.
 
     Raises
     ------
@@ -72,9 +171,10 @@ def export_store(
 
     Examples
     --------
-    >>> xwvnet.export.export_store("embeddings.zarr", "export/", dtype="int8")  # doctest: +SKIP
+    >>> report = xwvnet.export.export_store("embeddings.zarr", "export/", dtype="int8")  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
     """
-    from .geoparquet import DTYPES, ROW_GROUP, to_geoparquet
+    from .geoparquet import DTYPES, ROW_GROUP, shard_metadata, to_geoparquet
     from .plain import to_plain_zarr
     from .stac import stac_collection
 
@@ -100,16 +200,23 @@ def export_store(
     if S.EMBEDDING not in ds.data_vars:
         raise ValueError(f"{store if not isinstance(store, xr.Dataset) else 'the Dataset'} holds no embeddings "
                          "to export as GeoParquet: give an embedding store (xwvnet embed), or --format zarr.")
+    from ..retrieval.compact import decode_embeddings
+
+    ds = decode_embeddings(ds)  # a float16 store (embed --dtype float16): float32 values, lazily, then dtype=
+    import pyarrow.parquet as pq
+
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"{out} is not empty: pass overwrite=True (--overwrite) or another folder.")
-    out.mkdir(parents=True, exist_ok=True)
     n = ds.sizes[S.IMAGETTE]
     rows = shard_rows(ds.sizes[S.FEATURE], dtype, max_file_bytes)
     group = min(rows, row_group_size or ROW_GROUP)
-    shards = []
-    for k, start in enumerate(range(0, max(n, 1), rows)):
-        part = ds.isel({S.IMAGETTE: slice(start, start + rows)})
-        shards.append(to_geoparquet(part, out / "parquet" / f"part-{k:05d}.parquet", dtype=dtype, row_group_size=group,
-                                    overwrite=overwrite))
-    return [*shards, stac_collection(shards, out)]
+    with _staged(out, overwrite) as stage:
+        shards, unknown = [], 0
+        for k, start in enumerate(range(0, max(n, 1), rows)):
+            part = ds.isel({S.IMAGETTE: slice(start, start + rows)})
+            shard = to_geoparquet(part, stage / "parquet" / f"part-{k:05d}.parquet", dtype=dtype,
+                                  row_group_size=group)
+            unknown += int(shard_metadata(pq, shard).get("without_position", 0))
+            shards.append(shard)
+        stac_collection(shards, stage, license=license, source_data=source_data)
+    paths = [out / "parquet" / s.name for s in shards] + [out / "collection.json"]
+    return ExportReport(paths, n, unknown)

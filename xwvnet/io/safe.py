@@ -40,8 +40,8 @@ import numpy.typing as npt
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
+from .. import radiometry as rad
 from .. import schema as S
-from .._deprecation import renamed_arguments
 from .._runtime import check_count
 from ..errors import XWVNetWarning, warn
 from .names import imagette_key, parse_name
@@ -865,29 +865,93 @@ def report_skipped(skipped: list[str]) -> None:
         warn(f"skipped {len(skipped)} imagette(s) or product(s):\n  " + "\n  ".join(skipped), SafeWarning)
 
 
-def _sigma0_block(items: Sequence[SlcImagette], lines: int, samples: int, denoise: bool) -> np.ndarray:
+def multilook_sigma0(
+    imagette: SlcImagette,
+    factor: tuple[int, int],
+    denoise: bool = False,
+    tolerance: float = rad.CALIBRATION_TOLERANCE,
+) -> tuple[np.ndarray, float]:
+    """Multilooked calibrated sigma0 of one imagette, calibrated at the multilooked resolution when exact enough.
+
+    The measurement is streamed by blocks of lines; ``|DN|^2`` (float32) is summed over each block's
+    ``factor[0]`` lines, multiplied by ``1 / sigmaNought^2`` of every range sample at the block's centre line, and
+    summed over ``factor[1]`` samples: no full-resolution LUT, no float64 image. When
+    :func:`xwvnet.radiometry.calibration_error_bound` exceeds ``tolerance``, or with ``denoise`` (a difference of
+    powers has no relative bound), every pixel is calibrated first (:meth:`SlcImagette.sigma0`), then averaged.
+
+    Parameters
+    ----------
+    imagette : xwvnet.io.safe.SlcImagette
+        As :func:`scan_safe` gives it.
+    factor : (int, int)
+        Lines and samples per block.
+    denoise : bool, default False
+        Subtract the thermal noise LUT (exact path).
+    tolerance : float, default xwvnet.radiometry.CALIBRATION_TOLERANCE
+        Largest relative error allowed against full-resolution calibration.
+
+    Returns
+    -------
+    tuple
+        ``(sigma0, bound)``: float32 ``(lines // fl, samples // fs)``, and the bound on its relative error (0.0 on
+        the exact path).
+
+    Raises
+    ------
+    ValueError
+        If a factor is < 1, or the measurement is not what its annotation announces.
+    """
+    fl, fs = int(factor[0]), int(factor[1])
+    if fl < 1 or fs < 1:
+        raise ValueError(f"multilook factors must be >= 1, got {factor!r}.")
+    lines, samples = imagette.lines, imagette.samples
+    nl, ns = lines // fl, samples // fs
+    bound = 0.0 if denoise else rad.calibration_error_bound(imagette.calibration, lines, samples, fl)
+    if denoise or bound > tolerance:
+        return rad.multilook(imagette.sigma0(denoise), (fl, fs)), 0.0
+    out = np.empty((nl, ns), dtype=np.float32)
+    block = max(1, BLOCK_LINES // fl) * fl
+    for a, b, power in imagette.power_blocks(block):
+        rows = (b - a) // fl
+        if rows == 0:
+            continue
+        j = a // fl
+        centre = np.arange(j, j + rows) * fl + (fl - 1) / 2.0
+        weight = (1.0 / np.square(imagette.calibration.at(centre, samples)[:, : ns * fs])).astype(np.float32)
+        weight *= np.float32(1.0 / (fl * fs))
+        summed = power[: rows * fl, : ns * fs].reshape(rows, fl, ns * fs).sum(axis=1)
+        summed *= weight
+        out[j : j + rows] = summed.reshape(rows, ns, fs).sum(axis=2)
+    return out, bound
+
+
+def _sigma0_block(items: Sequence[SlcImagette], factors: Sequence[tuple[int, int]], lines: int, samples: int,
+                  denoise: bool) -> np.ndarray:
     out = np.full((len(items), lines, samples), np.nan, dtype=np.float32)
-    for k, item in enumerate(items):
-        out[k, : item.lines, : item.samples] = item.sigma0(denoise)
+    for k, (item, factor) in enumerate(zip(items, factors)):
+        image = item.sigma0(denoise) if factor == (1, 1) else multilook_sigma0(item, factor, denoise)[0]
+        out[k, : image.shape[0], : image.shape[1]] = image
     return out
 
 
-@renamed_arguments(chunks="chunk_size")
 def open_safe(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     imagettes: Sequence[int | str] | None = None,
     chunk_size: int = 1,
     *,
+    looks: tuple[int, int] | None = None,
+    spacing: float | tuple[float, float] | None = None,
     denoise: bool = False,
     storage_options: dict | None = None,
 ) -> xr.Dataset:
     """Open Sentinel-1 WV L1 SLC SAFE products (folders or zips) as one imagette Dataset of calibrated sigma0.
 
-    Users download WV products as SAFE folders or zips; this turns them into the imagette data model at native
-    resolution, lazily: the XMLs are read now, each imagette's pixels by one dask task when computed. Imagettes
+    Users download WV products as SAFE folders or zips; this turns them into the imagette data model, lazily: the
+    XMLs are read now, each imagette's pixels by one dask task when computed (at native resolution, or averaged in
+    intensity over ``looks`` or to ``spacing``, calibrated at that resolution: :func:`multilook_sigma0`). Imagettes
     whose files are missing, unreadable, truncated or inconsistent are skipped and listed in
-    ``ds.attrs["skipped"]``; the others are read. To get WV-Net quicklooks at the published ~41 x 45 m spacing
-    use :func:`xwvnet.radiometry.safe_to_imagettes`.
+    ``ds.attrs["skipped"]``; the others are read. WV-Net quicklooks at the published spacing:
+    :func:`safe_to_imagettes`.
 
     Parameters
     ----------
@@ -896,7 +960,13 @@ def open_safe(
     imagettes : sequence of int or str, optional
         Only these imagettes: numbers (``1`` for file ``...-001.tiff``) or ids ``<SAFE name>:<nnn>``.
     chunk_size : int, default 1
-        Imagettes per dask chunk. (Renamed from ``chunks``, which still works for one release.)
+        Imagettes per dask chunk.
+    looks : (int, int), optional
+        Average ``looks[0]`` lines x ``looks[1]`` samples into one pixel (e.g. :data:`xwvnet.radiometry.
+        DEFAULT_LOOKS`). Default: native resolution.
+    spacing : float or (float, float), optional
+        Average to this spacing in metres (azimuth, ground range), the looks rounded per imagette
+        (:func:`xwvnet.radiometry.multilook_factor`). Give ``looks`` or ``spacing``, not both.
     denoise : bool, default False
         Subtract the thermal noise LUT before calibrating. Off by default: the published quicklooks' recipe does
         not say, and at WV's -22 dB NESZ the noise is a small fraction of ocean NRCS.
@@ -911,12 +981,15 @@ def open_safe(
         coordinates ``time`` (first line, UTC), ``latitude``/``longitude``/``incidence_angle`` (geolocation grid,
         interpolated at the image centre), ``heading`` (platformHeading), ``pass``, ``mission``, ``swath``,
         ``polarization``, ``orbit``, ``datatake``, ``imagette_number``, ``imagette_key``, ``safe``, ``source``,
-        ``line_spacing`` (azimuth) and ``sample_spacing`` (ground range at the centre), metres.
+        ``line_spacing`` (azimuth) and ``sample_spacing`` (ground range at the centre), metres, of the pixels given.
+        Averaged: also ``multilook_lines``/``multilook_samples`` (the looks) and ``sample_incidence(imagette,
+        sample)``, the incidence angle of each averaged range sample at the centre line.
 
     Raises
     ------
     ValueError
-        If ``paths`` is empty or ``chunk_size`` is not a positive integer.
+        If ``paths`` is empty, ``chunk_size`` or a look is not a positive integer, ``spacing`` is not positive, or
+        both ``looks`` and ``spacing`` are given.
     NoReadableImageError
         If no imagette at all can be read (a ``ValueError``); ``.skipped`` lists why.
 
@@ -931,36 +1004,145 @@ def open_safe(
     >>> ds.sigma0.isel(imagette=0).mean().compute()  # doctest: +SKIP
     """
     chunk_size = check_count(chunk_size, "chunk_size")
+    if looks is not None and spacing is not None:
+        raise ValueError("give looks (pixels) or spacing (metres), not both.")
+    if looks is not None:
+        looks = (check_count(looks[0], "looks[0]", "lines"), check_count(looks[1], "looks[1]", "samples"))
     items, skipped = scan_safe(paths, imagettes, storage_options)
     report_skipped(skipped)
     if not items:
         raise NoReadableImageError(
             f"no readable WV imagette in {paths!r}:\n  " + "\n  ".join(skipped or ["(none selected)"]), skipped)
-    lines = max(i.lines for i in items)
-    samples = max(i.samples for i in items)
+    factors = [looks or (1, 1) if spacing is None else rad.multilook_factor(i.azimuth_spacing, i.ground_spacing,
+                                                                             spacing) for i in items]
+    vl = np.array([i.lines // f[0] for i, f in zip(items, factors)], dtype=np.int32)
+    vs = np.array([i.samples // f[1] for i, f in zip(items, factors)], dtype=np.int32)
+    lines, samples = int(vl.max()), int(vs.max())
     blocks = [
-        da.from_delayed(dask.delayed(_sigma0_block)(items[k : k + chunk_size], lines, samples, denoise),
+        da.from_delayed(dask.delayed(_sigma0_block)(items[k : k + chunk_size], factors[k : k + chunk_size], lines,
+                                                    samples, denoise),
                         shape=(len(items[k : k + chunk_size]), lines, samples), dtype=np.float32)
         for k in range(0, len(items), chunk_size)
     ]
+    averaged = looks is not None or spacing is not None
     coords = coordinates(items)
-    coords[LINE_SPACING] = (S.IMAGETTE, np.array([i.azimuth_spacing for i in items]))
-    coords[SAMPLE_SPACING] = (S.IMAGETTE, np.array([i.ground_spacing for i in items]))
-    ds = xr.Dataset(
-        {
-            S.SIGMA0: ((S.IMAGETTE, S.LINE, S.SAMPLE), da.concatenate(blocks, axis=0),
-                       {"long_name": "calibrated normalised radar cross section (linear)", "units": "1",
-                        "standard_name": "surface_backwards_scattering_coefficient_of_radar_wave",
-                        "thermal_noise_removed": int(denoise)}),
-            S.VALID_LINES: (S.IMAGETTE, np.array([i.lines for i in items], dtype=np.int32)),
-            S.VALID_SAMPLES: (S.IMAGETTE, np.array([i.samples for i in items], dtype=np.int32)),
-        },
-        coords=coords,
-        attrs={"skipped": skipped, "title": "Sentinel-1 WV imagettes (L1 SLC, calibrated sigma0)"},
-    )
+    coords[LINE_SPACING] = (S.IMAGETTE, np.array([i.azimuth_spacing * f[0] for i, f in zip(items, factors)]))
+    coords[SAMPLE_SPACING] = (S.IMAGETTE, np.array([i.ground_spacing * f[1] for i, f in zip(items, factors)]))
+    data = {
+        S.SIGMA0: ((S.IMAGETTE, S.LINE, S.SAMPLE), da.concatenate(blocks, axis=0),
+                   {"long_name": "calibrated normalised radar cross section (linear)" + (
+                       ", multilooked" if averaged else ""), "units": "1",
+                    "standard_name": "surface_backwards_scattering_coefficient_of_radar_wave",
+                    "thermal_noise_removed": int(denoise)}),
+        S.VALID_LINES: (S.IMAGETTE, vl),
+        S.VALID_SAMPLES: (S.IMAGETTE, vs),
+    }
+    if averaged:
+        coords["multilook_lines"] = (S.IMAGETTE, np.array([f[0] for f in factors], dtype=np.int32))
+        coords["multilook_samples"] = (S.IMAGETTE, np.array([f[1] for f in factors], dtype=np.int32))
+        profiles = np.full((len(items), samples), np.nan, dtype=np.float32)
+        for k, (item, f) in enumerate(zip(items, factors)):
+            if item.incidence_profile is not None:
+                profiles[k, : vs[k]] = rad.multilook(item.incidence_profile[None, :], (1, f[1]))[0]
+        data["sample_incidence"] = ((S.IMAGETTE, S.SAMPLE), profiles,
+                                    {"long_name": "incidence angle of each range sample at the centre line",
+                                     "units": "degree"})
+    ds = xr.Dataset(data, coords=coords,
+                    attrs={"skipped": skipped, "title": "Sentinel-1 WV imagettes (L1 SLC, calibrated sigma0)"})
     ds[LINE_SPACING].attrs.update(units="m", long_name="azimuth pixel spacing")
     ds[SAMPLE_SPACING].attrs.update(units="m", long_name="ground-range pixel spacing at the imagette centre")
     return S.with_cf_attrs(ds)
+
+
+def _quicklooks(sigma0: np.ndarray, valid_lines: np.ndarray, valid_samples: np.ndarray, incidence: np.ndarray,
+                detrended: bool) -> np.ndarray:
+    """A block of averaged sigma0 -> uint8 quicklooks (numpy: detrend each imagette, then the stretch)."""
+    if detrended:
+        sigma0 = np.stack([rad.detrend(s, inc) for s, inc in zip(sigma0, incidence)]) if len(sigma0) else sigma0
+    return rad.sigma0_to_quicklook(sigma0, valid_lines, valid_samples)
+
+
+def safe_to_imagettes(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    spacing: float | tuple[float, float] | None = None,
+    keep_sigma0: bool = False,
+    *,
+    imagettes: Sequence[int | str] | None = None,
+    denoise: bool = False,
+    detrended: bool = False,
+    chunk_size: int = 1,
+    storage_options: dict | None = None,
+) -> xr.Dataset:
+    """WV L1 SLC SAFE products -> WV-Net-ready quicklooks (and optionally the multilooked sigma0), lazily.
+
+    :func:`open_safe` averaged to the quicklook spacing, then the numpy steps of :mod:`xwvnet.radiometry` on each
+    block: the recipe of the published quicklooks as far as it is known (docs/safe.md): calibrated sigma0
+    (optionally denoised), averaged in intensity over 10 x 10 SLC pixels (which gives the published sizes) or to
+    ``spacing``, optionally detrended with incidence, then stretched per imagette between its 1st and 99th
+    percentiles to 8 bits.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or iterable of them
+        SAFE folders, their manifests, or zipped SAFE products.
+    spacing : float or (float, float), optional
+        Output spacing in metres (azimuth, ground range); the factor is rounded per imagette. Default:
+        :data:`xwvnet.radiometry.DEFAULT_LOOKS` (10 x 10 SLC pixels, the published quicklooks: ~41 m x 37 m for
+        WV1, 41 m x 45 m for WV2).
+    keep_sigma0 : bool, default False
+        Also return ``sigma0`` at that spacing (float32, NaN outside each imagette).
+    imagettes : sequence of int or str, optional
+        Only these imagettes (numbers or ids), as in :func:`open_safe`.
+    denoise : bool, default False
+        Subtract the thermal noise LUT before calibrating.
+    detrended : bool, default False
+        Divide by the mean NRCS fall with incidence (:func:`xwvnet.radiometry.detrend`) before stretching.
+    chunk_size : int, default 1
+        Imagettes per dask chunk.
+    storage_options : dict, optional
+        Options of ``obstore.store.from_url`` for products on object storage (``s3://...``).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``quicklook`` (uint8, 0 outside each imagette), ``sigma0`` when asked, ``valid_lines``/``valid_samples``
+        of the multilooked images, the coordinates of :func:`open_safe` (``line_spacing`` and ``sample_spacing``
+        those of the output) and ``multilook_lines``/``multilook_samples`` (the factors);
+        ``attrs["skipped"]`` lists the imagettes and products skipped, and why.
+
+    Raises
+    ------
+    ValueError
+        If ``paths`` is empty, ``spacing`` is not positive, or ``chunk_size`` < 1.
+    NoReadableImageError
+        If no imagette can be read (a ``ValueError``).
+
+    Warns
+    -----
+    SafeWarning
+        When imagettes or products are skipped.
+
+    Examples
+    --------
+    >>> ds = safe_to_imagettes(["S1A_WV_SLC__1SSV_...SAFE", "S1B_WV_SLC__1SSV_...zip"])  # doctest: +SKIP
+    >>> xwvnet.to_store(ds, "wv.zarr")  # doctest: +SKIP
+    """
+    ds = open_safe(paths, imagettes, chunk_size, looks=rad.DEFAULT_LOOKS if spacing is None else None,
+                   spacing=spacing, denoise=denoise, storage_options=storage_options)
+    quicklook = xr.apply_ufunc(
+        _quicklooks, ds[S.SIGMA0], ds[S.VALID_LINES], ds[S.VALID_SAMPLES], ds["sample_incidence"],
+        kwargs={"detrended": detrended}, input_core_dims=[[S.LINE, S.SAMPLE], [], [], [S.SAMPLE]],
+        output_core_dims=[[S.LINE, S.SAMPLE]], dask="parallelized", output_dtypes=[np.uint8])
+    averaged = (f"over {rad.DEFAULT_LOOKS[0]} x {rad.DEFAULT_LOOKS[1]} pixels" if spacing is None
+                else f"to ~{spacing} m")
+    quicklook.attrs = {"long_name": "8-bit stretched SAR intensity (quicklook)", "valid_range": [0, 255],
+                       "comment": f"sigma0 averaged {averaged}, {rad.STRETCH_PERCENTILES} percentile stretch"
+                                  + (", detrended with incidence" if detrended else "")}
+    out = ds.drop_vars(["sample_incidence", *([] if keep_sigma0 else [S.SIGMA0])]).assign({S.QUICKLOOK: quicklook})
+    out.attrs["title"] = "Sentinel-1 WV imagettes (quicklooks from L1 SLC)"
+    return S.with_cf_attrs(out[[S.QUICKLOOK, *([S.SIGMA0] if keep_sigma0 else []), S.VALID_LINES,
+                                S.VALID_SAMPLES]])
+
 
 def _footprints(root: ET.Element) -> list[np.ndarray]:
     out = []

@@ -36,7 +36,6 @@ from tqdm.auto import tqdm
 from zarr.core.sync import sync
 
 from .. import schema as S
-from .._deprecation import renamed_arguments
 from .._runtime import check_count
 from ..errors import XWVNetError, XWVNetWarning, warn
 from .storage import Location, commit_lock, locate
@@ -915,7 +914,6 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
 
 
 @door
-@renamed_arguments(store="out", chunk="chunk_size")
 def to_store(
     ds: xr.Dataset,
     out: str | os.PathLike | Location,
@@ -938,11 +936,10 @@ def to_store(
         Imagettes following the xwvnet data model (:func:`xwvnet.validate` must pass).
     out : str, os.PathLike or Location
         The store to write: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already
-        there (an embedding store, a plain Zarr store, files) is refused. (Renamed from ``store``, which still
-        works for one release.)
+        there (an embedding store, a plain Zarr store, files) is refused.
     chunk_size : int, optional
         Imagettes per stored chunk (at most 1 GiB of pixels); default: the existing store's, else a few MB of
-        pixels per chunk. (Renamed from ``chunk``.)
+        pixels per chunk.
     progress : bool, default False
         Show a tqdm bar of imagettes, moving as each batch is written.
     storage_options : dict, optional
@@ -1006,7 +1003,6 @@ def to_store(
                 bar.update(min(step, n - start))
     return report
 @door
-@renamed_arguments(store="out")
 def add_variables(
     ds: xr.Dataset,
     out: str | os.PathLike | Location,
@@ -1026,7 +1022,7 @@ def add_variables(
     ds : xarray.Dataset
         The store's imagettes in the store's order, as :func:`open_store` gives them.
     out : str, os.PathLike or Location
-        The imagette store to write into. (Renamed from ``store``, which still works for one release.)
+        The imagette store to write into.
     names : iterable of str, optional
         Variables to write; default every data variable along ``imagette``.
     storage_options : dict, optional

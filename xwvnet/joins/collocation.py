@@ -7,7 +7,9 @@ parameters (:mod:`.waves`), tells grids from points, and names the results. The 
 :func:`.grid.sample_grid` (``Dataset.interp`` / ``Dataset.sel``) and :func:`.points.sample_points`
 (``BallTree`` on the sphere).
 
-Imagettes outside the coverage or tolerance get NaN and are counted in a :class:`CollocationWarning`. The positions
+Imagettes outside the coverage or tolerance get NaN and are counted in a :class:`CollocationWarning`. Imagettes
+without a position are never an error when some have one (they get NaN and are counted); when none has one (the
+published quicklooks), :class:`MissingPositionError` says how to add them (:func:`add_positions`). The positions
 (3 numbers per imagette) are always read; a dask-backed side gives a lazy result that reads only the source chunks
 it touches.
 """
@@ -25,7 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from ..errors import warn
+from ..errors import XWVNetError, warn
 from ..io.sources import QC_FLAGGED, normalise_source, open_source, source_files, utc_times
 from .grid import METHODS, CollocationWarning, sample_grid
 from .points import KEY, haversine_km, sample_points
@@ -39,7 +41,8 @@ from .waves import (
     find_spectrum,
 )
 
-__all__ = ["collocate", "collocate_to_file", "open_imagettes", "count_missing", "CollocationWarning", "NAN_REASONS"]
+__all__ = ["collocate", "collocate_to_file", "open_imagettes", "add_positions", "count_missing", "CollocationWarning",
+           "MissingPositionError", "NAN_REASONS"]
 
 _POINT = "_point"
 _CELL = "_cell"  # the cells of a curvilinear grid, as points
@@ -64,6 +67,49 @@ _SOURCE_CHUNK_BYTES = 8 * 2**20
 
 #: what ``time_tolerance`` accepts: anything :class:`pandas.Timedelta` reads
 Duration = str | np.timedelta64 | pd.Timedelta | None
+#: the result's attribute counting the imagettes that had no position (or no time) and got NaN
+NO_POSITION_ATTR = "collocation_no_position"
+_ADD_POSITIONS = (
+    "take them from the L2 OCN products or the SAFE manifest footprints of the same acquisitions, matched on "
+    "imagette_key (xwvnet.joins.add_positions(ds, 'ocn/'); xwvnet collocate --positions PATH), or pass coordinates "
+    "(ds.assign_coords(latitude=('imagette', lat), longitude=('imagette', lon)))"
+)
+
+
+class MissingPositionError(XWVNetError, ValueError):
+    """No imagette has the position (or time) a join needs, so nothing could be joined.
+
+    The message says what is missing and how to add it (:func:`add_positions`, ``ds.assign_coords``).
+    """
+
+
+def _refuse_without_positions(time: np.ndarray, lat: np.ndarray, lon: np.ndarray, needs_time: bool) -> int:
+    """The number of imagettes without a position (or, when the source has times, a time); refused when that is all.
+
+    Raises
+    ------
+    MissingPositionError
+        When no imagette has both (one line: what is missing, and how to add it).
+    """
+    no_place = ~(np.isfinite(lat) & np.isfinite(lon))
+    no_time = np.isnat(time) if needs_time else np.zeros(lat.size, dtype=bool)
+    missing = no_place | no_time
+    if lat.size == 0 or not missing.all():
+        return int(missing.sum())
+    n = lat.size
+    if no_place.any():
+        found = f"latitude/longitude are NaN for {int(no_place.sum())}" + (
+            f" and time is NaT for {int(no_time.sum())}" if no_time.any() else "")
+        raise MissingPositionError(
+            f"collocate needs each imagette's latitude and longitude{' and time' if needs_time else ''}, and none of "
+            f"the {n} imagettes has them ({found}; quicklook file names hold no position), so nothing can be "
+            f"joined. Add positions: {_ADD_POSITIONS}."
+        )
+    raise MissingPositionError(
+        f"collocate needs each imagette's time to join a source with a time axis, and none of the {n} imagettes "
+        "has one (time is NaT: the file names are not Sentinel-1 WV names), so nothing can be joined. Add times: "
+        "ds.assign_coords(time=('imagette', times)), or join a source without time."
+    )
 
 
 def _prepare(
@@ -387,10 +433,16 @@ def collocate(
         (:func:`count_missing`). Observations with their own times whose variables are valid at different points
         (a buoy's waves every 10 minutes, its temperature every minute) are matched per variable, the others
         getting ``<prefix>_<variable>_distance_km`` and ``_time_offset``.
-        Lazy when ``ds`` or the source is dask-backed, chunked like ``ds`` along ``imagette``.
+        Lazy when ``ds`` or the source is dask-backed, chunked like ``ds`` along ``imagette``. The Dataset's
+        attribute ``collocation_no_position`` counts the imagettes that had no position (or, for a source with a
+        time axis, no time) and got NaN.
 
     Raises
     ------
+    MissingPositionError
+        When no imagette has a position (latitude and longitude NaN, as for the published quicklooks) or, for a
+        source with a time axis, a time, unless the source is joined on ``imagette_key``: the message says how to
+        add them (:func:`add_positions`, ``ds.assign_coords``). A ``ValueError``.
     ValueError
         For a ``method`` other than ``"linear"``/``"nearest"``, a non-positive ``max_distance_km``, a
         ``time_tolerance`` that is not a duration with a unit (a bare number) or is negative, variables missing
@@ -449,6 +501,9 @@ def collocate(
         if cell_km is not None and max_distance_km is None:
             max_distance_km = cell_km
     space_only = S.TIME not in src.variables or (S.TIME in src.dims and src.sizes[S.TIME] == 1)
+    keyed = (not _is_gridded(src) and KEY in ds.variables and KEY in src.variables
+             and src[KEY].dims == src[S.LATITUDE].dims)  # joined on imagette_key: positions are not needed
+    unplaced = 0 if keyed else _refuse_without_positions(time, lat, lon, needs_time=not space_only)
     if _is_gridded(src):
         names = _select(src, variables, {S.LATITUDE, S.LONGITUDE})
         codes = [n for n in names if method == "linear" and _categorical(src[n])]
@@ -505,6 +560,7 @@ def collocate(
     if clash:
         raise ValueError(f"collocated variables {clash} already exist in the Dataset; pass another prefix=.")
     result = ds.assign(renamed)
+    result.attrs = {**ds.attrs, NO_POSITION_ATTR: unplaced}
     if lazy:
         result = result.assign({k: v.chunk({S.IMAGETTE: _imagette_chunks(ds)}) for k, v in renamed.items()})
     else:
@@ -632,7 +688,7 @@ def count_missing(result: xr.Dataset) -> xr.Dataset:
 
 
 # --- files in, file out (the CLI's `xwvnet collocate`) --------------------------------------------------------------
-def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
+def open_imagettes(path: str | os.PathLike, *, storage_options: dict | None = None) -> xr.Dataset:
     """Open imagettes to collocate from a file: a Zarr store, a WV SAFE folder or manifest, or L2 OCN products.
 
     Collocation needs only the imagettes' times and positions, so a SAFE manifest (no pixels read) or the OCN
@@ -643,6 +699,8 @@ def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
     path : str or os.PathLike
         A ``.SAFE`` folder or ``manifest.safe``, an OCN ``.nc`` product or a folder of ``*-ocn-*.nc`` products, or
         an xwvnet imagette store (path or ``s3://``, ``gs://``, ``az://`` URL).
+    storage_options : dict, optional
+        Credentials and endpoint of a store in a bucket (as :func:`xwvnet.open_store` takes them).
 
     Returns
     -------
@@ -656,10 +714,10 @@ def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
     """
     from ..io.storage import locate
 
-    if not locate(path).local:  # a URL names a store (SAFE and OCN files are read from local paths here)
+    if not locate(path, storage_options).local:  # a URL names a store (SAFE and OCN files are read locally here)
         from ..io.store import open_store
 
-        return open_store(path)
+        return open_store(path, storage_options=storage_options)
     path = Path(path)
     if path.name == "manifest.safe" or path.suffix.upper() == ".SAFE":
         from ..io.safe import imagettes_from_manifest
@@ -671,7 +729,108 @@ def open_imagettes(path: str | os.PathLike) -> xr.Dataset:
         return open_ocn(path)
     from ..io.store import open_store
 
-    return open_store(path)
+    return open_store(path, storage_options=storage_options)
+
+
+def _key_positions(products: xr.Dataset | str | os.PathLike | Sequence[str | os.PathLike],
+                   storage_options: dict | None) -> tuple[pd.DataFrame, str]:
+    """``imagette_key`` -> (latitude, longitude) of the products that have a position, and what they were."""
+    if isinstance(products, xr.Dataset):
+        found, label = [products], "the products given"
+    else:
+        paths = [products] if isinstance(products, (str, os.PathLike)) else list(products)
+        found = [open_imagettes(p, storage_options=storage_options) for p in paths]
+        label = ", ".join(map(os.fspath, paths))
+    frames = []
+    for part in found:
+        missing = [n for n in (KEY, S.LATITUDE, S.LONGITUDE) if n not in part.variables]
+        if missing:
+            raise ValueError(
+                f"add_positions takes the positions of L2 OCN products or SAFE manifests, which carry {KEY}, "
+                f"{S.LATITUDE} and {S.LONGITUDE}; {label} lack {missing}."
+            )
+        frames.append(pd.DataFrame({S.LATITUDE: np.asarray(part[S.LATITUDE].values, dtype=float),
+                                    S.LONGITUDE: np.asarray(part[S.LONGITUDE].values, dtype=float)},
+                                   index=pd.Index(np.asarray(part[KEY].values).astype(str), name=KEY)))
+    table = pd.concat(frames).dropna()
+    return table[~table.index.duplicated(keep="first")], label
+
+
+def add_positions(
+    ds: xr.Dataset,
+    products: xr.Dataset | str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    storage_options: dict | None = None,
+) -> xr.Dataset:
+    """Give imagettes without a position the position of the L2 OCN product or SAFE manifest of the same acquisition.
+
+    Quicklook file names hold the mission, swath, orbit, datatake and imagette number but no position, so the
+    published quicklooks have NaN ``latitude`` and ``longitude`` and cannot be joined with a grid or with points.
+    The OCN products (``xwvnet.open_ocn``: the imagette centre) and the SAFE manifest (footprint centres, no pixels
+    read) of the same acquisition carry it, under the same ``imagette_key``; this copies it over. Positions the
+    imagettes already have are kept.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes with ``imagette_key`` (quicklooks, SLC imagettes, a store of either); it is not modified.
+    products : xarray.Dataset, str, os.PathLike or sequence of them
+        OCN products or SAFE imagettes as a Dataset, or paths that :func:`open_imagettes` opens: OCN ``.nc``
+        products or folders of them, ``.SAFE`` folders or ``manifest.safe`` files.
+    storage_options : dict, optional
+        Credentials and endpoint when ``products`` names a store in a bucket.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` with ``latitude`` and ``longitude`` (degrees, longitudes in [-180, 180)) filled in where an
+        ``imagette_key`` matched; imagettes without a match keep NaN (:func:`collocate` counts them).
+
+    Raises
+    ------
+    ValueError
+        When ``ds`` has no ``imagette_key``, the products lack ``imagette_key``, ``latitude`` or ``longitude``, or
+        no imagette without a position matches a product with one (the message shows a key of each side).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ql = xr.Dataset(coords={"imagette": ["a", "b"], "imagette_key": ("imagette", ["k1", "k2"]),
+    ...                         "latitude": ("imagette", [np.nan, np.nan]), "longitude": ("imagette", [np.nan, 5.0])})
+    >>> ocn = xr.Dataset(coords={"imagette_key": ("imagette", ["k2", "k1"]), "latitude": ("imagette", [-10.0, 20.0]),
+    ...                          "longitude": ("imagette", [190.0, 30.0])})
+    >>> out = add_positions(ql, ocn)  # "b" had a longitude but no latitude: it takes its product's position
+    >>> out.latitude.values.tolist(), out.longitude.values.tolist()
+    ([20.0, -10.0], [30.0, -170.0])
+    """
+    if KEY not in ds.variables:
+        raise ValueError(
+            f"add_positions matches imagettes and products on {KEY!r}, which the imagettes lack (quicklooks, SAFE "
+            f"and OCN readers give it); assign positions yourself: ds.assign_coords(latitude=('imagette', lat), "
+            "longitude=('imagette', lon))."
+        )
+    table, label = _key_positions(products, storage_options)
+    keys = np.asarray(ds[KEY].values).astype(str)
+    lat = np.asarray(ds[S.LATITUDE].values, dtype=float) if S.LATITUDE in ds.variables else np.full(keys.size, np.nan)
+    lon = np.asarray(ds[S.LONGITUDE].values, dtype=float) if S.LONGITUDE in ds.variables else np.full(keys.size,
+                                                                                                     np.nan)
+    looked_up = table.reindex(keys)
+    need = ~(np.isfinite(lat) & np.isfinite(lon))
+    found = need & looked_up[S.LATITUDE].notna().to_numpy()
+    if need.any() and not found.any():
+        raise ValueError(
+            f"none of the {int(need.sum())} imagettes without a position has its {KEY} among the {len(table)} "
+            f"positioned products of {label} (an imagette's: {keys[need][0]!r}; a product's: "
+            f"{table.index[0] if len(table) else 'none'!r}); give the OCN products or SAFE products of the same "
+            "acquisitions."
+        )
+    lat = np.where(found, looked_up[S.LATITUDE].to_numpy(), lat)
+    lon = np.where(found, (looked_up[S.LONGITUDE].to_numpy() + 180.0) % 360.0 - 180.0, lon)
+    attrs = {name: dict(ds[name].attrs) if name in ds.variables else {} for name in (S.LATITUDE, S.LONGITUDE)}
+    attrs[S.LATITUDE].setdefault("units", "degrees_north")
+    attrs[S.LONGITUDE].setdefault("units", "degrees_east")
+    return ds.assign_coords({S.LATITUDE: (S.IMAGETTE, lat, attrs[S.LATITUDE]),
+                             S.LONGITUDE: (S.IMAGETTE, lon, attrs[S.LONGITUDE])})
 
 
 def collocate_to_file(
@@ -686,6 +845,8 @@ def collocate_to_file(
     prefix: str | None = None,
     depth: float | None = None,
     quality_flags: Sequence[int] | None = None,
+    positions: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    storage_options: dict | None = None,
 ) -> xr.Dataset:
     """Collocate imagettes stored in files with a source file and write the per-imagette table (no pixels).
 
@@ -702,18 +863,28 @@ def collocate_to_file(
         The table to write: ``.csv`` for CSV, anything else for netCDF. Its folder is created.
     variables, method, time_tolerance, max_distance_km, prefix, depth, quality_flags
         As in :func:`collocate`.
+    positions : str, os.PathLike or sequence of them, optional
+        OCN products or SAFE products of the same acquisitions, whose positions imagettes without one take first
+        (:func:`add_positions`).
+    storage_options : dict, optional
+        Credentials and endpoint when ``imagettes`` (or ``positions``) is a store in a bucket.
 
     Returns
     -------
     xarray.Dataset
-        The table written, computed.
+        The table written, computed; its attribute ``collocation_no_position`` counts the imagettes left without
+        a position.
 
     Raises
     ------
+    MissingPositionError
+        When no imagette has a position (see :func:`collocate`); nothing is written.
     ValueError, FileNotFoundError, ImportError
-        As :func:`collocate` and :func:`open_imagettes` do.
+        As :func:`collocate`, :func:`open_imagettes` and :func:`add_positions` do.
     """
-    ds = open_imagettes(imagettes)
+    ds = open_imagettes(imagettes, storage_options=storage_options)
+    if positions is not None:
+        ds = add_positions(ds, positions, storage_options=storage_options)
     joined = collocate(ds, source, variables=variables, method=method, time_tolerance=time_tolerance,
                        max_distance_km=max_distance_km, prefix=prefix, depth=depth, quality_flags=quality_flags)
     new = [v for v in joined.data_vars if v not in ds.data_vars]
@@ -722,6 +893,7 @@ def collocate_to_file(
     table = xr.Dataset(
         {name: joined[name].variable for name in (*keep, *new)},
         coords={d: joined[d].variable for d in dims if d in joined.coords},
+        attrs={NO_POSITION_ATTR: joined.attrs[NO_POSITION_ATTR]},
     ).compute()
     table = count_missing(table)
     out = Path(out)

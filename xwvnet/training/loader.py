@@ -71,7 +71,8 @@ class Batch:
                                                                          self.valid_samples, self.index)))
 
 
-def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None = None) -> tuple[xr.Dataset, str]:
+def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None = None, *,
+                       storage_options: dict | None = None) -> tuple[xr.Dataset, str]:
     """The imagette Dataset (lazy for a store) and the name of its image variable, checked for training.
 
     Parameters
@@ -80,6 +81,8 @@ def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None =
         An imagette Dataset or the path of a Zarr imagette store (opened lazily).
     var : str, optional
         The image variable; default ``quicklook``, else ``sigma0``.
+    storage_options : dict, optional
+        Credentials and endpoint of a store in a bucket (as :func:`xwvnet.open_store` takes them).
 
     Returns
     -------
@@ -97,7 +100,7 @@ def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None =
     if isinstance(source, (str, os.PathLike)):
         from ..io.store import open_store
 
-        source = open_store(source)  # a path or a URL
+        source = open_store(source, storage_options=storage_options)  # a path or a URL
     if not isinstance(source, xr.Dataset):
         raise TypeError(f"expected an imagette Dataset or the path of a Zarr store, got {type(source).__name__}.")
     name = S.image_var(source, var)
@@ -358,6 +361,8 @@ def batches(
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
         persistent_workers=False, prefetch_factor=2 if num_workers else None,
+        # forked workers of a process that has read an icechunk store hang (its runtime's threads do not fork)
+        multiprocessing_context="forkserver" if num_workers else None,
         generator=torch.Generator().manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])),
     )
     for item in loader:
@@ -405,6 +410,8 @@ class ImagetteDataset(torch.utils.data.IterableDataset):
         The image variable; default ``quicklook``, else ``sigma0`` (stretched to a quicklook as embedding does).
     channels : int, optional
         Channels of the transformed image; default the Encoder's ``in_chans``, else 3.
+    storage_options : dict, optional
+        Credentials and endpoint when ``source`` is a store in a bucket (as :func:`xwvnet.open_store` takes them).
 
     Raises
     ------
@@ -441,11 +448,12 @@ class ImagetteDataset(torch.utils.data.IterableDataset):
         world: int | None = None,
         var: str | None = None,
         channels: int | None = None,
+        storage_options: dict | None = None,
     ) -> None:
         from ..models.encoder import Encoder
         from ..models.transforms import get_transform
 
-        ds, self.var = open_training_data(source, var)
+        ds, self.var = open_training_data(source, var, storage_options=storage_options)
         if isinstance(variables, str):
             variables = [variables]
         self.variables = tuple(variables)

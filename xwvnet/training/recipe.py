@@ -17,13 +17,14 @@ Why each setting (see ``docs/gpus.md`` for the longer version):
 - **bfloat16 autocast** (no loss scaling needed, the loss in float32), **channels_last** memory format and
   **SyncBatchNorm** over the ranks (global batch statistics, as SimCLR uses): what ``precision="auto"`` and
   ``device="auto"`` already do under CUDA.
-- **torch.compile** on CUDA: a minute or two of compilation, repaid over thousands of steps.
+- **torch.compile** on CUDA: compilation at the start, repaid over thousands of steps.
 - Loader workers: up to 8 per rank (``num_workers=None``), windows of whole chunks, 16 batches shuffled together.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import sys
@@ -110,6 +111,56 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where it is ``None`` or the help says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _storage_options(items: Sequence[str]) -> dict[str, object] | None:
+    """``--storage-option KEY=VALUE`` values as a mapping (true/false as booleans)."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"python -m xwvnet.training.recipe: --storage-option takes KEY=VALUE, found {item!r}.")
+        out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out or None
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The recipe's argument parser; its defaults are :func:`gpu_recipe`'s."""
+    defaults = {name: p.default for name, p in inspect.signature(gpu_recipe).parameters.items()}
+    parser = argparse.ArgumentParser(prog="python -m xwvnet.training.recipe", description=__doc__.splitlines()[0],
+                                     formatter_class=_Help)
+    parser.add_argument("store", help="the imagette store to train on (path or s3://, gs://, az:// URL)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="the run's folder: encoder.pt, encoder.json, loss.csv, checkpoint.pt")
+    parser.add_argument("--init", default=None, help="continue from 'wvnet-resnet50' or a weights/checkpoint file, at "
+                        "a tenth of the learning rate (default: a fresh ResNet-50)")
+    parser.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all that torch sees)")
+    parser.add_argument("--batch-per-gpu", type=int, default=defaults["batch_per_gpu"],
+                        help="imagettes per GPU and step; the global batch is GPUs x this")
+    parser.add_argument("--steps", type=int, default=defaults["steps"], help="optimiser steps of the schedule")
+    parser.add_argument("--image-size", type=int, default=defaults["image_size"],
+                        help="side in pixels of the views, windows of the 224-px embedding field")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop early, with a checkpoint, after this many seconds (default: no limit)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint.pt")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in OUT (kept until the new run's first checkpoint)")
+    parser.add_argument("--tiny", action="store_true", help="check on a CPU in seconds that the path starts "
+                        "(ResNet-18, 32-px views, two steps)")
+    parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", dest="storage_option",
+                        help="store credentials/endpoint, repeated for each, e.g. endpoint_url=http://127.0.0.1:9000 "
+                        "allow_http=true (default: the standard environment, AWS_ENDPOINT_URL ...)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The recipe's command line (``python -m xwvnet.training.recipe --help``).
 
@@ -123,20 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 when the run finished.
     """
-    parser = argparse.ArgumentParser(prog="python -m xwvnet.training.recipe", description=__doc__.splitlines()[0])
-    parser.add_argument("store", type=Path, help="the imagette store to train on")
-    parser.add_argument("--out", required=True, type=Path, help="the run's folder")
-    parser.add_argument("--init", default=None, help="continue from 'wvnet-resnet50' or a weights file")
-    parser.add_argument("--gpus", type=int, default=None, help="GPUs to use (default: all that torch sees)")
-    parser.add_argument("--batch-per-gpu", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--image-size", type=int, default=160)
-    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    parser.add_argument("--max-seconds", type=float, default=None)
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--tiny", action="store_true", help="check on a CPU in seconds that the path starts")
+    parser = _parser()
     args = parser.parse_args(argv)
+    storage_options = _storage_options(args.storage_option)
     from .simclr import train
 
     if args.tiny:
@@ -153,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         kwargs = gpu_recipe(gpus, init=args.init, batch_per_gpu=args.batch_per_gpu, steps=args.steps,
                             image_size=args.image_size)
         kwargs["compile"] = kwargs["compile"] and not args.no_compile
-    path = train(os.fspath(args.store), args.out, max_seconds=args.max_seconds, resume=args.resume,
-                 overwrite=args.overwrite, progress=not args.tiny, **kwargs)
+    path = train(args.store, args.out, max_seconds=args.max_seconds, resume=args.resume, overwrite=args.overwrite,
+                 progress=not args.tiny, storage_options=storage_options, **kwargs)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"encoder weights: {path}")
     return 0

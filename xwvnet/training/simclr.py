@@ -37,7 +37,6 @@ import xarray as xr
 from torch import nn
 
 from .. import schema as S
-from .._deprecation import renamed_arguments
 from .._runtime import BATCH_SIZE, PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
 from ..errors import warn
 from ..models import resnet
@@ -299,7 +298,7 @@ def _check_arguments(**kw: object) -> None:
     for name in ("resume", "overwrite", "flip", "rotate90", "progress", "compile"):
         need(isinstance(kw[name], (bool, np.bool_)), name, "True or False")
     if kw["resume"] and kw["overwrite"]:
-        raise ValueError("resume=True and overwrite=True contradict each other: resume continues the run in out_dir, "
+        raise ValueError("resume=True and overwrite=True contradict each other: resume continues the run in out, "
                          "overwrite replaces it with a new one. Pass one of them.")
 
 
@@ -311,7 +310,7 @@ def _outputs(out_dir: Path) -> list[str]:
 def _check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> bool:
     """Refuse to replace an earlier run by accident; return whether this run replaces one (``overwrite=True``)."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"out_dir={os.fspath(out_dir)!r} is a file; give a folder for the run's outputs.")
+        raise NotADirectoryError(f"out={os.fspath(out_dir)!r} is a file; give a folder for the run's outputs.")
     found = _outputs(out_dir)
     if not found or overwrite:
         return bool(found)
@@ -319,13 +318,13 @@ def _check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> bool:
         raise FileExistsError(
             f"{out_dir} already holds the outputs of a training run ({', '.join(found)}); a new run would replace "
             "them. Pass resume=True (--resume) to continue that run, overwrite=True (--overwrite) to replace it, or "
-            "another out_dir."
+            "another out."
         )
     if not (out_dir / CHECKPOINT_FILE).is_file() and (out_dir / ENCODER_FILE).exists():
         raise FileExistsError(
             f"resume=True but {out_dir} has no {CHECKPOINT_FILE} to resume from, while it holds the {ENCODER_FILE} "
             "of an earlier run that a new run would replace. Pass overwrite=True (--overwrite) instead of resume to "
-            "replace it, or another out_dir."
+            "replace it, or another out."
         )
     return False
 
@@ -515,7 +514,6 @@ def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, 
     return path
 
 
-@renamed_arguments(out_dir="out")
 def train(
     data: xr.Dataset | str | os.PathLike,
     out: str | os.PathLike,
@@ -526,6 +524,7 @@ def train(
     max_seconds: float | None = None,
     stop_at_step: int | None = None,
     progress: bool = True,
+    storage_options: dict[str, Any] | None = None,
     **settings: Any,
 ) -> Path:
     """Train (or continue training) an encoder with SimCLR on imagettes; return the path of its weights.
@@ -541,7 +540,7 @@ def train(
     data : xarray.Dataset or str or os.PathLike
         An imagette Dataset, or the path of a Zarr imagette store (streamed chunk by chunk, never loaded whole).
     out : str or os.PathLike
-        Folder of the run; created if needed. Its name becomes the encoder's ``name``. (Formerly ``out_dir``.)
+        Folder of the run; created if needed. Its name becomes the encoder's ``name``.
     config : TrainConfig, optional
         The run's settings; default ``TrainConfig()``.
     resume : bool, default False
@@ -560,6 +559,9 @@ def train(
         Stop after this step, with a checkpoint (as ``max_seconds``).
     progress : bool, default True
         Show a tqdm progress bar (rank 0).
+    storage_options : dict, optional
+        Credentials and endpoint when ``data`` names a store in a bucket (as :func:`xwvnet.open_store` takes
+        them); default the standard environment.
     **settings
         Fields of :class:`TrainConfig` (``arch``, ``init``, ``image_size``, ``batch_size``, ``steps``, ``lr``,
         ``weight_decay``, ``warmup_steps``, ``temperature``, ``projection_dim``, ``grad_clip``, ``seed``,
@@ -646,7 +648,7 @@ def train(
         if num_workers is None:
             num_workers = min(8, max(0, cores() // world - 1)) if dev.type == "cuda" else 0
 
-        ds, var = open_training_data(data, asked.var)
+        ds, var = open_training_data(data, asked.var, storage_options=storage_options)
         if ds.sizes[S.IMAGETTE] < asked.batch_size:
             raise ValueError(f"batch_size={asked.batch_size} is more than the {ds.sizes[S.IMAGETTE]} imagettes of the "
                              "data; use a smaller batch_size or more imagettes.")
