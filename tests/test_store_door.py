@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import icechunk
 import numpy as np
 import pytest
 
@@ -109,11 +110,16 @@ def test_an_embedding_store_hole_is_damage_and_embed_repair_fills_it(where, tmp_
 def test_the_grid_is_listed_once_per_snapshot(tmp_path):
     url = tmp_path / "g.zarr"
     xwvnet.to_store(make_imagettes(8), url, chunk_size=4)
-    zs._listed.cache_clear()
-    xwvnet.open_store(url)
-    xwvnet.open_store(url).load()
-    info = zs._listed.cache_info()
-    assert (info.misses, info.hits) == (1, 1)
+    zs._LISTED.clear()
+    listings = []
+    real = icechunk.Session.chunk_coordinates
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(icechunk.Session, "chunk_coordinates", lambda self, path: listings.append(path) or real(self, path))
+        xwvnet.open_store(url)
+        first = len(listings)
+        xwvnet.open_store(url).load()
+    assert first == len(list(zs.opened(locate(url)).group.arrays()))  # every array, once
+    assert len(listings) == first  # the same snapshot again: nothing listed
 
 
 def test_a_file_in_the_way_is_one_line(tmp_path):

@@ -354,12 +354,18 @@ def transact(location: Location, body: Callable[[Any], str | None], *, create: b
 # ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
 
 
-@functools.lru_cache(maxsize=64)
-def _listed(location: Location, snapshot: str) -> dict[str, frozenset[tuple[int, ...]]]:
-    """The chunk coordinates each array's manifests list at one snapshot (all arrays at once; cached per snapshot)."""
-    session = read_session(repository(location), snapshot)
-    group = root(session.store)
-    names = [] if group is None else [name for name, _ in group.arrays()] + ([DONE] if DONE in group else [])
+_LISTED: dict[tuple[Location, str], dict[str, frozenset[tuple[int, ...]]]] = {}  # per snapshot: it never changes
+_LISTED_SIZE = 64
+
+
+def _listed(location: Location, session: icechunk.Session, names: list[str]) -> dict[str, frozenset[tuple[int, ...]]]:
+    """The chunk coordinates each array's manifests list at the session's snapshot (all arrays at once).
+
+    Remembered per snapshot id (a snapshot never changes), so later opens of the same snapshot list nothing.
+    """
+    snapshot = session.snapshot_id
+    if (location, snapshot) in _LISTED:
+        return _LISTED[location, snapshot]
 
     async def one(name: str) -> frozenset[tuple[int, ...]]:
         return frozenset([tuple(c) async for c in session.chunk_coordinates(f"/{name}")])
@@ -368,24 +374,28 @@ def _listed(location: Location, snapshot: str) -> dict[str, frozenset[tuple[int,
         return await asyncio.gather(*(one(n) for n in names))
 
     try:
-        return dict(zip(names, sync(every())))
+        listed = dict(zip(names, sync(every())))
     except _READ_ERRORS as err:
         raise DamagedChunkError(f"{location}: the manifests of snapshot {snapshot} are damaged "
                                 f"({_first_line(str(err))}); open an earlier snapshot (`xwvnet history STORE`), "
                                 "or restore the store.",
                                 "", -1, 0, 0, None) from err
+    if len(_LISTED) >= _LISTED_SIZE:
+        _LISTED.pop(next(iter(_LISTED)))
+    _LISTED[location, snapshot] = listed
+    return listed
 
 
-def holes(location: Location, snapshot: str, group: zarr.Group) -> dict[str, list[int]]:
+def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array]) -> dict[str, list[int]]:
     """Chunks along the first dimension that hold a hole, per array (``progress/done`` as ``DONE``).
 
     Every chunk of every array is written, except the embedding rows of chunks ``done`` counts as empty.
     """
-    listed = _listed(location, snapshot)
+    listed = _listed(location, session, list(arrays))
     found: dict[str, list[int]] = {}
     done = None
     for name, coords in sorted(listed.items(), key=lambda kv: kv[0] != DONE):  # `done` first: embedding rows use it
-        array = group[name]
+        array = arrays[name]
         grid = [math.ceil(s / c) for s, c in zip(array.shape, array.chunks)] if array.ndim else []
         missing = [] if len(coords) >= math.prod(grid) else sorted(
             {index[0] if index else 0 for index in np.ndindex(*grid) if index not in coords})
@@ -497,10 +507,17 @@ class Snapshot:
 
     location: Location
     id: str
-    message: str
+    repo: icechunk.Repository
     group: zarr.Group
     kind: StoreKind
     holes: dict[str, list[int]]
+    store: Any = None  # the read-only session's store
+    arrays: dict[str, zarr.Array] = field(default_factory=dict)  # the root's arrays, listed once
+
+    @property
+    def message(self) -> str:
+        """The commit message of this snapshot (looked up when asked: opening does not need it)."""
+        return self.repo.lookup_snapshot(self.id).message
 
     def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows of a stored array, every read checked (:func:`read_rows`)."""
@@ -526,13 +543,14 @@ class Snapshot:
 
 
 @door
-def opened(location: Location, snapshot: str | None = None, *, strict: bool = True) -> Snapshot:
+def opened(location: Location, snapshot: str | None = None, *, strict: bool = True,
+           repo: icechunk.Repository | None = None) -> Snapshot:
     """The xwvnet store at ``location`` as one committed snapshot (else ValueError), its grid listed.
 
     ``strict``: a hole in what is read at once (ids, tag codes, ``done``) is a :class:`DamagedChunkError` now;
-    else it is only listed in ``holes`` (for verify and status).
+    else it is only listed in ``holes`` (for verify and status). ``repo``: the repository, when already open.
     """
-    repo = repository(location)
+    repo = repository(location) if repo is None else repo
     session = None if repo is None else read_session(repo, snapshot)
     group = None if session is None else root(session.store)
     if group is None and session is not None and snapshot is not None:
@@ -542,16 +560,16 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     if kind is None:
         raise ValueError(f"{location} is not an xwvnet store (found {describe(location)}); create one with "
                          "xwvnet.to_store(ds, path) or `xwvnet ingest`.")
-    info = repo.lookup_snapshot(session.snapshot_id)
-    found = holes(location, session.snapshot_id, group)
-    along = {name for name, a in group.arrays() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
+    arrays = dict(group.arrays())
+    along = {name for name, a in arrays.items() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
+    found = holes(location, session, {**arrays, **({DONE: group[DONE]} if DONE in group else {})})
     eager = sorted(name for name in found if name not in along or name == S.IMAGETTE)
     if eager and strict:  # ids, tag codes and done counts are read at once: their holes are errors now
         name, k = eager[0], found[eager[0]][0]
         step = group[name].chunks[0] if group[name].ndim else 1
         raise _damage(name, k, k * step, min(group[name].shape[0], (k + 1) * step),
                       group.get(S.IMAGETTE) if name != S.IMAGETTE else None, None)
-    return Snapshot(location, session.snapshot_id, info.message, group, kind, found)
+    return Snapshot(location, session.snapshot_id, repo, group, kind, found, session.store, arrays)
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
@@ -591,7 +609,7 @@ def _dataset(snap: Snapshot, store: Any, chunks: int | dict[str, int] | str) -> 
         snap.ids()  # a damaged id chunk: raises the named error
         raise
     along = {}
-    arrays = dict(snap.group.arrays())  # one listing, not one request per variable
+    arrays = snap.arrays or dict(snap.group.arrays())  # one listing, not one request per variable
     for name, var in ds.variables.items():
         if name == S.IMAGETTE or not var.dims or var.dims[0] != S.IMAGETTE:
             continue
@@ -669,8 +687,8 @@ def open_store(
         if snapshot is not None:
             raise ValueError(f"{loc} is not an xwvnet store (found {describe(loc)}): it has no snapshots.")
         return _open_foreign(loc, chunks)
-    snap = opened(loc, snapshot)
-    ds = _dataset(snap, read_session(repo, snap.id).store, chunks)
+    snap = opened(loc, snapshot, repo=repo)
+    ds = _dataset(snap, snap.store, chunks)
     if snap.kind is EMBEDDINGS:
         keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), snap.done)
         if not keep.all():
