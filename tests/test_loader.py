@@ -114,6 +114,21 @@ def test_reads_a_zarr_store(tmp_path):
     np.testing.assert_array_equal(b.images.numpy(), ds[S.QUICKLOOK].values[b.index.numpy()])
 
 
+@pytest.mark.timeout(180)
+def test_loader_workers_read_a_store_this_process_has_read(tmp_path):
+    """Forked workers of a process that read an icechunk store hung; the workers start by forkserver."""
+    from xwvnet.io.store import to_store
+
+    ds = make_imagettes(20, lines=6, samples=5, seed=2)
+    to_store(ds, tmp_path / "s.zarr")
+    runs = []
+    for workers in (0, 2):
+        stream = batches(tmp_path / "s.zarr", batch_size=4, seed=0, num_workers=workers)
+        runs.append([next(stream).index.tolist() for _ in range(4)])
+        stream.close()
+    assert runs[0] == runs[1]
+
+
 def test_too_little_data_is_refused():
     with pytest.raises(ValueError, match="at least batch_size"):
         next(batches(make_imagettes(6, 4, 4), batch_size=8))
