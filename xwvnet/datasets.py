@@ -261,7 +261,7 @@ def _entry(name: str) -> str:
     return REGISTRY[name]
 
 
-def locate(
+def local_copy(
     name: str, *, cache: str | os.PathLike | None = None, search: Sequence[str | os.PathLike] = ()
 ) -> Path | None:
     """The local copy of a registered file, if there is one; never downloads, never checks.
@@ -325,7 +325,7 @@ def fetch(
     cache : str or os.PathLike, optional
         The cache folder (default :func:`cache_dir`: ``XWVNET_CACHE`` or pooch's per-user cache).
     search : sequence of path-like, default ()
-        Further folders to look in before downloading (see :func:`locate`).
+        Further folders to look in before downloading (see :func:`local_copy`).
     download : bool, default True
         Whether to download a file that is not here.
 
@@ -351,7 +351,7 @@ def fetch(
     >>> tags = pd.read_csv(fetch("wvnet_upstream/sample_data.csv"))  # doctest: +SKIP
     """
     expected = _entry(name)
-    found = locate(name, cache=cache, search=search)
+    found = local_copy(name, cache=cache, search=search)
     if found is not None:
         check_hash(found, expected)
         return found

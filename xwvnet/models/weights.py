@@ -104,7 +104,7 @@ def find_file(key: str, cache_dir: str | os.PathLike | None = None) -> Path | No
     pathlib.Path or None
         The file, not yet verified.
     """
-    return datasets.locate(key, cache=cache_dir, search=_search())
+    return datasets.local_copy(key, cache=cache_dir, search=_search())
 
 
 def fetch_file(key: str, cache_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
