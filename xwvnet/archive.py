@@ -382,9 +382,8 @@ def _prepare(
     from .conventions import geoemb_attrs
     from .inference import embedding_attrs as _embedding_attrs
 
-    kind = zs.store_kind(source)
-    snap_in = zs.opened(source) if kind is not None else None
-    if kind != zs.IMAGETTES.kind or not snap_in.size:
+    snap_in = zs.opened(source) if zs.store_kind(source) is not None else None
+    if snap_in is None or snap_in.kind is not zs.IMAGETTES or not snap_in.size:
         raise ValueError(
             f"{source} holds no imagettes (found {zs.describe(source)}); ingest some first "
             "(`xwvnet ingest` or xwvnet.to_store)."

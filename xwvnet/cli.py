@@ -377,9 +377,9 @@ def _run_embed(args: argparse.Namespace) -> int:
     """Embed; a first Ctrl-C keeps the finished chunks (summary, the command that completes the store, 130), a
     second one exits 130 at once (``os._exit``: neither the pool's threads nor a local cluster's close hold it)."""
     import os
-    import shlex
 
     from .archive import EmbedInterrupted, embed_store
+    from .io.store import completing_command
 
     with _where(args, _local_device(args.device)) as client:
         try:
@@ -403,12 +403,11 @@ def _run_embed(args: argparse.Namespace) -> int:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(130)
-            command = ["xwvnet", "embed", args.store, args.out, "--encoder", args.encoder]
-            command += [] if args.precision == "float32" else ["--precision", args.precision]
-            command += [] if args.dtype == "float32" else ["--dtype", args.dtype]
+            command = completing_command(args.out, {"input": args.store, "encoder": args.encoder,
+                                                    "precision": args.precision, "embedding_dtype": args.dtype})
             print(report.summary())
             print(f"xwvnet embed: interrupted; {kept} ({report.skipped + len(report.computed)} of {report.chunks} "
-                  f"chunks done); re-run the same command to complete the store: {shlex.join(command)}",
+                  f"chunks done); re-run the same command to complete the store: {command}",
                   file=sys.stderr)
             return 130  # after a local cluster closed (quickly: nothing runs on it any more)
     print(report.summary())

@@ -93,7 +93,10 @@ def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     --------
     >>> print(xwvnet.status("embeddings.zarr").summary())  # doctest: +SKIP
     """
-    snap = zs.opened(locate(store, storage_options), snapshot, strict=False)
+    return _status(zs.opened(locate(store, storage_options), snapshot, strict=False))
+
+
+def _status(snap: zs.Snapshot) -> StoreStatus:
     n, group = snap.size, snap.group
     if snap.kind is zs.EMBEDDINGS:
         chunk = int(group.attrs.get("chunk", 1))
@@ -136,7 +139,7 @@ def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
     >>> report = xwvnet.verify("imagettes.zarr")  # doctest: +SKIP
     >>> report.ok, report.damaged_ids[:3]  # doctest: +SKIP
     """
-    loc = locate(store, storage_options)
-    report = status(loc, snapshot=snapshot)
-    report.checked, report.damage = zs.damage(zs.opened(loc, report.snapshot, strict=False))
+    snap = zs.opened(locate(store, storage_options), snapshot, strict=False)
+    report = _status(snap)
+    report.checked, report.damage = zs.damage(snap)
     return report

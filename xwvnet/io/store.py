@@ -23,6 +23,7 @@ import contextlib
 import functools
 import math
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -194,9 +195,21 @@ def _readable_snapshots(loc: Location) -> str:
             '{"snapshot":"ID"} into refs/branch.main/ref.json of the copy and open it.')
 
 
-def _is_storage_failure(err: BaseException) -> bool:
-    return isinstance(err, (icechunk.IcechunkError, OSError)) and not isinstance(err, XWVNetError) or \
-        type(err).__name__ == "PanicException"
+def _is_storage_failure(err: BaseException, loc: Location) -> bool:
+    """icechunk's errors and panics, and file-system errors on the store's own files (its folder, its commit lock).
+
+    Other OSErrors (e.g. a source file that vanished while ``to_store`` loads it) keep their own message.
+    """
+    if isinstance(err, XWVNetError):
+        return False
+    if isinstance(err, icechunk.IcechunkError) or type(err).__name__ == "PanicException":
+        return True
+    name = getattr(err, "filename", None)
+    if not (isinstance(err, OSError) and loc.local and name is not None):
+        return False
+    path = os.path.abspath(name)
+    return path == loc.prefix or path.startswith(loc.prefix + os.sep) or \
+        os.path.basename(path) == f".{loc.name}.commit-lock"
 
 
 def _store_arg(args: tuple, kwargs: dict) -> Location | None:
@@ -215,7 +228,7 @@ def door(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except BaseException as err:
             loc = _store_arg(args, kwargs)
-            if loc is None or not _is_storage_failure(err):
+            if loc is None or not _is_storage_failure(err, loc):
                 raise
             raise _failure(loc, err) from err
     return guarded
@@ -712,11 +725,12 @@ def completing_command(location: object, attrs: dict[str, Any], repair: bool = F
     """The command that completes (``repair``: repairs) a store, from its root attributes."""
     if attrs.get("kind") == IMAGETTES.kind or (repair and "encoder" not in attrs):
         return f"xwvnet ingest SOURCES --out {location} --repair"
-    flags = [f"--{k} {attrs[a]}" for k, a, default in (("precision", "precision", "float32"),
-                                                         ("dtype", "embedding_dtype", "float32"))
-             if attrs.get(a, default) != default]  # a resume with other values is refused
-    embed = f"xwvnet embed {attrs.get('input', 'INPUT')} {location} --encoder {attrs.get('encoder', 'ENCODER')}"
-    return " ".join([embed, *flags, *(["--repair"] if repair else [])])
+    command = ["xwvnet", "embed", str(attrs.get("input", "INPUT")), str(location), "--encoder",
+               str(attrs.get("encoder", "ENCODER"))]
+    for flag, key in (("--precision", "precision"), ("--dtype", "embedding_dtype")):
+        if attrs.get(key, "float32") != "float32":  # a resume with other values is refused
+            command += [flag, str(attrs[key])]
+    return shlex.join(command + (["--repair"] if repair else []))
 
 
 def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Dataset:
@@ -998,7 +1012,7 @@ def to_store(
     loc = locate(out, storage_options)
     check_target(loc, IMAGETTES)
     repo = repository(loc)
-    snap = opened(loc) if repo is not None and root(read_session(repo).store) is not None else None
+    snap = opened(loc, repo=repo) if repo is not None and root(read_session(repo).store) is not None else None
     stored = snap.ids() if snap is not None else np.array([], dtype=object)
     seen = [snap.id if snap is not None else ""]
     fresh = ~np.isin(ds[S.IMAGETTE].values.astype(object), stored)
