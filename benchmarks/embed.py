@@ -160,10 +160,9 @@ def _peak_memory(encoder_name: str, path: Path, n: int, batch: int, chunk: int, 
     """
     code = (
         "import threading, time, benchmarks.embed as b\n"
-        "from xwvnet._runtime import resolve_device\n"
         "from xwvnet.models.zoo import load_encoder\n"
         "from xwvnet.inference import embed, get_model\n"
-        f"enc = load_encoder({encoder_name!r}); get_model(enc, resolve_device({device!r}), 'float32', True)\n"
+        f"enc = load_encoder({encoder_name!r}); get_model(enc, {device!r}, 'float32', True)\n"
         "import gc; gc.collect(); base = b._rss_mib(); peak = [base]; done = []\n"
         "def watch():\n"
         "    while not done:\n"
@@ -210,10 +209,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from xwvnet._runtime import cpu_has_bf16, resolve_device
+    from xwvnet._runtime import LOCAL_THREADS, cpu_has_bf16, run_context, torch_device
     from xwvnet.models.zoo import load_encoder
 
-    device = resolve_device(args.device)
+    device = torch_device(run_context(LOCAL_THREADS, args.device).device)
     encoder = load_encoder(args.encoder)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {_cores()} cores"
     print(f"device: {name}; torch {torch.__version__}; encoder {encoder.name}; batch {batch}; chunk {chunk}; "

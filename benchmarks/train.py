@@ -104,9 +104,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    from xwvnet._runtime import cores, resolve_device
+    from xwvnet._runtime import LOCAL_THREADS, cores, run_context, torch_device
 
-    device = resolve_device(args.device)
+    device = torch_device(run_context(LOCAL_THREADS, args.device).device)
     gpu = device.type == "cuda"
     quick = args.quick
     arch = args.arch or ("resnet50" if gpu and not quick else "resnet18")

@@ -211,21 +211,26 @@ def test_ctrl_c_is_one_line_and_130_and_the_local_cluster_is_closed(tmp_path, mo
 
 
 def test_train_help_states_the_defaults_of_trainconfig():
-    """The CLI passes only the options given; the defaults its help names are TrainConfig's, the one home."""
+    """The CLI passes only the options given; the defaults its help shows are read from TrainConfig, the one home."""
     import argparse
     import dataclasses
-    import re
 
     from xwvnet.cli import build_parser
     from xwvnet.training import TrainConfig
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    parser = sub.choices["train"]
+    text = " ".join(parser.format_help().split())
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
     checked = 0
-    for action in sub.choices["train"]._actions:
-        found = re.search(r"\(default: ([^)]+)\)", action.help or "")
-        if found and action.dest in defaults and defaults[action.dest] is not None:  # None: resolved at the run
-            assert action.default is None  # not retyped: TrainConfig's default applies
-            assert str(defaults[action.dest]) == found.group(1), action.dest
-            checked += 1
-    assert checked >= 6
+    for action in parser._actions:
+        if action.dest in names:
+            assert action.default is None, action.dest  # not retyped: TrainConfig's default applies
+            if getattr(action, "train_setting", False):
+                default = TrainConfig.default_of(action.dest)
+                shown = f"{action.dest}={default}" if action.nargs == 0 else default  # a flag: which way by default
+                assert f"(default: {shown})" in text, action.dest
+                checked += 1
+    assert checked >= 15 and "(default: flip=True)" in text
+    assert "(default: 64)" in text and "0.0001 when continuing from init" in text
+    assert TrainConfig.default_of("steps") == str(TrainConfig().steps)

@@ -268,6 +268,26 @@ def test_bad_arguments_are_explained(era5_small):
         collocate(ds, "/nonexistent/era5.nc")
     with pytest.raises(ValueError, match="already exist"):
         collocate(collocate(ds, era5_small), era5_small)
+    with pytest.raises(ValueError, match="s3://bucket/era5.nc: netCDF files .* are read from a local disk"):
+        collocate(ds, "s3://bucket/era5.nc")  # a URL is never opened as a local path
+
+
+def test_open_imagettes_reads_a_folder_of_safe_products_through_the_door(tmp_path):
+    from xwvnet.io.safe import imagettes_from_manifest
+    from xwvnet.joins.collocation import open_imagettes
+
+    from ._safe_factory import NAME, make_wv_safe
+
+    first, _ = make_wv_safe(tmp_path / "wv", sizes=[(40, 30), (36, 30)], seed=1)
+    other = NAME.replace("ABCD", "EF01").replace("T130655", "T140655")
+    zipped, _ = make_wv_safe(tmp_path / "wv", name=other, sizes=[(40, 30)], seed=2, as_zip=True)
+    ds = open_imagettes(tmp_path / "wv")
+    assert ds.sizes[S.IMAGETTE] == 3 and np.isfinite(ds[S.LATITUDE].values).all()
+    assert ds.identical(open_imagettes(str(tmp_path / "wv" / "*")))
+    assert imagettes_from_manifest(first / "manifest.safe").identical(open_imagettes(first))
+    with pytest.raises(ValueError, match="names 2 SAFE products; imagettes_from_manifest reads one"):
+        imagettes_from_manifest(tmp_path / "wv")
+    assert zipped.parent == tmp_path / "wv"
 
 
 def test_cli_writes_a_table(data_dir, tmp_path):

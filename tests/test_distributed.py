@@ -88,11 +88,11 @@ def test_plugin_budget_from_host_map():
 
 
 def test_gpu_resources_requested_only_where_declared(client):
-    assert xd.task_resources("cpu", client) is None
-    assert xd.task_resources("auto", client) is None  # no worker declares a GPU
-    assert xd.task_resources("cuda", None) is None  # the local pool has no resources to ask for
-    with pytest.raises(ValueError, match="GPU"):
-        xd.task_resources("cuda", client)
+    assert _runtime.run_context(client, "cpu").resources is None
+    where = _runtime.run_context(client, "auto")
+    assert where.resources is None and where.device == "auto"  # no worker declares a GPU: each worker decides
+    with pytest.raises(ValueError, match="no worker declares a 'GPU' resource"):
+        _runtime.run_context(client, "cuda")
 
 
 def test_embed_store_on_cluster_equals_threaded_and_single_process(client, source, weights, reference, tmp_path):
@@ -128,8 +128,8 @@ def test_accessor_embed_under_client_and_small_graph(client, source, weights, re
     graph = dict(lazy[S.EMBEDDING].data.__dask_graph__())
     size = len(cloudpickle.dumps(graph))
     assert size < weights.stat().st_size // 20  # the graph carries the encoder's spec, not its weights
-    with xd.connect() as active:  # the client of this module is the active one
-        assert active is client
+    with _runtime.run_context() as where:  # the client of this module is the active one
+        assert where.client is client and not where.owns_client
     result = lazy[S.EMBEDDING].compute()  # runs on the cluster: the default client
     np.testing.assert_allclose(result.values, reference, atol=1e-5, rtol=0)
 

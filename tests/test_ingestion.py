@@ -11,7 +11,8 @@ import pytest
 import xwvnet
 from xwvnet import schema as S
 from xwvnet.cli import main
-from xwvnet.ingestion import conform, ingest, is_safe_product, split_sources
+from xwvnet.ingestion import conform, ingest
+from xwvnet.io.sources import QUICKLOOK, SAFE, resolve
 
 from ._safe_factory import NAME, make_wv_safe
 
@@ -26,11 +27,37 @@ def products(tmp_path: Path) -> tuple[Path, Path]:
     return folder, zipped
 
 
-def test_sources_are_split_into_safe_products_and_quicklooks(tmp_path, products):
+def test_sources_are_told_apart_once_at_the_door(tmp_path, products, wvnet_samples):
     folder, zipped = products
-    assert is_safe_product(folder) and is_safe_product(zipped) and is_safe_product(folder / "manifest.safe")
-    safe, other = split_sources([folder, zipped, "ql/*.png"])
-    assert safe == [folder, zipped] and other == ["ql/*.png"]
+    png = sorted(wvnet_samples.glob("*.png"))[0]
+    found = resolve([folder, zipped.parent, folder / "manifest.safe", png], kinds=(QUICKLOOK, SAFE))
+    assert [(s.kind, s.path) for s in found] == [(SAFE, folder), (SAFE, zipped), (QUICKLOOK, png)]
+
+
+def test_a_folder_of_safe_products_and_quicklooks_is_ingested_whole(tmp_path, products, wvnet_samples):
+    folder, zipped = products
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copytree(folder, mixed / folder.name)
+    shutil.copy(zipped, mixed)
+    for png in sorted(wvnet_samples.glob("*.png"))[:2]:
+        shutil.copy(png, mixed)
+    (mixed / "README.txt").write_text("not a source")
+    report = ingest(mixed, tmp_path / "wv.zarr", spacing=(8.2, 9.0))
+    assert report.added == 2 + 5 and not report.skipped
+
+
+def test_bad_source_urls_and_empty_inputs_are_one_line_each(tmp_path):
+    from xwvnet.errors import InputNotFoundError, XWVNetError
+
+    for sources, error, what in ((["s3://bucket/ql/x.png"], ValueError, "read from a local disk"),
+                                 (["s3://bucket/wv.zarr"], ValueError, "give quicklook files"),
+                                 ([], ValueError, "given \\(an empty list\\)"),
+                                 ([tmp_path / "none_*.png"], InputNotFoundError, "no file matches the pattern")):
+        with pytest.raises(error, match=what) as err:
+            ingest(sources, tmp_path / "wv.zarr")
+        assert isinstance(err.value, XWVNetError) and len(str(err.value).splitlines()) == 1
+    assert not (tmp_path / "wv.zarr").exists()
 
 
 def test_safe_products_and_quicklooks_into_one_store_resumable(tmp_path, products, wvnet_samples):
@@ -127,3 +154,17 @@ def test_label_rows_for_imagettes_not_in_the_store_are_reported_and_the_rest_app
     assert main(["label", str(store), str(csv)]) == 0
     out = capsys.readouterr().out
     assert "3 of 4" in out and "1 row(s) of tags.csv match no imagette" in out and "s1a-not-ingested-yet" in out
+
+
+def test_safe_imagettes_are_computed_where_client_says_threads_here_while_a_client_is_active(tmp_path):
+    """``client="threads"``: the SAFE imagettes are computed on threads here, not on the active client's cluster."""
+    distributed = pytest.importorskip("distributed")
+    product, _ = make_wv_safe(tmp_path / "safe", sizes=[(600, 500)], seed=4)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        with distributed.get_task_stream(client) as here:
+            assert ingest([product], tmp_path / "here", client="threads").added == 1
+        with distributed.get_task_stream(client) as there:
+            assert ingest([product], tmp_path / "there").added == 1  # default: the active client
+    assert not here.data and there.data  # only the default run used the cluster
+    np.testing.assert_array_equal(xwvnet.open_store(tmp_path / "here").quicklook.values,
+                                  xwvnet.open_store(tmp_path / "there").quicklook.values)

@@ -86,10 +86,17 @@ def test_rgb_is_converted_with_a_warning(tmp_path):
 
 
 def test_empty_selection_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="no quicklook files found"):
+    from xwvnet.errors import InputNotFoundError
+
+    with pytest.raises(InputNotFoundError, match="no quicklook files .* found: the folder .* holds none"):
         xwvnet.open_quicklooks(tmp_path)
-    with pytest.raises(ValueError, match="no quicklook files found"):
+    with pytest.raises(FileNotFoundError, match="no quicklook files .* found: no file matches the pattern"):
         xwvnet.open_quicklooks(str(tmp_path / "*.png"))
+
+
+def test_quicklook_urls_are_refused_never_read_as_local_paths(tmp_path):
+    with pytest.raises(ValueError, match="s3://bucket/ql/x.png: quicklook files .* are read from a local disk"):
+        xwvnet.open_quicklooks(["s3://bucket/ql/x.png"])
 
 
 def test_lazy_reading_equals_eager(wvnet_samples, tmp_path):

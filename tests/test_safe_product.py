@@ -199,6 +199,32 @@ def test_products_on_s3_read_as_local_ones(tmp_path, s3_endpoint, as_zip):
     assert report.added == 2 and not report.skipped
 
 
+def test_products_on_s3_take_the_checked_storage_options(tmp_path, s3_endpoint, monkeypatch):
+    """The endpoint and keys of SAFE URLs come in storage_options= (the names locate checks), not the environment."""
+    import boto3
+
+    import xwvnet
+
+    from .conftest import new_bucket
+
+    path, _ = make_wv_safe(tmp_path, sizes=[(40, 30)], seed=8, as_zip=True)
+    bucket = new_bucket(s3_endpoint)
+    boto3.client("s3", endpoint_url=s3_endpoint).upload_file(str(path), bucket, f"wv/{path.name}")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    options = {"endpoint_url": s3_endpoint, "allow_http": True, "access_key_id": "testing",
+               "secret_access_key": "testing", "region": "us-east-1"}
+    url = f"s3://{bucket}/wv/{path.name}"
+    ds = open_safe(url, storage_options=options)
+    np.testing.assert_array_equal(ds.sigma0.values, open_safe(path).sigma0.values)
+    with pytest.raises(ValueError, match=r"\['endpoint'\] are not known for s3:// stores; known: \['endpoint_url'"):
+        open_safe(url, storage_options={"endpoint": s3_endpoint})
+    report = xwvnet.ingest([url], tmp_path / "store", storage_options=options)  # a local store: options for the URL
+    assert report.added == 1 and not report.skipped
+    with pytest.raises(ValueError, match="not known for file:// stores"):  # nothing on object storage takes them
+        xwvnet.ingest([path], tmp_path / "other", storage_options=options)
+
+
 def test_ingest_on_a_distributed_cluster(tmp_path, product):
     distributed = pytest.importorskip("distributed")
     import xwvnet

@@ -5,6 +5,7 @@ exact resume (model, optimizer, scheduler, every RNG), refused checkpoints, the 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 import xwvnet
 from xwvnet import schema as S
@@ -391,3 +393,63 @@ def test_a_view_setting_inside_augment_that_contradicts_the_run_is_refused(waves
         with pytest.raises(ValueError, match="contradicts"):
             train(waves, tmp_path / "r", steps=1, augment=augment, **TINY)
     assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+# --- TrainConfig: the one home of the settings ------------------------------------------------------------------------
+def test_trainconfig_checks_every_field_when_made():
+    from xwvnet.errors import InvalidArgumentError
+    from xwvnet.training import TrainConfig
+
+    for bad, message in [({"batch_size": 1}, "batch_size=1 is not allowed: batch_size must be an integer >= 2"),
+                         ({"lr": 0.0}, "lr=0.0 is not allowed: lr must be None or a finite number > 0"),
+                         ({"arch": "vit"}, "arch='vit' is not allowed: arch must be None or one of"),
+                         ({"precision": "bf16"}, "precision='bf16' is the old spelling: use 'bfloat16'"),
+                         ({"steps": 10, "warmup_steps": 11}, "from 0 to steps=10"),
+                         ({"flip": "no"}, "flip='no' is not allowed: flip must be True or False"),
+                         ({"world_size": 0}, "world_size=0 is not allowed"),
+                         ({"augment": {"rotate90": False}}, "contradicts rotate90=True")]:
+        with pytest.raises(InvalidArgumentError, match=message.replace("(", r"\(").replace("[", r"\[")):
+            TrainConfig(**bad)
+    config = TrainConfig(steps=10)
+    with pytest.raises(InvalidArgumentError, match="steps=0"):
+        dataclasses.replace(config, steps=0)  # a changed copy is checked too
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.steps = 0  # and none is changed in place, unchecked
+
+
+def test_train_takes_its_settings_and_their_defaults_from_trainconfig():
+    import inspect
+
+    from xwvnet.training import TrainConfig
+    from xwvnet.training.simclr import FREE, SETTINGS
+
+    defaults = TrainConfig()
+    parameters = inspect.signature(train).parameters
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "world_size":  # set by the run
+            assert f.name not in parameters and f.name not in SETTINGS
+            continue
+        assert parameters[f.name].kind is inspect.Parameter.KEYWORD_ONLY
+        assert parameters[f.name].default == getattr(defaults, f.name), f.name
+    accessor = inspect.signature(xr.Dataset().wvnet.train).parameters  # ds.wvnet.train shows them too
+    assert "settings" not in accessor and accessor["steps"].default == defaults.steps
+    assert set(FREE) == {"checkpoint_every", "num_workers", "device", "compile", "bn_imagettes"}
+
+
+def test_trainconfig_decides_what_it_leaves_to_the_run():
+    from xwvnet.training import TrainConfig
+    from xwvnet.training.augment import AugmentConfig
+    from xwvnet.training.simclr import CONTINUE_LR, FRESH_LR, MAX_LOADER_WORKERS
+
+    run = {"world": 2, "threads": 64, "arch": "resnet18", "transform": "wvnet", "var": S.QUICKLOOK,
+           "augment": AugmentConfig(size=64)}
+    cpu = TrainConfig(steps=400).resolved(device=torch.device("cpu"), **run)
+    assert (cpu.lr, cpu.warmup_steps, cpu.precision, cpu.num_workers, cpu.world_size) == (FRESH_LR, 20, "float32", 0, 2)
+    assert cpu.device == "cpu" and cpu.augment["size"] == 64 and cpu.transform == "wvnet"
+    gpu = TrainConfig(init="w.pt", steps=10).resolved(device=torch.device("cuda:1"), **run)
+    assert (gpu.lr, gpu.warmup_steps, gpu.precision, gpu.num_workers) == (CONTINUE_LR, 1, "bfloat16",
+                                                                           MAX_LOADER_WORKERS)
+    asked = TrainConfig(lr=5e-4, warmup_steps=0, precision="float16", num_workers=3, transform="wvnet-reflect")
+    kept = asked.resolved(device=torch.device("cuda:0"), **run)
+    assert (kept.lr, kept.warmup_steps, kept.precision, kept.num_workers, kept.transform) == (
+        5e-4, 0, "float16", 3, "wvnet-reflect")

@@ -275,11 +275,11 @@ def test_the_cli_says_which_training_argument_is_bad_in_one_line(waves, tmp_path
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error_for_embed_and_train(waves, tmp_path):
-    from xwvnet.inference import check_device
+    from xwvnet._runtime import LOCAL_THREADS, run_context
 
     for device in ("cuda", "cuda:0"):
         with pytest.raises(ValueError, match=f"device='{device}' but this machine has no visible CUDA GPU"):
-            check_device(device)
+            run_context(LOCAL_THREADS, device)
         with pytest.raises(ValueError, match="no visible CUDA GPU.*use device='cpu'"):
             xwvnet.embed(waves, encoder="random-resnet50", device=device)
         with pytest.raises(ValueError, match="no visible CUDA GPU"):

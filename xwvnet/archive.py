@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from . import schema as S
-from ._runtime import BATCH_SIZE, check_count, check_precision, cores, device_name, resolve_device
-from .errors import XWVNetError
+from ._runtime import BATCH_SIZE, RunContext, check_count, check_precision, cores, run_context
+from .errors import InvalidArgumentError, InvalidDataError, RunError, StoreMismatchError
 from .io import store as zs
 from .io.storage import Location, locate
 
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .models.encoder import Encoder
 
 TASK_IMAGETTES = 256  # default imagettes per task: enough work to hide scheduling overhead, small enough to resume
+#: threads of the pool in this process when no cluster is used (each task's torch threads share the cores)
+LOCAL_TASKS = 2
 COORD_BLOCK = 1 << 20  # ids compared per step when checking that a resumed output matches its input
 _COMPAT = ("encoder_weights_hash", "encoder_arch", "encoder_transform", "image_variable", "precision",
            "embedding_dtype")
@@ -52,7 +54,7 @@ _COMPAT_DEFAULTS = {"embedding_dtype": "float32"}  # stores written before the o
 EMBEDDING_DTYPES = ("float32", "float16")
 
 
-class EmbedStoreError(XWVNetError, RuntimeError):
+class EmbedStoreError(RunError, RuntimeError):
     """Some chunks failed; the others are written. ``.report`` lists what is missing; re-run to complete.
 
     Parameters
@@ -271,8 +273,8 @@ class EmbedReport:
 class ChunkTask:
     """One unit of work: embed imagettes ``start:stop`` (inside output chunk ``chunk_index``) into a fork of the run.
 
-    Every field is resolved and checked by :func:`embed_store` before any task exists; the device name is
-    resolved where the task runs (only a worker knows its GPUs).
+    Every field is resolved and checked by :func:`embed_store` before any task exists; the task only turns the
+    device name into a ``torch.device`` where it runs.
 
     Small to pickle: the encoder travels as its spec, never as its weights; the fork holds no data yet.
 
@@ -295,7 +297,7 @@ class ChunkTask:
     batch_size : int
         Imagettes per forward pass (checked).
     device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (a checked name).
+        The run's device (:attr:`xwvnet._runtime.RunContext.device`).
     precision : str
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     fork : icechunk.session.ForkSession
@@ -353,7 +355,7 @@ def _check_same_input(source: zs.Snapshot, output: zs.Snapshot, n: int, where: L
         bad = np.flatnonzero(mine != theirs)
         if bad.size:
             i = start + int(bad[0])
-            raise ValueError(
+            raise StoreMismatchError(
                 f"{where} was embedded from a different input: imagette {i} is {mine[bad[0]]!r} there but "
                 f"{theirs[bad[0]]!r} in the input. Embed into a new output store."
             )
@@ -365,13 +367,13 @@ def _check_compatible(stored: dict[str, object], attrs: dict[str, object], chunk
     diff = {k: (stored.get(k), attrs.get(k)) for k in _COMPAT if stored.get(k) != attrs.get(k)}
     if diff:
         detail = "; ".join(f"{k}: store has {a!r}, this run {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(
+        raise StoreMismatchError(
             f"{output} holds embeddings made differently ({detail}). Use the same encoder, variable, precision "
             "and dtype to resume, or write to a new output store."
         )
     if chunk_size is not None and int(stored["chunk"]) != chunk_size:
-        raise ValueError(f"{output} has {stored['chunk']} imagettes per chunk; resume with "
-                         f"chunk_size={stored['chunk']} (or leave it out).")
+        raise StoreMismatchError(f"{output} has {stored['chunk']} imagettes per chunk; resume with "
+                                 f"chunk_size={stored['chunk']} (or leave it out).")
 
 
 def _prepare(
@@ -384,7 +386,7 @@ def _prepare(
 
     snap_in = zs.opened(source) if zs.store_kind(source) is not None else None
     if snap_in is None or snap_in.kind is not zs.IMAGETTES or not snap_in.size:
-        raise ValueError(
+        raise InvalidDataError(
             f"{source} holds no imagettes (found {zs.describe(source)}); ingest some first "
             "(`xwvnet ingest` or xwvnet.to_store)."
         )
@@ -409,8 +411,10 @@ def _prepare(
             return chunk_size or in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
         _check_compatible(dict(out.group.attrs), attrs, chunk_size, output)
         if out.size > n_in:
-            raise ValueError(f"{output} holds {out.size} imagettes but {source} only {n_in}: the input shrank or was "
-                             "rewritten. Embed into a new output store.")
+            raise StoreMismatchError(
+                f"{output} holds {out.size} imagettes but {source} only {n_in}: the input shrank or was "
+                "rewritten. Embed into a new output store."
+            )
         _check_same_input(snap_in, out, out.size, output)
         return int(out.group.attrs["chunk"])
 
@@ -444,10 +448,10 @@ def _plan(n: int, chunk_size: int, done: np.ndarray) -> tuple[list[tuple[int, in
 
 # ---- running the tasks --------------------------------------------------------------------------------------
 def _completed(
-    tasks: Iterator[ChunkTask], client: Client | None, threads: int, resources: dict[str, float] | None,
+    tasks: Iterator[ChunkTask], where: RunContext,
     on_batch: Callable[[ChunkTask], Callable[[int], None]] | None = None, stop: _Interrupts | None = None,
 ) -> Iterator[tuple[ChunkTask, tuple[int, int, Any] | None, BaseException | None]]:
-    """Yield ``(task, result, error)`` as tasks finish, on the cluster or on a local thread pool.
+    """Yield ``(task, result, error)`` as tasks finish, where the run context says: a cluster or a local thread pool.
 
     Tasks are drawn from ``tasks`` as slots free up (a few per worker in flight), so each takes its fork from the
     session current at submission and a long run never holds every task in memory. On the local pool,
@@ -459,7 +463,7 @@ def _completed(
     cancelled, and the cluster's futures are cancelled.
     """
     stop = _Interrupts() if stop is None else stop  # not entered: never stops
-    runner = _PoolTasks(threads, on_batch) if client is None else _ClusterTasks(client, resources)
+    runner = _PoolTasks(where.threads, on_batch) if where.client is None else _ClusterTasks(where)
     running: dict[Any, ChunkTask] = {}
 
     def fill() -> None:
@@ -525,12 +529,11 @@ def _executing_keys(dask_worker: Any) -> list[str]:
 class _ClusterTasks:
     """Chunk tasks on a dask.distributed cluster (two per worker thread in flight)."""
 
-    def __init__(self, client: Client, resources: dict[str, float] | None) -> None:
+    def __init__(self, where: RunContext) -> None:
         from distributed import as_completed
 
-        self.client, self.resources, self.run = client, resources, uuid.uuid4().hex[:8]
-        self.slots = max(2, 2 * sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)
-                                    .get("workers", {}).values()))
+        self.client, self.resources, self.run = where.client, where.resources, uuid.uuid4().hex[:8]
+        self.slots = max(2, 2 * where.threads)
         self.pending = as_completed()
 
     def submit(self, task: ChunkTask) -> Any:
@@ -609,7 +612,8 @@ def embed_store(
         scheduler file to connect to (closed at the end). Default: the dask.distributed client active in this
         process, else a thread pool here (``min(2, cores)`` threads, each task's torch threads sharing the cores).
         ``"threads"``: that thread pool even when a client is active. For a cluster on this machine, pass
-        ``client=xwvnet.distributed.local_client()``.
+        ``client=xwvnet.distributed.local_client()``. Decided once, with the device, by
+        :func:`xwvnet._runtime.run_context`.
     chunk_size : int, optional
         Imagettes per task and per stored chunk; default a multiple of the input's chunk near 256. Fixed when the
         output is created (a resume with another value is refused).
@@ -618,8 +622,9 @@ def embed_store(
     batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass.
     device : str, default "auto"
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; with CUDA on a cluster each task asks for one ``GPU``
-        resource.
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``: on the thread pool, a GPU of this machine (``"auto"``:
+        when it has one); on a cluster, each task asks for one ``GPU`` resource (``"auto"``: when some worker
+        declares one).
     precision : str, default "float32"
         ``"float32"``, ``"bfloat16"`` or ``"float16"``.
     dtype : {"float32", "float16"}, default "float32"
@@ -677,27 +682,18 @@ def embed_store(
 
     # ---- the edge: every argument checked, the encoder loaded, the device resolved, before anything is written
     if errors not in ("raise", "report"):
-        raise ValueError(f"errors must be 'raise' or 'report', found {errors!r}.")
+        raise InvalidArgumentError(f"errors must be 'raise' or 'report', found {errors!r}.")
     if dtype not in EMBEDDING_DTYPES:
-        raise ValueError(f"dtype must be one of {list(EMBEDDING_DTYPES)}, found {dtype!r}.")
+        raise InvalidArgumentError(f"dtype must be one of {list(EMBEDDING_DTYPES)}, found {dtype!r}.")
     batch_size = check_count(batch_size, "batch_size")
     chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size")
     precision = check_precision(precision)
-    if client == "threads":
-        resolve_device(device)  # tasks run on this machine: CUDA without a GPU is refused before any output
-    elif client is None:
-        from .inference import check_device
-
-        check_device(device)  # this process's thread pool, or the dask client active in it
-    device = device_name(device)
-    source, output = locate(store, storage_options), locate(out, storage_options)
-    enc = load_encoder(encoder)
-    given = client is not None and not isinstance(client, str)
-    with (contextlib.nullcontext(client) if given else xd.connect(client, device=device)) as active:
-        if active is not None:
-            xd.setup_client(active, device=device)
-        resources = xd.task_resources(device, active)  # CUDA without GPU workers: refused before any output
-        n_threads = max(1, min(2, cores()))
+    # where the tasks run and on which device (CUDA without a GPU there is refused before any output)
+    with run_context(client, device, threads=min(LOCAL_TASKS, cores())) as where:
+        source, output = locate(store, storage_options), locate(out, storage_options)
+        enc = load_encoder(encoder)
+        if where.client is not None:
+            xd.setup_client(where.client, device=where.device)
         # ---- the run, on resolved values
         began = time.perf_counter()
         damaged = _repair(output) if repair else []
@@ -706,14 +702,13 @@ def embed_store(
         report = EmbedReport(path=str(output), input=str(source), total=n, chunks=math.ceil(n / chunk_size),
                              skipped=skipped, damaged=damaged)
         writer = zs.EmbeddingWriter(output, every=commit_every)
-        tasks = (ChunkTask(source, snapshot, var, k, lo, start, stop, enc, batch_size, device, precision,
+        tasks = (ChunkTask(source, snapshot, var, k, lo, start, stop, enc, batch_size, where.device, precision,
                            writer.fork()) for k, lo, start, stop in todo)
-        report.runner = _describe(active, n_threads)
+        report.runner = where.describe()
         with _Interrupts() as ctrl_c:  # installed here: after a local cluster started (it ignores Ctrl-C meanwhile)
             try:
                 try:
-                    _run(tasks, sum(t[3] - t[2] for t in todo), active, n_threads, resources, report, progress,
-                         writer, ctrl_c)
+                    _run(tasks, sum(t[3] - t[2] for t in todo), where, report, progress, writer, ctrl_c)
                 finally:
                     writer.commit()  # the finished chunks, also after a Ctrl-C or an error
                     report.commits = writer.commits
@@ -731,9 +726,8 @@ def embed_store(
     return report
 
 
-def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads: int,
-         resources: dict[str, float] | None, report: EmbedReport, progress: bool, writer: zs.EmbeddingWriter,
-         stop: _Interrupts | None = None) -> None:
+def _run(tasks: Iterator[ChunkTask], total: int, where: RunContext, report: EmbedReport, progress: bool,
+         writer: zs.EmbeddingWriter, stop: _Interrupts | None = None) -> None:
     """Run the tasks, merging each finished one into ``writer`` and counting it in ``report``.
 
     After a first Ctrl-C (``stop.stopping``) it returns once the running tasks are merged; a second one raises
@@ -754,7 +748,7 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
 
             return on_batch
 
-        results = contextlib.closing(_completed(tasks, client, threads, resources, mover if progress else None, stop))
+        results = contextlib.closing(_completed(tasks, where, mover if progress else None, stop))
         with results as finished:  # closed at once on any exception: the pool or cluster stops its tasks
             for task, result, error in finished:
                 if error is None:
@@ -771,12 +765,3 @@ def _run(tasks: Iterator[ChunkTask], total: int, client: Client | None, threads:
                     bar.set_postfix(failed=len(report.failed))
                 bar.update(task.stop - task.start - moved.pop(task.chunk_index, 0))
     report.failed.sort(key=lambda f: f.chunk_index)
-
-
-def _describe(client: Client | None, threads: int) -> str:
-    if client is None:
-        return f"local thread pool ({threads} threads)"
-    info = client.scheduler_info(n_workers=-1)
-    workers = info.get("workers", {})
-    n_threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
-    return f"dask.distributed {info.get('address', '?')} ({len(workers)} workers, {n_threads} threads)"

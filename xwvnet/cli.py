@@ -26,13 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from ._runtime import BATCH_SIZE, PRECISIONS
+from .errors import InvalidArgumentError
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except ``None`` or where the help says it (then the help says what the library
-    chooses)."""
+    chooses); the options of a ``TrainConfig`` field show that field's default, read from there when help is shown."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
+        if getattr(action, "train_setting", False):
+            from .training import TrainConfig
+
+            default = TrainConfig.default_of(action.dest)  # a flag says which way its field goes by default
+            return f"{action.help} (default: {f'{action.dest}={default}' if action.nargs == 0 else default})"
         if action.default is None or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
@@ -75,10 +81,10 @@ def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.
     return parser
 
 
-def _storage_arg(parser: argparse.ArgumentParser) -> None:
-    """The ``--storage-option KEY=VALUE`` option of every command that takes a store."""
+def _storage_arg(parser: argparse.ArgumentParser, what: str = "store") -> None:
+    """The ``--storage-option KEY=VALUE`` option of every command that reads or writes object storage (``what``)."""
     parser.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE", dest="storage_option",
-                        help="store credentials/endpoint, repeated for each, e.g. endpoint_url=http://127.0.0.1:9000 "
+                        help=f"{what} credentials/endpoint, repeated for each, e.g. endpoint_url=http://127.0.0.1:9000 "
                         "allow_http=true (default: the standard environment, AWS_ENDPOINT_URL ...)")
 
 
@@ -88,7 +94,7 @@ def _storage_options(args: argparse.Namespace) -> dict[str, object] | None:
     for item in args.storage_option:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--storage-option takes KEY=VALUE, found {item!r}.")
+            raise InvalidArgumentError(f"--storage-option takes KEY=VALUE, found {item!r}.")
         out[key] = {"true": True, "false": False}.get(value.lower(), value)
     return out or None
 
@@ -152,22 +158,12 @@ def _children_ignore_sigint() -> Iterator[None]:
             signal.signal(signal.SIGINT, before)
 
 
-def _local_device(device: str) -> str:
-    """The kind of local cluster a ``--device`` needs: ``"cuda"`` (one worker per GPU) or ``"cpu"``."""
-    if str(device).startswith("cuda"):
-        return "cuda"
-    if device == "auto":
-        from ._runtime import cuda_device_count
-
-        return "cuda" if cuda_device_count() > 0 else "cpu"
-    return "cpu"
-
-
 @contextlib.contextmanager
 def _where(args: argparse.Namespace, device: str = "cpu") -> Iterator[Any]:
-    """Where a command's dask work runs, for its ``client=``: the ``--scheduler`` address as given; a local cluster
-    of ``--workers`` processes x ``--threads`` threads, started here and closed quietly at the end (Ctrl-C
-    included); else ``None`` (the library's default: threads in this process).
+    """The ``client=`` of a command's library call: the ``--scheduler`` address as given (or ``threads``); a local
+    cluster of ``--workers`` processes x ``--threads`` threads for ``device`` (one worker per GPU for CUDA), started
+    here and closed quietly at the end (Ctrl-C included); else ``None``. The library resolves it, with the device
+    (:func:`xwvnet._runtime.run_context`).
 
     Raises
     ------
@@ -194,7 +190,8 @@ def _where(args: argparse.Namespace, device: str = "cpu") -> Iterator[Any]:
 # --- ingest ---------------------------------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
-    p.add_argument("sources", nargs="+", help="SAFE folders/zips, quicklook files, folders or glob patterns")
+    p.add_argument("sources", nargs="+", help="SAFE folders/zips (or their s3://, gs://, az:// URLs), quicklook files, "
+                   "folders of them or quoted glob patterns")
     p.add_argument("--out", "--store", dest="out", required=True,
                    help="the store to create or append to (path or s3://, gs://, az:// URL); --store is an alias")
     p.add_argument("--labels", type=Path, default=None,
@@ -212,7 +209,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
                        "threads in this process)")
     where.add_argument("--scheduler", default=None, help="SAFE products: a dask.distributed scheduler address "
                        "(default: threads in this process)")
-    _storage_arg(p)
+    _storage_arg(p, "store and SAFE URL")
 
 
 def _run_ingest(args: argparse.Namespace) -> int:
@@ -298,9 +295,10 @@ def _run_history(args: argparse.Namespace) -> int:
 # --- collocate ------------------------------------------------------------------------------------------------------
 def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "collocate", "sample ERA5 / WW3 / OCN variables at imagette positions and times")
-    p.add_argument("imagettes", help="an imagette store (path or URL), a WV SAFE folder/manifest, or OCN products")
-    _storage_arg(p)
-    p.add_argument("source", type=Path, help="the source: a netCDF/GRIB/Zarr file, a folder of such files, or a quoted "
+    p.add_argument("imagettes", help="an imagette store (path or URL), WV SAFE products (folders, zips, manifest.safe, "
+                   "or their URLs), OCN products, or a folder of them")
+    _storage_arg(p, "store and SAFE URL")
+    p.add_argument("source", help="the source: a netCDF/GRIB/Zarr file, a folder of such files, or a quoted "
                    "glob such as 'era5/*.nc'")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
     p.add_argument("--variables", nargs="+", default=None, help="source variables (default: all on its grid)")
@@ -381,7 +379,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     from .archive import EmbedInterrupted, embed_store
     from .io.store import completing_command
 
-    with _where(args, _local_device(args.device)) as client:
+    with _where(args, args.device) as client:
         try:
             report = embed_store(
                 args.store, args.out, args.encoder, client=client, chunk_size=args.chunk_size,
@@ -554,7 +552,7 @@ def _run_export(args: argparse.Namespace) -> int:
     from .export.shards import export_store
 
     if args.max_file_mb <= 0:
-        raise ValueError(f"--max-file-mb must be positive, got {args.max_file_mb}.")
+        raise InvalidArgumentError(f"--max-file-mb must be positive, got {args.max_file_mb}.")
     written = export_store(args.store, args.out, format=args.format, dtype=args.dtype,
                            max_file_bytes=max(1, int(args.max_file_mb * 2**20)), snapshot=args.snapshot,
                            storage_options=_storage_options(args), overwrite=args.overwrite)
@@ -570,51 +568,56 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "train", "train an encoder with SimCLR on a store (under torchrun: on every rank)")
     p.add_argument("store", help="the imagette store to train on (path or URL)")
     p.add_argument("--out", required=True, type=Path, help="folder for encoder.pt, encoder.json, loss.csv, checkpoint")
-    p.add_argument("--arch", default=None, choices=_Choices("xwvnet.models.resnet", "LAYERS"), metavar="ARCH",
-                   help="the backbone: %(choices)s (default: resnet18, or the architecture of --init)")
-    p.add_argument("--init", default=None,
-                   help="start from 'wvnet-resnet50' or a weights/checkpoint file (default: random initialisation)")
-    # defaults: None here means TrainConfig's (xwvnet.training.TrainConfig, the one home of the defaults)
-    p.add_argument("--image-size", type=int, default=None, help="view size in pixels, cut at the embedding's scale "
-                   "(default: 64)")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch, split over ranks (default: 64)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps of the schedule (default: 300)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (default: 1e-3, or 1e-4 when continuing from --init)")
-    p.add_argument("--temperature", type=float, default=None, help="NT-Xent temperature (default: 0.1)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the initialisation, views and batch order "
-                   "(default: 0)")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints in OUT "
-                   "(default: 500)")
-    p.add_argument("--num-workers", type=int, default=None, help="loader workers per rank (default: auto)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N; under torchrun auto is each rank's GPU "
-                   "(default: auto)")
+    # the run's settings: fields of xwvnet.training.TrainConfig, whose defaults apply when an option is not given
+    # (None here) and show in --help, read from TrainConfig when it is shown
+    setting = _train_setting(p)
+    setting("--arch", choices=_Choices("xwvnet.models.resnet", "LAYERS"), metavar="ARCH", help="the backbone: "
+            "%(choices)s")
+    setting("--init", help="start from 'wvnet-resnet50' or a weights/checkpoint file")
+    setting("--image-size", type=int, help="view size in pixels, cut at the embedding's scale")
+    setting("--batch-size", type=int, help="global batch, split over ranks")
+    setting("--steps", type=int, help="optimiser steps of the schedule")
+    setting("--lr", type=float, help="peak learning rate")
+    setting("--temperature", type=float, help="NT-Xent temperature")
+    setting("--seed", type=int, help="seed of the initialisation, views and batch order")
+    setting("--checkpoint-every", type=int, help="steps between checkpoints in OUT")
+    setting("--num-workers", type=int, help="loader workers per rank")
+    setting("--device", help="auto, cpu, cuda or cuda:N; under torchrun auto is each rank's GPU")
+    setting("--bn-imagettes", type=int, help="imagettes whose embedding inputs re-estimate the saved encoder's "
+            "batch-norm statistics; 0: those of the training views")
+    setting("--precision", choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"), metavar="PRECISION",
+            help="arithmetic of training: %(choices)s")
+    setting("--no-flip", dest="flip", action="store_false", help="no flips (keep wave direction)")
+    setting("--no-rotate", dest="rotate90", action="store_false", help="no 90-degree rotations (keep wave direction)")
+    setting("--compile", action="store_const", const=True, help="torch.compile the encoder (worth it on GPUs)")
+    # what this call does with the run
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop early (with a checkpoint) after this many seconds (default: no limit)")
-    p.add_argument("--bn-imagettes", type=int, default=None, help="imagettes whose embedding inputs re-estimate the "
-                   "saved encoder's batch-norm statistics; 0: those of the training views (default: 512)")
-    p.add_argument("--no-flip", action="store_true", help="no flips (keep wave direction)")
-    p.add_argument("--no-rotate", action="store_true", help="no 90-degree rotations (keep wave direction)")
-    p.add_argument("--precision", default=None, choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"),
-                   metavar="PRECISION", help="arithmetic of training: %(choices)s; auto is bfloat16 on a GPU, "
-                   "float32 on the CPU (default: auto)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in OUT (kept until the new run's first checkpoint)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the encoder (worth it on GPUs)")
     _storage_arg(p)
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from .training import train
+def _train_setting(parser: argparse.ArgumentParser) -> Any:
+    """``add_argument`` for an option that sets a field of ``TrainConfig`` (its dest): no default here (``None``, so
+    that the field's own applies), and ``--help`` shows the field's default."""
 
-    given = {"arch": args.arch, "init": args.init, "image_size": args.image_size, "batch_size": args.batch_size,
-             "steps": args.steps, "lr": args.lr, "temperature": args.temperature, "seed": args.seed,
-             "checkpoint_every": args.checkpoint_every, "num_workers": args.num_workers, "device": args.device,
-             "precision": args.precision, "flip": False if args.no_flip else None,
-             "rotate90": False if args.no_rotate else None, "compile": args.compile or None,
-             "bn_imagettes": args.bn_imagettes}
-    settings = {name: value for name, value in given.items() if value is not None}  # the rest: TrainConfig's
+    def add(*flags: str, **kwargs: Any) -> argparse.Action:
+        action = parser.add_argument(*flags, default=None, **kwargs)
+        action.train_setting = True  # type: ignore[attr-defined]
+        return action
+
+    return add
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from .training import TrainConfig, train
+
+    # the settings given as options; the others are TrainConfig's defaults
+    settings = {f.name: value for f in fields(TrainConfig) if (value := getattr(args, f.name, None)) is not None}
     path = train(args.store, args.out, resume=args.resume, overwrite=args.overwrite, max_seconds=args.max_seconds,
                  storage_options=_storage_options(args), **settings)
     print(f"encoder weights: {path}")

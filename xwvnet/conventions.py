@@ -52,6 +52,8 @@ UNKNOWN_SOURCE = "urn:xwvnet:source:unrecorded"
 def source_uri(location: str) -> str:
     """A store location as a URI: URLs as they are, local paths as absolute ``file://`` URIs.
 
+    What is a local path is decided by :func:`xwvnet.io.storage.locate`, the one reader of store names.
+
     Parameters
     ----------
     location : str
@@ -69,10 +71,14 @@ def source_uri(location: str) -> str:
     >>> source_uri("/data/wv.zarr")
     'file:///data/wv.zarr'
     """
+    from .io.storage import locate
+
     text = str(location)
-    if "://" in text or text.startswith("urn:"):
+    try:
+        where = locate(text)
+    except ValueError:  # not a store name (https://, urn:...): a URI already, kept as it is
         return text
-    return Path(text).expanduser().resolve().as_uri()
+    return Path(where.prefix).resolve().as_uri() if where.local else text
 
 
 def _model_uri(attrs: Mapping[str, Any]) -> str:

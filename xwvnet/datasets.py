@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pooch
 
-from .errors import XWVNetError
+from .errors import InvalidArgumentError, UnavailableError, UnknownKeyError
 
 WVNET_COMMIT = "7be8a992ff59c5e64a961631351f22497395f95e"
 WVNET_BASE_URL = f"https://github.com/hawaii-ai/WV-Net/raw/{WVNET_COMMIT}/assets/"
@@ -117,7 +117,7 @@ MIRROR_ALIASES: dict[str, tuple[str, ...]] = {
 _LABELS = {"sha256": "SHA-256", "sha256-prefix": "SHA-256 prefix", "git-sha1": "git blob id"}
 
 
-class DataUnavailableError(XWVNetError, RuntimeError):
+class DataUnavailableError(UnavailableError, RuntimeError):
     """A registered file is neither in the mirror nor in the cache, and could not be downloaded (offline?)."""
 
 
@@ -242,7 +242,7 @@ def check_hash(path: str | os.PathLike, expected: str | None) -> str:
         ok = digest.startswith(value) if kind == "sha256-prefix" else (not value or digest == value)
         recorded = f"sha256:{digest}"
     else:
-        raise ValueError(f"unknown hash kind {kind!r} in {expected!r}; expected sha256, sha256-prefix or git-sha1.")
+        raise InvalidArgumentError(f"unknown hash kind {kind!r} in {expected!r}; expected sha256, sha256-prefix or git-sha1.")
     if not ok:
         raise DataIntegrityError(
             f"{path} does not match its registered {_LABELS[kind]} (expected {expected}, found {recorded}): the "
@@ -257,7 +257,7 @@ def check_hash(path: str | os.PathLike, expected: str | None) -> str:
 # ---- lookup and download ------------------------------------------------------------------------------------
 def _entry(name: str) -> str:
     if name not in REGISTRY:
-        raise KeyError(f"unknown sample file {name!r}; known files: {sorted(REGISTRY)}")
+        raise UnknownKeyError(f"unknown sample file {name!r}; known files: {sorted(REGISTRY)}")
     return REGISTRY[name]
 
 

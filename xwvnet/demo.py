@@ -16,6 +16,7 @@ import xarray as xr
 
 from . import schema as S
 from .datasets import DataUnavailableError, wvnet_sample
+from .errors import InputNotFoundError
 
 
 def _say(title: str) -> None:
@@ -266,7 +267,7 @@ def _sample_path(name: str, data_dir: str | os.PathLike | None) -> Path:
     if data_dir is not None:
         path = Path(data_dir) / name
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: data_dir must be laid out like ../shared/data.")
+            raise InputNotFoundError(f"{path} is missing: data_dir must be laid out like ../shared/data.")
         return path
     from .datasets import fetch
 

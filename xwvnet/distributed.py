@@ -12,7 +12,11 @@ Why each piece exists:
   a jobqueue job with ``processes > 1``), so the plugin (and :func:`local_cluster`) set ``XWVNET_TORCH_THREADS`` to
   ``host cores // worker threads on that host``.
 - **GPUs.** A GPU worker declares ``resources={"GPU": 1}`` (``dask worker --resources GPU=1``) and embedding tasks
-  ask for it (:func:`task_resources`), so a GPU never runs two embedding tasks at once.
+  ask for it (:attr:`xwvnet._runtime.RunContext.resources`, decided by :func:`xwvnet._runtime.run_context` from the
+  workers' declarations), so a GPU never runs two embedding tasks at once.
+
+Where a call runs (a client, an address, the active client, or threads here) is decided by
+:func:`xwvnet._runtime.run_context` at the call's edge; this module builds local clusters and sets workers up.
 """
 
 from __future__ import annotations
@@ -28,8 +32,17 @@ from typing import TYPE_CHECKING
 from distributed import Client, LocalCluster, SpecCluster, Worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ._runtime import THREADS_ENV, check_count, cores, cuda_device_count, threads_per_task
-from .errors import XWVNetError
+from ._runtime import (
+    GPU,
+    LOCAL_THREADS,
+    THREADS_ENV,
+    check_count,
+    cores,
+    cuda_device_count,
+    run_context,
+    threads_per_task,
+)
+from .errors import UnavailableError, XWVNetError
 
 if TYPE_CHECKING:
     from .models.encoder import Encoder
@@ -39,19 +52,14 @@ __all__ = [
     "THREADS_ENV",
     "LocalClusterError",
     "WVNetWorker",
-    "connect",
-    "current_client",
-    "gpu_workers",
     "host_threads",
     "local_client",
     "local_cluster",
     "local_shape",
     "relax_malloc_trim",
     "setup_client",
-    "task_resources",
 ]
 
-GPU = "GPU"
 PLUGIN_NAME = "xwvnet"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
 
@@ -204,63 +212,8 @@ def setup_client(
     client.register_plugin(plugin, name=PLUGIN_NAME)
 
 
-# ---- GPUs ---------------------------------------------------------------------------------------------------
-def gpu_workers(client: Client) -> int:
-    """How many workers declare a ``GPU`` resource.
-
-    Parameters
-    ----------
-    client : distributed.Client
-        A connected client.
-
-    Returns
-    -------
-    int
-    """
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return sum(1 for info in workers if float(info.get("resources", {}).get(GPU, 0)) >= 1)
-
-
-def task_resources(device: str, client: Client | None) -> dict[str, float] | None:
-    """Resources an embedding task asks for: one ``GPU`` on CUDA, none on the CPU or without a cluster.
-
-    ``device="auto"`` asks for a GPU when some worker declares one (the others then embed nothing; run CPU-only
-    workers in another cluster). ``device="cuda"`` with no GPU worker is an error, not a silent hang.
-
-    Parameters
-    ----------
-    device : str
-        The embedding device (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
-    client : distributed.Client or None
-        The cluster, or ``None`` for the local thread pool.
-
-    Returns
-    -------
-    dict of str to float or None
-        ``{"GPU": 1}`` or ``None``.
-
-    Raises
-    ------
-    ValueError
-        If CUDA is asked for and no worker declares a GPU.
-    """
-    if client is None:
-        return None
-    n_gpu = gpu_workers(client)
-    wants_gpu = str(device).startswith("cuda") or (device == "auto" and n_gpu > 0)
-    if not wants_gpu:
-        return None
-    if n_gpu == 0:
-        raise ValueError(
-            f"device={device!r} but no worker declares a {GPU!r} resource, so GPU tasks would wait forever. Start "
-            f"GPU workers with `dask worker ADDRESS --nthreads 1 --resources {GPU}=1` (one per GPU), use "
-            "xwvnet.distributed.local_cluster(device='cuda'), or embed with device='cpu'."
-        )
-    return {GPU: 1}
-
-
 # ---- clusters -----------------------------------------------------------------------------------------------
-class LocalClusterError(XWVNetError, RuntimeError):
+class LocalClusterError(UnavailableError, RuntimeError):
     """A local dask cluster could not start (e.g. "Nanny failed to start" under a memory limit)."""
 
 
@@ -327,7 +280,8 @@ def local_cluster(
         ``cores // (n_workers * threads_per_worker)`` torch threads.
     device : str, default "cpu"
         ``"cuda"``: one single-threaded worker per visible GPU, each seeing only its GPU
-        (``CUDA_VISIBLE_DEVICES``) and declaring ``GPU=1``.
+        (``CUDA_VISIBLE_DEVICES``) and declaring ``GPU=1``; ``"auto"``: so when this machine has a GPU, else CPU
+        workers.
     dashboard_address : str or None, default ":0"
         Where the dashboard listens (``":0"``: any free port; ``None``: no dashboard).
     **kwargs
@@ -343,7 +297,7 @@ def local_cluster(
     ValueError
         On a non-positive count, or ``device="cuda"`` without a visible GPU.
     """
-    if str(device).startswith("cuda"):
+    if run_context(LOCAL_THREADS, device).device.startswith("cuda"):  # the workers run on this machine
         return _gpu_cluster(n_workers, dashboard_address=dashboard_address, **kwargs)
     n_workers, threads_per_worker = local_shape(n_workers, threads_per_worker)
     per_task = threads_per_task(cores(), n_workers * threads_per_worker)
@@ -414,8 +368,8 @@ def local_client(
 ) -> Client:
     """A client on a new :func:`local_cluster` (shaped by :func:`local_shape`), closing the cluster when closed.
 
-    The one place a local cluster is built (``embed_store``'s deprecated ``workers=`` and the ``xwvnet`` command
-    come here), so a cluster that cannot start fails with one line that says what to do.
+    The way to a local cluster (the ``xwvnet`` command's ``--workers`` and ``--threads`` come here), so a cluster
+    that cannot start fails with one line that says what to do.
 
     Parameters
     ----------
@@ -424,7 +378,8 @@ def local_client(
     threads : int, optional
         Task threads per worker (default: every core with one process, 1 with several).
     device : str, default "cpu"
-        ``"cuda"``: one worker per visible GPU (see :func:`local_cluster`).
+        ``"cuda"``: one worker per visible GPU; ``"auto"``: so when this machine has a GPU (see
+        :func:`local_cluster`).
     dashboard_address : str or None, default None
         Where the dashboard listens (``":0"``: any free port; ``None``: no dashboard).
     **kwargs
@@ -447,7 +402,8 @@ def local_client(
     >>> with local_client(threads=2) as client:  # doctest: +SKIP
     ...     xwvnet.embed_store("wv.zarr", "wv-emb.zarr", client=client)
     """
-    shape = local_shape(n_workers, threads) if not str(device).startswith("cuda") else (n_workers, 1)
+    device = run_context(LOCAL_THREADS, device).device  # "cpu" or "cuda:0": CPU workers, or one per GPU
+    shape = local_shape(n_workers, threads) if not device.startswith("cuda") else (n_workers, 1)
     try:
         cluster = local_cluster(n_workers, threads_per_worker=threads, device=device,
                                 dashboard_address=dashboard_address, **kwargs)
@@ -471,9 +427,7 @@ def local_client(
 def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwargs: object) -> SpecCluster:
     from distributed import Nanny, Scheduler
 
-    n_gpu = cuda_device_count()
-    if n_gpu == 0:
-        raise ValueError("device='cuda' but this machine has no visible CUDA GPU; use device='cpu'.")
+    n_gpu = cuda_device_count()  # at least 1: the device was resolved to a GPU of this machine
     n_workers = min(n_workers or n_gpu, n_gpu)
     per_task = threads_per_task(cores(), n_workers)
     workers = {
@@ -490,75 +444,3 @@ def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwar
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard_address}}
     return _closes_quietly(SpecCluster(workers=workers, scheduler=scheduler))
-
-
-def current_client() -> Client | None:
-    """The client already made in this process (``Client(...)`` sets a default), or ``None``.
-
-    Returns
-    -------
-    distributed.Client or None
-    """
-    from distributed import default_client
-
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
-@contextlib.contextmanager
-def connect(
-    scheduler: str | None = None,
-    workers: int | None = None,
-    *,
-    threads_per_worker: int | None = None,
-    device: str = "auto",
-) -> Iterator[Client | None]:
-    """A client for a run, and clean-up after it: yields ``None`` for the local threaded pool.
-
-    Parameters
-    ----------
-    scheduler : str, optional
-        An address such as ``tcp://host:8786`` or a scheduler file path: connect to that cluster (closed at the
-        end); ``"threads"``: the local thread pool even when a client is active.
-    workers : int, optional
-        Start a :func:`local_client` of this many processes, closed at the end.
-    threads_per_worker : int, optional
-        Task threads per local worker (default :func:`local_shape`'s: 1 per process).
-    device : str, default "auto"
-        ``"cuda"`` (or ``"auto"`` on a machine with GPUs) makes the local cluster one worker per GPU.
-
-    Returns
-    -------
-    contextlib.AbstractContextManager
-        Entering it gives a ``distributed.Client``, or ``None`` for threads in this process (with neither
-        ``scheduler`` nor ``workers``: the client already active in this process, if any).
-
-    Raises
-    ------
-    ValueError
-        If both ``scheduler`` and ``workers`` are given.
-    LocalClusterError
-        If the local cluster cannot start.
-    """
-    if scheduler is not None and workers is not None:
-        raise ValueError("give either a scheduler address or a number of local workers, not both.")
-    if scheduler == "threads":
-        yield None
-        return
-    if scheduler is not None:
-        is_file = os.path.isfile(scheduler)
-        client = Client(scheduler_file=scheduler) if is_file else Client(scheduler)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    if workers is not None:
-        gpu = str(device).startswith("cuda") or (device == "auto" and cuda_device_count() > 0)
-        local_device = "cuda" if gpu else "cpu"
-        with local_client(workers, threads_per_worker, device=local_device, dashboard_address=":0") as client:
-            yield client
-        return
-    yield current_client()

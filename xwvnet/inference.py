@@ -27,14 +27,14 @@ from torch import nn
 
 from . import _runtime, radiometry
 from . import schema as S
-from ._runtime import BATCH_SIZE, check_count, check_precision, device_name, resolve_device
-from .errors import XWVNetWarning, warn
+from ._runtime import BATCH_SIZE, LOCAL_THREADS, RunContext, check_count, check_precision, run_context, torch_device
+from .errors import InvalidDataError, XWVNetWarning, warn
 from .models.encoder import Encoder
 from .models.weights import check_finite
 from .models.zoo import load_encoder
 
-__all__ = ["EmptyImagetteWarning", "check_device", "embed", "embed_block", "embed_resolved", "embedding_attrs",
-           "get_model", "torch_threads"]
+__all__ = ["EmptyImagetteWarning", "embed", "embed_block", "embed_resolved", "embedding_attrs", "get_model",
+           "torch_threads"]
 
 
 class EmptyImagetteWarning(XWVNetWarning):
@@ -108,7 +108,8 @@ def get_model(
     encoder : str, os.PathLike or Encoder
         Anything :func:`xwvnet.load_encoder` takes.
     device : str or torch.device, default "cpu"
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, of this machine (resolved by
+        :func:`xwvnet._runtime.run_context`).
     precision : str, default "float32"
         One of :data:`xwvnet._runtime.PRECISIONS`; checked here but applied by autocast at call time, so one model
         serves every precision.
@@ -128,7 +129,8 @@ def get_model(
         If the weights hold NaN or infinite values.
     """
     check_precision(precision)
-    return _model(load_encoder(encoder), resolve_device(device), bool(channels_last))
+    here = run_context(LOCAL_THREADS, device)  # the model lives in this process
+    return _model(load_encoder(encoder), torch_device(here.device), bool(channels_last))
 
 
 def _model(encoder: Encoder, device: torch.device, channels_last: bool) -> nn.Module:
@@ -199,7 +201,7 @@ def embed_block(
     batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass.
     device : str or torch.device, default "auto"
-        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        ``"auto"`` (this machine's GPU when it has one), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     precision : str, default "float32"
         ``"float32"``, ``"bfloat16"`` or ``"float16"`` (autocast).
     var : str, default "quicklook"
@@ -222,8 +224,9 @@ def embed_block(
     EmptyImagetteWarning
         When some imagettes have no valid pixels.
     """
+    here = run_context(LOCAL_THREADS, device)  # the block is embedded in this process
     return embed_resolved(images, valid_lines, valid_samples, encoder=load_encoder(encoder),
-                          batch_size=check_count(batch_size, "batch_size"), device=resolve_device(device),
+                          batch_size=check_count(batch_size, "batch_size"), device=here.device,
                           precision=check_precision(precision), var=var, channels_last=_channels_last(channels_last))
 
 
@@ -234,7 +237,7 @@ def embed_resolved(
     *,
     encoder: Encoder,
     batch_size: int,
-    device: str | torch.device,
+    device: str,
     precision: str,
     var: str,
     channels_last: bool,
@@ -250,9 +253,9 @@ def embed_resolved(
         A loaded encoder.
     batch_size : int
         A positive batch size.
-    device : str or torch.device
-        A ``torch.device``, or a device name checked by :func:`xwvnet._runtime.device_name` when the task runs
-        on a dask worker: only the worker knows its GPUs, so the name is resolved where the task runs.
+    device : str
+        The device of the call's :class:`~xwvnet._runtime.RunContext` (resolved at the edge); turned into a
+        ``torch.device`` here, where the task runs.
     precision : str
         One of :data:`xwvnet._runtime.PRECISIONS`.
     var : str
@@ -276,7 +279,7 @@ def embed_resolved(
     vl = np.asarray(valid_lines).reshape(-1).astype(np.int64)
     vs = np.asarray(valid_samples).reshape(-1).astype(np.int64)
     if images.ndim != 3 or vl.shape[0] != images.shape[0] or vs.shape[0] != images.shape[0]:
-        raise ValueError(
+        raise InvalidDataError(
             f"expected images (n, line, sample) with n valid_lines and valid_samples; found shapes {images.shape}, "
             f"{vl.shape}, {vs.shape}."
         )
@@ -288,7 +291,7 @@ def embed_resolved(
         empty |= ~(np.isfinite(images) & inside).any(axis=(1, 2))
         images = radiometry.sigma0_to_quicklook(images, vl, vs)
     elif images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 quicklooks or float sigma0, found dtype {images.dtype} for {var!r}.")
+        raise InvalidDataError(f"expected uint8 quicklooks or float sigma0, found dtype {images.dtype} for {var!r}.")
     out = np.full((images.shape[0], encoder.embedding_size), np.nan, dtype=np.float32)
     if empty.any():
         warn(f"{int(empty.sum())} of {images.shape[0]} imagettes have no valid pixels; their embeddings are NaN.",
@@ -298,7 +301,7 @@ def embed_resolved(
     todo = np.flatnonzero(~empty)
     if todo.size == 0:
         return out
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = torch_device(device)
     if dev.type == "cpu" and precision == "bfloat16":
         _warn_slow_bf16()
     cl = channels_last
@@ -326,54 +329,18 @@ def embed_resolved(
 
 
 # ---- the Dataset function -----------------------------------------------------------------------------------
-def check_device(device: str | torch.device) -> torch.device | str:
-    """Fail before any work on a device that cannot work, rather than in every task.
-
-    Where the tasks run in this process (no dask.distributed client is active), the device is resolved here, so
-    ``"cuda"`` on a machine without a GPU is refused at once; with a client, the workers' GPUs count, not this
-    machine's, so only the name is checked (:func:`xwvnet.distributed.task_resources` checks the workers).
-
-    Parameters
-    ----------
-    device : str or torch.device
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-
-    Returns
-    -------
-    torch.device or str
-        The ``torch.device`` where the tasks run here; the checked name where they run on a cluster's workers.
-
-    Raises
-    ------
-    ValueError
-        If the name is not a device, or CUDA is asked for where the tasks would run on this machine without a GPU.
-
-    Examples
-    --------
-    >>> check_device("cpu")
-    device(type='cpu')
-    """
-    try:
-        from distributed import default_client
-
-        default_client()
-    except (ImportError, ValueError):  # tasks run in this process: its GPUs are the ones that count
-        return resolve_device(device)
-    return device_name(device)  # the workers' GPUs count, not this machine's: check the name only
-
-
 def _image(ds: xr.Dataset, var: str | None) -> xr.DataArray:
     if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
+        raise InvalidDataError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
     if S.IMAGETTE not in ds.dims:
-        raise ValueError(
+        raise InvalidDataError(
             f"not an imagette Dataset: no {S.IMAGETTE!r} dimension (found dims {sorted(map(str, ds.dims))}). "
             "Open imagettes with xwvnet.open_quicklooks, xwvnet.open_store or xwvnet.synthetic.imagettes."
         )
     name = S.image_var(ds, var)
     image = ds[name]
     if set(image.dims) != {S.IMAGETTE, S.LINE, S.SAMPLE}:
-        raise ValueError(
+        raise InvalidDataError(
             f"image variable {name!r} must have dims ({S.IMAGETTE}, {S.LINE}, {S.SAMPLE}), found {image.dims}."
         )
     S.require(ds, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {name!r} (the valid extent of each imagette)")
@@ -409,7 +376,11 @@ def embed(
     batch_size : int, default :data:`xwvnet._runtime.BATCH_SIZE` (64)
         Imagettes per forward pass (results do not depend on it).
     device : str, default "auto"
-        ``"auto"`` uses CUDA when present, in each worker; ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, resolved here, once, where the tasks will run (see
+        :func:`xwvnet._runtime.run_context`): a numpy-backed ``ds`` is embedded in this process, so ``"auto"`` is
+        this machine's GPU when it has one; a dask-backed one where it is computed: under an active
+        dask.distributed client on its workers (``"auto"``: the GPU workers when some declare a ``GPU``
+        resource, else each worker's own GPU if it has one), else in this process.
     precision : str, default "float32"
         ``"float32"`` reproduces the published numbers; ``"bfloat16"`` / ``"float16"`` run under autocast (2-3x
         faster on CPUs with AVX-512 BF16 and on GPUs).
@@ -430,8 +401,8 @@ def embed(
     Raises
     ------
     ValueError
-        If ``ds`` is not an imagette Dataset, or on a bad batch size, precision, or device (``"cuda"`` on a
-        machine without a GPU).
+        If ``ds`` is not an imagette Dataset, or on a bad batch size, precision, or device (``"cuda"`` where no
+        GPU would run the tasks).
     WeightsUnavailableError
         If named weights are not here and cannot be downloaded.
 
@@ -453,13 +424,14 @@ def embed(
     _check_spacing(ds, str(image.name))
     batch_size = check_count(batch_size, "batch_size")
     precision = check_precision(precision)
-    where = check_device(device)  # a torch.device here, or a name the workers resolve
-    enc = load_encoder(encoder)
     # work on bare Variables: no coordinates to align or (for dask-backed object coords) to peek into
     pixels = image.variable
+    lazy = pixels.chunks is not None
+    # numpy: embedded here; dask: computed later, on the active client's workers if there is one, else here
+    where = run_context(None if lazy else LOCAL_THREADS, device)
+    enc = load_encoder(encoder)
     bar = None
-    if pixels.chunks is not None:
-        where = device_name(device)  # computed later, maybe elsewhere: each task resolves it where it runs
+    if lazy:
         pixels = pixels.copy(data=pixels.data.rechunk({1: -1, 2: -1}), deep=False)
         if progress:
             warn("embed(progress=True) on dask-backed imagettes: nothing is computed here, so no bar is shown; "
@@ -479,7 +451,7 @@ def embed(
     return ds.assign({S.EMBEDDING: emb.transpose(S.IMAGETTE, S.FEATURE)})
 
 
-def _apply(pixels: xr.Variable, ds: xr.Dataset, enc: Encoder, batch_size: int, device: torch.device | str,
+def _apply(pixels: xr.Variable, ds: xr.Dataset, enc: Encoder, batch_size: int, where: RunContext,
            precision: str, var: str, channels_last: bool, on_batch: Callable[[int], None] | None) -> xr.Variable:
     """:func:`embed_resolved` mapped over the imagettes (lazily when ``pixels`` is dask-backed)."""
     return xr.apply_ufunc(
@@ -495,7 +467,7 @@ def _apply(pixels: xr.Variable, ds: xr.Dataset, enc: Encoder, batch_size: int, d
         kwargs={
             "encoder": enc,
             "batch_size": batch_size,
-            "device": device,
+            "device": where.device,
             "precision": precision,
             "var": var,
             "channels_last": channels_last,
@@ -514,7 +486,7 @@ def _check_spacing(ds: xr.Dataset, var: str) -> None:
     spacing = [float(np.nanmin(ds[name].values)) for name in ("line_spacing", "sample_spacing")
                if name in ds.variables and ds[name].size]
     if var == S.SIGMA0 and spacing and min(spacing) < MIN_INPUT_SPACING:
-        raise ValueError(
+        raise InvalidDataError(
             f"{var} has {min(spacing):.1f} m pixels, but WV-Net embeds quicklooks of about 41 x 45 m pixels: "
             "average it first with xwvnet.safe_to_imagettes(paths) (or `xwvnet ingest` of the SAFE products), or "
             "xwvnet.radiometry.multilook."

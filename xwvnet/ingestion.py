@@ -24,72 +24,12 @@ import numpy as np
 import xarray as xr
 
 from . import schema as S
-from ._runtime import check_count
+from ._runtime import RunContext, check_count, run_context
+from .errors import StoreMismatchError
 from .io import store as zs
+from .io.sources import QUICKLOOK, SAFE, resolve
 from .io.storage import Location, locate
 from .io.store import StoreReport, open_store, store_kind, to_store
-
-#: file names and suffixes that mark a Sentinel-1 SAFE product
-SAFE_SUFFIXES = (".safe", ".zip")
-
-
-def is_safe_product(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a SAFE product: a ``*.SAFE`` folder, its ``manifest.safe``, or a zipped product.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A path given to ingest.
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    >>> is_safe_product("S1A_WV_SLC__1SSV_20190213T130655_20190213T131155_025911_02E29D_ABCD.SAFE")
-    True
-    >>> is_safe_product("s1a-wv1-QL-vv-20190213t130655-20190213t130658-025911-02e29d-095.png")
-    False
-    """
-    name = Path(path).name.lower()
-    return name == "manifest.safe" or name.endswith(SAFE_SUFFIXES)
-
-
-def split_sources(sources: str | os.PathLike | Iterable[str | os.PathLike]) -> tuple[list[Path | str], list[str]]:
-    """SAFE products and the rest (quicklook files, folders, globs), in the order given.
-
-    Parameters
-    ----------
-    sources : str, os.PathLike or iterable of them
-        What the user passed to ingest.
-
-    Returns
-    -------
-    tuple of (list of pathlib.Path or str, list of str)
-        The SAFE products (paths, or ``s3://...`` URLs kept as strings), then every other source unchanged. A
-        folder holding ``*.SAFE`` products or zips is expanded into them (and into its other files, left to the
-        quicklook reader).
-    """
-    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
-    safe, other = [], []
-    for item in items:
-        if isinstance(item, str) and "://" in item and not item.startswith("file://"):
-            if is_safe_product(item.rstrip("/")):
-                safe.append(item.rstrip("/"))
-            else:
-                other.append(item)
-            continue
-        path = Path(item).expanduser()
-        if is_safe_product(path):
-            safe.append(path)
-        elif path.is_dir() and any(is_safe_product(p) for p in path.iterdir()):
-            children = sorted(path.iterdir())
-            safe += [p for p in children if is_safe_product(p)]
-            other += [str(p) for p in children if p.is_file() and not is_safe_product(p)]
-        else:
-            other.append(str(item))
-    return safe, other
 
 
 def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
@@ -116,8 +56,10 @@ def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     mine, theirs = set(map(str, ds.variables)), set(map(str, like.variables)) - {S.LINE, S.SAMPLE}
     missing_images = [v for v in S.IMAGE_VARS if v in theirs and v not in mine]
     if missing_images:
-        raise ValueError(f"the store holds {missing_images} but these imagettes do not; ingest them with the same "
-                         "variables (e.g. --keep-sigma0) or into another store.")
+        raise StoreMismatchError(
+            f"the store holds {missing_images} but these imagettes do not; ingest them with the same "
+            "variables (e.g. --keep-sigma0) or into another store."
+        )
     extra = sorted(mine - theirs - {S.LINE, S.SAMPLE})
     if extra:
         ds = ds.drop_vars(extra)
@@ -147,7 +89,7 @@ def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     return ds, notes
 
 
-def _quicklooks(sources: Sequence[str | os.PathLike], loc: Location, labels: str | os.PathLike | None, batch: int,
+def _quicklooks(files: Sequence[Path], loc: Location, labels: str | os.PathLike | None, batch: int,
                 progress: bool, repair: bool) -> StoreReport:
     """Read quicklook files into the store batch by batch; files whose id is stored are not even read."""
     from tqdm.auto import tqdm
@@ -157,11 +99,9 @@ def _quicklooks(sources: Sequence[str | os.PathLike], loc: Location, labels: str
         QuicklookWarning,
         SkippedFilesWarning,
         open_quicklooks,
-        resolve_paths,
         summarize_warnings,
     )
 
-    files = resolve_paths(sources)
     first: dict[str, Path] = {}
     report = StoreReport(path=str(loc))
     for f in files:  # one file per id, decided before batching: the same whatever the batch size
@@ -258,7 +198,7 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
     xwvnet.io.store.WriteConflictError
         If another writer committed while the tags were written.
     """
-    from .io.quicklook import UnmatchedLabelsWarning, read_labels
+    from .io.quicklook import LabelsFileError, UnmatchedLabelsWarning, read_labels
 
     loc = locate(store, storage_options)
     ds = open_store(loc)
@@ -269,12 +209,12 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
     unmatched = [name for w in caught if isinstance(w.message, UnmatchedLabelsWarning) for name in w.message.items]
     matched = (new.values != -1).any(axis=1)
     if not matched.any():
-        raise ValueError(f"no row of {labels} names an imagette of {loc}; check the 'filename' column.")
+        raise LabelsFileError(f"no row of {labels} names an imagette of {loc}; check the 'filename' column.")
     if S.LABELS in ds:
         codes = [str(c) for c in ds[S.LABEL].values]
         if sorted(codes) != sorted(str(c) for c in new[S.LABEL].values):
-            raise ValueError(f"the tag codes of {labels} ({list(new[S.LABEL].values)}) differ from the store's "
-                             f"({codes}); use a CSV with the store's tags or a new store.")
+            raise StoreMismatchError(f"the tag codes of {labels} ({list(new[S.LABEL].values)}) differ from the store's "
+                                     f"({codes}); use a CSV with the store's tags or a new store.")
         old = ds[S.LABELS].load()
         ordered = new.sel({S.LABEL: old[S.LABEL].values}).values
         out = old.copy(data=np.where(ordered != -1, ordered, old.values).astype(np.int8))
@@ -290,20 +230,11 @@ def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *
 
 
 @contextlib.contextmanager
-def _compute_on(client: str | object | None) -> Iterator[None]:
-    """Where dask computes SAFE imagettes: the current scheduler here, or a cluster (a Client or an address)."""
-    if client is None:
+def _compute_on(where: RunContext) -> Iterator[None]:
+    """dask computes the SAFE imagettes where the run context says: on its cluster, or on its thread pool here."""
+    local = {"scheduler": "threads", "num_workers": where.threads}
+    with dask.config.set(local if where.client is None else {"scheduler": where.client}):
         yield
-        return
-    from distributed import Client
-
-    active = client if isinstance(client, Client) else Client(client)
-    try:
-        with dask.config.set(scheduler=active):
-            yield
-    finally:
-        if active is not client:
-            active.close()
 
 
 def ingest(
@@ -319,20 +250,21 @@ def ingest(
     progress: bool = False,
     repair: bool = False,
     storage_options: dict | None = None,
-    safe_storage_options: dict | None = None,
 ) -> StoreReport:
     """Ingest SAFE products and quicklook files, mixed, into an imagette store; resumable, without duplicates.
 
     Every batch is one commit, so a killed run keeps what it committed and the same call completes it (ids already
     stored are skipped, quicklook files of stored ids are not even read). Another ingest into the same store at
     the same time is fine: each batch commits on top of the other's, without duplicates. Files sharing a name (one
-    imagette id) in several folders are kept once: the first, in the order of
-    :func:`xwvnet.io.quicklook.resolve_paths`; the others are reported as skipped, whatever ``batch`` is.
+    imagette id) in several folders are kept once: the first, in the order ``sources`` resolve to
+    (:func:`xwvnet.io.sources.resolve`); the others are reported as skipped, whatever ``batch`` is.
 
     Parameters
     ----------
     sources : str, os.PathLike or iterable of them
-        WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, quicklook files, folders or globs.
+        WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, quicklook files, folders holding any of
+        these, or glob patterns (:func:`xwvnet.io.sources.resolve`); SAFE products may be ``s3://``, ``gs://``,
+        ``az://`` URLs. Files of other kinds named explicitly are reported as skipped.
     out : str, os.PathLike or Location
         The imagette store to create or extend (path or URL).
     labels : str or os.PathLike, optional
@@ -347,19 +279,21 @@ def ingest(
     denoise : bool, default False
         Subtract the thermal-noise LUT before calibrating.
     client : distributed.Client or str, optional
-        Where SAFE imagettes are read and calibrated: a ``Client`` or a dask.distributed scheduler address
-        (``"tcp://host:8786"``), one task per imagette (a few tens of MB each), the store written from here.
-        Default: dask's current scheduler (the active client, else threads in this process).
+        Where SAFE imagettes are read and calibrated: a ``Client`` (left open) or a dask.distributed scheduler
+        address or file (``"tcp://host:8786"``, connected and closed at the end), one task per imagette (a few tens
+        of MB each), the store written from here. Default: the dask.distributed client active in this process, else
+        a thread pool here (a thread per core); ``"threads"``: that pool even while a client is active. Decided by
+        :func:`xwvnet._runtime.run_context` when SAFE products are to be computed.
     progress : bool, default False
         Show tqdm bars of imagettes: quicklook files move it per batch read, SAFE imagettes per batch written.
     repair : bool, default False
         First read every chunk of the store (:func:`xwvnet.verify`) and rewrite the damaged ones from the quicklook
         files given; damage it cannot rewrite is listed in ``report.damaged``.
     storage_options : dict, optional
-        Credentials and endpoint of the store (see :func:`xwvnet.open_store`).
-    safe_storage_options : dict, optional
-        Credentials and endpoint of SAFE products given as ``s3://``, ``gs://`` or ``az://`` URLs (options of
-        ``obstore.store.from_url``; default: from the environment).
+        Credentials and endpoint of what is on object storage: the store and the SAFE products given as URLs (the
+        names of :data:`xwvnet.io.storage.OPTIONS`, checked for each URL's scheme; see :func:`xwvnet.open_store`).
+        Default: the standard environment.
+
     Returns
     -------
     StoreReport
@@ -368,9 +302,11 @@ def ingest(
 
     Raises
     ------
+    xwvnet.errors.InputNotFoundError
+        If ``sources`` names nothing to ingest (a ``FileNotFoundError``).
     ValueError
-        If nothing to ingest is named, ``batch`` is not a positive integer, the store holds something else, or the
-        imagettes do not fit the store.
+        If ``batch`` is not a positive integer, a source URL is not a SAFE product's, storage options do not fit,
+        the store holds something else, or the imagettes do not fit the store.
     xwvnet.io.store.DamagedChunkError
         With ``repair=True``, when the store's ids themselves are damaged.
 
@@ -382,11 +318,15 @@ def ingest(
     from .io.safe import SafeWarning, safe_to_imagettes
 
     batch = check_count(batch, "batch", "files")
-    safe, other = split_sources(sources)
-    if not safe and not other:
-        raise ValueError("nothing to ingest: give SAFE products, quicklook files, folders or glob patterns.")
-    loc = locate(out, storage_options)
+    loc = locate(out)
+    if storage_options and not loc.local:
+        loc = locate(loc, storage_options)
     zs.check_target(loc, zs.IMAGETTES)  # before any source is read
+    found = resolve(sources, storage_options, kinds=(QUICKLOOK, SAFE))
+    if storage_options and loc.local and all(s.location.local for s in found):
+        locate(loc, storage_options)  # nothing here is on object storage: one line naming the options refused
+    safe = [s.location for s in found if s.kind == SAFE]
+    other = [s.path for s in found if s.kind != SAFE]  # the quicklook reader skips and names what it cannot read
     report = _quicklooks(other, loc, labels, batch, progress, repair) if other else StoreReport(path=str(loc))
     if not safe:
         report.total = len(open_store(loc)[S.IMAGETTE]) if store_kind(loc) else 0
@@ -395,8 +335,7 @@ def ingest(
         warnings.simplefilter("always")
         if spacing is not None and not isinstance(spacing, (int, float)):
             spacing = float(spacing[0]) if len(spacing) == 1 else (float(spacing[0]), float(spacing[1]))
-        ds = safe_to_imagettes(safe, spacing=spacing,
-                               keep_sigma0=keep_sigma0, denoise=denoise, storage_options=safe_storage_options)
+        ds = safe_to_imagettes(safe, spacing=spacing, keep_sigma0=keep_sigma0, denoise=denoise)
     report.skipped.extend(str(s) for s in ds.attrs.get("skipped", []))
     # skipped imagettes are listed in report.skipped already: only other warnings are added
     report.warnings.extend(sorted({str(w.message).splitlines()[0] for w in caught
@@ -407,7 +346,7 @@ def ingest(
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
-    with _compute_on(client):
+    with run_context(client, "cpu") as where, _compute_on(where):  # where SAFE imagettes are computed
         written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present

@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
 from . import schema as S
+from .errors import InvalidArgumentError, InvalidDataError, MissingDependencyError
 from .evaluation.metrics import regression_scores
 from .retrieval import neighbors as _search
 
@@ -84,7 +85,7 @@ def _row_of_axes(axes: Sequence[Axes] | None, n: int,
         return list(fig.subplots(1, n, squeeze=False)[0]), fig
     axes = list(np.ravel(np.asarray(axes, dtype=object)))
     if len(axes) < n:
-        raise ValueError(f"{n} panels to draw but {len(axes)} axes given: give at least {n}.")
+        raise InvalidArgumentError(f"{n} panels to draw but {len(axes)} axes given: give at least {n}.")
     return axes[:n], axes[0].figure
 
 
@@ -201,7 +202,9 @@ def neighbor_panel(
     >>> xwvnet.plot.neighbor_panel(ds, str(ds.imagette[0].values), k=4).savefig("neighbours.png")  # doctest: +SKIP
     """
     if query_id not in set(ds[S.IMAGETTE].values.astype(str)):
-        raise ValueError(f"query {query_id!r} is not an imagette of the Dataset; give one of ds.{S.IMAGETTE}.")
+        raise InvalidArgumentError(
+            f"query {query_id!r} is not an imagette of the Dataset; give one of ds.{S.IMAGETTE}."
+        )
     if result is None or query_id not in set(result[S.IMAGETTE].values.astype(str)):
         result = _search(ds, k=k, query=[query_id], features=features)
     row = result.sel({S.IMAGETTE: query_id})
@@ -335,7 +338,7 @@ def learning_curve_panel(curve: xr.Dataset, metric: str | None = None, *, ax: Ax
     if metric is None:
         metric = next((m for m in ("rmse", "macro_auroc", "r2") if m in metrics), metrics[0])
     if metric not in metrics:
-        raise ValueError(f"metric {metric!r} is not in the curve; it has {metrics}")
+        raise InvalidArgumentError(f"metric {metric!r} is not in the curve; it has {metrics}")
     if ax is None:
         ax = Figure(figsize=(5, 3.6), layout="constrained").subplots()
     n = curve["n_labels"].values
@@ -490,7 +493,7 @@ def imagette_grid(
     known = set(ds[S.IMAGETTE].values.astype(str))
     missing = [i for i in ids if i not in known]
     if missing:
-        raise ValueError(f"{missing[:3]} are not imagettes of the Dataset; give ids from ds.{S.IMAGETTE}.")
+        raise InvalidArgumentError(f"{missing[:3]} are not imagettes of the Dataset; give ids from ds.{S.IMAGETTE}.")
     if axes is None:
         rows = max(1, -(-len(ids) // cols))
         fig = Figure(figsize=(2.8 * min(cols, len(ids)), 3.1 * rows), layout="constrained")
@@ -561,7 +564,9 @@ def embedding_map(
     x = np.asarray(ds[features].values, dtype=np.float64)
     keep = np.isfinite(x).all(axis=1)
     if keep.sum() < 3:
-        raise ValueError(f"an embedding map needs at least 3 imagettes with finite {features!r}; found {keep.sum()}.")
+        raise InvalidDataError(
+            f"an embedding map needs at least 3 imagettes with finite {features!r}; found {keep.sum()}."
+        )
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -572,11 +577,13 @@ def embedding_map(
         try:
             import umap
         except ImportError as err:
-            raise ImportError("method='umap' needs umap-learn: pip install umap-learn (or use method='pca').") from err
+            raise MissingDependencyError(
+                "method='umap' needs umap-learn: pip install umap-learn (or use method='pca')."
+            ) from err
         xy = umap.UMAP(n_components=2, random_state=seed).fit_transform(x[keep])
         labels = ["UMAP 1", "UMAP 2"]
     else:
-        raise ValueError(f"method must be 'pca' or 'umap', found {method!r}.")
+        raise InvalidArgumentError(f"method must be 'pca' or 'umap', found {method!r}.")
     if ax is None:
         ax = Figure(figsize=(5.5, 4.5), layout="constrained").subplots()
     _coloured_scatter(ax, xy[:, 0], xy[:, 1], ds, color, keep=keep, cmap=cmap, s=14)

@@ -35,7 +35,15 @@ from sklearn.preprocessing import StandardScaler
 
 from . import schema as S
 from ._version import __version__
-from .errors import XWVNetError, XWVNetWarning, warn
+from .errors import (
+    InputNotFoundError,
+    InvalidArgumentError,
+    InvalidDataError,
+    ModelError,
+    ModelMismatchError,
+    XWVNetWarning,
+    warn,
+)
 
 FORMAT = "xwvnet-probe"
 #: 2: scaler mean and scale per output, shape (outputs, features); 1 (still read): one shared scaler, (features,)
@@ -48,7 +56,7 @@ DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 6))
 Selection = str | Sequence[str] | np.ndarray | xr.DataArray
 
 
-class ProbeFileError(XWVNetError, ValueError):
+class ProbeFileError(ModelError, ValueError):
     """A file given to :meth:`Probe.load` is not a probe saved by xwvnet (or was saved by a newer xwvnet)."""
 
 
@@ -121,22 +129,22 @@ class Probe:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"probe kind must be one of {KINDS}, got {self.kind!r}")
+            raise InvalidArgumentError(f"probe kind must be one of {KINDS}, got {self.kind!r}")
         for name in ("mean", "scale", "coef", "intercept"):  # one dtype and layout: rebuilt models compute alike
             object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
         if self.coef.ndim != 2:
-            raise ValueError(f"probe coef must be (outputs, features), got shape {self.coef.shape}")
+            raise InvalidArgumentError(f"probe coef must be (outputs, features), got shape {self.coef.shape}")
         n_out, n_feat = self.coef.shape
         if self.mean.shape != self.coef.shape or self.scale.shape != self.coef.shape or self.intercept.shape != (
                 n_out,):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"inconsistent probe arrays: coef {self.coef.shape}, mean {self.mean.shape}, "
                 f"scale {self.scale.shape}, intercept {self.intercept.shape}"
             )
         if len(self.outputs) != n_out:
-            raise ValueError(f"probe has {n_out} outputs but {len(self.outputs)} output names")
+            raise InvalidArgumentError(f"probe has {n_out} outputs but {len(self.outputs)} output names")
         if self.kind == "regression" and n_out != 1:
-            raise ValueError(f"a regression probe has one output, got {n_out}")
+            raise InvalidArgumentError(f"a regression probe has one output, got {n_out}")
 
     @property
     def n_features(self) -> int:
@@ -287,8 +295,8 @@ class Probe:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no probe file at {path}" + (" (a folder)" if path.is_dir() else "")
-                                    + ": give the path written by Probe.save.")
+            raise InputNotFoundError(f"no probe file at {path}" + (" (a folder)" if path.is_dir() else "")
+                                     + ": give the path written by Probe.save.")
         hint = "Give a file written by Probe.save (xwvnet), or save the probe again."
         if not zipfile.is_zipfile(path):
             raise ProbeFileError(f"{path} is not an xwvnet probe file, or is damaged (truncated?): it is not a "
@@ -370,13 +378,13 @@ def _jsonable(value: object) -> object:
 # --- selecting imagettes ---------------------------------------------------------------------------------------------
 def _features(ds: xr.Dataset, features: str) -> xr.DataArray:
     if features not in ds.data_vars:
-        raise ValueError(
+        raise InvalidDataError(
             f"no {features!r} variable to probe: found {sorted(map(str, ds.data_vars))}. Embed the imagettes first "
             "(ds.wvnet.embed(...) or xwvnet.evaluation.image_statistics(ds))."
         )
     x = ds[features]
     if x.ndim != 2 or x.dims[0] != S.IMAGETTE:
-        raise ValueError(f"{features!r} must have dims ({S.IMAGETTE!r}, {S.FEATURE!r}), found {x.dims}")
+        raise InvalidDataError(f"{features!r} must have dims ({S.IMAGETTE!r}, {S.FEATURE!r}), found {x.dims}")
     return x
 
 
@@ -402,7 +410,7 @@ def infer_kind(target: xr.DataArray) -> str:
         return "multilabel"
     if target.dims == (S.IMAGETTE,) and target.dtype.kind in "fiu":
         return "regression"
-    raise ValueError(
+    raise InvalidDataError(
         f"cannot probe {target.name!r} with dims {target.dims} and dtype {target.dtype}: expected a number per "
         f"imagette (dims ({S.IMAGETTE!r},)) for regression, or 0/1 tags with dims ({S.IMAGETTE!r}, {S.LABEL!r})."
     )
@@ -436,13 +444,17 @@ def training_mask(ds: xr.Dataset, train: Selection) -> np.ndarray:
     values = np.asarray(train)
     if values.dtype == bool:
         if values.shape != (ds.sizes[S.IMAGETTE],):
-            raise ValueError(f"a boolean training mask needs {ds.sizes[S.IMAGETTE]} values, got shape {values.shape}")
+            raise InvalidArgumentError(
+                f"a boolean training mask needs {ds.sizes[S.IMAGETTE]} values, got shape {values.shape}"
+            )
         return values
     ids = ds[S.IMAGETTE].values.astype(str)
     wanted = values.astype(str)
     unknown = np.setdiff1d(wanted, ids)
     if unknown.size:
-        raise ValueError(f"{unknown.size} training id(s) are not imagettes of the Dataset, e.g. {unknown[:3].tolist()}")
+        raise InvalidArgumentError(
+            f"{unknown.size} training id(s) are not imagettes of the Dataset, e.g. {unknown[:3].tolist()}"
+        )
     return np.isin(ids, wanted)
 
 
@@ -475,7 +487,7 @@ def split(ds: xr.Dataset, *, test_size: float = 0.3, seed: int = 0) -> np.ndarra
     """
     n = ds.sizes[S.IMAGETTE]
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
+        raise InvalidArgumentError(f"test_size must be a fraction in (0, 1), got {test_size}")
     test = np.zeros(n, dtype=bool)
     n_test = min(n - 1, max(1, int(round(test_size * n))))
     if n_test < 1:  # a single imagette: nothing can be held out
@@ -561,12 +573,12 @@ def fit_probe(
     >>> xwvnet.predict(ds, probe)["hs_predicted"]  # doctest: +SKIP
     """
     if target not in ds.variables:
-        raise ValueError(f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))})."
-                         + S.did_you_mean(target, ds.variables))
+        raise InvalidDataError(f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))})."
+                               + S.did_you_mean(target, ds.variables))
     target_da = ds[target]
     kind = infer_kind(target_da) if kind == "auto" else kind
     if kind not in KINDS:
-        raise ValueError(f"kind must be 'auto' or one of {KINDS}, got {kind!r}")
+        raise InvalidArgumentError(f"kind must be 'auto' or one of {KINDS}, got {kind!r}")
     x, y = _training_rows(ds, target, features, train)
     provenance = {k: v for k, v in ds[features].attrs.items() if isinstance(v, str | int | float)}
     info: dict[str, Any] = {
@@ -597,7 +609,9 @@ def _fit_regression(x: np.ndarray, y: np.ndarray, target: str, features: str, al
     n_dropped = int((~ok).sum())
     _report_dropped(n_dropped, len(y), target)
     if ok.sum() < 3:
-        raise ValueError(f"fit_probe: only {int(ok.sum())} imagettes have a finite {target!r}; at least 3 are needed.")
+        raise InvalidDataError(
+            f"fit_probe: only {int(ok.sum())} imagettes have a finite {target!r}; at least 3 are needed."
+        )
     pipeline = Pipeline([("scale", StandardScaler()), ("linear", RidgeCV(alphas=np.asarray(alphas, dtype=float)))])
     pipeline.fit(x[ok], y[ok])
     scaler, ridge = pipeline.named_steps["scale"], pipeline.named_steps["linear"]
@@ -622,7 +636,7 @@ def _fit_multilabel(x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], targe
     n_dropped = int((~rows).sum())
     _report_dropped(n_dropped, len(y), target)
     if rows.sum() < 2:
-        raise ValueError(f"fit_probe: only {int(rows.sum())} imagettes have known tags; at least 2 are needed.")
+        raise InvalidDataError(f"fit_probe: only {int(rows.sum())} imagettes have known tags; at least 2 are needed.")
     x, y, known = x[rows], y[rows], known[rows]
     shape = (len(labels), x.shape[1])
     mean, scale, coef = np.zeros(shape), np.ones(shape), np.zeros(shape)
@@ -727,7 +741,7 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
     x = _features(ds, probe.features)
     _warn_if_embedding_again(x)
     if x.sizes[x.dims[1]] != probe.n_features:
-        raise ValueError(
+        raise ModelMismatchError(
             f"the probe was fitted on {probe.n_features} features but {probe.features!r} has "
             f"{x.sizes[x.dims[1]]}: use embeddings from the same encoder as the probe "
             f"({probe.info.get('embedding_attrs', {}).get('encoder', 'unknown')})."
@@ -766,7 +780,7 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
         if S.LABEL in ds.indexes:
             have = [str(v) for v in ds[S.LABEL].values]
             if set(have) != set(probe.outputs):
-                raise ValueError(
+                raise ModelMismatchError(
                     f"the Dataset's {S.LABEL!r} coordinate {have} differs from the probe's tags {list(probe.outputs)}:"
                     f" drop it (ds.drop_dims({S.LABEL!r})) or predict on a Dataset without it."
                 )

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidArgumentError, InvalidDataError
+
 # sigma0 -> quicklook: percentiles of the valid region mapped to 0 and 255 (the published quicklooks have about
 # 1% of pixels at 0 and 1% at 255, which a 1-99 percentile stretch reproduces)
 STRETCH_PERCENTILES = (1.0, 99.0)
@@ -50,14 +52,14 @@ def check_batch(images: np.ndarray, valid_lines: np.ndarray, valid_samples: np.n
     """
     images = np.asarray(images)
     if images.ndim != 3:
-        raise ValueError(f"expected images of shape (imagette, line, sample), found shape {images.shape}.")
+        raise InvalidDataError(f"expected images of shape (imagette, line, sample), found shape {images.shape}.")
     vl = np.asarray(valid_lines, dtype=np.int64).reshape(-1)
     vs = np.asarray(valid_samples, dtype=np.int64).reshape(-1)
     n, lines, samples = images.shape
     if vl.shape != (n,) or vs.shape != (n,):
-        raise ValueError(f"expected {n} valid_lines and valid_samples, found {vl.shape[0]} and {vs.shape[0]}.")
+        raise InvalidDataError(f"expected {n} valid_lines and valid_samples, found {vl.shape[0]} and {vs.shape[0]}.")
     if (vl < 0).any() or (vs < 0).any() or (vl > lines).any() or (vs > samples).any():
-        raise ValueError(
+        raise InvalidDataError(
             f"valid_lines/valid_samples must lie in [0, {lines}] x [0, {samples}] (the padded image shape); found "
             f"lines {vl.min()}..{vl.max()}, samples {vs.min()}..{vs.max()}. Check the Dataset's extent variables."
         )
@@ -106,7 +108,7 @@ def sigma0_to_quicklook(
     """
     x = np.asarray(sigma0, dtype=np.float32)
     if x.ndim != 3:
-        raise ValueError(f"expected sigma0 of shape (imagette, line, sample), found shape {x.shape}.")
+        raise InvalidDataError(f"expected sigma0 of shape (imagette, line, sample), found shape {x.shape}.")
     n, lines, samples = x.shape
     vl = np.full(n, lines) if valid_lines is None else valid_lines
     vs = np.full(n, samples) if valid_samples is None else valid_samples
@@ -149,9 +151,11 @@ def stretch(x: np.ndarray, low: float = STRETCH_PERCENTILES[0], high: float = ST
     """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim not in (2, 3):
-        raise ValueError(f"stretch takes an image (line, sample) or a batch (n, line, sample), got shape {x.shape}.")
+        raise InvalidDataError(
+            f"stretch takes an image (line, sample) or a batch (n, line, sample), got shape {x.shape}."
+        )
     if not 0.0 <= low < high <= 100.0:
-        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}.")
+        raise InvalidArgumentError(f"percentiles must satisfy 0 <= low < high <= 100, got low={low}, high={high}.")
     batch = x[None] if x.ndim == 2 else x
     batch = np.where(np.isfinite(batch), batch, np.nan)
     out = np.zeros(batch.shape, dtype=np.uint8)
@@ -196,8 +200,8 @@ def multilook_factor(
     want = (float(spacing), float(spacing)) if np.isscalar(spacing) else tuple(map(float, spacing))  # type: ignore
     have = (float(line_spacing), float(sample_spacing))
     if len(want) != 2 or not all(np.isfinite(v) and v > 0 for v in (*want, *have)):
-        raise ValueError(f"spacings must be positive numbers in metres; got spacing={spacing!r}, input "
-                         f"spacing=({line_spacing}, {sample_spacing}).")
+        raise InvalidArgumentError(f"spacings must be positive numbers in metres; got spacing={spacing!r}, input "
+                                   f"spacing=({line_spacing}, {sample_spacing}).")
     return tuple(max(1, int(round(w / h))) for w, h in zip(want, have))  # type: ignore[return-value]
 
 
@@ -234,8 +238,8 @@ def multilook(sigma0: np.ndarray, factor: int | tuple[int, int]) -> np.ndarray:
     x = np.asarray(sigma0)
     fl, fs = (int(factor), int(factor)) if np.isscalar(factor) else map(int, factor)  # type: ignore[arg-type]
     if fl < 1 or fs < 1 or x.ndim < 2:
-        raise ValueError(f"multilook needs factors >= 1 and an array of >= 2 dims; got factor={factor!r}, "
-                         f"shape {x.shape}.")
+        raise InvalidArgumentError(f"multilook needs factors >= 1 and an array of >= 2 dims; got factor={factor!r}, "
+                                   f"shape {x.shape}.")
     lines, samples = x.shape[-2] // fl, x.shape[-1] // fs
     x = x[..., : lines * fl, : samples * fs].reshape(*x.shape[:-2], lines, fl, samples, fs)
     return x.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
@@ -289,7 +293,7 @@ def detrend(
     try:
         np.broadcast_shapes(inc.shape, x.shape)
     except ValueError as err:
-        raise ValueError(f"incidence of shape {inc.shape} does not broadcast to sigma0 {x.shape}.") from err
+        raise InvalidDataError(f"incidence of shape {inc.shape} does not broadcast to sigma0 {x.shape}.") from err
     ref = float(np.nanmean(inc)) if reference is None else float(reference)
     return (x / 10.0 ** (slope_db * (inc - ref) / 10.0)).astype(np.float32)
 

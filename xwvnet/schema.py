@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import numpy as np
 import xarray as xr
 
+from .errors import InvalidDataError
+
 # dimensions
 IMAGETTE = "imagette"
 LINE = "line"  # azimuth
@@ -175,7 +177,7 @@ def image_var(ds: xr.Dataset, var: str | None = None) -> str:
     """
     if var is not None:
         if var not in ds.data_vars:
-            raise ValueError(
+            raise InvalidDataError(
                 f"image variable {var!r} is not in the Dataset (variables: {sorted(map(str, ds.data_vars))})."
                 + did_you_mean(var, ds.data_vars)
             )
@@ -183,7 +185,7 @@ def image_var(ds: xr.Dataset, var: str | None = None) -> str:
     for name in IMAGE_VARS:
         if name in ds.data_vars:
             return name
-    raise ValueError(
+    raise InvalidDataError(
         f"no image variable: expected one of {IMAGE_VARS} with dims ({IMAGETTE}, {LINE}, {SAMPLE}); "
         f"found variables {sorted(map(str, ds.data_vars))}. Open imagettes with xwvnet.open_quicklooks, "
         "xwvnet.open_store or xwvnet.synthetic.imagettes."
@@ -233,11 +235,11 @@ def validate(ds: xr.Dataset, *, require_image: bool = True) -> xr.Dataset:
     >>> xwvnet.validate(ds.drop_vars("orbit"))
     Traceback (most recent call last):
     ...
-    ValueError: not an imagette Dataset:
+    xwvnet.errors.InvalidDataError: not an imagette Dataset:
       - missing coordinate 'orbit' on 'imagette'
     """
     if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
+        raise InvalidDataError(f"expected an xarray.Dataset of imagettes, got {type(ds).__name__}.")
     problems: list[str] = []
     if IMAGETTE not in ds.dims:
         problems.append(f"missing dimension {IMAGETTE!r} (found dims {sorted(map(str, ds.dims))})")
@@ -284,7 +286,7 @@ def validate(ds: xr.Dataset, *, require_image: bool = True) -> xr.Dataset:
     if EMBEDDING in ds.data_vars and ds[EMBEDDING].dims != (IMAGETTE, FEATURE):
         problems.append(f"variable {EMBEDDING!r} must have dims ({IMAGETTE}, {FEATURE}), found {ds[EMBEDDING].dims}")
     if problems:
-        raise ValueError("not an imagette Dataset:\n  - " + "\n  - ".join(problems))
+        raise InvalidDataError("not an imagette Dataset:\n  - " + "\n  - ".join(problems))
     return ds
 
 
@@ -319,12 +321,12 @@ def require(ds: xr.Dataset, names: Iterable[str], what: str) -> None:
     >>> require(xr.Dataset(), ["hs"], "a wave-height probe")
     Traceback (most recent call last):
     ...
-    ValueError: a wave-height probe needs ['hs'] in the Dataset, but it has only [].
+    xwvnet.errors.InvalidDataError: a wave-height probe needs ['hs'] in the Dataset, but it has only [].
     """
     missing = [n for n in names if n not in ds.variables]
     if missing:
         hints = "".join(did_you_mean(n, ds.variables).replace(" Did you mean", f" For {n!r}, did you mean")
                         for n in missing)
-        raise ValueError(
+        raise InvalidDataError(
             f"{what} needs {missing} in the Dataset, but it has only {sorted(map(str, ds.variables))}.{hints}"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidDataError
+
 __all__ = ["frequency_widths"]
 
 
@@ -36,7 +38,7 @@ def frequency_widths(frequency: np.ndarray) -> np.ndarray:
     """
     f = np.asarray(frequency, dtype=float)
     if f.ndim != 1 or f.size < 2 or np.any(np.diff(f) <= 0):
-        raise ValueError(f"expected an increasing 1-D frequency grid with at least 2 values, found {f!r}.")
+        raise InvalidDataError(f"expected an increasing 1-D frequency grid with at least 2 values, found {f!r}.")
     ratios = f[1:] / f[:-1] if np.all(f > 0) else np.array([np.nan])
     if np.allclose(ratios, ratios[0], rtol=1e-4):
         before, after = f[0] / ratios[0], f[-1] * ratios[0]

@@ -27,6 +27,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from . import schema as S
+from .errors import InvalidArgumentError
 
 TAGS = ("WS", "MC", "RC", "BS", "LW", "SI")
 """Tag codes drawn here (a subset of the 21 WV-Net codes): wind streaks, micro-convective cells, rain cells,
@@ -146,7 +147,7 @@ def _positions(
     """
     boxes = _ocean_in(region)
     if not boxes.size:  # checked at the public edge; kept here so that no caller ever draws on land
-        raise ValueError(f"region {region!r} holds none of the open ocean of xwvnet.synthetic.OCEAN_BOXES.")
+        raise InvalidArgumentError(f"region {region!r} holds none of the open ocean of xwvnet.synthetic.OCEAN_BOXES.")
     s_lo, s_hi = np.sin(np.radians(boxes[:, 1])), np.sin(np.radians(boxes[:, 3]))
     area = (s_hi - s_lo) * (boxes[:, 2] - boxes[:, 0])
     which = np.searchsorted(np.cumsum(area) / area.sum(), _uniform(seed, index, "box"), side="right")
@@ -408,38 +409,40 @@ def _place(region: tuple[float, float, float, float] | None, time: tuple | None)
     box = None
     if region is not None:
         if len(tuple(region)) != 4:
-            raise ValueError(f"region must be (west, south, east, north) in degrees, got {region!r}.")
+            raise InvalidArgumentError(f"region must be (west, south, east, north) in degrees, got {region!r}.")
         west, south, east, north = (float(v) for v in region)
         if not -90.0 <= south < north <= 90.0 or not all(np.isfinite([west, east])):
-            raise ValueError(f"region must have -90 <= south < north <= 90 and finite longitudes, got {region!r}.")
+            raise InvalidArgumentError(
+                f"region must have -90 <= south < north <= 90 and finite longitudes, got {region!r}."
+            )
         box = (west, south, east, north)
         if not _ocean_in(box).size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"region {region!r} holds none of the open ocean where synthetic imagettes are placed "
                 "(xwvnet.synthetic.OCEAN_BOXES, boxes with no land): give a region over the open sea, e.g. one "
                 "of OCEAN_BOXES as (west, south, east, north).")
     window = None
     if time is not None:
         if len(tuple(time)) != 2:
-            raise ValueError(f"time must be (start, stop), got {time!r}.")
+            raise InvalidArgumentError(f"time must be (start, stop), got {time!r}.")
         start, stop = (np.datetime64(t, "ns") for t in time)
         if not stop > start:
-            raise ValueError(f"time must be (start, stop) with stop after start, got {time!r}.")
+            raise InvalidArgumentError(f"time must be (start, stop) with stop after start, got {time!r}.")
         window = (int(start.astype(np.int64)), int(stop.astype(np.int64)))
     return box, window
 
 
 def _check(n: int, seed: int, size: tuple[int, int], chunks: int, pixel_size: float) -> tuple[int, int]:
     if not isinstance(n, (int, np.integer)) or n < 0:
-        raise ValueError(f"n must be a non-negative integer number of imagettes, got {n!r}.")
+        raise InvalidArgumentError(f"n must be a non-negative integer number of imagettes, got {n!r}.")
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}.")
+        raise InvalidArgumentError(f"seed must be an integer in [0, 2**64), got {seed!r}.")
     if len(tuple(size)) != 2 or min(size) < 16:
-        raise ValueError(f"size must be (lines, samples) with both >= 16 pixels, got {size!r}.")
+        raise InvalidArgumentError(f"size must be (lines, samples) with both >= 16 pixels, got {size!r}.")
     if not isinstance(chunks, (int, np.integer)) or chunks < 1:
-        raise ValueError(f"chunks must be a positive number of imagettes per dask chunk, got {chunks!r}.")
+        raise InvalidArgumentError(f"chunks must be a positive number of imagettes per dask chunk, got {chunks!r}.")
     if not pixel_size > 0:
-        raise ValueError(f"pixel_size must be a positive length in metres, got {pixel_size!r}.")
+        raise InvalidArgumentError(f"pixel_size must be a positive length in metres, got {pixel_size!r}.")
     return int(size[0]), int(size[1])
 
 

@@ -15,6 +15,7 @@ import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
 from .. import schema as S
+from ..errors import InvalidDataError
 from ..probe import Selection, fit_probe, split, training_mask
 from .metrics import probe_scores
 
@@ -107,7 +108,7 @@ def learning_curve(
     test_mask = split(ds, test_size=test_size, seed=split_seed) if test is None else training_mask(ds, test)
     pool = np.flatnonzero(~test_mask & _usable(ds, target))
     if pool.size < 3:
-        raise ValueError(f"learning_curve: only {pool.size} training imagettes have a known {target!r}.")
+        raise InvalidDataError(f"learning_curve: only {pool.size} training imagettes have a known {target!r}.")
     counts = sorted({min(pool.size, s) if s is not None else pool.size for s in sizes})
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     fit_kwargs = {"kind": kind, "cv": cv, "max_iter": max_iter, **({"alphas": alphas} if alphas is not None else {}),

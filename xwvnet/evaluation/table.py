@@ -21,7 +21,7 @@ import xarray as xr
 from .. import probe as P
 from .. import schema as S
 from .._runtime import BATCH_SIZE
-from ..errors import XWVNetWarning, warn
+from ..errors import InvalidArgumentError, InvalidDataError, XWVNetWarning, warn
 from .metrics import probe_scores
 
 if TYPE_CHECKING:  # torch is imported only when an encoder embeds
@@ -80,11 +80,11 @@ def embeddings_for(
     """
     if isinstance(encoder, xr.Dataset):
         if features not in encoder.data_vars:
-            raise ValueError(f"an embedded Dataset given as encoder has no {features!r} variable.")
+            raise InvalidDataError(f"an embedded Dataset given as encoder has no {features!r} variable.")
         return encoder
     if isinstance(encoder, str) and encoder == "stored":
         if features not in ds.data_vars:
-            raise ValueError(f"encoder 'stored' uses the Dataset's own {features!r}, but it has none.")
+            raise InvalidDataError(f"encoder 'stored' uses the Dataset's own {features!r}, but it has none.")
         return ds
     ds = ds.drop_dims(S.FEATURE, errors="ignore")  # an embedding already there would clash with the new one
     if isinstance(encoder, str) and encoder == "image-statistics":
@@ -137,7 +137,9 @@ def _targets(ds: xr.Dataset, targets: str | Sequence[str] | None) -> list[str]:
     if targets is None:
         found = [t for t in DEFAULT_TARGETS if t in ds.variables]
         if not found:
-            raise ValueError(f"no target to evaluate: none of {DEFAULT_TARGETS} is in the Dataset; pass targets=.")
+            raise InvalidDataError(
+                f"no target to evaluate: none of {DEFAULT_TARGETS} is in the Dataset; pass targets=."
+            )
         return found
     targets = [targets] if isinstance(targets, str) else list(targets)
     S.require(ds, targets, "evaluate")
@@ -175,7 +177,7 @@ def _evaluate(ds: xr.Dataset, encoders: Any, targets: str | Sequence[str] | None
               fit_kwargs: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str, xr.DataArray]]]:
     """The table of :func:`evaluate` and, per encoder and target, the test predictions (for figures)."""
     if errors not in ("warn", "raise"):
-        raise ValueError(f"errors must be 'warn' or 'raise', got {errors!r}")
+        raise InvalidArgumentError(f"errors must be 'warn' or 'raise', got {errors!r}")
     items = dict(encoders) if isinstance(encoders, Mapping) else {
         _name(e, i, features): e for i, e in enumerate([encoders] if isinstance(encoders, str | xr.Dataset)
                                                         else encoders)}

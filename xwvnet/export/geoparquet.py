@@ -33,7 +33,15 @@ from .. import schema as S
 from .._files import replacing
 from .._version import __version__
 from ..conventions import geoemb_attrs, merge_geoemb
-from ..errors import XWVNetError
+from ..errors import (
+    InputNotFoundError,
+    InvalidArgumentError,
+    InvalidDataError,
+    InvalidFileError,
+    InvalidTypeError,
+    MissingDependencyError,
+    OutputExistsError,
+)
 
 GEOPARQUET_VERSION = "1.1.0"
 META_KEY = b"xwvnet"
@@ -48,7 +56,7 @@ _RESERVED = {"id", "product", "footprint", "geometry", "bbox", "embedding", "emb
 UNKNOWN = "unknown"  # the footprint of an imagette without a position (its geometry is null)
 
 
-class DuplicateIdError(XWVNetError, ValueError):
+class DuplicateIdError(InvalidFileError):
     """A GeoParquet file (or the shards of one export) repeats an imagette id: one row per imagette is the rule."""
 
 
@@ -58,8 +66,10 @@ def _deps() -> tuple[Any, Any, Any]:
         import pyarrow.parquet as pq
         import shapely
     except ImportError as error:
-        raise ImportError("GeoParquet export needs the export extra: pip install xwvnet[export] (pyarrow, geopandas, "
-                          "shapely, pyproj, pystac).") from error
+        raise MissingDependencyError(
+            "GeoParquet export needs the export extra: pip install xwvnet[export] (pyarrow, geopandas, "
+            "shapely, pyproj, pystac)."
+        ) from error
     return pa, pq, shapely
 
 
@@ -67,7 +77,9 @@ def _crs_projjson() -> dict[str, Any]:
     try:
         from pyproj import CRS
     except ImportError as error:
-        raise ImportError("GeoParquet export needs pyproj for the CRS: pip install xwvnet[export].") from error
+        raise MissingDependencyError(
+            "GeoParquet export needs pyproj for the CRS: pip install xwvnet[export]."
+        ) from error
     return CRS.from_epsg(4326).to_json_dict()
 
 
@@ -189,7 +201,9 @@ def _encode(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None, n
     if dtype == "float16":
         top = float(np.abs(x).max()) if x.size else 0.0
         if top > float(np.finfo(np.float16).max):
-            raise ValueError(f"embeddings reach {top:.3g}, beyond float16's 65504: use dtype='int8' or 'float32'.")
+            raise InvalidArgumentError(
+                f"embeddings reach {top:.3g}, beyond float16's 65504: use dtype='int8' or 'float32'."
+            )
         return x.astype(np.float16), None, finite
     scale = (np.abs(x).max(axis=1) / np.float32(127)).astype(np.float32)
     scale = np.where(scale > 0, scale, np.float32(1)).astype(np.float32)
@@ -205,7 +219,7 @@ def _per_imagette(ds: xr.Dataset, features: str) -> tuple[list[str], list[str]]:
         if name in (S.IMAGETTE, features, f"{features}_scale") or var.dims[:1] != (S.IMAGETTE,):
             continue
         if name in _RESERVED:
-            raise ValueError(f"{name!r} is a column name of the GeoParquet layout; rename that variable first.")
+            raise InvalidDataError(f"{name!r} is a column name of the GeoParquet layout; rename that variable first.")
         if var.ndim == 1:
             one.append(name)
         elif var.ndim == 2 and var.dtype.kind in "biuf" and ds.sizes[var.dims[1]] <= 4096:
@@ -294,24 +308,26 @@ def _folder(folder: Path) -> Iterator[None]:
 
 def _check(ds: xr.Dataset, features: str, dtype: str, row_group_size: int) -> None:
     if not isinstance(ds, xr.Dataset):
-        raise TypeError(f"expected an xarray.Dataset of embeddings, got {type(ds).__name__}.")
+        raise InvalidTypeError(f"expected an xarray.Dataset of embeddings, got {type(ds).__name__}.")
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+        raise InvalidArgumentError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
     if isinstance(row_group_size, bool) or not isinstance(row_group_size, (int, np.integer)) or row_group_size < 1:
-        raise ValueError(f"row_group_size must be a positive integer, got {row_group_size!r}.")
+        raise InvalidArgumentError(f"row_group_size must be a positive integer, got {row_group_size!r}.")
     if features not in ds.data_vars:
-        raise ValueError(f"no {features!r} variable to export: found {sorted(map(str, ds.data_vars))}; embed the "
-                         "imagettes first (xwvnet.embed or xwvnet.embed_store).")
+        raise InvalidDataError(f"no {features!r} variable to export: found {sorted(map(str, ds.data_vars))}; embed the "
+                               "imagettes first (xwvnet.embed or xwvnet.embed_store).")
     if set(ds[features].dims) != {S.IMAGETTE, S.FEATURE}:
-        raise ValueError(f"{features!r} must have dims ({S.IMAGETTE}, {S.FEATURE}), found {ds[features].dims}.")
+        raise InvalidDataError(f"{features!r} must have dims ({S.IMAGETTE}, {S.FEATURE}), found {ds[features].dims}.")
     if S.COMPACT_DTYPE in ds[features].attrs:
-        raise ValueError(f"{features!r} is stored compactly ({ds[features].attrs[S.COMPACT_DTYPE]}): decode it "
-                         "first (xwvnet.retrieval.decode_embeddings) and choose the file's dtype= here.")
+        raise InvalidDataError(f"{features!r} is stored compactly ({ds[features].attrs[S.COMPACT_DTYPE]}): decode it "
+                               "first (xwvnet.retrieval.decode_embeddings) and choose the file's dtype= here.")
     missing = [c for c in (S.TIME, S.LATITUDE, S.LONGITUDE) if c not in ds.coords and c not in ds]
     if missing:
-        raise ValueError(f"the embeddings have no {missing} coordinates: a GeoParquet row needs a time and a place. "
-                         "Open the embedding store with its imagette coordinates (xwvnet.open_store of an "
-                         "embedding store has them; xwvnet.open_stores joins imagettes and embeddings).")
+        raise InvalidDataError(
+            f"the embeddings have no {missing} coordinates: a GeoParquet row needs a time and a place. "
+            "Open the embedding store with its imagette coordinates (xwvnet.open_store of an "
+            "embedding store has them; xwvnet.open_stores joins imagettes and embeddings)."
+        )
 
 
 def to_geoparquet(
@@ -373,7 +389,7 @@ def to_geoparquet(
     _check(ds, features, dtype, row_group_size)
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ValueError(f"{path} exists: pass overwrite=True to replace it.")
+        raise OutputExistsError(f"{path} exists: pass overwrite=True to replace it.")
     ds = ds.transpose(S.IMAGETTE, ...)
     one, two = _per_imagette(ds, features)
     n, dim = ds.sizes[S.IMAGETTE], ds.sizes[S.FEATURE]
@@ -421,10 +437,10 @@ def _files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(path.glob("*.parquet")) or sorted((path / "parquet").glob("*.parquet"))
         if not files:
-            raise FileNotFoundError(f"no .parquet files in {path}.")
+            raise InputNotFoundError(f"no .parquet files in {path}.")
         return files
     if not path.is_file():
-        raise FileNotFoundError(f"no GeoParquet file at {path}.")
+        raise InputNotFoundError(f"no GeoParquet file at {path}.")
     return [path]
 
 
@@ -450,13 +466,13 @@ def shard_metadata(pq: Any, file: Path) -> dict[str, Any]:
     """
     raw = pq.read_schema(file).metadata or {}
     if META_KEY not in raw:
-        raise ValueError(f"{file} was not written by xwvnet.to_geoparquet (no 'xwvnet' file metadata): read it "
-                         "with geopandas or pyarrow instead.")
+        raise InvalidFileError(f"{file} was not written by xwvnet.to_geoparquet (no 'xwvnet' file metadata): read it "
+                               "with geopandas or pyarrow instead.")
     meta = json.loads(raw[META_KEY])
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{file}: 'xwvnet' file metadata of another format ({meta.get('format')!r}).")
+        raise InvalidFileError(f"{file}: 'xwvnet' file metadata of another format ({meta.get('format')!r}).")
     if int(meta.get("version", 0)) > VERSION:
-        raise ValueError(f"{file} was written by a newer xwvnet (layout {meta.get('version')}): upgrade xwvnet.")
+        raise InvalidFileError(f"{file} was written by a newer xwvnet (layout {meta.get('version')}): upgrade xwvnet.")
     return meta
 
 
@@ -557,7 +573,7 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
     for file, meta in zip(files[1:], metas[1:]):
         for key in ("dim", "features", "provenance", "columns", "dtype"):
             if meta.get(key) != first.get(key):
-                raise ValueError(f"{file} differs from {files[0]} in {key!r}: shards of one export only.")
+                raise InvalidFileError(f"{file} differs from {files[0]} in {key!r}: shards of one export only.")
     names = list(first["columns"])
     table = pa.concat_tables([pq.read_table(f, columns=["id", *names]).replace_schema_metadata(None)
                               for f in files])
@@ -566,7 +582,9 @@ def read_geoparquet(path: str | os.PathLike) -> xr.Dataset:
     dim, features = int(first["dim"]), first["features"]
     x = _lazy_embedding(files, pq, dim, first["dtype"])
     if x.shape[0] != len(ids):
-        raise ValueError(f"{where}: {len(ids)} ids but {x.shape[0]} embedding rows; the file is damaged, export again.")
+        raise InvalidFileError(
+            f"{where}: {len(ids)} ids but {x.shape[0]} embedding rows; the file is damaged, export again."
+        )
     emb_attrs = first.get("embedding_attrs", {})
     coords: dict[str, Any] = {S.IMAGETTE: ids}
     data: dict[str, Any] = {features: ((S.IMAGETTE, S.FEATURE), x, emb_attrs)}

@@ -16,6 +16,7 @@ import xarray as xr
 
 from .. import schema as S
 from ..conventions import geoemb_attrs, merge_geoemb
+from ..errors import InvalidDataError, OutputExistsError, OutputLocationError
 
 
 def to_plain_zarr(
@@ -69,12 +70,12 @@ def to_plain_zarr(
     else:
         source = locate(store, storage_options)
         if str(source) == str(target):
-            raise ValueError(f"the copy would overwrite its own source {source}: give another out.")
+            raise OutputLocationError(f"the copy would overwrite its own source {source}: give another out.")
         ds = open_store(source, snapshot=snapshot, storage_options=storage_options)
     if S.IMAGETTE not in ds.dims:
-        raise ValueError(f"expected a Dataset with an {S.IMAGETTE!r} dimension, found dims {dict(ds.sizes)}.")
+        raise InvalidDataError(f"expected a Dataset with an {S.IMAGETTE!r} dimension, found dims {dict(ds.sizes)}.")
     if target.exists() and not overwrite:
-        raise ValueError(f"{target} is not empty: pass overwrite=True (--overwrite) to replace it.")
+        raise OutputExistsError(f"{target} is not empty: pass overwrite=True (--overwrite) to replace it.")
     ds = ds.copy()
     for var in ds.variables.values():
         var.encoding = {}

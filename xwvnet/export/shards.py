@@ -14,6 +14,13 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from ..errors import (
+    InvalidArgumentError,
+    InvalidDataError,
+    OutputExistsError,
+    OutputLocationError,
+    OutputNotFolderError,
+)
 
 FORMATS = ("geoparquet", "zarr")
 MAX_FILE_BYTES = 512 * 2**20  # about 512 MiB of embeddings per shard (before compression)
@@ -75,14 +82,16 @@ def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
     holds anything else than an export is never replaced.
     """
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file: give a folder for the export.")
+        raise OutputNotFolderError(f"{out} is a file: give a folder for the export.")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(f"{out} is not empty: pass overwrite=True (--overwrite) or another folder.")
+            raise OutputExistsError(f"{out} is not empty: pass overwrite=True (--overwrite) or another folder.")
         foreign = sorted(p.name for p in out.iterdir() if not _is_export_entry(p))
         if foreign:
-            raise ValueError(f"{out} holds files that are not an xwvnet export ({', '.join(foreign[:3])}"
-                             f"{', ...' if len(foreign) > 3 else ''}): export to an empty or new folder instead.")
+            raise OutputExistsError(
+                f"{out} holds files that are not an xwvnet export ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}): export to an empty or new folder instead."
+            )
     parent = out.parent
     made = [p for p in [parent, *parent.parents] if not p.exists()]
     parent.mkdir(parents=True, exist_ok=True)
@@ -179,18 +188,20 @@ def export_store(
     from .stac import stac_collection
 
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+        raise InvalidArgumentError(f"format must be one of {FORMATS}, got {format!r}.")
     if format == "zarr":
         return to_plain_zarr(store, out, snapshot=snapshot, storage_options=storage_options, overwrite=overwrite)
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+        raise InvalidArgumentError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
     from ..io.storage import locate
 
     if not locate(out).local:  # not Path(out): that would make a local folder called "s3:"
-        raise ValueError(f"GeoParquet shards are written to a local folder, not {out}: export there and upload the "
-                         "folder, or use --format zarr for a copy on object storage.")
+        raise OutputLocationError(
+            f"GeoParquet shards are written to a local folder, not {out}: export there and upload the "
+            "folder, or use --format zarr for a copy on object storage."
+        )
     if isinstance(max_file_bytes, bool) or not isinstance(max_file_bytes, (int, np.integer)) or max_file_bytes < 1:
-        raise ValueError(f"max_file_bytes must be a positive integer, got {max_file_bytes!r}.")
+        raise InvalidArgumentError(f"max_file_bytes must be a positive integer, got {max_file_bytes!r}.")
     if isinstance(store, xr.Dataset):
         ds = store
     else:
@@ -198,8 +209,8 @@ def export_store(
 
         ds = open_store(store, snapshot=snapshot, storage_options=storage_options)
     if S.EMBEDDING not in ds.data_vars:
-        raise ValueError(f"{store if not isinstance(store, xr.Dataset) else 'the Dataset'} holds no embeddings "
-                         "to export as GeoParquet: give an embedding store (xwvnet embed), or --format zarr.")
+        raise InvalidDataError(f"{store if not isinstance(store, xr.Dataset) else 'the Dataset'} holds no embeddings "
+                               "to export as GeoParquet: give an embedding store (xwvnet embed), or --format zarr.")
     from ..retrieval.compact import decode_embeddings
 
     ds = decode_embeddings(ds)  # a float16 store (embed --dtype float16): float32 values, lazily, then dtype=

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..conventions import FIELD, MLM_SCHEMA, UNKNOWN_SOURCE, geoemb_attrs, mlm_properties
+from ..errors import InvalidDataError, MissingDependencyError, OutputLocationError
 
 EMB_SCHEMA = "https://stac-extensions.github.io/embeddings/v0.0.1/schema.json"
 TABLE_SCHEMA = "https://stac-extensions.github.io/table/v1.2.0/schema.json"
@@ -43,7 +44,9 @@ def _pystac() -> Any:
     try:
         import pystac
     except ImportError as error:
-        raise ImportError("STAC metadata needs the export extra: pip install xwvnet[export] (pystac).") from error
+        raise MissingDependencyError(
+            "STAC metadata needs the export extra: pip install xwvnet[export] (pystac)."
+        ) from error
     return pystac
 
 
@@ -52,12 +55,17 @@ def _replacing_io() -> Any:
     from pystac.stac_io import DefaultStacIO
 
     from .._files import replacing
+    from ..io.storage import locate
 
     class ReplacingStacIO(DefaultStacIO):
         def write_text_to_href(self, href: str, txt: str) -> None:
-            if "://" in href and not href.startswith("file://"):
-                raise ValueError(f"STAC metadata is written to local folders only, not to {href!r}.")
-            path = Path(href.removeprefix("file://"))
+            try:
+                where = locate(href)
+            except ValueError:  # https://... and other URLs that are no storage location
+                where = None
+            if where is None or not where.local:
+                raise OutputLocationError(f"STAC metadata is written to local folders only, not to {href!r}.")
+            path = where.path
             path.parent.mkdir(parents=True, exist_ok=True)
             with replacing(path) as tmp:
                 tmp.write_text(txt, encoding="utf-8")
@@ -209,7 +217,7 @@ def stac_collection(
 
     pystac = _pystac()
     if not shards:
-        raise ValueError("no shards to describe: export some imagettes first.")
+        raise InvalidDataError("no shards to describe: export some imagettes first.")
     out = Path(out)
     metas = [shard_metadata(pq, shard) for shard in shards]
     first = metas[0]

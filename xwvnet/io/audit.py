@@ -55,14 +55,13 @@ class StoreStatus:
     def summary(self) -> str:
         """A short table for people: one line per figure, one per damaged chunk, then what to run."""
         shown = f" (chunks {self.missing_chunks[:10]}{' ...' if len(self.missing_chunks) > 10 else ''})"
-        lines = [f"store            {self.path}", f"kind             {self.kind}",
-                 f"imagettes        {self.imagettes}", f"complete         {self.complete}",
-                 f"missing          {self.missing}" + (shown if self.missing_chunks else ""),
-                 f"snapshot         {self.snapshot} ({self.last_commit})"]
+        rows = [("store", self.path), ("kind", self.kind), ("imagettes", self.imagettes),
+                ("complete", self.complete), ("missing", f"{self.missing}{shown if self.missing_chunks else ''}"),
+                ("snapshot", f"{self.snapshot} ({self.last_commit})")]
         if self.checked is not None:
-            lines += [f"chunks checked   {self.checked}", f"damaged chunks   {len(self.damage)}"]
-        state = "DAMAGED" if self.damage else "INCOMPLETE" if self.missing else "OK"
-        lines += [f"status           {state}", *(f"  {d}" for d in self.damage)]
+            rows += [("chunks checked", self.checked), ("damaged chunks", len(self.damage))]
+        rows += [("status", "DAMAGED" if self.damage else "INCOMPLETE" if self.missing else "OK")]
+        lines = [f"{k:<17}{v}" for k, v in rows] + [f"  {d}" for d in self.damage]
         return "\n".join(lines + ([f"complete it with: {self.command}"] if self.missing else []))
 
 
@@ -86,8 +85,8 @@ def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
 
     Raises
     ------
-    ValueError
-        If no xwvnet store is there.
+    NotAStoreError
+        If no xwvnet store is there (a ``ValueError``).
 
     Examples
     --------
@@ -131,8 +130,8 @@ def verify(store: str | os.PathLike | Location, *, snapshot: str | None = None,
 
     Raises
     ------
-    ValueError
-        If no xwvnet store is there.
+    NotAStoreError
+        If no xwvnet store is there (a ``ValueError``).
 
     Examples
     --------

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
-from ..errors import XWVNetWarning, warn
+from ..errors import InvalidFileError, XWVNetWarning, warn
 from .names import imagette_key, parse_name
 
 KEY = "imagette_key"
@@ -165,11 +165,13 @@ def total_hs(ds: xr.Dataset) -> tuple[float, str]:
 def _read_one(path: Path) -> dict[str, object]:
     info = parse_name(path)
     if info is None:
-        raise ValueError("not a Sentinel-1 WV OCN file name (s1a-wv2-ocn-vv-<start>-<stop>-<orbit>-<dt>-<nnn>.nc)")
+        raise InvalidFileError(
+            "not a Sentinel-1 WV OCN file name (s1a-wv2-ocn-vv-<start>-<stop>-<orbit>-<dt>-<nnn>.nc)"
+        )
     with xr.open_dataset(path, decode_times=False, mask_and_scale=True) as ds:
         if not {"oswTotalHs", "oswHs", "oswPolSpec"} & set(ds.variables):
-            raise ValueError("no oswTotalHs, oswHs or oswPolSpec: not a WV OCN product with an ocean swell (osw) "
-                             "component")
+            raise InvalidFileError("no oswTotalHs, oswHs or oswPolSpec: not a WV OCN product with an ocean swell (osw) "
+                                   "component")
         row: dict[str, object] = {"info": info, "attrs": {}}
         for ours, theirs in {**SCALARS, **PARTITIONS, **COORDS}.items():
             row[ours] = _value(ds, theirs)
@@ -247,7 +249,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     if skipped:
         warn(f"skipped {len(skipped)} OCN file(s):\n  " + "\n  ".join(skipped), OcnWarning)
     if not rows:
-        raise ValueError(
+        raise InvalidFileError(
             f"no readable WV L2 OCN product among {len(files)} path(s) given"
             + (f": {'; '.join(skipped[:3])}" if skipped else "; pass .nc files, a folder of them or a glob.")
         )

@@ -10,7 +10,6 @@ about (``items``), so a caller reading many batches (``xwvnet ingest``) can reco
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import warnings
@@ -26,10 +25,17 @@ import xarray as xr
 from PIL import Image
 
 from .. import schema as S
-from ..errors import XWVNetError, XWVNetWarning, warn
+from ..errors import (
+    InputChangedError,
+    InputNotFoundError,
+    InvalidArgumentError,
+    InvalidFileError,
+    XWVNetWarning,
+    warn,
+)
 from .names import imagette_key, parse_name
+from .sources import QUICKLOOK, resolve
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 LAZY_ABOVE = 64  # with chunks=None, more files than this are read lazily
 CHUNK_BYTES = 8 * 2**20  # a few MB of pixels per chunk along `imagette`
 MISSING_INT = -1  # orbit / imagette_number when the file name does not carry them
@@ -97,7 +103,7 @@ class UnmatchedLabelsWarning(QuicklookWarning):
     """Rows of the labels CSV that match no imagette read; ``items``: the rows' file stems, ``source``: the CSV."""
 
 
-class LabelsFileError(XWVNetError, ValueError):
+class LabelsFileError(InvalidFileError):
     """A labels CSV cannot be used as it is; the message names the file and what to fix.
 
     A ``ValueError``: the file is empty, binary or not a CSV, has no ``filename`` column, names a file on two
@@ -105,7 +111,7 @@ class LabelsFileError(XWVNetError, ValueError):
     """
 
 
-class NoReadableImageError(XWVNetError, ValueError):
+class NoReadableImageError(InvalidFileError):
     """None of the files given could be read as an 8-bit image.
 
     A ``ValueError`` (the input is wrong, not the machine) that keeps the reason of each file, so a caller or
@@ -137,48 +143,6 @@ class _Header:
     mode: str
 
 
-def resolve_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand what a user passes as quicklooks into a sorted list of files, each once.
-
-    Folders, glob patterns and lists are all common ways to name a batch; resolving them in one place gives every
-    reader the same, reproducible order (sorted within each item, items in the order given).
-
-    Parameters
-    ----------
-    paths : str, os.PathLike or iterable of them
-        A folder (its files with an image suffix, not recursive), a glob pattern (``**`` recurses), a file, or a
-        list of any of these. ``~`` is expanded. Files are not checked here: a missing one is reported when read.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files, duplicates removed (first occurrence kept).
-
-    Raises
-    ------
-    ValueError
-        If nothing at all is found (an empty folder, a glob with no match, an empty list).
-    """
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    found: list[Path] = []
-    for item in items:
-        text = os.fspath(item)
-        path = Path(text).expanduser()
-        if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
-        elif glob.has_magic(text):
-            found.extend(sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True)))
-        else:
-            found.append(path)
-    unique = list(dict.fromkeys(found))
-    if not unique:
-        raise ValueError(
-            f"no quicklook files found in {paths!r}: give a folder of {'/'.join(IMAGE_SUFFIXES)} files, a glob "
-            "pattern such as 'data/*.png', or a list of files."
-        )
-    return unique
-
-
 def chunk_length(bytes_per_imagette: int, target: int = CHUNK_BYTES) -> int:
     """Count how many imagettes make a dask chunk of about ``target`` bytes.
 
@@ -204,7 +168,7 @@ def chunk_length(bytes_per_imagette: int, target: int = CHUNK_BYTES) -> int:
     return max(1, int(target // max(1, bytes_per_imagette)))
 
 
-class ImageTooLargeError(XWVNetError, ValueError):
+class ImageTooLargeError(InvalidFileError):
     """An image is larger than the size limit of :func:`open_quicklooks` (its file is skipped, not read)."""
 
 
@@ -228,7 +192,7 @@ def _header(path: Path, max_pixels: int, max_side: int) -> _Header:
                 )
             img.verify()
     if mode not in ("L", "P", "LA", "RGB", "RGBA", "1"):
-        raise ValueError(f"pixel mode {mode!r} is not 8-bit (expected 8-bit greyscale)")
+        raise InvalidFileError(f"pixel mode {mode!r} is not 8-bit (expected 8-bit greyscale)")
     return _Header(path, lines=size[1], samples=size[0], mode=mode)
 
 
@@ -239,8 +203,8 @@ def _pixels(header: _Header) -> np.ndarray:
             img = img.convert("L")
         pixels = np.asarray(img, dtype=np.uint8)
     if pixels.shape != (header.lines, header.samples):
-        raise OSError(f"changed since it was opened: shape {pixels.shape}, header said "
-                      f"{(header.lines, header.samples)}")
+        raise InputChangedError(f"changed since it was opened: shape {pixels.shape}, header said "
+                                f"{(header.lines, header.samples)}")
     return pixels
 
 
@@ -251,7 +215,7 @@ def _read_block(headers: Sequence[_Header], lines: int, samples: int) -> np.ndar
         try:
             pixels = _pixels(header)
         except Exception as err:  # PIL raises many types on damaged data: name the file whatever it was
-            raise OSError(
+            raise InputChangedError(
                 f"{header.path}: its pixels cannot be decoded ({type(err).__name__}: {err}), although its header "
                 "was read when the batch was opened. Remove or replace the file and re-run."
             ) from err
@@ -315,8 +279,8 @@ def _stem(name: str) -> str:
 def _read_table(csv: Path) -> pd.DataFrame:
     """The labels CSV as text cells, header row as column names; every way it can be unusable is a clear error."""
     if not csv.is_file():
-        raise FileNotFoundError(f"no labels CSV at {csv}" + (" (a folder)" if csv.is_dir() else "") + ". "
-                                + _LABELS_HINT)
+        raise InputNotFoundError(f"no labels CSV at {csv}" + (" (a folder)" if csv.is_dir() else "") + ". "
+                                 + _LABELS_HINT)
     if csv.suffix.lower() not in _COMPRESSED:
         with open(csv, "rb") as fh:
             head = fh.read(8192)
@@ -457,7 +421,9 @@ def open_quicklooks(
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        A folder (its image files), a glob pattern, a file, or a list of any of these (see :func:`resolve_paths`).
+        A folder (its image files, not recursive), a glob pattern (``**`` recurses), a file, or a list of any of
+        these, read by the input door :func:`xwvnet.io.sources.resolve` (files sorted within each item, items in the
+        order given, each file once). Quicklooks are read from a local disk.
     labels : str or os.PathLike, optional
         A tag CSV (a ``filename`` column and one 0/1 column per tag) read into ``labels(imagette, label)``.
     chunks : int, optional
@@ -470,7 +436,7 @@ def open_quicklooks(
         Images with more lines or more samples are skipped: this bounds the frame every imagette is padded to.
     duplicates : {"raise", "skip"}, default "raise"
         Files sharing a stem (the imagette id): ``"raise"`` a ``ValueError``; ``"skip"`` keeps the first (in the
-        order of :func:`resolve_paths`) and reports the others as skipped.
+        order of ``paths``) and reports the others as skipped.
     lazy : bool, optional
         ``False`` decodes every file now, so that a file whose pixel data is damaged is skipped and reported (a
         batch writer wants this); ``True`` reads lazily with dask; ``None`` (default) decides from ``chunks`` and
@@ -487,9 +453,12 @@ def open_quicklooks(
 
     Raises
     ------
+    xwvnet.errors.InputNotFoundError
+        If ``paths`` names no file (an empty list, a folder without image files, a pattern that matches none); a
+        ``FileNotFoundError``.
     ValueError
-        If ``paths`` names no file, two files share a stem (with ``duplicates="raise"``), or a limit is not a
-        positive integer.
+        If a path is a URL (quicklooks are read from a local disk), two files share a stem (with
+        ``duplicates="raise"``), or a limit is not a positive integer.
     NoReadableImageError
         If none of the files is a readable 8-bit image within the limits (a ``ValueError`` too).
     LabelsFileError
@@ -528,14 +497,14 @@ def open_quicklooks(
     """
     for name, limit in (("max_pixels", max_pixels), ("max_side", max_side)):
         if isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 1:
-            raise ValueError(f"{name} must be a positive whole number of pixels, got {limit!r}")
+            raise InvalidArgumentError(f"{name} must be a positive whole number of pixels, got {limit!r}")
     if chunks is not None and (isinstance(chunks, bool) or not isinstance(chunks, int | np.integer) or chunks < 1):
-        raise ValueError(f"chunks must be a positive number of imagettes per chunk (or None), got {chunks!r}")
+        raise InvalidArgumentError(f"chunks must be a positive number of imagettes per chunk (or None), got {chunks!r}")
     if lazy is False and chunks is not None:
-        raise ValueError(f"chunks={chunks} asks for lazy reading but lazy=False: give one or the other.")
+        raise InvalidArgumentError(f"chunks={chunks} asks for lazy reading but lazy=False: give one or the other.")
     if duplicates not in ("raise", "skip"):
-        raise ValueError(f"duplicates must be 'raise' or 'skip', got {duplicates!r}")
-    files = resolve_paths(paths)
+        raise InvalidArgumentError(f"duplicates must be 'raise' or 'skip', got {duplicates!r}")
+    files = [source.path for source in resolve(paths, kinds=(QUICKLOOK,))]
     headers: list[_Header] = []
     skipped: list[str] = []
     first: dict[str, Path] = {}
@@ -553,8 +522,10 @@ def open_quicklooks(
     ids = [h.path.name.split(".")[0] for h in headers]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise ValueError(f"several files share the imagette id (file stem) {dup[:3]}; give each file once, or pass "
-                         "duplicates='skip' to keep the first.")
+        raise InvalidArgumentError(
+            f"several files share the imagette id (file stem) {dup[:3]}; give each file once, or pass "
+            "duplicates='skip' to keep the first."
+        )
     if lazy is None:
         lazy = chunks is not None or len(headers) > LAZY_ABOVE
     arrays: list[np.ndarray] = []

@@ -31,7 +31,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import dask
 import dask.array as da
@@ -43,9 +43,19 @@ from xarray.backends import BackendEntrypoint
 from .. import radiometry as rad
 from .. import schema as S
 from .._runtime import check_count
-from ..errors import XWVNetWarning, warn
+from ..errors import (
+    InputNotFoundError,
+    InvalidArgumentError,
+    InvalidFileError,
+    InvalidTypeError,
+    UnsafeInputError,
+    XWVNetWarning,
+    warn,
+)
+from . import sources
 from .names import imagette_key, parse_name
 from .quicklook import NoReadableImageError
+from .storage import Location
 
 #: lines per block when reading and calibrating (bounds the memory per imagette: ~25 MB for a WV1 imagette)
 BLOCK_LINES = 500
@@ -72,26 +82,6 @@ class SafeWarning(XWVNetWarning):
     """
 
 
-def is_url(path: object) -> bool:
-    """Whether ``path`` names an object-store location (``s3://``, ``gs://``, ``az://``...), not a local path.
-
-    Parameters
-    ----------
-    path : object
-        A path or URL.
-
-    Returns
-    -------
-    bool
-
-    Examples
-    --------
-    >>> is_url("s3://bucket/S1A_WV_SLC__1SSV_x.SAFE"), is_url("/data/S1A_WV_SLC__1SSV_x.SAFE")
-    (True, False)
-    """
-    return isinstance(path, str) and "://" in path and not path.startswith("file://")
-
-
 def _xml(data: bytes, what: str) -> ET.Element:
     """Parse XML with defusedxml, refusing any DTD or entity anywhere, in any encoding: SAFE XML never has one."""
     from defusedxml import DefusedXmlException
@@ -100,16 +90,16 @@ def _xml(data: bytes, what: str) -> ET.Element:
     try:
         return fromstring(data, forbid_dtd=True)
     except DefusedXmlException as err:
-        raise ValueError(f"{what} declares a DTD or XML entities, which SAFE products never do: refused") from err
+        raise UnsafeInputError(f"{what} declares a DTD or XML entities, which SAFE products never do: refused") from err
     except ET.ParseError as err:
-        raise ValueError(f"{what} is not a readable XML file ({err})") from err
+        raise InvalidFileError(f"{what} is not a readable XML file ({err})") from err
 
 
 def _relative(href: str) -> str:
     """A manifest ``href`` as a path inside the product; ValueError if it leaves the product."""
     rel = posixpath.normpath(href.replace("\\", "/"))
     if rel.startswith(("/", "../")) or rel == ".." or ":" in rel.split("/")[0]:
-        raise ValueError(f"href {href!r} resolves outside the product: refused")
+        raise UnsafeInputError(f"href {href!r} resolves outside the product: refused")
     return rel
 
 
@@ -156,28 +146,24 @@ class _Product:
     zip or object store is dropped on pickling and reopened where it is used (a dask worker).
     """
 
-    def __init__(self, path: str | os.PathLike, storage_options: dict | None = None) -> None:
-        self.options = dict(storage_options or {})
-        self.remote = is_url(path)
+    def __init__(self, location: Location) -> None:
+        self.location = location  # the product's folder or zip (from the input door, sources.resolve)
+        self.remote = not location.local
         self._zip: zipfile.ZipFile | None = None
         self._store = None
         if self.remote:
-            self.url = str(path).rstrip("/")
-            if self.url.endswith("/manifest.safe"):
-                self.url = self.url[: -len("/manifest.safe")]
-            self.path = Path(self.url.split("://", 1)[1])
-            self.is_zip = self.url.lower().endswith(".zip")
+            self.url = str(location)
+            self.path = PurePosixPath(location.bucket, location.prefix)
+            self.is_zip = location.name.lower().endswith(".zip")
         else:
             self.url = None
-            self.path = Path(str(path)[7:] if str(path).startswith("file://") else path).expanduser()
-            if self.path.name == "manifest.safe":
-                self.path = self.path.parent
+            self.path = location.path
             if self.path.is_dir():
                 self.is_zip = False
             elif self.path.is_file() and zipfile.is_zipfile(self.path):
                 self.is_zip = True
             else:
-                raise FileNotFoundError(
+                raise InputNotFoundError(
                     f"{self.path} is neither a SAFE folder, its manifest.safe, nor a zipped SAFE product; pass "
                     "'...SAFE' folders or '...zip' files (or s3://... URLs of them)."
                 )
@@ -186,7 +172,7 @@ class _Product:
         if self.is_zip:
             manifests = [n for n in self.zipfile().namelist() if n.endswith("manifest.safe")]
             if not manifests:
-                raise ValueError(f"{self.path} is a zip without a manifest.safe: expected a zipped SAFE product.")
+                raise InvalidFileError(f"{self.path} is a zip without a manifest.safe: expected a zipped SAFE product.")
             self.zip_prefix = manifests[0][: -len("manifest.safe")]
             folder = self.zip_prefix.rstrip("/").split("/")[-1] or self.path.stem
         self.name = folder[: -len(".SAFE")] if folder.upper().endswith(".SAFE") else folder
@@ -209,14 +195,14 @@ class _Product:
     # --- object storage ---------------------------------------------------------------------------------------
     def store(self):  # noqa: ANN201 (an obstore ObjectStore rooted at the product, or its folder for a zip)
         if self._store is None:
-            from obstore.store import from_url
-
-            root = self.url.rsplit("/", 1)[0] if self.is_zip else self.url
-            self._store = from_url(root, **self.options)
+            root = self.location
+            if self.is_zip:
+                root = Location(root.scheme, root.bucket, root.prefix.rpartition("/")[0], root.options)
+            self._store = root.object_store()
         return self._store
 
     def _remote_key(self, rel: str) -> str:
-        return self.url.rsplit("/", 1)[1] if self.is_zip else rel
+        return self.location.name if self.is_zip else rel
 
     # --- zips -------------------------------------------------------------------------------------------------
     def zipfile(self) -> zipfile.ZipFile:
@@ -234,11 +220,11 @@ class _Product:
         try:
             info = self.zipfile().getinfo(self.zip_prefix + rel)
         except KeyError as err:
-            raise FileNotFoundError(f"{rel} is not in the zip {self.path.name}") from err
+            raise InputNotFoundError(f"{rel} is not in the zip {self.path.name}") from err
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > limit or (info.compress_type != zipfile.ZIP_STORED and ratio > MAX_ZIP_RATIO):
-            raise ValueError(f"{rel} inflates to {info.file_size:,} bytes from {info.compress_size:,} in the zip "
-                             f"(limits {limit:,} bytes, ratio {MAX_ZIP_RATIO}): refused as a zip bomb")
+            raise UnsafeInputError(f"{rel} inflates to {info.file_size:,} bytes from {info.compress_size:,} in the zip "
+                                   f"(limits {limit:,} bytes, ratio {MAX_ZIP_RATIO}): refused as a zip bomb")
         return info
 
     # --- any product ------------------------------------------------------------------------------------------
@@ -257,7 +243,7 @@ class _Product:
         """The local file of ``rel``; ValueError when a symbolic link takes it outside the product."""
         path = self.path / rel
         if not path.resolve().is_relative_to(self.path.resolve()):
-            raise ValueError(f"{rel} is a link that leaves the product ({path.resolve()}): refused")
+            raise UnsafeInputError(f"{rel} is a link that leaves the product ({path.resolve()}): refused")
         return path
 
     def read(self, rel: str, limit: int = MAX_XML_BYTES) -> bytes:
@@ -268,7 +254,7 @@ class _Product:
             return self.zipfile().read(self.zip_prefix + rel)
         size = self.size(rel)
         if size > limit:
-            raise ValueError(f"{rel} is {size:,} bytes, more than the {limit:,} a SAFE file may hold: refused")
+            raise UnsafeInputError(f"{rel} is {size:,} bytes, more than the {limit:,} a SAFE file may hold: refused")
         if self.remote:
             import obstore
 
@@ -327,7 +313,7 @@ def read_manifest(product: _Product) -> ET.Element:
     try:
         data = product.read("manifest.safe")
     except (OSError, KeyError) as err:
-        raise ValueError(f"{product}: no readable manifest.safe ({type(err).__name__}: {err})") from err
+        raise InvalidFileError(f"{product}: no readable manifest.safe ({type(err).__name__}: {err})") from err
     return _xml(data, f"{product}: manifest.safe")
 
 
@@ -458,7 +444,7 @@ class SlcImagette:
             announces.
         """
         if denoise and self.noise is None:
-            raise ValueError(f"{self.id}: denoise=True but its noise XML has no noise vectors.")
+            raise InvalidFileError(f"{self.id}: denoise=True but its noise XML has no noise vectors.")
         out = np.empty((self.lines, self.samples), dtype=np.float32)
         for a, b, power in self.power_blocks():
             out[a:b] = _calibrated(power, a, b, self, denoise)
@@ -502,7 +488,7 @@ class SlcImagette:
                 fh.seek(offset + a * row)
                 data = fh.read(n * row)
                 if len(data) != n * row:
-                    raise ValueError(f"{self.id}: measurement ends after {a} lines ({self.lines} announced).")
+                    raise InvalidFileError(f"{self.id}: measurement ends after {a} lines ({self.lines} announced).")
                 yield a, a + n, _power(np.frombuffer(data, dtype=dtype).reshape(n, self.samples, 2))
 
     def read_dn(self) -> np.ndarray:
@@ -512,8 +498,8 @@ class SlcImagette:
         with self.product.open(self.measurement) as fh:
             dn = tifffile.imread(fh)
         if dn.shape != (self.lines, self.samples):
-            raise ValueError(f"{self.id}: measurement shape {dn.shape} differs from the annotation's "
-                             f"({self.lines}, {self.samples}).")
+            raise InvalidFileError(f"{self.id}: measurement shape {dn.shape} differs from the annotation's "
+                                   f"({self.lines}, {self.samples}).")
         return dn
 
 
@@ -558,7 +544,7 @@ def calibrate(dn: np.ndarray, imagette: SlcImagette, denoise: bool = False) -> n
         If ``denoise`` is asked but the imagette has no noise LUT.
     """
     if denoise and imagette.noise is None:
-        raise ValueError(f"{imagette.id}: denoise=True but its noise XML has no noise vectors.")
+        raise InvalidFileError(f"{imagette.id}: denoise=True but its noise XML has no noise vectors.")
     lines, samples = dn.shape
     out = np.empty((lines, samples), dtype=np.float32)
     for a in range(0, lines, BLOCK_LINES):
@@ -574,7 +560,7 @@ def calibrate(dn: np.ndarray, imagette: SlcImagette, denoise: bool = False) -> n
 def _text(root: ET.Element, path: str) -> str:
     value = root.findtext(path)
     if value is None or not value.strip():
-        raise ValueError(f"missing <{path}>")
+        raise InvalidFileError(f"missing <{path}>")
     return value.strip()
 
 
@@ -582,7 +568,7 @@ def _floats(text: str | None, what: str) -> np.ndarray:
     try:
         values = np.array((text or "").split(), dtype=np.float64)
     except ValueError as err:
-        raise ValueError(f"{what} is not a list of numbers ({err})") from err
+        raise InvalidFileError(f"{what} is not a list of numbers ({err})") from err
     return values
 
 
@@ -596,16 +582,16 @@ def _lut(root: ET.Element, vector: str, value: str, what: str) -> Lut | None:
         pixel = _floats(v.findtext("pixel"), f"{what} <pixel>")
         val = _floats(v.findtext(value), f"{what} <{value}>")
         if line.size != 1 or pixel.size == 0 or pixel.size != val.size:
-            raise ValueError(f"{what}: a vector has {pixel.size} pixels but {val.size} <{value}> values")
+            raise InvalidFileError(f"{what}: a vector has {pixel.size} pixels but {val.size} <{value}> values")
         if not np.all(np.isfinite(val)) or not np.all(np.diff(pixel) > 0):
-            raise ValueError(f"{what}: <{value}> holds non-finite values or pixels are not increasing")
+            raise InvalidFileError(f"{what}: <{value}> holds non-finite values or pixels are not increasing")
         lines.append(line[0])
         pixels.append(pixel)
         values.append(val)
     order = np.argsort(lines)
     lines_arr = np.asarray(lines)[order]
     if np.any(np.diff(lines_arr) <= 0):
-        raise ValueError(f"{what}: vector lines are not distinct")
+        raise InvalidFileError(f"{what}: vector lines are not distinct")
     return Lut(lines_arr, [pixels[i] for i in order], [values[i] for i in order])
 
 
@@ -615,12 +601,12 @@ def _grid_centre(root: ET.Element, lines: int, samples: int) -> tuple[float, flo
 
     points = root.findall(".//geolocationGrid/geolocationGridPointList/geolocationGridPoint")
     if len(points) < 4:
-        raise ValueError(f"the geolocation grid has {len(points)} points (need at least 2 x 2)")
+        raise InvalidFileError(f"the geolocation grid has {len(points)} points (need at least 2 x 2)")
     table = np.array([[float(_text(p, k)) for k in ("line", "pixel", "latitude", "longitude", "incidenceAngle")]
                       for p in points])
     ul, up = np.unique(table[:, 0]), np.unique(table[:, 1])
     if ul.size * up.size != len(points) or ul.size < 2 or up.size < 2:
-        raise ValueError("the geolocation grid is not a complete line x pixel grid")
+        raise InvalidFileError("the geolocation grid is not a complete line x pixel grid")
     table = table[np.lexsort((table[:, 1], table[:, 0]))]
     lon = table[:, 3]
     lon = (lon - lon[0] + 180.0) % 360.0 - 180.0 + lon[0]  # continuous across the antimeridian
@@ -644,26 +630,30 @@ def _imagette(product: _Product, stem: str, files: dict[str, str]) -> SlcImagett
 
     info = parse_name(stem)
     if "refused" in files:
-        raise ValueError(files["refused"])
+        raise UnsafeInputError(files["refused"])
     for kind in ("annotation", "calibration", "measurement"):
         if kind not in files:
-            raise ValueError(f"the manifest lists no {kind} file")
+            raise InvalidFileError(f"the manifest lists no {kind} file")
     try:
         annotation = _xml(product.read(files["annotation"]), f"annotation {files['annotation']}")
     except (OSError, KeyError) as err:
-        raise ValueError(f"annotation {files['annotation']} cannot be read ({type(err).__name__}: {err})") from err
+        raise InvalidFileError(
+            f"annotation {files['annotation']} cannot be read ({type(err).__name__}: {err})"
+        ) from err
     lines = int(_text(annotation, "imageAnnotation/imageInformation/numberOfLines"))
     samples = int(_text(annotation, "imageAnnotation/imageInformation/numberOfSamples"))
     lat, lon, inc, profile = _grid_centre(annotation, lines, samples)
     try:
         cal_root = _xml(product.read(files["calibration"]), f"calibration {files['calibration']}")
     except (OSError, KeyError) as err:
-        raise ValueError(f"calibration {files['calibration']} cannot be read ({type(err).__name__}: {err})") from err
+        raise InvalidFileError(
+            f"calibration {files['calibration']} cannot be read ({type(err).__name__}: {err})"
+        ) from err
     calibration = _lut(cal_root, "calibrationVectorList/calibrationVector", "sigmaNought", "calibration")
     if calibration is None:
-        raise ValueError(f"calibration {files['calibration']} has no calibrationVector")
+        raise InvalidFileError(f"calibration {files['calibration']} has no calibrationVector")
     if not all(np.all(v > 0) for v in calibration.values):
-        raise ValueError(f"calibration {files['calibration']}: sigmaNought must be > 0")
+        raise InvalidFileError(f"calibration {files['calibration']}: sigmaNought must be > 0")
     noise, noise_az = None, None
     if "noise" in files:
         try:
@@ -684,13 +674,13 @@ def _imagette(product: _Product, stem: str, files: dict[str, str]) -> SlcImagett
                 end = max(int(o) + int(c) for o, c in zip(page.dataoffsets, page.databytecounts))
                 pixels = _contiguous(page)
         except Exception as err:  # tifffile raises its own TiffFileError, struct.error, ValueError...
-            raise ValueError(f"measurement {files['measurement']} is not a readable TIFF ({err})") from err
+            raise InvalidFileError(f"measurement {files['measurement']} is not a readable TIFF ({err})") from err
     if tuple(shape) != (lines, samples) or kind is None or np.dtype(kind).kind != "c":
-        raise ValueError(f"measurement {files['measurement']} holds {kind} {tuple(shape)}, the annotation says "
-                         f"complex ({lines}, {samples})")
+        raise InvalidFileError(f"measurement {files['measurement']} holds {kind} {tuple(shape)}, the annotation says "
+                               f"complex ({lines}, {samples})")
     size = product.size(files["measurement"])
     if end > size:
-        raise ValueError(f"measurement {files['measurement']} is truncated ({size} bytes, pixels need {end})")
+        raise InvalidFileError(f"measurement {files['measurement']} is truncated ({size} bytes, pixels need {end})")
     pass_direction = annotation.findtext("generalAnnotation/productInformation/pass", default="").strip().lower()
     return SlcImagette(
         product=product, measurement=files["measurement"], id=f"{product.name}:{info['imagette_number']:03d}",
@@ -751,15 +741,8 @@ def _listing(product: _Product) -> dict[str, dict[str, str]]:
         if parse_name(stem) is not None:
             out.setdefault(stem, {})[kind] = _relative(href)
     if not out:
-        raise ValueError(f"{product.path}: the manifest lists no WV imagette files (s1?-wv?-slc-...-nnn).")
+        raise InvalidFileError(f"{product.path}: the manifest lists no WV imagette files (s1?-wv?-slc-...-nnn).")
     return out
-
-
-def _resolve(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str | Path]:
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    if not items:
-        raise ValueError("no SAFE product given: pass a '...SAFE' folder, a '...zip', or a list of them.")
-    return list(dict.fromkeys(str(p).rstrip("/") if is_url(p) else Path(p).expanduser() for p in items))
 
 
 def scan_safe(
@@ -772,12 +755,14 @@ def scan_safe(
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        SAFE folders, their ``manifest.safe``, or zipped SAFE products.
+        SAFE folders, their ``manifest.safe``, or zipped SAFE products; folders holding them, glob patterns
+        (:func:`xwvnet.io.sources.resolve`).
     imagettes : sequence of int or str, optional
         Keep only these imagettes: numbers (``1`` for ``...-001``) or ids (``<SAFE name>:<nnn>``).
     storage_options : dict, optional
-        Options of ``obstore.store.from_url`` for ``s3://``, ``gs://``, ``az://`` products (credentials,
-        endpoint; by default from the environment).
+        Credentials and endpoint of products given as ``s3://``, ``gs://``, ``az://`` URLs (the names of
+        :data:`xwvnet.io.storage.OPTIONS`, checked as :func:`xwvnet.io.storage.locate` does; default: the standard
+        environment).
 
     Returns
     -------
@@ -787,18 +772,24 @@ def scan_safe(
 
     Raises
     ------
+    xwvnet.errors.InputNotFoundError
+        If ``paths`` names no SAFE product (a ``FileNotFoundError``).
     ValueError
-        If ``paths`` is empty.
+        For a URL that is not a product's, or storage options its scheme does not take
+        (:func:`xwvnet.io.sources.resolve`).
     """
     found: list[SlcImagette] = []
     skipped: list[str] = []
     wanted = None if imagettes is None else {str(i) if isinstance(i, str) else int(i) for i in imagettes}
-    for path in _resolve(paths):
+    for source in sources.resolve(paths, storage_options, kinds=(sources.SAFE,)):
+        if source.kind != sources.SAFE:
+            skipped.append(f"{source}: not a SAFE product (a folder holding a manifest.safe, or a zip of one)")
+            continue
         try:
-            product = _Product(path, storage_options)
+            product = _Product(source.location)
             listing = _listing(product)
         except Exception as err:  # noqa: BLE001 (OSError, ValueError, BadZipFile, obstore's errors: skip, report)
-            skipped.append(f"{path}: {type(err).__name__}: {err}")
+            skipped.append(f"{source}: {type(err).__name__}: {err}")
             continue
         for stem in sorted(listing, key=lambda s: parse_name(s)["imagette_number"]):
             number = parse_name(stem)["imagette_number"]
@@ -903,7 +894,7 @@ def multilook_sigma0(
     """
     fl, fs = int(factor[0]), int(factor[1])
     if fl < 1 or fs < 1:
-        raise ValueError(f"multilook factors must be >= 1, got {factor!r}.")
+        raise InvalidArgumentError(f"multilook factors must be >= 1, got {factor!r}.")
     lines, samples = imagette.lines, imagette.samples
     nl, ns = lines // fl, samples // fs
     bound = 0.0 if denoise else rad.calibration_error_bound(imagette.calibration, lines, samples, fl)
@@ -971,7 +962,9 @@ def open_safe(
         Subtract the thermal noise LUT before calibrating. Off by default: the published quicklooks' recipe does
         not say, and at WV's -22 dB NESZ the noise is a small fraction of ocean NRCS.
     storage_options : dict, optional
-        Options of ``obstore.store.from_url`` for products on object storage (``s3://...``).
+        Credentials and endpoint of products given as ``s3://``, ``gs://``, ``az://`` URLs (the names of
+        :data:`xwvnet.io.storage.OPTIONS`, checked as :func:`xwvnet.io.storage.locate` does; default: the standard
+        environment).
 
     Returns
     -------
@@ -1005,7 +998,7 @@ def open_safe(
     """
     chunk_size = check_count(chunk_size, "chunk_size")
     if looks is not None and spacing is not None:
-        raise ValueError("give looks (pixels) or spacing (metres), not both.")
+        raise InvalidArgumentError("give looks (pixels) or spacing (metres), not both.")
     if looks is not None:
         looks = (check_count(looks[0], "looks[0]", "lines"), check_count(looks[1], "looks[1]", "samples"))
     items, skipped = scan_safe(paths, imagettes, storage_options)
@@ -1100,7 +1093,9 @@ def safe_to_imagettes(
     chunk_size : int, default 1
         Imagettes per dask chunk.
     storage_options : dict, optional
-        Options of ``obstore.store.from_url`` for products on object storage (``s3://...``).
+        Credentials and endpoint of products given as ``s3://``, ``gs://``, ``az://`` URLs (the names of
+        :data:`xwvnet.io.storage.OPTIONS`, checked as :func:`xwvnet.io.storage.locate` does; default: the standard
+        environment).
 
     Returns
     -------
@@ -1185,7 +1180,7 @@ def footprint_centre(lat: np.ndarray, lon: np.ndarray) -> tuple[float, float]:
     return float(lat_c), float((lon_c + 180.0) % 360.0 - 180.0)
 
 
-def imagettes_from_manifest(path: str | os.PathLike, storage_options: dict | None = None) -> xr.Dataset:
+def imagettes_from_manifest(path: str | os.PathLike | Location, storage_options: dict | None = None) -> xr.Dataset:
     """List the imagettes of a WV L1 SAFE product from its manifest: ids, times, footprints and centres; no pixels.
 
     Knowing where and when each imagette was taken before reading a single pixel lets a user collocate a whole
@@ -1195,10 +1190,12 @@ def imagettes_from_manifest(path: str | os.PathLike, storage_options: dict | Non
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, os.PathLike or Location
         The SAFE folder (``...SAFE/``), its ``manifest.safe`` file, or a zipped product; local or a URL.
     storage_options : dict, optional
-        Options of ``obstore.store.from_url`` for products on object storage.
+        Credentials and endpoint of products given as ``s3://``, ``gs://``, ``az://`` URLs (the names of
+        :data:`xwvnet.io.storage.OPTIONS`, checked as :func:`xwvnet.io.storage.locate` does; default: the standard
+        environment).
 
     Returns
     -------
@@ -1214,7 +1211,10 @@ def imagettes_from_manifest(path: str | os.PathLike, storage_options: dict | Non
     Raises
     ------
     FileNotFoundError
-        If there is no ``manifest.safe`` at ``path``.
+        If there is no ``manifest.safe`` at ``path`` (:class:`xwvnet.errors.InputNotFoundError` when ``path`` is
+        a folder holding no product).
+    xwvnet.errors.InvalidArgumentError
+        If ``path`` names several products.
     ValueError
         If the manifest is not readable XML, lists no WV measurement files, or its measurement files and
         footprints cannot be paired (different counts, or numbers other than 1..n).
@@ -1232,10 +1232,14 @@ def imagettes_from_manifest(path: str | os.PathLike, storage_options: dict | Non
     >>> str(ds.time.values[0]), str(ds.swath.values[0])
     ('2021-04-03T08:30:25.000000000', 'wv1')
     """
-    product = _Product(path, storage_options)
+    found = sources.resolve(path, storage_options, kinds=(sources.SAFE,))
+    if len(found) > 1:
+        raise InvalidArgumentError(f"{path} names {len(found)} SAFE products; imagettes_from_manifest reads one "
+                                   "(xwvnet.joins.open_imagettes reads several).")
+    product = _Product(found[0].location)
     manifest = f"{product}/manifest.safe" if not product.is_zip else f"{product}!manifest.safe"
     if not product.is_zip and not product.remote and not (product.path / "manifest.safe").is_file():
-        raise FileNotFoundError(f"no manifest at {manifest}: pass a SAFE folder (…SAFE/) or its manifest.safe file.")
+        raise InputNotFoundError(f"no manifest at {manifest}: pass a SAFE folder (…SAFE/) or its manifest.safe file.")
     root = read_manifest(product)
     hrefs = [loc.get("href", "") for loc in root.iter("fileLocation")]
     measurements = sorted(
@@ -1243,12 +1247,12 @@ def imagettes_from_manifest(path: str | os.PathLike, storage_options: dict | Non
         key=lambda n: parse_name(n)["imagette_number"],
     )
     if not measurements:
-        raise ValueError(f"{manifest} lists no WV measurement files (./measurement/s1?-wv?-...-nnn.tiff).")
+        raise InvalidFileError(f"{manifest} lists no WV measurement files (./measurement/s1?-wv?-...-nnn.tiff).")
     frames = _footprints(root)
     infos = [parse_name(m) for m in measurements]
     numbers = [i["imagette_number"] for i in infos]
     if len(frames) != len(measurements) or numbers != list(range(1, len(numbers) + 1)):
-        raise ValueError(
+        raise InvalidFileError(
             f"{manifest} lists {len(measurements)} measurement files (numbers {numbers[:3]}…) but {len(frames)} "
             "footprints; they are paired by order, so they must be imagettes 1..n with one footprint each."
         )
@@ -1328,7 +1332,7 @@ class WVNetBackendEntrypoint(BackendEntrypoint):
         denoise : bool, default False
             Subtract the thermal noise LUT.
         storage_options : dict, optional
-            Object-store options.
+            Credentials and endpoint of a product on object storage (as :func:`open_safe`).
 
         Returns
         -------
@@ -1336,7 +1340,7 @@ class WVNetBackendEntrypoint(BackendEntrypoint):
             As :func:`open_safe`.
         """
         if not isinstance(filename_or_obj, str | os.PathLike):
-            raise TypeError(f"the wvnet engine opens SAFE paths or URLs, got {type(filename_or_obj).__name__}.")
+            raise InvalidTypeError(f"the wvnet engine opens SAFE paths or URLs, got {type(filename_or_obj).__name__}.")
         ds = open_safe(filename_or_obj, imagettes, chunks_imagettes, denoise=denoise,
                        storage_options=storage_options)
         if drop_variables is not None:

@@ -1,4 +1,11 @@
-"""Open the sources imagettes are joined with (reanalysis, wave-model, altimeter, buoy, L2 OCN), lazily and alike.
+"""THE input door, and the sources imagettes are joined with (reanalysis, wave-model, altimeter, buoy, L2 OCN).
+
+:func:`resolve` turns what a user names (paths, ``file://``, ``s3://``, ``gs://``, ``az://`` URLs, folders, glob
+patterns, zips, ``manifest.safe``) into typed :class:`Source` objects, once: a kind (:data:`KINDS`) and a
+:class:`~xwvnet.io.storage.Location` (URLs read by :func:`xwvnet.io.storage.locate`, the one URL parser, with its
+checked ``storage_options``). Every reader that takes paths (:func:`xwvnet.ingest`, :func:`xwvnet.open_safe`,
+:func:`xwvnet.open_quicklooks`, :func:`open_source`, :func:`xwvnet.joins.open_imagettes`, the ``xwvnet`` command)
+starts with it, so a folder, a glob and a list mean the same everywhere, and a URL is never taken for a local path.
 
 Reanalysis and wave-model files come as netCDF, GRIB or Zarr, one file or a folder of monthly files, and spell
 their coordinates in many ways (``lat``, ``nav_lon``, CMEMS's ``TIME``/``LATITUDE``, ERA5's ``valid_time``,
@@ -13,14 +20,24 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .. import schema as S
+from ..errors import (
+    InputNotFoundError,
+    InvalidArgumentError,
+    InvalidDataError,
+    InvalidFileError,
+    InvalidTypeError,
+    MissingDependencyError,
+)
+from .storage import Location, locate
 
 #: coordinate names read as latitude / longitude (else a variable with that ``standard_name``)
 LATITUDE_NAMES = ("latitude", "lat", "nav_lat", "y_lat", "LATITUDE", "LAT", "Latitude")
@@ -40,72 +57,237 @@ INSITU_LAYOUT = "xwvnet_layout"
 #: suffix of the per-variable boolean "a value was there but its quality flag was not good"
 QC_FLAGGED = "__qc_flagged"
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
-#: file name endings gathered from a folder given as a source
-SOURCE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", *GRIB_SUFFIXES)
+NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
+#: image file endings read as quicklooks
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _UNITS = {"latitude": ("degrees_north", "degree_north", "degree_n", "degrees_n"),
           "longitude": ("degrees_east", "degree_east", "degree_e", "degrees_e")}
 
+# --- the input door ---------------------------------------------------------------------------------------------------
+#: a Sentinel-1 SAFE product: a folder holding ``manifest.safe`` (or named ``*.SAFE``), that file, or a zip
+SAFE = "safe"
+#: an image file (:data:`IMAGE_SUFFIXES`)
+QUICKLOOK = "quicklook"
+#: a Sentinel-1 L2 OCN product (``s1?-wv?-ocn-...nc``)
+OCN = "ocn"
+#: a Zarr store (a folder ``*.zarr`` or holding ``zarr.json``/``.zgroup``; a URL that names no file)
+ZARR = "zarr"
+#: a netCDF file (:data:`NETCDF_SUFFIXES`)
+NETCDF = "netcdf"
+#: a GRIB file (:data:`GRIB_SUFFIXES`)
+GRIB = "grib"
+#: any other file, named explicitly: its reader says what is wrong with it
+FILE = "file"
+#: the kinds :func:`resolve` tells apart
+KINDS = (SAFE, QUICKLOOK, OCN, ZARR, NETCDF, GRIB, FILE)
+#: the kinds read from object storage; the others are read from a local disk
+REMOTE_KINDS = (SAFE, ZARR)
+_WHAT = {SAFE: "SAFE products (folders holding a manifest.safe, or zips)",
+         QUICKLOOK: f"quicklook files ({' '.join(IMAGE_SUFFIXES)})", OCN: "L2 OCN products (*-ocn-*.nc)",
+         ZARR: "Zarr stores", NETCDF: f"netCDF files ({' '.join(NETCDF_SUFFIXES)})",
+         GRIB: f"GRIB files ({' '.join(GRIB_SUFFIXES)})", FILE: "files"}
 
-def _is_zarr(path: Path) -> bool:
-    return path.suffix.lower() == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists()
 
-
-def _is_manifest(path: Path) -> bool:
-    return path.suffix.lower() == ".safe" or path.name == "manifest.safe"
-
-
-def _is_ocn(path: Path) -> bool:
-    """An L2 OCN product (``s1a-wv2-ocn-...nc``) or a folder of them."""
-    if path.is_dir():
-        return any(path.glob("*-ocn-*.nc"))
-    return path.suffix.lower() == ".nc" and "-ocn-" in path.name.lower()
-
-
-def _is_glob(text: str) -> bool:
-    return any(c in text for c in "*?[")
-
-
-def source_files(path: str | os.PathLike) -> list[Path]:
-    """The files a many-file source stands for: a glob pattern, or a folder of netCDF/GRIB files.
+@dataclass(frozen=True)
+class Source:
+    """One input, resolved once: what it is and where it is.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        A glob (``"era5/2019-*.nc"``) or a folder holding the files (sorted by name, the usual monthly order).
+    kind : str
+        One of :data:`KINDS`.
+    location : Location
+        Where it is: a local path (absolute) or an object-store URL with its storage options. A SAFE product is
+        named by its folder or zip, never by its ``manifest.safe``.
+    """
+
+    kind: str
+    location: Location
+
+    @property
+    def path(self) -> Path:
+        """The local path (a ``ValueError`` for a source on object storage)."""
+        return self.location.path
+
+    def __str__(self) -> str:
+        return str(self.location)
+
+
+def _kind_by_name(name: str) -> str:
+    low = name.lower()
+    suffix = PurePosixPath(low).suffix
+    if low == "manifest.safe" or suffix in (".safe", ".zip"):
+        return SAFE
+    if suffix == ".zarr":
+        return ZARR
+    if suffix in IMAGE_SUFFIXES:
+        return QUICKLOOK
+    if suffix == ".nc" and "-ocn-" in low:
+        return OCN
+    return NETCDF if suffix in NETCDF_SUFFIXES else GRIB if suffix in GRIB_SUFFIXES else FILE
+
+
+def _folder_kind(path: Path) -> str | None:
+    """SAFE or ZARR for a folder that is a product or a store; None for a plain folder (expanded into its files)."""
+    if (path / "manifest.safe").is_file() or path.suffix.lower() == ".safe":
+        return SAFE
+    if path.suffix.lower() == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists():
+        return ZARR
+    return None
+
+
+def source_kind(where: str | os.PathLike | Location) -> str | None:
+    """What a source is: from its name, and for a local folder from what it holds.
+
+    Parameters
+    ----------
+    where : str, os.PathLike or Location
+        A path or URL.
 
     Returns
     -------
-    list of pathlib.Path
-        The files, sorted; empty when ``path`` is a single file or a store (not a many-file source).
-
-    Raises
-    ------
-    FileNotFoundError
-        When a glob matches nothing, or a folder holds no netCDF/GRIB file.
+    str or None
+        One of :data:`KINDS`; None for a local folder that is neither a SAFE product nor a Zarr store (a folder
+        of files, which :func:`resolve` expands).
 
     Examples
     --------
-    >>> source_files("/nonexistent/era5_*.nc")
+    >>> source_kind("S1A_WV_SLC__1SSV_20190213T130655_20190213T131155_025911_02E29D_ABCD.SAFE")
+    'safe'
+    >>> source_kind("s3://bucket/era5/2019-01.nc"), source_kind("s1a-wv1-QL-vv-20190213t130655-x-095.png")
+    ('netcdf', 'quicklook')
+    """
+    loc = locate(where)
+    if loc.local and loc.path.is_dir():
+        return _folder_kind(loc.path)
+    return _kind_by_name(loc.name)
+
+
+def _product(kind: str, loc: Location) -> Source:
+    """A source, a SAFE product named by its folder (not its manifest.safe)."""
+    if kind == SAFE and loc.name.lower() == "manifest.safe":
+        loc = Location(loc.scheme, loc.bucket, loc.prefix.rstrip("/").rpartition("/")[0], loc.options)
+    return Source(kind, loc)
+
+
+def _remote(loc: Location, kinds: Sequence[str] | None) -> Source:
+    if glob.has_magic(loc.prefix):
+        raise InvalidArgumentError(f"{loc}: glob patterns are expanded on a local disk only; name each product or "
+                                   "store on object storage.")
+    kind = _kind_by_name(loc.name)
+    if kind == FILE:  # a URL that names no file: a folder (a SAFE product without .SAFE) or a store
+        kind = next((k for k in kinds or () if k in REMOTE_KINDS), ZARR)
+    if kind not in REMOTE_KINDS:
+        raise InvalidArgumentError(f"{loc}: {_WHAT[kind]} are read from a local disk; copy it there first (SAFE "
+                                   "products and Zarr stores are read from object storage).")
+    if kinds is not None and kind not in kinds:
+        wanted = " or ".join(_WHAT[k] for k in kinds)
+        raise InvalidArgumentError(f"{loc} names one of the {_WHAT[kind]}; give {wanted}.")
+    return _product(kind, loc)
+
+
+def _local(loc: Location, wanted: Sequence[str], kinds: Sequence[str] | None) -> tuple[list[Source], str]:
+    """The sources a local path names, and why it names none."""
+    path = loc.path
+    if path.is_dir():
+        kind = _folder_kind(path)
+        if kind is not None:
+            return [Source(kind, loc)], ""
+        found = [(k, p) for p in sorted(path.iterdir()) if (k := source_kind(p)) in wanted]
+        return [_product(k, locate(p)) for k, p in found], f"the folder {path} holds none"
+    if glob.has_magic(str(path)) and not path.exists():
+        found = [(k, p) for p in sorted(glob.glob(str(path), recursive=True)) if (k := source_kind(p)) in wanted]
+        return [_product(k, locate(p)) for k, p in found], f"no file matches the pattern {path}"
+    kind = _kind_by_name(path.name)  # a file, or a path that does not exist: its reader reports it
+    return [_product(kinds[0] if kind == FILE and kinds else kind, loc)], ""
+
+
+def resolve(
+    items: str | os.PathLike | Location | Iterable[str | os.PathLike | Location],
+    storage_options: dict | None = None,
+    *,
+    kinds: Sequence[str] | None = None,
+) -> list[Source]:
+    """Turn what a user names into typed sources, once: the input door of every reader.
+
+    A local folder that is a SAFE product or a Zarr store is one source; any other folder stands for its files and
+    products (sorted by name, not recursive), a glob pattern (``**`` recurses) for its matches; of these, only
+    the ``kinds`` wanted are kept. A file named explicitly is kept whatever it is (or whether it exists): its reader
+    reports what is wrong with it, so one bad file never stops a batch. URLs are read by
+    :func:`xwvnet.io.storage.locate` (never taken for local paths) and name one SAFE product or Zarr store each
+    (nothing else is read from object storage).
+
+    Parameters
+    ----------
+    items : str, os.PathLike, Location or iterable of them
+        Paths, ``file://``, ``s3://``, ``gs://``, ``az://`` URLs, folders, glob patterns, zips, ``manifest.safe``.
+    storage_options : dict, optional
+        Credentials and endpoint of the URLs among ``items`` (the names of
+        :data:`xwvnet.io.storage.OPTIONS`, checked for each URL's scheme); local paths take none. Default: the
+        standard environment.
+    kinds : sequence of str, optional
+        The kinds wanted (:data:`KINDS`): only these are taken from folders and patterns, a local file whose name
+        says nothing is taken as the first, a URL whose name says nothing as the first read from object storage
+        (:data:`REMOTE_KINDS`; else a Zarr store), and a URL of another kind is refused. Default: every kind but
+        ``"file"``.
+
+    Returns
+    -------
+    list of Source
+        In the order given, each once (the first time).
+
+    Raises
+    ------
+    xwvnet.errors.InputNotFoundError
+        When only folders and patterns without a source of the kinds wanted are given; the message says what each
+        item held. A ``FileNotFoundError``.
+    xwvnet.errors.InvalidArgumentError
+        For an empty list, a URL of a kind read from a local disk only (quicklooks, netCDF, GRIB, OCN) or with a
+        glob pattern, or an unknown kind. A ``ValueError``.
+    xwvnet.errors.InvalidTypeError
+        For an item that is neither a path nor a URL.
+    ValueError
+        From :func:`xwvnet.io.storage.locate`: an unknown scheme, a URL without a bucket, storage options the
+        scheme does not take.
+
+    Examples
+    --------
+    >>> [(s.kind, str(s)) for s in resolve(["s3://bucket/wv/S1A_WV_SLC__1SSV_x.SAFE/manifest.safe",
+    ...                                     "s3://bucket/wv/imagettes.zarr"])]
+    [('safe', 's3://bucket/wv/S1A_WV_SLC__1SSV_x.SAFE'), ('zarr', 's3://bucket/wv/imagettes.zarr')]
+    >>> resolve("/nonexistent/*.png", kinds=[QUICKLOOK])
     Traceback (most recent call last):
     ...
-    FileNotFoundError: no file matches the source pattern /nonexistent/era5_*.nc; check the folder and the pattern.
+    xwvnet.errors.InputNotFoundError: no quicklook files (.png .jpg .jpeg .tif .tiff) found: no file matches the
+    pattern /nonexistent/*.png. Give files, folders holding them, or glob patterns such as 'data/*.png' (quoted on a
+    command line).
     """
-    text = os.fspath(path)
-    if _is_glob(text) and not Path(text).exists():
-        files = sorted(Path(f) for f in glob.glob(text) if Path(f).is_file())
-        if not files:
-            raise FileNotFoundError(f"no file matches the source pattern {text}; check the folder and the pattern.")
-        return files
-    folder = Path(text)
-    if not folder.is_dir() or _is_zarr(folder) or _is_manifest(folder) or _is_ocn(folder):
-        return []
-    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in SOURCE_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(
-            f"the source folder {folder} holds no netCDF or GRIB file (looked for {', '.join(SOURCE_SUFFIXES)}); "
-            "pass a file, a glob such as 'folder/*.nc', or a Zarr store."
-        )
-    return files
+    wanted = tuple(kinds) if kinds is not None else tuple(k for k in KINDS if k != FILE)
+    unknown = sorted(set(wanted) - set(KINDS))
+    if unknown:
+        raise InvalidArgumentError(f"unknown source kind(s) {unknown}; known: {list(KINDS)}.")
+    given = [items] if isinstance(items, str | os.PathLike | Location) else list(items)
+    what = " or ".join(_WHAT[k] for k in wanted)
+    hint = "Give files, folders holding them, or glob patterns such as 'data/*.png' (quoted on a command line)."
+    if not given:
+        raise InvalidArgumentError(f"no {what} given (an empty list). {hint}")
+    found: list[Source] = []
+    notes: list[str] = []
+    for item in given:
+        if not isinstance(item, str | os.PathLike | Location):
+            raise InvalidTypeError(f"{item!r} is not a path or a URL: give file, folder or glob paths, or s3://, "
+                                   "gs://, az:// URLs.")
+        loc = locate(item)
+        if loc.local:
+            sources, note = _local(loc, wanted, kinds)
+        else:
+            sources, note = [_remote(locate(loc, storage_options) if storage_options else loc, kinds)], ""
+        found += sources
+        if not sources:
+            notes.append(note)
+    if not found:
+        raise InputNotFoundError(f"no {what} found: {'; '.join(notes)}. {hint}")
+    return list(dict.fromkeys(found))
 
 
 def _open_grib(path: Path | list[Path]) -> xr.Dataset:
@@ -113,7 +295,7 @@ def _open_grib(path: Path | list[Path]) -> xr.Dataset:
         import cfgrib  # noqa: F401
     except ImportError as err:
         name = path[0].name if isinstance(path, list) else path.name
-        raise ImportError(
+        raise MissingDependencyError(
             f"{name} is a GRIB file: reading it needs cfgrib and eccodes (pip install cfgrib eccodes), "
             "or convert it to netCDF first."
         ) from err
@@ -129,9 +311,9 @@ def open_source(
 ) -> xr.Dataset:
     """Open a source lazily, one file or many: values are read only when the join samples them.
 
-    The kind is told by the name: a glob pattern or a folder of netCDF/GRIB files (monthly ERA5, daily altimeter
-    tracks) through :func:`xarray.open_mfdataset`, combined along their coordinates, dask-backed with one chunk
-    per file at least so that a join reads only the files (and chunks) its imagettes touch; GRIB (``.grib``,
+    The kind is told by :func:`resolve`: a glob pattern or a folder of netCDF/GRIB files (monthly ERA5, daily
+    altimeter tracks) through :func:`xarray.open_mfdataset`, combined along their coordinates, dask-backed with one
+    chunk per file at least so that a join reads only the files (and chunks) its imagettes touch; GRIB (``.grib``,
     ``.grb``, ``.grib2``) through cfgrib; Zarr stores; Sentinel-1 L2 OCN products (one ``*-ocn-*.nc`` file or a
     folder of them, through :func:`xwvnet.open_ocn`); WV SAFE folders or manifests (imagette positions only); and
     anything else through :func:`xarray.open_dataset` (netCDF; packed ``scale_factor``/``add_offset`` values are
@@ -140,7 +322,8 @@ def open_source(
     Parameters
     ----------
     path : str or os.PathLike
-        The file, folder or glob pattern to open.
+        The file, folder or glob pattern to open, or a Zarr store or SAFE product on object storage (URL;
+        credentials from the environment).
     depth, quality_flags
         For CMEMS In Situ TAC platform files only, as in :func:`insitu_points` (each file is converted before the
         files are put end to end in time, because their ``LATITUDE``/``DEPTH`` axes differ from file to file).
@@ -153,8 +336,11 @@ def open_source(
 
     Raises
     ------
-    FileNotFoundError
-        When ``path`` does not exist, a glob matches nothing, or a folder holds no netCDF/GRIB file.
+    xwvnet.errors.InputNotFoundError
+        When ``path`` does not exist, a glob matches nothing, or a folder holds no netCDF/GRIB file (a
+        ``FileNotFoundError``).
+    xwvnet.errors.InvalidArgumentError
+        For a URL of a file read from a local disk only, or a folder or glob naming several stores or products.
     ImportError
         For a GRIB file when cfgrib (and eccodes) is not installed.
     ValueError
@@ -167,46 +353,54 @@ def open_source(
     >>> open_source("/nonexistent/era5.nc")
     Traceback (most recent call last):
     ...
-    FileNotFoundError: collocation source /nonexistent/era5.nc does not exist; pass a Dataset or an existing file.
+    xwvnet.errors.InputNotFoundError: collocation source /nonexistent/era5.nc does not exist; pass a Dataset or an
+    existing file.
     """
     text = os.fspath(path)
-    path = Path(text)
-    if not path.exists() and not _is_glob(text):
-        raise FileNotFoundError(f"collocation source {path} does not exist; pass a Dataset or an existing file.")
-    files = source_files(text)
-    if files:
-        if all(f.suffix.lower() in GRIB_SUFFIXES for f in files):
-            return _open_grib(files)
-        first = xr.open_dataset(files[0], chunks={})
-        if is_insitu(first):
-            parts = [insitu_points(first, depth=depth, quality_flags=quality_flags)]
-            parts += [insitu_points(xr.open_dataset(f, chunks={}), depth=depth, quality_flags=quality_flags)
-                      for f in files[1:]]
-            return _end_to_end(parts, text)
-        try:
-            return xr.open_mfdataset(files, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
-                                     compat="override", combine_attrs="drop_conflicts")
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"the {len(files)} files of source {text} ({files[0].name} ... {files[-1].name}) cannot be combined "
-                f"along their coordinates: {err}. Pass files of one product and grid."
-            ) from err
-    if path.suffix.lower() in GRIB_SUFFIXES:
-        return _open_grib(path)
-    if _is_zarr(path):
-        return xr.open_zarr(path)
-    if _is_manifest(path):
-        from .safe import imagettes_from_manifest
-
-        return imagettes_from_manifest(path)
-    if _is_ocn(path):
+    found = resolve(path, kinds=(NETCDF, GRIB, OCN, ZARR, SAFE))
+    missing = [s for s in found if s.location.local and not s.path.exists()]
+    if missing:
+        raise InputNotFoundError(f"collocation source {missing[0]} does not exist; pass a Dataset or an existing "
+                                 "file.")
+    kinds = {s.kind for s in found}
+    if OCN in kinds:  # the other files are skipped and named by open_ocn
         from .ocn import open_ocn
 
-        return open_ocn(path)
-    opened = xr.open_dataset(path)
-    if is_insitu(opened):
-        return insitu_points(opened, depth=depth, quality_flags=quality_flags)
-    return opened
+        return open_ocn([s.path for s in found])
+    if kinds & {ZARR, SAFE}:
+        if len(found) > 1:
+            raise InvalidArgumentError(f"source {text} names {len(found)} Zarr stores, SAFE products or files; a "
+                                       "source is one store, one product, or netCDF/GRIB files of one product and "
+                                       "grid.")
+        if SAFE in kinds:
+            from .safe import imagettes_from_manifest
+
+            return imagettes_from_manifest(found[0].location)
+        one = found[0].location
+        return xr.open_zarr(one.path if one.local else one.zarr_store())
+    if len(found) == 1 and found[0].location == locate(text):  # one file, named as such
+        file = found[0].path
+        if found[0].kind == GRIB:
+            return _open_grib(file)
+        opened = xr.open_dataset(file)
+        return insitu_points(opened, depth=depth, quality_flags=quality_flags) if is_insitu(opened) else opened
+    files = [s.path for s in found]  # a folder or a glob: many files, one dask chunk each at least
+    if kinds == {GRIB}:
+        return _open_grib(files)
+    first = xr.open_dataset(files[0], chunks={})
+    if is_insitu(first):
+        parts = [insitu_points(first, depth=depth, quality_flags=quality_flags)]
+        parts += [insitu_points(xr.open_dataset(f, chunks={}), depth=depth, quality_flags=quality_flags)
+                  for f in files[1:]]
+        return _end_to_end(parts, text)
+    try:
+        return xr.open_mfdataset(files, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
+                                 compat="override", combine_attrs="drop_conflicts")
+    except (ValueError, TypeError) as err:
+        raise InvalidFileError(
+            f"the {len(files)} files of source {text} ({files[0].name} ... {files[-1].name}) cannot be combined "
+            f"along their coordinates: {err}. Pass files of one product and grid."
+        ) from err
 
 
 def find_coordinate(ds: xr.Dataset, names: Sequence[str], standard_name: str) -> str | None:
@@ -316,7 +510,7 @@ def normalise_source(
     lat = find_coordinate(out, LATITUDE_NAMES, "latitude")
     lon = find_coordinate(out, LONGITUDE_NAMES, "longitude")
     if lat is None or lon is None:
-        raise ValueError(
+        raise InvalidDataError(
             f"the collocation source has no latitude/longitude: expected variables named {LATITUDE_NAMES} / "
             f"{LONGITUDE_NAMES} (or with those standard names or units); found {sorted(map(str, out.variables))}."
         )
@@ -342,7 +536,7 @@ def normalise_source(
         elif vt.ndim == 0 and S.TIME not in out.dims:
             out = out.drop_vars("valid_time")
         elif vt.ndim > 1:
-            raise ValueError(
+            raise InvalidDataError(
                 f"the source's valid_time has dims {vt.dims}: select one forecast step (source.isel(step=0)) or "
                 "stack time and step into one valid time first."
             )
@@ -437,7 +631,7 @@ def insitu_points(
     if lat.size == 1 and lon.size == 1:
         lat, lon = np.repeat(lat, n), np.repeat(lon, n)
     if lat.size != n or lon.size != n:
-        raise ValueError(
+        raise InvalidFileError(
             f"In Situ TAC file {ds.encoding.get('source', '')}: LATITUDE has {lat.size} values and LONGITUDE "
             f"{lon.size} for {n} times; expected one position per time or one for the file."
         )
@@ -589,10 +783,11 @@ def utc_times(values: np.ndarray, what: str) -> np.ndarray:
             parsed = pd.to_datetime(pd.Series(v.ravel()).astype(str).replace({"": None, "NaT": None, "nan": None}),
                                     utc=True, format="ISO8601")
         except (ValueError, TypeError) as err:
-            raise ValueError(f"{what} holds strings that are not ISO times (first {v.ravel()[:2].tolist()}): {err}"
-                             ) from err
+            raise InvalidDataError(
+                f"{what} holds strings that are not ISO times (first {v.ravel()[:2].tolist()}): {err}"
+            ) from err
         return parsed.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").reshape(v.shape)
-    raise ValueError(
+    raise InvalidDataError(
         f"{what} holds {v.dtype} numbers, not times (first {v.ravel()[:2].tolist()}): give it CF units "
         "('hours since 2021-01-01') or pass datetime64 values."
     )

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InvalidArgumentError
+
 #: URL schemes and the storage options each takes (icechunk's names)
 OPTIONS: dict[str, tuple[str, ...]] = {
     "file": (),
@@ -30,8 +32,10 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "az": ("account", "access_key", "sas_token", "bearer_token"),
 }
 _ALIASES = {"gcs": "gs", "abfs": "az", "az": "az", "s3": "s3", "gs": "gs", "file": "file"}
+#: the storage options obstore spells differently (SAFE products and plain Zarr on object storage are read with it)
+_OBSTORE = {"endpoint_url": "endpoint", "anonymous": "skip_signature", "account": "account_name",
+            "service_account_file": "service_account"}
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?(.*)$")
-_ENV_ALLOW_HTTP = ("AWS_ALLOW_HTTP",)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ class Location:
     def path(self) -> Path:
         """The local path (only for local stores)."""
         if not self.local:
-            raise ValueError(f"{self} is not on a local file system")
+            raise InvalidArgumentError(f"{self} is not on a local file system")
         return Path(self.prefix)
 
     @property
@@ -102,8 +106,10 @@ class Location:
             return ic.gcs_storage(bucket=self.bucket, prefix=self.prefix, from_env=not opts, **opts)
         account = opts.pop("account", None) or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
         if not account:
-            raise ValueError(f"{self}: name the Azure storage account with storage_options={{'account': ...}} or "
-                             "AZURE_STORAGE_ACCOUNT_NAME.")
+            raise InvalidArgumentError(
+                f"{self}: name the Azure storage account with storage_options={{'account': ...}} or "
+                "AZURE_STORAGE_ACCOUNT_NAME."
+            )
         return ic.azure_storage(account=account, container=self.bucket, prefix=self.prefix, from_env=not opts,
                                 **opts)
 
@@ -113,36 +119,25 @@ class Location:
 
         if self.local:
             return LocalStore(self.prefix, read_only=read_only)
-        try:
-            from obstore.store import from_url
-        except ImportError as err:  # pragma: no cover - obstore is a core dependency
-            raise ImportError("reading plain Zarr on object storage needs obstore: pip install obstore") from err
-        opts = {k: v for k, v in self.options if k not in ("anonymous",)}
-        if self.scheme == "s3" and "endpoint_url" not in opts and os.environ.get("AWS_ENDPOINT_URL"):
-            opts["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
-        if "endpoint_url" in opts:
-            opts["endpoint"] = opts.pop("endpoint_url")
-        client = {"allow_http": True} if opts.pop("allow_http", False) or os.environ.get(
-            "AWS_ALLOW_HTTP", "").lower() in ("1", "true") else None
-        opts.pop("force_path_style", None)
-        scheme = {"gs": "gs", "az": "az", "s3": "s3"}[self.scheme]
-        store = from_url(f"{scheme}://{self.bucket}/{self.prefix}", client_options=client, **opts)
-        return ObjectStore(store, read_only=read_only)
+        return ObjectStore(self.object_store(), read_only=read_only)
+
+    def object_store(self) -> Any:
+        """obstore's store rooted here (object storage only: Zarr, SAFE products), with the same credentials."""
+        from obstore.store import from_url
+
+        opts = {_OBSTORE.get(k, k): v for k, v in self.options if k != "force_path_style"}
+        if self.scheme == "s3" and "endpoint" not in opts and os.environ.get("AWS_ENDPOINT_URL"):
+            opts["endpoint"] = os.environ["AWS_ENDPOINT_URL"]
+        http = opts.pop("allow_http", False) or os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true")
+        return from_url(str(self), client_options={"allow_http": True} if http else None, **opts)
 
     def exists(self) -> bool:
         """Whether anything is stored at this location (a file or folder, or objects under the prefix)."""
         if self.local:
             return Path(self.prefix).exists()
-        import asyncio
+        import obstore
 
-        store = self.zarr_store()
-
-        async def _any() -> bool:
-            async for _ in store.list():
-                return True
-            return False
-
-        return asyncio.run(_any())
+        return any(obstore.list(self.object_store(), chunk_size=1))  # stops at the first object (no event loop)
 
 
 def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None) -> Location:
@@ -172,10 +167,10 @@ def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, An
     --------
     >>> str(locate("s3://bucket/wv/imagettes.zarr"))
     's3://bucket/wv/imagettes.zarr'
-    >>> locate("s3://bucket/x", {"regoin": "eu"})
+    >>> locate("s3://bucket/x", {"regoin": "eu"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: storage option(s) ['regoin'] are not known for s3:// stores; known: ['endpoint_url', ...
+    xwvnet.errors.InvalidArgumentError: storage option(s) ['regoin'] are not known for s3:// stores; known: ...
     """
     if isinstance(where, Location):
         if not storage_options:
@@ -187,23 +182,27 @@ def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, An
         given, slashes, rest = match.groups()
         scheme = _ALIASES.get(given.lower())
         if scheme is None:
-            raise ValueError(f"{text!r}: unknown storage scheme {given!r}; use a local path or a file://, s3://, "
-                             "gs:// or az:// URL.")
+            raise InvalidArgumentError(
+                f"{text!r}: unknown storage scheme {given!r}; use a local path or a file://, s3://, "
+                "gs:// or az:// URL."
+            )
         if not slashes:
-            raise ValueError(f"{text!r} looks like a {scheme} URL without '//'; write {given}://{rest.lstrip('/')} "
-                             "(or ./" + text + " for a local folder of that name).")
+            raise InvalidArgumentError(
+                f"{text!r} looks like a {scheme} URL without '//'; write {given}://{rest.lstrip('/')} "
+                "(or ./" + text + " for a local folder of that name)."
+            )
         if scheme == "file":
             bucket, prefix = "", str(Path(rest).expanduser().absolute())
         else:
             bucket, _, prefix = rest.partition("/")
             prefix = prefix.strip("/")
             if not bucket:
-                raise ValueError(f"{text!r}: the URL names no bucket; write {scheme}://BUCKET/PREFIX.")
+                raise InvalidArgumentError(f"{text!r}: the URL names no bucket; write {scheme}://BUCKET/PREFIX.")
     options = dict(storage_options or {})
     unknown = sorted(set(options) - set(OPTIONS[scheme]))
     if unknown:
-        raise ValueError(f"storage option(s) {unknown} are not known for {scheme}:// stores; known: "
-                         f"{list(OPTIONS[scheme])}.")
+        raise InvalidArgumentError(f"storage option(s) {unknown} are not known for {scheme}:// stores; known: "
+                                   f"{list(OPTIONS[scheme])}.")
     return Location(scheme, bucket, prefix, tuple(sorted(options.items())))
 
 

@@ -1,19 +1,13 @@
 """The one door to xwvnet's stores: every icechunk session is opened here, every write is one transaction.
 
-A store is an icechunk repository named by a path or a URL (:mod:`xwvnet.io.storage`), a Zarr v3 hierarchy whose
-root attributes hold a *format record* (``format``, ``version``, ``kind``):
-
-- the **imagette store** (``kind="imagettes"``), written by :func:`to_store` (and ``xwvnet ingest``);
-- the **embedding store** (``kind="embeddings"``), written for :func:`xwvnet.embed_store`: ``embedding(imagette,
-  feature)`` beside the input's coordinates, and ``progress/done``: ``done[k]`` rows of chunk ``k`` are written,
-  committed together with those rows.
-
-Every write is a commit whose message says what was written (:func:`history`; ``open_store(..., snapshot=)``).
-Integrity comes from the format and is checked on every read: zarr's ``crc32c`` codec on every chunk, icechunk's
-manifests for missing objects, and the **whole grid**: every chunk of every array is written, so a chunk that a
-snapshot's manifests do not list is damage, never fill values. Each becomes a :class:`DamagedChunkError` naming the
-variable, the chunk and its imagettes. Every failure of the storage itself (no bucket, no credentials, denied, a
-file in the way, disk full, read-only, damaged history) is one :class:`StoreAccessError` line.
+A store is an icechunk repository (named by a path or URL, :mod:`xwvnet.io.storage`) holding a Zarr v3 hierarchy
+whose root attributes carry a format record (``format``, ``version``, ``kind``): an **imagette store** (written by
+:func:`to_store`, ``xwvnet ingest``) or an **embedding store** (:func:`xwvnet.embed_store`: ``embedding(imagette,
+feature)`` beside the input's coordinates, and ``progress/done[k]``, the rows of chunk ``k`` written, committed with
+them). Every write is a commit whose message says what it wrote (:func:`history`). Every read is checked: ``crc32c``
+on every chunk, icechunk's manifests for missing objects, and the **whole grid** (every chunk is written, so one the
+manifests do not list is damage, never fill values), each a :class:`DamagedChunkError` naming the variable, chunk
+and imagettes. Every failure of the storage itself is one :class:`StoreAccessError` line.
 """
 
 from __future__ import annotations
@@ -38,14 +32,13 @@ from zarr.core.sync import sync
 
 from .. import schema as S
 from .._runtime import check_count
-from ..errors import XWVNetError, XWVNetWarning, warn
+from ..errors import InvalidArgumentError, StoreError, StoreMismatchError, XWVNetError, XWVNetWarning, warn
 from .storage import Location, commit_lock, locate
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# icechunk's and the cloud SDKs' logs (e.g. aws_config's credential-chain warnings) stay quiet: every failure
-# reaches the user as one XWVNetError line. ICECHUNK_LOG or RUST_LOG, when set, turn them back on.
+# icechunk's and the cloud SDKs' logs stay quiet (every failure reaches the user as one line) unless asked for
 icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG") or os.environ.get("RUST_LOG") or "off")
 BRANCH = "main"
 VERSION = 2  # layout version of the format record
@@ -78,7 +71,11 @@ EMBEDDINGS = StoreKind("embeddings", "xwvnet-embedding-store", "embedding store"
 KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
 
 
-class DamagedChunkError(XWVNetError, OSError):
+class NotAStoreError(StoreError, ValueError):
+    """No xwvnet store of the kind asked is at a location (or snapshot); the message says what was found."""
+
+
+class DamagedChunkError(StoreError, OSError):
     """A chunk is missing or fails its checksum; ``variable``, ``chunk_index``, ``start``, ``stop``, ``ids``."""
 
     def __init__(self, message: str, variable: str, chunk_index: int, start: int, stop: int,
@@ -87,11 +84,11 @@ class DamagedChunkError(XWVNetError, OSError):
         self.variable, self.chunk_index, self.start, self.stop, self.ids = variable, chunk_index, start, stop, ids
 
 
-class WriteConflictError(XWVNetError, RuntimeError):
+class WriteConflictError(StoreError, RuntimeError):
     """Another writer committed changes that overlap this write's; nothing of this write was committed."""
 
 
-class StoreAccessError(XWVNetError, OSError):
+class StoreAccessError(StoreError, OSError):
     """The storage itself failed (no bucket, no credentials, denied, a file in the way, full, read-only, damaged)."""
 
 
@@ -107,8 +104,7 @@ class ForeignStoreWarning(XWVNetWarning):
 class StoreReport:
     """What a write did: imagettes ``added``, already ``present``, ``skipped`` (with reasons), the store's ``total``.
 
-    Also chunks ``repaired`` and ``damaged`` (left, with what to do) by ``ingest(repair=True)``, the run's
-    ``warnings`` summarised, and the ``commits`` made.
+    Also chunks ``repaired`` and ``damaged`` (left, with what to do), the run's ``warnings`` and its ``commits``.
     """
 
     path: str
@@ -123,20 +119,16 @@ class StoreReport:
 
     def summary(self) -> str:
         """A short table for people: one line per count, then one per skipped input, damage and warning."""
-        lines = [f"store            {self.path}", f"added            {self.added}",
-                 f"already present  {self.present}", f"skipped          {len(self.skipped)}",
-                 f"total in store   {self.total}", f"commits          {self.commits}"]
+        counts = [("store", self.path), ("added", self.added), ("already present", self.present),
+                  ("skipped", len(self.skipped)), ("total in store", self.total), ("commits", self.commits)]
         if self.repaired or self.damaged:
-            lines += [f"repaired chunks  {self.repaired}", f"damaged chunks   {len(self.damaged)} left"]
-        lines += [f"  skipped: {reason}" for reason in self.skipped]
-        lines += [f"  damaged: {reason}" for reason in self.damaged]
-        if self.warnings:
-            lines += ["warnings:", *(f"  {line}" for line in self.warnings)]
-        return "\n".join(lines)
+            counts += [("repaired chunks", self.repaired), ("damaged chunks", f"{len(self.damaged)} left")]
+        lines = [f"{k:<17}{v}" for k, v in counts] + [f"  skipped: {r}" for r in self.skipped]
+        lines += [f"  damaged: {r}" for r in self.damaged]
+        return "\n".join(lines + (["warnings:", *(f"  {w}" for w in self.warnings)] if self.warnings else []))
 
 
 # ---- the door: storage failures as one line ---------------------------------------------------------------------
-
 _CREDENTIALS = {"s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or --storage-option "
                       "access_key_id=... secret_access_key=... (storage_options= in Python)",
                 "gs": "GOOGLE_APPLICATION_CREDENTIALS, or --storage-option service_account_file=...",
@@ -190,16 +182,12 @@ def _readable_snapshots(loc: Location) -> str:
         held = []
     if not held:
         return "no snapshot is left to read: restore the store from a copy or bucket versioning."
-    more = " ..." if len(held) > 6 else ""
-    return (f"it still holds snapshots {', '.join(held[:6])}{more}; to read one, copy the store, then write "
-            '{"snapshot":"ID"} into refs/branch.main/ref.json of the copy and open it.')
+    return (f"it still holds snapshots {', '.join(held[:6])}{' ...' if len(held) > 6 else ''}; to read one, copy the "
+            'store, then write {"snapshot":"ID"} into refs/branch.main/ref.json of the copy and open it.')
 
 
 def _is_storage_failure(err: BaseException, loc: Location) -> bool:
-    """icechunk's errors and panics, and file-system errors on the store's own files (its folder, its commit lock).
-
-    Other OSErrors (e.g. a source file that vanished while ``to_store`` loads it) keep their own message.
-    """
+    """icechunk's errors and panics, and OSErrors on the store's own files (not, e.g., on a vanished source file)."""
     if isinstance(err, XWVNetError):
         return False
     if isinstance(err, icechunk.IcechunkError) or type(err).__name__ == "PanicException":
@@ -212,14 +200,6 @@ def _is_storage_failure(err: BaseException, loc: Location) -> bool:
         os.path.basename(path) == f".{loc.name}.commit-lock"
 
 
-def _store_arg(args: tuple, kwargs: dict) -> Location | None:
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, (str, os.PathLike, Location)):
-            with contextlib.suppress(ValueError):
-                return locate(value)
-    return None
-
-
 def door(func: Callable) -> Callable:
     """Turn every storage failure inside ``func`` (icechunk, cloud SDK, file system, Rust panic) into one line."""
     @functools.wraps(func)
@@ -227,7 +207,11 @@ def door(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except BaseException as err:
-            loc = _store_arg(args, kwargs)
+            loc = None
+            for value in (*args, *kwargs.values()):  # the store: the first argument that names a location
+                if loc is None and isinstance(value, (str, os.PathLike, Location)):
+                    with contextlib.suppress(ValueError):
+                        loc = locate(value)
             if loc is None or not _is_storage_failure(err, loc):
                 raise
             raise _failure(loc, err) from err
@@ -235,16 +219,13 @@ def door(func: Callable) -> Callable:
 
 
 # ---- repositories, sessions, transactions ------------------------------------------------------------------------
-
-
 def _check_local(location: Location, write: bool = False) -> None:
     """A local store path must be a folder or nothing, below folders, writable to write (icechunk panics else)."""
-    path = location.path
-    for above in (path, *path.parents):
+    for above in (location.path, *location.path.parents):
         if above.exists():
             if not above.is_dir():
-                raise StoreAccessError(f"{location}: {'it' if above == path else above} is a file, not a folder; "
-                                       "choose another path for the store.")
+                raise StoreAccessError(f"{location}: {'it' if above == location.path else above} is a file, not a "
+                                       "folder; choose another path for the store.")
             if write and not os.access(above, os.W_OK):
                 raise StoreAccessError(f"{location}: the location is read-only ({above} is not writable); write to "
                                        "a writable location.")
@@ -269,8 +250,8 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
         if occupied and (repo := _being_created(location)) is not None:
             return repo
         if occupied:
-            raise ValueError(f"{location} holds something that is not an xwvnet store ({describe(location)}); "
-                             "refusing to overwrite it. Choose a new path.")
+            raise NotAStoreError(f"{location} holds something that is not an xwvnet store ({describe(location)}); "
+                                 "refusing to overwrite it. Choose a new path.")
         try:
             return icechunk.Repository.create(storage)
         except icechunk.IcechunkError:  # another process is creating it (object stores: conditional writes)
@@ -280,24 +261,22 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
 
 
 def _being_created(location: Location) -> icechunk.Repository | None:
-    """On object storage, another process may be creating the repository (objects, no ref yet): wait up to 30 s."""
-    storage = location.storage()
+    """On object storage another process may be creating the repository (objects, no ref yet): wait up to 30 s."""
     for _ in range(0 if location.local else 300):  # local creation is serialised by commit_lock
         time.sleep(0.1)
-        if icechunk.Repository.exists(storage):
-            return icechunk.Repository.open(storage)
+        if icechunk.Repository.exists(location.storage()):
+            return icechunk.Repository.open(location.storage())
     return None
 
 
 def _occupied(location: Location) -> bool:
     if location.local:
-        path = location.path
-        return path.exists() and (not path.is_dir() or any(path.iterdir()))
+        return location.path.exists() and (not location.path.is_dir() or any(location.path.iterdir()))
     return location.exists()
 
 
 def read_session(repo: icechunk.Repository, snapshot: str | None = None) -> icechunk.Session:
-    """A read-only session at the branch tip, a tag or a snapshot id (ValueError naming what to run when unknown)."""
+    """A read-only session at the branch tip, a tag or a snapshot id (unknown: a one-line error naming the fix)."""
     if snapshot is None:
         return repo.readonly_session(branch=BRANCH)
     if snapshot in repo.list_tags():
@@ -305,8 +284,8 @@ def read_session(repo: icechunk.Repository, snapshot: str | None = None) -> icec
     try:
         return repo.readonly_session(snapshot_id=snapshot)
     except (icechunk.IcechunkError, ValueError) as err:
-        raise ValueError(f"snapshot {snapshot!r} is neither a tag nor a snapshot id of this store; "
-                         "`xwvnet history STORE` lists them.") from err
+        raise NotAStoreError(f"snapshot {snapshot!r} is neither a tag nor a snapshot id of this store; "
+                             "`xwvnet history STORE` lists them.") from err
 
 
 def root(store: Any) -> zarr.Group | None:
@@ -317,12 +296,18 @@ def root(store: Any) -> zarr.Group | None:
         return None
 
 
+def _tip(location: Location) -> zarr.Group | None:
+    """The root group at the branch tip of the repository at ``location`` (None: no repository, or empty)."""
+    repo = repository(location)
+    return None if repo is None else root(read_session(repo).store)
+
+
 def kind_of(group: zarr.Group | None, where: object = "") -> StoreKind | None:
-    """The kind of store ``group`` is the root of (None: empty or foreign); a newer format version is a ValueError."""
+    """The kind of store ``group`` is the root of (None: empty or foreign); a newer format version is refused."""
     kind = None if group is None else KINDS.get(str(group.attrs.get("format")))
     if kind is not None and int(group.attrs.get("version", 0)) > VERSION:
-        raise ValueError(f"{where} is an xwvnet {kind.label} of format version {group.attrs['version']}, newer "
-                         f"than this xwvnet reads ({VERSION}). Upgrade xwvnet to read or extend it.")
+        raise NotAStoreError(f"{where} is an xwvnet {kind.label} of format version {group.attrs['version']}, newer "
+                             f"than this xwvnet reads ({VERSION}). Upgrade xwvnet to read or extend it.")
     return kind
 
 
@@ -343,13 +328,13 @@ def _commit(location: Location, repo: icechunk.Repository, session: icechunk.Ses
 def transact(location: Location, body: Callable[[Any], str | None], *, create: bool = False) -> str | None:
     """The one write path: ``body(store)`` writes into a fresh writable session and returns the commit message.
 
-    ``body`` returning None commits nothing. When another writer committed first, ``body`` runs again on the new
-    tip (it re-reads what it depends on: stored ids, the store's rows), up to :data:`RETRIES` times with a growing
-    pause; then :class:`WriteConflictError`. Returns the new snapshot id (None when nothing was committed).
+    None from ``body`` commits nothing. When another writer committed first, ``body`` runs again on the new tip (it
+    re-reads what it depends on), up to :data:`RETRIES` times with a growing pause; then
+    :class:`WriteConflictError`. Returns the new snapshot id (None when nothing was committed).
     """
     repo = repository(location, create=create)
     if repo is None:
-        raise ValueError(f"{location} is not an xwvnet store (found {describe(location)}).")
+        raise NotAStoreError(f"{location} is not an xwvnet store (found {describe(location)}).")
     for attempt in range(RETRIES):
         session = repo.writable_session(BRANCH)
         message = body(session.store)
@@ -361,39 +346,31 @@ def transact(location: Location, body: Callable[[Any], str | None], *, create: b
             if attempt == RETRIES - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + np.random.default_rng().random()))
-    raise AssertionError("unreachable")
+    raise WriteConflictError(f"{location}: no commit after {RETRIES} tries.")  # not reached: the last re-raises
 
 
 # ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
-
-
 _LISTED: dict[tuple[Location, str], dict[str, frozenset[tuple[int, ...]]]] = {}  # per snapshot: it never changes
-_LISTED_SIZE = 64
 
 
 def _listed(location: Location, session: icechunk.Session, names: list[str]) -> dict[str, frozenset[tuple[int, ...]]]:
-    """The chunk coordinates each array's manifests list at the session's snapshot (all arrays at once).
-
-    Remembered per snapshot id (a snapshot never changes), so later opens of the same snapshot list nothing.
-    """
+    """The chunk coordinates each array's manifests list at the session's snapshot (all arrays at once, cached)."""
     snapshot = session.snapshot_id
     if (location, snapshot) in _LISTED:
         return _LISTED[location, snapshot]
 
-    async def one(name: str) -> frozenset[tuple[int, ...]]:
-        return frozenset([tuple(c) async for c in session.chunk_coordinates(f"/{name}")])
-
     async def every() -> list[frozenset[tuple[int, ...]]]:
+        async def one(name: str) -> frozenset[tuple[int, ...]]:
+            return frozenset([tuple(c) async for c in session.chunk_coordinates(f"/{name}")])
         return await asyncio.gather(*(one(n) for n in names))
 
     try:
         listed = dict(zip(names, sync(every())))
     except _READ_ERRORS as err:
-        raise DamagedChunkError(f"{location}: the manifests of snapshot {snapshot} are damaged "
-                                f"({_first_line(str(err))}); open an earlier snapshot (`xwvnet history STORE`), "
-                                "or restore the store.",
+        raise DamagedChunkError(f"{location}: the manifests of snapshot {snapshot} are damaged ({_first_line(str(err))}"
+                                "); open an earlier snapshot (`xwvnet history STORE`), or restore the store.",
                                 "", -1, 0, 0, None) from err
-    if len(_LISTED) >= _LISTED_SIZE:
+    if len(_LISTED) >= 64:
         _LISTED.pop(next(iter(_LISTED)))
     _LISTED[location, snapshot] = listed
     return listed
@@ -404,11 +381,10 @@ def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.
 
     Every chunk of every array is written, except the embedding rows of chunks ``done`` counts as empty.
     """
-    listed = _listed(location, session, list(arrays))
     found: dict[str, list[int]] = {}
     done = None
-    for name, coords in sorted(listed.items(), key=lambda kv: kv[0] != DONE):  # `done` first: embedding rows use it
-        array = arrays[name]
+    for name, coords in sorted(_listed(location, session, list(arrays)).items(), key=lambda kv: kv[0] != DONE):
+        array = arrays[name]  # `done` first: embedding rows use it
         grid = [math.ceil(s / c) for s, c in zip(array.shape, array.chunks)] if array.ndim else []
         missing = [] if len(coords) >= math.prod(grid) else sorted(
             {index[0] if index else 0 for index in np.ndindex(*grid) if index not in coords})
@@ -423,10 +399,7 @@ def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.
 
 def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zarr.Array | None,
               hole: Sequence[int] = ()) -> np.ndarray:
-    """Rows ``start:stop`` of a stored array; a hole, a missing chunk or a failed checksum is a DamagedChunkError.
-
-    It names the variable, the first bad chunk, its imagettes (ids read from ``id_array`` when given) and what to do.
-    """
+    """Rows ``start:stop`` of a stored array; a hole, missing chunk or failed checksum is a DamagedChunkError."""
     step = array.chunks[0] if array.ndim else 1
     for k in hole:
         if k * step < stop and start < (k + 1) * step:
@@ -460,27 +433,22 @@ def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None,
 
 
 # ---- what is at a location ---------------------------------------------------------------------------------------
-
-
 @door
 def describe(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str:
     """What a location holds, in words, for messages that say what was found."""
     loc = locate(where, storage_options)
-    repo = repository(loc)
-    if repo is not None:
-        group = root(read_session(repo).store)
+    if repository(loc) is not None:
+        group = _tip(loc)
         kind = KINDS.get(str(group.attrs.get("format"))) if group is not None else None
         return f"an xwvnet {kind.label} (format version {group.attrs.get('version')})" if kind else \
             "an icechunk repository without an xwvnet store"
     if not _occupied(loc):
         return "nothing (the path does not exist)" if loc.local and not loc.path.exists() else "nothing"
     try:
-        group = zarr.open_group(loc.zarr_store(), mode="r")
+        members = sorted(name for name, _ in zarr.open_group(loc.zarr_store(), mode="r").members())
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
         return "a folder or file that is not a Zarr store"
-    members = sorted(name for name, _ in group.members())
-    shown = ", ".join(members[:5]) + (", ..." if len(members) > 5 else "")
-    return f"a plain Zarr group (members: [{shown}])"
+    return f"a plain Zarr group (members: [{', '.join(members[:5]) + (', ...' if len(members) > 5 else '')}])"
 
 
 @door
@@ -491,27 +459,31 @@ def store_kind(where: str | os.PathLike | Location, storage_options: dict[str, A
     True
     """
     loc = locate(where, storage_options)
-    repo = repository(loc)
-    kind = None if repo is None else kind_of(root(read_session(repo).store), loc)
+    kind = kind_of(_tip(loc), loc)
     return None if kind is None else kind.kind
 
 
 @door
+def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None) -> dict:
+    """The root attributes of the xwvnet store at ``store`` (format record included); empty when there is none."""
+    group = _tip(locate(store, storage_options))
+    return {} if group is None else dict(group.attrs)
+
+
+@door
 def check_target(location: Location, kind: StoreKind) -> None:
-    """Refuse (ValueError) to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine."""
+    """Refuse to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine."""
     if location.local:
         _check_local(location, write=True)
     repo = repository(location)
     occupied = repo is None and _occupied(location)  # looked at once: a creator may start right after
-    if occupied:
-        repo = _being_created(location)
+    repo = _being_created(location) if occupied else repo
     group = None if repo is None else root(read_session(repo).store)
     found = kind_of(group, location)
-    busy = occupied if repo is None else group is not None and found is not kind and (
-        found is not None or any(True for _ in group.members()))
-    if busy:
-        raise ValueError(f"{location} holds something that is not an xwvnet {kind.label} (found "
-                         f"{describe(location)}); refusing to overwrite it. Choose a new path.")
+    if occupied if repo is None else group is not None and found is not kind and (
+            found is not None or any(True for _ in group.members())):
+        raise NotAStoreError(f"{location} holds something that is not an xwvnet {kind.label} (found "
+                             f"{describe(location)}); refusing to overwrite it. Choose a new path.")
 
 
 @dataclass(frozen=True)
@@ -558,7 +530,7 @@ class Snapshot:
 @door
 def opened(location: Location, snapshot: str | None = None, *, strict: bool = True,
            repo: icechunk.Repository | None = None) -> Snapshot:
-    """The xwvnet store at ``location`` as one committed snapshot (else ValueError), its grid listed.
+    """The xwvnet store at ``location`` as one committed snapshot, its grid listed (no store: NotAStoreError).
 
     ``strict``: a hole in what is read at once (ids, tag codes, ``done``) is a :class:`DamagedChunkError` now;
     else it is only listed in ``holes`` (for verify and status). ``repo``: the repository, when already open.
@@ -567,12 +539,12 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     session = None if repo is None else read_session(repo, snapshot)
     group = None if session is None else root(session.store)
     if group is None and session is not None and snapshot is not None:
-        raise ValueError(f"snapshot {snapshot} of {location} is the store's empty first commit ('Repository "
-                         "initialized'): it holds no imagettes; `xwvnet history STORE` lists the others.")
+        raise NotAStoreError(f"snapshot {snapshot} of {location} is the store's empty first commit ('Repository "
+                             "initialized'): it holds no imagettes; `xwvnet history STORE` lists the others.")
     kind = kind_of(group, location)
     if kind is None:
-        raise ValueError(f"{location} is not an xwvnet store (found {describe(location)}); create one with "
-                         "xwvnet.to_store(ds, path) or `xwvnet ingest`.")
+        raise NotAStoreError(f"{location} is not an xwvnet store (found {describe(location)}); create one with "
+                             "xwvnet.to_store(ds, path) or `xwvnet ingest`.")
     arrays = dict(group.arrays())
     along = {name for name, a in arrays.items() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
     found = holes(location, session, {**arrays, **({DONE: group[DONE]} if DONE in group else {})})
@@ -586,8 +558,6 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
-
-
 class _Guarded:
     """A lazy stored variable as a dask source whose reads turn holes, missing or damaged chunks into named errors."""
 
@@ -612,34 +582,38 @@ class _Guarded:
             raise err
 
 
-def _dataset(snap: Snapshot, store: Any, chunks: int | dict[str, int] | str) -> xr.Dataset:
+def _imagette_chunks(chunks: int | dict[str, int] | str) -> int | None:
+    return chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
+
+
+def _as_objects(ds: xr.Dataset, kinds: str) -> xr.Dataset:
+    """``ds`` with its string variables (dtype kinds ``kinds``) as Python objects."""
+    strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind in kinds}
+    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
+        {k: v for k, v in strings.items() if k not in ds.coords})
+
+
+def _dataset(snap: Snapshot, chunks: int | dict[str, int] | str) -> xr.Dataset:
     """The Dataset of a snapshot: every variable along ``imagette`` read through :class:`_Guarded`."""
     import dask.array as da
 
     try:
-        ds = xr.open_zarr(store, consolidated=False, chunks=None)
+        ds = xr.open_zarr(snap.store, consolidated=False, chunks=None)
     except _READ_ERRORS:
         snap.ids()  # a damaged id chunk: raises the named error
         raise
     along = {}
-    arrays = snap.arrays or dict(snap.group.arrays())  # one listing, not one request per variable
     for name, var in ds.variables.items():
         if name == S.IMAGETTE or not var.dims or var.dims[0] != S.IMAGETTE:
             continue
-        array = arrays[str(name)]
-        first = chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
-        blocks = (first or array.chunks[0], *array.chunks[1:])
-        data = da.from_array(_Guarded(var, str(name), snap), chunks=blocks,
-                             name=f"open_store-{name}-{snap.id}-{blocks}",
-                             asarray=False, meta=np.empty((0,) * var.ndim, var.dtype))
+        array = snap.arrays[str(name)]
+        blocks = (_imagette_chunks(chunks) or array.chunks[0], *array.chunks[1:])
+        data = da.from_array(_Guarded(var, str(name), snap), chunks=blocks, name=f"open_store-{name}-{snap.id}-"
+                             f"{blocks}", asarray=False, meta=np.empty((0,) * var.ndim, var.dtype))
         along[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
-    ds = ds.assign_coords({k: v for k, v in along.items() if k in ds.coords}).assign(
-        {k: v for k, v in along.items() if k not in ds.coords})
-    strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind == "T"}
-    ds = ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
-        {k: v for k, v in strings.items() if k not in ds.coords})
-    record = IMAGETTES.record()
-    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in record}
+    ds = _as_objects(ds.assign_coords({k: v for k, v in along.items() if k in ds.coords}).assign(
+        {k: v for k, v in along.items() if k not in ds.coords}), "T")
+    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in IMAGETTES.record()}
     return ds
 
 
@@ -654,12 +628,11 @@ def open_store(
     """Open an xwvnet store of either kind lazily, as it is now or as it was at an earlier commit.
 
     Every read is checked: the snapshot's manifests must list every chunk of every array (checked once per
-    snapshot, when it is first opened), and every chunk read must pass its checksum. A chunk that is missing, not
-    listed, or damaged raises :class:`DamagedChunkError` naming the variable, the chunk and its imagettes (at
-    once for ids and tag codes, else when that chunk is computed). An embedding store whose run did not finish
-    shows only its complete rows, with an :class:`IncompleteStoreWarning` that says how many are missing and which
-    command completes them. A plain Zarr store written outside xwvnet that follows the data model opens read-only,
-    with a :class:`ForeignStoreWarning`.
+    snapshot), and every chunk read must pass its checksum; else :class:`DamagedChunkError` names the variable, the
+    chunk and its imagettes (at open for ids, else when that chunk is computed). An embedding store whose run did
+    not finish shows only its complete rows, with an :class:`IncompleteStoreWarning` saying how many are missing
+    and which command completes them. A plain Zarr store that follows the data model opens read-only, with a
+    :class:`ForeignStoreWarning`.
 
     Parameters
     ----------
@@ -675,14 +648,14 @@ def open_store(
     Returns
     -------
     xarray.Dataset
-        The store's variables along ``imagette`` (strings as Python objects), dask-backed; the root attributes
-        other than the format record are in ``attrs``.
+        The store's variables along ``imagette`` (strings as Python objects), dask-backed; root attributes other
+        than the format record in ``attrs``.
 
     Raises
     ------
-    ValueError
+    NotAStoreError
         If nothing readable as imagettes is there (the message says what was found), ``snapshot`` is unknown, or
-        it is the store's empty first commit.
+        it is the store's empty first commit (a ``ValueError``).
     DamagedChunkError
         When a chunk read is missing, not listed, or damaged.
     StoreAccessError
@@ -698,10 +671,10 @@ def open_store(
     repo = repository(loc)
     if repo is None:
         if snapshot is not None:
-            raise ValueError(f"{loc} is not an xwvnet store (found {describe(loc)}): it has no snapshots.")
+            raise NotAStoreError(f"{loc} is not an xwvnet store (found {describe(loc)}): it has no snapshots.")
         return _open_foreign(loc, chunks)
     snap = opened(loc, snapshot, repo=repo)
-    ds = _dataset(snap, snap.store, chunks)
+    ds = _dataset(snap, chunks)
     if snap.kind is EMBEDDINGS:
         keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), snap.done)
         if not keep.all():
@@ -736,18 +709,18 @@ def completing_command(location: object, attrs: dict[str, Any], repair: bool = F
 def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Dataset:
     found = describe(loc)
     if not found.startswith("a plain Zarr group"):
-        raise ValueError(f"{loc} is not an xwvnet store (found {found}). Create one with xwvnet.to_store(ds, path) "
-                         "or `xwvnet ingest`.")
-    size = chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
+        raise NotAStoreError(f"{loc} is not an xwvnet store (found {found}). Create one with xwvnet.to_store(ds, "
+                             "path) or `xwvnet ingest`.")
+    size = _imagette_chunks(chunks)
     ds = xr.open_zarr(loc.zarr_store(), consolidated=None, chunks={} if size is None else {S.IMAGETTE: size})
     if S.IMAGETTE not in ds.dims:
-        raise ValueError(f"{loc} is a plain Zarr store without an {S.IMAGETTE!r} dimension (dims {dict(ds.sizes)}); "
-                         "it does not follow the xwvnet data model (docs/data-model.md). Open it with xarray.")
+        raise NotAStoreError(f"{loc} is a plain Zarr store without an {S.IMAGETTE!r} dimension (dims "
+                             f"{dict(ds.sizes)}); it does not follow the xwvnet data model (docs/data-model.md). "
+                             "Open it with xarray.")
     warn(f"{loc} is a plain Zarr store written outside xwvnet: opened read-only, with no integrity "
          "guarantees (no checksums, no transactions). Copy it into an xwvnet store with xwvnet.to_store.",
          ForeignStoreWarning)
-    strings = {n: v.astype(object) for n, v in ds.variables.items() if v.dtype.kind in "TU"}
-    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords})
+    return _as_objects(ds, "TU")
 
 
 @door
@@ -757,11 +730,10 @@ def open_stores(
     *,
     storage_options: dict[str, Any] | None = None,
 ) -> xr.Dataset:
-    """Open several xwvnet stores joined on imagette ids.
+    """Open several xwvnet stores joined on imagette ids (e.g. embeddings with the imagettes they came from).
 
-    E.g. embeddings with the imagettes and targets they came from (what ``xwvnet evaluate`` reads). Only imagettes
-    present in every store are kept, in the first store's order; a variable (or coordinate) in several stores is
-    taken from the first store that has it, and so are the attributes.
+    Only imagettes present in every store are kept, in the first store's order; a variable (or coordinate) in
+    several stores, and the attributes, are taken from the first store that has them.
 
     Parameters
     ----------
@@ -779,8 +751,8 @@ def open_stores(
 
     Raises
     ------
-    ValueError
-        If no store is given, one is not readable (see :func:`open_store`), or they share no imagette id.
+    StoreMismatchError
+        If no store is given or they share no imagette id (a ``ValueError``); see :func:`open_store` for the rest.
 
     Examples
     --------
@@ -788,14 +760,15 @@ def open_stores(
     """
     stores = [stores] if isinstance(stores, (str, os.PathLike)) else list(stores)
     if not stores:
-        raise ValueError("give at least one store to open.")
-    opened_ = [open_store(p, chunks=chunks, storage_options=storage_options) for p in stores]
-    joined = xr.merge(opened_, join="inner", compat="override", combine_attrs="override")
-    first = opened_[0].indexes[S.IMAGETTE]
+        raise StoreMismatchError("give at least one store to open.")
+    each = [open_store(p, chunks=chunks, storage_options=storage_options) for p in stores]
+    joined = xr.merge(each, join="inner", compat="override", combine_attrs="override")
+    first = each[0].indexes[S.IMAGETTE]
     order = first[first.isin(joined.indexes[S.IMAGETTE])]
-    if len(order) == 0 and any(d.sizes[S.IMAGETTE] for d in opened_):
-        sizes = ", ".join(f"{p} ({d.sizes[S.IMAGETTE]})" for p, d in zip(stores, opened_))
-        raise ValueError(f"the stores share no imagette id: {sizes}. Join stores made from the same imagettes.")
+    if len(order) == 0 and any(d.sizes[S.IMAGETTE] for d in each):
+        sizes = ", ".join(f"{p} ({d.sizes[S.IMAGETTE]})" for p, d in zip(stores, each))
+        raise StoreMismatchError(f"the stores share no imagette id: {sizes}. Join stores made from the same "
+                                 "imagettes.")
     return joined.sel({S.IMAGETTE: order})
 
 
@@ -818,7 +791,7 @@ def history(store: str | os.PathLike | Location, *, storage_options: dict[str, A
 
     Raises
     ------
-    ValueError
+    NotAStoreError
         If no xwvnet store is there.
 
     Examples
@@ -828,23 +801,12 @@ def history(store: str | os.PathLike | Location, *, storage_options: dict[str, A
     import pandas as pd
 
     loc = locate(store, storage_options)
-    opened(loc, strict=False)
-    rows = [(s.id, pd.Timestamp(s.written_at).tz_convert("UTC"), s.message)
-            for s in repository(loc).ancestry(branch=BRANCH)]
+    snap = opened(loc, strict=False)
+    rows = [(s.id, pd.Timestamp(s.written_at).tz_convert("UTC"), s.message) for s in snap.repo.ancestry(branch=BRANCH)]
     return pd.DataFrame(rows, columns=["snapshot", "time", "message"])
 
 
-@door
-def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None) -> dict:
-    """The root attributes of the xwvnet store at ``store`` (format record included); empty when there is none."""
-    loc = locate(store, storage_options)
-    repo = repository(loc)
-    group = None if repo is None else root(read_session(repo).store)
-    return {} if group is None else dict(group.attrs)
-
-
-
-
+# ---- writing imagettes -------------------------------------------------------------------------------------------
 def encoding(ds: xr.Dataset, chunk_size: int) -> dict[str, dict[str, object]]:
     """Zarr encoding of a new store: ``chunk_size`` rows per N-d chunk, big 1-D chunks, int64 ms times, crc32c."""
     enc: dict[str, dict[str, object]] = {}
@@ -872,29 +834,27 @@ def as_written(ds: xr.Dataset) -> xr.Dataset:
 def fit_to_store(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
     """A loaded batch made to fit a store: tags in its order (-1 when it has tags and the batch none), images padded.
 
-    The store's image arrays grow when the batch is larger. ValueError when variables or tag codes differ.
+    The store's image arrays grow when the batch is larger; variables or tag codes that differ are refused.
     """
     stored = {name for name, _ in group.arrays()}
+    codes = [str(c) for c in np.asarray(group[S.LABEL][:]).tolist()] if S.LABEL in group else []
     if S.LABELS in stored and S.LABELS not in ds:  # tags were added to the store (e.g. during an ingest): unknown
-        codes = np.array([str(c) for c in np.asarray(group[S.LABEL][:]).tolist()], dtype=object)
-        ds = ds.assign_coords({S.LABEL: codes}).assign(
-            {S.LABELS: ((S.IMAGETTE, S.LABEL), np.full((ds.sizes[S.IMAGETTE], codes.size), -1, np.int8))})
+        ds = ds.assign_coords({S.LABEL: np.array(codes, dtype=object)}).assign(
+            {S.LABELS: ((S.IMAGETTE, S.LABEL), np.full((ds.sizes[S.IMAGETTE], len(codes)), -1, np.int8))})
     mine = set(map(str, ds.variables)) - {S.LINE, S.SAMPLE}
     if stored - mine or mine - stored:
-        raise ValueError(
+        raise StoreMismatchError(
             f"the imagettes to append do not have the store's variables: missing {sorted(stored - mine)}, "
             f"extra {sorted(mine - stored)}. Make them match (add or drop variables) or write to a new store.")
     if S.LABEL in ds.dims:
-        codes = [str(code) for code in np.asarray(group[S.LABEL][:]).tolist()]
         if {str(code) for code in ds[S.LABEL].values} != set(codes):
-            raise ValueError(f"tag codes differ from the store's {codes}: found {list(ds[S.LABEL].values)}")
+            raise StoreMismatchError(f"tag codes differ from the store's {codes}: found {list(ds[S.LABEL].values)}")
         ds = ds.sel({S.LABEL: np.array(codes, dtype=object)})
     shape = next(tuple(group[n].shape[1:]) for n in S.IMAGE_VARS if n in group)
     need = (max(shape[0], ds.sizes.get(S.LINE, 0)), max(shape[1], ds.sizes.get(S.SAMPLE, 0)))
-    if need != shape:
-        for name in S.IMAGE_VARS:
-            if name in group:
-                group[name].resize((group[name].shape[0], *need))
+    for name in S.IMAGE_VARS if need != shape else ():
+        if name in group:
+            group[name].resize((group[name].shape[0], *need))
     pad = {S.LINE: (0, need[0] - ds.sizes[S.LINE]), S.SAMPLE: (0, need[1] - ds.sizes[S.SAMPLE])}
     padded = {name: ds[name].pad(pad, constant_values=_PAD_VALUE[name]).astype(ds[name].dtype)
               for name in S.IMAGE_VARS if name in ds}
@@ -906,15 +866,15 @@ def check_chunk(chunk_size: object, row_bytes: int, name: str = "chunk_size") ->
     chunk_size = check_count(chunk_size, name)
     limit = max(1, MAX_CHUNK_BYTES // max(1, row_bytes))
     if chunk_size > limit:
-        raise ValueError(f"{name}={chunk_size} makes chunks of {chunk_size * row_bytes / 2**30:.3g} GiB; the limit is "
-                         f"{MAX_CHUNK_BYTES / 2**30:g} GiB per chunk, here {name} <= {limit}.")
+        raise InvalidArgumentError(f"{name}={chunk_size} makes chunks of {chunk_size * row_bytes / 2**30:.3g} GiB; the "
+                                 f"limit is {MAX_CHUNK_BYTES / 2**30:g} GiB per chunk, here {name} <= {limit}.")
     return chunk_size
 
 
 def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[str]) -> tuple[int, int]:
     """Append one loaded batch in one transaction; return (added, total).
 
-    ``batch`` left out the ids stored at snapshot ``seen[0]``: when the transaction starts from another (a writer
+    ``batch`` left out the ids stored at snapshot ``seen[0]``; when the transaction starts from another (a writer
     committed meanwhile), the ids stored then are left out too. ``seen[0]`` becomes the new snapshot.
     """
     counts = [0, 0]
@@ -923,7 +883,7 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
         group = root(store)
         kind = kind_of(group, loc)
         if group is not None and kind is not IMAGETTES and (kind is not None or any(True for _ in group.members())):
-            raise ValueError(f"{loc} is not an imagette store (found {describe(loc)}); refusing to write into it.")
+            raise NotAStoreError(f"{loc} is not an imagette store (found {describe(loc)}); refusing to write into it.")
         n = group[S.IMAGETTE].shape[0] if kind is IMAGETTES and S.IMAGETTE in group else 0
         moved = n and store.session.snapshot_id != seen[0]
         stored = np.asarray(group[S.IMAGETTE][:]).astype(object) if moved else np.array([], dtype=object)
@@ -958,17 +918,17 @@ def to_store(
     """Write imagettes to an imagette store, creating it or appending; ids already in the store are skipped.
 
     Works batch by batch (whole chunks, about 128 MB of pixels, one commit each), so a lazy Dataset of any size is
-    never loaded whole, and a write killed at any moment leaves the store as it was after its last commit: the
-    same call again completes it. Another writer appending at the same time is fine: a batch whose commit meets
-    another's re-reads the stored ids and is written again without them.
+    never loaded whole and a write killed at any moment leaves the store as it was after its last commit: the same
+    call again completes it. A batch whose commit meets another writer's re-reads the stored ids and is written
+    again without them.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Imagettes following the xwvnet data model (:func:`xwvnet.validate` must pass).
     out : str, os.PathLike or Location
-        The store to write: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already
-        there (an embedding store, a plain Zarr store, files) is refused.
+        The store: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already there (an
+        embedding store, a plain Zarr store, files) is refused.
     chunk_size : int, optional
         Imagettes per stored chunk (at most 1 GiB of pixels); default: the existing store's, else a few MB of
         pixels per chunk.
@@ -987,9 +947,9 @@ def to_store(
     Raises
     ------
     ValueError
-        If ``ds`` is not a valid imagette Dataset, ``chunk_size`` is not a positive integer or makes chunks over
-        the limit, ``ds`` does not have the store's variables or tag codes, or the location holds something other
-        than an imagette store (all checked before anything is written).
+        Checked before anything is written: ``ds`` is not a valid imagette Dataset, ``chunk_size`` is not a
+        positive integer or over the limit, ``ds`` does not fit the store (:class:`StoreMismatchError`), or the
+        location holds something other than an imagette store (:class:`NotAStoreError`).
     WriteConflictError
         If other writers kept committing over this one (after several retries).
     DamagedChunkError
@@ -1006,8 +966,7 @@ def to_store(
     from .quicklook import chunk_length
 
     S.validate(ds)
-    image = S.image_var(ds)
-    row_bytes = ds[image].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
+    row_bytes = ds[S.image_var(ds)].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
     chunk_size = None if chunk_size is None else check_chunk(chunk_size, row_bytes)
     loc = locate(out, storage_options)
     check_target(loc, IMAGETTES)
@@ -1020,20 +979,21 @@ def to_store(
                          total=len(stored))
     ds = as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
     n = ds.sizes[S.IMAGETTE]
-    if n:
-        if chunk_size is None:
-            existing = [snap.group[v].chunks[0] for v in S.IMAGE_VARS if snap is not None and v in snap.group]
-            chunk_size = existing[0] if existing else chunk_length(row_bytes)
-        step = chunk_size * max(1, BATCH_BYTES // max(1, chunk_size * row_bytes))  # whole chunks, ~BATCH_BYTES
-        with tqdm(total=n, desc="writing", unit="img", disable=not progress) as bar:
-            for start in range(0, n, step):
-                added, report.total = _append(loc, ds.isel({S.IMAGETTE: slice(start, start + step)}).load(),
-                                              chunk_size, command, seen)
-                report.added += added
-                report.present += min(step, n - start) - added
-                report.commits += 1
-                bar.update(min(step, n - start))
+    if chunk_size is None:
+        existing = [snap.group[v].chunks[0] for v in S.IMAGE_VARS if snap is not None and v in snap.group]
+        chunk_size = existing[0] if existing else chunk_length(row_bytes)
+    step = chunk_size * max(1, BATCH_BYTES // max(1, chunk_size * row_bytes))  # whole chunks, ~BATCH_BYTES
+    with tqdm(total=n, desc="writing", unit="img", disable=not progress or not n) as bar:
+        for start in range(0, n, step):
+            added, report.total = _append(loc, ds.isel({S.IMAGETTE: slice(start, start + step)}).load(),
+                                          chunk_size, command, seen)
+            report.added += added
+            report.present += min(step, n - start) - added
+            report.commits += 1
+            bar.update(min(step, n - start))
     return report
+
+
 @door
 def add_variables(
     ds: xr.Dataset,
@@ -1045,9 +1005,8 @@ def add_variables(
 ) -> str:
     """Write per-imagette variables (e.g. ``labels``, probe outputs) into an existing imagette store, in one commit.
 
-    They go beside the imagettes, so one store carries the images and what was derived from them. Variables
-    already in the store are replaced whole. ``ds`` must hold exactly the store's imagettes in the store's order:
-    if another writer appended in the meantime the write is refused (never applied to the wrong rows).
+    Variables already in the store are replaced whole. ``ds`` must hold exactly the store's imagettes in the
+    store's order: if another writer appended meanwhile, the write is refused (never applied to the wrong rows).
 
     Parameters
     ----------
@@ -1069,15 +1028,18 @@ def add_variables(
 
     Raises
     ------
-    ValueError
-        If ``ds`` does not hold the store's imagettes in the store's order, or no imagette store is there.
+    StoreMismatchError
+        If ``ds`` does not hold the store's imagettes in the store's order (a ``ValueError``).
+    NotAStoreError
+        If no imagette store is there (a ``ValueError``).
     WriteConflictError
         If another writer committed while this one wrote.
     """
     loc = locate(out, storage_options)
     snap = opened(loc)
     if snap.kind is not IMAGETTES or S.IMAGETTE not in snap.group:
-        raise ValueError(f"{loc} holds no imagettes (found {describe(loc)}); write them first with xwvnet.to_store.")
+        raise NotAStoreError(f"{loc} holds no imagettes (found {describe(loc)}); write them first with "
+                             "xwvnet.to_store.")
     names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
     theirs = [c for c in ds[names].coords if c != S.IMAGETTE and S.IMAGETTE in ds[c].dims]
     written = as_written(ds[names].drop_vars(theirs)).drop_vars(S.IMAGETTE)
@@ -1087,9 +1049,9 @@ def add_variables(
         group = root(store)
         stored = np.asarray(group[S.IMAGETTE][:]).astype(object)
         if len(given) != len(stored) or not (given == stored).all():
-            raise ValueError(f"the Dataset's imagettes ({len(given)}) are not the store's ({len(stored)}) in the "
-                             "store's order (did another writer append since you opened it?); start from "
-                             "xwvnet.open_store(path) again and keep every imagette.")
+            raise StoreMismatchError(f"the Dataset's imagettes ({len(given)}) are not the store's ({len(stored)}) in "
+                                     "the store's order (did another writer append since you opened it?); start "
+                                     "from xwvnet.open_store(path) again and keep every imagette.")
         for name in names:
             if name in group:
                 del group[name]
@@ -1103,8 +1065,6 @@ def add_variables(
 
 
 # ---- the embedding store ----------------------------------------------------------------------------------------
-
-
 @door
 def extend_embedding_store(
     location: Location, source: xr.Dataset, *, chunk_size: int, dim: int, attrs: dict[str, Any],
@@ -1112,11 +1072,10 @@ def extend_embedding_store(
 ) -> tuple[int, np.ndarray]:
     """Create the embedding store, or extend it to all of ``source``'s imagettes, in one transaction.
 
-    ``check(snapshot)`` (given the output as stored, None when new) may refuse (raise) and returns the chunk size
-    to use; it runs again when another run committed meanwhile. The coordinates are copied by blocks (bounded
-    memory); ``embedding`` only grows, its rows come later through :func:`write_embedding_rows`, and
-    ``progress/done`` counts them (every count written, zeros included, so a missing one is damage).
-    Returns ``(chunk size, done counts)``.
+    ``check(snapshot)`` (the output as stored, None when new) may refuse and returns the chunk size to use; it runs
+    again when another run committed meanwhile. Coordinates are copied by blocks (bounded memory); ``embedding``
+    only grows (its rows come through :func:`write_embedding_rows`), and ``progress/done`` counts them (every
+    count written, zeros included, so a missing one is damage). Returns ``(chunk size, done counts)``.
     """
     import dask.array as da
 
@@ -1125,8 +1084,7 @@ def extend_embedding_store(
     result: list[Any] = [chunk_size, np.zeros(0, np.int32)]
 
     def body(store: Any) -> str | None:
-        group = root(store)
-        snap = opened(location, store.session.snapshot_id) if kind_of(group, location) is EMBEDDINGS else None
+        snap = opened(location, store.session.snapshot_id) if kind_of(root(store), location) is EMBEDDINGS else None
         size = check(snap) if check is not None else chunk_size
         n_out = 0 if snap is None else snap.size
         result[:] = size, (np.zeros(0, np.int32) if snap is None else snap.done)
@@ -1141,18 +1099,14 @@ def extend_embedding_store(
             empty = da.full((stop - start, dim), np.nan, chunks=(size, dim), dtype=stored_as)
             block = block.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), empty, embedding_attrs)})
             block.attrs = {**attrs, "chunk": size, **EMBEDDINGS.record()}
-            if start == 0:
-                block.to_zarr(store, mode="w", compute=False, consolidated=False, encoding=encoding(block, size),
-                             write_empty_chunks=True)
-            else:
-                block.to_zarr(store, mode="a", append_dim=S.IMAGETTE, compute=False, consolidated=False,
-                              safe_chunks=False, write_empty_chunks=True)
+            where = {"mode": "w", "encoding": encoding(block, size)} if start == 0 else \
+                {"mode": "a", "append_dim": S.IMAGETTE, "safe_chunks": False}
+            block.to_zarr(store, compute=False, consolidated=False, write_empty_chunks=True, **where)
         group = root(store)
         group.attrs.update({**attrs, "chunk": size, **EMBEDDINGS.record()})
         n_chunks = math.ceil(n_in / size)
         if DONE in group:
-            done = group[DONE]
-            old = done.shape[0]
+            done, old = group[DONE], group[DONE].shape[0]
             done.resize((n_chunks,))
         else:
             old, done = 0, group.require_group(DONE.split("/")[0]).create_array(
@@ -1184,7 +1138,7 @@ def read_images(location: Location, snapshot: str, var: str, start: int, stop: i
 def write_embedding_rows(fork: Any, chunk_index: int, chunk_start: int, start: int, values: np.ndarray) -> Any:
     """Write embedding rows ``start:start + len(values)`` of chunk ``chunk_index`` and their count into ``fork``.
 
-    Runs on a worker; the client merges the returned fork and commits it (:class:`EmbeddingWriter`), so rows and
+    Runs on a worker; the client merges the returned fork and commits it (:class:`EmbeddingWriter`): rows and
     count land in the same commit or not at all.
     """
     group = zarr.open_group(fork.store, mode="r+")
@@ -1194,7 +1148,7 @@ def write_embedding_rows(fork: Any, chunk_index: int, chunk_start: int, start: i
 
 
 class EmbeddingWriter:
-    """The client side of a run's writes: forks for tasks, merges their results, commits every ``every`` seconds.
+    """A run's writes, client side: forks for tasks, their results merged, a commit every ``every`` seconds.
 
     A killed run loses at most the work since the last commit, plus the tasks in flight.
     """
@@ -1235,13 +1189,10 @@ class EmbeddingWriter:
 
 
 # ---- damage: found and repaired ---------------------------------------------------------------------------------
-
-
 def damage(snap: Snapshot) -> tuple[int, list[DamagedChunkError]]:
     """Read every chunk of a snapshot: (chunks checked, one error per damaged or missing chunk, holes included)."""
     checked, found = 0, []
-    arrays = sorted(snap.group.arrays()) + ([(DONE, snap.group[DONE])] if DONE in snap.group else [])
-    for name, array in arrays:
+    for name, array in sorted(snap.group.arrays()) + ([(DONE, snap.group[DONE])] if DONE in snap.group else []):
         step, length = (array.chunks[0], array.shape[0]) if array.ndim else (1, 1)
         for k in range(math.ceil(length / step)):
             checked += math.prod(math.ceil(s / c) for s, c in zip(array.shape[1:], array.chunks[1:]))
@@ -1263,31 +1214,27 @@ def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | str] | 
     """
     snap = opened(location, strict=False)
     found = damage(snap)[1]
-    repaired, left = [], []
     if snap.kind is EMBEDDINGS:
         chunks = sorted({d.chunk_index for d in found if d.variable == S.EMBEDDING})
-        left = [f"{d}" for d in found if d.variable != S.EMBEDDING]
-        if chunks:
-            def reset(store: Any) -> str:
-                done = root(store)[DONE]
-                for k in chunks:
-                    done[k] = 0
-                return f"embed_store: {len(chunks)} damaged chunks marked for re-embedding"
 
+        def reset(store: Any) -> str:
+            done = root(store)[DONE]
+            for k in chunks:
+                done[k] = 0
+            return f"embed_store: {len(chunks)} damaged chunks marked for re-embedding"
+
+        if chunks:
             transact(location, reset)
-            repaired = [d for d in found if d.variable == S.EMBEDDING]
-        return repaired, left
+        return [d for d in found if d.variable == S.EMBEDDING], [f"{d}" for d in found if d.variable != S.EMBEDDING]
     if any(d.variable == S.IMAGETTE for d in found):
         raise next(d for d in found if d.variable == S.IMAGETTE)  # ids unreadable: nothing to match files to
     spans: dict[tuple[int, int], list[DamagedChunkError]] = {}
     for d in found:
         spans.setdefault((d.start, d.stop), []).append(d)
+    repaired, left = [], []
     for (start, stop), here in sorted(spans.items()):
         where = "; ".join(f"{d.variable} chunk {d.chunk_index}" for d in here)
         rows = fresh(list(here[0].ids or [])) if fresh is not None else "no source files were given"
-        if isinstance(rows, str):
-            left.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {rows}")
-            continue
 
         def rewrite(store: Any, rows: xr.Dataset = rows, here: list = here, span: slice = slice(start, stop),
                     where: str = where) -> str:
@@ -1299,9 +1246,10 @@ def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | str] | 
             return f"ingest: repaired {where} from {len(rows[S.IMAGETTE])} source files"
 
         try:
+            if isinstance(rows, str):
+                raise StoreMismatchError(rows)
             transact(location, rewrite)
+            repaired += here
         except ValueError as err:
             left.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
-            continue
-        repaired += here
     return repaired, left

@@ -27,8 +27,19 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from ..errors import XWVNetError, warn
-from ..io.sources import QC_FLAGGED, normalise_source, open_source, source_files, utc_times
+from ..errors import InvalidArgumentError, InvalidDataError, XWVNetError, warn
+from ..io.sources import (
+    NETCDF,
+    OCN,
+    QC_FLAGGED,
+    SAFE,
+    ZARR,
+    normalise_source,
+    open_source,
+    resolve,
+    utc_times,
+)
+from ..io.storage import locate
 from .grid import METHODS, CollocationWarning, sample_grid
 from .points import KEY, haversine_km, sample_points
 from .waves import (
@@ -76,7 +87,7 @@ _ADD_POSITIONS = (
 )
 
 
-class MissingPositionError(XWVNetError, ValueError):
+class MissingPositionError(InvalidDataError):
     """No imagette has the position (or time) a join needs, so nothing could be joined.
 
     The message says what is missing and how to add it (:func:`add_positions`, ``ds.assign_coords``).
@@ -115,13 +126,15 @@ def _refuse_without_positions(time: np.ndarray, lat: np.ndarray, lon: np.ndarray
 def _prepare(
     source: xr.Dataset | xr.DataArray | str | os.PathLike, depth: float | None = None,
     quality_flags: Sequence[int] | None = None,
-) -> tuple[xr.Dataset, Path | None]:
-    path = None
+) -> tuple[xr.Dataset, str | None]:
+    name = None
     if isinstance(source, xr.DataArray):
         source = source.to_dataset(name=source.name or "value")
     elif not isinstance(source, xr.Dataset):
-        path = Path(source)
-        source = open_source(path, depth=depth, quality_flags=quality_flags)
+        name = locate(source).name  # the source's own name (a file, folder or pattern; never a URL taken for a path)
+        with contextlib.suppress(XWVNetError):  # a folder's or pattern's first file names what it holds
+            name = " ".join([name, resolve([source])[0].location.name])
+        source = open_source(source, depth=depth, quality_flags=quality_flags)
     source = normalise_source(source, depth=depth, quality_flags=quality_flags)
     if any(name in source.data_vars for name in ERA5_SPECTRUM_NAMES):
         source = decode_era5_spectrum(source)
@@ -130,7 +143,7 @@ def _prepare(
         source = add_wave_parameters(source, spectrum)
     elif spectrum is None and find_frequency_spectrum(source):
         source = add_wave_parameters(source)
-    return source, path
+    return source, name
 
 
 def _single_cell(src: xr.Dataset) -> xr.Dataset:
@@ -151,7 +164,7 @@ def _bad_axis(values: np.ndarray, what: str, label: str, fix: str) -> None:
     bad = ~np.isfinite(values) if values.dtype.kind != "M" else np.isnat(values)
     if bad.any():
         where = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(
+        raise InvalidDataError(
             f"the {what} of source {label!r} holds {int(bad.sum())} missing or infinite value(s) among {values.size} "
             f"(at index {where}); joined values would be wrong. Repair the file, or drop them first: {fix}."
         )
@@ -173,17 +186,15 @@ def _check_axes(src: xr.Dataset, label: str) -> None:
         unique, counts = np.unique(t, return_counts=True)
         if (counts > 1).any():
             first = np.datetime_as_string(unique[counts > 1][0], unit="s")
-            raise ValueError(
+            raise InvalidDataError(
                 f"the time axis of source {label!r} repeats {int((counts - 1).sum())} step(s) (first {first}), so "
                 "the value at those times is ambiguous; keep one of each first: source.drop_duplicates('time')."
             )
 
 
-def _guess_prefix(source: xr.Dataset, path: Path | None) -> str:
-    origin = path.name if path else Path(str(source.encoding.get("source", ""))).name
-    if path is not None and (path.is_dir() or not path.exists()):  # a folder or glob: its files' names too
-        with contextlib.suppress(FileNotFoundError):
-            origin = " ".join([origin, *(f.name for f in source_files(path)[:1])])
+def _guess_prefix(source: xr.Dataset, name: str | None) -> str:
+    first = Path(str(source.encoding.get("source", ""))).name  # the (first) file opened: a folder's or glob's too
+    origin = " ".join(part for part in (name, first) if part)
     text = " ".join([origin] + [str(source.attrs.get(k, "")) for k in ("title", "source", "history", "product_name")])
     text = text.lower()
     for token, prefix in _PREFIXES:
@@ -198,7 +209,7 @@ def _positions(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Imagette time (datetime64[ns]), latitude and longitude as numpy arrays (small)."""
     S.require(ds, [S.TIME, S.LATITUDE, S.LONGITUDE], "collocate")
     if S.IMAGETTE not in ds.dims:
-        raise ValueError(
+        raise InvalidDataError(
             f"collocate expects an imagette Dataset with dimension {S.IMAGETTE!r}; found {dict(ds.sizes)}."
         )
     time = utc_times(np.asarray(ds[S.TIME].values), "the imagettes' time")
@@ -212,16 +223,18 @@ def _timedelta(value: Duration) -> np.timedelta64 | None:
         return None
     bare = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
     if bare or (isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"time_tolerance must be a duration with a unit, such as '3h' or '30min'; found the bare number {value!r} "
             f"(which pandas would read as nanoseconds): write '{value}h' for hours."
         )
     try:
         delta = pd.Timedelta(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"time_tolerance must be a duration such as '3h' or np.timedelta64; found {value!r}.") from err
+        raise InvalidArgumentError(
+            f"time_tolerance must be a duration such as '3h' or np.timedelta64; found {value!r}."
+        ) from err
     if pd.isna(delta) or delta < pd.Timedelta(0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"time_tolerance must be a positive duration such as '3h' (the largest |source time - imagette time|); "
             f"found {value!r}."
         )
@@ -313,7 +326,7 @@ def _select(source: xr.Dataset, variables: Sequence[str] | str | None, required_
             and not str(n).endswith((QC_FLAGGED, "_QC"))
         ]
         if not names:
-            raise ValueError(
+            raise InvalidDataError(
                 f"the source has no numeric variable on dims {sorted(required_dims)}: found {_describe(source)}. "
                 "Name the variables to join with variables=, or give the source a time/latitude/longitude it can "
                 "be joined on (rename them, e.g. source.rename(my_lat='latitude'))."
@@ -322,14 +335,14 @@ def _select(source: xr.Dataset, variables: Sequence[str] | str | None, required_
     names = [variables] if isinstance(variables, str) else list(variables)
     missing = [n for n in names if n not in source.variables]
     if missing:
-        raise ValueError(
+        raise InvalidDataError(
             f"variables {missing} are not in the source; it has {sorted(map(str, source.data_vars))} "
             "(wave spectra are turned into hs, tm01, tm02, tp, mean_direction)."
         )
     wrong = [n for n in names if not required_dims <= set(source[n].dims)]
     if wrong:
-        raise ValueError(f"variables {wrong} do not vary along {sorted(required_dims)}, so cannot be collocated; "
-                         f"found {_describe(source)}.")
+        raise InvalidDataError(f"variables {wrong} do not vary along {sorted(required_dims)}, so cannot be collocated; "
+                               f"found {_describe(source)}.")
     return names
 
 
@@ -479,14 +492,14 @@ def collocate(
     ([288.0, 283.0], 'K')
     """
     if method not in METHODS:
-        raise ValueError(f"method must be 'linear' or 'nearest', found {method!r}.")
+        raise InvalidArgumentError(f"method must be 'linear' or 'nearest', found {method!r}.")
     if max_distance_km is not None and not max_distance_km > 0:
-        raise ValueError(f"max_distance_km must be a positive number of km, found {max_distance_km!r}.")
+        raise InvalidArgumentError(f"max_distance_km must be a positive number of km, found {max_distance_km!r}.")
     tolerance = _timedelta(time_tolerance)
-    src, path = _prepare(source, depth, quality_flags)
-    name = _guess_prefix(src, path) if prefix is None else str(prefix).rstrip("_")
+    src, given = _prepare(source, depth, quality_flags)
+    name = _guess_prefix(src, given) if prefix is None else str(prefix).rstrip("_")
     sep = f"{name}_" if name else ""
-    label = name or (path.name if path else "source")
+    label = name or given or "source"
     time, lat, lon = _positions(ds)
     src = _single_cell(src)
     _check_axes(src, label)
@@ -524,7 +537,7 @@ def collocate(
         reasons = {n: dict(codes_reasons if n in codes else shared) for n in names}
     else:
         if src[S.LATITUDE].ndim != 1 or src[S.LATITUDE].dims != src[S.LONGITUDE].dims:
-            raise ValueError(
+            raise InvalidDataError(
                 "the source is neither a grid (latitude and longitude, 1-D or 2-D) nor points (latitude and "
                 f"longitude along one dimension, or along time and station): latitude has dims "
                 f"{src[S.LATITUDE].dims}, longitude {src[S.LONGITUDE].dims}; found {_describe(src)}. Select or "
@@ -558,7 +571,7 @@ def collocate(
         renamed[out_name] = value
     clash = [k for k in renamed if k in ds.variables]
     if clash:
-        raise ValueError(f"collocated variables {clash} already exist in the Dataset; pass another prefix=.")
+        raise InvalidArgumentError(f"collocated variables {clash} already exist in the Dataset; pass another prefix=.")
     result = ds.assign(renamed)
     result.attrs = {**ds.attrs, NO_POSITION_ATTR: unplaced}
     if lazy:
@@ -689,47 +702,51 @@ def count_missing(result: xr.Dataset) -> xr.Dataset:
 
 # --- files in, file out (the CLI's `xwvnet collocate`) --------------------------------------------------------------
 def open_imagettes(path: str | os.PathLike, *, storage_options: dict | None = None) -> xr.Dataset:
-    """Open imagettes to collocate from a file: a Zarr store, a WV SAFE folder or manifest, or L2 OCN products.
+    """Open imagettes to collocate from files: a Zarr store, WV SAFE products or manifests, or L2 OCN products.
 
-    Collocation needs only the imagettes' times and positions, so a SAFE manifest (no pixels read) or the OCN
-    products of an acquisition serve as well as a store.
+    Collocation needs only the imagettes' times and positions, so SAFE manifests (no pixels read) or the OCN
+    products of an acquisition serve as well as a store. ``path`` goes through the input door
+    (:func:`xwvnet.io.sources.resolve`): a folder of SAFE or OCN products stands for them.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.SAFE`` folder or ``manifest.safe``, an OCN ``.nc`` product or a folder of ``*-ocn-*.nc`` products, or
-        an xwvnet imagette store (path or ``s3://``, ``gs://``, ``az://`` URL).
+        An xwvnet imagette store, ``.SAFE`` folders or zips (or their ``manifest.safe``), OCN ``.nc`` products, a
+        folder or glob of either; a store or SAFE product may be an ``s3://``, ``gs://``, ``az://`` URL.
     storage_options : dict, optional
-        Credentials and endpoint of a store in a bucket (as :func:`xwvnet.open_store` takes them).
+        Credentials and endpoint of a store or product in a bucket (as :func:`xwvnet.open_store` takes them).
 
     Returns
     -------
     xarray.Dataset
-        The imagettes (lazy for a store).
+        The imagettes (lazy for a store; several SAFE products put end to end along ``imagette``).
 
     Raises
     ------
+    xwvnet.errors.InputNotFoundError
+        When ``path`` names nothing (a folder or pattern without a store or product).
+    xwvnet.errors.InvalidArgumentError
+        When it names a mix of stores and products, or several stores.
     ValueError
-        When ``path`` is none of these (from the opener that was tried).
+        When a product or store cannot be read (from the opener that was tried).
     """
-    from ..io.storage import locate
-
-    if not locate(path, storage_options).local:  # a URL names a store (SAFE and OCN files are read locally here)
-        from ..io.store import open_store
-
-        return open_store(path, storage_options=storage_options)
-    path = Path(path)
-    if path.name == "manifest.safe" or path.suffix.upper() == ".SAFE":
-        from ..io.safe import imagettes_from_manifest
-
-        return imagettes_from_manifest(path)
-    if path.suffix == ".nc" or (path.is_dir() and any(path.glob("*-ocn-*.nc"))):
+    found = resolve(path, storage_options, kinds=(ZARR, SAFE, OCN))
+    kinds = {s.kind for s in found}
+    if kinds <= {OCN, NETCDF}:
         from ..io.ocn import open_ocn
 
-        return open_ocn(path)
+        return open_ocn([s.path for s in found])
+    if kinds == {SAFE}:
+        from ..io.safe import imagettes_from_manifest
+
+        parts = [imagettes_from_manifest(s.location) for s in found]
+        return parts[0] if len(parts) == 1 else xr.concat(parts, S.IMAGETTE, combine_attrs="drop_conflicts")
+    if len(found) > 1:
+        raise InvalidArgumentError(f"{os.fspath(path)} names {len(found)} stores or products of several kinds; "
+                                   "open one store, or SAFE products, or OCN products at a time.")
     from ..io.store import open_store
 
-    return open_store(path, storage_options=storage_options)
+    return open_store(found[0].location)
 
 
 def _key_positions(products: xr.Dataset | str | os.PathLike | Sequence[str | os.PathLike],
@@ -745,7 +762,7 @@ def _key_positions(products: xr.Dataset | str | os.PathLike | Sequence[str | os.
     for part in found:
         missing = [n for n in (KEY, S.LATITUDE, S.LONGITUDE) if n not in part.variables]
         if missing:
-            raise ValueError(
+            raise InvalidDataError(
                 f"add_positions takes the positions of L2 OCN products or SAFE manifests, which carry {KEY}, "
                 f"{S.LATITUDE} and {S.LONGITUDE}; {label} lack {missing}."
             )
@@ -804,7 +821,7 @@ def add_positions(
     ([20.0, -10.0], [30.0, -170.0])
     """
     if KEY not in ds.variables:
-        raise ValueError(
+        raise InvalidDataError(
             f"add_positions matches imagettes and products on {KEY!r}, which the imagettes lack (quicklooks, SAFE "
             f"and OCN readers give it); assign positions yourself: ds.assign_coords(latitude=('imagette', lat), "
             "longitude=('imagette', lon))."
@@ -818,7 +835,7 @@ def add_positions(
     need = ~(np.isfinite(lat) & np.isfinite(lon))
     found = need & looked_up[S.LATITUDE].notna().to_numpy()
     if need.any() and not found.any():
-        raise ValueError(
+        raise InvalidDataError(
             f"none of the {int(need.sum())} imagettes without a position has its {KEY} among the {len(table)} "
             f"positioned products of {label} (an imagette's: {keys[need][0]!r}; a product's: "
             f"{table.index[0] if len(table) else 'none'!r}); give the OCN products or SAFE products of the same "

@@ -24,7 +24,7 @@ import xarray as xr
 from dask.utils import parse_bytes
 
 from .. import schema as S
-from ..errors import XWVNetWarning, warn
+from ..errors import InvalidArgumentError, XWVNetWarning, warn
 
 METHODS = ("linear", "nearest")
 
@@ -371,7 +371,7 @@ def sample_grid(
     15.0
     """
     if method not in METHODS:
-        raise ValueError(f"method must be 'linear' or 'nearest', found {method!r}.")
+        raise InvalidArgumentError(f"method must be 'linear' or 'nearest', found {method!r}.")
     lat = np.asarray(latitude, dtype=float)
     n = lat.size
     grid = source[list(names)].reset_coords(drop=True)

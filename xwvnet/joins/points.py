@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from ..errors import warn
+from ..errors import InvalidArgumentError, warn
 from .grid import CollocationWarning, nearest_step, time_targets, warn_count
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def nearest_points(
     p_lat = np.asarray(point_latitude, dtype=float)
     p_lon = np.asarray(point_longitude, dtype=float)
     if point_time is not None and time is None:
-        raise ValueError("point_time needs the imagette times too: pass time=.")
+        raise InvalidArgumentError("point_time needs the imagette times too: pass time=.")
     n = lat.size
     best = np.full(n, -1, dtype=np.int64)
     p_ok = np.isfinite(p_lat) & np.isfinite(p_lon)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..errors import InvalidDataError
 from ..spectral import frequency_widths
 
 FREQUENCY = "frequency"
@@ -120,12 +121,12 @@ def decode_era5_spectrum(ds: xr.Dataset, name: str | None = None) -> xr.Dataset:
     """
     name = name or next((n for n in ERA5_SPECTRUM_NAMES if n in ds.data_vars), None)
     if name is None or name not in ds.data_vars:
-        raise ValueError(f"no ERA5 spectrum in the Dataset: expected one of {ERA5_SPECTRUM_NAMES}, found "
-                         f"{sorted(map(str, ds.data_vars))}.")
+        raise InvalidDataError(f"no ERA5 spectrum in the Dataset: expected one of {ERA5_SPECTRUM_NAMES}, found "
+                               f"{sorted(map(str, ds.data_vars))}.")
     out = ds.rename({k: v for k, v in _ERA5_DIMS.items() if k in ds.dims})
     spec = out[name]
     if FREQUENCY not in spec.dims or DIRECTION not in spec.dims:
-        raise ValueError(f"the ERA5 spectrum {name!r} needs frequency and direction dims, found {spec.dims}.")
+        raise InvalidDataError(f"the ERA5 spectrum {name!r} needs frequency and direction dims, found {spec.dims}.")
     coords = {}
     for dim, table in ((FREQUENCY, era5_frequencies), (DIRECTION, era5_directions)):
         values = out[dim].values if dim in out.coords else np.arange(1, out.sizes[dim] + 1)
@@ -133,7 +134,7 @@ def decode_era5_spectrum(ds: xr.Dataset, name: str | None = None) -> xr.Dataset:
             units = "Hz" if dim == FREQUENCY else "degree"
             coords[dim] = (dim, table(out.sizes[dim]), {"units": units, "long_name": f"ERA5 wave model {dim}"})
         elif dim == FREQUENCY and np.nanmax(values) > 1.0:
-            raise ValueError(f"ERA5 frequencies must be bin numbers 1..n or Hz, found {values[:3]} ...")
+            raise InvalidDataError(f"ERA5 frequencies must be bin numbers 1..n or Hz, found {values[:3]} ...")
     out = out.assign_coords(coords)
     spec = out[name]
     out[DIRECTION].attrs["convention"] = "direction waves travel to, clockwise from north (ECMWF wave model)"
@@ -183,7 +184,7 @@ def _weights(
     """(E df dtheta, direction in radians): the energy in each (f, theta) bin."""
     for dim in (frequency, direction):
         if dim not in spectrum.dims:
-            raise ValueError(
+            raise InvalidDataError(
                 f"the spectrum needs dims {frequency!r} and {direction!r}, found {spectrum.dims}; pass frequency= "
                 "and direction= with the names your file uses."
             )
@@ -288,7 +289,9 @@ def frequency_parameters(
     1.789
     """
     if frequency not in spectrum.dims:
-        raise ValueError(f"the frequency spectrum needs a {frequency!r} dim, found {spectrum.dims}; pass frequency=.")
+        raise InvalidDataError(
+            f"the frequency spectrum needs a {frequency!r} dim, found {spectrum.dims}; pass frequency=."
+        )
     fv = np.asarray(spectrum[frequency].values, dtype=float)
     if df is None:
         order = np.argsort(fv)
@@ -448,7 +451,7 @@ def add_wave_parameters(ds: xr.Dataset, spectrum: str | None = None, *, drop_spe
             out = out.drop_dims([FREQUENCY] if FREQUENCY in out.dims else [])
         return out
     if name is None or name not in ds.data_vars:
-        raise ValueError(
+        raise InvalidDataError(
             f"no directional wave spectrum in the Dataset: expected a variable named one of {SPECTRUM_NAMES} or with "
             f"standard_name {SPECTRUM_STANDARD_NAME!r}; found {sorted(map(str, ds.data_vars))}."
         )

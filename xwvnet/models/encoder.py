@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .._files import replacing
+from ..errors import InvalidArgumentError, InvalidTypeError, ModelMismatchError, ModelStateError, OutputExistsError
 from . import resnet
 from . import transforms as _transforms
 from .weights import (
@@ -108,10 +109,12 @@ class Encoder:
         metadata: Mapping[str, object] | None = None,
     ) -> None:
         if arch not in resnet.LAYERS:
-            raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(resnet.LAYERS)}.")
+            raise InvalidArgumentError(f"unknown architecture {arch!r}; expected one of {sorted(resnet.LAYERS)}.")
         _transforms.get_transform(transform)  # fail now on an unknown name
         if module is None and path is None and weights_file is None and seed is None:
-            raise ValueError("an Encoder needs its weights: a file path, a registry file, a seed or a module.")
+            raise InvalidArgumentError(
+                "an Encoder needs its weights: a file path, a registry file, a seed or a module."
+            )
         self.name = name
         self.arch = arch
         self.transform = transform
@@ -192,7 +195,7 @@ class Encoder:
             For an in-memory model with no file behind it.
         """
         if self._in_memory:
-            raise TypeError(
+            raise ModelStateError(
                 f"Encoder {self.name!r} holds an in-memory model with no file behind it, so it cannot be sent to "
                 "other processes (weights are never pickled into task graphs). Save it first: "
                 "encoder = encoder.save('weights.pt'), then use that encoder (or xwvnet.load_encoder(path))."
@@ -332,10 +335,12 @@ class Encoder:
         path = Path(path).expanduser()
         meta_path = sidecar_path(path)
         if meta_path == path:
-            raise ValueError(f"cannot save weights as {path}: the name is that of its JSON sidecar; use a .pt name.")
+            raise InvalidArgumentError(
+                f"cannot save weights as {path}: the name is that of its JSON sidecar; use a .pt name."
+            )
         existing = read_sidecar(path) if meta_path.is_file() else None
         if meta_path.is_file() and (existing or {}).get("format") != ENCODER_SIDECAR_FORMAT:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{meta_path} exists and is not an xwvnet encoder sidecar; saving {path.name} would overwrite it. "
                 "Save the weights under another name, or move that file."
             )
@@ -450,9 +455,11 @@ class Encoder:
             If it has a classifier head, or a layout outside the layer table.
         """
         if not isinstance(module, resnet.ResNet):
-            raise TypeError(f"expected an xwvnet.models.resnet.ResNet backbone, got {type(module).__name__}.")
+            raise InvalidTypeError(f"expected an xwvnet.models.resnet.ResNet backbone, got {type(module).__name__}.")
         if module.num_classes is not None:
-            raise ValueError("the backbone has a classifier head; build it with num_classes=None for embeddings.")
+            raise ModelMismatchError(
+                "the backbone has a classifier head; build it with num_classes=None for embeddings."
+            )
         return cls(name, resnet.arch_of(module), transform=transform, in_chans=module.in_chans, module=module)
 
 

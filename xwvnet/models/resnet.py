@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InvalidArgumentError, ModelMismatchError
+
 __all__ = [
     "ARCHITECTURES",
     "LAYERS",
@@ -310,7 +312,7 @@ ARCHITECTURES = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet5
 
 def _check_arch(arch: str) -> None:
     if arch not in LAYERS:
-        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(LAYERS)}.")
+        raise InvalidArgumentError(f"unknown architecture {arch!r}; expected one of {sorted(LAYERS)}.")
 
 
 def embedding_size(arch: str) -> int:
@@ -388,5 +390,5 @@ def arch_of(module: ResNet) -> str:
     bottleneck = isinstance(module.layer1[0], Bottleneck)
     arch = find_arch(bottleneck, blocks)
     if arch is None:
-        raise ValueError(f"unsupported ResNet layout: blocks {blocks}, bottleneck={bottleneck}.")
+        raise ModelMismatchError(f"unsupported ResNet layout: blocks {blocks}, bottleneck={bottleneck}.")
     return arch

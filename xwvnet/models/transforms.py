@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InvalidArgumentError, InvalidDataError
 from ..radiometry import check_batch
 
 # the published WV-Net procedure (Glaser et al. 2024): a 450x450 field, resized to 224x224
@@ -114,7 +115,7 @@ def field_index(
     [0, 1, 2, 1, 0, 1]
     """
     if border not in BORDERS:
-        raise ValueError(f"unknown field border {border!r}; expected one of {BORDERS}.")
+        raise InvalidArgumentError(f"unknown field border {border!r}; expected one of {BORDERS}.")
     vl = np.asarray(valid_lines, dtype=np.int64)
     vs = np.asarray(valid_samples, dtype=np.int64)
     line0, sample0 = crop_offsets(vl, vs, crop)
@@ -256,7 +257,7 @@ def _wvnet(quicklooks: np.ndarray, valid_lines: np.ndarray, valid_samples: np.nd
            device: torch.device | str | None, channels: int, border: str) -> torch.Tensor:
     """The WV-Net input with a given field border (see :func:`wvnet_transform`)."""
     if np.asarray(quicklooks).dtype != np.uint8:
-        raise ValueError(
+        raise InvalidDataError(
             f"the WV-Net transform takes uint8 quicklooks, found dtype {np.asarray(quicklooks).dtype}; convert "
             "calibrated sigma0 with xwvnet.radiometry.sigma0_to_quicklook first."
         )
@@ -301,7 +302,7 @@ def imagenet_transform(
         If the quicklooks are not uint8, or the extents do not fit.
     """
     if np.asarray(quicklooks).dtype != np.uint8:
-        raise ValueError(f"the ImageNet transform takes uint8 quicklooks, found {np.asarray(quicklooks).dtype}.")
+        raise InvalidDataError(f"the ImageNet transform takes uint8 quicklooks, found {np.asarray(quicklooks).dtype}.")
     x = _resize(crop_field(quicklooks, valid_lines, valid_samples), device).expand(-1, 3, -1, -1)
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
@@ -341,5 +342,5 @@ def get_transform(name: str | Callable[..., torch.Tensor]) -> Callable[..., torc
     if callable(name):
         return name
     if name not in TRANSFORMS:
-        raise ValueError(f"unknown transform {name!r}; expected one of {sorted(TRANSFORMS)} or a callable.")
+        raise InvalidArgumentError(f"unknown transform {name!r}; expected one of {sorted(TRANSFORMS)} or a callable.")
     return TRANSFORMS[name]

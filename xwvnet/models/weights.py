@@ -21,7 +21,7 @@ from torch import nn
 from .. import datasets
 from .._files import replacing
 from ..datasets import DataIntegrityError, DataUnavailableError, check_hash
-from ..errors import XWVNetError
+from ..errors import ModelError
 from . import resnet
 
 __all__ = [
@@ -45,7 +45,7 @@ class WeightsUnavailableError(DataUnavailableError, FileNotFoundError):
     """Weights are neither cached nor mirrored, and could not be downloaded (offline?)."""
 
 
-class WeightsIntegrityError(XWVNetError, ValueError):
+class WeightsIntegrityError(ModelError, ValueError):
     """A weights file does not match its published hash, or does not fit its architecture."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import datasets
+from ..errors import InvalidArgumentError
 from ..schema import did_you_mean
 from . import resnet
 from .encoder import Encoder, Transform
@@ -92,8 +93,8 @@ ENCODERS: dict[str, WeightsInfo] = {
 
 def _info(name: str) -> WeightsInfo:
     if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)} or a state-dict path."
-                         + did_you_mean(name, ENCODERS))
+        raise InvalidArgumentError(f"unknown encoder {name!r}; expected one of {sorted(ENCODERS)} or a state-dict path."
+                                   + did_you_mean(name, ENCODERS))
     return ENCODERS[name]
 
 
@@ -151,7 +152,7 @@ def fetch_weights(name: str, cache_dir: str | os.PathLike | None = None, *, down
     """
     info = _info(name)
     if info.file is None:
-        raise ValueError(f"encoder {name!r} has no weights file (it is {info.description}).")
+        raise InvalidArgumentError(f"encoder {name!r} has no weights file (it is {info.description}).")
     return fetch_file(info.file, cache_dir, download=download)
 
 
@@ -217,7 +218,7 @@ def load_encoder(
         )
     path = Path(name_or_path).expanduser()
     if not path.is_file():
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name_or_path!r} is neither a known encoder ({sorted(ENCODERS)}) nor an existing state-dict file."
             + did_you_mean(name_or_path, ENCODERS)
             + " (A random encoder of another architecture is xwvnet.Encoder(name, 'resnet18', seed=0).)"

@@ -13,6 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from ..errors import InvalidArgumentError, InvalidDataError
 
 DTYPES = ("float16", "int8")
 COMPACT_ATTR = S.COMPACT_DTYPE
@@ -55,19 +56,21 @@ def compact_embeddings(ds: xr.Dataset, dtype: str = "float16", *, features: str 
     >>> back = xwvnet.retrieval.decode_embeddings(small)  # doctest: +SKIP
     """
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
+        raise InvalidArgumentError(f"dtype must be one of {DTYPES}, got {dtype!r}.")
     if features not in ds.data_vars:
-        raise ValueError(f"no {features!r} variable to compact: found {sorted(map(str, ds.data_vars))}.")
+        raise InvalidDataError(f"no {features!r} variable to compact: found {sorted(map(str, ds.data_vars))}.")
     x = ds[features]
     if COMPACT_ATTR in x.attrs:
-        raise ValueError(f"{features!r} is already compact ({x.attrs[COMPACT_ATTR]}); decode_embeddings first.")
+        raise InvalidDataError(f"{features!r} is already compact ({x.attrs[COMPACT_ATTR]}); decode_embeddings first.")
     x = x.transpose(S.IMAGETTE, S.FEATURE).astype(np.float32)
     finite_max = abs(x).where(np.isfinite(x)).max(S.IMAGETTE, skipna=True).fillna(0.0)
     attrs = {**x.attrs, COMPACT_ATTR: dtype}
     if dtype == "float16":
         top = float(finite_max.max())
         if top > float(np.finfo(np.float16).max):
-            raise ValueError(f"{features!r} holds values up to {top:.3g}, beyond float16's 65504: use dtype='int8'.")
+            raise InvalidArgumentError(
+                f"{features!r} holds values up to {top:.3g}, beyond float16's 65504: use dtype='int8'."
+            )
         code = x.astype(np.float16)
         code.attrs = attrs
         return ds.assign({features: code})
@@ -116,8 +119,8 @@ def decode_embeddings(ds: xr.Dataset, features: str = S.EMBEDDING) -> xr.Dataset
         return ds.assign({features: values})
     name = _scale_name(features)
     if name not in ds:
-        raise ValueError(f"{features!r} is int8 but {name!r} (its per-feature scale) is missing: keep it beside "
-                         "the embeddings.")
+        raise InvalidDataError(f"{features!r} is int8 but {name!r} (its per-feature scale) is missing: keep it beside "
+                               "the embeddings.")
     missing = (x == MISSING_INT8).any(S.FEATURE)
     values = (x.astype(np.float32) * ds[name].astype(np.float32)).where(~missing).astype(np.float32)
     values.attrs = attrs

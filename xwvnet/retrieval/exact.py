@@ -23,6 +23,7 @@ import xarray as xr
 
 from .. import schema as S
 from .._runtime import cores
+from ..errors import InvalidArgumentError, InvalidDataError, MissingDependencyError
 from ._rows import inverse_norms, unit
 from .compact import decode_embeddings
 from .index import RetrievalIndex, check_index, open_index
@@ -190,7 +191,7 @@ def check_k(k: object, name: str = "k") -> int:
         If ``k`` is not a whole number >= 1.
     """
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"{name} must be a whole number of neighbours >= 1, got {k!r}: e.g. {name}=10.")
+        raise InvalidArgumentError(f"{name} must be a whole number of neighbours >= 1, got {k!r}: e.g. {name}=10.")
     return int(k)
 
 
@@ -216,14 +217,18 @@ def _check_k_fits(k: int, n: int, self_excluded: bool) -> None:
         return
     held = f"the store holds {n} imagette{'' if n == 1 else 's'}"
     if allowed < 1 and self_excluded:
-        raise ValueError(f"k={k} neighbours asked, but {held}, so no imagette has another to be its neighbour: "
-                         "search a store of at least 2 imagettes (or query other imagettes with query=).")
+        raise InvalidArgumentError(
+            f"k={k} neighbours asked, but {held}, so no imagette has another to be its neighbour: "
+            "search a store of at least 2 imagettes (or query other imagettes with query=)."
+        )
     if allowed < 1:
-        raise ValueError(f"k={k} neighbours asked, but {held}: embed imagettes into it before searching.")
+        raise InvalidArgumentError(f"k={k} neighbours asked, but {held}: embed imagettes into it before searching.")
     if self_excluded:
-        raise ValueError(f"k={k} neighbours asked, but {held} and a query is not its own neighbour: this store "
-                         f"allows k <= {allowed} (n - 1, its {n} imagettes less the query itself).")
-    raise ValueError(f"k={k} neighbours asked, but {held}: this store allows k <= {allowed}.")
+        raise InvalidArgumentError(
+            f"k={k} neighbours asked, but {held} and a query is not its own neighbour: this store "
+            f"allows k <= {allowed} (n - 1, its {n} imagettes less the query itself)."
+        )
+    raise InvalidArgumentError(f"k={k} neighbours asked, but {held}: this store allows k <= {allowed}.")
 
 
 def _as_dask(x: xr.DataArray, rows: int) -> da.Array:
@@ -293,8 +298,8 @@ def search(
     d = d.rechunk({0: min(database_block, max(d.chunks[0], default=1)), 1: -1})
     k = check_k(k)
     if q.shape[1] != d.shape[1]:
-        raise ValueError(f"queries have {q.shape[1]} features but the database has {d.shape[1]}: embed both with "
-                         "the same encoder.")
+        raise InvalidDataError(f"queries have {q.shape[1]} features but the database has {d.shape[1]}: embed both with "
+                               "the same encoder.")
     self_index = np.full(q.shape[0], -1, dtype=np.int64) if self_index is None else np.asarray(self_index, np.int64)
     qself = da.from_array(self_index, chunks=(q.chunks[0],))
     didx = da.arange(d.shape[0], chunks=(d.chunks[0],), dtype=np.int64)
@@ -380,18 +385,20 @@ def search_arrays(
     k = check_k(k)
     q, d = np.asarray(queries), np.asarray(database)
     if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
-        raise ValueError(f"queries {q.shape} and database {d.shape} must be 2-D with the same feature count: embed "
-                         "both with the same encoder.")
+        raise InvalidDataError(
+            f"queries {q.shape} and database {d.shape} must be 2-D with the same feature count: embed "
+            "both with the same encoder."
+        )
     nq, n = q.shape[0], d.shape[0]
     qself = np.full(nq, -1, dtype=np.int64) if self_index is None else np.asarray(self_index, np.int64)
     database_block = _balanced(nq, n, query_block, database_block)
     qstarts, dstarts = range(0, nq, query_block), range(0, n, database_block)
     workers = threads or cores()
     if backend not in ("auto", "faiss", "numpy"):
-        raise ValueError(f"backend must be 'auto', 'faiss' or 'numpy', got {backend!r}.")
+        raise InvalidArgumentError(f"backend must be 'auto', 'faiss' or 'numpy', got {backend!r}.")
     faiss = None if backend == "numpy" else _faiss_module()
     if backend == "faiss" and faiss is None:
-        raise ImportError("backend='faiss' needs faiss: pip install xwvnet[faiss]")
+        raise MissingDependencyError("backend='faiss' needs faiss: pip install xwvnet[faiss]")
 
     def one(pair: tuple[int, int]) -> np.ndarray:
         a, b = pair
@@ -440,13 +447,17 @@ def _query(ds: xr.Dataset, query: str | Sequence[str] | xr.Dataset | None,
         return ds, np.arange(ds.sizes[S.IMAGETTE])
     if isinstance(query, xr.Dataset):
         if features not in query.data_vars:
-            raise ValueError(f"the query Dataset has no {features!r} variable: embed it with the same encoder first.")
+            raise InvalidDataError(
+                f"the query Dataset has no {features!r} variable: embed it with the same encoder first."
+            )
         position = {v: i for i, v in enumerate(ids)}
         return query, np.array([position.get(v, -1) for v in query[S.IMAGETTE].values.astype(str)], dtype=np.int64)
     wanted = np.atleast_1d(np.asarray(query)).astype(str)
     missing = np.setdiff1d(wanted, ids)
     if missing.size:
-        raise ValueError(f"query id(s) not in the Dataset: {missing[:5].tolist()}; give ids from ds.{S.IMAGETTE}.")
+        raise InvalidArgumentError(
+            f"query id(s) not in the Dataset: {missing[:5].tolist()}; give ids from ds.{S.IMAGETTE}."
+        )
     order = {v: i for i, v in enumerate(ids)}
     rows = np.array([order[v] for v in wanted], dtype=np.int64)
     return ds.isel({S.IMAGETTE: rows}), rows
@@ -515,8 +526,8 @@ def neighbors(
     >>> found = xwvnet.neighbors(store_ds, k=10, query=new, index="embeddings.zarr.index")  # doctest: +SKIP
     """
     if features not in ds.data_vars:
-        raise ValueError(f"no {features!r} variable to search: found {sorted(map(str, ds.data_vars))}. Embed the "
-                         "imagettes first (ds.wvnet.embed(...)).")
+        raise InvalidDataError(f"no {features!r} variable to search: found {sorted(map(str, ds.data_vars))}. Embed the "
+                               "imagettes first (ds.wvnet.embed(...)).")
     k = check_k(k)
     ds = decode_embeddings(ds, features)
     qds, self_rows = _query(ds, query, features)
@@ -583,8 +594,8 @@ def _search_index(index: str | os.PathLike | RetrievalIndex, ds: xr.Dataset, qx:
 def _tag_matrix(ds: xr.Dataset, labels: str) -> tuple[np.ndarray, np.ndarray]:
     """(tags as bool (n, tags), known rows as bool (n,)); a row with any unknown (-1) tag is not known."""
     if labels not in ds.data_vars:
-        raise ValueError(f"retrieval_scores needs tags in {labels!r} (dims ({S.IMAGETTE}, {S.LABEL})); found "
-                         f"{sorted(map(str, ds.data_vars))}. Open the quicklooks with their tag CSV.")
+        raise InvalidDataError(f"retrieval_scores needs tags in {labels!r} (dims ({S.IMAGETTE}, {S.LABEL})); found "
+                               f"{sorted(map(str, ds.data_vars))}. Open the quicklooks with their tag CSV.")
     values = np.asarray(ds[labels].transpose(S.IMAGETTE, ...).values)
     return values == 1, ((values == 0) | (values == 1)).all(axis=1)
 
@@ -649,8 +660,8 @@ def retrieval_scores(
     position = {v: i for i, v in enumerate(ids)}
     qrows = np.array([position.get(v, -1) for v in result[S.IMAGETTE].values.astype(str)])
     if (qrows < 0).any():
-        raise ValueError("retrieval_scores: some queries are not imagettes of ds; score against the Dataset "
-                         "that holds their tags.")
+        raise InvalidArgumentError("retrieval_scores: some queries are not imagettes of ds; score against the Dataset "
+                                   "that holds their tags.")
     found = np.asarray(result["neighbor"].values).astype(str)
     nrows = np.array([[position.get(v, -1) for v in row] for row in found]).reshape(found.shape)
     ok_n = (nrows >= 0) & known[np.maximum(nrows, 0)]

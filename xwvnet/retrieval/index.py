@@ -38,7 +38,17 @@ import numpy as np
 from .. import schema as S
 from .._files import replacing
 from .._version import __version__
-from ..errors import XWVNetError, XWVNetWarning, warn
+from ..errors import (
+    InputNotFoundError,
+    InvalidArgumentError,
+    InvalidDataError,
+    MissingDependencyError,
+    OutputExistsError,
+    OutputLocationError,
+    StoreError,
+    XWVNetWarning,
+    warn,
+)
 from ._rows import unit
 
 FORMAT = "xwvnet-retrieval-index"
@@ -63,7 +73,7 @@ class RecallWarning(XWVNetWarning):
     """Build-time tuning could not reach the target recall: the index is saved, with the recall it measured."""
 
 
-class IndexMismatchError(XWVNetError, ValueError):
+class IndexMismatchError(StoreError, ValueError):
     """An index that does not belong to the embedding store it is used with (or is stale)."""
 
 
@@ -75,9 +85,10 @@ def _faiss() -> Any:
     try:
         import faiss
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("an approximate retrieval index needs faiss: pip install xwvnet[faiss] (or faiss-cpu, or "
-                          "faiss-gpu from conda-forge). Exact search (xwvnet.neighbors without index=) does not.") \
-            from error
+        raise MissingDependencyError(
+            "an approximate retrieval index needs faiss: pip install xwvnet[faiss] (or faiss-cpu, or "
+            "faiss-gpu from conda-forge). Exact search (xwvnet.neighbors without index=) does not."
+        ) from error
     return faiss
 
 
@@ -103,8 +114,8 @@ def index_path(store: str | os.PathLike) -> Path:
 
     location = locate(store)
     if not location.local:
-        raise ValueError(f"{location} is on object storage, and an index is a local file: pass path= (e.g. "
-                         "path='embeddings.index') to build, open or update it.")
+        raise InvalidArgumentError(f"{location} is on object storage, and an index is a local file: pass path= (e.g. "
+                                   "path='embeddings.index') to build, open or update it.")
     return Path(str(location).rstrip("/\\") + SUFFIX)
 
 
@@ -180,7 +191,7 @@ class RetrievalIndex:
     @effort.setter
     def effort(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"effort must be a positive integer, got {value!r}")
+            raise InvalidArgumentError(f"effort must be a positive integer, got {value!r}")
         inner = self._inner()
         if hasattr(inner, "hnsw"):
             inner.hnsw.efSearch = int(value)
@@ -218,8 +229,8 @@ class RetrievalIndex:
         """
         q, finite = _unit_rows(np.atleast_2d(queries))
         if q.shape[1] != self.faiss_index.d:
-            raise ValueError(f"queries have {q.shape[1]} features but the index {self.path} has "
-                             f"{self.faiss_index.d}: embed them with the encoder the index was built for.")
+            raise InvalidDataError(f"queries have {q.shape[1]} features but the index {self.path} has "
+                                   f"{self.faiss_index.d}: embed them with the encoder the index was built for.")
         sim, idx = self.faiss_index.search(q, int(k))
         sim, idx = sim.astype(np.float32), idx.astype(np.int64)
         sim[~finite], idx[~finite] = -np.inf, -1
@@ -251,10 +262,10 @@ def _store_facts(store: Any, features: str) -> tuple[Any, dict[str, Any]]:
     ds = store if given else zs.open_store(store)
     if features not in ds.data_vars:
         what = "the Dataset" if given else str(store)
-        raise ValueError(f"{what} has no {features!r} variable to index: give an embedding store or Dataset "
-                         "(xwvnet.embed_store / `xwvnet embed` / xwvnet.read_geoparquet).")
+        raise InvalidDataError(f"{what} has no {features!r} variable to index: give an embedding store or Dataset "
+                               "(xwvnet.embed_store / `xwvnet embed` / xwvnet.read_geoparquet).")
     if set(ds[features].dims) != {S.IMAGETTE, S.FEATURE}:
-        raise ValueError(f"{features!r} must have dims ({S.IMAGETTE}, {S.FEATURE}), found {ds[features].dims}.")
+        raise InvalidDataError(f"{features!r} must have dims ({S.IMAGETTE}, {S.FEATURE}), found {ds[features].dims}.")
     ds = decode_embeddings(ds, features).transpose(S.IMAGETTE, S.FEATURE, ...)
     attrs = {**(ds.attrs if given else zs.root_attrs(store)), **ds[features].attrs}
     return ds, {"store_format": attrs.get("format"), "store_version": attrs.get("version"),
@@ -435,17 +446,19 @@ def build_index(
     faiss = _faiss()
     given = isinstance(store, xr.Dataset)
     if given and path is None:
-        raise ValueError("an index of a Dataset has no store to sit beside: pass path= (e.g. 'embeddings.index').")
+        raise OutputLocationError(
+            "an index of a Dataset has no store to sit beside: pass path= (e.g. 'embeddings.index')."
+        )
     store = store if given else os.fspath(store)
     path = index_path(store) if path is None else Path(path)
     if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
-        raise ValueError(f"target_recall must be in (0, 1] or None, got {target_recall!r}.")
+        raise InvalidArgumentError(f"target_recall must be in (0, 1] or None, got {target_recall!r}.")
     if path.exists() and not overwrite:
-        raise ValueError(f"an index already exists at {path}: add new imagettes with update_index, or pass "
-                         "overwrite=True to build it again.")
+        raise OutputExistsError(f"an index already exists at {path}: add new imagettes with update_index, or pass "
+                                "overwrite=True to build it again.")
     for name, value in (("train_size", train_size), ("block", block), ("tune_sample", tune_sample)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise InvalidArgumentError(f"{name} must be a positive integer, got {value!r}")
     start = time.perf_counter()
     ds, facts = _store_facts(store, features)
     n, dim = ds.sizes[S.IMAGETTE], ds.sizes[S.FEATURE]
@@ -457,9 +470,11 @@ def build_index(
         exact = _ExactTop(sample_rows[pick], TUNE_K)
         exact.queries = np.ascontiguousarray(sample[pick])
     if len(sample) == 0:
-        raise ValueError(f"{store} holds no finite {features!r} row to index: embed it first (xwvnet.embed_store).")
+        raise InvalidDataError(
+            f"{store} holds no finite {features!r} row to index: embed it first (xwvnet.embed_store)."
+        )
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}.")
     if method == "ivf":
         nlist = max(1, min(default_nlist(n, train_size) if nlist is None else int(nlist), len(sample)))
         factory = f"IVF{nlist},{quantizer}"
@@ -470,8 +485,8 @@ def build_index(
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
-        raise ValueError(f"quantizer={quantizer!r} is not a faiss index-factory code (try 'SQ8', 'Flat', "
-                         f"'SQ4' or 'PQ64'): {error}") from error
+        raise InvalidArgumentError(f"quantizer={quantizer!r} is not a faiss index-factory code (try 'SQ8', 'Flat', "
+                                   f"'SQ4' or 'PQ64'): {error}") from error
     if method == "ivf":
         faiss.extract_index_ivf(index).cp.seed = seed
     index.train(sample)
@@ -503,8 +518,8 @@ def _read_index(path: Path) -> RetrievalIndex:
     faiss = _faiss()
     side = _sidecar(path)
     if not path.is_file() or not side.is_file():
-        raise FileNotFoundError(f"no retrieval index at {path} (or no sidecar {side.name}): build one with "
-                                "xwvnet.retrieval.build_index(store).")
+        raise InputNotFoundError(f"no retrieval index at {path} (or no sidecar {side.name}): build one with "
+                                 "xwvnet.retrieval.build_index(store).")
     try:
         info = json.loads(side.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

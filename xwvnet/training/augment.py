@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InvalidArgumentError, InvalidDataError
 from ..models.transforms import CROP, SIZE, WVNET_MEAN, WVNET_STD, crop_offsets, field_index
 
 __all__ = ["AugmentConfig", "CROP_MODES", "augment", "embedding_field", "to_model_input", "view_pair"]
@@ -100,12 +101,12 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if not 0 < self.on_imagette <= 1:
-            raise ValueError(f"on_imagette={self.on_imagette} is not allowed: it must be in (0, 1].")
+            raise InvalidArgumentError(f"on_imagette={self.on_imagette} is not allowed: it must be in (0, 1].")
         if self.crop not in CROP_MODES:
-            raise ValueError(f"crop={self.crop!r} is not allowed: crop must be one of {list(CROP_MODES)}.")
+            raise InvalidArgumentError(f"crop={self.crop!r} is not allowed: crop must be one of {list(CROP_MODES)}.")
         if self.crop == "field" and not 1 <= self.size <= SIZE:
-            raise ValueError(f"size={self.size} is not allowed with crop='field': a view is a window of the "
-                             f"{SIZE} x {SIZE} embedding field, so size must be from 1 to {SIZE}.")
+            raise InvalidArgumentError(f"size={self.size} is not allowed with crop='field': a view is a window of the "
+                                       f"{SIZE} x {SIZE} embedding field, so size must be from 1 to {SIZE}.")
 
     def to_dict(self) -> dict:
         """The parameters as a plain dict (for the run configuration and ``encoder.json``).
@@ -316,11 +317,13 @@ def augment(
         If ``images`` is not 3-D, or not uint8 with ``crop="field"``.
     """
     if images.ndim != 3:
-        raise ValueError(f"expected images of shape (n, lines, samples), got {tuple(images.shape)}")
+        raise InvalidDataError(f"expected images of shape (n, lines, samples), got {tuple(images.shape)}")
     n, device = images.shape[0], images.device
     if cfg.crop == "field":
         if images.dtype != torch.uint8:
-            raise ValueError(f"crop='field' takes uint8 quicklooks (as the WV-Net transform), got {images.dtype}.")
+            raise InvalidDataError(
+                f"crop='field' takes uint8 quicklooks (as the WV-Net transform), got {images.dtype}."
+            )
         field, box = embedding_field(images, valid_lines, valid_samples, border)
         out = _field_crop(field, box, cfg, generator)
     else:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import InvalidDataError
+
 __all__ = ["calibration_index", "reestimate_batch_norm"]
 
 
@@ -83,7 +85,7 @@ def reestimate_batch_norm(backbone: nn.Module, inputs: Iterable[torch.Tensor]) -
     batches = iter(inputs)
     first = next(batches, None)
     if first is None:
-        raise ValueError("no input batch to measure batch-norm statistics on.")
+        raise InvalidDataError("no input batch to measure batch-norm statistics on.")
     norms = [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     for m in norms:

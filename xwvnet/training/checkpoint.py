@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .._files import replacing
-from ..errors import XWVNetError, warn
+from ..errors import ModelError, warn
 from ..models.weights import nonfinite_tensors, read_sidecar, sidecar_path, write_sidecar
 
 __all__ = ["CheckpointError", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "save_checkpoint",
@@ -45,7 +45,7 @@ _REQUIRED = {"step", "config", "backbone", "head", "optimizer", "data"}
 OLD_PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-class CheckpointError(XWVNetError, ValueError):
+class CheckpointError(ModelError, ValueError):
     """A checkpoint that cannot be used: unreadable, not ours, or from a different run configuration."""
 
 

@@ -26,6 +26,7 @@ import torch
 import xarray as xr
 
 from .. import schema as S
+from ..errors import InvalidArgumentError, InvalidDataError, InvalidTypeError
 from ..radiometry import sigma0_to_quicklook
 
 __all__ = ["Batch", "ImagetteDataset", "WindowDataset", "chunk_starts", "epoch_windows", "rank_windows", "batches",
@@ -102,10 +103,14 @@ def open_training_data(source: xr.Dataset | str | os.PathLike, var: str | None =
 
         source = open_store(source, storage_options=storage_options)  # a path or a URL
     if not isinstance(source, xr.Dataset):
-        raise TypeError(f"expected an imagette Dataset or the path of a Zarr store, got {type(source).__name__}.")
+        raise InvalidTypeError(
+            f"expected an imagette Dataset or the path of a Zarr store, got {type(source).__name__}."
+        )
     name = S.image_var(source, var)
     if source[name].dims != (S.IMAGETTE, S.LINE, S.SAMPLE):
-        raise ValueError(f"{name!r} must have dims ({S.IMAGETTE}, {S.LINE}, {S.SAMPLE}), found {source[name].dims}.")
+        raise InvalidDataError(
+            f"{name!r} must have dims ({S.IMAGETTE}, {S.LINE}, {S.SAMPLE}), found {source[name].dims}."
+        )
     S.require(source, [S.VALID_LINES, S.VALID_SAMPLES], "training")
     return source, name
 
@@ -211,8 +216,10 @@ def rank_windows(
     """
     n = int(starts[-1])
     if n < batch_size * world:
-        raise ValueError(f"training needs at least batch_size={batch_size * world} imagettes, the data has {n}; "
-                         "use a smaller batch_size or more imagettes.")
+        raise InvalidArgumentError(
+            f"training needs at least batch_size={batch_size * world} imagettes, the data has {n}; "
+            "use a smaller batch_size or more imagettes."
+        )
     g = k = step = 0
     epoch = 0
     while True:
@@ -459,19 +466,19 @@ class ImagetteDataset(torch.utils.data.IterableDataset):
         self.variables = tuple(variables)
         for name in self.variables:
             if name not in ds.variables or S.IMAGETTE not in ds[name].dims or ds[name].dims[0] != S.IMAGETTE:
-                raise ValueError(f"variable {name!r} is not in the data along {S.IMAGETTE!r}; found variables "
-                                 f"{sorted(map(str, ds.data_vars))}.")
+                raise InvalidDataError(f"variable {name!r} is not in the data along {S.IMAGETTE!r}; found variables "
+                                       f"{sorted(map(str, ds.data_vars))}.")
         if isinstance(transform, Encoder):
             self.channels = transform.in_chans if channels is None else int(channels)
             transform = transform.transform
         else:
             self.channels = 3 if channels is None else int(channels)
         if transform is not None and not (isinstance(transform, str) or callable(transform)):
-            raise TypeError(f"transform must be a transform name, an Encoder, a callable or None; got "
-                            f"{type(transform).__name__}.")
+            raise InvalidTypeError(f"transform must be a transform name, an Encoder, a callable or None; got "
+                                   f"{type(transform).__name__}.")
         self.transform = None if transform is None else get_transform(transform)
         if not (isinstance(shuffle_size, (int, np.integer)) and shuffle_size >= 1):
-            raise ValueError(f"shuffle_size={shuffle_size!r} is not allowed: it must be an integer >= 1.")
+            raise InvalidArgumentError(f"shuffle_size={shuffle_size!r} is not allowed: it must be an integer >= 1.")
         if rank is None or world is None:
             import torch.distributed as dist
 
@@ -479,7 +486,7 @@ class ImagetteDataset(torch.utils.data.IterableDataset):
             rank = (dist.get_rank() if on else 0) if rank is None else rank
             world = (dist.get_world_size() if on else 1) if world is None else world
         if not 0 <= rank < world:
-            raise ValueError(f"rank={rank} is not in [0, world={world}).")
+            raise InvalidArgumentError(f"rank={rank} is not in [0, world={world}).")
         self.ds = ds[[self.var, S.VALID_LINES, S.VALID_SAMPLES, *self.variables]]
         self.shuffle, self.shuffle_size, self.seed = bool(shuffle), int(shuffle_size), int(seed)
         self.rank, self.world, self.epoch = int(rank), int(world), 0

@@ -10,6 +10,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["nt_xent", "simclr_loss"]
 
 
@@ -54,7 +56,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, *, gat
     True
     """
     if z1.shape != z2.shape or z1.ndim != 2:
-        raise ValueError(f"expected two (n, d) tensors of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise InvalidArgumentError(
+            f"expected two (n, d) tensors of the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
     z1, z2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     n, offset = z1.shape[0], 0
     all1, all2 = z1, z2

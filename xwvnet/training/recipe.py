@@ -31,6 +31,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["gpu_recipe", "main"]
 
 #: global batch at which the base learning rates below apply
@@ -73,7 +75,7 @@ def gpu_recipe(gpus: int, *, init: str | None = None, batch_per_gpu: int = 256, 
     (1024, 0.002)
     """
     if gpus < 1 or batch_per_gpu < 1:
-        raise ValueError(f"gpus={gpus} and batch_per_gpu={batch_per_gpu} must both be at least 1.")
+        raise InvalidArgumentError(f"gpus={gpus} and batch_per_gpu={batch_per_gpu} must both be at least 1.")
     batch = gpus * batch_per_gpu
     base = BASE_LR if init is None else CONTINUE_LR
     return {
@@ -103,12 +105,6 @@ def tiny_recipe() -> dict:
     """
     return {"arch": "resnet18", "image_size": 32, "batch_size": 8, "steps": 2, "warmup_steps": 1, "lr": BASE_LR,
             "device": "cpu", "precision": "float32", "num_workers": 0, "checkpoint_every": 1, "compile": False}
-
-
-def _gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -177,12 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     storage_options = _storage_options(args.storage_option)
+    from .._runtime import cuda_device_count
     from .simclr import train
 
     if args.tiny:
         kwargs = tiny_recipe()
     else:
-        gpus = _gpus() if args.gpus is None else args.gpus
+        gpus = cuda_device_count() if args.gpus is None else args.gpus
         if gpus < 1:
             parser.error("no GPU is visible to torch; use --tiny to check the path on a CPU, or xwvnet.train there.")
         if gpus > 1 and "WORLD_SIZE" not in os.environ:  # start one process per GPU, each running this command

@@ -19,6 +19,7 @@ import contextlib
 import copy
 import csv
 import difflib
+import inspect
 import json
 import math
 import os
@@ -37,8 +38,24 @@ import xarray as xr
 from torch import nn
 
 from .. import schema as S
-from .._runtime import BATCH_SIZE, PRECISIONS, check_precision, cores, cpu_has_bf16, resolve_device, torch_dtype
-from ..errors import warn
+from .._runtime import (
+    BATCH_SIZE,
+    LOCAL_THREADS,
+    PRECISIONS,
+    cpu_has_bf16,
+    run_context,
+    torch_device,
+    torch_dtype,
+)
+from ..errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelMismatchError,
+    OutputExistsError,
+    OutputNotFolderError,
+    TrainingDivergedError,
+    warn,
+)
 from ..models import resnet
 from ..models.transforms import TRANSFORM_BORDERS
 from .augment import AugmentConfig, view_pair
@@ -120,14 +137,107 @@ class WarmupCosine:
 
 
 # --- configuration ---------------------------------------------------------------------------------------------------
-@dataclass
+#: the architecture of a fresh encoder (``arch=None`` without ``init``)
+FRESH_ARCH = "resnet18"
+#: the peak learning rate ``lr=None`` means for a fresh encoder ...
+FRESH_LR = 1e-3
+#: ... and when continuing from ``init``: a tenth, so that a short continued run adapts the weights to new imagettes
+#: without erasing what they know
+CONTINUE_LR = 1e-4
+#: ``warmup_steps=None`` means ``steps // WARMUP_DIVISOR`` (5% of the run), at least 1
+WARMUP_DIVISOR = 20
+#: ``num_workers=None`` means none on the CPU, and on a GPU up to this many loader workers per rank
+MAX_LOADER_WORKERS = 8
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) and (
+        math.isfinite(float(value)))
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    """What a setting may be: the one rule its check and its message come from.
+
+    ``kind`` is ``"int"``, ``"real"``, ``"bool"`` or ``"choice"``; numbers are at least ``low`` (more than it with
+    ``above``) and at most the setting named ``up_to``; ``optional`` allows ``None`` (decided when the run starts);
+    ``renamed`` maps old spellings to the new ones; ``text`` says in words what is allowed where the rule's own
+    words would not; ``why`` is added to the message.
+    """
+
+    kind: str
+    low: float | None = None
+    above: bool = False
+    up_to: str | None = None
+    optional: bool = False
+    choices: tuple = ()
+    renamed: dict | None = None
+    text: str | None = None
+    why: str = ""
+
+    def describe(self, values: dict[str, object]) -> str:
+        """What is allowed, in words (``values``: the other settings, for ``up_to``)."""
+        if self.text is not None:
+            return self.text + self.why
+        if self.kind == "bool":
+            words = "True or False"
+        elif self.kind == "choice":
+            words = f"one of {list(self.choices)}"
+        else:
+            bound = (f" from {self.low:g} to {self.up_to}={values[self.up_to]!r}" if self.up_to else
+                     f" {'>' if self.above else '>='} {self.low:g}")
+            words = ("an integer" if self.kind == "int" else "a finite number") + bound
+        return ("None or " if self.optional else "") + words + self.why
+
+    def allows(self, value: object, values: dict[str, object]) -> bool:
+        """Whether ``value`` is allowed (``values``: the other settings, for ``up_to``)."""
+        if value is None:
+            return self.optional
+        if self.kind == "bool":
+            return isinstance(value, (bool, np.bool_))
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self.choices
+        if not (_is_int(value) if self.kind == "int" else _is_real(value)):
+            return False
+        low_ok = self.low is None or (value > self.low if self.above else value >= self.low)
+        return low_ok and (self.up_to is None or value <= values[self.up_to])
+
+    def check(self, name: str, value: object, values: dict[str, object]) -> None:
+        """Raise an :class:`~xwvnet.errors.InvalidArgumentError` naming ``name``, ``value`` and what is allowed."""
+        if self.renamed and isinstance(value, str) and value in self.renamed:
+            raise InvalidArgumentError(f"{name}={value!r} is the old spelling: use {self.renamed[value]!r} (one of "
+                                       f"{list(self.choices)}; the same names as embedding).")
+        if not self.allows(value, values):
+            raise InvalidArgumentError(f"{name}={value!r} is not allowed: {name} must be {self.describe(values)}.")
+
+
+def _setting(default: object = None, allowed: _Allowed | None = None, *, means: str | None = None,
+             free: bool = False, by_run: bool = False, factory: Any = None) -> Any:
+    """A field of :class:`TrainConfig`: its default, its rule, what ``None`` ``means`` (said in ``--help``),
+    whether it is ``free`` to change on resume, and whether it is set ``by_run`` rather than asked for."""
+    metadata = {"allowed": allowed, "means": means, "free": free, "by_run": by_run}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+_INT_1 = _Allowed("int", 1)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a training run, with its default: the one place the defaults of :func:`train` live.
+    """Every setting of a training run, with its default and what it may be: the one home of :func:`train`'s settings.
 
     :func:`train` takes a ``TrainConfig`` (``config=``) and/or any of its fields as keywords (``arch="resnet50"``);
-    fields left at ``None`` are resolved when the run starts (they depend on ``init``, the device or the number of
-    ranks) and the resolved configuration is what the checkpoint and ``encoder.json`` (key ``config``) hold. A
-    resumed run must match it, except the fields in ``FREE``.
+    fields left at ``None`` (and ``precision="auto"``) are decided when the run starts (they depend on ``init``, the
+    device or the number of ranks: :meth:`resolved`) and the resolved configuration is what the checkpoint and
+    ``encoder.json`` (key ``config``) hold. A resumed run must match it, except the fields free on resume.
+    Every field is checked when the configuration is made (here, or by :func:`train`'s keywords), before any
+    work; ``device`` is checked with the GPUs of the machine when the run starts.
 
     Parameters
     ----------
@@ -202,55 +312,129 @@ class TrainConfig:
         Run the model through ``torch.compile`` (worth it on GPUs for long runs; see ``docs/gpus.md``). Free on
         resume.
 
+    Raises
+    ------
+    xwvnet.errors.InvalidArgumentError
+        If a field is out of its range or not one of its choices (the message names the field, its value and what
+        is allowed; an old precision spelling names the new one), or ``augment`` contradicts ``image_size``,
+        ``flip`` or ``rotate90``.
+
     Examples
     --------
     >>> TrainConfig(arch="resnet50", image_size=224).batch_size
     64
+    >>> TrainConfig.default_of("lr")
+    '0.001, or 0.0001 when continuing from init'
     """
 
-    arch: str | None = None
-    init: str | None = None
-    image_size: int = 64
-    batch_size: int = 64
-    steps: int = 300
-    lr: float | None = None
-    weight_decay: float = 1e-4
-    warmup_steps: int | None = None
-    temperature: float = 0.1
-    projection_dim: int = 128
-    grad_clip: float | None = 1.0
-    seed: int = 0
-    shuffle_size: int | None = None
-    precision: str = "auto"
-    var: str | None = None
-    augment: dict | AugmentConfig = field(default_factory=dict)
-    flip: bool = True
-    rotate90: bool = True
-    transform: str | None = None
-    bn_imagettes: int = 512
-    world_size: int = 1
-    # free to change between an interrupted run and its resumption
-    checkpoint_every: int = 500
-    num_workers: int | None = None
-    device: str = "auto"
-    compile: bool = False
+    arch: str | None = _setting(None, _Allowed("choice", optional=True, choices=tuple(resnet.ARCHITECTURES)),
+                                means=f"{FRESH_ARCH}, or the architecture of init")
+    init: str | None = _setting(None, means="random initialisation")
+    image_size: int = _setting(64, _Allowed("int", MIN_IMAGE_SIZE,
+                                            why=" (the ResNet divides the view's side by 32 before pooling)"))
+    batch_size: int = _setting(64, _Allowed("int", 2,
+                                            why=" (SimCLR contrasts each pair with the other pairs of the batch)"))
+    steps: int = _setting(300, _INT_1)
+    lr: float | None = _setting(None, _Allowed("real", 0, above=True, optional=True),
+                                means=f"{FRESH_LR:g}, or {CONTINUE_LR:g} when continuing from init")
+    weight_decay: float = _setting(1e-4, _Allowed("real", 0))
+    warmup_steps: int | None = _setting(None, _Allowed("int", 0, up_to="steps", optional=True),
+                                        means=f"steps // {WARMUP_DIVISOR}, at least 1")
+    temperature: float = _setting(0.1, _Allowed("real", 0, above=True))
+    projection_dim: int = _setting(128, _INT_1)
+    grad_clip: float | None = _setting(1.0, _Allowed("real", 0, optional=True,
+                                                     text="None, 0 (no clipping) or a finite number > 0"))
+    seed: int = _setting(0, _Allowed("int", 0))
+    shuffle_size: int | None = _setting(None, _Allowed("int", 1, optional=True), means="four local batches")
+    precision: str = _setting("auto", _Allowed("choice", choices=TRAIN_PRECISIONS, renamed=OLD_PRECISIONS),
+                              means="auto: bfloat16 on a GPU, float32 on the CPU")
+    var: str | None = _setting(None, means="quicklook, else sigma0")
+    augment: dict | AugmentConfig = _setting(factory=dict)  # checked with the view settings, in __post_init__
+    flip: bool = _setting(True, _Allowed("bool"))
+    rotate90: bool = _setting(True, _Allowed("bool"))
+    transform: str | None = _setting(None, _Allowed("choice", optional=True, choices=tuple(TRANSFORM_BORDERS),
+                                                    why=" (named transforms, so that encoder.json can record it)"),
+                                     means=f"{FRESH_TRANSFORM}, or the transform of init")
+    bn_imagettes: int = _setting(512, _Allowed("int", 0, why=" (0 keeps the batch-norm statistics of the training "
+                                                              "views)"), free=True)
+    world_size: int = _setting(1, _INT_1, by_run=True)
+    checkpoint_every: int = _setting(500, _INT_1, free=True)
+    num_workers: int | None = _setting(None, _Allowed("int", 0, optional=True), free=True,
+                                       means=f"0 on the CPU, up to {MAX_LOADER_WORKERS} per rank on a GPU")
+    device: str = _setting("auto", free=True)  # checked, with this machine's GPUs, when the run starts
+    compile: bool = _setting(False, _Allowed("bool"), free=True)
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for f in fields(self):
+            if f.metadata["allowed"] is not None:
+                f.metadata["allowed"].check(f.name, values[f.name], values)
+        _view_config(self)  # augment's keys, and none contradicting image_size, flip or rotate90
+
+    @classmethod
+    def default_of(cls, name: str) -> str:
+        """The default of the field ``name`` in words: its value, or what ``None`` means when the run starts.
+
+        Parameters
+        ----------
+        name : str
+            A field of :class:`TrainConfig`.
+
+        Returns
+        -------
+        str
+            What ``--help`` of ``xwvnet train`` shows as the option's default.
+        """
+        found = {f.name: f for f in fields(cls)}[name]
+        return found.metadata["means"] or str(found.default)
+
+    def resolved(self, *, device: torch.device, world: int, threads: int, arch: str, transform: str, var: str,
+                 augment: AugmentConfig) -> TrainConfig:
+        """This configuration with every field left to the run decided: what the checkpoint and ``encoder.json`` hold.
+
+        Parameters
+        ----------
+        device : torch.device
+            The run's device (each rank's).
+        world : int
+            The number of ranks.
+        threads : int
+            The cores of this rank's machine (for the loader workers).
+        arch, transform : str
+            The architecture and the embedding transform of the initial weights (or of a fresh encoder).
+        var : str
+            The image variable the data holds.
+        augment : AugmentConfig
+            The views' parameters.
+
+        Returns
+        -------
+        TrainConfig
+            With ``arch``, ``lr``, ``warmup_steps``, ``precision``, ``transform``, ``num_workers``, ``device``,
+            ``var``, ``augment`` and ``world_size`` decided.
+        """
+        cuda = device.type == "cuda"
+        lr = (FRESH_LR if self.init is None else CONTINUE_LR) if self.lr is None else self.lr
+        warmup = max(1, self.steps // WARMUP_DIVISOR) if self.warmup_steps is None else self.warmup_steps
+        precision = ("bfloat16" if cuda else "float32") if self.precision == "auto" else self.precision
+        workers = self.num_workers
+        if workers is None:
+            workers = min(MAX_LOADER_WORKERS, max(0, threads // world - 1)) if cuda else 0
+        return replace(self, arch=arch, init=None if self.init is None else os.fspath(self.init), lr=lr,
+                       warmup_steps=warmup, world_size=world, precision=precision, var=var,
+                       augment=json.loads(json.dumps(augment.to_dict())),  # tuples -> lists, as a checkpoint has them
+                       transform=self.transform or transform, num_workers=workers, device=str(device),
+                       compile=bool(self.compile))
 
 
-SETTINGS = tuple(f.name for f in fields(TrainConfig) if f.name != "world_size")
-FREE = frozenset({"checkpoint_every", "num_workers", "device", "compile", "bn_imagettes"})
-
-
-def _training_precision(precision: str, dev: torch.device) -> str:
-    """The precision name of a run: ``auto`` resolved, the old spellings refused with the new ones named."""
-    if precision in OLD_PRECISIONS:
-        raise ValueError(f"precision={precision!r} is the old spelling: use {OLD_PRECISIONS[precision]!r} (one of "
-                         f"{list(TRAIN_PRECISIONS)}; the same names as embedding).")
-    if precision == "auto":
-        return "bfloat16" if dev.type == "cuda" else "float32"
-    try:
-        return check_precision(precision)
-    except ValueError:
-        raise ValueError(f"precision must be one of {list(TRAIN_PRECISIONS)}, found {precision!r}.") from None
+#: the fields :func:`train` takes as keywords (``world_size`` is set by the run)
+SETTINGS = tuple(f.name for f in fields(TrainConfig) if not f.metadata["by_run"])
+#: the fields a resumed run may change
+FREE = frozenset(f.name for f in fields(TrainConfig) if f.metadata["free"])
+#: the rules of :func:`train`'s own keywords: what the call does with the run (its settings are a TrainConfig)
+_CALL = {"resume": _Allowed("bool"), "overwrite": _Allowed("bool"), "progress": _Allowed("bool"),
+         "max_seconds": _Allowed("real", 0, above=True, optional=True, text="None or a finite number of seconds > 0"),
+         "stop_at_step": _Allowed("int", 1, optional=True)}
 
 
 def _seed_everything(seed: int) -> None:
@@ -260,48 +444,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# --- arguments and the run folder ------------------------------------------------------------------------------------
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)) and (
-        math.isfinite(float(value)))
-
-
-def _check_arguments(**kw: object) -> None:
-    """Refuse bad training arguments before any work, each with its name, its value and the allowed range."""
-    def need(ok: bool, name: str, allowed: str, why: str = "") -> None:
-        if not ok:
-            raise ValueError(f"{name}={kw[name]!r} is not allowed: {name} must be {allowed}{why}.")
-
-    ints = {"image_size": (MIN_IMAGE_SIZE, f"an integer >= {MIN_IMAGE_SIZE}",
-                           " (the ResNet divides the view's side by 32 before pooling)"),
-            "batch_size": (2, "an integer >= 2", " (SimCLR contrasts each pair with the other pairs of the batch)"),
-            "steps": (1, "an integer >= 1", ""), "projection_dim": (1, "an integer >= 1", ""),
-            "checkpoint_every": (1, "an integer >= 1", ""), "seed": (0, "an integer >= 0", ""),
-            "bn_imagettes": (0, "an integer >= 0", " (0 keeps the batch-norm statistics of the training views)")}
-    for name, (low, allowed, why) in ints.items():
-        need(_is_int(kw[name]) and kw[name] >= low, name, allowed, why)
-    for name, low in (("num_workers", 0), ("shuffle_size", 1), ("stop_at_step", 1)):
-        need(kw[name] is None or (_is_int(kw[name]) and kw[name] >= low), name, f"None or an integer >= {low}")
-    need(kw["warmup_steps"] is None or (_is_int(kw["warmup_steps"]) and 0 <= kw["warmup_steps"] <= kw["steps"]),
-         "warmup_steps", f"None or an integer from 0 to steps={kw['steps']}")
-    need(_is_real(kw["lr"]) and kw["lr"] > 0, "lr", "a finite number > 0")
-    need(_is_real(kw["temperature"]) and kw["temperature"] > 0, "temperature", "a finite number > 0")
-    need(_is_real(kw["weight_decay"]) and kw["weight_decay"] >= 0, "weight_decay", "a finite number >= 0")
-    need(kw["grad_clip"] is None or (_is_real(kw["grad_clip"]) and kw["grad_clip"] >= 0), "grad_clip",
-         "None, 0 (no clipping) or a finite number > 0")
-    need(kw["max_seconds"] is None or (_is_real(kw["max_seconds"]) and kw["max_seconds"] > 0), "max_seconds",
-         "None or a finite number of seconds > 0")
-    for name in ("resume", "overwrite", "flip", "rotate90", "progress", "compile"):
-        need(isinstance(kw[name], (bool, np.bool_)), name, "True or False")
-    if kw["resume"] and kw["overwrite"]:
-        raise ValueError("resume=True and overwrite=True contradict each other: resume continues the run in out, "
-                         "overwrite replaces it with a new one. Pass one of them.")
-
-
+# --- the run folder -------------------------------------------------------------------------------------------------
 def _outputs(out_dir: Path) -> list[str]:
     """The output files of an earlier run present in ``out_dir``."""
     return [name for name in OUTPUT_FILES if (out_dir / name).exists()]
@@ -310,18 +453,18 @@ def _outputs(out_dir: Path) -> list[str]:
 def _check_run_folder(out_dir: Path, resume: bool, overwrite: bool) -> bool:
     """Refuse to replace an earlier run by accident; return whether this run replaces one (``overwrite=True``)."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"out={os.fspath(out_dir)!r} is a file; give a folder for the run's outputs.")
+        raise OutputNotFolderError(f"out={os.fspath(out_dir)!r} is a file; give a folder for the run's outputs.")
     found = _outputs(out_dir)
     if not found or overwrite:
         return bool(found)
     if not resume:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{out_dir} already holds the outputs of a training run ({', '.join(found)}); a new run would replace "
             "them. Pass resume=True (--resume) to continue that run, overwrite=True (--overwrite) to replace it, or "
             "another out."
         )
     if not (out_dir / CHECKPOINT_FILE).is_file() and (out_dir / ENCODER_FILE).exists():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"resume=True but {out_dir} has no {CHECKPOINT_FILE} to resume from, while it holds the {ENCODER_FILE} "
             "of an earlier run that a new run would replace. Pass overwrite=True (--overwrite) instead of resume to "
             "replace it, or another out."
@@ -334,9 +477,7 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
     """The backbone to start from (random, seeded by the caller; a registry name; a weights or checkpoint file),
     its architecture, and the embedding transform a run from it is for."""
     if init is None:
-        arch = arch or "resnet18"
-        if arch not in resnet.ARCHITECTURES:
-            raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(resnet.ARCHITECTURES)}.")
+        arch = arch or FRESH_ARCH  # a name TrainConfig checked
         return resnet.ARCHITECTURES[arch](), arch, FRESH_TRANSFORM
     from ..models.weights import infer_arch, load_strict
     from ..models.zoo import load_encoder
@@ -359,9 +500,13 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
         found, backbone = encoder.arch, copy.deepcopy(encoder.module)
         transform = encoder.transform if isinstance(encoder.transform, str) else "wvnet"
     if arch is not None and arch != found:
-        raise ValueError(f"arch={arch!r} but the initial weights {init!r} are a {found}; leave arch unset or match.")
+        raise ModelMismatchError(
+            f"arch={arch!r} but the initial weights {init!r} are a {found}; leave arch unset or match."
+        )
     if backbone.in_chans != 3:
-        raise ValueError(f"training feeds 3-channel input; the initial weights {init!r} take {backbone.in_chans}.")
+        raise ModelMismatchError(
+            f"training feeds 3-channel input; the initial weights {init!r} take {backbone.in_chans}."
+        )
     return backbone.train(), found, transform
 
 
@@ -563,10 +708,8 @@ def train(
         Credentials and endpoint when ``data`` names a store in a bucket (as :func:`xwvnet.open_store` takes
         them); default the standard environment.
     **settings
-        Fields of :class:`TrainConfig` (``arch``, ``init``, ``image_size``, ``batch_size``, ``steps``, ``lr``,
-        ``weight_decay``, ``warmup_steps``, ``temperature``, ``projection_dim``, ``grad_clip``, ``seed``,
-        ``shuffle_size``, ``precision``, ``var``, ``augment``, ``flip``, ``rotate90``, ``transform``,
-        ``bn_imagettes``, ``checkpoint_every``, ``num_workers``, ``device``, ``compile``), described there.
+        Any field of :class:`TrainConfig` but ``world_size`` (the signature lists them with their defaults),
+        described there with what each may be.
 
     Returns
     -------
@@ -579,11 +722,11 @@ def train(
     Raises
     ------
     ValueError
-        Before any work: for an argument out of its range (``image_size`` < 32, ``batch_size`` < 2, ``steps`` < 1,
-        ``lr`` or ``temperature`` <= 0, ...: the message names the argument, its value and the allowed range),
-        ``resume`` with ``overwrite``, an unknown ``arch``, ``precision`` (the old ``"fp32"``/``"bf16"``
-        included) or ``device``, CUDA asked for without a GPU, a batch not divisible by the ranks, or fewer
-        imagettes than one batch.
+        Before any work: for a setting out of what :class:`TrainConfig` allows (``image_size`` < 32, ``batch_size``
+        < 2, an unknown ``arch``, ``precision`` (the old ``"fp32"``/``"bf16"`` included) ...: the message names the
+        argument, its value and what is allowed), a keyword of this call out of its range, ``resume`` with
+        ``overwrite``, a bad ``device`` or CUDA asked for without a GPU, a batch not divisible by the ranks, or
+        fewer imagettes than one batch.
     FileExistsError
         If ``out`` holds the outputs of a run and neither ``resume`` nor ``overwrite`` is given.
     TypeError
@@ -607,31 +750,29 @@ def train(
     if unknown:
         hints = "; ".join(f"did you mean {close[0]!r}?" for name in unknown
                           if (close := difflib.get_close_matches(name, SETTINGS, n=1)))
-        raise TypeError(f"train() got unknown settings {unknown}{' (' + hints + ')' if hints else ''}; the settings "
-                        f"are the fields of TrainConfig: {list(SETTINGS)}.")
+        raise InvalidTypeError(
+            f"train() got unknown settings {unknown}{' (' + hints + ')' if hints else ''}; the settings "
+            f"are the fields of TrainConfig: {list(SETTINGS)}."
+        )
     if config is not None and not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, found {type(config).__name__}; pass settings as keywords, "
-                        "or TrainConfig(**settings).")
-    asked = replace(config or TrainConfig(), **settings)
-    init = asked.init
-    lr = (1e-3 if init is None else 1e-4) if asked.lr is None else asked.lr
-    _check_arguments(image_size=asked.image_size, batch_size=asked.batch_size, steps=asked.steps, lr=lr,
-                     weight_decay=asked.weight_decay, warmup_steps=asked.warmup_steps, temperature=asked.temperature,
-                     projection_dim=asked.projection_dim, grad_clip=asked.grad_clip, seed=asked.seed, resume=resume,
-                     overwrite=overwrite, checkpoint_every=asked.checkpoint_every, num_workers=asked.num_workers,
-                     shuffle_size=asked.shuffle_size, flip=asked.flip, rotate90=asked.rotate90,
-                     bn_imagettes=asked.bn_imagettes,
-                     max_seconds=max_seconds, stop_at_step=stop_at_step, progress=progress, compile=asked.compile)
-    if asked.transform is not None and asked.transform not in TRANSFORM_BORDERS:
-        raise ValueError(f"transform={asked.transform!r} is not allowed: it must be one of "
-                         f"{sorted(TRANSFORM_BORDERS)} (named transforms, so that encoder.json can record it).")
+        raise InvalidTypeError(
+            f"config must be a TrainConfig, found {type(config).__name__}; pass settings as keywords, "
+            "or TrainConfig(**settings)."
+        )
+    asked = replace(config or TrainConfig(), **settings)  # every setting checked (TrainConfig.__post_init__)
+    call = {"resume": resume, "overwrite": overwrite, "progress": progress, "max_seconds": max_seconds,
+            "stop_at_step": stop_at_step}
+    for name, allowed in _CALL.items():
+        allowed.check(name, call[name], call)
+    if resume and overwrite:
+        raise InvalidArgumentError(
+            "resume=True and overwrite=True contradict each other: resume continues the run in out, "
+            "overwrite replaces it with a new one. Pass one of them."
+        )
     out_dir = Path(out).expanduser()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(asked.device, local_rank)
-    precision = _training_precision(asked.precision, dev)
-    if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
-        warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
-             "precision='float32' is faster here.")
+    # each rank runs here, on its own GPU under torchrun: CUDA without a GPU is refused before any work
+    here = run_context(LOCAL_THREADS, asked.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    dev = torch_device(here.device)
     aug = _view_config(asked)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
@@ -642,26 +783,24 @@ def train(
         if world > 1:
             dist.barrier()
         if asked.batch_size % world:
-            raise ValueError(f"batch_size={asked.batch_size} must be divisible by the number of ranks ({world}); use "
-                             f"a multiple of {world}.")
-        num_workers = asked.num_workers
-        if num_workers is None:
-            num_workers = min(8, max(0, cores() // world - 1)) if dev.type == "cuda" else 0
-
+            raise InvalidArgumentError(
+                f"batch_size={asked.batch_size} must be divisible by the number of ranks ({world}); use "
+                f"a multiple of {world}."
+            )
         ds, var = open_training_data(data, asked.var, storage_options=storage_options)
         if ds.sizes[S.IMAGETTE] < asked.batch_size:
-            raise ValueError(f"batch_size={asked.batch_size} is more than the {ds.sizes[S.IMAGETTE]} imagettes of the "
-                             "data; use a smaller batch_size or more imagettes.")
+            raise InvalidArgumentError(
+                f"batch_size={asked.batch_size} is more than the {ds.sizes[S.IMAGETTE]} imagettes of the "
+                "data; use a smaller batch_size or more imagettes."
+            )
         provenance = _provenance(ds, data, var)
         _seed_everything(asked.seed)
-        backbone, arch, init_transform = _initial_backbone(asked.arch, init)
-        config = replace(
-            asked, arch=arch, init=None if init is None else os.fspath(init), lr=lr,
-            warmup_steps=max(1, asked.steps // 20) if asked.warmup_steps is None else asked.warmup_steps,
-            world_size=world, precision=precision, var=var, augment=json.loads(json.dumps(aug.to_dict())),
-            transform=asked.transform or init_transform, num_workers=num_workers, device=str(dev),
-            compile=bool(asked.compile),
-        )  # augment through JSON: tuples -> lists, as read back from a checkpoint
+        backbone, arch, init_transform = _initial_backbone(asked.arch, asked.init)
+        config = asked.resolved(device=dev, world=world, threads=here.threads, arch=arch, transform=init_transform,
+                                var=var, augment=aug)
+        if config.precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
+            warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
+                 "precision='float32' is faster here.")
         model = SimCLR(backbone, ProjectionHead(backbone.num_features, out_features=config.projection_dim)).to(dev)
         ckpt_path = out_dir / CHECKPOINT_FILE
         ckpt = None
@@ -709,14 +848,27 @@ def _view_config(config: TrainConfig) -> AugmentConfig:
         k: v for k, v in given.items() if v != getattr(AugmentConfig(), k)}
     clash = [k for k in top if k in asked and asked[k] != top[k]]
     if clash:
-        raise ValueError(f"augment={{{', '.join(f'{k!r}: {given[k]!r}' for k in clash)}}} contradicts "
-                         f"{', '.join(f'{names[k]}={top[k]!r}' for k in clash)}; set the view's size, flips "
-                         "and turns with image_size=, flip= and rotate90= only.")
+        raise InvalidArgumentError(f"augment={{{', '.join(f'{k!r}: {given[k]!r}' for k in clash)}}} contradicts "
+                                   f"{', '.join(f'{names[k]}={top[k]!r}' for k in clash)}; set the view's size, flips "
+                                   "and turns with image_size=, flip= and rotate90= only.")
     try:
         return AugmentConfig(**{**given, **top})
     except TypeError as err:
-        raise ValueError(f"augment={given!r} is not allowed: {err}; its keys are the fields of "
-                         "xwvnet.training.augment.AugmentConfig.") from None
+        raise InvalidArgumentError(f"augment={given!r} is not allowed: {err}; its keys are the fields of "
+                                   "xwvnet.training.augment.AugmentConfig.") from None
+
+
+def _train_signature() -> inspect.Signature:
+    """:func:`train`'s signature with each field of :class:`TrainConfig` as a keyword and its default, read from there
+    (what ``help(xwvnet.train)`` and Shift-Tab in Jupyter show)."""
+    own = [p for p in inspect.signature(train).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    defaults = TrainConfig()
+    settings = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, f.name),
+                                  annotation=f.type) for f in fields(TrainConfig) if f.name in SETTINGS]
+    return inspect.signature(train).replace(parameters=[*own, *settings])
+
+
+train.__signature__ = _train_signature()  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -802,8 +954,8 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
                 reported /= world
             loss_value = float(reported)
             if not math.isfinite(loss_value):
-                raise FloatingPointError(f"the loss became {loss_value} at step {step}; lower lr or use "
-                                         "precision='float32'.")
+                raise TrainingDivergedError(f"the loss became {loss_value} at step {step}; lower lr or use "
+                                            "precision='float32'.")
             now = time.perf_counter()
             rate = config.batch_size / max(now - last, 1e-9)
             last = now
