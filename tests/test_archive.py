@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import chunk_objects, embed_whole_store, flip_byte, make_imagettes, save_random_resnet18
 from xwvnet import schema as S
 from xwvnet.archive import ChunkTask, EmbedStoreError, embed_store
 from xwvnet.io.audit import status
 from xwvnet.io.storage import locate
-
-from .conftest import chunk_objects, embed_whole_store, flip_byte, make_imagettes, save_random_resnet18
 
 torch = pytest.importorskip("torch")
 
@@ -168,9 +167,8 @@ def test_cli_embed_exit_codes(source, weights, tmp_path, capsys):
 
 def test_float16_embedding_store_halves_the_size_and_keeps_neighbours(tmp_path):
     import xwvnet
+    from tests._factories import save_random_resnet18
     from xwvnet.archive import embed_store
-
-    from .conftest import save_random_resnet18
 
     weights = save_random_resnet18(tmp_path / "r18.pt", seed=0)
     source = tmp_path / "in.zarr"

@@ -12,12 +12,11 @@ import xarray as xr
 from scipy.interpolate import RegularGridInterpolator
 
 import xwvnet  # noqa: F401  (registers ds.wvnet)
+from tests._factories import make_imagettes
 from xwvnet import schema as S
 from xwvnet.io.sources import normalise_source
 from xwvnet.joins.collocation import CollocationWarning, collocate
 from xwvnet.joins.points import haversine_km
-
-from .conftest import make_imagettes
 
 ERA5_TIME = np.datetime64("2021-03-01T12:00", "ns")
 
@@ -273,10 +272,9 @@ def test_bad_arguments_are_explained(era5_small):
 
 
 def test_open_imagettes_reads_a_folder_of_safe_products_through_the_door(tmp_path):
+    from tests._safe_factory import NAME, make_wv_safe
     from xwvnet.io.safe import imagettes_from_manifest
     from xwvnet.joins.collocation import open_imagettes
-
-    from ._safe_factory import NAME, make_wv_safe
 
     first, _ = make_wv_safe(tmp_path / "wv", sizes=[(40, 30), (36, 30)], seed=1)
     other = NAME.replace("ABCD", "EF01").replace("T130655", "T140655")
@@ -516,15 +514,15 @@ def test_join_modules_have_numpydoc_docstrings_and_their_examples_run(module_nam
     import importlib
     import inspect
 
-    from .test_schema import _documented_params, _public, _sections
+    from tests._numpydoc import documented_params, public_names, sections
 
-    for qualname, obj in _public(module_name):
+    for qualname, obj in public_names(module_name):
         doc = obj.__doc__ or ""
         assert inspect.cleandoc(doc).splitlines()[0].endswith("."), f"{qualname}: no one-line summary"
         if inspect.isfunction(obj):
-            assert "Returns" in _sections(doc), f"{qualname}: no Returns section"
+            assert "Returns" in sections(doc), f"{qualname}: no Returns section"
             params = set(inspect.signature(obj).parameters)
-            documented = _documented_params(doc)
+            documented = documented_params(doc)
             assert params <= documented, f"{qualname}: {sorted(params - documented)} not in Parameters"
     result = doctest.testmod(importlib.import_module(module_name), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, result

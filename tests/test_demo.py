@@ -67,9 +67,9 @@ def test_texts_outside_sees_a_clipped_title():
 def test_demo_figures_never_clip_a_text(data_dir, tmp_path, monkeypatch):
     from matplotlib.figure import Figure
 
+    from tests._factories import make_imagettes
     from xwvnet import demo, synthetic
 
-    from .conftest import make_imagettes
     from .test_plot import embedded_imagettes
 
     saved = []

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import embed_whole_store, make_imagettes, save_random_resnet18
 from xwvnet import _runtime
 from xwvnet import distributed as xd
 from xwvnet import schema as S
-
-from .conftest import embed_whole_store, make_imagettes, save_random_resnet18
 
 torch = pytest.importorskip("torch")
 distributed = pytest.importorskip("distributed")

@@ -12,6 +12,7 @@ import xarray as xr
 from sklearn.metrics import roc_auc_score
 
 import xwvnet
+from tests._factories import make_imagettes
 from xwvnet import evaluation
 from xwvnet import probe as P
 from xwvnet import schema as S
@@ -19,7 +20,6 @@ from xwvnet.evaluation import baselines, curves
 from xwvnet.evaluation import metrics as M
 from xwvnet.evaluation import table as E
 
-from .conftest import make_imagettes
 from .test_probe import embedded
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from tests._factories import make_imagettes
 from xwvnet import schema as S
-
-from .conftest import make_imagettes
 
 pa = pytest.importorskip("pyarrow", reason="the export extra (pip install xwvnet[export])")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -340,10 +339,9 @@ def test_the_export_command_writes_shards_stac_and_zarr(emb, tmp_path, capsys):
 
 def test_the_export_command_takes_storage_options_for_s3_stores(emb, tmp_path, s3_endpoint, monkeypatch, capsys):
     """Both stores on S3, reached only through --storage-option (no endpoint in the environment)."""
+    from tests._factories import new_bucket
     from xwvnet.cli import main
     from xwvnet.io.storage import locate
-
-    from .conftest import new_bucket
 
     bucket = new_bucket(s3_endpoint)
     url = write_embedding_store(f"s3://{bucket}/embeddings.zarr", emb)
@@ -630,7 +628,7 @@ def test_the_field_the_conventions_name_is_the_one_the_transforms_read():
 def quicklook_embeddings(tmp_path_factory, wvnet_samples) -> Path:
     """An embedding store of the 15 published WV-Net quicklooks (no positions), by a small random ResNet-18."""
     pytest.importorskip("torch")
-    from .conftest import save_random_resnet18
+    from tests._factories import save_random_resnet18
 
     folder = tmp_path_factory.mktemp("quicklooks")
     files = sorted(wvnet_samples.glob("*.png"))
@@ -772,7 +770,7 @@ def test_the_documents_validate_against_the_json_schemas_offline(emb, tmp_path):
 def test_a_float16_embedding_store_exports_and_says_how_it_is_stored(tmp_path):
     """``embed --dtype float16`` stores: geoemb: names the storage type; GeoParquet gets the float32 values back."""
     pytest.importorskip("torch")
-    from .conftest import save_random_resnet18
+    from tests._factories import save_random_resnet18
 
     xwvnet.to_store(make_imagettes(6, seed=4), tmp_path / "in.zarr")
     weights = save_random_resnet18(tmp_path / "r18.pt", seed=1)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import make_imagettes, save_random_resnet18
+from tests._safe_factory import make_wv_safe
 from xwvnet import _runtime
 from xwvnet import distributed as xd
 from xwvnet import schema as S
@@ -13,9 +15,6 @@ from xwvnet.archive import embed_store
 from xwvnet.errors import XWVNetError
 from xwvnet.io import store as zs
 from xwvnet.io.storage import locate
-
-from ._safe_factory import make_wv_safe
-from .conftest import make_imagettes, save_random_resnet18
 
 torch = pytest.importorskip("torch")
 

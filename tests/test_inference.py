@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import xarray as xr
 from PIL import Image
 
+from tests._factories import make_imagettes
 from xwvnet import _runtime, datasets
 from xwvnet import schema as S
 from xwvnet.inference import EmptyImagetteWarning, embed, embed_block, get_model, torch_threads
@@ -22,7 +23,6 @@ from xwvnet.models import zoo
 from xwvnet.models.resnet import resnet18, resnet50
 from xwvnet.models.zoo import load_encoder
 
-from .conftest import make_imagettes
 from .test_preprocess import reference_input
 
 torch.set_num_threads(1)

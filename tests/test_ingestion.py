@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._safe_factory import NAME, make_wv_safe
 from xwvnet import schema as S
 from xwvnet.cli import main
 from xwvnet.ingestion import conform, ingest
 from xwvnet.io.sources import QUICKLOOK, SAFE, resolve
-
-from ._safe_factory import NAME, make_wv_safe
 
 SIZES = [(200, 180), (190, 220), (210, 200)]
 
@@ -137,7 +136,7 @@ def test_embedding_full_resolution_sigma0_is_refused_and_multilooked_quicklooks_
 
 def test_label_rows_for_imagettes_not_in_the_store_are_reported_and_the_rest_applied(tmp_path, capsys):
     """A row for an imagette not committed (yet) does not vanish: the report and the command name it."""
-    from .conftest import make_imagettes
+    from tests._factories import make_imagettes
 
     store = tmp_path / "s.zarr"
     xwvnet.to_store(make_imagettes(4), store)

@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import embed_whole_store, make_imagettes, save_random_resnet18
 from xwvnet import archive
 from xwvnet import schema as S
 from xwvnet.archive import EmbedInterrupted, embed_store
 from xwvnet.io.audit import status
-
-from .conftest import embed_whole_store, make_imagettes, save_random_resnet18
 
 REPO = Path(__file__).resolve().parent.parent
 N, SIZE, CHUNK = 96, 64, 4

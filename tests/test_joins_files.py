@@ -14,11 +14,10 @@ import xarray as xr
 from scipy.interpolate import RegularGridInterpolator
 from xarray.backends import netCDF4_
 
+from tests import _source_files as F
 from xwvnet import schema as S
 from xwvnet.joins.collocation import SPACE_ONLY, CollocationWarning, collocate, collocate_to_file
 from xwvnet.joins.points import haversine_km
-
-from . import _source_files as F
 
 
 def _imagettes(time, lat, lon) -> xr.Dataset:

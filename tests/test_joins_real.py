@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from tests import _source_files as F
 from xwvnet import schema as S
 from xwvnet.datasets import fetch
 from xwvnet.io.ocn import MAX_PARTITION_QUALITY, open_ocn
 from xwvnet.joins.collocation import CollocationWarning, collocate, count_missing
 from xwvnet.joins.points import haversine_km
-
-from . import _source_files as F
 
 INSITU = "insitu/AR_TS_MO_A-Sulafjorden_20230820.nc"
 ALTIMETER = [f"altimeter/global_vavh_l3_rt_s3b_20220201T{a}_2022020{d}T{b}_20220630T{c}.nc" for a, d, b, c in [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import make_imagettes
+from tests._factories import make_imagettes
 from xwvnet import schema as S
 from xwvnet.training import loader
 from xwvnet.training.loader import batches, chunk_starts, epoch_windows, rank_windows

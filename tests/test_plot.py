@@ -10,12 +10,11 @@ import pytest
 import xarray as xr
 from matplotlib.figure import Figure
 
+from tests._factories import make_imagettes
 from xwvnet import demo, plot
 from xwvnet import retrieval as R
 from xwvnet import schema as S
 from xwvnet.evaluation.curves import learning_curve
-
-from .conftest import make_imagettes
 
 
 def embedded_imagettes(n: int = 8) -> xr.Dataset:

@@ -272,10 +272,9 @@ def run_dir(tmp_path) -> Path:
 def test_sidecar_is_read_back_and_reaches_the_embeddings(run_dir):
     import json
 
+    from tests._factories import make_imagettes
     from xwvnet import schema as S
     from xwvnet.inference import embed
-
-    from .conftest import make_imagettes
 
     enc = load_encoder(run_dir / "encoder.pt")
     assert enc.name == "my-run" and enc.transform == "imagenet" and enc.arch == "resnet18"
@@ -319,9 +318,9 @@ def test_without_sidecar_a_file_keeps_its_file_name_and_no_provenance(r18_file):
      "xwvnet.models.transforms"],
 )
 def test_my_rooms_have_numpydoc_docstrings(module_name):
-    from .test_schema import test_public_names_have_numpydoc_docstrings as check
+    from tests._numpydoc import check_numpydoc
 
-    check(module_name)
+    check_numpydoc(module_name)
 
 
 def test_embed_docstring_lists_every_parameter():

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from tests._safe_factory import NAME, make_wv_safe
 from xwvnet import schema as S
 from xwvnet.io.safe import (
     Lut,
@@ -23,8 +24,6 @@ from xwvnet.io.safe import (
     scan_safe,
 )
 from xwvnet.radiometry import CALIBRATION_TOLERANCE, calibration_error_bound, multilook
-
-from ._safe_factory import NAME, make_wv_safe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,7 +178,7 @@ def test_entities_anywhere_in_any_encoding_and_links_out_of_the_product_are_refu
 def test_products_on_s3_read_as_local_ones(tmp_path, s3_endpoint, as_zip):
     import boto3
 
-    from .conftest import new_bucket
+    from tests._factories import new_bucket
 
     path, truth = make_wv_safe(tmp_path, sizes=[(60, 50), (44, 70)], seed=7, as_zip=as_zip)
     bucket = new_bucket(s3_endpoint)
@@ -204,8 +203,7 @@ def test_products_on_s3_take_the_checked_storage_options(tmp_path, s3_endpoint, 
     import boto3
 
     import xwvnet
-
-    from .conftest import new_bucket
+    from tests._factories import new_bucket
 
     path, _ = make_wv_safe(tmp_path, sizes=[(40, 30)], seed=8, as_zip=True)
     bucket = new_bucket(s3_endpoint)

@@ -1,14 +1,13 @@
 import doctest
 import importlib
-import inspect
 
 import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import make_imagettes
+from tests._numpydoc import check_numpydoc, documented_params, sections
 from xwvnet import schema as S
-
-from .conftest import make_imagettes
 
 
 def test_valid_dataset_passes_and_is_returned():
@@ -59,54 +58,9 @@ _DOC_MODULES = ["xwvnet.schema", "xwvnet.io.names", "xwvnet.io.quicklook", "xwvn
                 "xwvnet.synthetic"]
 
 
-def _sections(doc: str) -> dict[str, str]:
-    """numpydoc sections of a docstring: header (a line underlined with dashes) -> its text."""
-    lines = inspect.cleandoc(doc).splitlines()
-    out, name = {"": []}, ""
-    for i, line in enumerate(lines):
-        if i + 1 < len(lines) and line.strip() and set(lines[i + 1].strip()) == {"-"}:
-            name = line.strip()
-            out[name] = []
-        elif set(line.strip()) != {"-"}:
-            out[name].append(line)
-    return {k: "\n".join(v) for k, v in out.items()}
-
-
-def _public(module_name: str) -> list[tuple[str, object]]:
-    module = importlib.import_module(module_name)
-    return [(f"{module_name}.{name}", obj) for name, obj in vars(module).items()
-            if not name.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
-            and obj.__module__ == module_name]
-
-
-def _documented_params(doc: str) -> set[str]:
-    names = set()
-    for line in _sections(doc).get("Parameters", "").splitlines():
-        if line and not line[0].isspace():
-            names.update(n.strip().lstrip("*") for n in line.split(":")[0].split(","))
-    return names
-
-
 @pytest.mark.parametrize("module_name", _DOC_MODULES)
 def test_public_names_have_numpydoc_docstrings(module_name):
-    public = _public(module_name)
-    assert public, f"{module_name} defines no public function or class"
-    for qualname, obj in public:
-        doc = obj.__doc__ or ""
-        summary = inspect.cleandoc(doc).splitlines()[0] if doc.strip() else ""
-        assert summary.endswith("."), f"{qualname}: no one-line summary ending with a period"
-        if inspect.isclass(obj):
-            init = obj.__dict__.get("__init__")
-            params = [] if init is None else list(inspect.signature(init).parameters)[1:]
-        else:
-            params = list(inspect.signature(obj).parameters)
-            sections = _sections(doc)
-            assert "Returns" in sections, f"{qualname}: no Returns section"
-            if "raise " in inspect.getsource(obj).split('"""', 2)[-1]:
-                assert "Raises" in sections, f"{qualname} raises but has no Raises section"
-        assert set(params) <= _documented_params(doc), (
-            f"{qualname}: parameters {sorted(set(params) - _documented_params(doc))} are not in its Parameters section"
-        )
+    check_numpydoc(module_name)
 
 
 def test_section_parser_catches_an_undocumented_parameter():
@@ -124,8 +78,8 @@ def test_section_parser_catches_an_undocumented_parameter():
         """
         return a + b
 
-    assert _documented_params(documented.__doc__) == {"a"}
-    assert set(_sections(documented.__doc__)) == {"", "Parameters", "Returns"}
+    assert documented_params(documented.__doc__) == {"a"}
+    assert set(sections(documented.__doc__)) == {"", "Parameters", "Returns"}
 
 
 @pytest.mark.parametrize("module_name", ["xwvnet.schema", "xwvnet.io.names"])

@@ -9,12 +9,11 @@ import pytest
 from PIL import Image
 
 import xwvnet
+from tests._safe_factory import NAME, SPACING, make_wv_safe
 from xwvnet import schema as S
 from xwvnet.io.quicklook import NoReadableImageError
 from xwvnet.io.safe import SafeWarning, imagettes_from_manifest, open_safe, safe_to_imagettes, scan_safe
 from xwvnet.radiometry import multilook_factor
-
-from ._safe_factory import NAME, SPACING, make_wv_safe
 
 REAL = "S1B_WV_SLC__1SSV_20210403T083025_20210403T084452_026300_032390_D542.SAFE"
 
@@ -159,9 +158,8 @@ def test_quicklooks_have_the_published_statistics(tmp_path, wvnet_samples):
 
 def test_default_looks_reproduce_the_published_sizes_from_real_headers(wvnet_samples):
     """Real WV1/WV2 headers (spacing, incidence, size) with the default 10 x 10 looks give the published sizes."""
+    from tests._safe_factory import FULL_SIZE, INCIDENCE, SPACING
     from xwvnet.radiometry import DEFAULT_LOOKS
-
-    from ._safe_factory import FULL_SIZE, INCIDENCE, SPACING
 
     assert SPACING == {"wv1": (1.4976, 4.1248), "wv2": (2.7456, 4.1078)} and INCIDENCE == {"wv1": 24.1, "wv2": 37.1}
     assert FULL_SIZE == {"wv1": (4923, 5681), "wv2": (4774, 4500)}

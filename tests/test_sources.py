@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from tests import _source_files as F
 from xwvnet.errors import InputNotFoundError, InvalidArgumentError, InvalidTypeError, XWVNetError
 from xwvnet.io.sources import (
     GRIB,
@@ -19,8 +20,6 @@ from xwvnet.io.sources import (
     resolve,
     source_kind,
 )
-
-from . import _source_files as F
 
 
 def test_folder_and_glob_open_lazily_one_chunk_per_file(tmp_path):

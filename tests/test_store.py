@@ -12,12 +12,11 @@ import xarray as xr
 import zarr
 
 import xwvnet
+from tests._factories import chunk_objects, delete_object, flip_byte, make_imagettes
 from xwvnet import schema as S
 from xwvnet.io import store as zs
 from xwvnet.io.audit import status, verify
 from xwvnet.io.storage import locate
-
-from .conftest import chunk_objects, delete_object, flip_byte, make_imagettes
 
 
 def test_round_trip_history_and_time_travel(where):
@@ -232,9 +231,8 @@ def test_encoding_puts_crc32c_on_every_array(tmp_path):
 
 
 def test_collocate_command_reads_imagettes_from_a_bucket(s3_endpoint, tmp_path, capsys):
+    from tests._factories import new_bucket
     from xwvnet.cli import main
-
-    from .conftest import new_bucket
 
     url = f"s3://{new_bucket(s3_endpoint)}/im.zarr"
     ds = xwvnet.synthetic.imagettes(6, seed=0, size=(32, 32), time=("2021-03-01T11", "2021-03-01T13"))

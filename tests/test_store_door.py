@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import make_imagettes, new_bucket
 from xwvnet import schema as S
 from xwvnet.cli import main
 from xwvnet.io import store as zs
 from xwvnet.io.audit import status, verify
 from xwvnet.io.storage import locate
-
-from .conftest import make_imagettes, new_bucket
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,7 +90,7 @@ def test_a_hole_in_the_ids_or_coordinates_is_an_error(tmp_path):
 
 
 def test_an_embedding_store_hole_is_damage_and_embed_repair_fills_it(where, tmp_path):
-    from .conftest import save_random_resnet18
+    from tests._factories import save_random_resnet18
 
     weights = save_random_resnet18(tmp_path / "w.pt", seed=0)
     source, out = where("in.zarr"), where("out.zarr")

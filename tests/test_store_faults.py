@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import chunk_objects, embed_whole_store, flip_byte, make_imagettes, save_random_resnet18
 from xwvnet import schema as S
 from xwvnet.archive import embed_store
 from xwvnet.cli import main
 from xwvnet.io import store as zs
 from xwvnet.io.audit import status, verify
-
-from .conftest import chunk_objects, embed_whole_store, flip_byte, make_imagettes, save_random_resnet18
 
 REPO = Path(__file__).resolve().parent.parent
 N, SIZE, CHUNK = 16, 64, 4
@@ -214,7 +213,7 @@ def test_ingest_repair_rewrites_a_damaged_chunk_from_its_files(where, wvnet_samp
 
 
 def test_cli_embed_between_buckets_equals_a_local_embed(s3_endpoint, tmp_path, weights, capsys):
-    from .conftest import new_bucket
+    from tests._factories import new_bucket
 
     bucket = new_bucket(s3_endpoint)
     local, remote = tmp_path / "in.zarr", f"s3://{bucket}/in.zarr"

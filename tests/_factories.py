@@ -1,0 +1,108 @@
+"""Helpers shared by the tests: small imagette Datasets, seeded encoders and chunk-object surgery on stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from xwvnet import schema as S
+
+REPO = Path(__file__).resolve().parent.parent  # the repository root, wherever a test file sits below tests/
+
+
+def make_imagettes(n: int = 8, lines: int = 32, samples: int = 40, seed: int = 0) -> xr.Dataset:
+    """A tiny valid imagette Dataset with random pixels, for tests that need no physics."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"test-{seed}-{i:04d}" for i in range(n)], dtype=object)
+    return xr.Dataset(
+        {
+            S.QUICKLOOK: ((S.IMAGETTE, S.LINE, S.SAMPLE), rng.integers(0, 256, (n, lines, samples), dtype=np.uint8)),
+            S.VALID_LINES: (S.IMAGETTE, np.full(n, lines, dtype=np.int32)),
+            S.VALID_SAMPLES: (S.IMAGETTE, np.full(n, samples, dtype=np.int32)),
+        },
+        coords={
+            S.IMAGETTE: ids,
+            S.TIME: (S.IMAGETTE, np.datetime64("2020-01-01", "ns") + np.arange(n).astype("timedelta64[h]")),
+            S.LATITUDE: (S.IMAGETTE, rng.uniform(-60, 60, n)),
+            S.LONGITUDE: (S.IMAGETTE, rng.uniform(-180, 180, n)),
+            S.MISSION: (S.IMAGETTE, np.array(["s1a"] * n, dtype=object)),
+            S.SWATH: (S.IMAGETTE, np.array(["wv1", "wv2"] * (n // 2) + ["wv1"] * (n % 2), dtype=object)),
+            S.POLARIZATION: (S.IMAGETTE, np.array(["vv"] * n, dtype=object)),
+            S.ORBIT: (S.IMAGETTE, np.arange(n, dtype=np.int64) + 1000),
+        },
+    )
+
+
+def save_random_resnet18(path: Path, seed: int) -> Path:
+    """A seeded random ResNet-18 state dict in torchvision format: a small, offline encoder for tests."""
+    import torch
+
+    from xwvnet.models.resnet import resnet18
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.save(resnet18().state_dict(), path)
+    return path
+
+
+def embed_whole_store(store: Path | str, weights: Path) -> np.ndarray:
+    """Single-process embeddings of a whole store in one block: the reference that other runs must equal."""
+    import xwvnet
+    from xwvnet.inference import embed_block
+
+    ds = xwvnet.open_store(store).load()
+    return embed_block(ds[S.QUICKLOOK].values, ds[S.VALID_LINES].values, ds[S.VALID_SAMPLES].values,
+                       encoder=str(weights))
+
+
+def new_bucket(endpoint: str) -> str:
+    """A new, empty bucket on the moto server."""
+    import uuid
+
+    import boto3
+
+    name = f"xwvnet-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+def chunk_objects(url: str) -> dict[str, int]:
+    """The chunk objects of a store (local path or s3:// URL): key or path -> size."""
+    if url.startswith("s3://"):
+        import boto3
+
+        bucket, _, prefix = url[5:].partition("/")
+        s3 = boto3.client("s3")
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/chunks/").get("Contents", [])
+        return {f"s3://{bucket}/{item['Key']}": item["Size"] for item in listing}
+    folder = Path(url) / "chunks"
+    return {str(p): p.stat().st_size for p in folder.iterdir()} if folder.is_dir() else {}
+
+
+def flip_byte(key: str) -> None:
+    """Flip one bit in the middle of a chunk object (local path or s3:// key)."""
+    if key.startswith("s3://"):
+        import boto3
+
+        bucket, _, name = key[5:].partition("/")
+        s3 = boto3.client("s3")
+        data = bytearray(s3.get_object(Bucket=bucket, Key=name)["Body"].read())
+        data[len(data) // 2] ^= 1
+        s3.put_object(Bucket=bucket, Key=name, Body=bytes(data))
+        return
+    data = bytearray(Path(key).read_bytes())
+    data[len(data) // 2] ^= 1
+    Path(key).write_bytes(bytes(data))
+
+
+def delete_object(key: str) -> None:
+    """Delete a chunk object (local path or s3:// key)."""
+    if key.startswith("s3://"):
+        import boto3
+
+        bucket, _, name = key[5:].partition("/")
+        boto3.client("s3").delete_object(Bucket=bucket, Key=name)
+        return
+    Path(key).unlink()
