@@ -106,3 +106,109 @@ def delete_object(key: str) -> None:
         boto3.client("s3").delete_object(Bucket=bucket, Key=name)
         return
     Path(key).unlink()
+
+
+def embedded_imagettes(n: int = 8) -> xr.Dataset:
+    """``n`` small imagettes with a toy 6-feature embedding (encoder "toy") and two tags A and B, for figures."""
+    ds = make_imagettes(n, lines=24, samples=30)
+    x = np.random.default_rng(1).standard_normal((n, 6)).astype(np.float32)
+    labels = (np.arange(n)[:, None] % np.array([2, 3]) == 0).astype(np.int8)
+    return ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x, {"encoder": "toy"}),
+                      S.LABELS: ((S.IMAGETTE, S.LABEL), labels)}).assign_coords({S.LABEL: ["A", "B"]})
+
+
+# ---- quicklook PNG files: small valid ones, and crafted headers (bombs, truncated pixel data) ----------------------
+
+S1_NAME = "s1a-wv1-QL-vv-20190213t130655-20190213t130658-025911-02e29d-{:03d}.png"
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def crafted_png(path: Path, width: int, height: int, *, full: bool = False) -> Path:
+    """A greyscale PNG whose header claims ``width`` x ``height``; its data is a few zero bytes (``full=False``)
+    or a complete zlib stream of zeros (``full=True``: decodes to a black image, yet only ~100 kB on disk)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    if full:
+        deflate, row, parts = zlib.compressobj(9), bytes(width + 1), []
+        for _ in range(height):
+            parts.append(deflate.compress(row))
+        data = b"".join(parts) + deflate.flush()
+    else:
+        data = zlib.compress(bytes(100))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", data)
+                     + _png_chunk(b"IEND", b""))
+    return path
+
+
+def small_pngs(folder: Path, n: int = 3, shape: tuple[int, int] = (20, 30)) -> list[Path]:
+    """``n`` random greyscale PNGs named like Sentinel-1 WV quicklooks (numbers 001, 002, ...) in ``folder``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        path = folder / S1_NAME.format(i + 1)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+# ---- real processes ---------------------------------------------------------------------------------------------
+
+
+def spawn(args: list[str]):
+    """``python *args`` in a process of its own (one torch thread), from the repository root, output piped."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env={**os.environ, "XWVNET_TORCH_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(proc, ready, timeout: float = 120) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` is true (it must still run then), and reap it."""
+    import os
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+
+
+class RecordingBars:
+    """Records every tqdm bar's updates (``updates``: one list of increments per bar made while patched)."""
+
+    def __init__(self, monkeypatch):
+        import tqdm.auto
+
+        self.updates: list[list[int]] = []
+        real, bars = tqdm.auto.tqdm, self
+
+        class Recording(real):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.mine: list[int] = []
+                bars.updates.append(self.mine)
+
+            def update(self, n=1):
+                if n:
+                    self.mine.append(int(n))
+                return super().update(n)
+
+        monkeypatch.setattr(tqdm.auto, "tqdm", Recording)

@@ -86,3 +86,68 @@ def where(request, tmp_path):
         return lambda name: str(tmp_path / name)
     bucket = new_bucket(request.getfixturevalue("s3_endpoint"))
     return lambda name: f"s3://{bucket}/stores/{name}"
+
+
+# ---- encoders -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory) -> Path:
+    """A seeded (0) random ResNet-18 state dict in torchvision format: a small, offline encoder, never written to."""
+    from tests._factories import save_random_resnet18
+
+    return save_random_resnet18(tmp_path_factory.mktemp("weights") / "resnet18.pt", seed=0)
+
+
+# ---- generated WV SAFE products -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def products(tmp_path: Path) -> tuple[Path, Path]:
+    """A SAFE product folder of 3 imagettes and, in a folder of its own, a zipped product of 2 (another name)."""
+    from tests._safe_factory import NAME, make_wv_safe
+
+    sizes = [(200, 180), (190, 220), (210, 200)]
+    folder, _ = make_wv_safe(tmp_path / "folder", sizes=sizes, seed=1)
+    other = NAME.replace("ABCD", "EF01").replace("T130655", "T140655")
+    zipped, _ = make_wv_safe(tmp_path / "zipped", name=other, sizes=sizes[:2], seed=2, as_zip=True)
+    return folder, zipped
+
+
+@pytest.fixture(scope="module")
+def big_safe_product(tmp_path_factory):
+    """A SAFE product folder of 2 imagettes large enough to multilook (1500 x 530, 1203 x 467), and its truth."""
+    from tests._safe_factory import make_wv_safe
+
+    return make_wv_safe(tmp_path_factory.mktemp("safe"), sizes=[(1500, 530), (1203, 467)], seed=3)
+
+
+# ---- training runs and devices (model, training, inference and runtime tests) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def few_waves() -> xr.Dataset:
+    """16 synthetic imagettes (48 x 48, dask chunks of 8 before loading), in memory; never modified."""
+    import xwvnet
+
+    return xwvnet.synthetic.imagettes(16, seed=0, size=(48, 48), chunks=8).load()
+
+
+@pytest.fixture(scope="session")
+def finished_run(few_waves, tmp_path_factory) -> Path:
+    """A finished 2-step training run on ``few_waves`` (do not modify: copy what a test damages)."""
+    from tests._training import TINY_CPU
+    from xwvnet.training import train
+
+    out = tmp_path_factory.mktemp("finished")
+    train(few_waves, out, steps=2, seed=0, **TINY_CPU)
+    return out
+
+
+@pytest.fixture
+def no_gpu(monkeypatch) -> None:
+    """This machine seen as one without a visible CUDA GPU: ``torch.cuda.is_available()`` answers False (the run
+    context asks it at each call), so the no-GPU errors are checked on every machine."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

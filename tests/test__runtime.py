@@ -1,22 +1,29 @@
-"""The run context: where a call's tasks run and on which device, decided by one function at the public edges."""
+"""The run context: where a call's tasks run and on which device, decided by one function at the public edges; the
+device refused in one line where there is no GPU (every machine, by making torch see none) and used where there is
+one; the thread budget and the count checks."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import xwvnet
+from tests._training import TINY_CPU
 from xwvnet import _runtime
+from xwvnet import schema as S
 from xwvnet._runtime import GPU, LOCAL_THREADS, RunContext, run_context, torch_device
 from xwvnet.errors import DeviceUnavailableError, InvalidArgumentError, InvalidTypeError
+from xwvnet.training import train
 
 distributed = pytest.importorskip("distributed")
-NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +55,8 @@ def test_a_pool_here_resolves_the_device_against_this_machine():
         where.device = "cuda:0"  # frozen: resolved once, carried as it is
 
 
-@NO_GPU
 @pytest.mark.parametrize("device", ["cuda", "cuda:0", "CUDA:1"])
-def test_cuda_without_a_gpu_here_is_refused_in_one_line(device):
+def test_cuda_without_a_gpu_here_is_refused_in_one_line(device, no_gpu):
     with pytest.raises(DeviceUnavailableError, match=f"device={device!r} but this machine has no visible CUDA GPU.*"
                                                      "use device='cpu' or 'auto'"):
         run_context(LOCAL_THREADS, device)
@@ -73,6 +79,60 @@ def test_bad_threads_and_clients_are_refused():
 def test_torch_device_turns_a_resolved_name_into_a_torch_device():
     assert torch_device("cpu") == torch.device("cpu")
     assert torch_device("auto") == torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+# ---- the device at the edges, the thread budget, the count checks ------------------------------------------------
+@CUDA
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", " CUDA:0 "])
+def test_cuda_with_a_gpu_here_is_that_gpu(device):
+    where = run_context(LOCAL_THREADS, device)
+    assert where == RunContext("cuda:0", None, _runtime.cores(), False) and where.resources is None
+    assert torch_device(where.device) == torch.device("cuda:0")
+    assert run_context(LOCAL_THREADS, "auto").device == "cuda:0"
+
+
+def test_cuda_without_a_gpu_is_a_clear_error_for_embed_and_train(few_waves, tmp_path, no_gpu):
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(ValueError, match=f"device='{device}' but this machine has no visible CUDA GPU"):
+            run_context(LOCAL_THREADS, device)
+        with pytest.raises(ValueError, match="no visible CUDA GPU.*use device='cpu'"):
+            xwvnet.embed(few_waves, encoder="random-resnet50", device=device)
+        with pytest.raises(ValueError, match="no visible CUDA GPU"):
+            train(few_waves, tmp_path / "run", steps=1, **{**TINY_CPU, "device": device})
+    assert not (tmp_path / "run").exists()
+
+
+@CUDA
+def test_cuda_with_a_gpu_embeds_and_trains_there(few_waves, weights, tmp_path, monkeypatch):
+    """The edges of the test above where there is a GPU: embed there equals the CPU's, and a run trains there."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convolutions, as on the CPU
+    small = few_waves.isel({S.IMAGETTE: slice(0, 4)})
+    cpu = xwvnet.embed(small, encoder=weights, device="cpu")[S.EMBEDDING].values
+    for device in ("cuda", "cuda:0"):
+        assert run_context(LOCAL_THREADS, device).device == "cuda:0"
+        gpu = xwvnet.embed(small, encoder=weights, device=device)[S.EMBEDDING].values
+        assert gpu.shape == cpu.shape == (4, 512) and np.isfinite(gpu).all()
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3 * float(np.abs(cpu).max()))
+    path = train(few_waves, tmp_path / "run", steps=1, **{**TINY_CPU, "device": "cuda"})
+    meta = json.loads((tmp_path / "run" / "encoder.json").read_text())
+    assert meta["config"]["device"] == "cuda:0" and meta["steps_done"] == 1
+    assert xwvnet.load_encoder(path).arch == "resnet18"
+
+
+def test_thread_budget_helpers():
+    assert _runtime.threads_per_task(16, 4) == 4
+    assert _runtime.threads_per_task(2, 4) == 1  # never 0
+    with pytest.raises(ValueError):
+        _runtime.threads_per_task(0, 1)
+    assert _runtime.cores() >= 1
+
+
+def test_runtime_checks():
+    assert _runtime.check_count(3, "batch_size") == 3
+    assert _runtime.check_count(np.int64(2), "chunk_size") == 2
+    for bad in (0, -1, 1.5, True, "4", None):
+        with pytest.raises(ValueError, match="chunk_size must be a positive number of imagettes"):
+            _runtime.check_count(bad, "chunk_size")
 
 
 # ---- a cluster --------------------------------------------------------------------------------------------------

@@ -1,12 +1,27 @@
-"""The `xwvnet` command end to end on a small store: probe (fit, save, apply), neighbors, evaluate."""
+"""The `xwvnet` command (xwvnet.cli): end to end, exit codes, one-line errors, help and defaults, storage options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import xwvnet
+from tests._factories import REPO, make_imagettes, new_bucket
 from xwvnet import schema as S
-from xwvnet.cli import main
+from xwvnet.cli import build_parser, main
+from xwvnet.io import store as zs
 from xwvnet.io.store import add_variables
+from xwvnet.training.recipe import _parser as recipe_parser
 
 
 def _embedded_store(tmp_path):
@@ -139,6 +154,19 @@ def test_a_bad_choice_names_the_librarys_names(capsys):
     assert exit_.value.code == 2 and "'float32', 'bfloat16', 'float16'" in err
 
 
+@pytest.mark.parametrize("flag,value,name", [("--batch-size", "0", "batch_size"), ("--image-size", "0", "image_size"),
+                                             ("--lr", "-1", "lr"), ("--steps", "0", "steps")])
+def test_the_cli_says_which_training_argument_is_bad_in_one_line(few_waves, tmp_path, capsys, flag, value, name):
+    from xwvnet.cli import main
+    from xwvnet.io.store import to_store
+
+    to_store(few_waves, tmp_path / "s.zarr")
+    assert main(["train", str(tmp_path / "s.zarr"), "--out", str(tmp_path / "run"), flag, value]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"xwvnet train: error: {name}=") and "must be" in err and "\n" not in err
+    assert not (tmp_path / "run").exists()
+
+
 def _last_line(err: str) -> str:
     """The last line on stderr (a progress bar may come before it)."""
     return err.strip().splitlines()[-1]
@@ -234,3 +262,174 @@ def test_train_help_states_the_defaults_of_trainconfig():
     assert checked >= 15 and "(default: flip=True)" in text
     assert "(default: 64)" in text and "0.0001 when continuing from init" in text
     assert TrainConfig.default_of("steps") == str(TrainConfig().steps)
+
+
+def test_status_and_history_on_the_command_line(where, capsys):
+    from xwvnet.cli import main
+
+    url = where("im.zarr")
+    xwvnet.to_store(make_imagettes(3), url)
+    assert main(["status", url]) == 0 and "complete         3" in capsys.readouterr().out
+    assert main(["history", url]) == 0 and "to_store: 3 imagettes appended" in capsys.readouterr().out
+    assert main(["verify", url]) == 0 and "status           OK" in capsys.readouterr().out
+    assert main(["verify", where("none")]) == 1 and "not an xwvnet store" in capsys.readouterr().err
+
+
+# ---- storage failures through the real command in a subprocess: one line, exit 1, no traceback, no Rust panic
+def _cli(*args: str, env: dict[str, str] | None = None, prefix: list[str] | None = None
+         ) -> subprocess.CompletedProcess:
+    command = [*(prefix or []), sys.executable, "-m", "xwvnet.cli", *args]
+    return subprocess.run(command, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _one_line(result: subprocess.CompletedProcess, *needles: str) -> None:
+    text = result.stdout + result.stderr
+    assert result.returncode == 1, text
+    assert "Traceback" not in text and "panicked" not in text and "WARN" not in text, text
+    errors = re.sub(r"\w+:\s+\d+%\|[^\]]*\]", "", result.stderr)  # without the progress bar
+    lines = [ln for ln in errors.splitlines() if ln.strip()]
+    assert len(lines) == 1, text
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_a_file_in_the_way_is_one_line(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("not a store")
+    for args in (["status", str(path)], ["verify", str(path)], ["history", str(path)],
+                 ["ingest", str(tmp_path), "--out", str(path / "below.zarr")]):
+        _one_line(_cli(*args), "is a file")
+    with pytest.raises(zs.StoreAccessError, match="is a file"):
+        xwvnet.to_store(make_imagettes(2), path)
+    assert path.read_text() == "not a store"
+
+
+def test_a_missing_bucket_and_missing_credentials_are_one_line(s3_endpoint):
+    _one_line(_cli("status", "s3://no-such-bucket-xwvnet/s.zarr"), "does not exist")
+    bucket = new_bucket(s3_endpoint)
+    xwvnet.to_store(make_imagettes(2), f"s3://{bucket}/s.zarr")
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {**bare, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+           "AWS_CONFIG_FILE": os.devnull}
+    result = subprocess.run([sys.executable, "-m", "xwvnet.cli", "status", f"s3://{bucket}/s.zarr"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=300)
+    _one_line(result, "no credentials", "AWS_ACCESS_KEY_ID", "--storage-option")
+
+
+_UNSHARE = shutil.which("unshare")
+
+
+def _private_mount(tmp_path: Path, options: str) -> list[str] | None:
+    """A command prefix that runs inside a private tmpfs mount at ``tmp_path/m`` (None where that is not allowed)."""
+    if _UNSHARE is None:
+        return None
+    mount = tmp_path / "m"
+    mount.mkdir()
+    probe = subprocess.run([_UNSHARE, "--mount", "sh", "-c", f"mount -t tmpfs -o {options} none {mount}"],
+                           capture_output=True)
+    if probe.returncode:
+        return None
+    return [_UNSHARE, "--mount", "sh", "-c", f'mount -t tmpfs -o {options} none {mount} && exec "$@"', "sh"]
+
+
+def test_a_read_only_location_and_a_full_disk_are_one_line(tmp_path, wvnet_samples):
+    ro = _private_mount(tmp_path, "ro,size=1m")
+    if ro is None:
+        pytest.skip("needs `unshare --mount` to mount a private read-only tmpfs")
+    _one_line(_cli("ingest", str(wvnet_samples), "--out", str(tmp_path / "m" / "s.zarr"), prefix=ro), "read-only")
+    full = [*ro[:4], ro[4].replace("ro,size=1m", "size=64k"), *ro[5:]]
+    _one_line(_cli("ingest", str(wvnet_samples), "--out", str(tmp_path / "m" / "s.zarr"), prefix=full), "full")
+
+
+def test_a_damaged_branch_names_the_snapshots_still_readable(tmp_path):
+    url = tmp_path / "s.zarr"
+    xwvnet.to_store(make_imagettes(4), url)
+    snapshot = xwvnet.history(url).snapshot[0]
+    (url / "refs" / "branch.main" / "ref.json").write_text("garbage{")
+    result = _cli("status", str(url))
+    _one_line(result, "branch pointer", snapshot)
+    (url / "refs" / "branch.main" / "ref.json").write_text(json.dumps({"snapshot": snapshot}))  # what the line says
+    assert xwvnet.open_store(url).sizes[S.IMAGETTE] == 4
+
+
+# ---- help: every option of the command and of ``python -m xwvnet.training.recipe`` shows its default, once -----------
+#: commands that touch no store given as a URL: `index` works beside a store on a local disk, `demo` on samples
+NO_STORE = {"index", "demo"}
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    return {"xwvnet": build_parser(), **{f"xwvnet {n}": p for n, p in _subcommands().items()},
+            "python -m xwvnet.training.recipe": recipe_parser()}
+
+
+def _options_of(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    skip = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+    return [a for a in parser._actions if not isinstance(a, skip)]
+
+
+def _in_required_group(parser: argparse.ArgumentParser, action: argparse.Action) -> bool:
+    """One of a required set of alternatives (``probe --target | --load``): no default to show."""
+    return any(g.required and action in g._group_actions for g in parser._mutually_exclusive_groups)
+
+
+@pytest.mark.parametrize("name", list(_parsers()))
+def test_every_option_has_help_showing_its_default_once(name):
+    parser = _parsers()[name]
+    problems = []
+    for action in _options_of(parser):
+        label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+        if not (action.help or "").strip():
+            problems.append(f"{label}: no help")
+            continue
+        text = parser._get_formatter()._expand_help(action)
+        if text.count("(default") > 1:
+            problems.append(f"{label}: default shown twice: {text}")
+        optional = action.option_strings and not action.required and not _in_required_group(parser, action)
+        if optional and "(default" not in text:
+            problems.append(f"{label}: no default shown: {text}")
+    assert problems == []
+    parser.format_help()  # renders (no bad % placeholders)
+
+
+def test_every_command_that_touches_a_store_takes_storage_options():
+    missing = [name for name, parser in _subcommands().items() if name not in NO_STORE
+               and not any("--storage-option" in a.option_strings for a in parser._actions)]
+    assert missing == []
+    assert any("--storage-option" in a.option_strings for a in recipe_parser()._actions)
+
+
+def test_the_top_level_help_speaks_of_the_jobs_and_ingest_names_out_first(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "thin call" not in text and "functional module" not in text
+    out = next(a for a in _subcommands()["ingest"]._actions if a.dest == "out")
+    assert out.option_strings[0] == "--out" and "old name" not in out.help
+    assert build_parser().parse_args(["ingest", "x", "--store", "s.zarr"]).out == "s.zarr"  # the alias still works
+
+
+def test_storage_options_reach_train_and_the_recipe(monkeypatch, tmp_path):
+    import xwvnet.training
+    from xwvnet.cli import main
+    from xwvnet.training import recipe
+
+    seen = []
+
+    def fake_train(data, out, **kwargs):
+        seen.append((data, kwargs.get("storage_options")))
+        return tmp_path / "encoder.pt"
+
+    monkeypatch.setattr(xwvnet.training, "train", fake_train)
+    monkeypatch.setattr("xwvnet.training.simclr.train", fake_train)
+    options = ["--storage-option", "endpoint_url=http://127.0.0.1:9000", "--storage-option", "allow_http=true"]
+    assert main(["train", "s3://bucket/wv.zarr", "--out", str(tmp_path / "run"), *options]) == 0
+    assert recipe.main(["s3://bucket/wv.zarr", "--out", str(tmp_path / "run"), "--tiny", *options]) == 0
+    expected = {"endpoint_url": "http://127.0.0.1:9000", "allow_http": True}
+    assert seen == [("s3://bucket/wv.zarr", expected)] * 2  # the URL kept whole, not made a Path

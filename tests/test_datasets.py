@@ -1,8 +1,11 @@
+"""Sample data (xwvnet.datasets): the mirror first, hash-checked, pinned URLs, and what to do offline."""
+
 import numpy as np
 import pooch
 import pytest
 
 from xwvnet import datasets
+from xwvnet.datasets import git_blob_sha1
 
 
 def test_sample_comes_from_the_mirror_and_is_hash_checked(wvnet_samples, monkeypatch):
@@ -42,3 +45,9 @@ def test_every_upstream_sample_has_a_pinned_url():
     assert all(datasets.WVNET_COMMIT in datasets.URLS[name] for name in upstream)
     with pytest.raises(KeyError, match="unknown sample file"):
         datasets.fetch("nope.txt")
+
+
+def test_git_blob_sha1_is_gits(tmp_path):
+    path = tmp_path / "hello.txt"
+    path.write_bytes(b"hello\n")
+    assert git_blob_sha1(path) == "ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object` of "hello\n"

@@ -1,10 +1,18 @@
-"""The main job's steps: each says what it shows, joins only inside the sources' coverage, and is repeatable."""
+"""The main job's steps (xwvnet.demo): what each shows, joins only inside coverage, figures that never clip a text."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
+
+from tests._factories import embedded_imagettes, make_imagettes
+from xwvnet import demo
+from xwvnet import retrieval as R
 from xwvnet import schema as S
 
 
@@ -57,7 +65,6 @@ def texts_outside(fig) -> list[str]:
 
 
 def test_texts_outside_sees_a_clipped_title():
-    from matplotlib.figure import Figure
 
     ax = Figure(figsize=(2, 2), layout="constrained").subplots()
     ax.set_title("a title far wider than a two-inch figure can ever hold on one line", fontsize=9)
@@ -65,12 +72,9 @@ def test_texts_outside_sees_a_clipped_title():
 
 
 def test_demo_figures_never_clip_a_text(data_dir, tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
 
     from tests._factories import make_imagettes
     from xwvnet import demo, synthetic
-
-    from .test_plot import embedded_imagettes
 
     saved = []
     original = Figure.savefig
@@ -100,3 +104,58 @@ def test_demo_figures_never_clip_a_text(data_dir, tmp_path, monkeypatch):
     for fig, kwargs in saved:
         assert kwargs.get("bbox_inches") == "tight"
         assert texts_outside(fig) == []
+
+
+def test_demo_retrieval_on_toy_data(tmp_path, capsys):
+    ds = embedded_imagettes()
+    scores = demo.demo_retrieval(ds, tmp_path, k=3)
+    assert (tmp_path / "retrieval.png").stat().st_size > 1000
+    assert "precision@3" in capsys.readouterr().out
+    assert 0 <= float(scores["mean_average_precision"]) <= 1
+
+
+def test_demo_probe_with_a_toy_encoder(tmp_path, monkeypatch):
+    from xwvnet import synthetic
+
+    def tiny(n, seed=0, size=(256, 256)):
+        ds = make_imagettes(n, lines=16, samples=16, seed=seed)
+        return ds.assign(hs=(S.IMAGETTE, np.linspace(1, 6, n), {"units": "m"}))
+
+    monkeypatch.setattr(synthetic, "imagettes", tiny)
+
+    def oracle(ds):
+        hs = ds["hs"].values
+        feats = np.stack([hs, np.random.default_rng(0).standard_normal(hs.size)], axis=1).astype(np.float32)
+        return ds.assign({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), feats, {"encoder": "oracle"})})
+
+    table = demo.demo_probe(tmp_path, n=40, encoders={"oracle": oracle, "image-statistics": "image-statistics"})
+    assert isinstance(table, pd.DataFrame)
+    assert table.loc["oracle", ("hs", "r2")] > 0.99
+    assert (tmp_path / "probe_hs.png").is_file() and (tmp_path / "probe_hs.csv").is_file()
+
+
+# --- the 15 published samples -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real(wvnet_samples: Path) -> xr.Dataset:
+    from xwvnet.io.quicklook import open_quicklooks
+
+    ds = open_quicklooks(wvnet_samples, labels=wvnet_samples / "sample_data.csv")
+    order = [Path(f).stem for f in pd.read_csv(wvnet_samples / "sample_data.csv")["filename"]]
+    emb = np.load(wvnet_samples / "valid_embs.npy")
+    published = xr.DataArray(emb, dims=(S.IMAGETTE, S.FEATURE), coords={S.IMAGETTE: order},
+                             attrs={"encoder": "wvnet-resnet50 (published embeddings)"})
+    return ds.assign({S.EMBEDDING: published.sel({S.IMAGETTE: ds[S.IMAGETTE].values})})
+
+
+def test_real_sample_retrieval_matches_brute_force_and_plots(real, tmp_path):
+    assert real.sizes[S.IMAGETTE] == 15
+    found = R.neighbors(real, k=5)
+    x = real[S.EMBEDDING].values.astype(np.float64)
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = u @ u.T
+    np.fill_diagonal(sim, -np.inf)
+    ids = real[S.IMAGETTE].values
+    np.testing.assert_array_equal(found["neighbor"].values, ids[np.argsort(-sim, axis=1)[:, :5]])
+    scores = demo.demo_retrieval(real, tmp_path, k=4)
+    assert scores.attrs["n_queries"] > 0
+    assert (tmp_path / "retrieval.png").is_file()

@@ -1,6 +1,9 @@
-"""dask.distributed: results equal threaded and single-process ones, weights never in the graph, thread budget."""
+"""dask.distributed: results equal threaded and single-process ones, weights never in the graph, the thread budget,
+the local cluster's shape, its one clear start error and its quiet close."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -13,16 +16,18 @@ from tests._factories import embed_whole_store, make_imagettes, save_random_resn
 from xwvnet import _runtime
 from xwvnet import distributed as xd
 from xwvnet import schema as S
+from xwvnet.errors import XWVNetError
 
 torch = pytest.importorskip("torch")
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
+
 N, SIZE, CHUNK = 12, 64, 3
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
+def r18_seed1(tmp_path_factory) -> Path:
     return save_random_resnet18(tmp_path_factory.mktemp("weights") / "resnet18.pt", seed=1)
 
 
@@ -34,8 +39,8 @@ def source(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(source, weights) -> np.ndarray:
-    return embed_whole_store(source, weights)
+def reference(source, r18_seed1) -> np.ndarray:
+    return embed_whole_store(source, r18_seed1)
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +48,6 @@ def client():
     """One LocalCluster of 2 worker processes x 1 thread for the whole module (they are slow to start)."""
     with xd.local_cluster(2, threads_per_worker=1) as cluster, distributed.Client(cluster) as c:
         yield c
-
-
-def test_thread_budget_helpers():
-    assert _runtime.threads_per_task(16, 4) == 4
-    assert _runtime.threads_per_task(2, 4) == 1  # never 0
-    with pytest.raises(ValueError):
-        _runtime.threads_per_task(0, 1)
-    assert _runtime.cores() >= 1
 
 
 def test_local_cluster_budget_never_oversubscribes(client):
@@ -94,13 +91,13 @@ def test_gpu_resources_requested_only_where_declared(client):
         _runtime.run_context(client, "cuda")
 
 
-def test_embed_store_on_cluster_equals_threaded_and_single_process(client, source, weights, reference, tmp_path):
+def test_embed_store_on_cluster_equals_threaded_and_single_process(client, source, r18_seed1, reference, tmp_path):
     from xwvnet.archive import embed_store
 
-    xd.setup_client(client, weights, device="cpu")  # every worker builds its model now, once
-    on_cluster = embed_store(source, tmp_path / "c.zarr", weights, client=client, progress=False)
+    xd.setup_client(client, r18_seed1, device="cpu")  # every worker builds its model now, once
+    on_cluster = embed_store(source, tmp_path / "c.zarr", r18_seed1, client=client, progress=False)
     assert on_cluster.complete and "2 workers" in on_cluster.runner
-    threaded = embed_store(source, tmp_path / "t.zarr", weights, client="threads", progress=False)  # here, not there
+    threaded = embed_store(source, tmp_path / "t.zarr", r18_seed1, client="threads", progress=False)  # here, not there
     assert threaded.complete and "thread pool" in threaded.runner
     a = xwvnet.open_store(tmp_path / "c.zarr")[S.EMBEDDING].values
     b = xwvnet.open_store(tmp_path / "t.zarr")[S.EMBEDDING].values
@@ -111,22 +108,22 @@ def test_embed_store_on_cluster_equals_threaded_and_single_process(client, sourc
     assert list(models.values()) == [1, 1]
 
 
-def test_embed_store_by_scheduler_address(client, source, weights, reference, tmp_path):
+def test_embed_store_by_scheduler_address(client, source, r18_seed1, reference, tmp_path):
     from xwvnet.archive import embed_store
 
-    report = embed_store(source, tmp_path / "s.zarr", weights, client=client.scheduler.address, chunk_size=6,
+    report = embed_store(source, tmp_path / "s.zarr", r18_seed1, client=client.scheduler.address, chunk_size=6,
                          progress=False)
     assert report.complete and report.chunks == 2
     np.testing.assert_allclose(xwvnet.open_store(tmp_path / "s.zarr")[S.EMBEDDING].values, reference, atol=1e-5,
                                rtol=0)
 
 
-def test_accessor_embed_under_client_and_small_graph(client, source, weights, reference):
+def test_accessor_embed_under_client_and_small_graph(client, source, r18_seed1, reference):
     ds = xwvnet.open_store(source)
-    lazy = ds.wvnet.embed(str(weights))
+    lazy = ds.wvnet.embed(str(r18_seed1))
     graph = dict(lazy[S.EMBEDDING].data.__dask_graph__())
     size = len(cloudpickle.dumps(graph))
-    assert size < weights.stat().st_size // 20  # the graph carries the encoder's spec, not its weights
+    assert size < r18_seed1.stat().st_size // 20  # the graph carries the encoder's spec, not its weights
     with _runtime.run_context() as where:  # the client of this module is the active one
         assert where.client is client and not where.owns_client
     result = lazy[S.EMBEDDING].compute()  # runs on the cluster: the default client
@@ -137,3 +134,61 @@ def test_worker_malloc_is_relaxed_where_glibc_allows():
     from xwvnet.distributed import relax_malloc_trim
 
     assert relax_malloc_trim() is sys.platform.startswith("linux")  # CI runs on glibc Linux
+
+
+# ---- the local cluster rule ---------------------------------------------------------------------------------------
+def test_local_shape_rule():
+    assert xd.local_shape() == (1, _runtime.cores())  # one process with threads, by measurement
+    assert xd.local_shape(2) == (2, 1)
+    assert xd.local_shape(None, 3) == (1, 3)
+    assert xd.local_shape(2, 2) == (2, 2)
+    with pytest.raises(ValueError, match="n_workers must be a positive number"):
+        xd.local_shape(0)
+
+
+def test_local_client_start_failure_is_one_clear_error(monkeypatch):
+    seen = {}
+
+    def refuse(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("Nanny failed to start.")
+
+    monkeypatch.setattr(xd, "LocalCluster", refuse)
+    with pytest.raises(XWVNetError, match=r"could not start a local dask cluster of 2 worker process\(es\) x 1 "
+                                          r"thread.*Nanny failed to start.*--threads") as info:
+        xd.local_client(2)
+    assert isinstance(info.value, RuntimeError) and "\n" not in str(info.value)
+    assert seen["n_workers"] == 2 and seen["threads_per_worker"] == 1 and seen["processes"] is True
+    with pytest.raises(xd.LocalClusterError):
+        xd.local_client()
+    assert seen["n_workers"] == 1 and seen["threads_per_worker"] == _runtime.cores()
+
+
+# ---- closing a local cluster is quiet ---------------------------------------------------------------------------
+# The nanny's "Worker process still alive after 4.0 seconds, killing" notice (one per worker whose process was slow
+# to exit) is dropped while a cluster of ours closes, and only then.
+NOTICE = "Worker process still alive after 4.0 seconds, killing"
+
+
+class _FakeCluster:
+    """Closes the way a LocalCluster whose workers are slow to exit does: its nanny logs the kill notice."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+
+    async def _close(self) -> None:
+        logging.getLogger("distributed.nanny").warning(NOTICE)
+        logging.getLogger("distributed.nanny").warning("something else")
+
+
+def test_closing_a_local_cluster_drops_the_kill_notice_only(monkeypatch, caplog):
+    monkeypatch.setattr(xd, "LocalCluster", _FakeCluster)
+    cluster = xd.local_cluster(2)
+    assert cluster.kwargs["n_workers"] == 2
+    with caplog.at_level(logging.WARNING, logger="distributed.nanny"):
+        asyncio.run(cluster._close())
+        messages = [r.getMessage() for r in caplog.records]
+        assert NOTICE not in messages and "something else" in messages
+        caplog.clear()
+        logging.getLogger("distributed.nanny").warning(NOTICE)  # outside a close of ours: left alone
+        assert [r.getMessage() for r in caplog.records] == [NOTICE]

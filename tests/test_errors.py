@@ -231,3 +231,15 @@ def test_a_missing_optional_dependency_is_an_import_error(monkeypatch):
 def test_an_existing_output_is_both_file_exists_and_value_error(tmp_path):
     err = E.OutputExistsError(f"{tmp_path} exists: pass overwrite=True to replace it.")
     assert isinstance(err, FileExistsError) and isinstance(err, ValueError) and isinstance(err, E.OutputError)
+
+
+def test_warnings_point_at_the_callers_line():
+    import warnings
+
+    from xwvnet.errors import XWVNetWarning, warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn("look here", XWVNetWarning)
+    assert caught[0].filename == __file__
+    assert caught[0].category is XWVNetWarning

@@ -1,4 +1,6 @@
-"""Lazy blockwise embedding: faithfulness to an independent evaluation, invariance, laziness, small graphs."""
+"""Lazy blockwise embedding: faithfulness to an independent evaluation, invariance, laziness, small graphs, one check
+at the edge, progress, refused inputs (full-resolution sigma0, NaN weights), and CUDA refused without a GPU and used
+where there is one."""
 
 from __future__ import annotations
 
@@ -11,19 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import torch.nn.functional as F
 import xarray as xr
 from PIL import Image
 
-from tests._factories import make_imagettes
+import xwvnet
+from tests._factories import RecordingBars, make_imagettes
+from tests._reference import reference_input
 from xwvnet import _runtime, datasets
 from xwvnet import schema as S
 from xwvnet.inference import EmptyImagetteWarning, embed, embed_block, get_model, torch_threads
 from xwvnet.models import zoo
+from xwvnet.models.encoder import Encoder
 from xwvnet.models.resnet import resnet18, resnet50
+from xwvnet.models.weights import WeightsIntegrityError
 from xwvnet.models.zoo import load_encoder
-
-from .test_preprocess import reference_input
 
 torch.set_num_threads(1)
 
@@ -228,17 +231,6 @@ def test_bfloat16_is_close_to_float32(ds, r18):
     assert (cos > 0.999).all() and not np.array_equal(fp32, bf16)
 
 
-def test_reference_helper_is_not_the_module_under_test():
-    """Guard: the reference transform must not call xwvnet.models.transforms (it would compare the code with itself)."""
-    import inspect
-
-    from . import test_preprocess
-
-    source = inspect.getsource(test_preprocess.reference_field) + inspect.getsource(test_preprocess.reference_input)
-    assert "crop_field" not in source and "wvnet_transform" not in source
-    assert F.interpolate is not None
-
-
 def test_xwvnet_embed_is_the_function_whatever_was_imported_before(ds, r18):
     import xwvnet
     import xwvnet.inference  # noqa: F401
@@ -260,6 +252,24 @@ def test_cuda_without_a_gpu_is_a_clear_value_error(ds, r18, monkeypatch):
     assert embed(ds.isel({S.IMAGETTE: [0]}), r18, device="auto")[S.EMBEDDING].shape == (1, 512)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_loads_the_same_weights_and_embeds_what_the_cpu_embeds(ds, r18, monkeypatch):
+    """device='cuda': the model is built on the GPU with the file's weights, and its embeddings equal the CPU's."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # float32 convolutions, as on the CPU
+    on_gpu = get_model(r18, "cuda:0", "float32", False)
+    saved = torch.load(r18.path, weights_only=True)
+    state = on_gpu.state_dict()
+    assert state.keys() == saved.keys()
+    for name, value in state.items():
+        assert value.device.type == "cuda", name
+        torch.testing.assert_close(value.cpu(), saved[name], rtol=0, atol=0)
+    cpu = embed(ds, r18, device="cpu")[S.EMBEDDING].values
+    out = embed(ds.chunk({S.IMAGETTE: 4}), r18, device="cuda")
+    gpu = out[S.EMBEDDING].values
+    assert out[S.EMBEDDING].dtype == np.float32 and np.isfinite(gpu).all() and np.abs(cpu).max() > 0.1
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4)
+
+
 def test_one_precision_vocabulary():
     from xwvnet.inference import embedding_attrs
 
@@ -269,14 +279,60 @@ def test_one_precision_vocabulary():
     assert embedding_attrs(load_encoder("random-resnet50"), S.QUICKLOOK, "bfloat16")["precision"] == "bfloat16"
 
 
-@pytest.mark.parametrize(
-    "module_name",
-    ["xwvnet.datasets", "xwvnet.models.resnet", "xwvnet.models.weights", "xwvnet.models.encoder",
-     "xwvnet.models.zoo", "xwvnet.inference", "xwvnet.models.transforms", "xwvnet.radiometry"],
-)
-def test_docstring_examples_run(module_name):
-    import doctest
-    import importlib
+def test_embed_docstring_lists_every_parameter():
+    import inspect
 
-    result = doctest.testmod(importlib.import_module(module_name), optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0, result
+    from xwvnet.inference import embed
+
+    doc = inspect.getdoc(embed)
+    for name in inspect.signature(embed).parameters:
+        assert f"\n{name} : " in doc, name
+    assert "Returns\n-------" in doc and "Raises\n------" in doc
+
+
+# ---- checks at the edge, and progress -------------------------------------------------------------------------
+def test_embed_checks_once_at_the_edge(weights, monkeypatch):
+    ds = make_imagettes(4, lines=48, samples=48, seed=5).chunk({S.IMAGETTE: 2})
+    loads = []
+    real = xwvnet.inference.load_encoder
+    monkeypatch.setattr(xwvnet.inference, "load_encoder", lambda e: loads.append(e) or real(e))
+    out = xwvnet.embed(ds, weights).compute(scheduler="synchronous")
+    assert len(loads) == 1  # once for the call, not once per chunk
+    assert np.isfinite(out[S.EMBEDDING].values).all()
+    for bad, match in [({"batch_size": 0}, "batch_size"), ({"precision": "fp8"}, "precision"),
+                       ({"device": "gpu0"}, "device must be")]:
+        with pytest.raises(ValueError, match=match):
+            xwvnet.embed(ds, weights, **bad)
+
+
+def test_embed_progress_eager_bar_and_lazy_warning(weights, monkeypatch):
+    bars = RecordingBars(monkeypatch)
+    ds = make_imagettes(5, lines=48, samples=48, seed=6)
+    eager = xwvnet.embed(ds, weights, batch_size=2, progress=True)
+    assert [u for u in bars.updates if u] == [[2, 2, 1]]
+    with pytest.warns(xwvnet.errors.XWVNetWarning, match="ProgressBar"):
+        lazy = xwvnet.embed(ds.chunk({S.IMAGETTE: 5}), weights, batch_size=2, progress=True)
+    np.testing.assert_allclose(lazy[S.EMBEDDING].values, eager[S.EMBEDDING].values, atol=1e-6, rtol=0)
+    quiet = RecordingBars(monkeypatch)
+    xwvnet.embed(ds, weights)  # default off
+    assert not any(quiet.updates)
+
+
+def test_an_in_memory_model_with_nan_weights_does_not_embed(few_waves):
+    torch.manual_seed(0)
+    module = resnet18()
+    with torch.no_grad():
+        module.layer4[1].conv2.weight[0, 0, 0, 0] = float("nan")
+    enc = Encoder.from_module(module, name="diverged")
+    with pytest.raises(WeightsIntegrityError, match=r"'diverged' holds non-finite.*layer4\.1\.conv2\.weight "
+                                                    r"\(1 values\)"):
+        xwvnet.embed(few_waves.isel({S.IMAGETTE: slice(0, 2)}), encoder=enc).compute(scheduler="synchronous")
+
+
+def test_embedding_full_resolution_sigma0_is_refused_and_multilooked_quicklooks_embed(tmp_path, products):
+    folder, _ = products
+    full = xwvnet.open_safe([folder])
+    with pytest.raises(ValueError, match="41 x 45 m"):
+        xwvnet.embed(full, "random-resnet50", var="sigma0")
+    looks = xwvnet.safe_to_imagettes([folder], spacing=(41.0, 45.0))
+    assert looks.sizes[S.IMAGETTE] == 3

@@ -1,36 +1,22 @@
-"""Ingest from what users download: SAFE products (folders, zips) and quicklooks mixed into one store."""
+"""Ingest (xwvnet.ingestion): SAFE products and quicklooks into one store, resumable, repairable; labels; bad luck."""
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
 
 import xwvnet
+from tests._factories import chunk_objects, crafted_png, flip_byte, kill_when, make_imagettes, small_pngs, spawn
 from tests._safe_factory import NAME, make_wv_safe
 from xwvnet import schema as S
 from xwvnet.cli import main
 from xwvnet.ingestion import conform, ingest
-from xwvnet.io.sources import QUICKLOOK, SAFE, resolve
-
-SIZES = [(200, 180), (190, 220), (210, 200)]
-
-
-@pytest.fixture
-def products(tmp_path: Path) -> tuple[Path, Path]:
-    folder, _ = make_wv_safe(tmp_path / "folder", sizes=SIZES, seed=1)
-    other = NAME.replace("ABCD", "EF01").replace("T130655", "T140655")
-    zipped, _ = make_wv_safe(tmp_path / "zipped", name=other, sizes=SIZES[:2], seed=2, as_zip=True)
-    return folder, zipped
-
-
-def test_sources_are_told_apart_once_at_the_door(tmp_path, products, wvnet_samples):
-    folder, zipped = products
-    png = sorted(wvnet_samples.glob("*.png"))[0]
-    found = resolve([folder, zipped.parent, folder / "manifest.safe", png], kinds=(QUICKLOOK, SAFE))
-    assert [(s.kind, s.path) for s in found] == [(SAFE, folder), (SAFE, zipped), (QUICKLOOK, png)]
+from xwvnet.io import store as zs
+from xwvnet.io.audit import verify
+from xwvnet.io.safe import safe_to_imagettes
 
 
 def test_a_folder_of_safe_products_and_quicklooks_is_ingested_whole(tmp_path, products, wvnet_samples):
@@ -125,18 +111,8 @@ def test_sub_millisecond_times_are_stored_as_whole_milliseconds_when_appending(t
     np.testing.assert_array_equal(np.sort(times[1:]), np.sort(direct.astype("datetime64[ms]").astype(times.dtype)))
 
 
-def test_embedding_full_resolution_sigma0_is_refused_and_multilooked_quicklooks_embed(tmp_path, products):
-    folder, _ = products
-    full = xwvnet.open_safe([folder])
-    with pytest.raises(ValueError, match="41 x 45 m"):
-        xwvnet.embed(full, "random-resnet50", var="sigma0")
-    looks = xwvnet.safe_to_imagettes([folder], spacing=(41.0, 45.0))
-    assert looks.sizes[S.IMAGETTE] == 3
-
-
 def test_label_rows_for_imagettes_not_in_the_store_are_reported_and_the_rest_applied(tmp_path, capsys):
     """A row for an imagette not committed (yet) does not vanish: the report and the command name it."""
-    from tests._factories import make_imagettes
 
     store = tmp_path / "s.zarr"
     xwvnet.to_store(make_imagettes(4), store)
@@ -167,3 +143,121 @@ def test_safe_imagettes_are_computed_where_client_says_threads_here_while_a_clie
     assert not here.data and there.data  # only the default run used the cluster
     np.testing.assert_array_equal(xwvnet.open_store(tmp_path / "here").quicklook.values,
                                   xwvnet.open_store(tmp_path / "there").quicklook.values)
+
+
+def test_ingest_on_a_distributed_cluster(tmp_path, big_safe_product):
+    distributed = pytest.importorskip("distributed")
+    import xwvnet
+
+    path, _ = big_safe_product
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        report = xwvnet.ingest([path], tmp_path / "store", client=client)
+    assert report.added == 2
+    ref = safe_to_imagettes(path)
+    stored = xwvnet.open_store(tmp_path / "store")
+    np.testing.assert_array_equal(stored.quicklook.values, ref.quicklook.values)
+
+
+def test_ingest_skips_a_bomb_and_stores_the_rest_unpadded(tmp_path):
+    small_pngs(tmp_path / "in", n=3)
+    crafted_png(tmp_path / "in" / "bomb.png", 12000, 12000)
+    report = ingest(tmp_path / "in", tmp_path / "store.zarr")
+    assert (report.added, report.total, len(report.skipped)) == (3, 3, 1)
+    assert "bomb.png" in report.skipped[0]
+    stored = xwvnet.open_store(tmp_path / "store.zarr")
+    assert (stored.sizes[S.LINE], stored.sizes[S.SAMPLE]) == (20, 30)
+
+
+# ---- with real processes, on a local disk and on S3: SIGKILLed and concurrent ingests, readers and labels during one
+# ----------------------------------------------------------------------------------------------------------------------
+def _ids(url: str) -> list[str]:
+    return [str(i) for i in xwvnet.open_store(url)[S.IMAGETTE].values]
+
+
+def test_sigkilled_ingest_reruns_to_completion(where, wvnet_samples):
+    url = where("s.zarr")
+    proc = spawn(["-m", "xwvnet.cli", "ingest", str(wvnet_samples), "--store", url, "--batch", "1"])
+    kill_when(proc, lambda: zs.store_kind(url) == "imagettes" and len(_ids(url)) >= 3)
+    kept = _ids(url)
+    assert 3 <= len(kept) < 15 and len(set(kept)) == len(kept)
+    assert main(["ingest", str(wvnet_samples), "--store", url]) == 0
+    fresh = xwvnet.open_quicklooks(wvnet_samples)
+    back = xwvnet.open_store(url)
+    assert sorted(back[S.IMAGETTE].values) == sorted(fresh[S.IMAGETTE].values)
+    np.testing.assert_array_equal(back[S.QUICKLOOK].sel({S.IMAGETTE: fresh[S.IMAGETTE].values}).values[..., :489, :],
+                                  fresh[S.QUICKLOOK].values[..., :489, :])
+    assert verify(url).ok
+
+
+def test_concurrent_ingests_give_every_id_once(where, wvnet_samples):
+    url = where("s.zarr")
+    procs = [spawn(["-m", "xwvnet.cli", "ingest", str(wvnet_samples), "--store", url, "--batch", "2"])
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for code, err in results:  # each finished, or stopped on a conflict with a message naming the other commit
+        assert code == 0 or "another writer committed" in err, err
+    assert main(["ingest", str(wvnet_samples), "--store", url]) == 0  # the completing run
+    back = _ids(url)
+    assert len(back) == 15 and len(set(back)) == 15
+    assert verify(url).ok
+
+
+def test_readers_during_an_ingest_always_see_a_committed_snapshot(where, wvnet_samples):
+    url = where("s.zarr")
+    fresh = xwvnet.open_quicklooks(wvnet_samples).load()
+    proc = spawn(["-m", "xwvnet.cli", "ingest", str(wvnet_samples), "--store", url, "--batch", "1"])
+    seen = set()
+    try:
+        while proc.poll() is None:
+            if zs.store_kind(url) != "imagettes":
+                continue
+            ds = xwvnet.open_store(url)  # never an error, never a half-written batch
+            ids = [str(i) for i in ds[S.IMAGETTE].values]
+            assert len(set(ids)) == len(ids)
+            lines = int(ds.sizes[S.LINE])
+            np.testing.assert_array_equal(ds[S.QUICKLOOK].values[:, :min(lines, 489), :557],
+                                          fresh[S.QUICKLOOK].sel({S.IMAGETTE: ids}).values[:, :min(lines, 489), :557])
+            seen.add(len(ids))
+    finally:
+        proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert len(seen) >= 2 and len(_ids(url)) == 15
+
+
+def test_labels_during_an_ingest_are_applied_or_refused(where, wvnet_samples):
+    url = where("s.zarr")
+    first = sorted(wvnet_samples.glob("*.png"))[:3]
+    xwvnet.ingest(first, url)
+    proc = spawn(["-m", "xwvnet.cli", "ingest", str(wvnet_samples), "--store", url, "--batch", "1"])
+    outcomes = []
+    try:
+        while proc.poll() is None:
+            try:
+                xwvnet.add_labels(url, wvnet_samples / "sample_data.csv")
+                outcomes.append("applied")
+                time.sleep(1.0)  # a person relabelling, not a livelock
+            except (ValueError, zs.WriteConflictError) as err:
+                assert "another writer" in str(err), err
+                outcomes.append("refused")
+    finally:
+        proc.wait()
+    assert proc.returncode == 0, proc.stderr.read()
+    assert "applied" in outcomes
+    for snapshot, message in zip(xwvnet.history(url).snapshot, xwvnet.history(url).message):
+        if message.startswith("label from"):  # every commit of labels labels every imagette it saw
+            ds = xwvnet.open_store(url, snapshot=snapshot)
+            assert (ds[S.LABELS].values != -1).all()
+
+
+def test_ingest_repair_rewrites_a_damaged_chunk_from_its_files(where, wvnet_samples, capsys):
+    url = where("s.zarr")
+    xwvnet.to_store(xwvnet.open_quicklooks(wvnet_samples), url, chunk_size=4)
+    before = xwvnet.open_store(url)[S.QUICKLOOK].values
+    flip_byte(max(chunk_objects(url).items(), key=lambda kv: kv[1])[0])
+    assert main(["verify", url]) == 1 and "DAMAGED" in capsys.readouterr().out
+    assert main(["ingest", str(wvnet_samples), "--store", url, "--repair"]) == 0
+    assert "repaired chunks  1" in capsys.readouterr().out
+    np.testing.assert_array_equal(xwvnet.open_store(url)[S.QUICKLOOK].values, before)
+    assert verify(url).ok
+    lost = xwvnet.history(url).snapshot[1]
+    assert xwvnet.open_store(url, snapshot=lost).sizes[S.IMAGETTE] == 15  # the damaged snapshot is still there

@@ -1,10 +1,13 @@
-"""Linear probes: recovery of a known linear signal, tags, NaN handling, lazy predict, safe save/load, and that
-they are scikit-learn's estimators (same numbers as a direct Pipeline fit)."""
+"""Linear probes: recovery of a known linear signal, tags, NaN handling, lazy predict, safe save/load (foreign,
+truncated and damaged probe files named), and that they are scikit-learn's estimators (same numbers as a direct
+Pipeline fit)."""
 
 from __future__ import annotations
 
 import inspect
 import json
+import shutil
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -15,32 +18,16 @@ from sklearn.model_selection import ShuffleSplit, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+import xwvnet
+from tests._embeddings import probe_embeddings
 from xwvnet import probe as P
 from xwvnet import schema as S
 from xwvnet.evaluation.metrics import probe_scores
 
 
-def embedded(n: int = 300, d: int = 16, noise: float = 0.1, seed: int = 0) -> xr.Dataset:
-    """Embeddings x ~ N(0, 1); hs = 2 + x @ w + noise; tags: two separable, one random, one never set."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    w = rng.uniform(-1, 1, d) / np.sqrt(d)
-    hs = 2.0 + x @ w + noise * rng.standard_normal(n)
-    tags = np.stack([x[:, 0] > 0, x[:, 1] - x[:, 2] > 0.3, rng.random(n) < 0.5, np.zeros(n, bool)], axis=1)
-    ids = np.array([f"im-{i:04d}" for i in range(n)], dtype=object)
-    return xr.Dataset(
-        {
-            S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x, {"encoder": "toy-linear"}),
-            "hs": (S.IMAGETTE, hs, {"units": "m", "long_name": "significant wave height"}),
-            S.LABELS: ((S.IMAGETTE, S.LABEL), tags.astype(np.int8)),
-        },
-        coords={S.IMAGETTE: ids, S.LABEL: np.array(["SEP", "SEP2", "RND", "NONE"], dtype=object)},
-    )
-
-
 @pytest.fixture(scope="module")
 def ds() -> xr.Dataset:
-    return embedded()
+    return probe_embeddings()
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +280,100 @@ def test_predict_on_lazily_embedded_imagettes_warns_that_it_embeds_again():
     with _w.catch_warnings():
         _w.simplefilter("error", P.RecomputeWarning)
         P.predict(persisted, probe)
+
+
+def test_misspelt_probe_target():
+    import numpy as np
+
+    ds = xwvnet.synthetic.imagettes(8, seed=0, size=(16, 16))
+    ds = ds.assign(embedding=(("imagette", "feature"), np.random.default_rng(0).normal(size=(8, 4))))
+    with pytest.raises(ValueError, match=r"no target 'hs_' .*Did you mean 'hs'\?"):
+        xwvnet.fit_probe(ds, "hs_")
+
+
+# --- probe files -----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def saved_probe(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    ds = xr.Dataset({S.EMBEDDING: ((S.IMAGETTE, S.FEATURE), x), "hs": (S.IMAGETTE, x @ [1.0, 2.0, 0.0, -1.0])},
+                    coords={S.IMAGETTE: [f"i{k}" for k in range(40)]})
+    return P.fit_probe(ds, "hs").save(tmp_path_factory.mktemp("probe") / "hs.probe")
+
+
+def _rewrite(saved: Path, target: Path, header: object = None, **arrays: np.ndarray) -> Path:
+    with np.load(saved) as npz:
+        parts = {name: npz[name] for name in npz.files}
+    if header is not None:
+        parts["header"] = np.array(json.dumps(header))
+    parts.update(arrays)
+    with open(target, "wb") as fh:
+        np.savez(fh, **parts)
+    return target
+
+
+def _header(saved: Path) -> dict:
+    with np.load(saved) as npz:
+        return json.loads(str(npz["header"]))
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda h: {k: v for k, v in h.items() if k != "kind"}, r"header lacks \['kind'\]"),
+        (lambda h: [1, 2, 3], "its header is a JSON list"),
+        (lambda h: "just text", "its header is a JSON str"),
+        (lambda h: {**h, "outputs": 5}, r"outputs \(int, expected list\)"),
+        (lambda h: {**h, "outputs": [1]}, "outputs .not all strings"),
+        (lambda h: {**h, "kind": ["regression"]}, r"kind \(list, expected str\)"),
+        (lambda h: {**h, "info": [1]}, r"info \(list, expected dict\)"),
+        (lambda h: {**h, "kind": "cluster"}, "probe kind must be one of"),
+        (lambda h: {**h, "format_version": True}, "format version True"),
+    ],
+    ids=["no-kind", "json-list", "json-string", "outputs-int", "outputs-not-str", "kind-list", "info-list",
+         "kind-unknown", "version-bool"],
+)
+def test_probe_headers_that_are_not_probes_are_named(saved_probe, tmp_path, damage, match):
+    bad = _rewrite(saved_probe, tmp_path / "bad.probe", header=damage(_header(saved_probe)))
+    with pytest.raises(P.ProbeFileError, match=match) as err:
+        P.Probe.load(bad)
+    assert str(bad) in str(err.value)
+
+
+@pytest.mark.parametrize("keep", [0.25, 0.5, 0.9, 0.99])
+def test_truncated_probe_files_are_named(saved_probe, tmp_path, keep):
+    data = saved_probe.read_bytes()
+    cut = tmp_path / "cut.probe"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(P.ProbeFileError, match="not an xwvnet probe file, or is damaged") as err:
+        P.Probe.load(cut)
+    assert str(cut) in str(err.value)
+
+
+def test_flipped_byte_non_zip_and_bad_arrays_are_named(saved_probe, tmp_path):
+    data = bytearray(saved_probe.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    flipped = tmp_path / "flipped.probe"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(P.ProbeFileError, match="flipped.probe"):
+        P.Probe.load(flipped)
+    for name, content in {"empty.probe": b"", "text.probe": b"hello", "random.probe": bytes(range(256)) * 9}.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(P.ProbeFileError, match=f"{name} is not an xwvnet probe file"):
+            P.Probe.load(tmp_path / name)
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(P.ProbeFileError, match="not a readable .npz archive"):
+        P.Probe.load(tmp_path / "array.npy")
+    coef = np.load(saved_probe)["coef"]
+    words = _rewrite(saved_probe, tmp_path / "words.probe", coef=np.array(["a"] * coef.size).reshape(coef.shape))
+    with pytest.raises(P.ProbeFileError, match=r"arrays \['coef'\] are not numbers"):
+        P.Probe.load(words)
+    nan = _rewrite(saved_probe, tmp_path / "nan.probe", coef=np.full(coef.shape, np.nan))
+    with pytest.raises(P.ProbeFileError, match=r"nan.probe is a damaged probe file: arrays \['coef'\] hold non-finite"):
+        P.Probe.load(nan)
+    zero = _rewrite(saved_probe, tmp_path / "zero.probe", scale=np.zeros(coef.shape))
+    with pytest.raises(P.ProbeFileError, match="zero.probe is a damaged probe file"):
+        P.Probe.load(zero)
+    with pytest.raises(FileNotFoundError, match=r"\(a folder\)"):
+        P.Probe.load(tmp_path)
+    assert P.Probe.load(shutil.copy(saved_probe, tmp_path / "fine.probe")).n_features == 4

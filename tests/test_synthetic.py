@@ -11,6 +11,7 @@ import pytest
 from scipy.stats import spearmanr
 
 import xwvnet
+from tests._numpydoc import check_numpydoc
 from xwvnet import schema as S
 from xwvnet import synthetic
 
@@ -214,6 +215,10 @@ def test_docstring_examples_run():
     """The examples in ``imagettes``' docstring run and show what they claim (no data needed)."""
     result = doctest.testmod(synthetic, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_public_names_have_numpydoc_docstrings():
+    check_numpydoc("xwvnet.synthetic")
 
 
 def test_coordinates_carry_cf_attributes():

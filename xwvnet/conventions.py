@@ -32,14 +32,17 @@ GEOEMB_REGISTRATION = {"schema_url": GEOEMB_SCHEMA, "spec_url": GEOEMB_SPEC, "uu
 #: the STAC Machine Learning Model extension used to describe encoders
 MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.5.2/schema.json"
 
-#: every xwvnet input transform reads a FIELD x FIELD field of the imagette and resizes it to SIZE x SIZE
+#: the WV-Net and ImageNet transforms read a FIELD x FIELD field of the imagette and resize it to SIZE x SIZE
 #: (:data:`xwvnet.models.transforms.CROP` and ``SIZE``; repeated here so that no export imports torch)
 FIELD = 450
 SIZE = 224
+#: named transforms -> (field, side) when not (FIELD, SIZE) (:data:`xwvnet.models.transforms.TRANSFORM_GEOMETRY`)
+_TRANSFORM_GEOMETRY = {"oceansar": (300, 256)}
 #: named transforms -> their Python entry point (MLM ``pre_processing_function`` of format ``python``)
 _TRANSFORM_ENTRY = {"wvnet": "xwvnet.models.transforms:wvnet_transform",
                     "wvnet-reflect": "xwvnet.models.transforms:wvnet_reflect_transform",
-                    "imagenet": "xwvnet.models.transforms:imagenet_transform"}
+                    "imagenet": "xwvnet.models.transforms:imagenet_transform",
+                    "oceansar": "xwvnet.models.transforms:oceansar_transform"}
 #: storage types of embeddings -> the quantization that made them from float32 (None: stored as computed)
 _QUANTIZATION = {
     "float32": None,
@@ -126,6 +129,7 @@ def mlm_properties(attrs: Mapping[str, Any], dim: int, *, in_chans: int = 3) -> 
     """
     name = str(attrs.get("encoder", "unknown"))
     transform = str(attrs.get("encoder_transform", "wvnet"))
+    field, size = _TRANSFORM_GEOMETRY.get(transform, (FIELD, SIZE))
     pretrained = not name.startswith("random") and attrs.get("encoder_weights_hash") != "unsaved in-memory model"
     return {
         "mlm:name": name,
@@ -137,17 +141,17 @@ def mlm_properties(attrs: Mapping[str, Any], dim: int, *, in_chans: int = 3) -> 
         "mlm:input": [{
             "name": "imagette",
             "description": (f"one Sentinel-1 wave-mode imagette (8-bit quicklook or calibrated sigma0): its central "
-                            f"{FIELD} x {FIELD} pixel field, padded where smaller, resized bilinearly to {SIZE} x "
-                            f"{SIZE}, scaled and normalised by the transform {transform!r}"),
+                            f"{field} x {field} pixel field, padded where smaller, resized bilinearly to {size} x "
+                            f"{size}, scaled and normalised by the transform {transform!r}"),
             "bands": [],
-            "input": {"shape": [-1, int(in_chans), SIZE, SIZE], "dim_order": ["batch", "channel", "height", "width"],
+            "input": {"shape": [-1, int(in_chans), size, size], "dim_order": ["batch", "channel", "height", "width"],
                       "data_type": "float32"},
             "resize_type": "interpolation-linear",
             "pre_processing_function": {"format": "python", "expression": _entry_point(transform)},
         }],
         "mlm:output": [{
             "name": "embedding",
-            "description": "the pooled features of the encoder, one vector per imagette",
+            "description": "the pooled features of the encoder (a ViT's class token), one vector per imagette",
             "tasks": ["similarity-search"],
             "result": {"shape": [-1, int(dim)], "dim_order": ["batch", "embedding"], "data_type": "float32"},
         }],
@@ -210,7 +214,8 @@ def geoemb_attrs(
         "geoemb:model": _model_uri(attrs),
         "geoemb:source_data": sources,
         "geoemb:data_type": data_type,
-        "geoemb:chip_layout": {"layout_type": "irregular", "chip_size": [FIELD, FIELD]},
+        "geoemb:chip_layout": {"layout_type": "irregular", "chip_size": [
+            _TRANSFORM_GEOMETRY.get(str(attrs.get("encoder_transform", "wvnet")), (FIELD, SIZE))[0]] * 2},
     }
     if _QUANTIZATION.get(data_type) is not None:
         out["geoemb:quantization"] = dict(_QUANTIZATION[data_type])

@@ -27,6 +27,20 @@ WVNET_BASE_URL = f"https://github.com/hawaii-ai/WV-Net/raw/{WVNET_COMMIT}/assets
 WVNET_WEIGHTS = "wvnet_resnet50_weights.pt"
 IMAGENET_RESNET50 = "resnet50-0676ba61.pth"
 
+# OceanSAR-1 (Kerdreux et al. 2025, arXiv:2504.06962) on the Hugging Face hub: THE pins of its files are these lines.
+# The hub serves a file at a commit as https://huggingface.co/<repo>/resolve/<commit>/<file>; its "Files and versions"
+# page lists the commit and each file's SHA-256. They are NOT recorded yet (this was written without network access):
+# with OCEANSAR1_REVISION None nothing is downloaded, and "sha256:" without a digest hashes a file placed by hand
+# (the digest reaches the embeddings' attributes) without checking it. Pin them by filling in the commit and the two
+# digests; everything else follows.
+OCEANSAR1_REPO = "galeio-research/OceanSAR-1"
+OCEANSAR1_REVISION: str | None = None
+OCEANSAR1_CONFIG = "oceansar1/config.json"
+OCEANSAR1_WEIGHTS = "oceansar1/model.safetensors"
+OCEANSAR1_SHA256: dict[str, str] = {OCEANSAR1_CONFIG: "", OCEANSAR1_WEIGHTS: ""}
+#: "sha256:" with no digest: a registered file whose hash is not pinned yet (see :func:`is_pinned`)
+UNPINNED = "sha256:"
+
 #: THE registry: file key (its place in the cache and in a mirror) -> expected hash. ``sha256:<hex>`` is pooch's own
 #: ``known_hash`` format; ``git-sha1:<hex>`` (a git blob id, how GitHub pins the WV-Net weights) and
 #: ``sha256-prefix:<hex>`` (the prefix torchvision puts in its file names) are checked by :func:`check_hash`.
@@ -65,6 +79,7 @@ REGISTRY: dict[str, str] = {
     "altimeter/global_vavh_l3_rt_s3b_20220201T210000_20220202T000000_20220630T215305.nc": "sha256:656f64f50aeefeecf5d5d883791d4bf2c8153356da9f245326c0b8a074a24249",
     WVNET_WEIGHTS: "git-sha1:1f2bb01893b41c357e514256681ce682c4003d14",
     IMAGENET_RESNET50: "sha256-prefix:0676ba61",
+    **{key: f"sha256:{digest}" for key, digest in OCEANSAR1_SHA256.items()},
 }
 
 #: pinned public URL of each file that has one (the others come from a mirror only)
@@ -107,6 +122,14 @@ URLS.update(
         IMAGENET_RESNET50: f"https://download.pytorch.org/models/{IMAGENET_RESNET50}",
     }
 )
+if OCEANSAR1_REVISION and all(OCEANSAR1_SHA256.values()):  # only pinned files are ever downloaded
+    URLS.update({key: f"https://huggingface.co/{OCEANSAR1_REPO}/resolve/{OCEANSAR1_REVISION}/{key.split('/', 1)[1]}"
+                 for key in OCEANSAR1_SHA256})
+#: where to get files by hand that have no pinned URL yet: file key -> the page that publishes them
+SOURCE_PAGES: dict[str, str] = {key: f"https://huggingface.co/{OCEANSAR1_REPO}" for key in OCEANSAR1_SHA256}
+#: files that only work together with others (a hub checkpoint's weights and its config.json): key -> the others,
+#: fetched with it (:func:`fetch_all`)
+COMPANIONS: dict[str, tuple[str, ...]] = {OCEANSAR1_WEIGHTS: (OCEANSAR1_CONFIG,)}
 
 
 #: other places in a mirror where a file may sit (older mirror layouts)
@@ -378,6 +401,90 @@ def fetch(
         path.unlink(missing_ok=True)  # a download we made: never leave a bad file in the cache
         raise
     return path
+
+
+def is_pinned(name: str) -> bool:
+    """Whether a registered file's hash is pinned (a digest, not the bare :data:`UNPINNED` marker).
+
+    Parameters
+    ----------
+    name : str
+        A registry key.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not registered.
+
+    Examples
+    --------
+    >>> is_pinned(WVNET_WEIGHTS)
+    True
+    """
+    return _entry(name) != UNPINNED
+
+
+def fetch_all(
+    names: Sequence[str],
+    *,
+    cache: str | os.PathLike | None = None,
+    download: bool = True,
+) -> list[Path]:
+    """The checked local paths of files that only work together, or ONE error naming every one that is missing.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Registry keys (e.g. a hub checkpoint's ``config.json`` and its weights).
+    cache : str or os.PathLike, optional
+        The cache folder (default :func:`cache_dir`).
+    download : bool, default True
+        Whether to download files that are not here.
+
+    Returns
+    -------
+    list of pathlib.Path
+        In the order of ``names``, each checked against its registered hash.
+
+    Raises
+    ------
+    KeyError
+        If a name is not registered.
+    DataIntegrityError
+        If a file found or downloaded does not match its hash.
+    DataUnavailableError
+        If some are nowhere here and cannot be downloaded: one line naming each missing file, where to get it (its
+        pinned URL, or the page that publishes it when no URL is pinned yet) and the folder to put it in.
+    """
+    found: list[Path] = []
+    missing: list[tuple[str, str]] = []
+    for name in names:
+        try:
+            found.append(fetch(name, cache=cache, download=download))
+        except DataIntegrityError:
+            raise
+        except DataUnavailableError as err:
+            missing.append((name, str(err)))
+    if not missing:
+        return found
+    folders = sorted({str((cache_dir(cache) / name).parent) for name, _ in missing})
+    sources = [URLS.get(name) or SOURCE_PAGES.get(name) for name, _ in missing]
+    files = " and ".join(Path(name).name for name, _ in missing)
+    pinned = all(URLS.get(name) for name, _ in missing)
+    how = (f"download {' and '.join(s for s in sources if s)}" if pinned else
+           f"this xwvnet pins no revision of them yet, so it downloads nothing: download {files} from "
+           f"{' and '.join(sorted({s for s in sources if s}))} ('Files and versions')")
+    places = " and ".join(repr(name) for name, _ in missing)
+    why = "downloads are off" if not download else ("offline?" if pinned else "no pinned URL")
+    raise DataUnavailableError(
+        f"{files} {'is' if len(missing) == 1 else 'are'} not here ({why}): {how} and put "
+        f"{'it' if len(missing) == 1 else 'them'} in {' and '.join(folders)} (or set XWVNET_CACHE to another cache, "
+        f"or XWVNET_DATA_DIR to a mirror holding {places})."
+    )
 
 
 def wvnet_sample() -> dict[str, object]:

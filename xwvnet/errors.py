@@ -31,7 +31,8 @@ Family                     What went wrong, and what to fix
 ========================== ===========================================================================================
 
 The classes most calls raise are defined here (:class:`InvalidArgumentError`, :class:`InvalidDataError`,
-:class:`InvalidFileError` ...); errors specific to one module live there and derive from a family (for example
+:class:`InvalidFileError` ..., and the store errors and warnings of :mod:`xwvnet.io.store`, which imports them);
+errors specific to one module live there and derive from a family (for example
 :class:`~xwvnet.io.quicklook.LabelsFileError` is an :class:`InvalidFileError`,
 :class:`~xwvnet.models.weights.WeightsIntegrityError` a :class:`ModelError`). ``KeyboardInterrupt`` subclasses
 (:class:`~xwvnet.archive.EmbedInterrupted`) are interruptions, not errors, and stay outside :class:`XWVNetError`.
@@ -162,6 +163,35 @@ class StoreMismatchError(StoreError, ValueError):
     Other variables, tag codes, imagettes or their order, or embeddings made with other settings. A
     ``ValueError``. Use the same settings and data as the store was written with, or write to a new store.
     """
+
+
+class NotAStoreError(StoreError, ValueError):
+    """No xwvnet store of the kind asked is at a location (or snapshot); the message says what was found."""
+
+
+class DamagedChunkError(StoreError, OSError):
+    """A chunk is missing or fails its checksum; ``variable``, ``chunk_index``, ``start``, ``stop``, ``ids``."""
+
+    def __init__(self, message: str, variable: str, chunk_index: int, start: int, stop: int,
+                 ids: list[str] | None) -> None:
+        super().__init__(message)
+        self.variable, self.chunk_index, self.start, self.stop, self.ids = variable, chunk_index, start, stop, ids
+
+
+class WriteConflictError(StoreError, RuntimeError):
+    """Another writer committed changes that overlap this write's; nothing of this write was committed."""
+
+
+class StoreAccessError(StoreError, OSError):
+    """The storage itself failed (no bucket, no credentials, denied, a file in the way, full, read-only, damaged)."""
+
+
+class IncompleteStoreWarning(XWVNetWarning):
+    """An embedding store whose run did not finish: only its complete rows are shown."""
+
+
+class ForeignStoreWarning(XWVNetWarning):
+    """A plain Zarr store written outside xwvnet: read-only, without checksums or transactions."""
 
 
 # ---- models: encoders, weights, checkpoints, probes ---------------------------------------------------------

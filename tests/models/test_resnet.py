@@ -93,3 +93,12 @@ def test_stride_sits_on_the_3x3_conv_of_bottlenecks():
     assert model.layer2[0].conv1.stride == (1, 1)
     assert model.layer2[0].conv2.stride == (2, 2)
     assert model.layer2[0].downsample[0].stride == (2, 2)
+
+
+def test_embedding_size_comes_from_the_layer_table():
+    from xwvnet.models import resnet
+
+    for arch, make in resnet.ARCHITECTURES.items():
+        assert resnet.embedding_size(arch) == make().num_features == resnet.embedding_size(resnet.arch_of(make()))
+    with pytest.raises(ValueError, match="unknown architecture"):
+        resnet.embedding_size("resnet101")

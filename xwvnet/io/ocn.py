@@ -9,7 +9,6 @@ Products that cannot be read are skipped and reported in an :class:`OcnWarning`,
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +19,7 @@ import xarray as xr
 from .. import schema as S
 from ..errors import InvalidFileError, XWVNetWarning, warn
 from .names import imagette_key, parse_name
+from .sources import NETCDF, OCN, resolve
 
 KEY = "imagette_key"
 PARTITION = "partition"
@@ -78,20 +78,6 @@ class OcnWarning(XWVNetWarning):
     A warning rather than an error, so that one corrupt product in a folder never stops the others; the message
     names each skipped file and why.
     """
-
-
-def _paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    found: list[Path] = []
-    for item in items:
-        path = Path(os.fspath(item)).expanduser()
-        if path.is_dir():
-            found.extend(sorted(path.glob("*.nc")))
-        elif any(ch in str(item) for ch in "*?["):
-            found.extend(sorted(Path(p) for p in glob.glob(os.fspath(item))))
-        else:
-            found.append(path)
-    return found
 
 
 def _value(ds: xr.Dataset, name: str) -> np.ndarray:
@@ -199,8 +185,8 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        Product files (``.nc``), folders (their ``*.nc`` files, sorted) or glob patterns, or a list of any of
-        these.
+        Product files (``.nc``), folders (their netCDF files, sorted) or glob patterns, or a list of any of
+        these, resolved by :func:`xwvnet.io.sources.resolve` (on a local disk only).
 
     Returns
     -------
@@ -217,8 +203,12 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
 
     Raises
     ------
-    ValueError
-        If no product could be read (none given, or every one skipped); the message names the first reasons.
+    xwvnet.errors.InvalidFileError
+        If no product could be read (every one skipped); the message names the first reasons. A ``ValueError``.
+    xwvnet.errors.InputNotFoundError
+        For folders or patterns holding no netCDF file (a ``FileNotFoundError``).
+    xwvnet.errors.InvalidArgumentError
+        For an empty list or a URL (OCN products are read from a local disk).
 
     Warns
     -----
@@ -239,7 +229,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     >>> str(ds.imagette_key.values[0])
     's1a-wv2-vv-062729-07ddb1-036'
     """
-    files = _paths(paths)
+    files = [source.path for source in resolve(paths, kinds=(OCN, NETCDF))]
     rows, skipped = [], []
     for path in files:
         try:

@@ -307,23 +307,25 @@ def _open_grib(path: Path | list[Path]) -> xr.Dataset:
 
 
 def open_source(
-    path: str | os.PathLike, *, depth: float | None = None, quality_flags: Sequence[int] | None = None
+    path: str | os.PathLike | Sequence[Source], *, depth: float | None = None,
+    quality_flags: Sequence[int] | None = None,
 ) -> xr.Dataset:
     """Open a source lazily, one file or many: values are read only when the join samples them.
 
-    The kind is told by :func:`resolve`: a glob pattern or a folder of netCDF/GRIB files (monthly ERA5, daily
-    altimeter tracks) through :func:`xarray.open_mfdataset`, combined along their coordinates, dask-backed with one
-    chunk per file at least so that a join reads only the files (and chunks) its imagettes touch; GRIB (``.grib``,
-    ``.grb``, ``.grib2``) through cfgrib; Zarr stores; Sentinel-1 L2 OCN products (one ``*-ocn-*.nc`` file or a
-    folder of them, through :func:`xwvnet.open_ocn`); WV SAFE folders or manifests (imagette positions only); and
-    anything else through :func:`xarray.open_dataset` (netCDF; packed ``scale_factor``/``add_offset`` values are
-    unpacked). No values are loaded, so a year of global hourly reanalysis opens in a moment.
+    The kind is told by :func:`resolve`: several netCDF/GRIB files of a folder or a glob pattern (monthly ERA5,
+    daily altimeter tracks) through :func:`xarray.open_mfdataset`, combined along their coordinates, dask-backed
+    with one chunk per file at least so that a join reads only the files (and chunks) its imagettes touch; GRIB
+    (``.grib``, ``.grb``, ``.grib2``) through cfgrib; Zarr stores; and anything else through
+    :func:`xarray.open_dataset` (netCDF; packed ``scale_factor``/``add_offset`` values are unpacked). No values are
+    loaded, so a year of global hourly reanalysis opens in a moment. Sentinel-1 products are not opened here:
+    :func:`xwvnet.collocate` reads L2 OCN products with :func:`xwvnet.open_ocn` and SAFE products with
+    :func:`xwvnet.io.safe.imagettes_from_manifest`.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        The file, folder or glob pattern to open, or a Zarr store or SAFE product on object storage (URL;
-        credentials from the environment).
+    path : str, os.PathLike or sequence of Source
+        The file, folder or glob pattern to open, or a Zarr store on object storage (URL; credentials from the
+        environment); or the sources :func:`resolve` found for one.
     depth, quality_flags
         For CMEMS In Situ TAC platform files only, as in :func:`insitu_points` (each file is converted before the
         files are put end to end in time, because their ``LATITUDE``/``DEPTH`` axes differ from file to file).
@@ -340,7 +342,8 @@ def open_source(
         When ``path`` does not exist, a glob matches nothing, or a folder holds no netCDF/GRIB file (a
         ``FileNotFoundError``).
     xwvnet.errors.InvalidArgumentError
-        For a URL of a file read from a local disk only, or a folder or glob naming several stores or products.
+        For a URL of a file read from a local disk only, a folder or glob naming several stores, or a SAFE
+        product.
     ImportError
         For a GRIB file when cfgrib (and eccodes) is not installed.
     ValueError
@@ -356,35 +359,31 @@ def open_source(
     xwvnet.errors.InputNotFoundError: collocation source /nonexistent/era5.nc does not exist; pass a Dataset or an
     existing file.
     """
-    text = os.fspath(path)
-    found = resolve(path, kinds=(NETCDF, GRIB, OCN, ZARR, SAFE))
+    if isinstance(path, str | os.PathLike):
+        text, found = os.fspath(path), resolve(path, kinds=(NETCDF, GRIB, ZARR))
+    else:
+        text, found = ", ".join(map(str, path)), list(path)
     missing = [s for s in found if s.location.local and not s.path.exists()]
     if missing:
         raise InputNotFoundError(f"collocation source {missing[0]} does not exist; pass a Dataset or an existing "
                                  "file.")
     kinds = {s.kind for s in found}
-    if OCN in kinds:  # the other files are skipped and named by open_ocn
-        from .ocn import open_ocn
-
-        return open_ocn([s.path for s in found])
-    if kinds & {ZARR, SAFE}:
+    if SAFE in kinds:
+        raise InvalidArgumentError(f"source {text} is a SAFE product: pass it to xwvnet.collocate, or open its "
+                                   "imagettes with xwvnet.open_safe.")
+    if ZARR in kinds:
         if len(found) > 1:
-            raise InvalidArgumentError(f"source {text} names {len(found)} Zarr stores, SAFE products or files; a "
-                                       "source is one store, one product, or netCDF/GRIB files of one product and "
-                                       "grid.")
-        if SAFE in kinds:
-            from .safe import imagettes_from_manifest
-
-            return imagettes_from_manifest(found[0].location)
+            raise InvalidArgumentError(f"source {text} names {len(found)} Zarr stores or files; a source is one "
+                                       "store, or netCDF/GRIB files of one product and grid.")
         one = found[0].location
         return xr.open_zarr(one.path if one.local else one.zarr_store())
-    if len(found) == 1 and found[0].location == locate(text):  # one file, named as such
+    if len(found) == 1:  # one file, named as such or the only match
         file = found[0].path
         if found[0].kind == GRIB:
             return _open_grib(file)
         opened = xr.open_dataset(file)
         return insitu_points(opened, depth=depth, quality_flags=quality_flags) if is_insitu(opened) else opened
-    files = [s.path for s in found]  # a folder or a glob: many files, one dask chunk each at least
+    files = [s.path for s in found]  # many files: one dask chunk each at least
     if kinds == {GRIB}:
         return _open_grib(files)
     first = xr.open_dataset(files[0], chunks={})

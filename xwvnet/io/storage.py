@@ -94,22 +94,17 @@ class Location:
             env_http = os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
             endpoint = opts.pop("endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
                 "AWS_ENDPOINT_URL")
-            return ic.s3_storage(
-                bucket=self.bucket, prefix=self.prefix, endpoint_url=endpoint,
-                allow_http=bool(opts.pop("allow_http", env_http)),
-                region=opts.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get(
-                    "AWS_DEFAULT_REGION"),
-                force_path_style=bool(opts.pop("force_path_style", endpoint is not None)),
-                from_env=not {"access_key_id", "anonymous"} & set(opts), **opts,
-            )
+            region = opts.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            return ic.s3_storage(bucket=self.bucket, prefix=self.prefix, endpoint_url=endpoint, region=region,
+                                 allow_http=bool(opts.pop("allow_http", env_http)),
+                                 force_path_style=bool(opts.pop("force_path_style", endpoint is not None)),
+                                 from_env=not {"access_key_id", "anonymous"} & set(opts), **opts)
         if self.scheme == "gs":
             return ic.gcs_storage(bucket=self.bucket, prefix=self.prefix, from_env=not opts, **opts)
         account = opts.pop("account", None) or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
         if not account:
-            raise InvalidArgumentError(
-                f"{self}: name the Azure storage account with storage_options={{'account': ...}} or "
-                "AZURE_STORAGE_ACCOUNT_NAME."
-            )
+            raise InvalidArgumentError(f"{self}: name the Azure storage account with storage_options="
+                                       "{'account': ...} or AZURE_STORAGE_ACCOUNT_NAME.")
         return ic.azure_storage(account=account, container=self.bucket, prefix=self.prefix, from_env=not opts,
                                 **opts)
 
@@ -182,15 +177,11 @@ def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, An
         given, slashes, rest = match.groups()
         scheme = _ALIASES.get(given.lower())
         if scheme is None:
-            raise InvalidArgumentError(
-                f"{text!r}: unknown storage scheme {given!r}; use a local path or a file://, s3://, "
-                "gs:// or az:// URL."
-            )
+            raise InvalidArgumentError(f"{text!r}: unknown storage scheme {given!r}; use a local path or a file://, "
+                                       "s3://, gs:// or az:// URL.")
         if not slashes:
-            raise InvalidArgumentError(
-                f"{text!r} looks like a {scheme} URL without '//'; write {given}://{rest.lstrip('/')} "
-                "(or ./" + text + " for a local folder of that name)."
-            )
+            raise InvalidArgumentError(f"{text!r} looks like a {scheme} URL without '//'; write {given}://"
+                                       f"{rest.lstrip('/')} (or ./{text} for a local folder of that name).")
         if scheme == "file":
             bucket, prefix = "", str(Path(rest).expanduser().absolute())
         else:
@@ -210,8 +201,7 @@ def locate(where: str | os.PathLike | Location, storage_options: Mapping[str, An
 def commit_lock(location: Location, timeout: float = 600.0) -> Iterator[None]:
     """Serialise the commit step of a local repository: a lock file beside the store (``.NAME.commit-lock``).
 
-    It exists before the store does and survives a rewrite of it. Object stores need no lock: their commits are
-    conditional writes.
+    It exists before the store does and survives a rewrite of it; object stores need none (conditional writes).
     """
     if not location.local:
         yield

@@ -1,13 +1,12 @@
 """The one door to xwvnet's stores: every icechunk session is opened here, every write is one transaction.
 
-A store is an icechunk repository (named by a path or URL, :mod:`xwvnet.io.storage`) holding a Zarr v3 hierarchy
-whose root attributes carry a format record (``format``, ``version``, ``kind``): an **imagette store** (written by
-:func:`to_store`, ``xwvnet ingest``) or an **embedding store** (:func:`xwvnet.embed_store`: ``embedding(imagette,
-feature)`` beside the input's coordinates, and ``progress/done[k]``, the rows of chunk ``k`` written, committed with
-them). Every write is a commit whose message says what it wrote (:func:`history`). Every read is checked: ``crc32c``
-on every chunk, icechunk's manifests for missing objects, and the **whole grid** (every chunk is written, so one the
-manifests do not list is damage, never fill values), each a :class:`DamagedChunkError` naming the variable, chunk
-and imagettes. Every failure of the storage itself is one :class:`StoreAccessError` line.
+A store is an icechunk repository (a path or URL, :mod:`xwvnet.io.storage`) holding a Zarr v3 hierarchy whose root
+attributes carry a format record (``format``, ``version``, ``kind``): an **imagette store** (:func:`to_store`) or an
+**embedding store** (:func:`xwvnet.embed_store`: ``embedding(imagette, feature)`` beside the input's coordinates, and
+``progress/done[k]``, the rows of chunk ``k`` written, committed with them). Every write is a commit whose message says
+what it wrote (:func:`history`). Every read is checked (``crc32c`` on every chunk, and the **whole grid**: every chunk
+is written, so one the manifests do not list is damage, never fill values): a :class:`DamagedChunkError` names the
+variable, chunk and imagettes. A storage failure is one :class:`StoreAccessError` line.
 """
 
 from __future__ import annotations
@@ -32,7 +31,18 @@ from zarr.core.sync import sync
 
 from .. import schema as S
 from .._runtime import check_count
-from ..errors import InvalidArgumentError, StoreError, StoreMismatchError, XWVNetError, XWVNetWarning, warn
+from ..errors import (
+    DamagedChunkError,
+    ForeignStoreWarning,
+    IncompleteStoreWarning,
+    InvalidArgumentError,
+    NotAStoreError,
+    StoreAccessError,
+    StoreMismatchError,
+    WriteConflictError,
+    XWVNetError,
+    warn,
+)
 from .storage import Location, commit_lock, locate
 
 if TYPE_CHECKING:
@@ -69,35 +79,6 @@ class StoreKind:
 IMAGETTES = StoreKind("imagettes", "xwvnet-imagette-store", "imagette store")
 EMBEDDINGS = StoreKind("embeddings", "xwvnet-embedding-store", "embedding store")
 KINDS: dict[str, StoreKind] = {k.format: k for k in (IMAGETTES, EMBEDDINGS)}
-
-
-class NotAStoreError(StoreError, ValueError):
-    """No xwvnet store of the kind asked is at a location (or snapshot); the message says what was found."""
-
-
-class DamagedChunkError(StoreError, OSError):
-    """A chunk is missing or fails its checksum; ``variable``, ``chunk_index``, ``start``, ``stop``, ``ids``."""
-
-    def __init__(self, message: str, variable: str, chunk_index: int, start: int, stop: int,
-                 ids: list[str] | None) -> None:
-        super().__init__(message)
-        self.variable, self.chunk_index, self.start, self.stop, self.ids = variable, chunk_index, start, stop, ids
-
-
-class WriteConflictError(StoreError, RuntimeError):
-    """Another writer committed changes that overlap this write's; nothing of this write was committed."""
-
-
-class StoreAccessError(StoreError, OSError):
-    """The storage itself failed (no bucket, no credentials, denied, a file in the way, full, read-only, damaged)."""
-
-
-class IncompleteStoreWarning(XWVNetWarning):
-    """An embedding store whose run did not finish: only its complete rows are shown."""
-
-
-class ForeignStoreWarning(XWVNetWarning):
-    """A plain Zarr store written outside xwvnet: read-only, without checksums or transactions."""
 
 
 @dataclass
@@ -246,12 +227,11 @@ def repository(location: Location, *, create: bool = False) -> icechunk.Reposito
     with commit_lock(location):
         if icechunk.Repository.exists(storage):
             return icechunk.Repository.open(storage)
-        occupied = _occupied(location)  # looked at once: another process may start creating it right after
-        if occupied and (repo := _being_created(location)) is not None:
+        if _occupied(location):  # objects but no repository: another process may be creating it
+            if (repo := _being_created(location)) is None:
+                raise NotAStoreError(f"{location} holds something that is not an xwvnet store ({describe(location)}); "
+                                     "refusing to overwrite it. Choose a new path.")
             return repo
-        if occupied:
-            raise NotAStoreError(f"{location} holds something that is not an xwvnet store ({describe(location)}); "
-                                 "refusing to overwrite it. Choose a new path.")
         try:
             return icechunk.Repository.create(storage)
         except icechunk.IcechunkError:  # another process is creating it (object stores: conditional writes)
@@ -328,9 +308,8 @@ def _commit(location: Location, repo: icechunk.Repository, session: icechunk.Ses
 def transact(location: Location, body: Callable[[Any], str | None], *, create: bool = False) -> str | None:
     """The one write path: ``body(store)`` writes into a fresh writable session and returns the commit message.
 
-    None from ``body`` commits nothing. When another writer committed first, ``body`` runs again on the new tip (it
-    re-reads what it depends on), up to :data:`RETRIES` times with a growing pause; then
-    :class:`WriteConflictError`. Returns the new snapshot id (None when nothing was committed).
+    Returns the new snapshot id; None from ``body`` commits nothing. When another writer committed first, ``body``
+    runs again on the new tip (re-reading what it depends on), up to :data:`RETRIES` times; then WriteConflictError.
     """
     repo = repository(location, create=create)
     if repo is None:
@@ -346,7 +325,6 @@ def transact(location: Location, body: Callable[[Any], str | None], *, create: b
             if attempt == RETRIES - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2 ** attempt) * (1 + np.random.default_rng().random()))
-    raise WriteConflictError(f"{location}: no commit after {RETRIES} tries.")  # not reached: the last re-raises
 
 
 # ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
@@ -377,10 +355,7 @@ def _listed(location: Location, session: icechunk.Session, names: list[str]) -> 
 
 
 def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array]) -> dict[str, list[int]]:
-    """Chunks along the first dimension that hold a hole, per array (``progress/done`` as ``DONE``).
-
-    Every chunk of every array is written, except the embedding rows of chunks ``done`` counts as empty.
-    """
+    """Chunks along the first dimension that hold a hole, per array; embedding chunks ``done`` counts empty are not."""
     found: dict[str, list[int]] = {}
     done = None
     for name, coords in sorted(_listed(location, session, list(arrays)).items(), key=lambda kv: kv[0] != DONE):
@@ -437,8 +412,8 @@ def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None,
 def describe(where: str | os.PathLike | Location, storage_options: dict[str, Any] | None = None) -> str:
     """What a location holds, in words, for messages that say what was found."""
     loc = locate(where, storage_options)
-    if repository(loc) is not None:
-        group = _tip(loc)
+    if (repo := repository(loc)) is not None:
+        group = root(read_session(repo).store)
         kind = KINDS.get(str(group.attrs.get("format"))) if group is not None else None
         return f"an xwvnet {kind.label} (format version {group.attrs.get('version')})" if kind else \
             "an icechunk repository without an xwvnet store"
@@ -548,13 +523,11 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     arrays = dict(group.arrays())
     along = {name for name, a in arrays.items() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
     found = holes(location, session, {**arrays, **({DONE: group[DONE]} if DONE in group else {})})
+    snap = Snapshot(location, session.snapshot_id, repo, group, kind, found, session.store, arrays)
     eager = sorted(name for name in found if name not in along or name == S.IMAGETTE)
     if eager and strict:  # ids, tag codes and done counts are read at once: their holes are errors now
-        name, k = eager[0], found[eager[0]][0]
-        step = group[name].chunks[0] if group[name].ndim else 1
-        raise _damage(name, k, k * step, min(group[name].shape[0], (k + 1) * step),
-                      group.get(S.IMAGETTE) if name != S.IMAGETTE else None, None)
-    return Snapshot(location, session.snapshot_id, repo, group, kind, found, session.store, arrays)
+        snap.rows(eager[0])  # raises the named error of its first hole
+    return snap
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
@@ -577,9 +550,9 @@ class _Guarded:
             self.snap.rows(self.name, start, stop)  # raises the named error
         try:
             return np.asarray(self.variable[key].values)
-        except _READ_ERRORS as err:
+        except _READ_ERRORS:
             self.snap.rows(self.name, start, stop)  # raises the named error
-            raise err
+            raise
 
 
 def _imagette_chunks(chunks: int | dict[str, int] | str) -> int | None:
@@ -627,11 +600,9 @@ def open_store(
 ) -> xr.Dataset:
     """Open an xwvnet store of either kind lazily, as it is now or as it was at an earlier commit.
 
-    Every read is checked: the snapshot's manifests must list every chunk of every array (checked once per
-    snapshot), and every chunk read must pass its checksum; else :class:`DamagedChunkError` names the variable, the
-    chunk and its imagettes (at open for ids, else when that chunk is computed). An embedding store whose run did
-    not finish shows only its complete rows, with an :class:`IncompleteStoreWarning` saying how many are missing
-    and which command completes them. A plain Zarr store that follows the data model opens read-only, with a
+    Every read is checked (manifests list every chunk, every chunk passes its checksum). An embedding store whose run
+    did not finish shows only its complete rows, with an :class:`IncompleteStoreWarning` naming the command that
+    completes them. A plain Zarr store that follows the data model opens read-only, with a
     :class:`ForeignStoreWarning`.
 
     Parameters
@@ -654,18 +625,11 @@ def open_store(
     Raises
     ------
     NotAStoreError
-        If nothing readable as imagettes is there (the message says what was found), ``snapshot`` is unknown, or
-        it is the store's empty first commit (a ``ValueError``).
+        If no store is there (the message says what was found), or ``snapshot`` is unknown or the empty first commit.
     DamagedChunkError
-        When a chunk read is missing, not listed, or damaged.
+        When a chunk is missing or damaged: at open for ids, else when that chunk is computed.
     StoreAccessError
         When the storage fails (no bucket, no credentials, denied, a file in the way ...), in one line.
-
-    Examples
-    --------
-    >>> ds = xwvnet.open_store("s3://bucket/wv/imagettes.zarr")  # doctest: +SKIP
-    >>> first = xwvnet.history("imagettes.zarr").snapshot.iloc[-2]  # doctest: +SKIP
-    >>> before = xwvnet.open_store("imagettes.zarr", snapshot=first)  # doctest: +SKIP
     """
     loc = locate(store, storage_options)
     repo = repository(loc)
@@ -753,10 +717,6 @@ def open_stores(
     ------
     StoreMismatchError
         If no store is given or they share no imagette id (a ``ValueError``); see :func:`open_store` for the rest.
-
-    Examples
-    --------
-    >>> ds = open_stores(["imagettes.zarr", "embeddings.zarr"])  # doctest: +SKIP
     """
     stores = [stores] if isinstance(stores, (str, os.PathLike)) else list(stores)
     if not stores:
@@ -773,8 +733,7 @@ def open_stores(
 
 
 @door
-def history(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None
-            ) -> pd.DataFrame:
+def history(store: str | os.PathLike | Location, *, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """The commits of a store, newest first.
 
     Parameters
@@ -793,15 +752,10 @@ def history(store: str | os.PathLike | Location, *, storage_options: dict[str, A
     ------
     NotAStoreError
         If no xwvnet store is there.
-
-    Examples
-    --------
-    >>> xwvnet.history("imagettes.zarr").head(2)  # doctest: +SKIP
     """
     import pandas as pd
 
-    loc = locate(store, storage_options)
-    snap = opened(loc, strict=False)
+    snap = opened(locate(store, storage_options), strict=False)
     rows = [(s.id, pd.Timestamp(s.written_at).tz_convert("UTC"), s.message) for s in snap.repo.ancestry(branch=BRANCH)]
     return pd.DataFrame(rows, columns=["snapshot", "time", "message"])
 
@@ -872,10 +826,9 @@ def check_chunk(chunk_size: object, row_bytes: int, name: str = "chunk_size") ->
 
 
 def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[str]) -> tuple[int, int]:
-    """Append one loaded batch in one transaction; return (added, total).
+    """Append one batch in one transaction; return (added, total); ``seen[0]``: the snapshot it was filtered at.
 
-    ``batch`` left out the ids stored at snapshot ``seen[0]``; when the transaction starts from another (a writer
-    committed meanwhile), the ids stored then are left out too. ``seen[0]`` becomes the new snapshot.
+    Ids stored by a writer that committed since ``seen[0]`` are left out too; ``seen[0]`` becomes the new snapshot.
     """
     counts = [0, 0]
 
@@ -917,21 +870,18 @@ def to_store(
 ) -> StoreReport:
     """Write imagettes to an imagette store, creating it or appending; ids already in the store are skipped.
 
-    Works batch by batch (whole chunks, about 128 MB of pixels, one commit each), so a lazy Dataset of any size is
-    never loaded whole and a write killed at any moment leaves the store as it was after its last commit: the same
-    call again completes it. A batch whose commit meets another writer's re-reads the stored ids and is written
-    again without them.
+    Works batch by batch (whole chunks, about 128 MB of pixels, one commit each): a lazy Dataset of any size is never
+    loaded whole, and a write killed at any moment leaves the store as of its last commit (the same call completes
+    it). A batch whose commit meets another writer's is written again without the ids stored meanwhile.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Imagettes following the xwvnet data model (:func:`xwvnet.validate` must pass).
     out : str, os.PathLike or Location
-        The store: a path or a ``file://``, ``s3://``, ``gs://``, ``az://`` URL. Anything else already there (an
-        embedding store, a plain Zarr store, files) is refused.
+        The store (path or URL); anything else already there (an embedding store, plain Zarr, files) is refused.
     chunk_size : int, optional
-        Imagettes per stored chunk (at most 1 GiB of pixels); default: the existing store's, else a few MB of
-        pixels per chunk.
+        Imagettes per stored chunk (at most 1 GiB of pixels); default the existing store's, else a few MB of pixels.
     progress : bool, default False
         Show a tqdm bar of imagettes, moving as each batch is written.
     storage_options : dict, optional
@@ -956,12 +906,6 @@ def to_store(
         If the store's ids cannot be read.
     StoreAccessError
         When the storage fails (no bucket, no credentials, denied, full, read-only ...), in one line.
-
-    Examples
-    --------
-    >>> ds = xwvnet.synthetic.imagettes(8, seed=0)  # doctest: +SKIP
-    >>> xwvnet.to_store(ds, "s3://bucket/imagettes.zarr").total  # doctest: +SKIP
-    8
     """
     from .quicklook import chunk_length
 
@@ -1072,10 +1016,10 @@ def extend_embedding_store(
 ) -> tuple[int, np.ndarray]:
     """Create the embedding store, or extend it to all of ``source``'s imagettes, in one transaction.
 
-    ``check(snapshot)`` (the output as stored, None when new) may refuse and returns the chunk size to use; it runs
-    again when another run committed meanwhile. Coordinates are copied by blocks (bounded memory); ``embedding``
-    only grows (its rows come through :func:`write_embedding_rows`), and ``progress/done`` counts them (every
-    count written, zeros included, so a missing one is damage). Returns ``(chunk size, done counts)``.
+    ``check(snapshot)`` (the output as stored, None when new; run again after another run's commit) may refuse, and
+    returns the chunk size. Coordinates are copied by blocks; ``embedding`` only grows (rows come through
+    :func:`write_embedding_rows`); every ``progress/done`` count is written, zeros included, so a missing one is
+    damage. Returns ``(chunk size, done counts)``.
     """
     import dask.array as da
 
@@ -1121,10 +1065,7 @@ def extend_embedding_store(
     return result[0], result[1]
 
 
-@functools.lru_cache(maxsize=8)
-def _input(location: Location, snapshot: str) -> Snapshot:
-    """A store at one snapshot, opened once per process (workers read many chunks of it)."""
-    return opened(location, snapshot)
+_input = functools.lru_cache(maxsize=8)(opened)  # a store at one snapshot, opened once per worker process
 
 
 @door
@@ -1138,8 +1079,7 @@ def read_images(location: Location, snapshot: str, var: str, start: int, stop: i
 def write_embedding_rows(fork: Any, chunk_index: int, chunk_start: int, start: int, values: np.ndarray) -> Any:
     """Write embedding rows ``start:start + len(values)`` of chunk ``chunk_index`` and their count into ``fork``.
 
-    Runs on a worker; the client merges the returned fork and commits it (:class:`EmbeddingWriter`): rows and
-    count land in the same commit or not at all.
+    Runs on a worker; the client merges the fork returned (:class:`EmbeddingWriter`): rows and count commit together.
     """
     group = zarr.open_group(fork.store, mode="r+")
     group[S.EMBEDDING][start : start + len(values)] = values
@@ -1208,9 +1148,8 @@ def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | str] | 
            ) -> tuple[list[DamagedChunkError], list[str]]:
     """Repair a store's damaged chunks in one commit each; return (repaired, what was left and why).
 
-    An embedding store's damaged ``embedding`` chunks are marked not done (the run embeds them again); an imagette
-    store's chunks are rewritten from ``fresh(ids)``, which gives those imagettes again (or says why it cannot).
-    Damaged ids cannot be matched to anything: an imagette store's ``imagette`` damage is raised.
+    Damaged ``embedding`` chunks are marked not done (the run embeds them again); an imagette store's are rewritten
+    from ``fresh(ids)`` (those imagettes again, or why not). Damaged ids match nothing: that damage is raised.
     """
     snap = opened(location, strict=False)
     found = damage(snap)[1]

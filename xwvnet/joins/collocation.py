@@ -16,7 +16,6 @@ it touches.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -27,13 +26,17 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
-from ..errors import InvalidArgumentError, InvalidDataError, XWVNetError, warn
+from ..errors import InvalidArgumentError, InvalidDataError, warn
+from ..io.ocn import open_ocn
+from ..io.safe import imagettes_from_manifest
 from ..io.sources import (
+    GRIB,
     NETCDF,
     OCN,
     QC_FLAGGED,
     SAFE,
     ZARR,
+    Source,
     normalise_source,
     open_source,
     resolve,
@@ -123,6 +126,16 @@ def _refuse_without_positions(time: np.ndarray, lat: np.ndarray, lon: np.ndarray
     )
 
 
+def _open(found: list[Source], depth: float | None, quality_flags: Sequence[int] | None) -> xr.Dataset:
+    """A resolved source opened by its reader: L2 OCN products, one SAFE product's imagettes, or files and stores."""
+    kinds = {source.kind for source in found}
+    if OCN in kinds:  # the other files are skipped and named by open_ocn
+        return open_ocn([source.path for source in found])
+    if kinds == {SAFE} and len(found) == 1:
+        return imagettes_from_manifest(found[0].location)
+    return open_source(found, depth=depth, quality_flags=quality_flags)
+
+
 def _prepare(
     source: xr.Dataset | xr.DataArray | str | os.PathLike, depth: float | None = None,
     quality_flags: Sequence[int] | None = None,
@@ -131,10 +144,10 @@ def _prepare(
     if isinstance(source, xr.DataArray):
         source = source.to_dataset(name=source.name or "value")
     elif not isinstance(source, xr.Dataset):
-        name = locate(source).name  # the source's own name (a file, folder or pattern; never a URL taken for a path)
-        with contextlib.suppress(XWVNetError):  # a folder's or pattern's first file names what it holds
-            name = " ".join([name, resolve([source])[0].location.name])
-        source = open_source(source, depth=depth, quality_flags=quality_flags)
+        found = resolve(source, kinds=(NETCDF, GRIB, OCN, ZARR, SAFE))
+        # the source's own name (a file, folder or pattern; never a URL taken for a path) and its first file's
+        name = " ".join([locate(source).name, found[0].location.name])
+        source = _open(found, depth, quality_flags)
     source = normalise_source(source, depth=depth, quality_flags=quality_flags)
     if any(name in source.data_vars for name in ERA5_SPECTRUM_NAMES):
         source = decode_era5_spectrum(source)
@@ -733,12 +746,8 @@ def open_imagettes(path: str | os.PathLike, *, storage_options: dict | None = No
     found = resolve(path, storage_options, kinds=(ZARR, SAFE, OCN))
     kinds = {s.kind for s in found}
     if kinds <= {OCN, NETCDF}:
-        from ..io.ocn import open_ocn
-
         return open_ocn([s.path for s in found])
     if kinds == {SAFE}:
-        from ..io.safe import imagettes_from_manifest
-
         parts = [imagettes_from_manifest(s.location) for s in found]
         return parts[0] if len(parts) == 1 else xr.concat(parts, S.IMAGETTE, combine_attrs="drop_conflicts")
     if len(found) > 1:

@@ -27,17 +27,15 @@ from torch import nn
 
 from .._files import replacing
 from ..errors import InvalidArgumentError, InvalidTypeError, ModelMismatchError, ModelStateError, OutputExistsError
-from . import resnet
+from . import backbones, hub, resnet, vit
 from . import transforms as _transforms
 from .weights import (
     WeightsIntegrityError,
     WeightsUnavailableError,
     check_finite,
     fetch_file,
-    infer_arch,
     load_strict,
     read_sidecar,
-    read_state_dict,
     sidecar_path,
     verify_weights_file,
     write_sidecar,
@@ -60,7 +58,8 @@ class Encoder:
     name : str
         Registry name, file name, or the name a sidecar or a caller gives.
     arch : str
-        ``"resnet18"``, ``"resnet34"`` or ``"resnet50"``.
+        A key of :data:`xwvnet.models.backbones.ARCHITECTURES`: ``"resnet18"``, ``"resnet34"``, ``"resnet50"``,
+        ``"vit_small_patch16"``, ``"vit_small_patch8"``, ``"vit_base_patch16"`` or ``"vit_base_patch8"``.
     transform : str or callable, default "wvnet"
         A name in :data:`xwvnet.models.transforms.TRANSFORMS` or a picklable callable with the same signature.
     url : str, optional
@@ -108,8 +107,7 @@ class Encoder:
         module: nn.Module | None = None,
         metadata: Mapping[str, object] | None = None,
     ) -> None:
-        if arch not in resnet.LAYERS:
-            raise InvalidArgumentError(f"unknown architecture {arch!r}; expected one of {sorted(resnet.LAYERS)}.")
+        backbones.check_arch(arch)
         _transforms.get_transform(transform)  # fail now on an unknown name
         if module is None and path is None and weights_file is None and seed is None:
             raise InvalidArgumentError(
@@ -124,7 +122,7 @@ class Encoder:
         self.weights_file = weights_file
         self.seed = seed
         self.in_chans = int(in_chans)
-        self.embedding_size = int(module.num_features) if module is not None else resnet.embedding_size(arch)
+        self.embedding_size = int(module.num_features) if module is not None else backbones.feature_width(arch)
         self._metadata = types.MappingProxyType(copy.deepcopy(dict(metadata or {})))
         self._module = module
         self._in_memory = module is not None and path is None and weights_file is None and seed is None
@@ -238,11 +236,10 @@ class Encoder:
         """
         if self._in_memory:
             return copy.deepcopy(self._module).eval()
-        make = resnet.ARCHITECTURES[self.arch]
         if self.seed is not None and self.path is None:
             with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
                 torch.manual_seed(self.seed)
-                return make(in_chans=self.in_chans).eval()
+                return backbones.build_backbone(self.arch, self.in_chans).eval()
         if self.path is not None and Path(self.path).is_file():
             path = Path(self.path)
         elif self.weights_file is not None:
@@ -250,7 +247,7 @@ class Encoder:
         else:
             raise WeightsUnavailableError(f"weights file {self.path} of encoder {self.name!r} does not exist here.")
         verify_weights_file(path, self.hash)
-        return load_strict(make(in_chans=self.in_chans), read_state_dict(path), str(path)).eval()
+        return _module_of(hub.read_checkpoint(path), self.arch, self.in_chans)
 
     def preprocess(
         self,
@@ -273,7 +270,7 @@ class Encoder:
         Returns
         -------
         torch.Tensor
-            float32 ``(n, in_chans, 224, 224)``.
+            float32 ``(n, in_chans, side, side)``: 224 for the WV-Net and ImageNet transforms, 256 for OceanSAR-1's.
         """
         fn = _transforms.get_transform(self.transform)
         return fn(images, valid_lines, valid_samples, device=device, channels=self.in_chans)
@@ -369,17 +366,20 @@ class Encoder:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, transform: Transform | None = None) -> Encoder:
-        """An Encoder from a local state-dict file and the JSON sidecar beside it, if any.
+        """An Encoder from a local weights file (or hub folder) and the JSON sidecar beside it, if any.
 
-        The file is read now (``weights_only=True``), its architecture inferred from the keys and loaded strictly;
+        The file is read now (``weights_only=True``, or safetensors), its layout and architecture inferred from the
+        keys and its ``config.json`` if any (see :func:`xwvnet.models.hub.read_checkpoint`), and loaded strictly;
         its SHA-256 becomes the Encoder's hash. A sidecar ``path.with_suffix(".json")`` (``encoder.json`` next to
         ``encoder.pt``, as :func:`xwvnet.train` writes it) gives the ``name``, ``transform`` and expected ``arch``
-        / ``in_chans``; the whole of it is kept as :attr:`metadata` and reaches the embeddings' attrs.
+        / ``in_chans``; the whole of it is kept as :attr:`metadata` and reaches the embeddings' attrs. A hub
+        checkpoint without a sidecar keeps its layout and ``config.json`` as metadata instead.
 
         Parameters
         ----------
         path : str or os.PathLike
-            A torchvision-format state dict.
+            A state dict in torchvision's (ResNet) or timm's (ViT) names, a safetensors file, or a folder as
+            ``transformers``' ``save_pretrained`` or timm's ``save_for_hf`` write it.
         transform : str or callable, optional
             Overrides the sidecar's transform (default: the sidecar's, else ``"wvnet"``).
 
@@ -396,9 +396,8 @@ class Encoder:
             If it is not a fitting ResNet state dict, or the sidecar disagrees with it (architecture, input
             channels, or the SHA-256 of the weights it describes).
         """
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise WeightsUnavailableError(f"weights file {path} does not exist.")
+        given = Path(path).expanduser()
+        path = hub.weights_in(given)
         meta = read_sidecar(path) or {}
         digest = verify_weights_file(path, None)
         where = f"{sidecar_path(path)} (the metadata of {path.name})"
@@ -410,8 +409,10 @@ class Encoder:
                 "source (a training run rewrites it with train(..., resume=True)), or delete the sidecar only if "
                 "you trust the file."
             )
-        state_dict = read_state_dict(path)
-        arch, in_chans = infer_arch(state_dict)
+        checkpoint = hub.read_checkpoint(path)
+        arch, in_chans = checkpoint.arch, checkpoint.in_chans
+        if not meta and checkpoint.config is not None:
+            meta = {"checkpoint_layout": checkpoint.layout, "checkpoint_config": checkpoint.config}
         for field, found in (("arch", arch), ("in_chans", in_chans)):
             if meta.get(field) is not None and meta[field] != found:
                 raise WeightsIntegrityError(
@@ -421,9 +422,9 @@ class Encoder:
             transform = meta.get("transform", "wvnet")
             if not isinstance(transform, str):
                 raise WeightsIntegrityError(f"{where} has transform={transform!r}; expected a transform name.")
-        model = load_strict(resnet.ARCHITECTURES[arch](in_chans=in_chans), state_dict, str(path)).eval()
+        model = _module_of(checkpoint, arch, in_chans)
         encoder = cls(
-            str(meta.get("name") or path.name), arch, transform=transform, hash=digest, path=path.resolve(),
+            str(meta.get("name") or given.name), arch, transform=transform, hash=digest, path=path.resolve(),
             in_chans=in_chans, metadata=meta,
         )
         encoder._module = model  # already built and verified: first use in this process needs no reload
@@ -436,7 +437,8 @@ class Encoder:
         Parameters
         ----------
         module : torch.nn.Module
-            An :class:`xwvnet.models.resnet.ResNet` without a classifier head.
+            An :class:`xwvnet.models.resnet.ResNet` without a classifier head, or an
+            :class:`xwvnet.models.vit.VisionTransformer`.
         name : str, default "in-memory"
             The name embeddings will carry.
         transform : str or callable, default "wvnet"
@@ -450,17 +452,32 @@ class Encoder:
         Raises
         ------
         TypeError
-            If ``module`` is not an xwvnet ResNet.
+            If ``module`` is neither an xwvnet ResNet nor an xwvnet ViT.
         ValueError
-            If it has a classifier head, or a layout outside the layer table.
+            If it has a classifier head, or a layout outside its family's table.
         """
-        if not isinstance(module, resnet.ResNet):
-            raise InvalidTypeError(f"expected an xwvnet.models.resnet.ResNet backbone, got {type(module).__name__}.")
-        if module.num_classes is not None:
+        if not isinstance(module, (resnet.ResNet, vit.VisionTransformer)):
+            raise InvalidTypeError(
+                f"expected an xwvnet.models.resnet.ResNet or xwvnet.models.vit.VisionTransformer backbone, got "
+                f"{type(module).__name__}."
+            )
+        if getattr(module, "num_classes", None) is not None:
             raise ModelMismatchError(
                 "the backbone has a classifier head; build it with num_classes=None for embeddings."
             )
-        return cls(name, resnet.arch_of(module), transform=transform, in_chans=module.in_chans, module=module)
+        return cls(name, backbones.backbone_arch(module), transform=transform, in_chans=module.in_chans, module=module)
+
+
+def _module_of(checkpoint: hub.Checkpoint, arch: str, in_chans: int) -> nn.Module:
+    """The backbone of a checkpoint, built for its geometry and loaded strictly, if it is the one expected."""
+    if (checkpoint.arch, checkpoint.in_chans) != (arch, in_chans):
+        raise WeightsIntegrityError(
+            f"{checkpoint.path} holds a {checkpoint.arch} with {checkpoint.in_chans} input channels, but the encoder "
+            f"expects a {arch} with {in_chans}; the file was replaced, or is not the published one."
+        )
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: the caller's random stream stays
+        module = backbones.build_backbone(arch, in_chans, checkpoint.img_size, init_weights=False)
+    return load_strict(module, checkpoint.state_dict, str(checkpoint.path)).eval()
 
 
 def _transform_name(transform: Transform) -> str:

@@ -1,4 +1,4 @@
-"""Model input transforms: the WV-Net one (bit-faithful to the published code) and the ImageNet one.
+"""Model input transforms: the WV-Net one (bit-faithful to the published code), the ImageNet one, and OceanSAR-1's.
 
 All transforms work on a batch of padded imagettes ``(n, line, sample)`` plus each one's valid extent, so a dask
 block goes through in one vectorised call. The geometry (where each output pixel comes from) is integer index
@@ -25,6 +25,14 @@ WVNET_MEAN = 103.4862417561056 / 255.0
 WVNET_STD = 56.745013435601074 / 255.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# OceanSAR-1 (Kerdreux et al. 2025; model card of galeio-research/OceanSAR-1): single-channel VV, 256 x 256 pixels at
+# 50 m. Quicklooks have ~41 x 45 m pixels (xwvnet.radiometry), so a 300-pixel field (~12.3 x 13.5 km) resized to 256
+# gives ~48 x 53 m: the 50 m of the card, within the quicklooks' own anisotropy.
+OCEANSAR_FIELD = 300
+OCEANSAR_SIZE = 256
+#: a field whose standard deviation (in [0, 1] units) is below this is constant: the OceanSAR-1 transform makes it
+#: zeros (not NaN, nor rounding noise blown up)
+OCEANSAR_MIN_STD = 1e-4
 #: what the field holds outside an imagette smaller than it (:func:`field_index`)
 BORDERS = ("zero", "reflect")
 
@@ -310,14 +318,73 @@ def imagenet_transform(
     return x[:, :channels].contiguous()
 
 
+def oceansar_transform(
+    quicklooks: np.ndarray,
+    valid_lines: np.ndarray,
+    valid_samples: np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    channels: int = 1,
+) -> torch.Tensor:
+    """Input for OceanSAR-1: float32 ``(n, channels, 256, 256)``, ~50 m pixels, standardised per imagette.
+
+    What its authors state (model card of ``galeio-research/OceanSAR-1``; Kerdreux et al. 2025, arXiv:2504.06962):
+    single-channel VV images of 256 x 256 pixels, downsampled to 50 m. The card and the paper's abstract state no
+    normalisation, and the weights were trained on the authors' own product of the WV archive, not on quicklooks; so
+    this transform is xwvnet's reading, not a reproduction: the central :data:`OCEANSAR_FIELD` x
+    :data:`OCEANSAR_FIELD` field of the quicklook (~41 x 45 m pixels), mirrored at the edges of smaller imagettes,
+    scaled to [0, 1] and resized bilinearly to 256 x 256 (~50 m), then standardised per imagette to zero mean and
+    unit variance (which removes the 8-bit stretch's scale and offset, so that the input does not depend on it).
+
+    Parameters
+    ----------
+    quicklooks : numpy.ndarray
+        uint8 ``(n, line, sample)``, padded.
+    valid_lines, valid_samples : numpy.ndarray
+        The valid extent of each imagette.
+    device : torch.device or str, optional
+        Where the float work happens.
+    channels : int, default 1
+        Channels of the output (the standardised image repeated).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(n, channels, 256, 256)``.
+
+    Raises
+    ------
+    ValueError
+        If the quicklooks are not uint8, or the extents do not fit.
+    """
+    if np.asarray(quicklooks).dtype != np.uint8:
+        raise InvalidDataError(
+            f"the OceanSAR-1 transform takes uint8 quicklooks, found {np.asarray(quicklooks).dtype}; convert "
+            "calibrated sigma0 with xwvnet.radiometry.sigma0_to_quicklook first."
+        )
+    field = crop_field(quicklooks, valid_lines, valid_samples, crop=OCEANSAR_FIELD, border="reflect")
+    x = torch.from_numpy(np.ascontiguousarray(field)).to(device or "cpu").to(torch.float32).mul_(1.0 / 255)
+    x = F.interpolate(x[:, None], size=(OCEANSAR_SIZE, OCEANSAR_SIZE), mode="bilinear", align_corners=False,
+                      antialias=False)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True, correction=0)
+    x = torch.where(std > OCEANSAR_MIN_STD, (x - mean) / std.clamp_min(OCEANSAR_MIN_STD), 0.0)
+    return x.expand(-1, channels, -1, -1).contiguous()
+
+
 TRANSFORMS: dict[str, Callable[..., torch.Tensor]] = {
-    "wvnet": wvnet_transform, "wvnet-reflect": wvnet_reflect_transform, "imagenet": imagenet_transform}
-#: the field border of each named transform
+    "wvnet": wvnet_transform, "wvnet-reflect": wvnet_reflect_transform, "imagenet": imagenet_transform,
+    "oceansar": oceansar_transform}
+#: the field border of each named transform :func:`xwvnet.train` trains for (not OceanSAR-1's: training views are
+#: normalised as WV-Net's inputs, so a run for it would embed with inputs its views never were)
 TRANSFORM_BORDERS = {"wvnet": "zero", "wvnet-reflect": "reflect", "imagenet": "zero"}
+#: the field each named transform reads and the side it resizes it to (pixels)
+TRANSFORM_GEOMETRY = {"wvnet": (CROP, SIZE), "wvnet-reflect": (CROP, SIZE), "imagenet": (CROP, SIZE),
+                      "oceansar": (OCEANSAR_FIELD, OCEANSAR_SIZE)}
 
 
 def get_transform(name: str | Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """A transform by name (``"wvnet"``, ``"wvnet-reflect"``, ``"imagenet"``), or a callable, returned as is.
+    """A transform by name (``"wvnet"``, ``"wvnet-reflect"``, ``"imagenet"``, ``"oceansar"``), or a callable.
 
     Parameters
     ----------

@@ -22,15 +22,18 @@ from .. import datasets
 from .._files import replacing
 from ..datasets import DataIntegrityError, DataUnavailableError, check_hash
 from ..errors import ModelError
-from . import resnet
+from . import backbones, resnet, vit
 
 __all__ = [
     "WeightsIntegrityError",
     "check_finite",
     "WeightsUnavailableError",
+    "build_for",
+    "drop_classifier",
     "fetch_file",
     "find_file",
     "infer_arch",
+    "infer_layout",
     "load_strict",
     "nonfinite_tensors",
     "read_sidecar",
@@ -128,12 +131,15 @@ def fetch_file(key: str, cache_dir: str | os.PathLike | None = None, *, download
     ------
     WeightsUnavailableError
         If offline (or ``download=False``) and the file is nowhere here; the message names the URL and where to
-        place the file.
+        place the file (for weights that come with companion files, such as a hub checkpoint's ``config.json``,
+        one line names every missing file and the folder they go in).
     WeightsIntegrityError
         If the file does not match its published hash (a failed download is deleted; a file you placed is left
         for you to replace).
     """
     try:
+        if datasets.COMPANIONS.get(key):  # files that only work together (a hub config and its weights)
+            return datasets.fetch_all((*datasets.COMPANIONS[key], key), cache=cache_dir, download=download)[-1]
         return datasets.fetch(key, cache=cache_dir, search=_search(), download=download)
     except DataIntegrityError as err:
         raise WeightsIntegrityError(str(err)) from err
@@ -142,10 +148,12 @@ def fetch_file(key: str, cache_dir: str | os.PathLike | None = None, *, download
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A torchvision-format state dict from a file, read with ``weights_only=True``, minus any classifier ``fc.*``.
+    """A state dict from a torch file, read with ``weights_only=True``, minus any classifier ``fc.*`` or ``head.*``.
 
     Accepts a bare state dict, or one under a ``"state_dict"`` key, with an optional uniform ``"module."`` prefix
-    (as DataParallel writes). The ``fc`` head is dropped because encoders return pooled features.
+    (as DataParallel writes). The classifier (torchvision's ``fc``, timm's ViT ``head``) is dropped because encoders
+    return pooled features. Other layouts and safetensors files are read by
+    :func:`xwvnet.models.hub.read_checkpoint`.
 
     Parameters
     ----------
@@ -175,11 +183,36 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsIntegrityError(f"{path} does not hold a state dict of tensors (found {type(obj).__name__}).")
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module.") :]: v for k, v in obj.items()}
-    return {k: v for k, v in obj.items() if not k.startswith("fc.")}
+    return drop_classifier(obj)
+
+
+def drop_classifier(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict without its classifier: torchvision's ResNet ``fc.*``, or timm's ViT ``head.*``.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to torch.Tensor
+        Weights in torchvision's or timm's names.
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        The backbone's tensors.
+
+    Examples
+    --------
+    >>> sorted(drop_classifier({"fc.weight": torch.ones(1), "conv1.weight": torch.ones(1)}))
+    ['conv1.weight']
+    """
+    vit_keys = vit.is_vit_state_dict(state_dict)
+    return {k: v for k, v in state_dict.items() if not k.startswith("head." if vit_keys else "fc.")}
 
 
 def infer_arch(state_dict: dict[str, torch.Tensor]) -> tuple[str, int]:
-    """The architecture and input channels of a torchvision-format ResNet state dict, from its keys.
+    """The architecture and input channels of a state dict in our names, from its keys and shapes.
+
+    Our names are torchvision's for ResNets and timm's (DINO's) for ViTs; other published layouts are mapped to them
+    by :func:`xwvnet.models.hub.read_checkpoint`.
 
     Parameters
     ----------
@@ -189,22 +222,54 @@ def infer_arch(state_dict: dict[str, torch.Tensor]) -> tuple[str, int]:
     Returns
     -------
     tuple of (str, int)
-        ``(arch, in_chans)``, ``arch`` a key of :data:`xwvnet.models.resnet.LAYERS`.
+        ``(arch, in_chans)``, ``arch`` a key of :data:`xwvnet.models.backbones.ARCHITECTURES`.
 
     Raises
     ------
     WeightsIntegrityError
-        If the keys are not a ResNet's, or its layout is not in the layer table.
+        If the keys are neither a ResNet's nor a ViT's, or the layout is not in its family's table.
 
     Examples
     --------
     >>> infer_arch(resnet.resnet18(in_chans=1).state_dict())
     ('resnet18', 1)
     """
+    arch, in_chans, _ = infer_layout(state_dict)
+    return arch, in_chans
+
+
+def infer_layout(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int, int | None]:
+    """The architecture, input channels and (for a ViT) learned input side of a state dict in our names.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to torch.Tensor
+        Weights in torchvision's ResNet names or timm's ViT names.
+
+    Returns
+    -------
+    tuple of (str, int, int or None)
+        ``(arch, in_chans, img_size)``; ``img_size`` is ``None`` for a ResNet (it takes any size).
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If the keys are neither a ResNet's nor a ViT's, or the layout is not in its family's table.
+
+    Examples
+    --------
+    >>> infer_layout(vit.vit_small_patch16(img_size=256).state_dict())
+    ('vit_small_patch16', 3, 256)
+    """
+    if vit.is_vit_state_dict(state_dict):
+        try:
+            return vit.vit_layout(state_dict)
+        except ValueError as err:
+            raise WeightsIntegrityError(str(err)) from err
     if "conv1.weight" not in state_dict:
         raise WeightsIntegrityError(
-            "not a torchvision-format ResNet state dict: no 'conv1.weight' (found keys like "
-            f"{sorted(state_dict)[:5]})."
+            "neither a torchvision-format ResNet state dict (no 'conv1.weight') nor a timm-format ViT (no "
+            f"'patch_embed.proj.weight' and 'cls_token'): found keys like {sorted(state_dict)[:5]}."
         )
     blocks = []
     for i in range(1, 5):
@@ -218,7 +283,33 @@ def infer_arch(state_dict: dict[str, torch.Tensor]) -> tuple[str, int]:
             f"unsupported ResNet layout ({'bottleneck' if bottleneck else 'basic'} blocks {tuple(blocks)}); "
             f"expected one of {known}."
         )
-    return arch, int(state_dict["conv1.weight"].shape[1])
+    return arch, int(state_dict["conv1.weight"].shape[1]), None
+
+
+def build_for(state_dict: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """The backbone a state dict in our names describes, built and loaded strictly, in eval mode.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to torch.Tensor
+        Weights in torchvision's ResNet names or timm's ViT names (no classifier).
+    source : str
+        Where the weights come from, for error messages.
+
+    Returns
+    -------
+    torch.nn.Module
+        A ResNet or ViT with these weights.
+
+    Raises
+    ------
+    WeightsIntegrityError
+        If the layout is unknown, a key is missing or unexpected, a shape differs, or a value is not finite.
+    """
+    arch, in_chans, img_size = infer_layout(state_dict)
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: the caller's random stream stays
+        module = backbones.build_backbone(arch, in_chans, img_size, init_weights=False)
+    return load_strict(module, dict(state_dict), source).eval()
 
 
 def nonfinite_tensors(tree: object, prefix: str = "") -> dict[str, int]:
@@ -318,9 +409,10 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
     if missing or unexpected:
+        names = "timm-format ViT" if isinstance(model, vit.VisionTransformer) else "torchvision-format ResNet"
         raise WeightsIntegrityError(
             f"{source} does not fit a {type(model).__name__}: {len(missing)} missing keys {missing[:5]}, "
-            f"{len(unexpected)} unexpected keys {unexpected[:5]}. Expected a torchvision-format ResNet state dict."
+            f"{len(unexpected)} unexpected keys {unexpected[:5]}. Expected a {names} state dict."
         )
     check_finite(state_dict, source)
     try:

@@ -1,9 +1,11 @@
-"""The named encoders: WV-Net's published weights and the paper's two baselines, by name.
+"""The named encoders: WV-Net's published weights, the paper's two baselines, and OceanSAR-1, by name.
 
 ``load_encoder("wvnet-resnet50")`` gives the published WV-Net weights (hawaii-ai/WV-Net at a pinned commit, checked
 by their git blob id), ``"imagenet-resnet50"`` the paper's ImageNet baseline (torchvision's file, checked by the
 SHA-256 prefix its name carries), ``"random-resnet50"`` a seeded random initialisation (the paper's other
-baseline), and a path a local torchvision-format state dict (with its JSON sidecar, if any). Where the files come
+baseline), ``"oceansar1-resnet50"`` OceanSAR-1's DINO ResNet-50 (galeio-research/OceanSAR-1 on the Hugging Face
+hub: its ``config.json`` and ``model.safetensors``, read in transformers' layout), and a path a local weights file
+or hub folder (see :func:`xwvnet.models.hub.read_checkpoint`; with its JSON sidecar, if any). Where the files come
 from (URLs, hashes, cache, mirror) is the one registry of :mod:`xwvnet.datasets`; this module only names them.
 """
 
@@ -14,13 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import datasets
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, XWVNetWarning, warn
 from ..schema import did_you_mean
-from . import resnet
+from . import backbones, hub
 from .encoder import Encoder, Transform
-from .weights import fetch_file, find_file, verify_weights_file
+from .weights import WeightsIntegrityError, WeightsUnavailableError, fetch_file, find_file, verify_weights_file
 
-__all__ = ["ENCODERS", "WeightsInfo", "fetch_weights", "find_weights", "load_encoder"]
+__all__ = ["ENCODERS", "UnpinnedWeightsWarning", "WeightsInfo", "fetch_weights", "find_weights", "load_encoder"]
+
+
+class UnpinnedWeightsWarning(XWVNetWarning):
+    """Named weights were used as found: this xwvnet records no hash of them yet (their own hash is recorded)."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class WeightsInfo:
     name : str
         The name users pass to :func:`load_encoder`.
     arch : str
-        A key of :data:`xwvnet.models.resnet.LAYERS`.
+        A key of :data:`xwvnet.models.backbones.ARCHITECTURES`.
     transform : str
         The input transform the weights were trained with.
     description : str
@@ -41,6 +47,10 @@ class WeightsInfo:
         The weights' key in :data:`xwvnet.datasets.REGISTRY` (``None`` for a random initialisation).
     seed : int, optional
         The seed of a random initialisation.
+    in_chans : int, default 3
+        Input channels of the weights.
+    page : str, optional
+        The page that publishes the weights, where no URL of the file is pinned.
     """
 
     name: str
@@ -49,11 +59,14 @@ class WeightsInfo:
     description: str
     file: str | None = None
     seed: int | None = None
+    in_chans: int = 3
+    page: str | None = None
 
     @property
     def url(self) -> str | None:
-        """The pinned URL of the weights, from the registry (``None`` without a file)."""
-        return None if self.file is None else datasets.URLS.get(self.file)
+        """The pinned URL of the weights, from the registry, else the page that publishes them (``None`` without
+        a file)."""
+        return None if self.file is None else datasets.URLS.get(self.file) or self.page
 
     @property
     def hash(self) -> str | None:
@@ -63,7 +76,7 @@ class WeightsInfo:
     @property
     def embedding_size(self) -> int:
         """Width of the embeddings, from the architecture's layer table."""
-        return resnet.embedding_size(self.arch)
+        return backbones.feature_width(self.arch)
 
 
 ENCODERS: dict[str, WeightsInfo] = {
@@ -87,6 +100,16 @@ ENCODERS: dict[str, WeightsInfo] = {
         transform="wvnet",
         description="ResNet-50 with torchvision's random initialisation (seed 0), the paper's untrained baseline",
         seed=0,
+    ),
+    "oceansar1-resnet50": WeightsInfo(
+        name="oceansar1-resnet50",
+        arch="resnet50",
+        transform="oceansar",
+        description="OceanSAR-1 (Kerdreux et al. 2025): DINO ResNet-50 on ~12M Sentinel-1 WV imagettes at 50 m, "
+                    "single-channel VV",
+        file=datasets.OCEANSAR1_WEIGHTS,
+        in_chans=1,
+        page=f"https://huggingface.co/{datasets.OCEANSAR1_REPO}",
     ),
 }
 
@@ -153,7 +176,10 @@ def fetch_weights(name: str, cache_dir: str | os.PathLike | None = None, *, down
     info = _info(name)
     if info.file is None:
         raise InvalidArgumentError(f"encoder {name!r} has no weights file (it is {info.description}).")
-    return fetch_file(info.file, cache_dir, download=download)
+    try:
+        return fetch_file(info.file, cache_dir, download=download)
+    except WeightsUnavailableError as err:
+        raise WeightsUnavailableError(f"{name}: {err}") from err
 
 
 def load_encoder(
@@ -164,16 +190,19 @@ def load_encoder(
 ) -> Encoder:
     """An :class:`~xwvnet.Encoder` by name, from a local state-dict file, or the Encoder given.
 
-    Named weights are fetched (or found) and verified now, so an offline machine fails here with a message naming
-    the URL and where to put the file; the model itself is built on first use in each process. A file is read now
-    (``weights_only=True``), its architecture inferred from the keys and loaded strictly, and the JSON sidecar
-    beside it (``encoder.json`` next to ``encoder.pt``) read back: its name, transform and provenance survive.
+    Named weights are fetched (or found) and verified now, so an offline machine fails here with one line naming
+    the URL (or page) and where to put the files; the model itself is built on first use in each process. A file is
+    read now (``weights_only=True``, or safetensors), its layout and architecture inferred from the keys and its
+    ``config.json`` if any, and loaded strictly, and the JSON sidecar beside it (``encoder.json`` next to
+    ``encoder.pt``) read back: its name, transform and provenance survive.
 
     Parameters
     ----------
     name_or_path : str, os.PathLike or Encoder
-        A key of :data:`ENCODERS` (``"wvnet-resnet50"``, ``"imagenet-resnet50"``, ``"random-resnet50"``), a path to
-        a torchvision-format state dict, or an Encoder (returned as is, or with another transform).
+        A key of :data:`ENCODERS` (``"wvnet-resnet50"``, ``"imagenet-resnet50"``, ``"random-resnet50"``,
+        ``"oceansar1-resnet50"``); a path to a weights file (torchvision or timm ResNet, timm/DINO ViT, transformers
+        ResNet; torch or safetensors) or to a hub folder (``config.json`` beside ``model.safetensors``); or an
+        Encoder (returned as is, or with another transform).
     transform : str or callable, optional
         Overrides the transform (default: the named encoder's, the sidecar's, else ``"wvnet"``).
     cache_dir : str or os.PathLike, optional
@@ -190,7 +219,13 @@ def load_encoder(
     WeightsUnavailableError
         If named weights are not here and cannot be downloaded.
     WeightsIntegrityError
-        If a file fails its hash check, does not fit its architecture, or disagrees with its sidecar.
+        If a file fails its hash check, does not fit its architecture, or disagrees with its sidecar or its
+        ``config.json``.
+
+    Warns
+    -----
+    UnpinnedWeightsWarning
+        When named weights are used whose hash this xwvnet does not pin yet (OceanSAR-1's, for now).
 
     Examples
     --------
@@ -212,15 +247,41 @@ def load_encoder(
                 hash=f"random-init:seed={info.seed}",
             )
         path = fetch_weights(info.name, cache_dir)
+        if datasets.COMPANIONS.get(info.file):
+            _check_hub_config(info, path)
+        digest = verify_weights_file(path, info.hash)
+        if not datasets.is_pinned(info.file):
+            warn(UnpinnedWeightsWarning(
+                f"{info.name}: this xwvnet pins no revision or SHA-256 of its files yet, so the files in {path.parent} "
+                f"are used as found (checked for their layout only); their {digest} is recorded as "
+                "encoder_weights_hash in the embeddings' attributes."
+            ))
         return Encoder(
             info.name, info.arch, transform=transform or info.transform, url=info.url,
-            hash=verify_weights_file(path, info.hash), weights_file=info.file, path=path,
+            hash=digest, weights_file=info.file, path=path, in_chans=info.in_chans,
         )
     path = Path(name_or_path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise InvalidArgumentError(
-            f"{name_or_path!r} is neither a known encoder ({sorted(ENCODERS)}) nor an existing state-dict file."
-            + did_you_mean(name_or_path, ENCODERS)
+            f"{name_or_path!r} is neither a known encoder ({sorted(ENCODERS)}) nor an existing weights file or hub "
+            "folder." + did_you_mean(name_or_path, ENCODERS)
             + " (A random encoder of another architecture is xwvnet.Encoder(name, 'resnet18', seed=0).)"
         )
     return Encoder.from_file(path, transform=transform)
+
+
+def _check_hub_config(info: WeightsInfo, weights: Path) -> None:
+    """Refuse a named hub checkpoint whose ``config.json`` declares another network than the zoo names (cheap: the
+    weights are read on first use)."""
+    config = hub.read_config(weights)
+    source = str(weights.parent / hub.CONFIG_NAME)
+    if config is None:
+        raise WeightsIntegrityError(f"{info.name}: {source} is missing beside {weights.name}; fetch it again.")
+    declared = hub.check_config(config, source)
+    expected = {"arch": info.arch, "in_chans": info.in_chans}
+    for key, value in declared.items():
+        if key in expected and value != expected[key]:
+            raise WeightsIntegrityError(
+                f"{info.name}: {source} declares {key}={value!r}, but {info.name} is a {info.arch} with "
+                f"{info.in_chans} input channels; the files are not the published ones."
+            )

@@ -56,7 +56,7 @@ from ..errors import (
     TrainingDivergedError,
     warn,
 )
-from ..models import resnet
+from ..models import backbones, resnet
 from ..models.transforms import TRANSFORM_BORDERS
 from .augment import AugmentConfig, view_pair
 from .batchnorm import calibration_index, reestimate_batch_norm
@@ -327,7 +327,7 @@ class TrainConfig:
     '0.001, or 0.0001 when continuing from init'
     """
 
-    arch: str | None = _setting(None, _Allowed("choice", optional=True, choices=tuple(resnet.ARCHITECTURES)),
+    arch: str | None = _setting(None, _Allowed("choice", optional=True, choices=tuple(backbones.ARCHITECTURES)),
                                 means=f"{FRESH_ARCH}, or the architecture of init")
     init: str | None = _setting(None, means="random initialisation")
     image_size: int = _setting(64, _Allowed("int", MIN_IMAGE_SIZE,
@@ -478,8 +478,8 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
     its architecture, and the embedding transform a run from it is for."""
     if init is None:
         arch = arch or FRESH_ARCH  # a name TrainConfig checked
-        return resnet.ARCHITECTURES[arch](), arch, FRESH_TRANSFORM
-    from ..models.weights import infer_arch, load_strict
+        return backbones.build_backbone(arch), arch, FRESH_TRANSFORM
+    from ..models.weights import build_for
     from ..models.zoo import load_encoder
 
     state, transform = None, "wvnet"
@@ -493,8 +493,8 @@ def _initial_backbone(arch: str | None, init: str | os.PathLike | None) -> tuple
             state = checkpoint["backbone"]
             transform = (checkpoint.get("config") or {}).get("transform") or "wvnet"
     if state is not None:
-        found, in_chans = infer_arch(state)
-        backbone = load_strict(resnet.ARCHITECTURES[found](in_chans=in_chans), state, os.fspath(init))
+        backbone = build_for(state, os.fspath(init))
+        found = backbones.backbone_arch(backbone)
     else:
         encoder = load_encoder(init)
         found, backbone = encoder.arch, copy.deepcopy(encoder.module)
@@ -606,9 +606,11 @@ def _embedding_statistics(backbone: resnet.ResNet, config: TrainConfig, ds: xr.D
     through ``config.transform``), and what its ``encoder.json`` says of them."""
     from ..models.transforms import get_transform
 
-    with torch.random.fork_rng(devices=[]):  # building a ResNet draws its initial weights: the run's RNG stays
-        module = resnet.ARCHITECTURES[config.arch](in_chans=int(backbone.in_chans))  # plain batch norms, not synced
+    with torch.random.fork_rng(devices=[]):  # building a backbone draws its initial weights: the run's RNG stays
+        module = backbones.build_like(backbone, init_weights=False)  # plain batch norms, not synced
     module.load_state_dict(cpu_state(backbone))
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):  # a ViT: layer norms only
+        return module.eval(), {"statistics": "none (no batch norm)", "imagettes": 0}
     if not config.bn_imagettes:
         return module.eval(), {"statistics": "training views", "imagettes": 0}
     index = calibration_index(chunk_starts(ds, config.var), config.bn_imagettes, config.seed)
@@ -796,6 +798,12 @@ def train(
         provenance = _provenance(ds, data, var)
         _seed_everything(asked.seed)
         backbone, arch, init_transform = _initial_backbone(asked.arch, asked.init)
+        patch = getattr(backbone, "patch", 1)  # a ViT takes views whose side is a multiple of its patch
+        if asked.image_size % patch:
+            raise InvalidArgumentError(
+                f"image_size={asked.image_size} is not a multiple of the {patch}-pixel patches of the {arch}; use "
+                f"{asked.image_size // patch * patch or patch} or {(asked.image_size // patch + 1) * patch}."
+            )
         config = asked.resolved(device=dev, world=world, threads=here.threads, arch=arch, transform=init_transform,
                                 var=var, augment=aug)
         if config.precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
