@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test]"
+	# timm is the reference the ViT tests compare with; it requires torchvision, whose wheels pull another torch
+	$(PY) -m pip install --quiet --no-deps "timm>=1.0"
 	touch $@
 
 install: $(VENV)/.installed
