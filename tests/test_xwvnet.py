@@ -241,13 +241,15 @@ def test_readme_has_python_blocks():
     assert len(_readme_blocks()) >= 4
 
 
+@pytest.mark.filterwarnings("error::FutureWarning", "error::DeprecationWarning:xwvnet")
 def test_every_readme_block_runs_as_written(tmp_path, wvnet_samples, monkeypatch):
+    """The tour runs as written, and nothing of it is deprecated (a FutureWarning fails it)."""
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     for number, block in enumerate(_readme_blocks(), start=1):
         try:
             exec(compile(block, f"README.md block {number}", "exec"), namespace)
-        except Exception as err:  # the message says which block failed
+        except Exception as err:  # the message says which block failed (a FutureWarning raised as an error too)
             pytest.fail(f"README block {number} fails: {type(err).__name__}: {err}\n{block}")
     assert (tmp_path / "embeddings.zarr").is_dir() and (tmp_path / "run1" / "encoder.pt").is_file()
     assert os.environ.get("XWVNET_DATA_DIR")
