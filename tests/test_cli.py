@@ -433,3 +433,22 @@ def test_storage_options_reach_train_and_the_recipe(monkeypatch, tmp_path):
     assert recipe.main(["s3://bucket/wv.zarr", "--out", str(tmp_path / "run"), "--tiny", *options]) == 0
     expected = {"endpoint_url": "http://127.0.0.1:9000", "allow_http": True}
     assert seen == [("s3://bucket/wv.zarr", expected)] * 2  # the URL kept whole, not made a Path
+
+
+def test_evaluate_several_encoders_names_and_files_in_one_table(tmp_path, weights, capsys):
+    store = _embedded_store(tmp_path)
+    csv = tmp_path / "table.csv"
+    assert main(["evaluate", str(store), "--encoder", "stored", "--encoder", "image-statistics", str(weights),
+                 "--targets", "hs", "wind_speed", "labels", "-k", "5", "--csv", str(csv),
+                 "--curve", "hs", "--curve-sizes", "10", "--curve-seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(csv, header=[0, 1], index_col=0)
+    assert list(table.index) == ["stored", "image-statistics", str(weights)]  # one row each, in the order given
+    assert {("hs", "rmse"), ("wind_speed", "rmse"), ("labels", "micro_auroc"), ("labels", "precision@5")} <= set(
+        table.columns)
+    assert table[("hs", "rmse")].notna().all()
+    assert table.loc["stored", ("hs", "rmse")] < table.loc[str(weights), ("hs", "rmse")]  # embedding = hs + noise
+    assert "Learning curves of 'hs'" in out and out.count(str(weights)) >= 2  # the table and the curves
+    assert main(["evaluate", str(store), "--encoders", "stored", "image-statistics", "--targets", "hs", "--paper"]) == 0
+    out = capsys.readouterr().out
+    assert "Hs RMSE (m)" in out and "Kerdreux et al. 2025" in out and "not comparable" in out

@@ -377,3 +377,47 @@ def test_flipped_byte_non_zip_and_bad_arrays_are_named(saved_probe, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"\(a folder\)"):
         P.Probe.load(tmp_path)
     assert P.Probe.load(shutil.copy(saved_probe, tmp_path / "fine.probe")).n_features == 4
+
+
+@pytest.mark.parametrize("layout", ["strings", "integers", "two classes"])
+def test_class_probe_is_one_multinomial_pipeline_and_round_trips(ds, test_rows, tmp_path, layout):
+    x = ds[S.EMBEDDING].values.astype(np.float64)
+    names = np.where(x[:, 0] > 0.5, "WS", np.where(x[:, 1] > 0, "POW", "RC")).astype(object)
+    if layout == "two classes":
+        names = np.where(x[:, 0] > 0, "WS", "POW").astype(object)
+    names[:5] = ""  # unknown: left out
+    values = names
+    attrs: dict = {}
+    if layout == "integers":  # TenGeoP-style codes, declared as classes by CF flag_values
+        values = np.select([names == "POW", names == "RC", names == "WS"], [0, 1, 2], -1)
+        attrs = {"flag_values": [0, 1, 2], "flag_meanings": "POW RC WS"}
+    data = ds.assign(cls=(S.IMAGETTE, values, attrs))
+    assert P.infer_kind(data["cls"]) == "multiclass"
+    assert P.infer_kind(data["cls"].assign_attrs(flag_values=None).drop_attrs()) == (
+        "regression" if layout == "integers" else "multiclass")
+    train = ~test_rows
+    with pytest.warns(xwvnet.errors.XWVNetWarning, match="unknown tag or class"):
+        probe = P.fit_probe(data, "cls", train=train, Cs=(0.1, 1.0), cv=3)
+    known = train & P.known_classes(values)
+    assert probe.kind == "multiclass" and probe.info["n_train"] == known.sum()
+    kwargs = {"Cs": [0.1, 1.0], "scoring": "accuracy", "max_iter": 500,
+              "cv": StratifiedKFold(n_splits=3, shuffle=True, random_state=0)}
+    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:
+        kwargs.update(use_legacy_attributes=False, l1_ratios=(0.0,))
+    direct = Pipeline([("s", StandardScaler()), ("l", LogisticRegressionCV(**kwargs))]).fit(x[known], values[known])
+    np.testing.assert_allclose(probe.transform(x), direct.predict_proba(x), rtol=1e-5, atol=1e-6)
+    predicted = P.predict(data, probe)["cls_predicted"]
+    np.testing.assert_array_equal(predicted.values, direct.predict(x))
+    assert predicted.dtype == (np.int64 if layout == "integers" else object)
+    lazy = P.predict(data.chunk({S.IMAGETTE: 70}), probe)["cls_predicted"]
+    assert isinstance(lazy.data, da.Array)
+    np.testing.assert_array_equal(lazy.values, predicted.values)
+    loaded = P.Probe.load(probe.save(tmp_path / "cls.probe"))
+    np.testing.assert_array_equal(P.predict(data, loaded)["cls_predicted"].values, predicted.values)
+    scores = probe_scores(data, probe, test=test_rows)
+    assert scores["accuracy"] > 0.85 and scores["n"] == (test_rows & P.known_classes(values)).sum()
+
+
+def test_class_probe_needs_two_classes(ds):
+    with pytest.raises(ValueError, match="at least two classes"):
+        P.fit_probe(ds.assign(cls=(S.IMAGETTE, np.full(ds.sizes[S.IMAGETTE], "POW", dtype=object))), "cls")

@@ -9,6 +9,8 @@ from .evaluation.curves import learning_curve as learning_curve
 from .evaluation.table import evaluate as evaluate
 from .export.geoparquet import read_geoparquet as read_geoparquet
 from .export.geoparquet import to_geoparquet as to_geoparquet
+from .heads import Head as Head
+from .heads import fit_head as fit_head
 from .inference import embed as embed
 from .ingestion import add_labels as add_labels
 from .ingestion import ingest as ingest
@@ -54,6 +56,8 @@ __all__ = [
     "Probe",
     "fit_probe",
     "predict",
+    "Head",
+    "fit_head",
     "learning_curve",
     "evaluate",
     "neighbors",

@@ -74,6 +74,7 @@ class WVNetAccessor:
     embed = _Forward("xwvnet.inference", "embed")
     fit_probe = _Forward("xwvnet.probe", "fit_probe")
     predict = _Forward("xwvnet.probe", "predict")
+    fit_head = _Forward("xwvnet.heads", "fit_head")
     evaluate = _Forward("xwvnet.evaluation.table", "evaluate")
     learning_curve = _Forward("xwvnet.evaluation.curves", "learning_curve")
     neighbors = _Forward("xwvnet.retrieval", "neighbors")

@@ -414,27 +414,51 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 # --- evaluate -------------------------------------------------------------------------------------------------------
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "evaluate", "linear-probe evaluation table: one row per encoder, one split for all")
+    p = _command(sub, "evaluate", "compare encoders on the same imagettes: one row per encoder, one split for all")
     p.add_argument("stores", nargs="+", help="store(s) (paths or URLs) holding the imagettes and targets, joined on id")
     _storage_arg(p)
-    p.add_argument("--encoders", nargs="+", default=None,
-                   help="registry names, weight paths, 'image-statistics' or 'stored' (default: all four standard)")
-    p.add_argument("--targets", nargs="+", default=None, help="variables to probe (default: hs t2m wind_speed labels)")
+    p.add_argument("--encoders", "--encoder", nargs="+", action="extend", default=None, dest="encoders",
+                   help="registry names, weight files, 'image-statistics' or 'stored'; several values, or the option "
+                   "repeated (default: all four standard)")
+    p.add_argument("--targets", nargs="+", default=None,
+                   help="variables to probe (default: those of hs t2m wind_speed class labels that exist)")
     p.add_argument("--test-size", type=float, default=0.3, help="fraction of imagettes held out for testing")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and cross-validation")
+    p.add_argument("-k", "--k", type=int, default=10, dest="k",
+                   help="neighbours per test imagette for retrieval precision of a class or tags (0: none)")
+    p.add_argument("--paper", action="store_true",
+                   help="print the columns the papers print, then the authors' own figures (on their data)")
+    p.add_argument("--curve", default=None, metavar="TARGET",
+                   help="also print data-sparse learning curves of this target for every encoder (default: none)")
+    p.add_argument("--curve-sizes", nargs="+", type=int, default=[10, 30, 100, 300, 1000],
+                   help="training set sizes of the curves (all training imagettes are added)")
+    p.add_argument("--curve-seeds", type=int, default=3, help="random subsets per size of the curves")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="imagettes per forward pass when embedding")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--csv", type=Path, default=None, help="also write the table to this CSV file (default: none)")
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation.table import DEFAULT_ENCODERS, evaluate, format_table
+    from .evaluation.curves import learning_curves
+    from .evaluation.table import DEFAULT_ENCODERS, evaluate, format_table, paper_table, published_table
     from .io.store import open_stores
 
     ds = open_stores(args.stores, storage_options=_storage_options(args))
+    embedded: dict = {}
     table = evaluate(ds, args.encoders or DEFAULT_ENCODERS, args.targets, test_size=args.test_size, seed=args.seed,
-                     batch_size=args.batch_size, device=args.device)
-    print(format_table(table, per_tag=True))
+                     batch_size=args.batch_size, device=args.device, k=args.k or None, embeddings=embedded)
+    if args.paper:
+        print(paper_table(table).to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"))
+        print("\nPublished by the authors, on their own data (not comparable as is):")
+        print(published_table().to_string(float_format=lambda v: f"{v:.2f}", na_rep="-"))
+    else:
+        print(format_table(table, per_tag=True))
+    if args.curve and embedded:
+        curves = learning_curves(ds, embedded, args.curve, sizes=[*args.curve_sizes, None], seeds=args.curve_seeds,
+                                 test_size=args.test_size, split_seed=args.seed)
+        metric = next(m for m in ("rmse", "accuracy", "micro_auroc") if m in curves["metric"].values)
+        print(f"\nLearning curves of {args.curve!r}: mean {metric} over {args.curve_seeds} seeds, by training labels")
+        print(curves["mean"].sel(metric=metric).to_pandas().to_string(float_format=lambda v: f"{v:.3f}"))
     if args.csv:
         table.to_csv(args.csv)
     return 0

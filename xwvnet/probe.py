@@ -3,7 +3,9 @@
 A probe judges an encoder the way the WV-Net paper does: a linear model on standardised embedding features, its
 regularisation chosen by cross-validation. A number per imagette (``hs``, ``t2m``) gets
 ``Pipeline([StandardScaler(), RidgeCV()])``; tags (``labels``) get one ``Pipeline([StandardScaler(),
-LogisticRegressionCV()])`` per tag, since each tag has its own known (not ``-1``) imagettes. Once fitted, a probe
+LogisticRegressionCV()])`` per tag, since each tag has its own known (not ``-1``) imagettes; a class per imagette
+(strings, or integers with CF ``flag_values``/``flag_meanings``: TenGeoP's layout) gets one multinomial
+``Pipeline([StandardScaler(), LogisticRegressionCV()])``. Once fitted, a probe
 is only numbers (per output: scaler mean and scale, coefficients, intercept). It is saved as an ``.npz`` of those
 arrays plus a JSON header and read back with ``allow_pickle=False``; it predicts through scikit-learn estimators
 rebuilt from the same numbers, so predictions before and after a save are identical.
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import xarray as xr
@@ -39,16 +41,28 @@ from .errors import (
     InputNotFoundError,
     InvalidArgumentError,
     InvalidDataError,
+    InvalidTypeError,
     ModelError,
     ModelMismatchError,
     XWVNetWarning,
     warn,
 )
 
+
+class _Applicable(Protocol):
+    """What :func:`predict` applies besides a Probe: a fitted model with its own ``apply`` (a
+    :class:`xwvnet.heads.Head`; heads.py sits below this module, so it is named by what it does)."""
+
+    tensors: Any
+
+    def apply(self, ds: xr.Dataset, *, name: str | None = None) -> xr.Dataset:
+        """Predictions beside the imagettes."""
+
+
 FORMAT = "xwvnet-probe"
 #: 2: scaler mean and scale per output, shape (outputs, features); 1 (still read): one shared scaler, (features,)
 FORMAT_VERSION = 2
-KINDS = ("regression", "multilabel")
+KINDS = ("regression", "multilabel", "multiclass")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 6, 19))
 DEFAULT_CS = tuple(float(c) for c in np.logspace(-4, 1, 6))
 
@@ -69,10 +83,18 @@ def _scaler(mean: np.ndarray, scale: np.ndarray) -> StandardScaler:
 
 
 def _final(kind: str, coef: np.ndarray, intercept: np.ndarray) -> Ridge | LogisticRegression:
-    """A fitted Ridge (regression) or binary LogisticRegression (one tag) holding ``coef`` (1, features)."""
+    """A fitted Ridge (regression), binary LogisticRegression (one tag, ``coef`` (1, features)) or multinomial one
+    (classes, ``coef`` (classes, features); two classes stored as ``-w/2, +w/2`` are the binary model of ``w``)."""
     if kind == "regression":
         model: Ridge | LogisticRegression = Ridge()
         model.coef_, model.intercept_ = coef[0], float(intercept[0])
+    elif kind == "multiclass":
+        model = LogisticRegression()
+        if coef.shape[0] == 2:  # softmax of (-z/2, z/2) is the sigmoid of z: scikit-learn's binary layout
+            model.coef_, model.intercept_ = coef[1:] - coef[:1], intercept[1:] - intercept[:1]
+        else:
+            model.coef_, model.intercept_ = coef, intercept
+        model.classes_ = np.arange(coef.shape[0])
     else:
         model = LogisticRegression()
         model.coef_, model.intercept_, model.classes_ = coef, intercept, np.array([0, 1])
@@ -89,14 +111,14 @@ class Probe:
 
     Parameters
     ----------
-    kind : {"regression", "multilabel"}
-        Ridge regression of one number, or one logistic model per tag.
+    kind : {"regression", "multilabel", "multiclass"}
+        Ridge regression of one number, one logistic model per tag, or one multinomial logistic model of a class.
     target : str
         The variable the probe was fitted on (``"hs"``, ``"labels"``...).
     features : str
         The feature variable it reads (``"embedding"``).
     outputs : tuple of str
-        Output names: ``(target,)`` for regression, the tag codes for tags.
+        Output names: ``(target,)`` for regression, the tag codes for tags, the class names for a class.
     mean, scale : numpy.ndarray
         Scaler mean and scale, shape (outputs, features).
     coef : numpy.ndarray
@@ -145,6 +167,8 @@ class Probe:
             raise InvalidArgumentError(f"probe has {n_out} outputs but {len(self.outputs)} output names")
         if self.kind == "regression" and n_out != 1:
             raise InvalidArgumentError(f"a regression probe has one output, got {n_out}")
+        if self.kind == "multiclass" and n_out < 2:
+            raise InvalidArgumentError(f"a multi-class probe has at least two classes, got {n_out}")
 
     @property
     def n_features(self) -> int:
@@ -163,8 +187,11 @@ class Probe:
         Returns
         -------
         tuple of sklearn.pipeline.Pipeline
-            In the order of :attr:`outputs`.
+            In the order of :attr:`outputs`; a multi-class probe has one, for all its classes.
         """
+        if self.kind == "multiclass":
+            return (Pipeline([("scale", _scaler(self.mean[0], self.scale[0])),
+                              ("linear", _final(self.kind, self.coef, self.intercept))]),)
         return tuple(
             Pipeline([("scale", _scaler(self.mean[j], self.scale[j])),
                       ("linear", _final(self.kind, self.coef[j:j + 1], self.intercept[j:j + 1]))])
@@ -185,6 +212,10 @@ class Probe:
             for start in range(0, rows.size, step):
                 part = rows[start:start + step]
                 block = x[part[0]:part[-1] + 1] if part[-1] - part[0] + 1 == part.size else x[part]
+                if self.kind == "multiclass":  # one model for every class
+                    values = getattr(self.pipelines[0], method)(block).reshape(part.size, -1)
+                    out[part, :values.shape[1]] = values  # a binary decision is one column
+                    continue
                 for group in self._scaler_groups:  # outputs with one scaler (tags known alike): standardise once
                     z = self.pipelines[group[0]][:-1].transform(block)
                     for j in group:
@@ -213,10 +244,13 @@ class Probe:
         numpy.ndarray
             float32, shape (n, outputs); NaN for rows with a non-finite feature.
         """
+        if self.kind == "multiclass" and len(self.outputs) == 2:  # the binary model gives one logit: (-z/2, z/2)
+            z = self._apply(x, "decision_function")[:, :1]
+            return np.concatenate([-z / 2, z / 2], axis=1)
         return self._apply(x, "predict" if self.kind == "regression" else "decision_function")
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Predictions: values for regression, probabilities of each tag for tags.
+        """Predictions: values for regression, probabilities of each tag for tags, of each class for a class.
 
         Parameters
         ----------
@@ -399,20 +433,25 @@ def infer_kind(target: xr.DataArray) -> str:
     Returns
     -------
     str
-        ``"multilabel"`` for (imagette, label) tags, ``"regression"`` for a number per imagette.
+        ``"multilabel"`` for (imagette, label) tags; ``"multiclass"`` for a class per imagette (strings, or integers
+        with a CF ``flag_values`` or ``flag_meanings`` attribute); ``"regression"`` for another number per imagette.
 
     Raises
     ------
     ValueError
-        If ``target`` is neither.
+        If ``target`` is none of these.
     """
     if target.ndim == 2 and S.LABEL in target.dims:
         return "multilabel"
+    if target.dims == (S.IMAGETTE,) and (target.dtype.kind in "OUS" or (
+            target.dtype.kind in "iu" and ("flag_values" in target.attrs or "flag_meanings" in target.attrs))):
+        return "multiclass"
     if target.dims == (S.IMAGETTE,) and target.dtype.kind in "fiu":
         return "regression"
     raise InvalidDataError(
         f"cannot probe {target.name!r} with dims {target.dims} and dtype {target.dtype}: expected a number per "
-        f"imagette (dims ({S.IMAGETTE!r},)) for regression, or 0/1 tags with dims ({S.IMAGETTE!r}, {S.LABEL!r})."
+        f"imagette (dims ({S.IMAGETTE!r},)) for regression, a class per imagette (strings, or integers with "
+        f"flag_values) or 0/1 tags with dims ({S.IMAGETTE!r}, {S.LABEL!r})."
     )
 
 
@@ -527,20 +566,22 @@ def fit_probe(
 ) -> Probe:
     """Fit a linear probe of ``target`` on the embedding features (the Dataset is not changed).
 
-    Imagettes whose target is NaN (or whose tags are all unknown, ``-1``) or whose features hold NaN are left
-    out of the fit; their count is in ``probe.info["n_dropped"]`` and a warning.
+    Imagettes whose target is NaN (or whose tags are all unknown, ``-1``; or whose class is empty, None, NaN or a
+    negative integer) or whose features hold NaN are left out of the fit; their count is in
+    ``probe.info["n_dropped"]`` and a warning.
 
     Parameters
     ----------
     ds : xarray.Dataset
         Imagettes with ``features`` (imagette, feature) and ``target``.
     target : str
-        A number per imagette (``"hs"``) or 0/1/-1 tags (imagette, label) (``"labels"``).
-    kind : {"auto", "regression", "multilabel"}, default "auto"
+        A number per imagette (``"hs"``), 0/1/-1 tags (imagette, label) (``"labels"``) or a class per imagette.
+    kind : {"auto", "regression", "multilabel", "multiclass"}, default "auto"
         ``"regression"``: ``Pipeline([StandardScaler(), RidgeCV(alphas)])`` (penalty by leave-one-out CV);
         ``"multilabel"``: per tag ``Pipeline([StandardScaler(), LogisticRegressionCV(Cs)])`` (``C`` by ``cv``-fold
-        AUROC; a tag seen fewer than twice as 0 or as 1 predicts its smoothed prevalence); ``"auto"``: tags if
-        ``target`` has a ``label`` dim.
+        AUROC; a tag seen fewer than twice as 0 or as 1 predicts its smoothed prevalence); ``"multiclass"``: one
+        multinomial ``Pipeline([StandardScaler(), LogisticRegressionCV(Cs)])`` (``C`` by stratified ``cv``-fold
+        accuracy); ``"auto"``: see :func:`infer_kind`.
     features : str, default "embedding"
         The feature variable.
     train : str, sequence of str, numpy.ndarray or xarray.DataArray, optional
@@ -590,6 +631,8 @@ def fit_probe(
     }
     if kind == "regression":
         return _fit_regression(x, y.astype(np.float64), target, features, alphas, info)
+    if kind == "multiclass":
+        return _fit_multiclass(x, y, target, features, Cs, cv, seed, max_iter, info)
     labels = tuple(str(c) for c in ds[S.LABEL].values)
     return _fit_multilabel(x, y, labels, target, features, Cs, cv, seed, max_iter, info)
 
@@ -598,7 +641,7 @@ def _report_dropped(n_dropped: int, n_total: int, target: str) -> None:
     if n_dropped:
         warn(
             f"fit_probe: {n_dropped} of {n_total} imagettes left out of the fit of {target!r} "
-            "(NaN target or unknown tag, or NaN features)",
+            "(NaN target, unknown tag or class, or NaN features)",
             XWVNetWarning,
         )
 
@@ -668,6 +711,87 @@ def _fit_multilabel(x: np.ndarray, y: np.ndarray, labels: tuple[str, ...], targe
     return Probe("multilabel", target, features, labels, mean, scale, coef, intercept, info)
 
 
+def known_classes(y: np.ndarray) -> np.ndarray:
+    """Which entries of a class variable are known: not None, NaN, empty, or (integers) negative.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        A class per imagette: strings or objects, or integers.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, shape of ``y``.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind in "iu":
+        return y >= 0
+    if y.dtype.kind == "f":
+        return np.isfinite(y) & (y >= 0)
+    return np.array([v is not None and v == v and str(v) != "" for v in y.ravel()], dtype=bool).reshape(y.shape)
+
+
+def _fit_multiclass(x: np.ndarray, y: np.ndarray, target: str, features: str, Cs: Sequence[float], cv: int,
+                    seed: int, max_iter: int, info: dict[str, Any]) -> Probe:
+    ok = known_classes(y) & np.isfinite(x).all(axis=1)
+    n_dropped = int((~ok).sum())
+    _report_dropped(n_dropped, len(y), target)
+    x, y = x[ok], y[ok]
+    names, codes, counts = np.unique(np.asarray(y).astype(str), return_inverse=True, return_counts=True)
+    if names.size < 2:
+        raise InvalidDataError(f"fit_probe: a multi-class probe of {target!r} needs at least two classes among the "
+                               f"training imagettes, found {names.tolist()}.")
+    if y.dtype.kind in "iu":  # integer classes: in numeric order, predicted back as integers
+        order = np.argsort(names.astype(np.int64))
+        names, counts, codes = names[order], counts[order], np.argsort(order)[codes]
+    folds = StratifiedKFold(n_splits=max(2, min(cv, int(counts.min()))), shuffle=True, random_state=seed)
+    kwargs: dict[str, Any] = {"Cs": list(Cs), "cv": folds, "scoring": "accuracy", "max_iter": max_iter}
+    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:  # scikit-learn >= 1.8
+        kwargs.update(use_legacy_attributes=False, l1_ratios=(0.0,))
+    pipeline = Pipeline([("scale", StandardScaler()), ("linear", LogisticRegressionCV(**kwargs))])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(lbfgs failed to converge|max_iter|least populated).*")
+        pipeline.fit(x, codes)
+    scaler, model = pipeline.named_steps["scale"], pipeline.named_steps["linear"]
+    coef, intercept = np.atleast_2d(model.coef_), np.ravel(model.intercept_)
+    if names.size == 2:  # scikit-learn's binary model (1, features): as two softmax rows -w/2, +w/2
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    k = names.size
+    info = {**info, "n_train": int(ok.sum()), "n_dropped": n_dropped, "C": float(np.ravel(model.C_)[0]),
+            "class_counts": {str(c): int(n) for c, n in zip(names, counts, strict=True)},
+            "integer_classes": bool(y.dtype.kind in "iu"),
+            "model": "Pipeline(StandardScaler, multinomial LogisticRegressionCV by accuracy)"}
+    return Probe("multiclass", target, features, tuple(str(c) for c in names), np.tile(scaler.mean_, (k, 1)),
+                 np.tile(scaler.scale_, (k, 1)), coef, intercept, info)
+
+
+def predicted_class(probe: Probe, probability: np.ndarray) -> np.ndarray:
+    """The most probable class of each row of a multi-class probe's :meth:`Probe.transform`.
+
+    Parameters
+    ----------
+    probe : Probe
+        A multi-class probe.
+    probability : numpy.ndarray
+        Class probabilities, shape (n, classes).
+
+    Returns
+    -------
+    numpy.ndarray
+        Class names (object), or integers when the probe was fitted on integer classes; ``None`` (or ``-1``) for
+        a row of NaN.
+    """
+    probability = np.asarray(probability)
+    missing = ~np.isfinite(probability).all(axis=1)
+    best = np.argmax(np.where(np.isfinite(probability), probability, -np.inf), axis=1)
+    if probe.info.get("integer_classes"):
+        return np.where(missing, -1, np.asarray(probe.outputs, dtype=np.int64)[best])
+    names = np.asarray(probe.outputs, dtype=object)[best]
+    names[missing] = None
+    return names
+
+
 # --- prediction ------------------------------------------------------------------------------------------------------
 def output_name(probe: Probe) -> str:
     """The variable a probe's predictions are stored in.
@@ -680,7 +804,7 @@ def output_name(probe: Probe) -> str:
     Returns
     -------
     str
-        ``"labels_probability"`` for tags, ``"<target>_predicted"`` for a number.
+        ``"labels_probability"`` for tags, ``"<target>_predicted"`` for a number or a class.
     """
     return S.LABELS_PROBABILITY if probe.kind == "multilabel" else f"{probe.target}{S.PREDICTED_SUFFIX}"
 
@@ -706,21 +830,22 @@ def _warn_if_embedding_again(x: xr.DataArray) -> None:
         )
 
 
-def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Dataset:
-    """A new Dataset with the probe's predictions added beside the imagettes.
+def predict(ds: xr.Dataset, probe: Probe | _Applicable, *, name: str | None = None) -> xr.Dataset:
+    """A new Dataset with the probe's (or head's) predictions added beside the imagettes.
 
     Lazy when the features are dask-backed (one task per imagette chunk). An imagette whose features hold NaN
-    gets a NaN prediction.
+    gets a NaN prediction (no class: ``None``, or ``-1`` for integer classes).
 
     Parameters
     ----------
     ds : xarray.Dataset
         Imagettes with the probe's feature variable (same encoder as the probe was fitted on).
-    probe : Probe
-        A fitted or loaded probe.
+    probe : Probe or Head
+        A fitted or loaded probe, or a head (:func:`xwvnet.fit_head`: applied by :meth:`Head.apply
+        <xwvnet.heads.Head.apply>`, which refuses data whose encoder or covariates differ from its own).
     name : str, optional
-        Name of the new variable; default ``<target>_predicted`` (imagette) or ``labels_probability``
-        (imagette, label).
+        Name of the new variable; default ``<target>_predicted`` (imagette: a number, or the most probable class)
+        or ``labels_probability`` (imagette, label).
 
     Returns
     -------
@@ -732,12 +857,18 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
     ------
     ValueError
         If the feature count differs from the probe's, or the Dataset's tags differ from the probe's.
+    TypeError
+        If ``probe`` is neither a Probe nor a Head.
 
     Warns
     -----
     UserWarning
         If the embedding's encoder differs from the one the probe was fitted on.
     """
+    if not isinstance(probe, Probe):
+        if callable(getattr(probe, "apply", None)) and hasattr(probe, "tensors"):  # a Head (heads.py)
+            return probe.apply(ds, name=name)
+        raise InvalidTypeError(f"predict takes a Probe or a Head, got {type(probe).__name__}")
     x = _features(ds, probe.features)
     _warn_if_embedding_again(x)
     if x.sizes[x.dims[1]] != probe.n_features:
@@ -753,26 +884,32 @@ def predict(ds: xr.Dataset, probe: Probe, *, name: str | None = None) -> xr.Data
     feature_dim = x.dims[1]
     if x.chunks is not None:
         x = x.chunk({feature_dim: -1})
-    multilabel = probe.kind == "multilabel"
+    multilabel, multiclass = probe.kind == "multilabel", probe.kind == "multiclass"
+    if multiclass:
+        integer = bool(probe.info.get("integer_classes"))
+        func, dtype = (lambda a: predicted_class(probe, probe.transform(a))), (np.int64 if integer else object)
+    else:
+        func = probe.transform if multilabel else (lambda a: probe.transform(a)[:, 0])
+        dtype = np.float32
     out = xr.apply_ufunc(
-        probe.transform if multilabel else (lambda a: probe.transform(a)[:, 0]),
+        func,
         x,
         input_core_dims=[[feature_dim]],
         output_core_dims=[[S.LABEL]] if multilabel else [[]],
         dask="parallelized",
-        output_dtypes=[np.float32],
+        output_dtypes=[dtype],
         dask_gufunc_kwargs={"output_sizes": {S.LABEL: len(probe.outputs)}} if multilabel else None,
     )
     attrs = {
         "long_name": ("probability of each tag" if multilabel else f"{probe.info.get('long_name', probe.target)}, "
-                      "predicted by a linear probe"),
+                      f"{'the most probable class ' if multiclass else ''}predicted by a linear probe"),
         "probe_kind": probe.kind,
         "probe_target": probe.target,
         "probe_n_train": int(probe.info.get("n_train", -1)),
         "encoder": str(probe.info.get("embedding_attrs", {}).get("encoder", "unknown")),
         "xwvnet_version": __version__,
     }
-    if not multilabel and probe.info.get("units"):
+    if probe.kind == "regression" and probe.info.get("units"):
         attrs["units"] = probe.info["units"]
     out = out.assign_attrs(attrs)
     if multilabel:

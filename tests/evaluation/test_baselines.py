@@ -38,3 +38,21 @@ def test_spectral_bands_find_a_wave():
     bands = {k: v for k, v in feats.items() if k.startswith("band_")}
     assert max(bands, key=bands.get) == "band_0.0625_0.1250"
     assert feats["sector_0"] > 0.95  # wave vector along samples -> direction sector 0
+
+
+def test_one_function_reads_uint8_quicklooks_and_nan_padded_sigma0():
+    """image_features takes uint8 as it is and ignores NaN padding; image_statistics reads either image variable."""
+    from xwvnet import synthetic
+
+    ds = synthetic.imagettes(6, seed=2, size=(32, 32), chunks=3, sigma0=True, ragged=True).load()
+    img = ds[S.QUICKLOOK].values[0]
+    np.testing.assert_array_equal(baselines.image_features(img), baselines.image_features(img.astype(np.float64)))
+    lines, samples = int(ds[S.VALID_LINES][0]), int(ds[S.VALID_SAMPLES][0])
+    padded = ds[S.SIGMA0].values[0]
+    assert np.isnan(padded).any() and np.isfinite(padded[:lines, :samples]).all()
+    moments = slice(0, baselines.feature_names().index("log10_variance") + 1)
+    np.testing.assert_allclose(baselines.image_features(padded)[moments],
+                               baselines.image_features(padded[:lines, :samples])[moments], rtol=1e-5)
+    for var in (S.QUICKLOOK, S.SIGMA0):
+        emb = baselines.image_statistics(ds.chunk({S.IMAGETTE: 3}), var=var)[S.EMBEDDING]
+        assert emb.attrs["image_variable"] == var and np.isfinite(emb.values).all()

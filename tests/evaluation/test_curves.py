@@ -46,3 +46,27 @@ def test_learning_curve_subsets_are_seeded_and_nested():
     np.testing.assert_array_equal(curves._subset(pool, 10, seed=3), small)
     assert set(curves._subset(pool, 10, seed=4)) != set(small)
     np.testing.assert_array_equal(curves._subset(pool, 80, seed=3), pool)
+
+
+def test_learning_curves_of_several_encoders_share_the_split(probe_ds):
+    from xwvnet.errors import XWVNetWarning
+
+    noise = probe_ds.copy()
+    noise[S.EMBEDDING] = noise[S.EMBEDDING].copy(data=np.random.default_rng(1).standard_normal(
+        noise[S.EMBEDDING].shape).astype(np.float32))
+    with pytest.warns(XWVNetWarning, match="broken"):
+        both = curves.learning_curves(probe_ds, {"signal": probe_ds, "noise": noise, "broken": lambda d: 1 / 0},
+                                      "hs", sizes=(10, 50), seeds=2)
+    assert list(both["encoder"].values) == ["signal", "noise"] and "broken" in both.attrs["skipped"]
+    assert both["score"].dims == ("encoder", "metric", "n_labels", "seed")
+    alone = curves.learning_curve(probe_ds, "hs", sizes=(10, 50), seeds=2)
+    xr.testing.assert_allclose(both["score"].sel(encoder="signal", drop=True), alone["score"])
+    rmse = both["mean"].sel(metric="rmse", n_labels=50)
+    assert float(rmse.sel(encoder="signal")) < float(rmse.sel(encoder="noise"))
+
+
+def test_learning_curve_of_a_class(probe_ds):
+    ds = probe_ds.assign(cls=(S.IMAGETTE, np.where(probe_ds[S.EMBEDDING].values[:, 0] > 0, "A", "B").astype(object)))
+    curve = curves.learning_curve(ds, "cls", sizes=(20, None), seeds=2, Cs=(1.0,), cv=2)
+    assert {"accuracy", "balanced_accuracy"} <= set(curve["metric"].values)
+    assert float(curve["mean"].sel(metric="accuracy", n_labels=210)) > 0.9
