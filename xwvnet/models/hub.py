@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 
-from ..errors import MissingDependencyError
 from . import resnet, vit
 from .weights import WeightsIntegrityError, WeightsUnavailableError, drop_classifier, infer_layout, read_state_dict
 
@@ -144,17 +143,11 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Raises
     ------
-    MissingDependencyError
-        If the ``safetensors`` package is not installed (``pip install xwvnet[hub]``).
     WeightsIntegrityError
         If the file is not a readable safetensors file.
     """
-    try:
-        from safetensors.torch import load_file
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"reading {Path(path).name} needs the safetensors package: pip install xwvnet[hub] (or safetensors)."
-        ) from err
+    from safetensors.torch import load_file
+
     try:
         return load_file(os.fspath(path), device="cpu")
     except Exception as err:  # safetensors raises its own error type, and OSError, for a damaged file
