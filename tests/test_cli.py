@@ -119,12 +119,12 @@ def test_choices_are_the_librarys_constants_and_every_option_has_help():
     from xwvnet.cli import build_parser
     from xwvnet.export.geoparquet import DTYPES
     from xwvnet.joins.grid import METHODS as GRID_METHODS
-    from xwvnet.models.resnet import LAYERS
+    from xwvnet.models.backbones import ARCHITECTURES
     from xwvnet.retrieval.index import METHODS as INDEX_METHODS
     from xwvnet.training.simclr import TRAIN_PRECISIONS
 
     expected = {("embed", "--precision"): PRECISIONS, ("embed", "--dtype"): archive.EMBEDDING_DTYPES,
-                ("train", "--arch"): tuple(LAYERS), ("train", "--precision"): TRAIN_PRECISIONS,
+                ("train", "--arch"): tuple(ARCHITECTURES), ("train", "--precision"): TRAIN_PRECISIONS,
                 ("index", "--method"): INDEX_METHODS, ("collocate", "--method"): GRID_METHODS,
                 ("export", "--dtype"): DTYPES}
     for (command, option), names in expected.items():

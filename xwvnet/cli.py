@@ -595,8 +595,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     # the run's settings: fields of xwvnet.training.TrainConfig, whose defaults apply when an option is not given
     # (None here) and show in --help, read from TrainConfig when it is shown
     setting = _train_setting(p)
-    setting("--arch", choices=_Choices("xwvnet.models.resnet", "LAYERS"), metavar="ARCH", help="the backbone: "
-            "%(choices)s")
+    setting("--arch", choices=_Choices("xwvnet.models.backbones", "ARCHITECTURES"), metavar="ARCH",
+            help="the backbone: %(choices)s")
     setting("--init", help="start from 'wvnet-resnet50' or a weights/checkpoint file")
     setting("--image-size", type=int, help="view size in pixels, cut at the embedding's scale")
     setting("--batch-size", type=int, help="global batch, split over ranks")
