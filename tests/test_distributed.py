@@ -192,3 +192,15 @@ def test_closing_a_local_cluster_drops_the_kill_notice_only(monkeypatch, caplog)
         caplog.clear()
         logging.getLogger("distributed.nanny").warning(NOTICE)  # outside a close of ours: left alone
         assert [r.getMessage() for r in caplog.records] == [NOTICE]
+
+
+def test_worker_processes_from_piped_code_are_refused_in_one_line():
+    """Code piped into ``python -`` has no script for spawned workers to re-run: say what to do, start nothing."""
+    import subprocess
+
+    code = "from xwvnet.distributed import local_client\nlocal_client(2)\n"
+    done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("xwvnet.distributed.LocalClusterError: worker processes cannot start from code read from")
+    assert 'client="threads"' in last and "BrokenProcessPool" not in done.stderr

@@ -487,3 +487,23 @@ def test_each_test_file_is_named_after_a_module_and_imports_no_other_test_file()
             if any(name.rpartition(".")[2].startswith("test_") for name in names):
                 wrong.append(f"{relative} imports a test module: {names}")
     assert not wrong, wrong
+
+
+# ---- benchmarks -----------------------------------------------------------------------------------------------------
+def test_the_gpu_benchmark_runs_in_one_command(tmp_path):
+    """``benchmarks/gpu.py --out DIR`` writes its JSON and table; without a GPU, its tiny CPU version says so."""
+    import json
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the full GPU benchmark takes minutes; run it by hand on a GPU machine")
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "gpu.json").read_text())
+    assert result["gpu"] is False and "not GPU figures" in result["device"]
+    cases = {row["case"] for row in result["rows"]}
+    assert cases == {"store -> embeddings", "bare forward", "SimCLR training"}
+    assert all(row["images_per_s"] > 0 for row in result["rows"])
+    assert "not GPU figures" in (tmp_path / "gpu.md").read_text()

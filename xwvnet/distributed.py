@@ -256,6 +256,17 @@ def local_shape(n_workers: int | None = None, threads: int | None = None) -> tup
     return n, (cores() if n_workers is None else 1)
 
 
+def _check_main_importable() -> None:
+    """Worker processes start by re-running the main script: refuse code that has no script file (``python -``)."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is None and main is not None and not os.path.isfile(main):
+        raise LocalClusterError(
+            f"worker processes cannot start from code read from {main} (each re-runs the main script, and there is "
+            "none): save the code to a file with an `if __name__ == \"__main__\":` guard and run that, or use "
+            "threads in this process (client=\"threads\", or --threads N).")
+
+
 def local_cluster(
     n_workers: int | None = None,
     *,
@@ -297,6 +308,7 @@ def local_cluster(
     ValueError
         On a non-positive count, or ``device="cuda"`` without a visible GPU.
     """
+    _check_main_importable()
     if run_context(LOCAL_THREADS, device).device.startswith("cuda"):  # the workers run on this machine
         return _gpu_cluster(n_workers, dashboard_address=dashboard_address, **kwargs)
     n_workers, threads_per_worker = local_shape(n_workers, threads_per_worker)

@@ -19,6 +19,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -310,18 +311,27 @@ def embed_resolved(
     global _ACTIVE
     with _ACTIVE_LOCK:
         _ACTIVE += 1
+    batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
+
+    def prepare(idx: np.ndarray) -> torch.Tensor:  # in the prefetch thread, while the model runs the batch before
+        x = encoder.preprocess(images[idx], vl[idx], vs[idx], device=dev)
+        return x.contiguous(memory_format=torch.channels_last) if cl else x
+
+    results = []
     try:
-        with torch.inference_mode(), torch.autocast(dev.type, dtype=_runtime.torch_dtype(precision), enabled=autocast):
-            for start in range(0, todo.size, batch_size):
+        with ThreadPoolExecutor(1, thread_name_prefix="xwvnet-prefetch") as prefetch, torch.inference_mode(), \
+                torch.autocast(dev.type, dtype=_runtime.torch_dtype(precision), enabled=autocast):
+            coming = prefetch.submit(prepare, batches[0])
+            for i, idx in enumerate(batches):
+                x = coming.result()
+                if i + 1 < len(batches):
+                    coming = prefetch.submit(prepare, batches[i + 1])
                 if dev.type == "cpu":
                     _set_threads()
-                idx = todo[start : start + batch_size]
-                x = encoder.preprocess(images[idx], vl[idx], vs[idx], device=dev)
-                if cl:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                out[idx] = model(x).float().cpu().numpy()
+                results.append(model(x))  # on a GPU: queued; the host goes on to the next batch
                 if on_batch is not None:
                     on_batch(int(idx.size))
+            out[todo] = torch.cat(results).float().cpu().numpy()  # one synchronisation per block
     finally:
         with _ACTIVE_LOCK:
             _ACTIVE -= 1

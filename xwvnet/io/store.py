@@ -305,13 +305,15 @@ def _commit(location: Location, repo: icechunk.Repository, session: icechunk.Ses
                 "committed. Re-run it: ingest and embed skip what is stored.") from err
 
 
-def transact(location: Location, body: Callable[[Any], str | None], *, create: bool = False) -> str | None:
+def transact(location: Location, body: Callable[[Any], str | None], *, create: bool = False,
+             repo: icechunk.Repository | None = None) -> str | None:
     """The one write path: ``body(store)`` writes into a fresh writable session and returns the commit message.
 
     Returns the new snapshot id; None from ``body`` commits nothing. When another writer committed first, ``body``
     runs again on the new tip (re-reading what it depends on), up to :data:`RETRIES` times; then WriteConflictError.
+    ``repo``: the repository, when already open.
     """
-    repo = repository(location, create=create)
+    repo = repository(location, create=create) if repo is None else repo
     if repo is None:
         raise NotAStoreError(f"{location} is not an xwvnet store (found {describe(location)}).")
     for attempt in range(RETRIES):
@@ -446,8 +448,11 @@ def root_attrs(store: str | os.PathLike | Location, *, storage_options: dict[str
 
 
 @door
-def check_target(location: Location, kind: StoreKind) -> None:
-    """Refuse to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine."""
+def check_target(location: Location, kind: StoreKind) -> tuple[icechunk.Repository | None, zarr.Group | None]:
+    """Refuse to write a store of ``kind`` over anything else; nothing, or an empty repository, is fine.
+
+    Returns the repository there and its root group at the tip (None: nothing yet), for the write to use.
+    """
     if location.local:
         _check_local(location, write=True)
     repo = repository(location)
@@ -459,6 +464,7 @@ def check_target(location: Location, kind: StoreKind) -> None:
             found is not None or any(True for _ in group.members())):
         raise NotAStoreError(f"{location} holds something that is not an xwvnet {kind.label} (found "
                              f"{describe(location)}); refusing to overwrite it. Choose a new path.")
+    return repo, group
 
 
 @dataclass(frozen=True)
@@ -825,8 +831,8 @@ def check_chunk(chunk_size: object, row_bytes: int, name: str = "chunk_size") ->
     return chunk_size
 
 
-def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[str]) -> tuple[int, int]:
-    """Append one batch in one transaction; return (added, total); ``seen[0]``: the snapshot it was filtered at.
+def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[Any]) -> tuple[int, int]:
+    """Append one batch in one transaction; return (added, total); ``seen``: [the snapshot it was filtered at, repo].
 
     Ids stored by a writer that committed since ``seen[0]`` are left out too; ``seen[0]`` becomes the new snapshot.
     """
@@ -854,7 +860,8 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
         first, last = str(part[S.IMAGETTE].values[0]), str(part[S.IMAGETTE].values[-1])
         return f"{command}: {counts[0]} imagettes appended ({first} .. {last}); {counts[1]} in store"
 
-    seen[0] = transact(loc, body, create=True) or seen[0]
+    seen[0] = transact(loc, body, create=seen[1] is None, repo=seen[1]) or seen[0]
+    seen[1] = seen[1] or repository(loc)
     return counts[0], counts[1]
 
 
@@ -913,11 +920,10 @@ def to_store(
     row_bytes = ds[S.image_var(ds)].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
     chunk_size = None if chunk_size is None else check_chunk(chunk_size, row_bytes)
     loc = locate(out, storage_options)
-    check_target(loc, IMAGETTES)
-    repo = repository(loc)
-    snap = opened(loc, repo=repo) if repo is not None and root(read_session(repo).store) is not None else None
+    repo, group = check_target(loc, IMAGETTES)
+    snap = opened(loc, repo=repo) if group is not None else None
     stored = snap.ids() if snap is not None else np.array([], dtype=object)
-    seen = [snap.id if snap is not None else ""]
+    seen = [snap.id if snap is not None else "", repo]
     fresh = ~np.isin(ds[S.IMAGETTE].values.astype(object), stored)
     report = StoreReport(path=str(loc), present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])),
                          total=len(stored))

@@ -173,10 +173,28 @@ def crop_field(
     return np.where(row_ok[:, :, None] & col_ok[:, None, :], field, np.zeros((), dtype=images.dtype))
 
 
+def _to_device(array: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
+    """``array`` as a tensor on ``device``; to a GPU from pinned memory without blocking the host (copies overlap).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        Host data (any layout: made contiguous).
+    device : torch.device or str, optional
+        Where the tensor goes; default the CPU (no copy).
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    x = torch.from_numpy(np.ascontiguousarray(array))
+    device = torch.device(device or "cpu")
+    return x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
+
+
 def _resize(field: np.ndarray, device: torch.device | str | None) -> torch.Tensor:
     """uint8 (n, H, W) -> float32 (n, 1, SIZE, SIZE): scale to [0, 1] then bilinear, as published."""
-    x = torch.from_numpy(np.ascontiguousarray(field)).to(device or "cpu")
-    x = x.to(torch.float32).mul_(1.0 / 255)  # torchvision ToDtype(float32, scale=True) does exactly this
+    x = _to_device(field, device).to(torch.float32).mul_(1.0 / 255)  # as torchvision ToDtype(float32, scale=True)
     return F.interpolate(x[:, None], size=(SIZE, SIZE), mode="bilinear", align_corners=True, antialias=False)
 
 
@@ -363,7 +381,7 @@ def oceansar_transform(
             "calibrated sigma0 with xwvnet.radiometry.sigma0_to_quicklook first."
         )
     field = crop_field(quicklooks, valid_lines, valid_samples, crop=OCEANSAR_FIELD, border="reflect")
-    x = torch.from_numpy(np.ascontiguousarray(field)).to(device or "cpu").to(torch.float32).mul_(1.0 / 255)
+    x = _to_device(field, device).to(torch.float32).mul_(1.0 / 255)
     x = F.interpolate(x[:, None], size=(OCEANSAR_SIZE, OCEANSAR_SIZE), mode="bilinear", align_corners=False,
                       antialias=False)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
