@@ -3,6 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# ESA's EOPF package pins its own xarray, zarr and dask: it lives in an environment of its own, used by the tests that
+# convert SAFE products with ESA's converter (they skip, saying so, when it could not be installed)
+EOPF_VENV := .eopf-venv
 DATA_DIR := $(abspath ../shared/data)
 # Use the shared sample-data mirror when it is there (pooch fetches the public files otherwise).
 export XWVNET_DATA_DIR ?= $(if $(wildcard $(DATA_DIR)),$(DATA_DIR),)
@@ -20,10 +23,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(EOPF_VENV)/.installed:
+	-$(PYTHON) -m venv $(EOPF_VENV) && $(EOPF_VENV)/bin/python -m pip install --quiet "eopf==2.8.1" defusedxml \
+		&& touch $@
+
 demo: install
 	$(PY) -m xwvnet.cli demo --out demo-output
 
-test: install
+test: install $(EOPF_VENV)/.installed
 	$(PY) -m ruff check xwvnet tests benchmarks examples
 	$(PY) -m pytest -n 2 --dist loadfile -q tests
 
@@ -32,4 +39,4 @@ docs: install
 	PYTHON=$(PY) docs/build.sh
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) $(EOPF_VENV) demo-output

@@ -34,6 +34,8 @@ NAME = "S1A_WV_SLC__1SSV_20190213T130655_20190213T131155_025911_02E29D_ABCD"
 SPACING = {"wv1": (1.4976, 4.1248), "wv2": (2.7456, 4.1078)}
 INCIDENCE = {"wv1": 24.1, "wv2": 37.1}
 FULL_SIZE = {"wv1": (4923, 5681), "wv2": (4774, 4500)}
+# COSPAR ids of the units, as manifests name them (S1D's is a placeholder of the same form: no reader uses it)
+_NSSDC = {"s1a": "2014-016A", "s1b": "2016-025A", "s1c": "2024-235A", "s1d": "2025-000A"}
 
 
 @dataclass
@@ -105,6 +107,49 @@ def _header(im: Imagette, mission: str, orbit: int, datatake: int, stop: np.date
             f"<imageNumber>{im.number:03d}</imageNumber></adsHeader>")
 
 
+def _dynamics(im: Imagette, dt: float) -> tuple[str, str]:
+    """Orbit, attitude, terrain height, noise, downlink (under generalAnnotation) and Doppler centroid and antenna
+    pattern (under product) of one imagette, as real annotations have them (two or three records each, plausible
+    values: the reader does not use them; ESA's SAFE-to-EOPF converter requires them)."""
+    t = [im.start + np.timedelta64(int(k * 1e9), "ns") for k in (-1, 0, 1, 2, 3)]
+    orbits = "".join(
+        f"<orbit><time>{_t(x)}</time><frame>Earth Fixed</frame><position><x>{4.3e6 + 6.0e4 * k:.9e}</x>"
+        f"<y>{1.45e6 - 1.0e3 * k:.9e}</y><z>{5.42e6 - 4.8e4 * k:.9e}</z></position><velocity>"
+        f"<x>{5962.6 - 49 * k:.9e}</x><y>{-91.1 - 25 * k:.9e}</y><z>{-4695.2 - 61 * k:.9e}</z></velocity></orbit>"
+        for k, x in enumerate(t))
+    attitudes = "".join(
+        f"<attitude><time>{_t(x)}</time><frame>GM2000</frame><q0>3.378388e-01</q0><q1>3.421760e-01</q1>"
+        f"<q2>1.215485e-01</q2><q3>8.683355e-01</q3><wx>-6.1e-05</wx><wy>-9.4e-04</wy><wz>-4.8e-04</wz>"
+        f"<roll>{-30.2 - 0.04 * k:.9e}</roll><pitch>{-51.5 - 0.04 * k:.9e}</pitch><yaw>{30.8 + 0.05 * k:.9e}</yaw>"
+        "</attitude>" for k, x in enumerate(t))
+    general = (
+        f'<downlinkInformationList count="1"><downlinkInformation><swath>{im.swath.upper()}</swath>'
+        f"<azimuthTime>{_t(t[1])}</azimuthTime><prf>1.717128973878037e+03</prf></downlinkInformation>"
+        f'</downlinkInformationList><orbitList count="{len(t)}">{orbits}</orbitList>'
+        f'<attitudeList count="{len(t)}">{attitudes}</attitudeList>'
+        f'<noiseList count="1"><noise><swath>{im.swath.upper()}</swath><azimuthTime>{_t(t[0])}</azimuthTime>'
+        "<noisePowerCorrectionFactor>6.195673e+00</noisePowerCorrectionFactor><numberOfNoiseLines>8"
+        "</numberOfNoiseLines></noise></noiseList>"
+        f'<terrainHeightList count="1"><terrainHeight><azimuthTime>{_t(t[1])}</azimuthTime><value>0.0</value>'
+        "</terrainHeight></terrainHeightList>")
+    srt = 5.0e-3 + np.array([0.0, 0.5, 1.0]) * im.samples * 1.2e-8
+    product = (
+        f'<dopplerCentroid><dcEstimateList count="1"><dcEstimate><azimuthTime>{_t(t[1])}</azimuthTime>'
+        '<t0>5.0e-03</t0><geometryDcPolynomial count="3">-1.949903e+00 -2.938135e+02 1.053522e+05'
+        '</geometryDcPolynomial><dataDcPolynomial count="3">-1.793574e+00 3.565045e+03 -3.326166e+06'
+        "</dataDcPolynomial><dataDcRmsError>7.387162208557129e+00</dataDcRmsError><dataDcRmsErrorAboveThreshold>"
+        f"false</dataDcRmsErrorAboveThreshold><fineDceAzimuthStartTime>{_t(t[1])}</fineDceAzimuthStartTime>"
+        f"<fineDceAzimuthStopTime>{_t(t[2])}</fineDceAzimuthStopTime></dcEstimate></dcEstimateList>"
+        f'</dopplerCentroid><antennaPattern><antennaPatternList count="1"><antennaPattern><swath>'
+        f"{im.swath.upper()}</swath><azimuthTime>{_t(t[1])}</azimuthTime>"
+        f'<slantRangeTime count="3">{_nums(srt, "{:.15e}")}</slantRangeTime>'
+        f'<elevationAngle count="3">{_nums(INCIDENCE[im.swath] - 3.0 + np.arange(3.0))}</elevationAngle>'
+        f'<incidenceAngle count="3">{_nums(INCIDENCE[im.swath] - 1.0 + np.arange(3.0))}</incidenceAngle>'
+        "<terrainHeight>0.0</terrainHeight><roll>-3.0e+01</roll></antennaPattern></antennaPatternList>"
+        "</antennaPattern>")
+    return general, product
+
+
 def _annotation(im: Imagette, head: str, pass_: str, dt: float, grid_shape: tuple[int, int]) -> str:
     rg, az = SPACING[im.swath]
     points = []
@@ -120,13 +165,15 @@ def _annotation(im: Imagette, head: str, pass_: str, dt: float, grid_shape: tupl
                 f"<incidenceAngle>{v['incidence']:.15e}</incidenceAngle>"
                 f"<elevationAngle>{v['incidence'] - 2.5:.15e}</elevationAngle></geolocationGridPoint>")
     stop = im.start + np.timedelta64(int((im.lines - 1) * dt * 1e9), "ns")
+    general, dynamics = _dynamics(im, dt)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<product>' + head
         + "<qualityInformation><productQualityIndex>0.0</productQualityIndex></qualityInformation>"
         + f"<generalAnnotation><productInformation><pass>{pass_}</pass><timelinessCategory>Fast-24h"
         + f"</timelinessCategory><platformHeading>{im.heading:.15e}</platformHeading><projection>Slant Range"
         + f"</projection><rangeSamplingRate>{299792458.0 / (2 * rg):.15e}</rangeSamplingRate>"
-        + "<radarFrequency>5.405000454334350e+09</radarFrequency></productInformation></generalAnnotation>"
+        + "<radarFrequency>5.405000454334350e+09</radarFrequency><azimuthSteeringRate>0.0</azimuthSteeringRate>"
+        + "</productInformation>" + general + "</generalAnnotation>"
         + "<imageAnnotation><imageInformation>"
         + f"<productFirstLineUtcTime>{_t(im.start)}</productFirstLineUtcTime>"
         + f"<productLastLineUtcTime>{_t(stop)}</productLastLineUtcTime>"
@@ -139,7 +186,7 @@ def _annotation(im: Imagette, head: str, pass_: str, dt: float, grid_shape: tupl
         + "</imageInformation><processingInformation><thermalNoiseCorrectionPerformed>false"
         + "</thermalNoiseCorrectionPerformed></processingInformation></imageAnnotation>"
         + f'<geolocationGrid><geolocationGridPointList count="{len(points)}">' + "".join(points)
-        + "</geolocationGridPointList></geolocationGrid></product>\n")
+        + "</geolocationGridPointList></geolocationGrid>" + dynamics + "</product>\n")
 
 
 def _vector_lines(im: Imagette) -> np.ndarray:
@@ -192,6 +239,8 @@ def _noise(im: Imagette, head: str, dt: float, style: str) -> str:
 
 def _manifest(name: str, images: list[Imagette], files: list[str], pass_: str, mission: str, orbit: int,
               datatake: int, footprints: list[np.ndarray]) -> str:
+    start = min(i.start for i in images)
+    stop = max(i.start for i in images) + np.timedelta64(3, "s")
     ns = ('xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:gml="http://www.opengis.net/gml" '
           'xmlns:xfdu="urn:ccsds:schema:xfdu:1" xmlns:safe="http://www.esa.int/safe/sentinel-1.0" '
           'xmlns:s1="http://www.esa.int/safe/sentinel-1.0/sentinel-1" '
@@ -219,6 +268,7 @@ def _manifest(name: str, images: list[Imagette], files: list[str], pass_: str, m
         + "".join(units) + "</xfdu:contentUnit></informationPackageMap><metadataSection>"
         '<metadataObject ID="platform" classification="DESCRIPTION" category="DMD"><metadataWrap mimeType="text/xml" '
         'vocabularyName="SAFE" textInfo="Platform Description"><xmlData><safe:platform>'
+        f"<safe:nssdcIdentifier>{_NSSDC[mission]}</safe:nssdcIdentifier>"
         f"<safe:familyName>SENTINEL-1</safe:familyName><safe:number>{mission[-1].upper()}</safe:number>"
         '<safe:instrument><safe:familyName abbreviation="SAR">Synthetic Aperture Radar</safe:familyName>'
         f"<safe:extension><s1sarl1:instrumentMode><s1sarl1:mode>WV</s1sarl1:mode>{swaths}</s1sarl1:instrumentMode>"
@@ -226,15 +276,33 @@ def _manifest(name: str, images: list[Imagette], files: list[str], pass_: str, m
         '<metadataObject ID="measurementOrbitReference" classification="DESCRIPTION" category="DMD"><metadataWrap '
         'mimeType="text/xml" vocabularyName="SAFE" textInfo="Orbit Reference"><xmlData><safe:orbitReference>'
         f'<safe:orbitNumber type="start">{orbit}</safe:orbitNumber><safe:orbitNumber type="stop">{orbit}'
-        "</safe:orbitNumber><safe:extension><s1:orbitProperties>"
-        f"<s1:pass>{pass_.upper()}</s1:pass></s1:orbitProperties></safe:extension></safe:orbitReference>"
+        f'</safe:orbitNumber><safe:relativeOrbitNumber type="start">{(orbit - 73) % 175 + 1}'
+        f'</safe:relativeOrbitNumber><safe:relativeOrbitNumber type="stop">{(orbit - 73) % 175 + 1}'
+        "</safe:relativeOrbitNumber><safe:cycleNumber>1</safe:cycleNumber><safe:phaseIdentifier>1"
+        "</safe:phaseIdentifier><safe:extension><s1:orbitProperties>"
+        f"<s1:pass>{pass_.upper()}</s1:pass><s1:ascendingNodeTime>{_t(start)}</s1:ascendingNodeTime>"
+        "</s1:orbitProperties></safe:extension></safe:orbitReference>"
         "</xmlData></metadataWrap></metadataObject>"
         '<metadataObject ID="generalProductInformation" classification="DESCRIPTION" category="DMD"><metadataWrap '
         'mimeType="text/xml" vocabularyName="SAFE" textInfo="General Product Information"><xmlData>'
-        f"<s1sarl1:standAloneProductInformation><s1sarl1:missionDataTakeID>{datatake}</s1sarl1:missionDataTakeID>"
+        "<s1sarl1:standAloneProductInformation><s1sarl1:productClass>S</s1sarl1:productClass>"
+        "<s1sarl1:productClassDescription>SAR Standard L1 Product</s1sarl1:productClassDescription>"
+        "<s1sarl1:productComposition>Individual</s1sarl1:productComposition>"
+        "<s1sarl1:productTimelinessCategory>Fast-24h</s1sarl1:productTimelinessCategory>"
+        f"<s1sarl1:missionDataTakeID>{datatake}</s1sarl1:missionDataTakeID>"
         "<s1sarl1:transmitterReceiverPolarisation>VV</s1sarl1:transmitterReceiverPolarisation>"
         "<s1sarl1:productType>SLC</s1sarl1:productType></s1sarl1:standAloneProductInformation></xmlData>"
         "</metadataWrap></metadataObject>"
+        '<metadataObject ID="acquisitionPeriod" classification="DESCRIPTION" category="DMD"><metadataWrap '
+        'mimeType="text/xml" vocabularyName="SAFE" textInfo="Acquisition Period"><xmlData><safe:acquisitionPeriod>'
+        f"<safe:startTime>{_t(start)}</safe:startTime><safe:stopTime>{_t(stop)}</safe:stopTime>"
+        "</safe:acquisitionPeriod></xmlData></metadataWrap></metadataObject>"
+        '<metadataObject ID="processing" classification="PROVENANCE" category="PDI"><metadataWrap '
+        'mimeType="text/xml" vocabularyName="SAFE" textInfo="Processing"><xmlData>'
+        f'<safe:processing name="SLC Processing" start="{_t(stop)}" stop="{_t(stop)}">'
+        '<safe:facility country="Italy" name="Copernicus S1 Core Ground Segment - DPA" organisation="ESA" '
+        'site="Airbus DS-Matera"><safe:software name="Sentinel-1 IPF" version="003.71"/></safe:facility>'
+        "</safe:processing></xmlData></metadataWrap></metadataObject>"
         '<metadataObject ID="measurementFrameSet" classification="DESCRIPTION" category="DMD"><metadataWrap '
         'mimeType="text/xml" vocabularyName="SAFE" textInfo="Frame Set"><xmlData><safe:frameSet>' + frames
         + "</safe:frameSet></xmlData></metadataWrap></metadataObject></metadataSection><dataObjectSection>"

@@ -190,8 +190,8 @@ def _where(args: argparse.Namespace, device: str = "cpu") -> Iterator[Any]:
 # --- ingest ---------------------------------------------------------------------------------------------------------
 def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "ingest", "read WV SAFE products and quicklooks into a Zarr imagette store (resumable)")
-    p.add_argument("sources", nargs="+", help="SAFE folders/zips (or their s3://, gs://, az:// URLs), quicklook files, "
-                   "folders of them or quoted glob patterns")
+    p.add_argument("sources", nargs="+", help="SAFE folders/zips and EOPF S01SWVSLC products (or their s3://, gs://, "
+                   "az:// URLs), quicklook files, folders of them or quoted glob patterns")
     p.add_argument("--out", "--store", dest="out", required=True,
                    help="the store to create or append to (path or s3://, gs://, az:// URL); --store is an alias")
     p.add_argument("--labels", type=Path, default=None,

@@ -77,11 +77,25 @@ REGISTRY: dict[str, str] = {
     "altimeter/global_vavh_l3_rt_s3b_20220201T150000_20220201T180000_20220630T215045.nc": "sha256:cb4b3c36f600e8370f9796273ee09b8bd7d14e4335d0f85169048114ba8809e8",
     "altimeter/global_vavh_l3_rt_s3b_20220201T180000_20220201T210000_20220630T215105.nc": "sha256:97cb62f1634bb1bc509ca355010afa086780caa649ee754038cc712e734ce52b",
     "altimeter/global_vavh_l3_rt_s3b_20220201T210000_20220202T000000_20220630T215305.nc": "sha256:656f64f50aeefeecf5d5d883791d4bf2c8153356da9f245326c0b8a074a24249",
+    "wavespectra/ndbc/44004w2000.txt": "sha256:e32aafc0f7a4007a2f4b7d27a77680392a7009f210d09bcff780a3537afb2670",
+    "wavespectra/ndbc/41010w2019part.txt.gz": "sha256:380b20dc1add2bc3bbf6a3c606fd5b8999076c57c16d57167ce18bb05a457187",
+    "wavespectra/ndbc/41010.data_spec": "sha256:ee6630d6cb8387668ff32e941ef24a9cb8d2ffd7b43da45b20e9c4cf4d8936f9",
+    "wavespectra/ndbc/41010.spec": "sha256:cfaabd9009219d7be67a53710715f753b7921b139968a88f7ccfe8d5134015b5",
+    "wavespectra/ww3station.spec": "sha256:6b4ffb6c4851db901a024df6d0e70e97eaaa897b63591f1191bcfb2dd7b12cc1",
+    "wavespectra/swanfile.spec": "sha256:861803e2b5f22d721ead86a75cda4fc5c5e6cdc6497c1c9065595be03e59fe10",
+    "modelskill/SW/HKNA_Hm0.nc": "sha256:3d84967133442f9ffa3a2d18e792a3124d669ee20f21c75c13e7de4373f81971",
+    "modelskill/SW/CMEMS_DutchCoast_2017-10-28.nc": "sha256:bed8a8ac60f58de7e96e6b58d2177a84aa2abb0567f6a33d189c87a3dd7f6361",
+    "modelskill/SW/CMEMS_DutchCoast_2017-10-29.nc": "sha256:862e992f175c2dced1882dbd4c346352b48af2fb3d48d7bced4b8277ca0d6129",
+    "modelskill/SW/ERA5_DutchCoast.nc": "sha256:ca6035db276bc936c13cf92cd23b6b343ea7690b7a3a5aaaff4d8208f78cb38f",
     WVNET_WEIGHTS: "git-sha1:1f2bb01893b41c357e514256681ce682c4003d14",
     IMAGENET_RESNET50: "sha256-prefix:0676ba61",
     **{key: f"sha256:{digest}" for key, digest in OCEANSAR1_SHA256.items()},
 }
 
+#: wave files from the test suites of wavespectra (NDBC, WAVEWATCH III and SWAN text) and modelskill (DHI point
+#: series with scalar x/y, CMEMS MFWAM and ERA5 wave fields), pinned at one commit each
+WAVESPECTRA_BASE_URL = "https://raw.githubusercontent.com/wavespectra/wavespectra/82c7cb95de59c1db34229b5c534725ab3f36fa76/"
+MODELSKILL_BASE_URL = "https://raw.githubusercontent.com/DHI/modelskill/54664de75d1abcb25bc0bea5e9b42307c28f2f40/"
 #: pinned public URL of each file that has one (the others come from a mirror only)
 URLS: dict[str, str] = {
     name: WVNET_BASE_URL + name.split("/", 1)[1] for name in REGISTRY if name.startswith("wvnet_upstream/")
@@ -122,6 +136,18 @@ URLS.update(
         IMAGENET_RESNET50: f"https://download.pytorch.org/models/{IMAGENET_RESNET50}",
     }
 )
+URLS.update({
+    "wavespectra/ndbc/44004w2000.txt": WAVESPECTRA_BASE_URL + "tests/sample_files/ndbc/44004w2000.txt",
+    "wavespectra/ndbc/41010w2019part.txt.gz": WAVESPECTRA_BASE_URL + "tests/sample_files/ndbc/41010w2019part.txt.gz",
+    "wavespectra/ndbc/41010.data_spec": WAVESPECTRA_BASE_URL + "tests/sample_files/ndbc/41010.data_spec",
+    "wavespectra/ndbc/41010.spec": WAVESPECTRA_BASE_URL + "tests/sample_files/ndbc/41010.spec",
+    "wavespectra/ww3station.spec": WAVESPECTRA_BASE_URL + "tests/sample_files/ww3station.spec",
+    "wavespectra/swanfile.spec": WAVESPECTRA_BASE_URL + "tests/sample_files/swanfile.spec",
+    "modelskill/SW/HKNA_Hm0.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/HKNA_Hm0.nc",
+    "modelskill/SW/CMEMS_DutchCoast_2017-10-28.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/CMEMS_DutchCoast_2017-10-28.nc",
+    "modelskill/SW/CMEMS_DutchCoast_2017-10-29.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/CMEMS_DutchCoast_2017-10-29.nc",
+    "modelskill/SW/ERA5_DutchCoast.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/ERA5_DutchCoast.nc",
+})
 if OCEANSAR1_REVISION and all(OCEANSAR1_SHA256.values()):  # only pinned files are ever downloaded
     URLS.update({key: f"https://huggingface.co/{OCEANSAR1_REPO}/resolve/{OCEANSAR1_REVISION}/{key.split('/', 1)[1]}"
                  for key in OCEANSAR1_SHA256})

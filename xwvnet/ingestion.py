@@ -3,7 +3,7 @@
 Quicklook files are read in batches (one file per id, decided before batching; ids already stored are not even
 read) and each batch is appended in one commit. ``repair=True`` first reads the whole store (:func:`xwvnet.verify`)
 and rewrites damaged chunks from the source files given. :func:`add_labels` sets tags of stored imagettes from a
-tag CSV in one commit. SAFE products are turned
+tag CSV in one commit. SAFE products (and EOPF WV SLC Zarr products, read by the same reader) are turned
 into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.io.safe.safe_to_imagettes`) one dask
 task per imagette, run in parallel by dask (threads here, or the cluster of ``client``), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
@@ -27,7 +27,7 @@ from . import schema as S
 from ._runtime import RunContext, check_count, run_context
 from .errors import StoreMismatchError
 from .io import store as zs
-from .io.sources import QUICKLOOK, SAFE, resolve
+from .io.sources import EOPF_SLC, QUICKLOOK, SAFE, resolve
 from .io.storage import Location, locate
 from .io.store import StoreReport, open_store, store_kind, to_store
 
@@ -262,9 +262,10 @@ def ingest(
     Parameters
     ----------
     sources : str, os.PathLike or iterable of them
-        WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, quicklook files, folders holding any of
-        these, or glob patterns (:func:`xwvnet.io.sources.resolve`); SAFE products may be ``s3://``, ``gs://``,
-        ``az://`` URLs. Files of other kinds named explicitly are reported as skipped.
+        WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products, EOPF WV SLC products
+        (``S01SWVSLC_*.zarr``, zipped or not), quicklook files, folders holding any of these, or glob patterns
+        (:func:`xwvnet.io.sources.resolve`); SAFE and EOPF products may be ``s3://``, ``gs://``, ``az://`` URLs.
+        Files of other kinds named explicitly are reported as skipped.
     out : str, os.PathLike or Location
         The imagette store to create or extend (path or URL).
     labels : str or os.PathLike, optional
@@ -322,11 +323,11 @@ def ingest(
     if storage_options and not loc.local:
         loc = locate(loc, storage_options)
     zs.check_target(loc, zs.IMAGETTES)  # before any source is read
-    found = resolve(sources, storage_options, kinds=(QUICKLOOK, SAFE))
+    found = resolve(sources, storage_options, kinds=(QUICKLOOK, SAFE, EOPF_SLC))
     if storage_options and loc.local and all(s.location.local for s in found):
         locate(loc, storage_options)  # nothing here is on object storage: one line naming the options refused
-    safe = [s.location for s in found if s.kind == SAFE]
-    other = [s.path for s in found if s.kind != SAFE]  # the quicklook reader skips and names what it cannot read
+    safe = [s.location for s in found if s.kind in (SAFE, EOPF_SLC)]  # both read by the one SAFE reader
+    other = [s.path for s in found if s.kind not in (SAFE, EOPF_SLC)]  # the quicklook reader names what it skips
     report = _quicklooks(other, loc, labels, batch, progress, repair) if other else StoreReport(path=str(loc))
     if not safe:
         report.total = len(open_store(loc)[S.IMAGETTE]) if store_kind(loc) else 0

@@ -64,7 +64,7 @@ CF_ATTRS: dict[str, dict[str, str]] = {
                       "long_name": "incidence angle at the imagette centre"},
     HEADING: {"standard_name": "platform_course", "units": "degree", "long_name": "platform heading",
               "comment": "clockwise from north"},
-    MISSION: {"long_name": "Sentinel-1 unit (s1a, s1b, s1c ...)"},
+    MISSION: {"long_name": "Sentinel-1 unit (s1a, s1b, s1c, s1d)"},
     SWATH: {"long_name": "wave-mode swath (wv1 about 23 deg, wv2 about 36.5 deg incidence)"},
     POLARIZATION: {"long_name": "polarisation (vv or hh)"},
     ORBIT: {"long_name": "absolute orbit number"},

@@ -138,9 +138,12 @@ def test_old_ipf_noise_vectors_and_no_noise(tmp_path, style):
         got = open_safe(path, denoise=True).sigma0[0].values
         np.testing.assert_allclose(got, truth[0].sigma0(denoise=True), rtol=1e-5, atol=1e-9)
     else:
-        np.testing.assert_allclose(open_safe(path).sigma0[0].values, truth[0].sigma0(), rtol=1e-5)
-        with pytest.raises(ValueError, match="no noise vectors"):
-            open_safe(path, denoise=True).compute()
+        ds = open_safe(path)
+        np.testing.assert_allclose(ds.sigma0[0].values, truth[0].sigma0(), rtol=1e-5)
+        assert not ds.noise_lut.values[0] and ds.attrs["no_noise_lut"] == [str(ds[S.IMAGETTE].values[0])]
+        # found when the XML is read, not when a task computes: skipped with its reason, never calibrated without
+        with pytest.warns(SafeWarning), pytest.raises(NoReadableImageError, match="no thermal noise LUT"):
+            open_safe(path, denoise=True)
 
 
 def test_geolocation_times_and_ids(product):

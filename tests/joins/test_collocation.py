@@ -1125,3 +1125,26 @@ def test_every_nan_has_a_counted_reason_on_a_grid(tmp_path):
     assert np.isnan(out.era5_t2m.values).sum() == 4
     assert (a["collocation_nan_missing_in_source"], a["collocation_nan_outside_coverage"],
             a["collocation_nan_outside_time"], a["collocation_nan_no_position"]) == (1, 1, 1, 1)
+
+
+def test_eopf_products_are_imagettes_and_sources_to_collocate(tmp_path):
+    """EOPF WV products resolve to their readers: SLC -> the imagettes' positions, OCN -> per-product rows."""
+    from tests._eopf_factory import make_eopf_ocn, make_eopf_slc
+    from tests._safe_factory import NAME, make_wv_safe
+    from xwvnet.io.safe import open_safe
+    from xwvnet.joins.collocation import open_imagettes
+
+    safe, images = make_wv_safe(tmp_path, sizes=[(64, 60), (60, 64)], seed=2)
+    slc = make_eopf_slc(tmp_path, NAME, images)
+    opened = open_imagettes(slc)
+    direct = open_safe(safe)
+    assert opened.sizes[S.IMAGETTE] == 2
+    np.testing.assert_allclose(opened[S.LATITUDE].values, direct[S.LATITUDE].values, atol=1e-6)
+    np.testing.assert_array_equal(opened[S.TIME].values, direct[S.TIME].values)
+    ocn = make_eopf_ocn(tmp_path / "ocn", NAME, images[:1], hs=[2.5])
+    rows = open_imagettes(ocn)
+    assert rows.sizes[S.IMAGETTE] == 1 and float(rows["hs"].values[0]) == pytest.approx(2.5)
+    with pytest.warns(CollocationWarning, match="1 of 2 imagettes have no imagette_key match"):
+        joined = collocate(direct, ocn, variables=["hs"], time_tolerance="1h", max_distance_km=5.0)
+    (name,) = [n for n in joined.data_vars if str(n).endswith("_hs")]
+    assert float(joined[name].values[0]) == pytest.approx(2.5)

@@ -15,8 +15,10 @@ from typing import TypedDict
 
 import numpy as np
 
+#: the Sentinel-1 units, as the data model's ``mission`` names them (every reader gives one of these)
+MISSIONS = ("s1a", "s1b", "s1c", "s1d")
 _NAME = re.compile(
-    r"^(?P<mission>s1[a-d])-(?P<swath>wv[12])-(?P<product>[a-z]+)-(?P<polarization>vv|hh|vh|hv)-"
+    rf"^(?P<mission>{'|'.join(MISSIONS)})-(?P<swath>wv[12])-(?P<product>[a-z]+)-(?P<polarization>vv|hh|vh|hv)-"
     r"(?P<start>\d{8}t\d{6})-(?P<stop>\d{8}t\d{6})-(?P<orbit>\d{6})-(?P<datatake>[0-9a-f]{6})-(?P<number>\d{3})$",
     re.IGNORECASE,
 )

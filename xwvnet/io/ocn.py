@@ -1,9 +1,11 @@
-"""Read Sentinel-1 WV Level-2 OCN netCDF products into an imagette-indexed Dataset (one row per product).
+"""Read Sentinel-1 WV Level-2 OCN products into an imagette-indexed Dataset (one row per imagette).
 
-Each WV OCN product describes one imagette (``oswAzSize = oswRaSize = 1``). The reader keeps its ocean-swell
-(``osw``) values under plain names (``hs``, ``wind_speed``, ``nrcs``...; the product name is in each variable's
-``source_name`` attribute), its centre position and incidence as coordinates, and takes mission, swath, time, orbit,
-datatake and imagette number from the file name, as quicklooks do, so both carry the same ``imagette_key``.
+Each WV OCN netCDF product describes one imagette (``oswAzSize = oswRaSize = 1``); an EOPF ``S01SWVOCN`` Zarr
+product holds one ``osw`` vignette per imagette, read in the netCDF names (:func:`xwvnet.io.eopf.ocn_vignettes`).
+The reader keeps its ocean-swell (``osw``) values under plain names (``hs``, ``wind_speed``, ``nrcs``...; the netCDF
+product's name is in each variable's ``source_name`` attribute), its centre position and incidence as coordinates,
+and takes mission, swath, time, orbit, datatake and imagette number from the file name (from the vignette's name,
+attributes and zero-Doppler times for EOPF), as quicklooks do, so all carry the same ``imagette_key``.
 Products that cannot be read are skipped and reported in an :class:`OcnWarning`, never fatal for the rest.
 """
 
@@ -18,8 +20,9 @@ import xarray as xr
 
 from .. import schema as S
 from ..errors import InvalidFileError, XWVNetWarning, warn
-from .names import imagette_key, parse_name
-from .sources import NETCDF, OCN, resolve
+from . import eopf
+from .names import NameInfo, imagette_key, parse_name
+from .sources import EOPF_OCN, NETCDF, OCN, resolve
 
 KEY = "imagette_key"
 PARTITION = "partition"
@@ -148,6 +151,25 @@ def total_hs(ds: xr.Dataset) -> tuple[float, str]:
     return float("nan"), "none"
 
 
+def _row(ds: xr.Dataset, info: NameInfo, ident: str, source: str) -> dict[str, object]:
+    """One imagette's row from its osw variables in the netCDF names (a netCDF product or an EOPF vignette)."""
+    if not {"oswTotalHs", "oswHs", "oswPolSpec"} & set(ds.variables):
+        raise InvalidFileError("no oswTotalHs, oswHs or oswPolSpec: not a WV OCN product with an ocean swell (osw) "
+                               "component")
+    row: dict[str, object] = {"info": info, "attrs": {}, "id": ident, "source": source}
+    for ours, theirs in {**SCALARS, **PARTITIONS, **COORDS}.items():
+        row[ours] = _value(ds, theirs)
+        if theirs in ds.variables:
+            attrs = {k: v for k, v in ds[theirs].attrs.items() if k in ("units", "long_name", "standard_name")}
+            row["attrs"][ours] = {**attrs, "source_name": theirs}
+    row["hs"], row["hs_method"] = total_hs(ds)
+    if "hs" not in row["attrs"]:
+        row["attrs"]["hs"] = {"units": "m", "long_name": "Total significant wave height"}
+    row["source_product"] = str(ds.attrs.get("sourceProduct", ""))
+    row["ipf"] = str(ds.attrs.get("IPFversion", ""))
+    return row
+
+
 def _read_one(path: Path) -> dict[str, object]:
     info = parse_name(path)
     if info is None:
@@ -155,24 +177,26 @@ def _read_one(path: Path) -> dict[str, object]:
             "not a Sentinel-1 WV OCN file name (s1a-wv2-ocn-vv-<start>-<stop>-<orbit>-<dt>-<nnn>.nc)"
         )
     with xr.open_dataset(path, decode_times=False, mask_and_scale=True) as ds:
-        if not {"oswTotalHs", "oswHs", "oswPolSpec"} & set(ds.variables):
-            raise InvalidFileError("no oswTotalHs, oswHs or oswPolSpec: not a WV OCN product with an ocean swell (osw) "
-                                   "component")
-        row: dict[str, object] = {"info": info, "attrs": {}}
-        for ours, theirs in {**SCALARS, **PARTITIONS, **COORDS}.items():
-            row[ours] = _value(ds, theirs)
-            if theirs in ds.variables:
-                attrs = {k: v for k, v in ds[theirs].attrs.items() if k in ("units", "long_name", "standard_name")}
-                row["attrs"][ours] = {**attrs, "source_name": theirs}
-        row["hs"], row["hs_method"] = total_hs(ds)
-        if "hs" not in row["attrs"]:
-            row["attrs"]["hs"] = {"units": "m", "long_name": "Total significant wave height"}
-        row["source_product"] = str(ds.attrs.get("sourceProduct", ""))
-        row["ipf"] = str(ds.attrs.get("IPFversion", ""))
-    return row
+        return _row(ds, info, path.name.split(".")[0], path.name)
 
 
-def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Dataset:
+def _read_eopf(source: object, skipped: list[str]) -> list[dict[str, object]]:
+    """The rows of an EOPF S01SWVOCN product, one per osw vignette (bad vignettes go to ``skipped``)."""
+    vignettes, bad = eopf.ocn_vignettes(source.location)
+    skipped += bad
+    name = eopf.product_name(source.location)
+    rows = []
+    for v in vignettes:
+        ds = v["dataset"].assign_attrs(IPFversion=v["ipf"], sourceProduct=v["source_product"])
+        try:
+            rows.append(_row(ds, v["info"], f"{name}:{v['info']['imagette_number']:03d}", v["name"]))
+        except (ValueError, KeyError) as err:
+            skipped.append(f"{name}:{v['info']['imagette_number']:03d}: {err}")
+    return rows
+
+
+def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike], *,
+             storage_options: dict | None = None) -> xr.Dataset:
     """Open Sentinel-1 WV L2 OCN products as one imagette Dataset, one row per product.
 
     ESA's L2 ocean-swell estimates (wave height, winds, NRCS statistics, swell partitions) are the closest thing
@@ -185,16 +209,20 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        Product files (``.nc``), folders (their netCDF files, sorted) or glob patterns, or a list of any of
-        these, resolved by :func:`xwvnet.io.sources.resolve` (on a local disk only).
+        Product files (``.nc``), EOPF ``S01SWVOCN`` products (``.zarr`` folders or zips, local or ``s3://``,
+        ``gs://``, ``az://`` URLs), folders (their netCDF files and EOPF products, sorted) or glob patterns, or a
+        list of any of these, resolved by :func:`xwvnet.io.sources.resolve` (netCDF files on a local disk only).
+    storage_options : dict, optional
+        Credentials and endpoint of EOPF products given as URLs (as :func:`xwvnet.io.safe.open_safe`).
 
     Returns
     -------
     xarray.Dataset
         Per-imagette ``float32`` variables (``hs``, ``hs_std``, ``wind_speed``, ``wind_direction``, ``nrcs``...,
         NaN where a product lacks one) and ``partition_*`` variables of dims ``(imagette, partition)``. Ids are
-        the file stems, in the order the paths resolve to; coordinates ``time``, ``latitude``, ``longitude`` (in
-        [-180, 180)), ``incidence_angle``, ``heading``, ``mission``, ``swath``, ``polarization``, ``orbit``,
+        the file stems (``<EOPF product name>:<nnn>`` for EOPF vignettes), in the order the paths resolve to;
+        coordinates ``time``, ``latitude``, ``longitude`` (in [-180, 180)), ``incidence_angle``, ``heading``,
+        ``mission``, ``swath``, ``polarization``, ``orbit``,
         ``datatake``, ``imagette_number``, ``imagette_key``, ``source`` (file name), ``source_product`` (the
         L1 product it was made from), ``ipf_version`` and ``hs_method``. ``hs`` is ``oswTotalHs`` where the
         product has it, else derived from the partitions and the wind sea or the polar spectrum
@@ -208,7 +236,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     xwvnet.errors.InputNotFoundError
         For folders or patterns holding no netCDF file (a ``FileNotFoundError``).
     xwvnet.errors.InvalidArgumentError
-        For an empty list or a URL (OCN products are read from a local disk).
+        For an empty list or the URL of a netCDF product (those are read from a local disk).
 
     Warns
     -----
@@ -229,13 +257,17 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     >>> str(ds.imagette_key.values[0])
     's1a-wv2-vv-062729-07ddb1-036'
     """
-    files = [source.path for source in resolve(paths, kinds=(OCN, NETCDF))]
+    found = resolve(paths, storage_options, kinds=(OCN, NETCDF, EOPF_OCN))
     rows, skipped = [], []
-    for path in files:
+    for source in found:
         try:
-            rows.append((path, _read_one(path)))
+            if source.kind == EOPF_OCN:
+                rows += [(None, row) for row in _read_eopf(source, skipped)]
+            else:
+                rows.append((source.path, _read_one(source.path)))
         except (OSError, ValueError, KeyError, RuntimeError) as err:
-            skipped.append(f"{path}: {err}")
+            skipped.append(f"{source}: {err}")
+    files = found
     if skipped:
         warn(f"skipped {len(skipped)} OCN file(s):\n  " + "\n  ".join(skipped), OcnWarning)
     if not rows:
@@ -261,7 +293,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
     infos = [r["info"] for _, r in rows]
     lon = np.array([float(np.ravel(r[S.LONGITUDE])[0]) for _, r in rows])
     coords = {
-        S.IMAGETTE: np.array([p.name.split(".")[0] for p, _ in rows], dtype=object),
+        S.IMAGETTE: np.array([r["id"] for _, r in rows], dtype=object),
         S.TIME: np.array([i["time"] for i in infos], dtype="datetime64[ns]"),
         S.LATITUDE: np.array([float(np.ravel(r[S.LATITUDE])[0]) for _, r in rows]),
         S.LONGITUDE: (lon + 180.0) % 360.0 - 180.0,
@@ -274,7 +306,7 @@ def open_ocn(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> xr.Datas
         S.DATATAKE: np.array([i["datatake"] for i in infos], dtype=object),
         S.NUMBER: np.array([i["imagette_number"] for i in infos], dtype=np.int64),
         KEY: np.array([imagette_key(i) for i in infos], dtype=object),
-        S.SOURCE: np.array([p.name for p, _ in rows], dtype=object),
+        S.SOURCE: np.array([r["source"] for _, r in rows], dtype=object),
         "source_product": np.array([r["source_product"] for _, r in rows], dtype=object),
         "hs_method": np.array([r["hs_method"] for _, r in rows], dtype=object),
         "ipf_version": np.array([r["ipf"] for _, r in rows], dtype=object),

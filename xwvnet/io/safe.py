@@ -18,6 +18,11 @@ Products are folders, their ``manifest.safe``, or zips holding ``<name>.SAFE/``,
 external entities), manifest ``href`` that resolve outside the product, zip members whose announced size or
 compression ratio is out of bounds (zip bombs). Zip members are read in memory, never extracted.
 
+ESA's EOPF Zarr products (``S01SWVSLC``: one group per vignette, :mod:`xwvnet.io.eopf`) are the second layout of the
+same reader: their vignettes become :class:`SlcImagette` with the same LUTs, geolocation and pixels, so
+:func:`open_safe` and :func:`safe_to_imagettes` give the same Dataset (same sigma0, quicklooks, coordinates) from
+either; only the ids (``<product name>:<nnn>``) and ``safe``/``source`` differ.
+
 ``xr.open_dataset(path, engine="wvnet")`` gives :func:`open_safe`'s Dataset (:class:`WVNetBackendEntrypoint`).
 The xarray-safe-s1 reader (umr-lops) was evaluated as the alternative; see ``docs/safe.md``.
 """
@@ -52,7 +57,9 @@ from ..errors import (
     XWVNetWarning,
     warn,
 )
-from . import sources
+from . import eopf, sources
+from .eopf import MAX_ZIP_RATIO
+from .eopf import ObjectFile as _ObjectFile
 from .names import imagette_key, parse_name
 from .quicklook import NoReadableImageError
 from .storage import Location
@@ -63,13 +70,13 @@ BLOCK_LINES = 500
 MAX_XML_BYTES = 64 * 2**20
 #: largest measurement file (a real WV imagette is ~110 MB)
 MAX_MEASUREMENT_BYTES = 2 * 2**30
-#: largest uncompressed / compressed size ratio of a zip member (XML deflates ~10x, int16 pixels ~1-2x)
-MAX_ZIP_RATIO = 200
 PASS = "pass"
 LINE_SPACING = "line_spacing"
 SAMPLE_SPACING = "sample_spacing"
 SAFE = "safe"
 KEY = "imagette_key"
+#: coordinate: whether an imagette's product has a thermal noise LUT (``attrs["no_noise_lut"]`` lists those without)
+NOISE_LUT = "noise_lut"
 CORNER = "corner"
 _NS = {"xfdu": "urn:ccsds:schema:xfdu:1", "safe": "http://www.esa.int/safe/sentinel-1.0",
        "gml": "http://www.opengis.net/gml", "s1": "http://www.esa.int/safe/sentinel-1.0/sentinel-1"}
@@ -101,42 +108,6 @@ def _relative(href: str) -> str:
     if rel.startswith(("/", "../")) or rel == ".." or ":" in rel.split("/")[0]:
         raise UnsafeInputError(f"href {href!r} resolves outside the product: refused")
     return rel
-
-
-class _ObjectFile(io.RawIOBase):
-    """A seekable binary file over an obstore reader (which returns obstore ``Bytes``, not ``bytes``)."""
-
-    def __init__(self, reader: object) -> None:
-        super().__init__()
-        self._reader = reader
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        return bytes(self._reader.read() if size is None or size < 0 else self._reader.read(size))
-
-    def readall(self) -> bytes:
-        return self.read()
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._reader.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._reader.tell()
-
-    def close(self) -> None:
-        if not self.closed:
-            self._reader.close()
-        super().close()
 
 
 class _Product:
@@ -369,10 +340,10 @@ class SlcImagette:
 
     Parameters
     ----------
-    product : _Product
-        The product holding it.
+    product : _Product or xwvnet.io.eopf.Product
+        The product holding it (a SAFE product, or an EOPF one).
     measurement : str
-        Its measurement file, relative to the product root.
+        Its measurement file, relative to the product root (for an EOPF product: its vignette group).
     id : str
         ``<SAFE name>:<nnn>``.
     lines, samples : int
@@ -399,7 +370,7 @@ class SlcImagette:
         ``(byte offset, dtype)`` of the pixels in the TIFF when they are one uncompressed run.
     """
 
-    product: _Product
+    product: _Product | eopf.Product
     measurement: str
     id: str
     lines: int
@@ -472,6 +443,9 @@ class SlcImagette:
                 block = dn[a : a + block_lines]
                 yield a, a + block.shape[0], np.square(block.real) + np.square(block.imag)
             return
+        if isinstance(self.product, eopf.Product):
+            yield from eopf.power_blocks(self.product, self.measurement, block_lines)
+            return
         offset, dtype = self.pixels
         row = self.samples * 2 * np.dtype(dtype).itemsize
         local = self.product.local_file(self.measurement)
@@ -495,6 +469,8 @@ class SlcImagette:
         """The measurement's complex DN, complex64 ``(lines, samples)``."""
         import tifffile
 
+        if isinstance(self.product, eopf.Product):
+            return eopf.read_slc(self.product, self.measurement)
         with self.product.open(self.measurement) as fh:
             dn = tifffile.imread(fh)
         if dn.shape != (self.lines, self.samples):
@@ -597,15 +573,20 @@ def _lut(root: ET.Element, vector: str, value: str, what: str) -> Lut | None:
 
 def _grid_centre(root: ET.Element, lines: int, samples: int) -> tuple[float, float, float, np.ndarray]:
     """Latitude, longitude, incidence at the image centre, and incidence per sample along the centre line."""
+    points = root.findall(".//geolocationGrid/geolocationGridPointList/geolocationGridPoint")
+    table = np.array([[float(_text(p, k)) for k in ("line", "pixel", "latitude", "longitude", "incidenceAngle")]
+                      for p in points]).reshape(-1, 5)
+    return _grid_table_centre(table, lines, samples)
+
+
+def _grid_table_centre(table: np.ndarray, lines: int, samples: int) -> tuple[float, float, float, np.ndarray]:
+    """As :func:`_grid_centre`, from the ``(n, 5)`` points: line, pixel, latitude, longitude, incidence angle."""
     from scipy.interpolate import RegularGridInterpolator
 
-    points = root.findall(".//geolocationGrid/geolocationGridPointList/geolocationGridPoint")
-    if len(points) < 4:
-        raise InvalidFileError(f"the geolocation grid has {len(points)} points (need at least 2 x 2)")
-    table = np.array([[float(_text(p, k)) for k in ("line", "pixel", "latitude", "longitude", "incidenceAngle")]
-                      for p in points])
+    if len(table) < 4:
+        raise InvalidFileError(f"the geolocation grid has {len(table)} points (need at least 2 x 2)")
     ul, up = np.unique(table[:, 0]), np.unique(table[:, 1])
-    if ul.size * up.size != len(points) or ul.size < 2 or up.size < 2:
+    if ul.size * up.size != len(table) or ul.size < 2 or up.size < 2:
         raise InvalidFileError("the geolocation grid is not a complete line x pixel grid")
     table = table[np.lexsort((table[:, 1], table[:, 0]))]
     lon = table[:, 3]
@@ -696,6 +677,21 @@ def _imagette(product: _Product, stem: str, files: dict[str, str]) -> SlcImagett
     )
 
 
+def _from_vignette(v: eopf.Vignette) -> SlcImagette:
+    """An EOPF vignette as an imagette: the same LUTs, geolocation and pixels as its SAFE counterpart."""
+    def lut(table: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Lut:
+        lines, pixels, values = table
+        return Lut(lines, [pixels] * len(lines), list(values))
+
+    lat, lon, inc, profile = _grid_table_centre(v.grid, v.lines, v.samples)
+    return SlcImagette(
+        product=v.product, measurement=v.group, id=f"{v.product.name}:{v.info['imagette_number']:03d}",
+        lines=v.lines, samples=v.samples, time=v.time, latitude=lat, longitude=lon, incidence=inc,
+        heading=v.heading, pass_direction=v.pass_direction, azimuth_spacing=v.azimuth_spacing,
+        range_spacing=v.range_spacing, info=dict(v.info), calibration=lut(v.calibration),
+        noise=None if v.noise is None else lut(v.noise), incidence_profile=profile)
+
+
 def _contiguous(page: object) -> tuple[int, str] | None:
     """``(offset, dtype)`` of a page's pixels when they are one uncompressed run of complex integer pairs."""
     try:
@@ -750,12 +746,13 @@ def scan_safe(
     imagettes: Sequence[int | str] | None = None,
     storage_options: dict | None = None,
 ) -> tuple[list[SlcImagette], list[str]]:
-    """Read the XML of SAFE products: the readable imagettes, and those skipped with the reason.
+    """Read the XML of SAFE products (the metadata of EOPF products): the readable imagettes, and those skipped.
 
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        SAFE folders, their ``manifest.safe``, or zipped SAFE products; folders holding them, glob patterns
+        SAFE folders, their ``manifest.safe``, or zipped SAFE products; EOPF WV SLC products (``S01SWVSLC_*.zarr``,
+        zipped or not: :mod:`xwvnet.io.eopf`); folders holding them, glob patterns
         (:func:`xwvnet.io.sources.resolve`).
     imagettes : sequence of int or str, optional
         Keep only these imagettes: numbers (``1`` for ``...-001``) or ids (``<SAFE name>:<nnn>``).
@@ -781,9 +778,26 @@ def scan_safe(
     found: list[SlcImagette] = []
     skipped: list[str] = []
     wanted = None if imagettes is None else {str(i) if isinstance(i, str) else int(i) for i in imagettes}
-    for source in sources.resolve(paths, storage_options, kinds=(sources.SAFE,)):
+    for source in sources.resolve(paths, storage_options, kinds=(sources.SAFE, sources.EOPF_SLC)):
+        if source.kind == sources.EOPF_SLC:
+            try:
+                vignettes, bad = eopf.scan_slc(source.location)
+            except Exception as err:  # noqa: BLE001 (zarr, obstore, zip errors: skip the product, report)
+                skipped.append(f"{source}: {type(err).__name__}: {err}")
+                continue
+            skipped += bad
+            for v in vignettes:
+                item = _from_vignette(v)
+                if wanted is None or v.info["imagette_number"] in wanted or item.id in wanted:
+                    found.append(item)
+            continue
+        if source.kind == sources.EOPF_OCN:
+            skipped.append(f"{source}: an EOPF WV L2 OCN product (S01SWVOCN), not a WV L1 SLC: open it with "
+                           "xwvnet.open_ocn")
+            continue
         if source.kind != sources.SAFE:
-            skipped.append(f"{source}: not a SAFE product (a folder holding a manifest.safe, or a zip of one)")
+            skipped.append(f"{source}: not a SAFE product (a folder holding a manifest.safe, or a zip of one) nor "
+                           "an EOPF WV SLC product (S01SWVSLC_*.zarr)")
             continue
         try:
             product = _Product(source.location)
@@ -947,7 +961,8 @@ def open_safe(
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        SAFE folders, their ``manifest.safe``, or zipped SAFE products.
+        SAFE folders, their ``manifest.safe``, or zipped SAFE products; EOPF ``S01SWVSLC`` products (``.zarr``
+        folders or zips); folders holding them, glob patterns.
     imagettes : sequence of int or str, optional
         Only these imagettes: numbers (``1`` for file ``...-001.tiff``) or ids ``<SAFE name>:<nnn>``.
     chunk_size : int, default 1
@@ -974,7 +989,9 @@ def open_safe(
         coordinates ``time`` (first line, UTC), ``latitude``/``longitude``/``incidence_angle`` (geolocation grid,
         interpolated at the image centre), ``heading`` (platformHeading), ``pass``, ``mission``, ``swath``,
         ``polarization``, ``orbit``, ``datatake``, ``imagette_number``, ``imagette_key``, ``safe``, ``source``,
-        ``line_spacing`` (azimuth) and ``sample_spacing`` (ground range at the centre), metres, of the pixels given.
+        ``line_spacing`` (azimuth) and ``sample_spacing`` (ground range at the centre), metres, of the pixels given,
+        and ``noise_lut`` (whether the product has a thermal noise LUT; ``attrs["no_noise_lut"]`` lists the ids of
+        those without, e.g. Sentinel-1C products whose noise annotation is empty).
         Averaged: also ``multilook_lines``/``multilook_samples`` (the looks) and ``sample_incidence(imagette,
         sample)``, the incidence angle of each averaged range sample at the centre line.
 
@@ -982,7 +999,8 @@ def open_safe(
     ------
     ValueError
         If ``paths`` is empty, ``chunk_size`` or a look is not a positive integer, ``spacing`` is not positive, or
-        both ``looks`` and ``spacing`` are given.
+        both ``looks`` and ``spacing`` are given. With ``denoise=True``, imagettes without a noise LUT are skipped
+        (named in ``attrs["skipped"]``), never calibrated without it.
     NoReadableImageError
         If no imagette at all can be read (a ``ValueError``); ``.skipped`` lists why.
 
@@ -1002,6 +1020,9 @@ def open_safe(
     if looks is not None:
         looks = (check_count(looks[0], "looks[0]", "lines"), check_count(looks[1], "looks[1]", "samples"))
     items, skipped = scan_safe(paths, imagettes, storage_options)
+    if denoise:  # found now, not when a task computes: the imagette is skipped with its reason
+        skipped += [f"{i.id}: denoise=True but the product has no thermal noise LUT" for i in items if i.noise is None]
+        items = [i for i in items if i.noise is not None]
     report_skipped(skipped)
     if not items:
         raise NoReadableImageError(
@@ -1040,8 +1061,13 @@ def open_safe(
         data["sample_incidence"] = ((S.IMAGETTE, S.SAMPLE), profiles,
                                     {"long_name": "incidence angle of each range sample at the centre line",
                                      "units": "degree"})
+    no_noise = [i.id for i in items if i.noise is None]
     ds = xr.Dataset(data, coords=coords,
-                    attrs={"skipped": skipped, "title": "Sentinel-1 WV imagettes (L1 SLC, calibrated sigma0)"})
+                    attrs={"skipped": skipped, "title": "Sentinel-1 WV imagettes (L1 SLC, calibrated sigma0)",
+                           "no_noise_lut": no_noise})
+    ds.coords[NOISE_LUT] = (S.IMAGETTE, np.array([i.noise is not None for i in items]),
+                            {"long_name": "whether the product carries a thermal noise LUT (Sentinel-1C products "
+                                          "may not: they cannot be denoised)"})
     ds[LINE_SPACING].attrs.update(units="m", long_name="azimuth pixel spacing")
     ds[SAMPLE_SPACING].attrs.update(units="m", long_name="ground-range pixel spacing at the imagette centre")
     return S.with_cf_attrs(ds)
@@ -1077,7 +1103,7 @@ def safe_to_imagettes(
     Parameters
     ----------
     paths : str, os.PathLike or iterable of them
-        SAFE folders, their manifests, or zipped SAFE products.
+        SAFE folders, their manifests, or zipped SAFE products; EOPF ``S01SWVSLC`` products (as :func:`open_safe`).
     spacing : float or (float, float), optional
         Output spacing in metres (azimuth, ground range); the factor is rounded per imagette. Default:
         :data:`xwvnet.radiometry.DEFAULT_LOOKS` (10 x 10 SLC pixels, the published quicklooks: ~41 m x 37 m for
@@ -1292,7 +1318,8 @@ def imagettes_from_manifest(path: str | os.PathLike | Location, storage_options:
 class WVNetBackendEntrypoint(BackendEntrypoint):
     """xarray backend: ``xr.open_dataset(path_to_SAFE, engine="wvnet")`` is :func:`open_safe` of that product.
 
-    Opens WV L1 SLC SAFE folders, their ``manifest.safe`` and zipped products (local or ``s3://...``) as the lazy
+    Opens WV L1 SLC SAFE folders, their ``manifest.safe``, zipped products and EOPF ``S01SWVSLC`` Zarr products
+    (local or ``s3://...``) as the lazy
     imagette Dataset of calibrated sigma0; ``imagettes=``, ``chunks_imagettes=``, ``denoise=`` and
     ``storage_options=`` are passed to :func:`open_safe`.
 
@@ -1302,7 +1329,8 @@ class WVNetBackendEntrypoint(BackendEntrypoint):
     >>> ds = xr.open_dataset("S1A_WV_SLC__1SSV_...SAFE", engine="wvnet")  # doctest: +SKIP
     """
 
-    description = "Sentinel-1 WV L1 SLC SAFE products (folders, manifest.safe, zips) as imagette sigma0"
+    description = "Sentinel-1 WV L1 SLC SAFE products (folders, manifest.safe, zips) and EOPF S01SWVSLC Zarr " \
+                  "products as imagette sigma0"
     url = "https://github.com/xwvnet/xwvnet/blob/main/docs/safe.md"
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "imagettes", "chunks_imagettes", "denoise",
                                "storage_options")
@@ -1322,7 +1350,8 @@ class WVNetBackendEntrypoint(BackendEntrypoint):
         Parameters
         ----------
         filename_or_obj : str or os.PathLike
-            A SAFE folder, its ``manifest.safe``, or a zipped product (path or URL).
+            A SAFE folder, its ``manifest.safe``, a zipped product, or an EOPF ``S01SWVSLC`` product (path or
+            URL).
         drop_variables : str or iterable of str, optional
             Variables not to return.
         imagettes : sequence of int or str, optional
@@ -1349,7 +1378,8 @@ class WVNetBackendEntrypoint(BackendEntrypoint):
         return ds
 
     def guess_can_open(self, filename_or_obj: object) -> bool:
-        """Whether this looks like a Sentinel-1 WV SLC product (``S1?_WV_SLC_...SAFE``/``.zip``, ``manifest.safe``).
+        """Whether this looks like a Sentinel-1 WV SLC product (``S1?_WV_SLC_...SAFE``/``.zip``, ``manifest.safe``,
+        EOPF ``S01SWVSLC_...zarr``/``.zip``).
 
         Parameters
         ----------
@@ -1366,4 +1396,6 @@ class WVNetBackendEntrypoint(BackendEntrypoint):
         base = posixpath.basename(name).upper()
         if base == "MANIFEST.SAFE":
             base = posixpath.basename(posixpath.dirname(name)).upper()
+        if eopf.product_type(base) == eopf.SLC:
+            return True
         return base.startswith("S1") and "_WV_SLC" in base and base.endswith((".SAFE", ".ZIP"))

@@ -19,7 +19,9 @@ coordinates to the data model's ``latitude`` / ``longitude`` / ``time`` / ``leve
 from __future__ import annotations
 
 import glob
+import json
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,6 +40,7 @@ from ..errors import (
     MissingDependencyError,
 )
 from .storage import Location, locate
+from .text import TEXT_SUFFIXES, open_text, text_family
 
 #: coordinate names read as latitude / longitude (else a variable with that ``standard_name``)
 LATITUDE_NAMES = ("latitude", "lat", "nav_lat", "y_lat", "LATITUDE", "LAT", "Latitude")
@@ -72,20 +75,37 @@ QUICKLOOK = "quicklook"
 OCN = "ocn"
 #: a Zarr store (a folder ``*.zarr`` or holding ``zarr.json``/``.zgroup``; a URL that names no file)
 ZARR = "zarr"
+#: an EOPF Sentinel-1 WV L1 SLC product (Zarr: ``S01SWVSLC_...zarr``, zipped or not, or a Zarr folder saying so)
+EOPF_SLC = "eopf_slc"
+#: an EOPF Sentinel-1 WV L2 OCN product (Zarr: ``S01SWVOCN_...zarr``, zipped or not, or a Zarr folder saying so)
+EOPF_OCN = "eopf_ocn"
 #: a netCDF file (:data:`NETCDF_SUFFIXES`)
 NETCDF = "netcdf"
 #: a GRIB file (:data:`GRIB_SUFFIXES`)
 GRIB = "grib"
-#: any other file, named explicitly: its reader says what is wrong with it
+#: a text file of buoy or model output: NDBC text, WAVEWATCH III and SWAN ASCII spectra (:mod:`xwvnet.io.text`),
+#: told by its name (:data:`xwvnet.io.text.TEXT_SUFFIXES`, also gzip-compressed) or, for a local file of no
+#: known ending (``41010h2019.txt``), by its first line
+TEXT = "text"
+#: any other file, named explicitly: its reader says what is wrong with it (a text file of a known family is
+#: recognised by its first line)
 FILE = "file"
 #: the kinds :func:`resolve` tells apart
-KINDS = (SAFE, QUICKLOOK, OCN, ZARR, NETCDF, GRIB, FILE)
+KINDS = (SAFE, QUICKLOOK, OCN, ZARR, NETCDF, GRIB, TEXT, FILE, EOPF_SLC, EOPF_OCN)
 #: the kinds read from object storage; the others are read from a local disk
-REMOTE_KINDS = (SAFE, ZARR)
+REMOTE_KINDS = (SAFE, ZARR, EOPF_SLC, EOPF_OCN)
+#: EOPF's name of a WV product: ``<type>_<start>_<duration>_<unit><relative orbit>_...`` (then ``.zarr``, ``.zip``)
+EOPF_NAME = re.compile(r"^(?P<type>S01SWV(?:SLC|OCN))_(?P<start>\d{8}T\d{6})_\d{4}_(?P<unit>[A-D])\d{3}_",
+                       re.IGNORECASE)
+#: the EOPF product types -> their kinds
+EOPF_KINDS = {"S01SWVSLC": EOPF_SLC, "S01SWVOCN": EOPF_OCN}
 _WHAT = {SAFE: "SAFE products (folders holding a manifest.safe, or zips)",
          QUICKLOOK: f"quicklook files ({' '.join(IMAGE_SUFFIXES)})", OCN: "L2 OCN products (*-ocn-*.nc)",
          ZARR: "Zarr stores", NETCDF: f"netCDF files ({' '.join(NETCDF_SUFFIXES)})",
-         GRIB: f"GRIB files ({' '.join(GRIB_SUFFIXES)})", FILE: "files"}
+         GRIB: f"GRIB files ({' '.join(GRIB_SUFFIXES)})",
+         TEXT: f"text files of buoys and wave models ({' '.join(TEXT_SUFFIXES)}, NDBC .txt)",
+         FILE: "files", EOPF_SLC: "EOPF WV L1 SLC products (S01SWVSLC_*.zarr, zipped or not)",
+         EOPF_OCN: "EOPF WV L2 OCN products (S01SWVOCN_*.zarr, zipped or not)"}
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,9 @@ class Source:
 
 
 def _kind_by_name(name: str) -> str:
+    eopf = EOPF_NAME.match(name)
+    if eopf is not None:
+        return EOPF_KINDS[eopf["type"].upper()]
     low = name.lower()
     suffix = PurePosixPath(low).suffix
     if low == "manifest.safe" or suffix in (".safe", ".zip"):
@@ -124,6 +147,8 @@ def _kind_by_name(name: str) -> str:
         return QUICKLOOK
     if suffix == ".nc" and "-ocn-" in low:
         return OCN
+    if suffix in TEXT_SUFFIXES or (suffix == ".gz" and PurePosixPath(low[:-3]).suffix in TEXT_SUFFIXES):
+        return TEXT
     return NETCDF if suffix in NETCDF_SUFFIXES else GRIB if suffix in GRIB_SUFFIXES else FILE
 
 
@@ -131,8 +156,26 @@ def _folder_kind(path: Path) -> str | None:
     """SAFE or ZARR for a folder that is a product or a store; None for a plain folder (expanded into its files)."""
     if (path / "manifest.safe").is_file() or path.suffix.lower() == ".safe":
         return SAFE
+    eopf = EOPF_NAME.match(path.name)
+    if eopf is not None:
+        return EOPF_KINDS[eopf["type"].upper()]
     if path.suffix.lower() == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists():
-        return ZARR
+        return _eopf_attributes_kind(path) or ZARR
+    return None
+
+
+def _eopf_attributes_kind(path: Path) -> str | None:
+    """The kind of an EOPF WV product renamed by its user: its root attributes name the product type."""
+    for file, key in (("zarr.json", "attributes"), (".zattrs", None)):
+        try:
+            attrs = json.loads((path / file).read_text()) if (path / file).stat().st_size < 2**24 else {}
+        except (OSError, ValueError):
+            continue
+        attrs = (attrs.get(key) or {}) if key and isinstance(attrs, dict) else attrs
+        stac = attrs.get("stac_discovery") if isinstance(attrs, dict) else None
+        kind = stac.get("properties", {}).get("product:type") if isinstance(stac, dict) else None
+        if isinstance(kind, str) and kind.upper() in EOPF_KINDS:
+            return EOPF_KINDS[kind.upper()]
     return None
 
 
@@ -160,7 +203,10 @@ def source_kind(where: str | os.PathLike | Location) -> str | None:
     loc = locate(where)
     if loc.local and loc.path.is_dir():
         return _folder_kind(loc.path)
-    return _kind_by_name(loc.name)
+    kind = _kind_by_name(loc.name)
+    if kind == FILE and loc.local and loc.path.is_file() and text_family(loc.path):
+        return TEXT  # a text file of a known family, told by its first line
+    return kind
 
 
 def _product(kind: str, loc: Location) -> Source:
@@ -198,7 +244,7 @@ def _local(loc: Location, wanted: Sequence[str], kinds: Sequence[str] | None) ->
     if glob.has_magic(str(path)) and not path.exists():
         found = [(k, p) for p in sorted(glob.glob(str(path), recursive=True)) if (k := source_kind(p)) in wanted]
         return [_product(k, locate(p)) for k, p in found], f"no file matches the pattern {path}"
-    kind = _kind_by_name(path.name)  # a file, or a path that does not exist: its reader reports it
+    kind = source_kind(loc) if path.is_file() else _kind_by_name(path.name)  # absent: its reader reports it
     return [_product(kinds[0] if kind == FILE and kinds else kind, loc)], ""
 
 
@@ -214,8 +260,9 @@ def resolve(
     products (sorted by name, not recursive), a glob pattern (``**`` recurses) for its matches; of these, only
     the ``kinds`` wanted are kept. A file named explicitly is kept whatever it is (or whether it exists): its reader
     reports what is wrong with it, so one bad file never stops a batch. URLs are read by
-    :func:`xwvnet.io.storage.locate` (never taken for local paths) and name one SAFE product or Zarr store each
-    (nothing else is read from object storage).
+    :func:`xwvnet.io.storage.locate` (never taken for local paths) and name one SAFE product, EOPF product or Zarr
+    store each (nothing else is read from object storage). EOPF WV products (``S01SWVSLC``/``S01SWVOCN``) are told by
+    their names, or, renamed, by the ``product:type`` of their root attributes.
 
     Parameters
     ----------
@@ -292,7 +339,7 @@ def resolve(
 
 def _open_grib(path: Path | list[Path]) -> xr.Dataset:
     try:
-        import cfgrib  # noqa: F401
+        import cfgrib
     except ImportError as err:
         name = path[0].name if isinstance(path, list) else path.name
         raise MissingDependencyError(
@@ -303,21 +350,81 @@ def _open_grib(path: Path | list[Path]) -> xr.Dataset:
     if isinstance(path, list):
         return xr.open_mfdataset(path, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
                                  compat="override", combine_attrs="drop_conflicts", **kwargs)
-    return xr.open_dataset(path, **kwargs)
+    try:
+        return xr.open_dataset(path, **kwargs)
+    except cfgrib.dataset.DatasetBuildError:  # several hypercubes: GFS-Wave's surface fields and swell partitions
+        return _grib_hypercubes(path)
+
+
+#: cfgrib's coordinates that only say which hypercube a field came from (dropped before merging hypercubes)
+_GRIB_LEVEL_COORDS = ("surface", "heightAboveGround", "meanSea", "depthBelowSea", "step", "number")
+
+
+def _grib_hypercubes(path: Path) -> xr.Dataset:
+    """A GRIB file whose fields form several hypercubes, each opened by cfgrib (lazily) and merged on the grid.
+
+    NOAA GFS-Wave (WAVEWATCH III) GRIB2 holds ``HTSGW``/``WVHGT`` (cfgrib's ``swh``/``shww``) on the surface and
+    the swell partitions on ``orderedSequenceData`` levels, which cfgrib opens as separate Datasets; they share
+    the grid and the time, so they are merged, each level kind kept as its own dimension.
+    """
+    import cfgrib
+
+    try:
+        parts = cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""})
+    except Exception as err:  # eccodes and cfgrib raise many types for damaged files
+        raise InvalidFileError(f"GRIB file {path}: cfgrib cannot read it ({type(err).__name__}: {err}).") from err
+    cleaned = []
+    for part in parts:
+        scalar = [str(n) for n in part.coords if part[n].ndim == 0 and str(n) in _GRIB_LEVEL_COORDS]
+        cleaned.append(part.drop_vars(scalar))
+    try:
+        return xr.merge(cleaned, compat="override", join="outer", combine_attrs="drop_conflicts")
+    except (ValueError, TypeError) as err:
+        raise InvalidFileError(
+            f"GRIB file {path} holds {len(parts)} kinds of fields that cannot be put on one grid ({err}); open them "
+            "with cfgrib.open_datasets and pass the Dataset you need."
+        ) from err
+
+
+def is_text(source: Source) -> bool:
+    """Tell whether a source is a text file of buoy or model output, by its kind or its first line.
+
+    A file named explicitly whose name says nothing (``station.out``) may have been given another kind by
+    :func:`resolve`; its first line tells.
+
+    Parameters
+    ----------
+    source : Source
+        A source :func:`resolve` found.
+
+    Returns
+    -------
+    bool
+        True for the ``"text"`` kind, and for a local file whose name is of no known kind and whose first line is
+        that of a family :func:`xwvnet.io.text.text_family` knows.
+    """
+    if source.kind == TEXT:
+        return True
+    local = source.location.local
+    return local and _kind_by_name(source.location.name) == FILE and source.path.is_file() and bool(
+        text_family(source.path))
 
 
 def open_source(
     path: str | os.PathLike | Sequence[Source], *, depth: float | None = None,
-    quality_flags: Sequence[int] | None = None,
+    quality_flags: Sequence[int] | None = None, position: tuple[float, float] | None = None,
 ) -> xr.Dataset:
     """Open a source lazily, one file or many: values are read only when the join samples them.
 
     The kind is told by :func:`resolve`: several netCDF/GRIB files of a folder or a glob pattern (monthly ERA5,
     daily altimeter tracks) through :func:`xarray.open_mfdataset`, combined along their coordinates, dask-backed
     with one chunk per file at least so that a join reads only the files (and chunks) its imagettes touch; GRIB
-    (``.grib``, ``.grb``, ``.grib2``) through cfgrib; Zarr stores; and anything else through
-    :func:`xarray.open_dataset` (netCDF; packed ``scale_factor``/``add_offset`` values are unpacked). No values are
-    loaded, so a year of global hourly reanalysis opens in a moment. Sentinel-1 products are not opened here:
+    (``.grib``, ``.grb``, ``.grib2``) through cfgrib; Zarr stores; text files of buoys and wave models (NDBC,
+    WAVEWATCH III and SWAN ASCII spectra, by their name or, for a file named explicitly, their first line) through
+    :func:`xwvnet.io.text.open_text`, read eagerly (they are small), a damaged one of many skipped with a warning;
+    and anything else through :func:`xarray.open_dataset` (netCDF; packed ``scale_factor``/``add_offset`` values
+    are unpacked). No values of netCDF, GRIB or Zarr are loaded, so a year of global hourly reanalysis opens in a
+    moment. Sentinel-1 products are not opened here:
     :func:`xwvnet.collocate` reads L2 OCN products with :func:`xwvnet.open_ocn` and SAFE products with
     :func:`xwvnet.io.safe.imagettes_from_manifest`.
 
@@ -329,6 +436,8 @@ def open_source(
     depth, quality_flags
         For CMEMS In Situ TAC platform files only, as in :func:`insitu_points` (each file is converted before the
         files are put end to end in time, because their ``LATITUDE``/``DEPTH`` axes differ from file to file).
+    position : tuple of float, optional
+        For text files without a position (NDBC): the station's (latitude, longitude), required for them.
 
     Returns
     -------
@@ -348,7 +457,8 @@ def open_source(
         For a GRIB file when cfgrib (and eccodes) is not installed.
     ValueError
         When the files of a many-file source cannot be combined (from :func:`xarray.open_mfdataset`, with the
-        files named).
+        files named); for a damaged text file (:class:`xwvnet.io.text.TextFileError`, naming the file and line),
+        or an NDBC text file without ``position``.
 
     Examples
     --------
@@ -360,7 +470,7 @@ def open_source(
     existing file.
     """
     if isinstance(path, str | os.PathLike):
-        text, found = os.fspath(path), resolve(path, kinds=(NETCDF, GRIB, ZARR))
+        text, found = os.fspath(path), resolve(path, kinds=(NETCDF, GRIB, ZARR, TEXT))
     else:
         text, found = ", ".join(map(str, path)), list(path)
     missing = [s for s in found if s.location.local and not s.path.exists()]
@@ -377,6 +487,13 @@ def open_source(
                                        "store, or netCDF/GRIB files of one product and grid.")
         one = found[0].location
         return xr.open_zarr(one.path if one.local else one.zarr_store())
+    found = [Source(TEXT, s.location) if is_text(s) else s for s in found]
+    kinds = {s.kind for s in found}
+    if TEXT in kinds:
+        if kinds != {TEXT}:
+            raise InvalidArgumentError(f"source {text} mixes text files with {sorted(kinds - {TEXT})} files; give "
+                                       "files of one kind.")
+        return open_text([s.path for s in found], position=position)
     if len(found) == 1:  # one file, named as such or the only match
         file = found[0].path
         if found[0].kind == GRIB:
@@ -439,6 +556,32 @@ def find_coordinate(ds: xr.Dataset, names: Sequence[str], standard_name: str) ->
     return None
 
 
+def _scalar_xy(ds: xr.Dataset) -> bool:
+    """Whether the position is two scalar coordinates ``x`` (longitude) and ``y`` (latitude), in degrees."""
+    if "x" not in ds.coords or "y" not in ds.coords or ds["x"].ndim or ds["y"].ndim:
+        return False
+    try:
+        x, y = float(ds["x"].values), float(ds["y"].values)
+    except (TypeError, ValueError):
+        return False
+    return -90 <= y <= 90 and -360 <= x <= 360
+
+
+#: the dimension of a source that is one point with a scalar position
+ONE_STATION = "station"
+
+
+def _one_station(ds: xr.Dataset) -> xr.Dataset:
+    """A source at one fixed position (scalar latitude/longitude: a point series) as one station."""
+    lat, lon = ds[S.LATITUDE], ds[S.LONGITUDE]
+    attrs = {S.LATITUDE: {"units": "degrees_north", "standard_name": "latitude", **lat.attrs},
+             S.LONGITUDE: {"units": "degrees_east", "standard_name": "longitude", **lon.attrs}}
+    out = ds.drop_vars([S.LATITUDE, S.LONGITUDE]).expand_dims(ONE_STATION)
+    out = out.transpose(*[d for d in ds.dims], ONE_STATION)
+    return out.assign_coords({S.LATITUDE: (ONE_STATION, [float(lat.values)], attrs[S.LATITUDE]),
+                              S.LONGITUDE: (ONE_STATION, [float(lon.values)], attrs[S.LONGITUDE])})
+
+
 def _merge_expver(ds: xr.Dataset) -> xr.Dataset:
     """ERA5 with ERA5T: the final release (first ``expver``) where it has values, the preliminary one elsewhere."""
     parts = [ds.isel(expver=i, drop=True) for i in range(ds.sizes["expver"])]
@@ -473,7 +616,9 @@ def normalise_source(
     ``TIME``/``LATITUDE``/``LONGITUDE``. An ``expver`` dimension (ERA5 with ERA5T) is merged, final values first;
     one-member dimensions (``number``, ``expver``, ``step``, ``DEPTH`` ...) and scalar leftovers are dropped, and
     so is a scalar ``time`` (one field), so that the source does not look time-dependent. cfgrib's ``GRIB_*``
-    attributes are dropped. Nothing is loaded.
+    attributes are dropped. A source at one position (scalar ``latitude``/``longitude``, or scalar ``x``/``y`` in
+    degrees as DHI's tools write point series) becomes one station (a ``station`` dimension of one). Nothing is
+    loaded.
 
     Parameters
     ----------
@@ -508,6 +653,8 @@ def normalise_source(
     out = apply_quality_flags(out, quality_flags)
     lat = find_coordinate(out, LATITUDE_NAMES, "latitude")
     lon = find_coordinate(out, LONGITUDE_NAMES, "longitude")
+    if lat is None and lon is None and _scalar_xy(out):  # DHI / modelskill point series: scalar x (lon), y (lat)
+        lat, lon = "y", "x"
     if lat is None or lon is None:
         raise InvalidDataError(
             f"the collocation source has no latitude/longitude: expected variables named {LATITUDE_NAMES} / "
@@ -526,6 +673,8 @@ def normalise_source(
         renames[level] = "level"
     if renames:
         out = out.rename(renames)
+    if out[S.LATITUDE].ndim == 0 and out[S.LONGITUDE].ndim == 0:
+        out = _one_station(out)
     if "valid_time" in out.variables:
         vt = out["valid_time"]
         if "valid_time" in out.dims:

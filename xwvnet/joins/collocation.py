@@ -28,15 +28,22 @@ import xarray as xr
 from .. import schema as S
 from ..errors import InvalidArgumentError, InvalidDataError, warn
 from ..io.ocn import open_ocn
-from ..io.safe import imagettes_from_manifest
+from ..io.safe import imagettes_from_manifest, open_safe
 from ..io.sources import (
+    EOPF_OCN,
+    EOPF_SLC,
     GRIB,
+    LATITUDE_NAMES,
+    LONGITUDE_NAMES,
     NETCDF,
     OCN,
     QC_FLAGGED,
     SAFE,
+    TEXT,
     ZARR,
     Source,
+    find_coordinate,
+    is_text,
     normalise_source,
     open_source,
     resolve,
@@ -76,7 +83,8 @@ _LAZY_NOTE = ("values missing in the source (land, fill values) are not counted 
               "call xwvnet.joins.collocation.count_missing, or use collocate_to_file (xwvnet collocate), which does")
 SPACE_ONLY = "none: the source has no time axis, joined in space only"
 _PREFIXES = (("era5", "era5"), ("erai", "erai"), ("era-interim", "erai"), ("ww3", "ww3"), ("wavewatch", "ww3"),
-             ("-ocn-", "ocn"), ("ocn product", "ocn"), ("ocn", "ocn"))
+             ("-ocn-", "ocn"), ("ocn product", "ocn"), ("ocn", "ocn"), ("ndbc", "ndbc"), ("mfwam", "mfwam"),
+             ("swan", "swan"))
 _SOURCE_CHUNK_BYTES = 8 * 2**20
 
 #: what ``time_tolerance`` accepts: anything :class:`pandas.Timedelta` reads
@@ -126,28 +134,52 @@ def _refuse_without_positions(time: np.ndarray, lat: np.ndarray, lon: np.ndarray
     )
 
 
-def _open(found: list[Source], depth: float | None, quality_flags: Sequence[int] | None) -> xr.Dataset:
+def _open(found: list[Source], depth: float | None, quality_flags: Sequence[int] | None,
+          position: tuple[float, float] | None = None) -> xr.Dataset:
     """A resolved source opened by its reader: L2 OCN products, one SAFE product's imagettes, or files and stores."""
     kinds = {source.kind for source in found}
-    if OCN in kinds:  # the other files are skipped and named by open_ocn
+    if OCN in kinds or EOPF_OCN in kinds:  # the other files are skipped and named by open_ocn
         return open_ocn([source.path for source in found])
     if kinds == {SAFE} and len(found) == 1:
         return imagettes_from_manifest(found[0].location)
-    return open_source(found, depth=depth, quality_flags=quality_flags)
+    if kinds == {EOPF_SLC}:  # positions and times from the products' metadata; pixels stay unread
+        return open_safe([source.location for source in found])
+    return open_source(found, depth=depth, quality_flags=quality_flags, position=position)
+
+
+def _placed(source: xr.Dataset, position: tuple[float, float] | None) -> xr.Dataset:
+    """A source without a position of its own placed at ``position`` (refused when it has one)."""
+    if position is None:
+        return source
+    has = (find_coordinate(source, LATITUDE_NAMES, "latitude") is not None
+           or find_coordinate(source, LONGITUDE_NAMES, "longitude") is not None)
+    if has or ("x" in source.coords and "y" in source.coords):
+        raise InvalidArgumentError("position= is for sources without a position (NDBC text files, point series); "
+                                   "this source has latitude/longitude of its own.")
+    try:
+        lat, lon = (float(v) for v in position)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgumentError(f"position must be (latitude, longitude) in degrees, found {position!r}.") from err
+    return source.assign_coords({S.LATITUDE: lat, S.LONGITUDE: lon})
 
 
 def _prepare(
     source: xr.Dataset | xr.DataArray | str | os.PathLike, depth: float | None = None,
-    quality_flags: Sequence[int] | None = None,
+    quality_flags: Sequence[int] | None = None, position: tuple[float, float] | None = None,
 ) -> tuple[xr.Dataset, str | None]:
     name = None
     if isinstance(source, xr.DataArray):
-        source = source.to_dataset(name=source.name or "value")
-    elif not isinstance(source, xr.Dataset):
-        found = resolve(source, kinds=(NETCDF, GRIB, OCN, ZARR, SAFE))
+        source = _placed(source.to_dataset(name=source.name or "value"), position)
+    elif isinstance(source, xr.Dataset):
+        source = _placed(source, position)
+    else:
+        found = resolve(source, kinds=(NETCDF, GRIB, OCN, ZARR, SAFE, TEXT, EOPF_SLC, EOPF_OCN))
         # the source's own name (a file, folder or pattern; never a URL taken for a path) and its first file's
         name = " ".join([locate(source).name, found[0].location.name])
-        source = _open(found, depth, quality_flags)
+        text = all(is_text(s) for s in found)
+        source = _open(found, depth, quality_flags, position if text else None)
+        if not text:
+            source = _placed(source, position)
     source = normalise_source(source, depth=depth, quality_flags=quality_flags)
     if any(name in source.data_vars for name in ERA5_SPECTRUM_NAMES):
         source = decode_era5_spectrum(source)
@@ -323,6 +355,17 @@ def _categorical(var: xr.DataArray) -> bool:
     return stored.kind in "iu" and not packed
 
 
+_DEGREES = ("degree", "degrees", "deg", "degree true", "degrees true", "degree_true", "degrees_true", "degt")
+
+
+def _angular(name: str, var: xr.DataArray) -> bool:
+    """A direction in degrees (``mwd``, ``VMDR``, ``wind_direction``): never averaged across north."""
+    if str(var.attrs.get("units", "")).strip().lower() not in _DEGREES:
+        return False
+    text = " ".join(str(var.attrs.get(k, "")) for k in ("standard_name", "long_name")).lower()
+    return "direction" in text or "dir" in name.lower()
+
+
 def _describe(source: xr.Dataset) -> str:
     coords = sorted(map(str, source.coords))
     found = {str(n): v.dims for n, v in source.data_vars.items() if not str(n).endswith(QC_FLAGGED)}
@@ -388,6 +431,7 @@ def collocate(
     prefix: str | None = None,
     depth: float | None = None,
     quality_flags: Sequence[int] | None = None,
+    position: tuple[float, float] | None = None,
 ) -> xr.Dataset:
     """Add a source's values at each imagette's time and position, as new variables named ``<prefix>_<variable>``.
 
@@ -407,8 +451,10 @@ def collocate(
       with positions per station or per (time, station), OCN products) give each imagette the nearest point on
       the sphere within the tolerances, keeping ``<prefix>_distance_km`` and ``<prefix>_time_offset``; station
       output is then sampled in time; imagettes and OCN products that both carry ``imagette_key`` are joined on it.
-    - **Wave spectra** (WW3 ``efth``, ERA5 ``d2fd``) are turned into ``hs``, ``tm01``, ``tm02``, ``tp`` and
-      ``mean_direction`` first.
+    - **Wave spectra** (WW3 ``efth``, ERA5 ``d2fd``, SWAN and WW3 ASCII spectra, NDBC spectral density) are turned
+      into ``hs``, ``tm01``, ``tm02``, ``tp`` (and ``mean_direction`` for directional spectra) first.
+    - **Directions** (variables in degrees whose name says direction: ``mwd``, ``VMDR``, ``wind_direction``) are
+      taken from the nearest cell or step, never averaged across north.
     - **Sources without time** (climatologies, masks) are joined in space only, and say so in the attribute
       ``collocation_time`` of every joined variable.
 
@@ -419,8 +465,11 @@ def collocate(
         not modified.
     source : xarray.Dataset, xarray.DataArray, str or os.PathLike
         The values to join: a Dataset, or a path to netCDF, GRIB (needs cfgrib), Zarr, L2 OCN products or a WV
-        SAFE manifest, or a folder or glob pattern of netCDF/GRIB files (combined along their coordinates).
-        Coordinates may be spelled ``lat``/``lon``/``valid_time``/``TIME``/``LATITUDE`` and alike.
+        SAFE manifest, text files of buoys and wave models (NDBC standard meteorological and spectral text,
+        WAVEWATCH III and SWAN ASCII spectra: :mod:`xwvnet.io.text`), or a folder or glob pattern of such files
+        (combined along their coordinates; a damaged text file among many is skipped with a warning).
+        Coordinates may be spelled ``lat``/``lon``/``valid_time``/``TIME``/``LATITUDE`` and alike; a point series
+        may give its position as scalar ``x`` (longitude) and ``y`` (latitude), as DHI's tools write it.
     variables : str or sequence of str, optional
         The source variables to join; default: every numeric variable on the source's grid or points.
     method : {"linear", "nearest"}, optional
@@ -444,6 +493,9 @@ def collocate(
     quality_flags : sequence of int, optional
         For CMEMS In Situ TAC files: the ``<VAR>_QC`` (and ``TIME_QC``, ``POSITION_QC``) flags kept; default
         ``(1, 2)`` (good, probably good). Dropped values are counted in ``collocation_nan_qc_flagged``.
+    position : tuple of float, optional
+        ``(latitude, longitude)`` in degrees of a source that has no position of its own: NDBC text files (required
+        for them), or a Dataset of series at one point. Refused for a source that has its own.
 
     Returns
     -------
@@ -509,7 +561,7 @@ def collocate(
     if max_distance_km is not None and not max_distance_km > 0:
         raise InvalidArgumentError(f"max_distance_km must be a positive number of km, found {max_distance_km!r}.")
     tolerance = _timedelta(time_tolerance)
-    src, given = _prepare(source, depth, quality_flags)
+    src, given = _prepare(source, depth, quality_flags, position)
     name = _guess_prefix(src, given) if prefix is None else str(prefix).rstrip("_")
     sep = f"{name}_" if name else ""
     label = name or given or "source"
@@ -532,7 +584,7 @@ def collocate(
     unplaced = 0 if keyed else _refuse_without_positions(time, lat, lon, needs_time=not space_only)
     if _is_gridded(src):
         names = _select(src, variables, {S.LATITUDE, S.LONGITUDE})
-        codes = [n for n in names if method == "linear" and _categorical(src[n])]
+        codes = [n for n in names if method == "linear" and (_categorical(src[n]) or _angular(n, src[n]))]
         new = {}
         shared: dict[str, int] = {}
         if len(codes) < len(names):
@@ -743,10 +795,12 @@ def open_imagettes(path: str | os.PathLike, *, storage_options: dict | None = No
     ValueError
         When a product or store cannot be read (from the opener that was tried).
     """
-    found = resolve(path, storage_options, kinds=(ZARR, SAFE, OCN))
+    found = resolve(path, storage_options, kinds=(ZARR, SAFE, OCN, EOPF_SLC, EOPF_OCN))
     kinds = {s.kind for s in found}
-    if kinds <= {OCN, NETCDF}:
+    if kinds <= {OCN, NETCDF, EOPF_OCN}:
         return open_ocn([s.path for s in found])
+    if kinds == {EOPF_SLC}:
+        return open_safe([s.location for s in found], storage_options=storage_options)
     if kinds == {SAFE}:
         parts = [imagettes_from_manifest(s.location) for s in found]
         return parts[0] if len(parts) == 1 else xr.concat(parts, S.IMAGETTE, combine_attrs="drop_conflicts")
@@ -873,6 +927,7 @@ def collocate_to_file(
     quality_flags: Sequence[int] | None = None,
     positions: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     storage_options: dict | None = None,
+    position: tuple[float, float] | None = None,
 ) -> xr.Dataset:
     """Collocate imagettes stored in files with a source file and write the per-imagette table (no pixels).
 
@@ -887,7 +942,7 @@ def collocate_to_file(
         The source file (see :func:`collocate`).
     out : str or os.PathLike
         The table to write: ``.csv`` for CSV, anything else for netCDF. Its folder is created.
-    variables, method, time_tolerance, max_distance_km, prefix, depth, quality_flags
+    variables, method, time_tolerance, max_distance_km, prefix, depth, quality_flags, position
         As in :func:`collocate`.
     positions : str, os.PathLike or sequence of them, optional
         OCN products or SAFE products of the same acquisitions, whose positions imagettes without one take first
@@ -912,7 +967,8 @@ def collocate_to_file(
     if positions is not None:
         ds = add_positions(ds, positions, storage_options=storage_options)
     joined = collocate(ds, source, variables=variables, method=method, time_tolerance=time_tolerance,
-                       max_distance_km=max_distance_km, prefix=prefix, depth=depth, quality_flags=quality_flags)
+                       max_distance_km=max_distance_km, prefix=prefix, depth=depth, quality_flags=quality_flags,
+                       position=position)
     new = [v for v in joined.data_vars if v not in ds.data_vars]
     keep = [c for c in (S.TIME, S.LATITUDE, S.LONGITUDE, KEY) if c in joined.variables]
     dims = {d for v in new for d in joined[v].dims}
