@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import xwvnet
 from tests._factories import REPO, make_imagettes, new_bucket
@@ -452,3 +453,24 @@ def test_evaluate_several_encoders_names_and_files_in_one_table(tmp_path, weight
     assert main(["evaluate", str(store), "--encoders", "stored", "image-statistics", "--targets", "hs", "--paper"]) == 0
     out = capsys.readouterr().out
     assert "Hs RMSE (m)" in out and "Kerdreux et al. 2025" in out and "not comparable" in out
+
+
+def test_collocate_an_ndbc_text_file_at_the_station_position(tmp_path, capsys):
+    """NDBC text carries no position: `--position LAT LON` places the station; without it, one line says so."""
+    times = np.array(["2019-01-01T00:50", "2019-01-01T01:50"], "datetime64[ns]")
+    ds = make_imagettes(2, lines=4, samples=4).assign_coords(
+        {S.TIME: (S.IMAGETTE, times), S.LATITUDE: (S.IMAGETTE, [29.0, 29.0]),
+         S.LONGITUDE: (S.IMAGETTE, [-78.4, -78.4])})
+    xwvnet.to_store(ds, tmp_path / "s.zarr")
+    text = tmp_path / "41010h2019.txt"
+    text.write_text("#YY  MM DD hh mm WDIR WSPD GST  WVHT   DPD   APD MWD   PRES\n"
+                    "#yr  mo dy hr mn degT m/s  m/s     m   sec   sec degT   hPa\n"
+                    "2019 01 01 00 50 120  5.0  6.2  1.20  8.00  5.10 999 1013.0\n"
+                    "2019 01 01 01 50 130  5.5  6.4  2.50  9.00  5.30 999 1012.0\n")
+    out = tmp_path / "joined.nc"
+    argv = ["collocate", str(tmp_path / "s.zarr"), str(text), "--out", str(out), "--method", "nearest"]
+    assert main([*argv, "--position", "28.9", "-78.5"]) == 0
+    with xr.open_dataset(out) as joined:
+        assert joined["ndbc_hs"].values.tolist() == [1.2, 2.5]
+    assert main(argv) == 1
+    assert "position" in capsys.readouterr().err.strip().splitlines()[-1]

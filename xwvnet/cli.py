@@ -298,8 +298,8 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("imagettes", help="an imagette store (path or URL), WV SAFE products (folders, zips, manifest.safe, "
                    "or their URLs), OCN products, or a folder of them")
     _storage_arg(p, "store and SAFE URL")
-    p.add_argument("source", help="the source: a netCDF/GRIB/Zarr file, a folder of such files, or a quoted "
-                   "glob such as 'era5/*.nc'")
+    p.add_argument("source", help="the source: a netCDF/GRIB/Zarr file, NDBC text, WAVEWATCH III or SWAN spectra, a "
+                   "folder of such files, or a quoted glob such as 'era5/*.nc'")
     p.add_argument("--out", type=Path, required=True, help="the table to write (.nc or .csv), one row per imagette")
     p.add_argument("--variables", nargs="+", default=None, help="source variables (default: all on its grid)")
     p.add_argument("--method", choices=_Choices("xwvnet.joins.grid", "METHODS"), default="linear", metavar="METHOD",
@@ -319,6 +319,9 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
                    help="L2 OCN products (files or folders) or SAFE products of the same acquisitions: imagettes "
                    "without a position (quicklooks) take theirs, matched on imagette_key (default: the imagettes' "
                    "own positions only)")
+    p.add_argument("--position", type=float, nargs=2, default=None, metavar=("LAT", "LON"),
+                   help="where a source without a position of its own is (NDBC text files, point series): the "
+                   "station's latitude and longitude in degrees")
 
 
 def _run_collocate(args: argparse.Namespace) -> int:
@@ -329,6 +332,7 @@ def _run_collocate(args: argparse.Namespace) -> int:
                                   method=args.method, time_tolerance=args.time_tolerance,
                                   max_distance_km=args.max_distance_km, prefix=args.prefix, depth=args.depth,
                                   quality_flags=args.quality_flags, positions=args.positions,
+                                  position=None if args.position is None else tuple(args.position),
                                   storage_options=_storage_options(args))
     print(table.to_dataframe().describe().T.to_string())
     unplaced = int(table.attrs.get("collocation_no_position", 0))
