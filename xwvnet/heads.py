@@ -4,9 +4,11 @@ A head predicts a number per imagette (``hs`` from an altimeter, ``wind_speed`` 
 :func:`xwvnet.collocate` added) from several inputs at once: the embedding, covariates such as
 ``incidence_angle``, and the image statistics of :mod:`xwvnet.evaluation.baselines` (``"image_statistics"``:
 moments, percentiles and spectral energy of the valid pixels of the quicklook or the sigma0). Inputs are
-standardised (the probe's scaler) and so is the target; ``model="mlp"`` trains a torch MLP with AdamW on a seeded
-split of the training imagettes, keeping the weights of the epoch with the lowest held-out error (early stopping);
-``model="ridge"`` is the linear probe's ``Pipeline([StandardScaler(), RidgeCV()])`` on the same inputs.
+standardised (the probe's scaler) and so is the target; ``model="mlp"`` reduces wide inputs (embeddings) to their
+leading principal components, then trains a small ensemble of torch MLPs with input dropout and AdamW, each on its
+own seeded split of the training imagettes, keeping the weights of the epoch with the lowest held-out error (early
+stopping), and averages them; ``model="ridge"`` is the linear probe's ``Pipeline([StandardScaler(), RidgeCV()])``
+on the same inputs.
 
 Once fitted, a head is only arrays. It is saved as one safetensors file (tensors, no pickle possible) whose
 metadata holds a JSON header, and every prediction, fitted or loaded, goes through the same arithmetic on those
@@ -27,6 +29,8 @@ from typing import Any
 
 import dask
 import numpy as np
+import safetensors
+import safetensors.numpy
 import xarray as xr
 
 from . import schema as S
@@ -35,7 +39,6 @@ from .errors import (
     InputNotFoundError,
     InvalidArgumentError,
     InvalidDataError,
-    MissingDependencyError,
     ModelError,
     ModelMismatchError,
     TrainingDivergedError,
@@ -59,7 +62,7 @@ from .probe import (
 __all__ = ["Head", "HeadFileError", "fit_head", "IMAGE_STATISTICS", "MODELS"]
 
 FORMAT = "xwvnet-head"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: MLP heads may hold a projection (principal components) before their first layer
 MODELS = ("mlp", "ridge")
 #: The feature name that stands for the image statistics of each imagette (:func:`baselines.image_statistics`).
 IMAGE_STATISTICS = "image_statistics"
@@ -70,16 +73,6 @@ _RIDGE_TENSORS = ("mean", "scale", "coef", "intercept")
 
 class HeadFileError(ModelError, ValueError):
     """A file given to :meth:`Head.load` is not a head saved by xwvnet (or was saved by a newer xwvnet)."""
-
-
-def _safetensors() -> Any:
-    try:
-        import safetensors.numpy
-    except ImportError as err:
-        raise MissingDependencyError(
-            "saving and loading heads needs the safetensors package: pip install safetensors"
-        ) from err
-    return safetensors
 
 
 # --- inputs ----------------------------------------------------------------------------------------------------------
@@ -119,8 +112,9 @@ def _input(ds: xr.Dataset, name: str, image_variable: str | None) -> tuple[xr.Da
     return x.reset_coords(drop=True).rename(name), identity
 
 
-def _inputs(ds: xr.Dataset, features: tuple[str, ...], image_variable: str | None
-            ) -> tuple[list[xr.DataArray], list[dict[str, str]], list[int]]:
+def _inputs(
+    ds: xr.Dataset, features: tuple[str, ...], image_variable: str | None
+) -> tuple[list[xr.DataArray], list[dict[str, str]], list[int]]:
     arrays, identities, widths = [], [], []
     for name in features:
         x, identity = _input(ds, name, image_variable)
@@ -156,9 +150,11 @@ class Head:
         Per input, what made it (``encoder``, ``encoder_weights_hash``, ``image_variable``, column names, where
         known): :func:`xwvnet.predict` refuses data where one of these differs.
     tensors : dict of str to numpy.ndarray
-        ``"mlp"``: ``input_mean``, ``input_scale``, ``target_mean``, ``target_scale`` (float64) and
-        ``layer<i>.weight``, ``layer<i>.bias`` (float32, ReLU between layers); ``"ridge"``: the probe's ``mean``,
-        ``scale``, ``coef``, ``intercept``.
+        ``"mlp"``: ``input_mean``, ``input_scale``, ``target_mean``, ``target_scale`` (float64), optionally
+        ``projection`` (float64, (inputs, columns): standardised inputs -> the columns the MLP reads, e.g. whitened
+        principal components of the embedding), and ``layer<i>.weight``, ``layer<i>.bias`` (float32, ReLU between
+        layers; an ensemble is stored as one MLP whose members sit side by side); ``"ridge"``: the probe's
+        ``mean``, ``scale``, ``coef``, ``intercept``.
     info : dict, optional
         Provenance and fit diagnostics (counts, epochs, held-out error, chosen penalty); saved.
 
@@ -187,8 +183,10 @@ class Head:
         if self.model not in MODELS:
             raise InvalidArgumentError(f"head model must be one of {MODELS}, got {self.model!r}")
         if not (len(self.features) == len(self.widths) == len(self.identities)):
-            raise InvalidArgumentError(f"a head needs one width and one identity per feature, got {self.features}, "
-                                       f"{self.widths}, {len(self.identities)} identities")
+            raise InvalidArgumentError(
+                f"a head needs one width and one identity per feature, got {self.features}, "
+                f"{self.widths}, {len(self.identities)} identities"
+            )
         object.__setattr__(self, "tensors", {k: np.ascontiguousarray(v) for k, v in self.tensors.items()})
         n = self.n_features
         if self.model == "ridge":
@@ -199,9 +197,17 @@ class Head:
                 raise InvalidArgumentError(f"ridge coef must be (1, {n}), got {self.tensors['coef'].shape}")
             return
         shapes = {"input_mean": (n,), "input_scale": (n,), "target_mean": (1,), "target_scale": (1,)}
-        wrong = [f"{k} {self.tensors[k].shape if k in self.tensors else 'missing'}" for k, s in shapes.items()
-                 if k not in self.tensors or self.tensors[k].shape != s]
+        wrong = [
+            f"{k} {self.tensors[k].shape if k in self.tensors else 'missing'}"
+            for k, s in shapes.items()
+            if k not in self.tensors or self.tensors[k].shape != s
+        ]
         fan_in = n
+        if "projection" in self.tensors:  # standardised inputs -> whitened principal components
+            projection = self.tensors["projection"]
+            if projection.ndim != 2 or projection.shape[0] != n:
+                wrong.append(f"projection {projection.shape}")
+            fan_in = projection.shape[-1]
         for i in range(self.n_layers):
             w, b = self.tensors.get(f"layer{i}.weight"), self.tensors.get(f"layer{i}.bias")
             if w is None or b is None or w.ndim != 2 or w.shape[1] != fan_in or b.shape != (w.shape[0],):
@@ -246,15 +252,26 @@ class Head:
     @cached_property
     def _probe(self) -> Probe:
         t = self.tensors
-        return Probe("regression", self.target, "+".join(self.features), (self.target,), t["mean"], t["scale"],
-                     t["coef"], t["intercept"], {})
+        return Probe(
+            "regression",
+            self.target,
+            "+".join(self.features),
+            (self.target,),
+            t["mean"],
+            t["scale"],
+            t["coef"],
+            t["intercept"],
+            {},
+        )
 
     @cached_property
     def _layers(self) -> list[tuple[Any, Any]]:
         import torch
 
-        return [(torch.tensor(self.tensors[f"layer{i}.weight"]), torch.tensor(self.tensors[f"layer{i}.bias"]))
-                for i in range(self.n_layers)]  # copies: loaded arrays may be read-only
+        return [
+            (torch.tensor(self.tensors[f"layer{i}.weight"]), torch.tensor(self.tensors[f"layer{i}.bias"]))
+            for i in range(self.n_layers)
+        ]  # copies: loaded arrays may be read-only
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Predictions for rows of inputs side by side (the features in order, each flattened).
@@ -280,7 +297,10 @@ class Head:
         if not ok.any():
             return out
         t = self.tensors
-        z = torch.from_numpy(_scaler(t["input_mean"], t["input_scale"]).transform(x[ok]).astype(np.float32))
+        z = _scaler(t["input_mean"], t["input_scale"]).transform(x[ok])
+        if "projection" in t:
+            z = z @ t["projection"]
+        z = torch.from_numpy(z.astype(np.float32))
         with torch.no_grad():
             for i, (w, b) in enumerate(self._layers):
                 z = F.linear(z, w, b)
@@ -312,22 +332,30 @@ class Head:
             A ``ValueError``, if a feature is missing, has another number of columns, or was made by another
             encoder (or from another image variable, or with other columns) than the head was fitted on.
         """
-        image_variable = next((i.get("image_variable") for f, i in zip(self.features, self.identities)
-                               if f == IMAGE_STATISTICS), None)
+        image_variable = next(
+            (i.get("image_variable") for f, i in zip(self.features, self.identities) if f == IMAGE_STATISTICS), None
+        )
         missing = [f for f in self.features if f != IMAGE_STATISTICS and f not in ds.variables]
         if image_variable is not None and image_variable not in ds.data_vars:
             missing.append(f"{image_variable} (for {IMAGE_STATISTICS})")
         if missing:
-            raise ModelMismatchError(f"the head of {self.target!r} reads {list(self.features)}, but the Dataset lacks "
-                                     f"{missing}: give imagettes with the covariates the head was fitted on.")
+            raise ModelMismatchError(
+                f"the head of {self.target!r} reads {list(self.features)}, but the Dataset lacks "
+                f"{missing}: give imagettes with the covariates the head was fitted on."
+            )
         arrays, identities, widths = _inputs(ds, self.features, image_variable)
         for feature, fitted, now, w_fit, w_now in zip(self.features, self.identities, identities, self.widths, widths):
             differ = {k: (fitted[k], now[k]) for k in fitted if k in now and fitted[k] != now[k]}
             if w_fit != w_now or differ:
-                what = (f"{w_now} columns, the head was fitted on {w_fit}" if w_fit != w_now else
-                        "; ".join(f"{k} {b!r}, the head was fitted on {a!r}" for k, (a, b) in differ.items()))
-                raise ModelMismatchError(f"feature {feature!r} of the Dataset does not match the head of "
-                                         f"{self.target!r}: {what}. Embed and collocate as for the fit.")
+                what = (
+                    f"{w_now} columns, the head was fitted on {w_fit}"
+                    if w_fit != w_now
+                    else "; ".join(f"{k} {b!r}, the head was fitted on {a!r}" for k, (a, b) in differ.items())
+                )
+                raise ModelMismatchError(
+                    f"feature {feature!r} of the Dataset does not match the head of "
+                    f"{self.target!r}: {what}. Embed and collocate as for the fit."
+                )
         for x in arrays:
             _warn_if_embedding_again(x)
         if any(x.chunks is not None for x in arrays):
@@ -354,9 +382,11 @@ class Head:
         return ds.assign({name or f"{self.target}{S.PREDICTED_SUFFIX}": out.assign_attrs(attrs)})
 
     def __repr__(self) -> str:
-        return (f"Head(model={self.model!r}, target={self.target!r}, features={list(self.features)}, "
-                f"inputs={self.n_features}, n_train={self.info.get('n_train', '?')}, "
-                f"dropped={self.info.get('n_dropped', 0)})")
+        return (
+            f"Head(model={self.model!r}, target={self.target!r}, features={list(self.features)}, "
+            f"inputs={self.n_features}, n_train={self.info.get('n_train', '?')}, "
+            f"dropped={self.info.get('n_dropped', 0)})"
+        )
 
     # --- files -------------------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -373,18 +403,22 @@ class Head:
         -------
         pathlib.Path
             ``path``.
-
-        Raises
-        ------
-        MissingDependencyError
-            If safetensors is not installed.
         """
         path = Path(path)
-        header = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": self.model, "target": self.target,
-                  "features": list(self.features), "widths": list(self.widths),
-                  "identities": [dict(i) for i in self.identities], "info": self.info}
-        _safetensors().numpy.save_file(dict(self.tensors), str(path),
-                                       metadata={FORMAT: json.dumps(header, default=_jsonable)})
+        version = FORMAT_VERSION if "projection" in self.tensors else 1  # files without one stay readable by 1
+        header = {
+            "format": FORMAT,
+            "format_version": version,
+            "model": self.model,
+            "target": self.target,
+            "features": list(self.features),
+            "widths": list(self.widths),
+            "identities": [dict(i) for i in self.identities],
+            "info": self.info,
+        }
+        safetensors.numpy.save_file(
+            dict(self.tensors), str(path), metadata={FORMAT: json.dumps(header, default=_jsonable)}
+        )
         return path
 
     @classmethod
@@ -413,14 +447,15 @@ class Head:
         if not path.is_file():
             raise InputNotFoundError(f"no head file at {path}: give the path written by Head.save.")
         hint = "Give a file written by Head.save (xwvnet), or save the head again."
-        st = _safetensors()
         try:
-            with st.safe_open(str(path), framework="numpy") as fh:
+            with safetensors.safe_open(str(path), framework="numpy") as fh:
                 metadata = fh.metadata() or {}
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open is no mapping)
         except Exception as err:  # safetensors raises its own error types (and OSError) on a damaged file
-            raise HeadFileError(f"{path} is not an xwvnet head file, or is damaged: it is not a readable safetensors "
-                                f"file ({type(err).__name__}: {err}). {hint}") from err
+            raise HeadFileError(
+                f"{path} is not an xwvnet head file, or is damaged: it is not a readable safetensors "
+                f"file ({type(err).__name__}: {err}). {hint}"
+            ) from err
         try:
             header = json.loads(metadata[FORMAT])
         except (KeyError, json.JSONDecodeError, RecursionError) as err:
@@ -429,15 +464,22 @@ class Head:
             raise HeadFileError(f"{path} is not an xwvnet head file (its header is not an {FORMAT} one). {hint}")
         version = header.get("format_version")
         if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
-            raise HeadFileError(f"{path} is a head of format version {version}, but this xwvnet reads up to "
-                                f"{FORMAT_VERSION}: upgrade xwvnet to read it.")
+            raise HeadFileError(
+                f"{path} is a head of format version {version}, but this xwvnet reads up to "
+                f"{FORMAT_VERSION}: upgrade xwvnet to read it."
+            )
         if not all(np.isfinite(t).all() for t in tensors.values()):
             raise HeadFileError(f"{path} is a damaged head file: tensors hold non-finite values. {hint}")
         try:
-            return cls(model=header["model"], target=header["target"], features=tuple(header["features"]),
-                       widths=tuple(int(w) for w in header["widths"]),
-                       identities=tuple(dict(i) for i in header["identities"]), tensors=tensors,
-                       info=dict(header.get("info", {})))
+            return cls(
+                model=header["model"],
+                target=header["target"],
+                features=tuple(header["features"]),
+                widths=tuple(int(w) for w in header["widths"]),
+                identities=tuple(dict(i) for i in header["identities"]),
+                tensors=tensors,
+                info=dict(header.get("info", {})),
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise HeadFileError(f"{path} is a damaged head file ({type(err).__name__}: {err}). {hint}") from err
 
@@ -452,6 +494,9 @@ def fit_head(
     train: Selection | None = None,
     image_variable: str | None = None,
     hidden: Sequence[int] = (128, 64),
+    components: int | Sequence[int | None] | None = (8, 16, 32),
+    dropout: float = 0.0,
+    ensemble: int = 5,
     validation: float = 0.2,
     max_epochs: int = 300,
     patience: int = 30,
@@ -486,9 +531,25 @@ def fit_head(
         The image read for ``"image_statistics"``: ``quicklook`` by default, else ``sigma0``.
     hidden : sequence of int, default (128, 64)
         Widths of the MLP's hidden layers.
+    components : int, None or sequence of them, default (8, 16, 32)
+        Each input wider than the largest count here (an embedding of 512 or 2048 columns) is reduced to its
+        first ``components`` principal components, whitened, computed on the standardised training imagettes (the
+        validation ones included: no target is read); narrower inputs (covariates, the 24 image statistics) pass
+        unchanged. With a few hundred or thousand labels, an MLP on every column of a wide embedding mostly fits
+        noise. Several counts: the first ensemble member is fitted with each, and the one of lowest held-out error
+        is kept for all members (``info["components"]``, None where no input is reduced; the held-out RMSE of
+        each in ``info["components_validation_rmse"]``). The projection is saved with the head and applied at
+        prediction. ``None`` reads every column.
+    dropout : float, default 0.0
+        Share of the MLP's inputs zeroed at random at each training step (input dropout, a regulariser; none at
+        prediction). Off by default: early stopping, the reduction and the ensemble already regularise.
+    ensemble : int, default 5
+        MLPs fitted, each on its own seeded held-out split (member ``k`` uses seed ``seed + k`` for its split,
+        initial weights and batch order); the head predicts their mean. Averaging lowers the variance that one
+        small MLP has from its initial weights and its split; the members are saved side by side as one MLP.
     validation : float, default 0.2
         Fraction of the usable training imagettes held out for early stopping (a seeded
-        :func:`xwvnet.probe.split`); the MLP is not fitted on them.
+        :func:`xwvnet.probe.split`, one per ensemble member); a member is not fitted on its held-out imagettes.
     max_epochs : int, default 300
         Most passes over the training imagettes.
     patience : int, default 30
@@ -500,12 +561,14 @@ def fit_head(
     alphas : sequence of float, optional
         Ridge penalties to choose from (``model="ridge"``).
     seed : int, default 0
-        Seed of the held-out split, the MLP's initial weights and its batch order: a seed gives the same head.
+        Seed of the held-out splits, the MLPs' initial weights, their input dropout and batch order: a seed gives
+        the same head.
 
     Returns
     -------
     Head
-        The fitted head; ``info`` holds counts, the held-out RMSE and epochs (MLP) or the penalty (ridge).
+        The fitted head; ``info`` holds counts (``n_train`` and ``n_validation`` of one member), the mean held-out
+        RMSE of the members, their epochs and best epochs (MLP) or the penalty (ridge).
 
     Raises
     ------
@@ -525,18 +588,29 @@ def fit_head(
     if model not in MODELS:
         raise InvalidArgumentError(f"model must be one of {MODELS}, got {model!r}")
     if target not in ds.variables:
-        raise InvalidDataError(f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))})."
-                               + S.did_you_mean(target, ds.variables))
+        raise InvalidDataError(
+            f"no target {target!r} in the Dataset (variables: {sorted(map(str, ds.variables))})."
+            + S.did_you_mean(target, ds.variables)
+        )
     if target in names:
         raise InvalidArgumentError(f"the target {target!r} is also a feature: a head cannot read what it predicts")
     if infer_kind(ds[target]) != "regression":
         raise InvalidDataError(f"a head predicts a number per imagette, and {target!r} holds tags: use fit_probe.")
     hidden = tuple(int(h) for h in hidden)
-    if not 0 < validation < 1 or min((max_epochs, patience, batch_size, *hidden), default=1) < 1:
+    candidates = tuple(components) if isinstance(components, Sequence) else (components,)
+    if not candidates or not all(
+        c is None or isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in candidates
+    ):
+        raise InvalidArgumentError(f"components must be a count, None or a sequence of them, got {components!r}")
+    candidates = tuple(dict.fromkeys(None if c is None else int(c) for c in candidates))
+    counts = (max_epochs, patience, batch_size, ensemble, *hidden, *(c for c in candidates if c is not None))
+    if not 0 < validation < 1 or not 0 <= dropout < 1 or min(counts) < 1:
         raise InvalidArgumentError(
-            f"validation must be in (0, 1) and max_epochs, patience, batch_size and hidden widths >= 1; got "
-            f"validation={validation}, max_epochs={max_epochs}, patience={patience}, batch_size={batch_size}, "
-            f"hidden={hidden}")
+            f"validation must be in (0, 1), dropout in [0, 1) and max_epochs, patience, batch_size, ensemble, "
+            f"components and hidden widths >= 1; got validation={validation}, dropout={dropout}, "
+            f"max_epochs={max_epochs}, patience={patience}, batch_size={batch_size}, ensemble={ensemble}, "
+            f"components={components}, hidden={hidden}"
+        )
     target_da = ds[target]
     if train is not None:
         ds = ds.isel({S.IMAGETTE: np.flatnonzero(training_mask(ds, train))})
@@ -549,11 +623,15 @@ def fit_head(
     ok = np.isfinite(y) & np.isfinite(x).all(axis=1)
     n_dropped = int((~ok).sum())
     if n_dropped:
-        warn(f"fit_head: {n_dropped} of {len(y)} imagettes left out of the fit of {target!r} (NaN target or NaN "
-             "input)", XWVNetWarning)
+        warn(
+            f"fit_head: {n_dropped} of {len(y)} imagettes left out of the fit of {target!r} (NaN target or NaN input)",
+            XWVNetWarning,
+        )
     if ok.sum() < 5:
-        raise InvalidDataError(f"fit_head: only {int(ok.sum())} imagettes have a finite {target!r} and finite inputs; "
-                               "at least 5 are needed.")
+        raise InvalidDataError(
+            f"fit_head: only {int(ok.sum())} imagettes have a finite {target!r} and finite inputs; "
+            "at least 5 are needed."
+        )
     info: dict[str, Any] = {
         "xwvnet_version": __version__,
         "units": str(target_da.attrs.get("units", "")),
@@ -565,37 +643,188 @@ def fit_head(
     if model == "ridge":
         probe = _fit_regression(x, y, target, "+".join(names), alphas, {})
         tensors = {"mean": probe.mean, "scale": probe.scale, "coef": probe.coef, "intercept": probe.intercept}
-        info.update(n_train=int(ok.sum()), n_validation=0, alpha=probe.info["alpha"],
-                    model="Pipeline(StandardScaler, RidgeCV leave-one-out)")
+        info.update(
+            n_train=int(ok.sum()),
+            n_validation=0,
+            alpha=probe.info["alpha"],
+            model="Pipeline(StandardScaler, RidgeCV leave-one-out)",
+        )
     else:
-        kept = ds[S.IMAGETTE].isel({S.IMAGETTE: np.flatnonzero(ok)})
-        held = split(xr.Dataset(coords={S.IMAGETTE: kept}), test_size=validation, seed=seed)
-        tensors, fit_info = _fit_mlp(x[~held], y[~held], x[held], y[held], hidden, max_epochs, patience, batch_size,
-                                     learning_rate, weight_decay, seed)
-        info.update(n_train=int((~held).sum()), n_validation=int(held.sum()), hidden=list(hidden), **fit_info,
-                    model="MLP (ReLU) on standardised inputs and target, AdamW, early stopping on a held-out split")
+        kept = xr.Dataset(coords={S.IMAGETTE: ds[S.IMAGETTE].isel({S.IMAGETTE: np.flatnonzero(ok)})})
+        held = [split(kept, test_size=validation, seed=seed + k) for k in range(ensemble)]
+        settings = _MLPSettings(hidden, dropout, max_epochs, patience, batch_size, learning_rate, weight_decay)
+        tensors, fit_info = _fit_mlp(x, y, widths, candidates, held, settings, seed)
+        info.update(
+            n_train=int((~held[0]).sum()),
+            n_validation=int(held[0].sum()),
+            hidden=list(hidden),
+            dropout=dropout,
+            ensemble=ensemble,
+            **fit_info,
+            model="MLP (ReLU) on standardised inputs (wide ones reduced to whitened principal components) "
+            "and target, input dropout, AdamW, early stopping on a held-out split; an ensemble of "
+            "such MLPs, each with its own held-out split, averaged",
+        )
     return Head(model, target, names, tuple(widths), tuple(identities), tensors, info)
 
 
-def _fit_mlp(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, hidden: tuple[int, ...],
-             max_epochs: int, patience: int, batch_size: int, lr: float, weight_decay: float, seed: int
-             ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Train the MLP on standardised (x, y), stop early on (xv, yv); its tensors and how the fit went."""
+@dataclass(frozen=True)
+class _MLPSettings:
+    hidden: tuple[int, ...]
+    dropout: float
+    max_epochs: int
+    patience: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+
+
+def _principal_axes(
+    z: np.ndarray, widths: Sequence[int], components: Sequence[int | None]
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per input, its principal axes and singular values on the standardised inputs ``z`` if it is wider than every
+    count in ``components`` (the inputs that are reduced), else None."""
+    counts = [c for c in components if c is not None]
+    axes: list[tuple[np.ndarray, np.ndarray] | None] = []
+    start = 0
+    for width in widths:
+        if counts and width > max(counts):
+            _, sv, vt = np.linalg.svd(z[:, start : start + width], full_matrices=False)
+            axes.append((vt, sv))
+        else:
+            axes.append(None)
+        start += width
+    return axes
+
+
+def _projection(
+    axes: list[tuple[np.ndarray, np.ndarray] | None], widths: Sequence[int], components: int | None, n: int
+) -> np.ndarray | None:
+    """Standardised inputs (n, sum(widths)) -> the columns the MLP reads: each input with principal ``axes``
+    becomes its first ``components`` principal components, whitened (unit variance over the n training rows); the
+    others pass unchanged. None for ``components=None`` or when no input is reduced."""
+    if components is None or all(a is None for a in axes):
+        return None
+    blocks = []
+    for width, pca in zip(widths, axes):
+        block = np.eye(width)
+        if pca is not None:
+            vt, sv = pca
+            keep = min(components, int((sv > sv[0] * 1e-6).sum()))  # never amplify directions of no variance
+            block = vt[:keep].T / (sv[:keep] / np.sqrt(n))
+        blocks.append(block)
+    projection = np.zeros((sum(widths), sum(b.shape[1] for b in blocks)))
+    row = col = 0
+    for block in blocks:
+        projection[row : row + block.shape[0], col : col + block.shape[1]] = block
+        row, col = row + block.shape[0], col + block.shape[1]
+    return projection
+
+
+def _fit_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    widths: Sequence[int],
+    components: tuple[int | None, ...],
+    held: list[np.ndarray],
+    settings: _MLPSettings,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Standardise (and project) the inputs, train one MLP per held-out split (member ``k`` seeded ``seed + k``),
+    each stopped early on its split; the members side by side as one MLP's tensors, and how the fit went.
+
+    With several ``components``, the first member is fitted with each, and the one of lowest held-out error is
+    kept for all members.
+    """
     import torch
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(x)
+    z = scaler.transform(x)
+    axes = _principal_axes(z, widths, components)
+    if all(a is None for a in axes):  # no input is reduced: every candidate is the same MLP
+        components = (None,)
     y_mean, y_scale = float(y.mean()), float(y.std()) or 1.0
-    xt = torch.from_numpy(scaler.transform(x).astype(np.float32))
     yt = torch.from_numpy(((y - y_mean) / y_scale).astype(np.float32))
-    xvt = torch.from_numpy(scaler.transform(xv).astype(np.float32))
-    yvt = torch.from_numpy(((yv - y_mean) / y_scale).astype(np.float32))
-    sizes = (x.shape[1], *hidden, 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # steps this small run fastest on one thread (several only wait on each other)
+    try:
+        tried = {}
+        for candidate in components:  # the first member with each candidate; the best one is kept for all
+            projection = _projection(axes, widths, candidate, len(z))
+            zt = torch.from_numpy((z if projection is None else z @ projection).astype(np.float32))
+            tried[candidate] = (projection, zt, _fit_member(zt, yt, held[0], settings, seed))
+        chosen = min(tried, key=lambda c: tried[c][2][2])
+        projection, zt, first = tried[chosen]
+        fits = [first] + [_fit_member(zt, yt, rows, settings, seed + k) for k, rows in enumerate(held) if k]
+    finally:
+        torch.set_num_threads(threads)
+    tensors: dict[str, np.ndarray] = {
+        "input_mean": scaler.mean_,
+        "input_scale": scaler.scale_,
+        "target_mean": np.array([y_mean]),
+        "target_scale": np.array([y_scale]),
+    }
+    if projection is not None:
+        tensors["projection"] = projection
+    for i, (weight, bias) in enumerate(_side_by_side([fit[0] for fit in fits])):
+        tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"] = weight, bias
+    info: dict[str, Any] = {"components": chosen, "mlp_inputs": int(zt.shape[1])}
+    if len(tried) > 1:
+        info["components_validation_rmse"] = {str(c): float(np.sqrt(t[2][2]) * y_scale) for c, t in tried.items()}
+    return tensors, {
+        **info,
+        "epochs": [f[1] + 1 for f in fits],
+        "best_epoch": [f[3] + 1 for f in fits],
+        "validation_rmse": float(np.sqrt(np.mean([f[2] for f in fits])) * y_scale),
+    }
+
+
+def _side_by_side(members: list[list[tuple[np.ndarray, np.ndarray]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """MLPs of the same shape as one MLP that outputs their mean: first layers stacked, hidden layers block-diagonal,
+    the output layer's weights and bias averaged over members."""
+    if len(members) == 1:
+        return members[0]
+    k, layers = len(members), []
+    for i in range(len(members[0])):
+        weights, biases = [m[i][0] for m in members], [m[i][1] for m in members]
+        if i == 0:
+            weight = np.concatenate(weights, axis=0)
+        elif i == len(members[0]) - 1:
+            weight = np.concatenate(weights, axis=1)
+        else:
+            weight = np.zeros((sum(w.shape[0] for w in weights), sum(w.shape[1] for w in weights)), np.float32)
+            row = col = 0
+            for w in weights:
+                weight[row : row + w.shape[0], col : col + w.shape[1]] = w
+                row, col = row + w.shape[0], col + w.shape[1]
+        if i == len(members[0]) - 1:
+            weight, bias = weight / np.float32(k), np.mean(biases, axis=0, dtype=np.float64).astype(np.float32)
+        else:
+            bias = np.concatenate(biases)
+        layers.append((weight.astype(np.float32), bias.astype(np.float32)))
+    return layers
+
+
+def _fit_member(
+    zt: Any, yt: Any, held: np.ndarray, settings: _MLPSettings, seed: int
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], int, float, int]:
+    """One MLP trained on the rows of (zt, yt) not ``held``, stopped early on the ``held`` ones: its best layers,
+    last epoch, best held-out MSE and its epoch."""
+    import torch
+
+    fit, val = torch.from_numpy(np.flatnonzero(~held)), torch.from_numpy(np.flatnonzero(held))
+    xt, yt, xvt, yvt = zt[fit], yt[fit], zt[val], yt[val]
+
+    sizes = (xt.shape[1], *settings.hidden, 1)
     with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's generator is left as it was
         torch.manual_seed(seed)
         layers = [torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    dropout = torch.nn.Dropout(settings.dropout)
 
-    def forward(z: Any) -> Any:
+    def forward(z: Any, training: bool = False) -> Any:
+        if training and settings.dropout:
+            z = dropout(z)
         for i, layer in enumerate(layers):
             z = layer(z)
             if i < len(layers) - 1:
@@ -603,47 +832,45 @@ def _fit_mlp(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, hidde
         return z[:, 0]
 
     params = [p for layer in layers for p in layer.parameters()]
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimiser = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     order = torch.Generator().manual_seed(seed)
-    best, best_epoch, state = math.inf, -1, [p.detach().clone() for p in params]
-    epoch, threads = 0, torch.get_num_threads()
-    torch.set_num_threads(1)  # steps this small run fastest on one thread (several only wait on each other)
-    try:
-        epoch, best, best_epoch, state = _epochs(forward, optimiser, params, xt, yt, xvt, yvt, order, max_epochs,
-                                                 patience, batch_size, (best, best_epoch, state))
-    finally:
-        torch.set_num_threads(threads)
-    tensors: dict[str, np.ndarray] = {"input_mean": scaler.mean_, "input_scale": scaler.scale_,
-                                      "target_mean": np.array([y_mean]), "target_scale": np.array([y_scale])}
-    for i in range(len(layers)):
-        tensors[f"layer{i}.weight"] = state[2 * i].numpy()
-        tensors[f"layer{i}.bias"] = state[2 * i + 1].numpy()
-    return tensors, {"epochs": epoch + 1, "best_epoch": best_epoch + 1,
-                     "validation_rmse": float(np.sqrt(best) * y_scale)}
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seeded, then restored
+        torch.manual_seed(seed)
+        epoch, best, best_epoch, state = _epochs(forward, optimiser, params, xt, yt, xvt, yvt, order, settings)
+    return ([(state[2 * i].numpy(), state[2 * i + 1].numpy()) for i in range(len(layers))], epoch, best, best_epoch)
 
 
-def _epochs(forward: Any, optimiser: Any, params: list[Any], xt: Any, yt: Any, xvt: Any, yvt: Any, order: Any,
-            max_epochs: int, patience: int, batch_size: int, start: tuple[float, int, list[Any]]
-            ) -> tuple[int, float, int, list[Any]]:
+def _epochs(
+    forward: Any,
+    optimiser: Any,
+    params: list[Any],
+    xt: Any,
+    yt: Any,
+    xvt: Any,
+    yvt: Any,
+    order: Any,
+    settings: _MLPSettings,
+) -> tuple[int, float, int, list[Any]]:
     """The training epochs with early stopping: the last epoch, the best held-out MSE, its epoch and weights."""
     import torch
     import torch.nn.functional as F
 
-    best, best_epoch, state = start
+    best, best_epoch, state = math.inf, -1, [p.detach().clone() for p in params]
     epoch = 0
-    for epoch in range(max_epochs):
-        for rows in torch.randperm(len(yt), generator=order).split(batch_size):
+    for epoch in range(settings.max_epochs):
+        for rows in torch.randperm(len(yt), generator=order).split(settings.batch_size):
             optimiser.zero_grad()
-            loss = F.mse_loss(forward(xt[rows]), yt[rows])
+            loss = F.mse_loss(forward(xt[rows], training=True), yt[rows])
             if not torch.isfinite(loss):
-                raise TrainingDivergedError(f"fit_head: the MLP's loss became {loss.item()} at epoch {epoch}: "
-                                            "lower learning_rate.")
+                raise TrainingDivergedError(
+                    f"fit_head: the MLP's loss became {loss.item()} at epoch {epoch}: lower learning_rate."
+                )
             loss.backward()
             optimiser.step()
         with torch.no_grad():
             held = F.mse_loss(forward(xvt), yvt).item()
         if held < best:
             best, best_epoch, state = held, epoch, [p.detach().clone() for p in params]
-        elif epoch - best_epoch >= patience:
+        elif epoch - best_epoch >= settings.patience:
             break
     return epoch, best, best_epoch, state
