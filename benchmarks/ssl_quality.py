@@ -128,7 +128,8 @@ def main() -> None:
     from xwvnet.evaluation import image_statistics
     from xwvnet.models.encoder import Encoder
     from xwvnet.probe import split
-    from xwvnet.training import TrainConfig, train
+    from xwvnet.training import train
+    from xwvnet.training.simclr import DEFAULT_STEPS
 
     t0 = time.perf_counter()
     unlabelled = xwvnet.synthetic.imagettes(args.n_train, seed=0, size=(256, 256), chunks=128).compute()
@@ -180,7 +181,7 @@ def main() -> None:
                 if args.steps:
                     settings.setdefault("steps", args.steps * factor)
                 elif factor != 1:
-                    settings["steps"] = TrainConfig().steps * factor
+                    settings["steps"] = DEFAULT_STEPS * factor
                 limit = None if args.steps else args.seconds
                 t1 = time.perf_counter()
                 weights = train(unlabelled, out, arch=args.arch, seed=seed, max_seconds=limit,

@@ -12,7 +12,14 @@ augmentation hide behind compute; on a shared 2-core CPU the augmentations compe
 
 Precision: bfloat16 on a GPU, float32 on the CPU (``train``'s ``precision="auto"``), the same on both sides.
 
-Usage: ``python benchmarks/train.py [--quick] [--arch resnet50] [--image-size 160] [--batch-size 256] [--device auto]``
+``--max-seconds S`` checks the time budget instead: ``xwvnet.train`` with ``max_seconds=S`` and every other setting
+at its default (unless given here) on 1,024 synthetic imagettes of 256 x 256, as ``benchmarks/ssl_quality.py``
+trains. It reports the wall time of the call (from its start, data set-up and outputs included) against the budget,
+the steps estimated from the first timed steps and the steps run, and the learning rate of the last step relative
+to the peak. The target: a run ends within 5% of ``S`` (570-630 s for 600) with its schedule complete.
+
+Usage: ``python benchmarks/train.py [--quick] [--arch resnet50] [--image-size 160] [--batch-size 256] [--device auto]``,
+``python benchmarks/train.py --max-seconds 600 [--bn-imagettes 512]``
 """
 
 from __future__ import annotations
@@ -94,6 +101,46 @@ def _full_loop(store: Path, out: Path, arch: str, size: int, batch: int, steps: 
     return len(rates) * batch / sum(batch / r for r in rates)
 
 
+def _budget_run(seconds: float, arch: str | None, size: int | None, batch: int | None, device: str,
+                bn_imagettes: int | None) -> None:
+    """``xwvnet.train`` under ``max_seconds=seconds``: wall time, steps estimated and run, final learning rate."""
+    import json
+
+    from xwvnet._runtime import cores
+    from xwvnet.training import train
+
+    given = {k: v for k, v in {"arch": arch, "image_size": size, "batch_size": batch,
+                               "bn_imagettes": bn_imagettes}.items() if v is not None}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = _store(Path(tmp) / "imagettes.zarr", 1024, (256, 256), chunk=64)  # not timed
+        out = Path(tmp) / "run"
+        began = time.perf_counter()
+        train(store, out, max_seconds=seconds, device=device, progress=False, **given)
+        wall = time.perf_counter() - began
+        meta = json.loads((out / "encoder.json").read_text())
+        with (out / "loss.csv").open() as f:
+            last_lr = float(list(csv.DictReader(f))[-1]["lr"])
+    config, record = meta["config"], meta["schedule"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    where = config["device"] if config["device"] != "cpu" else f"cpu ({cores()} cores, load {load:.1f})"
+    complete = meta["stopped"] == "finished" and meta["steps_done"] == config["steps"]
+    print(f"\nxwvnet.train under max_seconds={seconds:g} on {where}: {config['arch']} at {config['image_size']} px, "
+          f"batch {config['batch_size']}, {config['precision']}, bn_imagettes {config['bn_imagettes']}")
+    print(f"{'wall time of the call':34}{wall:10.1f} s   ({wall / seconds:.3f} of the budget; target 0.95-1.05)")
+    pace = ("not timed" if record["step_seconds"] is None else
+            f"{record['step_seconds']:.3g} s per step at the last check")
+    print(f"{'set-up and first step':34}{record['setup_seconds'] or float('nan'):10.1f} s")
+    print(f"{'steps estimated (first fit)':34}{record['estimated_steps']!s:>10}     ({pace})")
+    print(f"{'steps run':34}{meta['steps_done']:10d}     (schedule of {config['steps']} steps, warm-up "
+          f"{config['warmup_steps']}, refitted {record['refits']} times; stopped: {meta['stopped']})")
+    print(f"{'reserved for the end':34}{record['reserved_seconds']:10.1f} s   (checkpoint "
+          f"{record['checkpoint_seconds']:.2f} s x 2, batch-norm statistics {record['batch_norm_seconds']:.1f} s)")
+    print(f"{'final lr / peak':34}{last_lr / config['lr']:10.4f}     (the last step's; the schedule ends at 0)")
+    if not record["fitted"]:
+        print("the budget ran out before the first steps were timed: nothing was fitted (give more seconds)")
+    print(f"{'schedule complete':34}{'yes' if complete else 'no':>10}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small CPU-sized run")
@@ -103,7 +150,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="check the time budget: train's defaults under max_seconds=S (see above)")
+    parser.add_argument("--bn-imagettes", type=int, default=None,
+                        help="with --max-seconds: train's bn_imagettes (default: train's)")
     args = parser.parse_args()
+    if args.max_seconds is not None:
+        _budget_run(args.max_seconds, args.arch, args.image_size, args.batch_size, args.device, args.bn_imagettes)
+        return
     from xwvnet._runtime import LOCAL_THREADS, cores, run_context, torch_device
 
     device = torch_device(run_context(LOCAL_THREADS, args.device).device)

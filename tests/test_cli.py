@@ -262,7 +262,8 @@ def test_train_help_states_the_defaults_of_trainconfig():
                 checked += 1
     assert checked >= 15 and "(default: flip=True)" in text
     assert "(default: 64)" in text and "0.0001 when continuing from init" in text
-    assert TrainConfig.default_of("steps") == str(TrainConfig().steps)
+    assert TrainConfig.default_of("weight_decay") == str(TrainConfig().weight_decay)
+    assert TrainConfig.default_of("steps").startswith("300; with max_seconds")
 
 
 def test_status_and_history_on_the_command_line(where, capsys):

@@ -321,7 +321,7 @@ def _add_collocate(sub: argparse._SubParsersAction) -> None:
                    "own positions only)")
     p.add_argument("--position", type=float, nargs=2, default=None, metavar=("LAT", "LON"),
                    help="where a source without a position of its own is (NDBC text files, point series): the "
-                   "station's latitude and longitude in degrees")
+                   "station's latitude and longitude in degrees (default: the source's own)")
 
 
 def _run_collocate(args: argparse.Namespace) -> int:
@@ -620,7 +620,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     setting("--compile", action="store_const", const=True, help="torch.compile the encoder (worth it on GPUs)")
     # what this call does with the run
     p.add_argument("--max-seconds", type=float, default=None,
-                   help="stop early (with a checkpoint) after this many seconds (default: no limit)")
+                   help="fit the schedule to this many seconds, counted from the start and outputs included: the "
+                   "run times its first steps and ends, annealed, within them; --steps, if given, is the most "
+                   "(default: no limit)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in OUT (kept until the new run's first checkpoint)")

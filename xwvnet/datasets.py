@@ -87,6 +87,7 @@ REGISTRY: dict[str, str] = {
     "modelskill/SW/CMEMS_DutchCoast_2017-10-28.nc": "sha256:bed8a8ac60f58de7e96e6b58d2177a84aa2abb0567f6a33d189c87a3dd7f6361",
     "modelskill/SW/CMEMS_DutchCoast_2017-10-29.nc": "sha256:862e992f175c2dced1882dbd4c346352b48af2fb3d48d7bced4b8277ca0d6129",
     "modelskill/SW/ERA5_DutchCoast.nc": "sha256:ca6035db276bc936c13cf92cd23b6b343ea7690b7a3a5aaaff4d8208f78cb38f",
+    "cfgrib/ds.waveh.5.grib": "sha256:488bc02f893fa0900081d161d8a74c1d333815140d89c701634ed8966695e553",
     WVNET_WEIGHTS: "git-sha1:1f2bb01893b41c357e514256681ce682c4003d14",
     IMAGENET_RESNET50: "sha256-prefix:0676ba61",
     **{key: f"sha256:{digest}" for key, digest in OCEANSAR1_SHA256.items()},
@@ -96,6 +97,8 @@ REGISTRY: dict[str, str] = {
 #: series with scalar x/y, CMEMS MFWAM and ERA5 wave fields), pinned at one commit each
 WAVESPECTRA_BASE_URL = "https://raw.githubusercontent.com/wavespectra/wavespectra/82c7cb95de59c1db34229b5c534725ab3f36fa76/"
 MODELSKILL_BASE_URL = "https://raw.githubusercontent.com/DHI/modelskill/54664de75d1abcb25bc0bea5e9b42307c28f2f40/"
+#: cfgrib's test files: an NWS NDFD GRIB2 field of wind-wave height (shww) on 4.5 million points
+CFGRIB_BASE_URL = "https://raw.githubusercontent.com/ecmwf/cfgrib/79a937b0845564d261ac3c379fbf4cfb3f7c9d5a/"
 #: pinned public URL of each file that has one (the others come from a mirror only)
 URLS: dict[str, str] = {
     name: WVNET_BASE_URL + name.split("/", 1)[1] for name in REGISTRY if name.startswith("wvnet_upstream/")
@@ -144,6 +147,7 @@ URLS.update({
     "wavespectra/ww3station.spec": WAVESPECTRA_BASE_URL + "tests/sample_files/ww3station.spec",
     "wavespectra/swanfile.spec": WAVESPECTRA_BASE_URL + "tests/sample_files/swanfile.spec",
     "modelskill/SW/HKNA_Hm0.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/HKNA_Hm0.nc",
+    "cfgrib/ds.waveh.5.grib": CFGRIB_BASE_URL + "tests/sample-data/ds.waveh.5.grib",
     "modelskill/SW/CMEMS_DutchCoast_2017-10-28.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/CMEMS_DutchCoast_2017-10-28.nc",
     "modelskill/SW/CMEMS_DutchCoast_2017-10-29.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/CMEMS_DutchCoast_2017-10-29.nc",
     "modelskill/SW/ERA5_DutchCoast.nc": MODELSKILL_BASE_URL + "tests/testdata/SW/ERA5_DutchCoast.nc",

@@ -1148,3 +1148,26 @@ def test_eopf_products_are_imagettes_and_sources_to_collocate(tmp_path):
         joined = collocate(direct, ocn, variables=["hs"], time_tolerance="1h", max_distance_km=5.0)
     (name,) = [n for n in joined.data_vars if str(n).endswith("_hs")]
     assert float(joined[name].values[0]) == pytest.approx(2.5)
+
+
+def test_a_real_nws_wave_grib_joins_its_nearest_points(tmp_path):
+    """cfgrib's NWS GRIB2 wind-wave height (4.5 million points): each imagette gets the value of the point nearest
+    to it, found here by brute force over every point of the file (haversine)."""
+    from xwvnet.datasets import DataUnavailableError
+
+    pytest.importorskip("cfgrib")
+    try:
+        path = fetch("cfgrib/ds.waveh.5.grib")
+    except DataUnavailableError as err:
+        pytest.skip(f"real file cfgrib/ds.waveh.5.grib not available here (offline?): {err}")
+    raw = xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""})
+    lat, lon, values = raw.latitude.values, (raw.longitude.values + 180) % 360 - 180, raw.shww.values
+    rng = np.random.default_rng(3)
+    near = rng.choice(np.flatnonzero(np.isfinite(values)), 3, replace=False)
+    where_lat, where_lon = lat[near] + 0.01, lon[near] - 0.01  # a little off the points
+    ds = make_imagettes(3).assign_coords({S.TIME: (S.IMAGETTE, np.full(3, raw.valid_time.values)),
+                                          S.LATITUDE: (S.IMAGETTE, where_lat), S.LONGITUDE: (S.IMAGETTE, where_lon)})
+    out = collocate(ds, path, method="nearest", time_tolerance="1h", max_distance_km=10.0)
+    expected = [values[np.argmin(haversine_km(np.full(lat.size, a), np.full(lat.size, b), lat, lon))]
+                for a, b in zip(where_lat, where_lon)]
+    np.testing.assert_array_equal(out["source_shww"].values, np.asarray(expected, np.float32))

@@ -149,6 +149,7 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler | None,
     rng: list[dict],
+    schedule: dict | None = None,
 ) -> None:
     """Write a checkpoint atomically, with its SHA-256 in the sidecar ``checkpoint.json``.
 
@@ -176,6 +177,9 @@ def save_checkpoint(
         The float16 gradient scaler, when enabled.
     rng : list of dict
         :func:`rng_state` of each rank, in rank order.
+    schedule : dict, optional
+        The record of a schedule fitted to a time budget (JSON-serialisable: the budget, the steps estimated and
+        fitted, whether the fit was made yet), which a resumed run follows instead of fitting another.
 
     Returns
     -------
@@ -195,6 +199,7 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
         "rng": rng,
+        "schedule": json.dumps(schedule) if schedule else None,
     })
 
 
@@ -302,7 +307,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     -------
     dict
         Its contents: ``step``, ``config`` and ``data`` (JSON strings), ``backbone``, ``head``, ``optimizer``,
-        ``scheduler``, ``scaler``, ``rng`` (a list, one entry per rank) and ``version``.
+        ``scheduler``, ``scaler``, ``rng`` (a list, one entry per rank), ``version`` and, for a run fitted to a time
+        budget, ``schedule`` (a JSON string; ``None`` or absent otherwise).
 
     Raises
     ------

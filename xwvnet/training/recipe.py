@@ -145,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="side in pixels of the views, windows of the 224-px embedding field")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--max-seconds", type=float, default=None,
-                        help="stop early, with a checkpoint, after this many seconds (default: no limit)")
+                        help="fit the schedule to this many seconds when fewer than --steps fit in them; the run "
+                        "ends, annealed, within them (default: no limit)")
     parser.add_argument("--resume", action="store_true", help="continue the run in OUT from its checkpoint.pt")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run already in OUT (kept until the new run's first checkpoint)")

@@ -10,7 +10,9 @@ Reproducibility: the seed fixes the initialisation (python ``random``, numpy and
 (a pure function of seed and step, see :mod:`xwvnet.training.loader`) and the augmentations (the generator of each
 step is made from ``(seed, rank, step)``, so the loop keeps none across steps). A checkpoint holds the optimizer,
 the scheduler, the float16 gradient scaler and every global RNG of every rank, so a resumed run repeats exactly the
-steps an uninterrupted run would have made.
+steps an uninterrupted run would have made. Under a time budget (``max_seconds``) the schedule is fitted to the
+budget from the pace of the first steps (and refitted if the pace drifts); the checkpoint records the fitted
+schedule, which a resumed run follows.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ class WarmupCosine:
     """Learning-rate factor: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``.
 
     A callable object rather than a function, so that ``LambdaLR.state_dict()`` saves its parameters with the
-    scheduler's state (torch saves the ``__dict__`` of callable objects, not of functions).
+    scheduler's state (torch saves the ``__dict__`` of callable objects, not of functions). A run fitted to a time
+    budget may :meth:`refit` its length while it runs: the cosine then goes on from where it is (``start``, at
+    ``start_progress`` of the way down) to 0 at the new ``steps``, so the learning rate never jumps.
 
     Parameters
     ----------
@@ -106,16 +110,44 @@ class WarmupCosine:
         Length of the whole run, in optimizer steps.
     warmup_steps : int
         Steps of linear warm-up (0: none).
+    start : int, default 0
+        The step of the last :meth:`refit` (0: none).
+    start_progress : float, default 0.0
+        How far down the cosine the schedule was at ``start`` (0 at its top, 1 at its end).
 
     Examples
     --------
     >>> f = WarmupCosine(steps=100, warmup_steps=10)
     >>> f(0), f(9), f(100)
     (0.1, 1.0, 0.0)
+    >>> f.refit(55, 200)  # half-way down at step 55, and the run now ends at step 200
+    >>> f(55), f(200)
+    (0.5, 0.0)
     """
 
-    def __init__(self, steps: int, warmup_steps: int) -> None:
+    def __init__(self, steps: int, warmup_steps: int, start: int = 0, start_progress: float = 0.0) -> None:
         self.steps, self.warmup_steps = int(steps), int(warmup_steps)
+        self.start, self.start_progress = int(start), float(start_progress)
+
+    def progress(self, step: int) -> float:
+        """How far down the cosine ``step`` is: 0 until the warm-up ends, 1 at ``steps`` and after.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps done before this one.
+
+        Returns
+        -------
+        float
+            In [0, 1].
+        """
+        if step < self.warmup_steps:
+            return 0.0
+        if self.start > self.warmup_steps and step >= self.start:
+            p0 = self.start_progress
+            return min(1.0, p0 + (1 - p0) * (step - self.start) / max(1, self.steps - self.start))
+        return min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
 
     def __call__(self, step: int) -> float:
         """The factor of the base learning rate at ``step`` (0-based).
@@ -132,8 +164,25 @@ class WarmupCosine:
         """
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
-        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 0.5 * (1 + math.cos(math.pi * self.progress(step)))
+
+    def refit(self, step: int, steps: int) -> None:
+        """End the schedule at ``steps`` instead, going on from ``step`` without a jump of the learning rate.
+
+        Parameters
+        ----------
+        step : int
+            The next step to take (the scheduler's ``last_epoch``).
+        steps : int
+            The new length of the run (more than ``step``).
+
+        Returns
+        -------
+        None
+        """
+        if step > self.warmup_steps:
+            self.start, self.start_progress = int(step), self.progress(step)
+        self.steps = int(steps)
 
 
 # --- configuration ---------------------------------------------------------------------------------------------------
@@ -144,8 +193,19 @@ FRESH_LR = 1e-3
 #: ... and when continuing from ``init``: a tenth, so that a short continued run adapts the weights to new imagettes
 #: without erasing what they know
 CONTINUE_LR = 1e-4
+#: ``steps=None`` means this many optimizer steps without ``max_seconds`` (with it: as many as fit)
+DEFAULT_STEPS = 300
 #: ``warmup_steps=None`` means ``steps // WARMUP_DIVISOR`` (5% of the run), at least 1
 WARMUP_DIVISOR = 20
+#: under ``max_seconds``: the steps timed to fit the schedule to the budget, after the first step of the call (whose
+#: one-off costs, first batch, allocations, compilation, are not timed)
+TIMED_STEPS = 3
+#: ... the pace is checked against the budget this many times over the run, and the schedule refitted when the
+#: predicted end misses the budget by more than ``DRIFT`` of it
+PACE_CHECKS = 20
+DRIFT = 0.01
+#: ... and a fitted run is stopped early (unannealed, with a checkpoint) only if it would overrun by more than this
+OVERRUN = 0.04
 #: ``num_workers=None`` means none on the CPU, and on a GPU up to this many loader workers per rank
 MAX_LOADER_WORKERS = 8
 
@@ -188,7 +248,8 @@ class _Allowed:
         elif self.kind == "choice":
             words = f"one of {list(self.choices)}"
         else:
-            bound = (f" from {self.low:g} to {self.up_to}={values[self.up_to]!r}" if self.up_to else
+            bounded = self.up_to is not None and values[self.up_to] is not None
+            bound = (f" from {self.low:g} to {self.up_to}={values[self.up_to]!r}" if bounded else
                      f" {'>' if self.above else '>='} {self.low:g}")
             words = ("an integer" if self.kind == "int" else "a finite number") + bound
         return ("None or " if self.optional else "") + words + self.why
@@ -204,7 +265,7 @@ class _Allowed:
         if not (_is_int(value) if self.kind == "int" else _is_real(value)):
             return False
         low_ok = self.low is None or (value > self.low if self.above else value >= self.low)
-        return low_ok and (self.up_to is None or value <= values[self.up_to])
+        return low_ok and (self.up_to is None or values[self.up_to] is None or value <= values[self.up_to])
 
     def check(self, name: str, value: object, values: dict[str, object]) -> None:
         """Raise an :class:`~xwvnet.errors.InvalidArgumentError` naming ``name``, ``value`` and what is allowed."""
@@ -253,10 +314,14 @@ class TrainConfig:
     batch_size : int, default 64
         The global batch (split over DDP ranks; must be divisible by their number). 64 fits a CPU; on GPUs use
         256 or more (see ``docs/gpus.md``).
-    steps : int, default 300
-        Optimizer steps of the whole run; the schedule decays to 0 at this step. The default fits a short CPU run
-        (about 10 minutes of a ResNet-18 at batch 64 on two cores), whose learning rate is then annealed when it
-        ends; a GPU run asks for thousands (``xwvnet.training.recipe``).
+    steps : int, optional
+        Optimizer steps of the whole run; the schedule decays to 0 at this step. Default 300 (about 10 minutes of a
+        ResNet-18 at batch 64 on two cores); a GPU run asks for thousands (``xwvnet.training.recipe``). Under
+        :func:`train`'s ``max_seconds`` the schedule is fitted to the time budget instead: the run times its first
+        steps and sets ``steps`` (and the default warm-up) so that it ends, annealed, within the budget; a
+        ``steps`` given too is the most it may be (the fewer wins: ``steps`` when they fit in the budget, else as
+        many as fit). The fitted length is what the checkpoint and ``encoder.json`` record, and a resumed run
+        follows it.
     lr : float, optional
         Peak learning rate of AdamW; default 1e-3 for a fresh encoder and 1e-4 when continuing from ``init``
         (a tenth: a short continued run adapts the weights to the new imagettes without erasing what they know).
@@ -334,7 +399,9 @@ class TrainConfig:
                                             why=" (the ResNet divides the view's side by 32 before pooling)"))
     batch_size: int = _setting(64, _Allowed("int", 2,
                                             why=" (SimCLR contrasts each pair with the other pairs of the batch)"))
-    steps: int = _setting(300, _INT_1)
+    steps: int | None = _setting(None, _Allowed("int", 1, optional=True),
+                                 means=f"{DEFAULT_STEPS}; with max_seconds, as many as fit in it (at most steps when "
+                                       "given: the fewer wins)")
     lr: float | None = _setting(None, _Allowed("real", 0, above=True, optional=True),
                                 means=f"{FRESH_LR:g}, or {CONTINUE_LR:g} when continuing from init")
     weight_decay: float = _setting(1e-4, _Allowed("real", 0))
@@ -389,7 +456,7 @@ class TrainConfig:
         return found.metadata["means"] or str(found.default)
 
     def resolved(self, *, device: torch.device, world: int, threads: int, arch: str, transform: str, var: str,
-                 augment: AugmentConfig) -> TrainConfig:
+                 augment: AugmentConfig, fitting: bool = False) -> TrainConfig:
         """This configuration with every field left to the run decided: what the checkpoint and ``encoder.json`` hold.
 
         Parameters
@@ -406,22 +473,28 @@ class TrainConfig:
             The image variable the data holds.
         augment : AugmentConfig
             The views' parameters.
+        fitting : bool, default False
+            Whether the run fits its schedule to a time budget (``max_seconds``): ``steps`` and ``warmup_steps``
+            are then left as asked, for the run to set once it has timed its first steps.
 
         Returns
         -------
         TrainConfig
-            With ``arch``, ``lr``, ``warmup_steps``, ``precision``, ``transform``, ``num_workers``, ``device``,
-            ``var``, ``augment`` and ``world_size`` decided.
+            With ``arch``, ``lr``, ``steps`` and ``warmup_steps`` (unless ``fitting``), ``precision``,
+            ``transform``, ``num_workers``, ``device``, ``var``, ``augment`` and ``world_size`` decided.
         """
         cuda = device.type == "cuda"
         lr = (FRESH_LR if self.init is None else CONTINUE_LR) if self.lr is None else self.lr
-        warmup = max(1, self.steps // WARMUP_DIVISOR) if self.warmup_steps is None else self.warmup_steps
+        steps = self.steps if fitting or self.steps is not None else DEFAULT_STEPS
+        warmup = self.warmup_steps
+        if warmup is None and not fitting:
+            warmup = max(1, steps // WARMUP_DIVISOR)
         precision = ("bfloat16" if cuda else "float32") if self.precision == "auto" else self.precision
         workers = self.num_workers
         if workers is None:
             workers = min(MAX_LOADER_WORKERS, max(0, threads // world - 1)) if cuda else 0
         return replace(self, arch=arch, init=None if self.init is None else os.fspath(self.init), lr=lr,
-                       warmup_steps=warmup, world_size=world, precision=precision, var=var,
+                       steps=steps, warmup_steps=warmup, world_size=world, precision=precision, var=var,
                        augment=json.loads(json.dumps(augment.to_dict())),  # tuples -> lists, as a checkpoint has them
                        transform=self.transform or transform, num_workers=workers, device=str(device),
                        compile=bool(self.compile))
@@ -560,7 +633,10 @@ def _optimization(model: nn.Module, config: TrainConfig, dev: torch.device, ckpt
         torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, torch.amp.GradScaler]:
     """AdamW, its warm-up/cosine scheduler and the gradient scaler, restored from ``ckpt`` when resuming."""
     optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr)
-    schedule = WarmupCosine(config.steps, config.warmup_steps)
+    # a run fitting its schedule to a time budget starts on that of steps (or the default), until it has timed steps
+    steps = config.steps or DEFAULT_STEPS
+    schedule = WarmupCosine(steps, max(1, steps // WARMUP_DIVISOR) if config.warmup_steps is None
+                            else config.warmup_steps)
     scaler = torch.amp.GradScaler(dev.type, enabled=config.precision == "float16")  # float16 needs loss scaling
     if ckpt is None:
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), scaler
@@ -577,6 +653,32 @@ def _optimization(model: nn.Module, config: TrainConfig, dev: torch.device, ckpt
     if ckpt.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(ckpt["scaler"])
     return optimizer, scheduler, scaler
+
+
+def _recorded_schedule(asked: TrainConfig, ckpt: dict | None) -> tuple[TrainConfig, dict | None]:
+    """The settings of a resumed run with the schedule its checkpoint recorded, and that record.
+
+    A checkpoint written once the schedule was fixed (asked for, or fitted to ``max_seconds``) records its length and
+    warm-up: ``steps`` and ``warmup_steps`` left unset, or set as the interrupted run asked, take those values, so the
+    resumed run follows the same schedule and never fits another. The record is ``None`` when there is nothing to
+    follow (no checkpoint, or one written before the run had fitted its schedule), ``{}`` for a run without a budget.
+    """
+    if ckpt is None:
+        return asked, None
+    saved = json.loads(ckpt["config"])
+    record = json.loads(ckpt["schedule"]) if ckpt.get("schedule") else {}
+    if saved.get("steps") is None or (record and not record.get("fitted")):
+        return asked, None
+    asked_steps = record.get("asked_steps", saved["steps"])
+    asked_warmup = record.get("asked_warmup_steps", saved.get("warmup_steps"))
+    recorded = {}
+    if asked.steps is None or asked.steps == asked_steps:
+        recorded["steps"] = saved["steps"]
+    if asked.warmup_steps is None or asked.warmup_steps == asked_warmup:
+        recorded["warmup_steps"] = saved.get("warmup_steps")
+    with contextlib.suppress(InvalidArgumentError):  # a contradiction is check_resumable's to name
+        asked = replace(asked, **recorded)
+    return asked, record
 
 
 def _gather_rng(world: int) -> list[dict]:
@@ -628,7 +730,8 @@ def _embedding_statistics(backbone: resnet.ResNet, config: TrainConfig, ds: xr.D
 
 
 def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, data: dict, step: int,
-                   loss: float | None, stopped: str, ds: xr.Dataset, dev: torch.device) -> Path:
+                   loss: float | None, stopped: str, ds: xr.Dataset, dev: torch.device,
+                   schedule: dict | None = None) -> Path:
     """``encoder.pt`` and its ``encoder.json``, written by :meth:`Encoder.save` (the one home of that sidecar), with
     batch-norm statistics of embedding inputs (the checkpoint keeps those of training, to resume from)."""
     from .._version import __version__
@@ -647,6 +750,7 @@ def _write_outputs(out_dir: Path, backbone: resnet.ResNet, config: TrainConfig, 
         "stopped": stopped,
         "final_loss": loss,
         "batch_norm": batch_norm,
+        "schedule": schedule,
         "provenance": {"method": "SimCLR", "by": "xwvnet.train", "init": config.init, "source": data.get("source"),
                        "imagettes": data.get("imagettes"), "steps_done": step, "stopped": stopped},
         "config": asdict(config),
@@ -700,8 +804,13 @@ def train(
         The old outputs stay until the new run writes its first checkpoint (its log goes to ``loss.csv.new`` until
         then), so a new run that fails early leaves the old one whole.
     max_seconds : float, optional
-        Stop after this long, with a checkpoint (``resume=True`` continues it; the schedule still follows
-        ``steps``).
+        A time budget, counted from the start of the call (data set-up, steps, checkpoints and outputs included):
+        the run times its first steps and fits the schedule to the budget (``steps`` and the default warm-up), so
+        that it ends within it with its learning rate annealed; the pace is checked again as it runs and the
+        remaining steps refitted if it drifts. With ``steps`` given too, the fewer wins (``steps`` is the most).
+        The fitted schedule is recorded in the checkpoint and ``encoder.json`` (key ``schedule``), and
+        ``resume=True`` follows it; a resumed run, or one whose budget runs out before its first steps are timed,
+        stops once ``max_seconds`` have passed, with a checkpoint. See ``docs/training.md``.
     stop_at_step : int, optional
         Stop after this step, with a checkpoint (as ``max_seconds``).
     progress : bool, default True
@@ -748,6 +857,7 @@ def train(
     >>> weights = xwvnet.train(ds, "run", image_size=64, batch_size=32, steps=50)  # doctest: +SKIP
     >>> xwvnet.embed(ds, encoder=weights)  # doctest: +SKIP
     """
+    start = time.perf_counter()  # max_seconds counts from here: data set-up, the steps and the outputs
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         hints = "; ".join(f"did you mean {close[0]!r}?" for name in unknown
@@ -804,17 +914,20 @@ def train(
                 f"image_size={asked.image_size} is not a multiple of the {patch}-pixel patches of the {arch}; use "
                 f"{asked.image_size // patch * patch or patch} or {(asked.image_size // patch + 1) * patch}."
             )
+        ckpt_path = out_dir / CHECKPOINT_FILE
+        ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
+        asked, record = _recorded_schedule(asked, ckpt)
+        fitting = max_seconds is not None and record is None  # else the run follows the recorded schedule
         config = asked.resolved(device=dev, world=world, threads=here.threads, arch=arch, transform=init_transform,
-                                var=var, augment=aug)
+                                var=var, augment=aug, fitting=fitting)
         if config.precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
             warn("precision='bfloat16' on a CPU without native bfloat16: it is emulated and slow; "
                  "precision='float32' is faster here.")
         model = SimCLR(backbone, ProjectionHead(backbone.num_features, out_features=config.projection_dim)).to(dev)
-        ckpt_path = out_dir / CHECKPOINT_FILE
-        ckpt = None
-        if resume and ckpt_path.is_file():
-            ckpt = load_checkpoint(ckpt_path)
-            check_resumable(ckpt, asdict(config), provenance, ckpt_path, FREE)
+        if ckpt:
+            # a schedule not yet fitted when the checkpoint was written is fitted (or resolved) by this run
+            check_resumable(ckpt, asdict(config), provenance, ckpt_path,
+                            FREE if record is not None else FREE | {"steps", "warmup_steps"})
             model.backbone.load_state_dict(ckpt["backbone"], strict=True)
             model.head.load_state_dict(ckpt["head"], strict=True)
         optimizer, scheduler, scaler = _optimization(model, config, dev, ckpt)
@@ -837,10 +950,14 @@ def train(
             if step == 0 and log_path.exists():
                 log_path.unlink()
             _truncate_log(log_path, step)
+        budget = _Budget(seconds=float(max_seconds), start=start, cap=asked.steps,
+                         warmup=asked.warmup_steps) if fitting else None
         run = _Run(model=model, core=core, optimizer=optimizer, scheduler=scheduler, scaler=scaler, config=config,
                    aug=aug, border=TRANSFORM_BORDERS[config.transform], provenance=provenance, out_dir=out_dir,
-                   dev=dev, rank=rank, world=world, log_path=log_path, replacing=replacing)
-        return _loop(run, ds, step, max_seconds, stop_at_step, progress)
+                   dev=dev, rank=rank, world=world, log_path=log_path, replacing=replacing,
+                   schedule=scheduler.lr_lambdas[0], start=start, max_seconds=max_seconds, budget=budget,
+                   record=record if record else None)
+        return _loop(run, ds, step, stop_at_step, progress)
     finally:
         if created_group:
             dist.destroy_process_group()
@@ -898,6 +1015,58 @@ class _Run:
     world: int
     log_path: Path
     replacing: bool = False
+    schedule: WarmupCosine | None = None
+    start: float = 0.0
+    max_seconds: float | None = None
+    budget: _Budget | None = None
+    record: dict | None = None
+
+
+@dataclass
+class _Budget:
+    """The schedule fitted to a time budget: what was timed, and what the run decided from it.
+
+    The first step of the call is not timed (first batch, allocations, compilation); the next ``TIMED_STEPS`` are, and
+    give the pace. The costs still to come at the end (the final checkpoint, the encoder's file, the batch-norm
+    statistics of ``bn_imagettes`` embedding inputs) are measured then (a checkpoint serialised in memory, a few
+    imagettes through the embedding transform and the backbone) and reserved, with the checkpoints due on the way.
+    Time spent in checkpoints and in these measurements is not counted in the pace.
+    """
+
+    seconds: float
+    start: float
+    cap: int | None
+    warmup: int | None
+    timed_from: int | None = None
+    paused: float = 0.0
+    mark: tuple[int, float] = (0, 0.0)
+    step_seconds: float | None = None
+    checkpoint_seconds: float = 0.0
+    embedding_seconds: float = 0.0
+    fitted_at: int = 0
+    next_check: int = 0
+    estimated: int | None = None
+    refits: int = 0
+    setup_seconds: float | None = None
+
+    def end_seconds(self) -> float:
+        """Seconds reserved after the last step: the final checkpoint, the encoder, its batch-norm statistics."""
+        return 2 * self.checkpoint_seconds + self.embedding_seconds
+
+    def fit(self, step: int, now: float, checkpoint_every: int) -> int:
+        """The number of steps that end the run within the budget, from ``step`` at ``now`` (at most ``cap``)."""
+        per_step = self.step_seconds + self.checkpoint_seconds / checkpoint_every
+        left = self.start + self.seconds - now - self.end_seconds()
+        steps = step + max(1, int(left // per_step))
+        return min(steps, self.cap) if self.cap else steps
+
+    def record(self, schedule: WarmupCosine) -> dict:
+        """What the checkpoint and ``encoder.json`` keep of the budget and of the schedule fitted to it."""
+        return {"max_seconds": self.seconds, "asked_steps": self.cap, "asked_warmup_steps": self.warmup,
+                "fitted": self.step_seconds is not None, "setup_seconds": self.setup_seconds, "steps": schedule.steps,
+                "warmup_steps": schedule.warmup_steps, "estimated_steps": self.estimated, "refits": self.refits,
+                "step_seconds": self.step_seconds, "checkpoint_seconds": self.checkpoint_seconds,
+                "batch_norm_seconds": self.embedding_seconds, "reserved_seconds": self.end_seconds()}
 
 
 def _finish_replacing(run: _Run) -> None:
@@ -909,10 +1078,149 @@ def _finish_replacing(run: _Run) -> None:
     run.replacing = False
 
 
-def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_at_step: int | None,
-          progress: bool) -> Path:
+def _out_of_time(run: _Run, step: int, now: float) -> bool:
+    """Whether ``max_seconds`` stops the run after ``step`` (early, with a checkpoint).
+
+    A run whose schedule is fitted to the budget ends with it, and stops early only if, after the step that fitted
+    it, it would overrun the budget by more than ``OVERRUN`` (its outputs included): its pace collapsed between two
+    checks. Any other run stops once ``max_seconds`` have passed.
+    """
+    if run.max_seconds is None:
+        return False
+    elapsed = now - run.start
+    budget = run.budget
+    if budget is not None and budget.step_seconds is not None:
+        return step > budget.fitted_at and elapsed + budget.end_seconds() > run.max_seconds * (1 + OVERRUN)
+    return elapsed >= run.max_seconds
+
+
+def _agree(run: _Run, steps: int) -> int:
+    """Rank 0's number of steps, on every rank (a collective: every rank calls it at the same step)."""
+    if run.world <= 1:
+        return steps
+    value = torch.tensor([steps], dtype=torch.int64, device=run.dev)
+    dist.broadcast(value, 0)
+    return int(value.item())
+
+
+def _set_schedule(run: _Run, steps: int, warmup_steps: int | None = None, *, refit_at: int | None = None) -> None:
+    """Give the schedule its (new) length, record it in the configuration, and set the learning rate of the next
+    step from it (the scheduler computed that one with the schedule as it was)."""
+    schedule, scheduler = run.schedule, run.scheduler
+    if refit_at is None:
+        schedule.steps, schedule.warmup_steps = int(steps), int(warmup_steps)
+    else:
+        schedule.refit(refit_at, steps)
+    run.config = replace(run.config, steps=schedule.steps, warmup_steps=schedule.warmup_steps)
+    for group, base, factor in zip(run.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in run.optimizer.param_groups]
+
+
+def _fit_to_budget(run: _Run, ds: xr.Dataset, step: int, now: float) -> None:
+    """Time the first steps and fit the schedule to ``max_seconds`` from them; later, check the pace and refit the
+    remaining steps when the predicted end drifts from the budget (the cosine goes on without a jump)."""
+    budget, schedule = run.budget, run.schedule
+    clock = now - budget.paused  # the time of the steps alone, without checkpoints and measurements
+    if budget.timed_from is None:  # the first step of the call: its one-off costs are not timed
+        budget.timed_from, budget.mark, budget.setup_seconds = step, (step, clock), now - budget.start
+        return
+    if budget.step_seconds is None:
+        if step - budget.timed_from < TIMED_STEPS:
+            return
+        budget.step_seconds = (clock - budget.mark[1]) / (step - budget.mark[0])
+        budget.mark = (step, clock)
+        if run.rank == 0:
+            budget.checkpoint_seconds = _checkpoint_seconds(run)
+            budget.embedding_seconds = _embedding_seconds(run, ds)
+        measured = time.perf_counter()
+        budget.paused += measured - now
+        steps = _agree(run, budget.fit(step, measured, run.config.checkpoint_every))
+        if run.rank == 0 and steps == step + 1 and budget.cap != steps:
+            spent = measured - budget.start
+            warn(f"max_seconds={budget.seconds:g} leaves no time for more steps: {spent:.0f} s went to setting up and "
+                 f"{step} steps of {budget.step_seconds:.2g} s, and about "
+                 f"{budget.end_seconds():.0f} s are needed at the end (checkpoint, encoder, batch-norm statistics of "
+                 "bn_imagettes embedding inputs); give more seconds, or fewer bn_imagettes.")
+        warmup = max(1, steps // WARMUP_DIVISOR) if budget.warmup is None else budget.warmup
+        if warmup >= steps and run.rank == 0:
+            warn(f"warmup_steps={warmup} is not less than the {steps} steps that fit in max_seconds="
+                 f"{budget.seconds:g}; the warm-up is cut to {steps // 2} so that the learning rate is annealed.")
+        warmup = steps // 2 if warmup >= steps else warmup
+        budget.estimated, budget.fitted_at = steps, step
+        budget.next_check = step + max(1, (steps - step) // PACE_CHECKS)
+        _set_schedule(run, steps, warmup)
+        return
+    if step < budget.next_check or step >= schedule.steps:
+        return
+    budget.next_check = step + max(1, (schedule.steps - budget.fitted_at) // PACE_CHECKS)
+    budget.step_seconds = (clock - budget.mark[1]) / (step - budget.mark[0])  # the pace since the last check
+    budget.mark = (step, clock)
+    every = run.config.checkpoint_every
+    predicted = now + (schedule.steps - step) * (budget.step_seconds + budget.checkpoint_seconds / every) + (
+        budget.end_seconds())
+    steps = schedule.steps
+    if abs(predicted - (budget.start + budget.seconds)) > max(DRIFT * budget.seconds, budget.step_seconds):
+        steps = max(budget.fit(step, now, every), schedule.warmup_steps + 1)
+    steps = _agree(run, steps)
+    if steps != schedule.steps:
+        budget.refits += 1
+        _set_schedule(run, steps, refit_at=step)
+
+
+def _checkpoint_seconds(run: _Run) -> float:
+    """About how long writing a checkpoint takes: one serialised and hashed in memory, and half as long to disk."""
+    import hashlib
+    import io
+
+    began = time.perf_counter()
+    buffer = io.BytesIO()
+    torch.save({"backbone": cpu_state(run.core.backbone), "head": cpu_state(run.core.head),
+                "optimizer": run.optimizer.state_dict()}, buffer)
+    hashlib.sha256(buffer.getbuffer()).hexdigest()
+    return 1.5 * (time.perf_counter() - began)
+
+
+def _embedding_seconds(run: _Run, ds: xr.Dataset) -> float:
+    """About how long re-estimating the saved encoder's batch-norm statistics takes.
+
+    A copy of the backbone takes one imagette of the ``bn_imagettes`` (untimed: its one-off costs are paid once by
+    the real pass too), then 4 and 16 (read, embedding transform, forward): a cost per batch and a cost per imagette,
+    scaled to the real pass over all of them in batches of ``BATCH_SIZE``.
+    """
+    from ..models.transforms import get_transform
+
+    config, dev = run.config, run.dev
+    backbone = run.core.backbone
+    if not config.bn_imagettes or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in backbone.modules()):
+        return 0.0
+    index = calibration_index(chunk_starts(ds, config.var), config.bn_imagettes, config.seed)
+    transform = get_transform(config.transform)
+
+    def seconds(part: np.ndarray) -> float:
+        began = time.perf_counter()
+        images, lines, samples = read_imagettes(ds, config.var, part)
+        module(transform(images, lines, samples, device=dev, channels=int(backbone.in_chans)))
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return time.perf_counter() - began
+
+    began = time.perf_counter()
+    module = copy.deepcopy(backbone).eval()
+    with torch.no_grad():
+        seconds(index[:1])
+        once = time.perf_counter() - began
+        small, large = min(4, len(index)), min(16, len(index))
+        t_small, t_large = seconds(index[:small]), seconds(index[:large])
+    per_imagette = (t_large - t_small) / (large - small) if large > small else t_large / large
+    per_imagette = per_imagette if per_imagette > 0 else t_large / large
+    per_batch = max(0.0, t_large - large * per_imagette)
+    return once + per_batch * math.ceil(len(index) / BATCH_SIZE) + per_imagette * len(index)
+
+
+def _loop(run: _Run, ds: xr.Dataset, step: int, stop_at_step: int | None, progress: bool) -> Path:
     """The training steps from ``step`` on, with logging, stopping and checkpoints; returns the weights path."""
-    config, dev, rank, world = run.config, run.dev, run.rank, run.world
+    config, dev, rank, world, schedule = run.config, run.dev, run.rank, run.world, run.schedule
     local = config.batch_size // world
     stream: Iterator = batches(ds, batch_size=local, seed=config.seed, rank=rank, world=world,
                                num_workers=config.num_workers, start_step=step, shuffle_size=config.shuffle_size,
@@ -923,17 +1231,17 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, initial=step, desc="SimCLR", unit="step")
+        bar = tqdm(total=schedule.steps, initial=step, desc="SimCLR", unit="step")
     log = run.log_path.open("a", newline="") if rank == 0 else None
     writer = csv.writer(log) if log else None
     if writer and log.tell() == 0:
         writer.writerow(["step", "loss", "lr", "images_per_s"])
-    start = last = time.perf_counter()
+    last = time.perf_counter()
     loss_value: float | None = None
     stopped = "finished"
     run.model.train()
     try:
-        while step < config.steps:
+        while step < schedule.steps:
             batch = next(stream).to(dev, non_blocking=True)
             with torch.no_grad():
                 v1, v2 = view_pair(batch.images, batch.valid_lines, batch.valid_samples, run.aug,
@@ -973,22 +1281,31 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
             if bar:
                 bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{rate:.0f}", refresh=False)
                 bar.update(1)
-            stop = (stop_at_step is not None and step >= stop_at_step) or (
-                max_seconds is not None and now - start >= max_seconds)
-            if world > 1 and max_seconds is not None:  # ranks must agree on when to stop
+            if run.budget is not None:
+                _fit_to_budget(run, ds, step, now)
+                config = run.config
+                if bar:
+                    bar.total = schedule.steps
+            stop = (stop_at_step is not None and step >= stop_at_step) or _out_of_time(run, step, now)
+            if world > 1 and run.max_seconds is not None:  # ranks must agree on when to stop
                 flag = torch.tensor(float(stop), device=dev)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop = bool(flag.item())
-            if step < config.steps and stop:
+            if step < schedule.steps and stop:
                 stopped = "stop_at_step" if stop_at_step is not None and step >= stop_at_step else "max_seconds"
-            if step == config.steps or stopped != "finished" or step % config.checkpoint_every == 0:
+            if step == schedule.steps or stopped != "finished" or step % config.checkpoint_every == 0:
+                began = time.perf_counter()
                 rngs = _gather_rng(world)  # every rank takes part; rank 0 writes
                 if rank == 0:
+                    record = run.budget.record(schedule) if run.budget is not None else run.record
                     save_checkpoint(run.out_dir / CHECKPOINT_FILE, step=step, config=asdict(config),
                                     data=run.provenance, backbone=run.core.backbone, head=run.core.head,
-                                    optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler, rng=rngs)
+                                    optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler, rng=rngs,
+                                    schedule=record)
                     if run.replacing:
                         _finish_replacing(run)
+                if run.budget is not None:
+                    run.budget.paused += time.perf_counter() - began
             if stopped != "finished":
                 break
     except BaseException:
@@ -1004,7 +1321,9 @@ def _loop(run: _Run, ds: xr.Dataset, step: int, max_seconds: float | None, stop_
             log.close()
     path = run.out_dir / ENCODER_FILE
     if rank == 0:
-        _write_outputs(run.out_dir, run.core.backbone, config, run.provenance, step, loss_value, stopped, ds, dev)
+        record = run.budget.record(schedule) if run.budget is not None else run.record
+        _write_outputs(run.out_dir, run.core.backbone, config, run.provenance, step, loss_value, stopped, ds, dev,
+                       record)
     if world > 1:
         dist.barrier()
     return path
