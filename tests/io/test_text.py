@@ -548,6 +548,34 @@ def test_gfs_wave_grib2_htsgw_wvhgt_and_swell_partitions(tmp_path):
     )
 
 
+
+def _gfs_wave_file(path: Path, t: int, when: str) -> Path:
+    """A GFS-Wave-like GRIB2 file of several hypercubes: HTSGW and WVHGT on the surface, two swell partitions."""
+    surface = {"discipline": 10, "parameterCategory": 0, "typeOfFirstFixedSurface": 1}
+    swell = {"discipline": 10, "parameterCategory": 0, "parameterNumber": 8, "typeOfFirstFixedSurface": 241}
+    with path.open("wb") as f:
+        for number, k in ((3, 0), (5, 1)):
+            f.write(_grib_message("regular_ll_sfc_grib2", {**surface, "parameterNumber": number}, _field(t, k), when))
+        for level in (1, 2):
+            f.write(_grib_message("regular_ll_sfc_grib2", {**swell, "scaledValueOfFirstFixedSurface": level},
+                                  _field(t, 1 + level), when))
+    return path
+
+
+def test_many_gfs_wave_files_of_several_hypercubes_join_along_time(tmp_path):
+    """A folder of GFS-Wave files (each several hypercubes) is one source: values interpolated between its times."""
+    pytest.importorskip("cfgrib")
+    folder = tmp_path / "gfswave"
+    folder.mkdir()
+    _gfs_wave_file(folder / "gfswave.t00z.f000.grib2", 0, "2017-10-28T00")
+    _gfs_wave_file(folder / "gfswave.t06z.f000.grib2", 1, "2017-10-28T06")
+    lat, lon = np.array([52.3]), np.array([3.3])
+    out = _quiet(collocate, _imagettes(["2017-10-28T03"], lat, lon), folder, prefix="gfs")
+    halfway = (_interp(_field(0, 0), lat, lon)[0] + _interp(_field(1, 0), lat, lon)[0]) / 2
+    assert out.gfs_swh.values[0] == pytest.approx(halfway, rel=1e-3)
+    wind_sea = (_interp(_field(0, 1), lat, lon)[0] + _interp(_field(1, 1), lat, lon)[0]) / 2
+    assert out.gfs_shww.values[0] == pytest.approx(wind_sea, rel=1e-3)
+
 # ---- CMEMS MFWAM (synthetic layout): names, units, partitions, directions ------------------------------------------
 def test_mfwam_fields_keep_names_units_and_directions_are_not_averaged(tmp_path):
     t = np.array(["2017-10-28T00", "2017-10-28T03"], "datetime64[ns]")

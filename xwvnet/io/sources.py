@@ -347,13 +347,20 @@ def _open_grib(path: Path | list[Path]) -> xr.Dataset:
             "or convert it to netCDF first."
         ) from err
     kwargs = {"engine": "cfgrib", "backend_kwargs": {"indexpath": ""}}
-    if isinstance(path, list):
-        return xr.open_mfdataset(path, combine="by_coords", chunks={}, data_vars="minimal", coords="minimal",
-                                 compat="override", combine_attrs="drop_conflicts", **kwargs)
+    combine = {"data_vars": "minimal", "coords": "minimal", "compat": "override", "combine_attrs": "drop_conflicts"}
+    if isinstance(path, list):  # each file as one (several hypercubes merged), then all combined, lazily
+        return xr.combine_by_coords([_valid_time_axis(_open_grib(p)).chunk() for p in path], **combine)
     try:
         return xr.open_dataset(path, **kwargs)
     except cfgrib.dataset.DatasetBuildError:  # several hypercubes: GFS-Wave's surface fields and swell partitions
         return _grib_hypercubes(path)
+
+
+def _valid_time_axis(ds: xr.Dataset) -> xr.Dataset:
+    """A GRIB file of one valid time along a ``valid_time`` axis (so that files of one cycle's steps combine)."""
+    if "valid_time" not in ds.coords or ds["valid_time"].ndim:
+        return ds
+    return ds.drop_vars([n for n in ("time", "step") if n in ds.coords and ds[n].ndim == 0]).expand_dims("valid_time")
 
 
 #: cfgrib's coordinates that only say which hypercube a field came from (dropped before merging hypercubes)
