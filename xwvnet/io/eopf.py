@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -555,6 +555,23 @@ def vignette(product: Product, store: Any, root: str, name: str) -> Vignette:
     )
 
 
+def _each_vignette(store: Any, names: list[str], product: str, read: Callable[[str], Any]) -> tuple[list, list[str]]:
+    """``read`` each vignette group in number order: (what was read, ``"<product>:<nnn>: why"`` per one skipped).
+
+    The product's store is closed at the end.
+    """
+    found, skipped = [], []
+    try:
+        for group in sorted(names, key=lambda n: int(n[-3:])):
+            try:
+                found.append(read(group))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                skipped.append(f"{product}:{group[-3:]}: {err}")
+    finally:
+        store.close()
+    return found, skipped
+
+
 def scan_slc(location: Location) -> tuple[list[Vignette], list[str]]:
     """The readable vignettes of an EOPF WV SLC product, and those skipped with the reason.
 
@@ -586,16 +603,7 @@ def scan_slc(location: Location) -> tuple[list[Vignette], list[str]]:
     names = [n for n in _group_names(zarr.open_group(store, path=root or None, mode="r")) if _VIGNETTE.match(n)]
     if not names:
         raise InvalidFileError(f"{location}: an {SLC} product without vignette groups ({SLC}_..._<WV1|WV2>_<nnn>).")
-    found, skipped = [], []
-    try:
-        for name in sorted(names, key=lambda n: int(n[-3:])):
-            try:
-                found.append(vignette(product, store, root, name))
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                skipped.append(f"{product.name}:{name[-3:]}: {err}")
-    finally:
-        store.close()
-    return found, skipped
+    return _each_vignette(store, names, product.name, lambda name: vignette(product, store, root, name))
 
 
 def power_blocks(product: Product, group: str, block_lines: int) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -739,16 +747,7 @@ def ocn_vignettes(location: Location) -> tuple[list[dict], list[str]]:
     names = [n for n in _group_names(top["osw"]) if _VIGNETTE.match(n)]
     if not names:
         raise InvalidFileError(f"{location}: its osw group holds no vignette ({OCN}_..._<WV1|WV2>_<nnn>).")
-    rows, skipped = [], []
-    try:
-        for group in sorted(names, key=lambda n: int(n[-3:])):
-            try:
-                rows.append(_ocn_row(store, root, top, group))
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                skipped.append(f"{name}:{group[-3:]}: {err}")
-    finally:
-        store.close()
-    return rows, skipped
+    return _each_vignette(store, names, name, lambda group: _ocn_row(store, root, top, group))
 
 
 def _ocn_row(store: Any, root: str, top: Any, group: str) -> dict:
