@@ -243,3 +243,37 @@ def test_warnings_point_at_the_callers_line():
         warn("look here", XWVNetWarning)
     assert caught[0].filename == __file__
     assert caught[0].category is XWVNetWarning
+
+
+def test_every_xwvnet_error_pickles_whole_as_it_would_from_a_dask_worker():
+    """Errors cross process boundaries (dask workers, process pools) as the same class, message and attributes."""
+    import importlib
+    import pickle
+    import pkgutil
+
+    import xwvnet
+    from xwvnet.errors import DamagedChunkError, XWVNetError
+    from xwvnet.io.quicklook import NoReadableImageError
+    from xwvnet.io.text import TextFileError
+
+    for info in pkgutil.walk_packages(xwvnet.__path__, "xwvnet."):
+        importlib.import_module(info.name)
+    classes, todo = set(), [XWVNetError]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in classes:
+                classes.add(sub)
+                todo.append(sub)
+    plain = [c for c in classes if "__init__" not in vars(c)]
+    assert len(plain) > 20
+    for cls in plain:
+        err = cls("what went wrong, and what to do")
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is cls and str(back) == str(err) and "what went wrong" in str(back), cls
+    made = [DamagedChunkError("chunk 2 of 'quicklook' is damaged", "quicklook", 2, 8, 12, ["a", "b"]),
+            TextFileError("41010h2019.txt", 7, "7 columns, the header names 18"),
+            NoReadableImageError("no image could be read", ["x.png: not a PNG"])]
+    for err in made:
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and vars(back) == vars(err)
+    assert pickle.loads(pickle.dumps(made[0])).ids == ["a", "b"]

@@ -52,7 +52,23 @@ from __future__ import annotations
 
 
 class XWVNetError(Exception):
-    """The root of every xwvnet exception (the classes raised also derive from a builtin exception)."""
+    """The root of every xwvnet exception (the classes raised also derive from a builtin exception).
+
+    Every one pickles whole, whatever its constructor takes (its message and attributes such as a damaged chunk's
+    ``ids``), so an error raised in a dask worker reaches the client as the same named error.
+    """
+
+    def __reduce__(self) -> tuple:
+        return _rebuilt, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuilt(cls: type[XWVNetError], args: tuple, state: dict) -> XWVNetError:
+    """An unpickled xwvnet error: its args and attributes set back, without calling its constructor again."""
+    solid = max((k for k in cls.__mro__ if k.__module__ == "builtins"), key=lambda k: k.__basicsize__)
+    err = solid.__new__(cls, *args)  # the builtin whose instance layout the class has (OSError, ImportError ...)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class XWVNetWarning(UserWarning):
