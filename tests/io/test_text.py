@@ -23,7 +23,7 @@ from tests._factories import make_imagettes
 from tests._numpydoc import check_numpydoc
 from xwvnet import schema as S
 from xwvnet.datasets import DataUnavailableError, fetch
-from xwvnet.errors import InvalidArgumentError, XWVNetError, XWVNetWarning
+from xwvnet.errors import InvalidArgumentError, InvalidFileError, XWVNetError, XWVNetWarning
 from xwvnet.io import text as T
 from xwvnet.io.sources import TEXT, resolve
 from xwvnet.joins.collocation import collocate
@@ -575,6 +575,19 @@ def test_many_gfs_wave_files_of_several_hypercubes_join_along_time(tmp_path):
     assert out.gfs_swh.values[0] == pytest.approx(halfway, rel=1e-3)
     wind_sea = (_interp(_field(0, 1), lat, lon)[0] + _interp(_field(1, 1), lat, lon)[0]) / 2
     assert out.gfs_shww.values[0] == pytest.approx(wind_sea, rel=1e-3)
+
+
+def test_grib_files_repeating_a_field_at_one_valid_time_are_refused(tmp_path):
+    """Two runs giving the same valid time are ambiguous: refused naming both files, never one taken silently."""
+    pytest.importorskip("cfgrib")
+    folder = tmp_path / "gfswave"
+    folder.mkdir()
+    _gfs_wave_file(folder / "gfswave.t00z.f006.grib2", 0, "2017-10-28T06")
+    _gfs_wave_file(folder / "gfswave.t06z.f000.grib2", 1, "2017-10-28T06")
+    lat, lon = np.array([52.3]), np.array([3.3])
+    with pytest.raises(InvalidFileError, match=r"gfswave.t00z.f006.grib2 and gfswave.t06z.f000.grib2 both hold"):
+        _quiet(collocate, _imagettes(["2017-10-28T06"], lat, lon), folder, prefix="gfs")
+
 
 # ---- CMEMS MFWAM (synthetic layout): names, units, partitions, directions ------------------------------------------
 def test_mfwam_fields_keep_names_units_and_directions_are_not_averaged(tmp_path):

@@ -349,7 +349,9 @@ def _open_grib(path: Path | list[Path]) -> xr.Dataset:
     kwargs = {"engine": "cfgrib", "backend_kwargs": {"indexpath": ""}}
     combine = {"data_vars": "minimal", "coords": "minimal", "compat": "override", "combine_attrs": "drop_conflicts"}
     if isinstance(path, list):  # each file as one (several hypercubes merged), then all combined, lazily
-        return xr.combine_by_coords([_valid_time_axis(_open_grib(p)).chunk() for p in path], **combine)
+        parts = [_valid_time_axis(_open_grib(p)) for p in path]
+        _refuse_repeated_fields(path, parts)
+        return xr.combine_by_coords([part.chunk() for part in parts], **combine)
     try:
         return xr.open_dataset(path, **kwargs)
     except cfgrib.dataset.DatasetBuildError:  # several hypercubes: GFS-Wave's surface fields and swell partitions
@@ -361,6 +363,22 @@ def _valid_time_axis(ds: xr.Dataset) -> xr.Dataset:
     if "valid_time" not in ds.coords or ds["valid_time"].ndim:
         return ds
     return ds.drop_vars([n for n in ("time", "step") if n in ds.coords and ds[n].ndim == 0]).expand_dims("valid_time")
+
+
+def _refuse_repeated_fields(paths: list[Path], parts: list[xr.Dataset]) -> None:
+    """Refuse GRIB files that hold the same variable at the same valid time (a second run of a cycle, a forecast
+    step beside an analysis): combined, one of them would be taken without a word."""
+    seen: dict[tuple[str, np.datetime64], Path] = {}
+    for path, part in zip(paths, parts, strict=True):
+        times = np.atleast_1d(part["valid_time"].values) if "valid_time" in part.coords else [None]
+        for name in part.data_vars:
+            for t in times:
+                first = seen.setdefault((str(name), t), path)
+                if first != path:
+                    raise InvalidFileError(
+                        f"GRIB files {first.name} and {path.name} both hold {name} valid at {t}: give one of them "
+                        "(e.g. one forecast run per valid time)."
+                    )
 
 
 #: cfgrib's coordinates that only say which hypercube a field came from (dropped before merging hypercubes)
