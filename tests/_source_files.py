@@ -1,4 +1,5 @@
-"""Small source files in the layouts scientists hold, written for the join tests (no real file of each is at hand).
+"""Small source files in the layouts scientists hold, written for the join tests, and the real public files of
+those layouts (registered in :mod:`xwvnet.datasets`) where they can be had.
 
 Each writer builds a file (or folder) in the real layout, with values known in closed form where a test compares
 with an independent computation: analytic wave spectra (Hs = 4 sqrt(a sigma sqrt(2 pi))), smooth fields for
@@ -10,7 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
+
+from xwvnet.datasets import DataUnavailableError, fetch
+
+
+def real_file(key: str) -> Path:
+    """The registered real file ``key`` (from the data mirror, the cache or the internet), or a skip saying why not."""
+    try:
+        return fetch(key)
+    except DataUnavailableError as err:
+        pytest.skip(f"real file {key} not available here: {str(err).splitlines()[0][:160]}")
+
 
 T0 = np.datetime64("2023-02-01T00", "ns")
 HOUR = np.timedelta64(1, "h")

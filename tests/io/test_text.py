@@ -21,8 +21,8 @@ from scipy.interpolate import RegularGridInterpolator
 import xwvnet  # noqa: F401  (registers ds.wvnet)
 from tests._factories import make_imagettes
 from tests._numpydoc import check_numpydoc
+from tests._source_files import real_file
 from xwvnet import schema as S
-from xwvnet.datasets import DataUnavailableError, fetch
 from xwvnet.errors import InvalidArgumentError, InvalidFileError, XWVNetError, XWVNetWarning
 from xwvnet.io import text as T
 from xwvnet.io.sources import TEXT, resolve
@@ -625,13 +625,6 @@ def test_mfwam_fields_keep_names_units_and_directions_are_not_averaged(tmp_path)
 
 
 # ---- real files ---------------------------------------------------------------------------------------------------
-def _real(key: str) -> Path:
-    try:
-        return fetch(key)
-    except DataUnavailableError as err:
-        pytest.skip(f"real file {key} not available here (offline?): {err}")
-
-
 def _ndbc_rows(path: Path) -> tuple[list[str], np.ndarray]:
     raw = path.read_bytes()
     text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode()
@@ -643,7 +636,7 @@ def _ndbc_rows(path: Path) -> tuple[list[str], np.ndarray]:
 
 @pytest.mark.parametrize("key", ["wavespectra/ndbc/41010w2019part.txt.gz", "wavespectra/ndbc/44004w2000.txt"])
 def test_real_ndbc_spectral_text_hs_against_the_trapezoid_rule(key):
-    path = _real(key)
+    path = real_file(key)
     header, rows = _ndbc_rows(path)
     first = 5 if header[4] == "mm" else 4
     f = np.array([float(h) for h in header[first:]])
@@ -660,7 +653,7 @@ def test_real_ndbc_spectral_text_hs_against_the_trapezoid_rule(key):
 
 
 def test_real_ndbc_data_spec_and_spectral_summary():
-    path = _real("wavespectra/ndbc/41010.data_spec")
+    path = real_file("wavespectra/ndbc/41010.data_spec")
     line = path.read_text().splitlines()[1]
     values = [float(v) for v in re.findall(r"(\d+\.\d+) \(", line)]
     freqs = [float(v) for v in re.findall(r"\((\d+\.\d+)\)", line)]
@@ -669,8 +662,8 @@ def test_real_ndbc_data_spec_and_spectral_summary():
     out = _quiet(collocate, _imagettes([ti], *STATION), path, position=STATION)
     assert out.ndbc_hs.values[0] == pytest.approx(_trapz_hs(np.array(values), np.array(freqs)), rel=0.03)
     assert out.ndbc_separation_frequency.values[0] == float(tokens[5])
-    summary = T.read_ndbc_stdmet(_real("wavespectra/ndbc/41010.spec"), position=STATION)
-    rows = [line.split() for line in _real("wavespectra/ndbc/41010.spec").read_text().splitlines()[2:]]
+    summary = T.read_ndbc_stdmet(real_file("wavespectra/ndbc/41010.spec"), position=STATION)
+    rows = [line.split() for line in real_file("wavespectra/ndbc/41010.spec").read_text().splitlines()[2:]]
     wvht = {np.datetime64(f"{r[0]}-{r[1]}-{r[2]}T{r[3]}:{r[4]}", "ns"): float(r[5]) for r in rows}
     got = dict(zip(summary.time.values, summary.hs.values[:, 0]))
     assert got == pytest.approx(wvht) and "SwD" not in summary and "steepness" not in summary
@@ -680,7 +673,7 @@ def test_real_ndbc_data_spec_and_spectral_summary():
 
 
 def test_real_ww3_ascii_station_spectra():
-    path = _real("wavespectra/ww3station.spec")
+    path = real_file("wavespectra/ww3station.spec")
     text = path.read_text().splitlines()
     nf, nd = (int(v) for v in re.findall(r"\d+", text[0])[:2])
     numbers = [float(v) for line in text[1:] for v in re.findall(r"-?\d*\.\d+E[+-]\d+", line)]
@@ -697,7 +690,7 @@ def test_real_ww3_ascii_station_spectra():
 
 
 def test_real_swan_ascii_spectra():
-    path = _real("wavespectra/swanfile.spec")
+    path = real_file("wavespectra/swanfile.spec")
     lines = path.read_text().splitlines()
     nf = int(lines[lines.index(next(x for x in lines if x.startswith("AFREQ"))) + 1].split()[0])
     a = lines.index(next(x for x in lines if x.startswith("AFREQ")))
@@ -715,7 +708,7 @@ def test_real_swan_ascii_spectra():
 
 
 def test_real_point_series_with_scalar_x_y():
-    path = _real("modelskill/SW/HKNA_Hm0.nc")
+    path = real_file("modelskill/SW/HKNA_Hm0.nc")
     raw = xr.open_dataset(path)
     k = 100
     ti = raw.time.values[k]
@@ -725,7 +718,7 @@ def test_real_point_series_with_scalar_x_y():
 
 
 def test_real_mfwam_two_daily_files_and_era5_waves():
-    files = [_real(f"modelskill/SW/CMEMS_DutchCoast_2017-10-{d}.nc") for d in (28, 29)]
+    files = [real_file(f"modelskill/SW/CMEMS_DutchCoast_2017-10-{d}.nc") for d in (28, 29)]
     folder = files[0].parent
     lat, lon = np.array([53.5, 54.3]), np.array([3.1, 5.5])
     ti = np.array(["2017-10-28T04:30", "2017-10-29T10:30"], "datetime64[ns]")
@@ -738,7 +731,7 @@ def test_real_mfwam_two_daily_files_and_era5_waves():
     for name in ("VHM0", "VTPK", "VMDR", "VHM0_WW", "VHM0_SW1", "VHM0_SW2"):
         assert out[f"mfwam_{name}"].attrs["units"] == raw[name].attrs["units"]
     assert out.mfwam_VMDR.attrs["collocation_method"] == "nearest"
-    era5 = _real("modelskill/SW/ERA5_DutchCoast.nc")
+    era5 = real_file("modelskill/SW/ERA5_DutchCoast.nc")
     out = _quiet(collocate, _imagettes(ti, lat, lon), era5)
     raw = xr.open_dataset(era5)
     step = raw.swh.interp(time=ti[0]).sortby("latitude")

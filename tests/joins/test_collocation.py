@@ -1153,13 +1153,8 @@ def test_eopf_products_are_imagettes_and_sources_to_collocate(tmp_path):
 def test_a_real_nws_wave_grib_joins_its_nearest_points(tmp_path):
     """cfgrib's NWS GRIB2 wind-wave height (4.5 million points): each imagette gets the value of the point nearest
     to it, found here by brute force over every point of the file (haversine)."""
-    from xwvnet.datasets import DataUnavailableError
-
     pytest.importorskip("cfgrib")
-    try:
-        path = fetch("cfgrib/ds.waveh.5.grib")
-    except DataUnavailableError as err:
-        pytest.skip(f"real file cfgrib/ds.waveh.5.grib not available here (offline?): {err}")
+    path = F.real_file("cfgrib/ds.waveh.5.grib")
     raw = xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""})
     lat, lon, values = raw.latitude.values, (raw.longitude.values + 180) % 360 - 180, raw.shww.values
     rng = np.random.default_rng(3)
