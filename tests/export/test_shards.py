@@ -202,3 +202,27 @@ def test_a_float16_embedding_store_exports_and_says_how_it_is_stored(tmp_path):
     np.testing.assert_array_equal(back.embedding.values, stored.embedding.values.astype(np.float32))
     check_geoemb(back.attrs, 512, "float32")
     assert "geoemb:quantization" not in back.attrs
+
+
+def test_what_a_killed_export_left_is_tidied_by_the_next(emb, tmp_path):
+    """A SIGKILLed export leaves hidden folders beside ``out``; the next export removes them, and where the kill came
+    between the two renames (``out`` moved aside), puts the previous export back first."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    export_store(emb, tmp_path / "out", dtype="int8")
+    before = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname().replace("-", "_")
+    (tmp_path / f".out.xwvnet-new-{host}-{dead.pid}-0000").mkdir()  # a half-written export
+    os.replace(tmp_path / "out", tmp_path / f".out.xwvnet-old-{host}-{dead.pid}-0000")  # killed between renames
+    alive = tmp_path / f".out.xwvnet-new-{host}-{os.getpid()}-1111"  # a running export's stage is left alone
+    alive.mkdir()
+    with pytest.raises(ValueError, match="is not empty"):  # the previous export is back, so overwrite is needed
+        export_store(emb, tmp_path / "out", dtype="int8")
+    after = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", alive.name])

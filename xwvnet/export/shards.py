@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -74,13 +75,41 @@ def _is_export_entry(path: Path) -> bool:
     return name in _EXPORT_ENTRIES or (path.is_dir() and name.startswith("part-") and name[5:].isdigit())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _clear_stale(out: Path, host: str) -> None:
+    """Tidy what an export to ``out`` killed on this host left beside it: its half-written folder goes; where it
+    died between its two renames (``out`` moved aside, the new export not yet in place), the previous export is
+    put back."""
+    for kind in ("new", "old"):
+        for path in sorted(out.parent.glob(f".{out.name}.xwvnet-{kind}-{host}-*")):
+            pid = path.name[len(f".{out.name}.xwvnet-{kind}-{host}-"):].split("-")[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            if kind == "old" and not out.exists():
+                os.replace(path, out)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 @contextmanager
 def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
     """A new folder beside ``out`` to write into; on success it becomes ``out`` (renames only), else it is removed.
 
     A previous export at ``out`` stays whole until the new one is complete, and is then replaced; a folder that
-    holds anything else than an export is never replaced.
+    holds anything else than an export is never replaced. The hidden folders' names carry host and process id, so
+    that the next export to ``out`` tidies what a killed one left.
     """
+    host = socket.gethostname().replace("-", "_")
+    _clear_stale(out, host)
     if out.exists() and not out.is_dir():
         raise OutputNotFolderError(f"{out} is a file: give a folder for the export.")
     if out.is_dir() and any(out.iterdir()):
@@ -95,7 +124,7 @@ def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
     parent = out.parent
     made = [p for p in [parent, *parent.parents] if not p.exists()]
     parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
+    tag = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     stage, old = parent / f".{out.name}.xwvnet-new-{tag}", parent / f".{out.name}.xwvnet-old-{tag}"
     try:
         stage.mkdir()
