@@ -562,13 +562,20 @@ def _gfs_wave_file(path: Path, t: int, when: str) -> Path:
     return path
 
 
-def test_many_gfs_wave_files_of_several_hypercubes_join_along_time(tmp_path):
-    """A folder of GFS-Wave files (each several hypercubes) is one source: values interpolated between its times."""
+def _gfs_folder(tmp_path: Path, files: dict[str, tuple[int, str]]) -> Path:
+    """A folder of GFS-Wave-like files: name -> (field index, valid time)."""
     pytest.importorskip("cfgrib")
     folder = tmp_path / "gfswave"
     folder.mkdir()
-    _gfs_wave_file(folder / "gfswave.t00z.f000.grib2", 0, "2017-10-28T00")
-    _gfs_wave_file(folder / "gfswave.t06z.f000.grib2", 1, "2017-10-28T06")
+    for name, (t, when) in files.items():
+        _gfs_wave_file(folder / name, t, when)
+    return folder
+
+
+def test_many_gfs_wave_files_of_several_hypercubes_join_along_time(tmp_path):
+    """A folder of GFS-Wave files (each several hypercubes) is one source: values interpolated between its times."""
+    folder = _gfs_folder(tmp_path, {"gfswave.t00z.f000.grib2": (0, "2017-10-28T00"),
+                                    "gfswave.t06z.f000.grib2": (1, "2017-10-28T06")})
     lat, lon = np.array([52.3]), np.array([3.3])
     out = _quiet(collocate, _imagettes(["2017-10-28T03"], lat, lon), folder, prefix="gfs")
     halfway = (_interp(_field(0, 0), lat, lon)[0] + _interp(_field(1, 0), lat, lon)[0]) / 2
@@ -579,14 +586,10 @@ def test_many_gfs_wave_files_of_several_hypercubes_join_along_time(tmp_path):
 
 def test_grib_files_repeating_a_field_at_one_valid_time_are_refused(tmp_path):
     """Two runs giving the same valid time are ambiguous: refused naming both files, never one taken silently."""
-    pytest.importorskip("cfgrib")
-    folder = tmp_path / "gfswave"
-    folder.mkdir()
-    _gfs_wave_file(folder / "gfswave.t00z.f006.grib2", 0, "2017-10-28T06")
-    _gfs_wave_file(folder / "gfswave.t06z.f000.grib2", 1, "2017-10-28T06")
-    lat, lon = np.array([52.3]), np.array([3.3])
+    folder = _gfs_folder(tmp_path, {"gfswave.t00z.f006.grib2": (0, "2017-10-28T06"),
+                                    "gfswave.t06z.f000.grib2": (1, "2017-10-28T06")})
     with pytest.raises(InvalidFileError, match=r"gfswave.t00z.f006.grib2 and gfswave.t06z.f000.grib2 both hold"):
-        _quiet(collocate, _imagettes(["2017-10-28T06"], lat, lon), folder, prefix="gfs")
+        _quiet(collocate, _imagettes(["2017-10-28T06"], [52.3], [3.3]), folder, prefix="gfs")
 
 
 # ---- CMEMS MFWAM (synthetic layout): names, units, partitions, directions ------------------------------------------
