@@ -336,3 +336,26 @@ def test_embedding_full_resolution_sigma0_is_refused_and_multilooked_quicklooks_
         xwvnet.embed(full, "random-resnet50", var="sigma0")
     looks = xwvnet.safe_to_imagettes([folder], spacing=(41.0, 45.0))
     assert looks.sizes[S.IMAGETTE] == 3
+
+
+def test_float32_on_a_gpu_switches_cudnn_tf32_off_while_blocks_run_and_puts_it_back():
+    """PyTorch lets cuDNN use TF32 by default; "float32" embeddings must be float32 (the flag is process-wide: off
+    while any float32 CUDA block runs, restored after the last; other precisions and the CPU leave it alone)."""
+    import torch
+
+    from xwvnet.inference import _full_float32
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    before = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        with _full_float32(cpu, "float32"), _full_float32(cuda, "bfloat16"):
+            assert torch.backends.cudnn.allow_tf32
+        with _full_float32(cuda, "float32"):
+            assert not torch.backends.cudnn.allow_tf32
+            with _full_float32(cuda, "float32"):  # a second block (another thread) overlapping the first
+                pass
+            assert not torch.backends.cudnn.allow_tf32  # still running: not put back yet
+        assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32 = before

@@ -18,8 +18,9 @@ import copy
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -45,6 +46,29 @@ class EmptyImagetteWarning(XWVNetWarning):
 # ---- threads ------------------------------------------------------------------------------------------------
 _ACTIVE = 0  # embed_block calls running in this process right now
 _ACTIVE_LOCK = threading.Lock()
+_FULL_FLOAT32: list = [0, None]  # float32 CUDA blocks running, and cuDNN's TF32 setting before the first of them
+
+
+@contextmanager
+def _full_float32(dev: torch.device, precision: str) -> Iterator[None]:
+    """``"float32"`` on a GPU computed in float32: cuDNN's convolutions otherwise use TF32 on Ampere and later (about
+    1e-3 relative), PyTorch's default. The setting is process-wide: it is switched off while any float32 CUDA block
+    runs here and put back as it was after the last one."""
+    if dev.type != "cuda" or precision != "float32":
+        yield
+        return
+    with _ACTIVE_LOCK:
+        if _FULL_FLOAT32[0] == 0:
+            _FULL_FLOAT32[1] = torch.backends.cudnn.allow_tf32
+            torch.backends.cudnn.allow_tf32 = False
+        _FULL_FLOAT32[0] += 1
+    try:
+        yield
+    finally:
+        with _ACTIVE_LOCK:
+            _FULL_FLOAT32[0] -= 1
+            if _FULL_FLOAT32[0] == 0:
+                torch.backends.cudnn.allow_tf32 = _FULL_FLOAT32[1]
 
 
 def _worker_threads() -> int:
@@ -320,7 +344,8 @@ def embed_resolved(
     results = []
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="xwvnet-prefetch") as prefetch, torch.inference_mode(), \
-                torch.autocast(dev.type, dtype=_runtime.torch_dtype(precision), enabled=autocast):
+                torch.autocast(dev.type, dtype=_runtime.torch_dtype(precision), enabled=autocast), \
+                _full_float32(dev, precision):
             coming = prefetch.submit(prepare, batches[0])
             for i, idx in enumerate(batches):
                 x = coming.result()
