@@ -195,8 +195,7 @@ def test_a_local_cluster_that_cannot_start_is_one_line(tmp_path, monkeypatch, ca
         raise RuntimeError("Nanny failed to start.")
 
     monkeypatch.setattr(xd, "local_cluster", refuse)
-    for argv in (["embed", str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), "--workers", "2"],
-                 ["ingest", str(tmp_path), "--store", str(tmp_path / "s.zarr"), "--workers", "2"]):
+    for argv in (["embed", str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), "--workers", "2"],):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

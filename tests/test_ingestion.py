@@ -261,3 +261,94 @@ def test_ingest_repair_rewrites_a_damaged_chunk_from_its_files(where, wvnet_samp
     assert verify(url).ok
     lost = xwvnet.history(url).snapshot[1]
     assert xwvnet.open_store(url, snapshot=lost).sizes[S.IMAGETTE] == 15  # the damaged snapshot is still there
+
+
+# ---- SAFE imagettes in worker processes (ingest(workers=N)) ---------------------------------------------------------
+def _die(*args):
+    """A task that kills its worker process, as the kernel's out-of-memory killer would."""
+    import os
+
+    os._exit(9)
+
+
+def test_ingest_in_worker_processes_equals_in_process_commits_in_order_and_resumes(tmp_path, products, caplog):
+    import logging
+
+    folder, zipped = products
+    here = ingest([folder, zipped], tmp_path / "here", spacing=(8.2, 9.0), keep_sigma0=True, client="threads")
+    ingest([folder], tmp_path / "pool", spacing=(8.2, 9.0), keep_sigma0=True)  # 3 of the 5 stored already
+    with caplog.at_level(logging.INFO, logger="xwvnet.ingestion"):
+        report = ingest([folder, zipped], tmp_path / "pool", spacing=(8.2, 9.0), keep_sigma0=True, workers=2, batch=1)
+    assert (report.added, report.present, report.total, report.commits) == (2, 3, 5, 2)  # only the new ones computed
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest worker")]
+    assert 1 <= len(lines) <= 2 and all("peak memory" in line for line in lines)
+    a, b = xwvnet.open_store(tmp_path / "here"), xwvnet.open_store(tmp_path / "pool")
+    assert here.added == 5 and list(a[S.IMAGETTE].values) == list(b[S.IMAGETTE].values)
+    np.testing.assert_array_equal(a[S.QUICKLOOK].values, b[S.QUICKLOOK].values)
+    np.testing.assert_array_equal(a[S.SIGMA0].values, b[S.SIGMA0].values)
+    fresh = ingest([folder, zipped], tmp_path / "new", spacing=(8.2, 9.0), keep_sigma0=True, workers=2, batch=2)
+    assert (fresh.added, fresh.commits) == (5, 3)  # 2 + 2 + 1, in source order
+    np.testing.assert_array_equal(xwvnet.open_store(tmp_path / "new")[S.SIGMA0].values, a[S.SIGMA0].values)
+    again = ingest([folder, zipped], tmp_path / "new", spacing=(8.2, 9.0), keep_sigma0=True, workers=2)
+    assert (again.added, again.present, again.total, again.commits) == (0, 5, 5, 0)
+
+
+def test_ingest_workers_refuses_a_client_too_and_bad_counts(tmp_path, products):
+    from xwvnet.errors import InvalidArgumentError
+
+    folder, _ = products
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        ingest([folder], tmp_path / "s", workers=2, client="threads")
+    with pytest.raises(ValueError, match="workers"):
+        ingest([folder], tmp_path / "s", workers=0)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_worker_process_that_dies_is_one_clear_error(tmp_path, products, monkeypatch):
+    from xwvnet import ingestion
+    from xwvnet.distributed import WorkerDiedError
+
+    monkeypatch.setattr(ingestion, "_compute_imagette", _die)
+    with pytest.raises(WorkerDiedError, match="worker process died .* fewer workers than 2") as err:
+        ingest([products[0]], tmp_path / "s", spacing=(8.2, 9.0), workers=2)
+    assert len(str(err.value).splitlines()) == 1 and "0 imagettes committed are kept" in str(err.value)
+
+
+def test_ctrl_c_keeps_committed_batches_stops_every_worker_and_the_rerun_completes(tmp_path, products):
+    """Code piped into ``python -`` (no script to re-run: workers are forked); Ctrl-C, as a terminal sends it to the
+    whole process group, right after the first commit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    psutil = pytest.importorskip("psutil")
+    if sys.platform != "linux":
+        pytest.skip("workers are forked on Linux only; elsewhere piped code is refused in one line")
+    folder, zipped = products
+    store = tmp_path / "s.zarr"
+    code = f"""
+import multiprocessing, os, signal
+import xwvnet
+from xwvnet import ingestion
+commit = ingestion.to_store
+def interrupted(*args, **kwargs):
+    report = commit(*args, **kwargs)
+    print("workers", *[p.pid for p in multiprocessing.active_children()], flush=True)
+    os.killpg(os.getpgid(0), signal.SIGINT)  # Ctrl-C in a terminal: the parent and its workers
+    return report
+ingestion.to_store = interrupted
+xwvnet.ingest([{str(folder)!r}, {str(zipped)!r}], {str(store)!r}, spacing=(8.2, 9.0), workers=2, batch=1)
+"""
+    proc = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=300,
+                          start_new_session=True, env={**os.environ, "XWVNET_TORCH_THREADS": "1"})
+    assert proc.returncode != 0 and proc.stderr.rstrip().endswith("KeyboardInterrupt"), proc.stderr
+    assert proc.stderr.count("Traceback") == 1, proc.stderr  # the workers ignored it: the parent decided
+    pids = [int(p) for p in proc.stdout.split("workers", 1)[1].split()]
+    assert len(pids) == 2 and not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+    assert xwvnet.open_store(store).sizes[S.IMAGETTE] == 1  # the first batch, committed before Ctrl-C
+    report = ingest([folder, zipped], store, spacing=(8.2, 9.0), workers=2)
+    assert (report.added, report.present, report.total) == (4, 1, 5)
+    ids = [str(i) for i in xwvnet.open_store(store)[S.IMAGETTE].values]
+    assert ids == [str(i) for i in safe_to_imagettes([folder, zipped], spacing=(8.2, 9.0))[S.IMAGETTE].values]
+    del signal

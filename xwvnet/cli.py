@@ -205,8 +205,8 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--denoise", action="store_true", help="SAFE products: remove thermal noise before calibrating")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None,
-                       help="SAFE products: calibrate in a local dask cluster of N worker processes (default: "
-                       "threads in this process)")
+                       help="SAFE products: calibrate in a pool of N worker processes, imagette by imagette, "
+                       "while this process commits (default: threads in this process)")
     where.add_argument("--scheduler", default=None, help="SAFE products: a dask.distributed scheduler address "
                        "(default: threads in this process)")
     _storage_arg(p, "store and SAFE URL")
@@ -215,10 +215,9 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
 def _run_ingest(args: argparse.Namespace) -> int:
     from .ingestion import ingest
 
-    with _where(args) as client:
-        report = ingest(args.sources, args.out, labels=args.labels, batch=args.batch, spacing=args.spacing,
-                        keep_sigma0=args.keep_sigma0, denoise=args.denoise, client=client, progress=True,
-                        repair=args.repair, storage_options=_storage_options(args))
+    report = ingest(args.sources, args.out, labels=args.labels, batch=args.batch, spacing=args.spacing,
+                    keep_sigma0=args.keep_sigma0, denoise=args.denoise, client=args.scheduler, workers=args.workers,
+                    progress=True, repair=args.repair, storage_options=_storage_options(args))
     print(report.summary())
     if not report.added and not report.present:
         print(f"xwvnet ingest: nothing could be read from {' '.join(args.sources)} ({len(report.skipped)} "

@@ -17,6 +17,10 @@ Why each piece exists:
 
 Where a call runs (a client, an address, the active client, or threads here) is decided by
 :func:`xwvnet._runtime.run_context` at the call's edge; this module builds local clusters and sets workers up.
+
+For work that needs no scheduler (each task independent, results back to the caller), :func:`process_pool` starts
+plain worker processes on this machine in milliseconds (forked on Linux): ``xwvnet.ingest(workers=N)`` computes
+SAFE imagettes there.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import multiprocessing
 import os
+import signal
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client, LocalCluster, SpecCluster, Worker
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -42,7 +50,7 @@ from ._runtime import (
     run_context,
     threads_per_task,
 )
-from .errors import UnavailableError, XWVNetError
+from .errors import RunError, UnavailableError, XWVNetError
 
 if TYPE_CHECKING:
     from .models.encoder import Encoder
@@ -52,10 +60,13 @@ __all__ = [
     "THREADS_ENV",
     "LocalClusterError",
     "WVNetWorker",
+    "WorkerDiedError",
+    "WorkerMemory",
     "host_threads",
     "local_client",
     "local_cluster",
     "local_shape",
+    "process_pool",
     "relax_malloc_trim",
     "setup_client",
 ]
@@ -456,3 +467,169 @@ def _gpu_cluster(n_workers: int | None, *, dashboard_address: str | None, **kwar
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": dashboard_address}}
     return _closes_quietly(SpecCluster(workers=workers, scheduler=scheduler))
+
+
+# ---- process pools ------------------------------------------------------------------------------------------
+class WorkerDiedError(RunError, RuntimeError):
+    """A worker process of a :func:`process_pool` died while it worked (killed for memory, or crashed).
+
+    A ``RuntimeError``. What was committed before is kept; re-run with fewer workers or more memory.
+    """
+
+
+#: Variables that size the thread pools of numerical libraries; each pool worker sets them to 1.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                     "BLOSC_NTHREADS", THREADS_ENV)
+_STARTED: dict[str, int] = {}  # in a pool worker: its resident memory high-water mark when it started
+
+
+@dataclass(frozen=True)
+class WorkerMemory:
+    """The resident memory of one pool worker process, in bytes.
+
+    Parameters
+    ----------
+    pid : int
+        The worker's process id.
+    start : int
+        Its high-water mark when it started. A forked worker shares the pages of the process that started it
+        (copy on write): they count here without being copied.
+    peak : int
+        Its high-water mark after its latest task.
+    """
+
+    pid: int
+    start: int
+    peak: int
+
+    @property
+    def added(self) -> int:
+        """Bytes the worker's high-water mark rose by since it started: what its tasks cost."""
+        return max(0, self.peak - self.start)
+
+
+def _peak_rss() -> int:
+    """This process's resident memory high-water mark in bytes (0 where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # bytes on macOS, KiB on Linux
+
+
+def _start_worker() -> None:
+    """Set up one pool worker: Ctrl-C left to the parent, one thread per numerical library, large blocks of memory
+    reused rather than mapped and faulted in afresh for every task (:func:`relax_malloc_trim`), memory noted."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the whole group: the parent decides
+    relax_malloc_trim()
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
+    with contextlib.suppress(ImportError):  # libraries loaded already (forked workers) read no variable again
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    with contextlib.suppress(ImportError):
+        import dask
+
+        dask.config.set(scheduler="synchronous")  # a task's own dask graph runs in this thread
+    _STARTED["rss"] = _peak_rss()
+
+
+def in_worker(func: Callable[..., Any], *args: Any) -> tuple[Any, WorkerMemory]:
+    """Run ``func(*args)`` in a pool worker; return its result with the worker's memory (for :func:`process_pool`).
+
+    Parameters
+    ----------
+    func : callable
+        A function importable by name (``module.function``), as every pool task must be.
+    *args
+        Its arguments (pickled to the worker).
+
+    Returns
+    -------
+    tuple of (object, WorkerMemory)
+        The result, and this worker's memory after computing it.
+    """
+    out = func(*args)
+    return out, WorkerMemory(os.getpid(), _STARTED.get("rss", 0), _peak_rss())
+
+
+def start_method() -> str:
+    """How :func:`process_pool` starts worker processes: ``"fork"`` on Linux, ``"spawn"`` elsewhere.
+
+    A forked worker starts in milliseconds with everything already imported, where a spawned one re-imports
+    xwvnet, xarray and dask (seconds): the difference between a pool worth starting for a few imagettes and one
+    that is not. Forking is left to Linux, where it is the long-standing default; macOS and Windows spawn.
+
+    Returns
+    -------
+    str
+        A :mod:`multiprocessing` start method.
+    """
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+@contextlib.contextmanager
+def process_pool(n_workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``n_workers`` plain worker processes on this machine, for independent tasks; closed on exit.
+
+    Each worker ignores Ctrl-C (the process that started the pool stops it and decides what is kept), runs its
+    numerical libraries on one thread (the workers share the cores) and dask graphs in its own thread, and keeps
+    the memory it frees for its next task (:func:`relax_malloc_trim`: no page faults on every large array); submit
+    :func:`in_worker` to learn a task's worker memory. On leaving the block (normally, on an error or on Ctrl-C)
+    queued tasks are cancelled and the running ones waited for, so no worker outlives the block.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes.
+
+    Returns
+    -------
+    context manager of concurrent.futures.ProcessPoolExecutor
+        Use it in a ``with`` block; its tasks' functions must be importable by name. A worker that dies makes the
+        futures raise ``BrokenProcessPool``; :func:`worker_died` turns that into a :class:`WorkerDiedError`.
+
+    Raises
+    ------
+    ValueError
+        If ``n_workers`` is not a positive integer.
+    LocalClusterError
+        Where workers are spawned and the main script cannot be re-run (code piped into ``python -``).
+
+    Examples
+    --------
+    >>> with process_pool(2) as pool:  # doctest: +SKIP
+    ...     value, memory = pool.submit(in_worker, sum, [1, 2]).result()
+    """
+    n_workers = check_count(n_workers, "workers", "worker processes")
+    method = start_method()
+    if method != "fork":
+        _check_main_importable()
+    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method), initializer=_start_worker)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def worker_died(err: BaseException, n_workers: int, kept: str) -> WorkerDiedError:
+    """The one-line error for a pool whose worker died (``BrokenProcessPool``), saying what was kept and what to do.
+
+    Parameters
+    ----------
+    err : BaseException
+        What the future raised.
+    n_workers : int
+        The pool's size.
+    kept : str
+        What the call keeps, e.g. ``"the 40 imagettes committed are kept"``.
+
+    Returns
+    -------
+    WorkerDiedError
+        To raise ``from err``.
+    """
+    return WorkerDiedError(
+        f"a worker process died ({type(err).__name__}: {str(err).rstrip('.') or 'no reason given'}; often: killed "
+        f"for memory); {kept}. Re-run with fewer workers than {n_workers} (or more memory) to complete it.")

@@ -7,17 +7,23 @@ tag CSV in one commit. SAFE products (and EOPF WV SLC Zarr products, read by the
 into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.io.safe.safe_to_imagettes`) one dask
 task per imagette, run in parallel by dask (threads here, or the cluster of ``client``), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
-imagettes are computed. One store holds one set of variables; a batch is conformed to a store that exists (extra
-variables dropped and reported, missing ones filled with the data model's missing values).
+imagettes are computed. With ``workers=N`` the imagettes go one by one to a pool of N worker processes started for
+the call (:func:`xwvnet.distributed.process_pool`) and come back here, where they are committed in batches, in
+order, while the workers compute the next ones. One store holds one set of variables; a batch is conformed to a
+store that exists (extra variables dropped and reported, missing ones filled with the data model's missing values).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import numpy as np
@@ -25,11 +31,18 @@ import xarray as xr
 
 from . import schema as S
 from ._runtime import RunContext, check_count, run_context
-from .errors import StoreMismatchError
+from .errors import InvalidArgumentError, StoreMismatchError
 from .io import store as zs
 from .io.sources import EOPF_SLC, QUICKLOOK, SAFE, resolve
 from .io.storage import Location, locate
 from .io.store import StoreReport, open_store, store_kind, to_store
+
+if TYPE_CHECKING:
+    from .distributed import WorkerMemory
+
+log = logging.getLogger(__name__)
+#: Imagettes queued per worker process ahead of the one it computes: enough to keep it busy through a commit here.
+QUEUED_PER_WORKER = 4
 
 
 def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
@@ -237,6 +250,110 @@ def _compute_on(where: RunContext) -> Iterator[None]:
         yield
 
 
+def _compute_imagette(graph: dict, keys: list) -> list[np.ndarray]:
+    """In a pool worker: compute ``keys`` (one imagette's blocks) of the dask graph ``graph``, in this thread."""
+    from dask.local import get_sync
+
+    return list(get_sync(graph, keys))
+
+
+class _Rows:
+    """The lazy image variables of imagettes, one dask graph optimised once, cut into one small graph per imagette.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Imagettes whose image variables are dask arrays.
+    """
+
+    def __init__(self, ds: xr.Dataset) -> None:
+        self.names = [name for name in ds.data_vars if ds[name].chunks is not None]
+        rows = ds[self.names].chunk({S.IMAGETTE: 1, S.LINE: -1, S.SAMPLE: -1})  # one block per imagette (no-op)
+        (rows,) = dask.optimize(rows)
+        self.graph = dict(rows.__dask_graph__())
+        self.keys = [rows[name].data.__dask_keys__() for name in self.names]
+
+    def task(self, k: int) -> tuple[dict, list]:
+        """The graph of imagette ``k`` alone, and its keys (one per variable): what a worker computes."""
+        from dask.optimization import cull
+
+        keys = []
+        for nested in self.keys:  # the one block of row k: its first key along every other dimension
+            key = nested[k]
+            while isinstance(key, list):
+                key = key[0]
+            keys.append(key)
+        return cull(self.graph, keys)[0], keys
+
+
+def _with_values(ds: xr.Dataset, lazy: list[str], rows: list[int], values: list[dict[str, np.ndarray]]
+                 ) -> xr.Dataset:
+    """Rows ``rows`` of ``ds`` with the computed ``values`` of its ``lazy`` variables in their place."""
+    part = ds.isel({S.IMAGETTE: rows})
+    return part.assign({name: part[name].copy(data=np.concatenate([v[name] for v in values])) for name in lazy})
+
+
+def _pool_to_store(ds: xr.Dataset, loc: Location, workers: int, per_commit: int, progress: bool) -> StoreReport:
+    """Compute the lazy imagettes of ``ds`` in a pool of ``workers`` processes, one imagette per task, and commit
+    them here ``per_commit`` at a time, in order, while the workers go on; ids already stored are not computed."""
+    from tqdm.auto import tqdm
+
+    from .distributed import in_worker, process_pool, worker_died
+
+    ids = ds[S.IMAGETTE].values.astype(object)
+    stored = open_store(loc)[S.IMAGETTE].values.astype(object) if store_kind(loc) == zs.IMAGETTES.kind else []
+    todo = iter(np.flatnonzero(~np.isin(ids, stored)).tolist())
+    report = StoreReport(path=str(loc), present=int(np.isin(ids, stored).sum()), total=len(stored),
+                         skipped=list(ds.attrs.get("skipped", [])))
+    lazy = _Rows(ds)
+    rows: list[int] = []
+    values: list[dict[str, np.ndarray]] = []
+    memory: dict[int, WorkerMemory] = {}  # pid -> its latest figures (a high-water mark: its peak)
+
+    def commit() -> None:
+        written = to_store(_with_values(ds, lazy.names, rows, values), loc, command="ingest")
+        report.added += written.added
+        report.present += written.present
+        report.commits += written.commits
+        report.total = written.total
+        rows.clear()
+        values.clear()
+
+    with process_pool(workers) as pool, tqdm(total=len(ids) - report.present, desc="ingest", unit="img",
+                                             disable=not progress) as bar:
+        queued: deque = deque()
+        try:
+            while True:
+                while len(queued) < workers * QUEUED_PER_WORKER and (k := next(todo, None)) is not None:
+                    queued.append((k, pool.submit(in_worker, _compute_imagette, *lazy.task(k))))
+                if not queued:
+                    break
+                k, future = queued.popleft()
+                blocks, mem = future.result()  # in order: the store's rows follow the sources
+                memory[mem.pid] = mem
+                rows.append(k)
+                values.append(dict(zip(lazy.names, blocks)))
+                bar.update(1)
+                if len(rows) >= per_commit:
+                    commit()
+        except BrokenProcessPool as err:
+            raise worker_died(err, workers, f"the {report.added} imagettes committed are kept") from err
+        if rows:
+            commit()
+    _log_memory(memory)
+    return report
+
+
+def _log_memory(memory: dict[int, WorkerMemory]) -> None:
+    """Log the peak resident memory of each pool worker (INFO, logger ``xwvnet.ingestion``)."""
+    from .distributed import start_method
+
+    shared = "; forked, those pages are shared" if start_method() == "fork" else ""
+    for m in sorted(memory.values(), key=lambda m: m.pid):
+        log.info("ingest worker %d: peak memory %.0f MiB, %.0f MiB above its start (%.0f MiB when it started%s)",
+                 m.pid, m.peak / 2**20, m.added / 2**20, m.start / 2**20, shared)
+
+
 def ingest(
     sources: str | os.PathLike | Iterable[str | os.PathLike],
     out: str | os.PathLike | Location,
@@ -247,6 +364,7 @@ def ingest(
     keep_sigma0: bool = False,
     denoise: bool = False,
     client: str | object | None = None,
+    workers: int | None = None,
     progress: bool = False,
     repair: bool = False,
     storage_options: dict | None = None,
@@ -271,7 +389,7 @@ def ingest(
     labels : str or os.PathLike, optional
         A tag CSV for the quicklook files (as published with WV-Net).
     batch : int, default 256
-        Quicklook files read and written per step (and per commit).
+        Quicklook files read and written per step (and per commit); with ``workers``, SAFE imagettes per commit too.
     spacing : float or sequence of float, optional
         Pixel spacing in metres of the quicklooks made from SAFE products: one value, or (azimuth, range) (default
         :data:`xwvnet.radiometry.DEFAULT_LOOKS`, 10 x 10 SLC pixels, which reproduces the published sizes).
@@ -285,8 +403,15 @@ def ingest(
         of MB each), the store written from here. Default: the dask.distributed client active in this process, else
         a thread pool here (a thread per core); ``"threads"``: that pool even while a client is active. Decided by
         :func:`xwvnet._runtime.run_context` when SAFE products are to be computed.
+    workers : int, optional
+        Compute SAFE imagettes in a pool of this many worker processes on this machine, started for the call
+        (forked on Linux: milliseconds; :func:`xwvnet.distributed.process_pool`): one imagette per task, so the
+        imagettes of one product are shared out; they come back here and are committed ``batch`` at a time, in
+        order, while the workers compute the next ones. Each worker runs one thread; the peak memory of each is
+        logged (INFO, logger ``xwvnet.ingestion``). Not with ``client``.
     progress : bool, default False
-        Show tqdm bars of imagettes: quicklook files move it per batch read, SAFE imagettes per batch written.
+        Show tqdm bars of imagettes: quicklook files move it per batch read, SAFE imagettes per batch written (with
+        ``workers``, per imagette computed).
     repair : bool, default False
         First read every chunk of the store (:func:`xwvnet.verify`) and rewrite the damaged ones from the quicklook
         files given; damage it cannot rewrite is listed in ``report.damaged``.
@@ -306,10 +431,13 @@ def ingest(
     xwvnet.errors.InputNotFoundError
         If ``sources`` names nothing to ingest (a ``FileNotFoundError``).
     ValueError
-        If ``batch`` is not a positive integer, a source URL is not a SAFE product's, storage options do not fit,
-        the store holds something else, or the imagettes do not fit the store.
+        If ``batch`` or ``workers`` is not a positive integer, ``client`` and ``workers`` are both given, a source
+        URL is not a SAFE product's, storage options do not fit, the store holds something else, or the imagettes
+        do not fit the store.
     xwvnet.io.store.DamagedChunkError
         With ``repair=True``, when the store's ids themselves are damaged.
+    xwvnet.distributed.WorkerDiedError
+        If a worker process died (e.g. killed for memory); the batches committed are kept.
 
     Examples
     --------
@@ -319,6 +447,11 @@ def ingest(
     from .io.safe import SafeWarning, safe_to_imagettes
 
     batch = check_count(batch, "batch", "files")
+    if workers is not None:
+        workers = check_count(workers, "workers", "worker processes")
+        if client is not None:
+            raise InvalidArgumentError("give client (where dask computes) or workers (processes started here), not "
+                                       "both.")
     loc = locate(out)
     if storage_options and not loc.local:
         loc = locate(loc, storage_options)
@@ -347,8 +480,11 @@ def ingest(
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
-    with run_context(client, "cpu") as where, _compute_on(where):  # where SAFE imagettes are computed
-        written = to_store(ds, loc, progress=progress, command="ingest")
+    if workers is not None:
+        written = _pool_to_store(ds, loc, workers, batch, progress)
+    else:
+        with run_context(client, "cpu") as where, _compute_on(where):  # where SAFE imagettes are computed
+            written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present
     report.commits += written.commits
