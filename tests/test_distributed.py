@@ -204,3 +204,50 @@ def test_worker_processes_from_piped_code_are_refused_in_one_line():
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("xwvnet.distributed.LocalClusterError: worker processes cannot start from code read from")
     assert 'client="threads"' in last and "BrokenProcessPool" not in done.stderr
+
+
+# ---- plain process pools (ingest(workers=N)) -------------------------------------------------------------------------
+def _worker_setup() -> tuple:
+    import signal
+
+    env = os.environ.get
+    return os.getpid(), signal.getsignal(signal.SIGINT), env("OMP_NUM_THREADS"), env(xd.THREADS_ENV)
+
+
+def _allocate(mib: int) -> int:
+    """Touch ``mib`` MiB of fresh pages (an anonymous map: never memory the worker already holds)."""
+    import mmap
+
+    pages = mmap.mmap(-1, mib * 2**20)
+    for i in range(0, len(pages), mmap.PAGESIZE):
+        pages[i] = 1
+    return len(pages)
+
+
+def test_process_pool_workers_ignore_ctrl_c_run_one_thread_and_report_their_memory():
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with xd.process_pool(2) as pool:
+        setups = [pool.submit(xd.in_worker, _worker_setup).result() for _ in range(4)]
+        (total, memory) = pool.submit(xd.in_worker, _allocate, 64).result()
+    assert signal.getsignal(signal.SIGINT) is before  # this process keeps its handler
+    for (pid, sigint, omp, torch_threads), mem in setups:
+        assert pid != os.getpid() and pid == mem.pid
+        assert sigint == signal.SIG_IGN and omp == "1" and torch_threads == "1"
+    assert total == 64 * 2**20 and memory.added >= 60 * 2**20 and memory.peak >= memory.start > 0
+    for pid in {setup[0] for setup, _ in setups}:  # none outlives the block (each was reaped)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_dead_pool_worker_is_one_line_saying_what_was_kept():
+    from concurrent.futures.process import BrokenProcessPool
+
+    with xd.process_pool(1) as pool, pytest.raises(BrokenProcessPool) as err:
+        pool.submit(os._exit, 9).result()
+    died = xd.worker_died(err.value, 1, "the 3 imagettes committed are kept")
+    assert isinstance(died, XWVNetError) and isinstance(died, RuntimeError) and len(str(died).splitlines()) == 1
+    assert "the 3 imagettes committed are kept" in str(died) and "fewer workers than 1" in str(died)
+    with pytest.raises(ValueError, match="workers"), xd.process_pool(0):
+        pass
