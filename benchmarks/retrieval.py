@@ -14,14 +14,15 @@ Index: a Gaussian mixture (clustered) and isotropic noise (unclustered) written 
 factory string; recall@10 against exact search on 1000 stored queries (self excluded) and queries per second.
 Compact: top-10 agreement with float32 and ridge-probe RMSE for float16 and int8 embeddings.
 
-    python benchmarks/retrieval.py --scaling [--sizes 50000 200000 1000000]
+    python benchmarks/retrieval.py --scaling [--sizes 100000 300000 1000000]
 
-Scaling (issue 22): does recall hold as the archive grows? 2,000-cluster Gaussian mixtures of 2048-d unit vectors;
-``build_index`` on the embedding Dataset with build-time tuning (target recall@10 0.95, its 1000 tuning queries
-taken from the data) against the fixed default effort, recall@10 on 1000 other queries against faiss
-``IndexFlatIP`` (self excluded), queries per second of each, and our exact search against ``IndexFlatIP`` on the
-same queries in the same run; then the effort, q/s and index size extrapolated to 12 million imagettes (a fit in
-log N, said as such).
+Scaling (issue 32): the default index (``build_index`` with build-time tuning to recall@10 0.95) on 2,000-cluster
+mixtures of 2048-d unit vectors, stored as float16 (made in blocks: 1e6 x 2048 is 4 GB so), each N in a fresh
+process: recall@10 of 1024 queries drawn like the data but not in it (so never in the tuning sample) against exact
+search on the same data, build time, query time of the 1024 queries through the index and by exact search (timed
+on the data in float32, converted 1 GB at a time outside the timer: see ``exact_float32``), index size, peak
+memory; then each
+extrapolated to 12 million imagettes (a fit in log N, said as such). Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def index_one(n: int, dim: int, k: int, clustered: bool) -> dict:
     import faiss
 
     from xwvnet.retrieval import build_index
-    from xwvnet.retrieval.index import index_path
+    from xwvnet.retrieval.index import REFINE_FACTOR, index_path
 
     x = mixture(n, dim, clustered)
     nq = min(1000, n)
@@ -150,13 +151,21 @@ def index_one(n: int, dim: int, k: int, clustered: bool) -> dict:
         start = time.perf_counter()
         _, got = index.search(q, k + 1)
         out["ours_qps"] = nq / (time.perf_counter() - start)
-    # faiss directly on the in-memory array, same factory (HNSW without the id map), training size and effort
+    # faiss directly on the in-memory array, same factory (without the id map), training size, effort, re-ranking
     direct = faiss.index_factory(dim, out["factory"].removeprefix("IDMap,"), faiss.METRIC_INNER_PRODUCT)
     start = time.perf_counter()
     direct.train(x[np.random.default_rng(0).permutation(n)[:65536]])
     direct.add(x)
     out["faiss_build_s"] = time.perf_counter() - start
-    direct.hnsw.efSearch = out["effort"]
+    if "Refine" in out["factory"]:
+        faiss.downcast_index(direct).k_factor = REFINE_FACTOR
+        inner = faiss.downcast_index(faiss.downcast_index(direct).base_index)
+    else:
+        inner = faiss.downcast_index(direct)
+    if hasattr(inner, "hnsw"):
+        inner.hnsw.efSearch = out["effort"]
+    else:
+        faiss.extract_index_ivf(inner).nprobe = out["effort"]
     start = time.perf_counter()
     _, dgot = direct.search(q, k + 1)
     out["faiss_qps"] = nq / (time.perf_counter() - start)
@@ -200,98 +209,120 @@ def compact(n: int, dim: int, k: int) -> list[dict]:
     return rows
 
 
-def clusters2000(n: int, dim: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
-    """``n`` unit vectors around 2,000 random centres (noise of std ``spread`` per feature), in bounded blocks."""
+def clusters2000(n: int, dim: int, seed: int = 0, spread: float = 1.0, queries: int = 0,
+                 dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit vectors around 2,000 random centres (noise of std ``spread`` per feature), made in blocks of 8192
+    and stored as ``dtype``; and ``queries`` more float32 vectors drawn the same way (not in the data)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((2000, dim), dtype=np.float32)
-    out = np.empty((n, dim), np.float32)
+    out = np.empty((n, dim), dtype)
     for a in range(0, n, 8192):
         b = min(n, a + 8192)
         noise = spread * rng.standard_normal((b - a, dim), dtype=np.float32)
         out[a:b] = _unit(centres[rng.integers(0, 2000, b - a)] + noise)
-    return out
+    noise = spread * rng.standard_normal((queries, dim), dtype=np.float32)
+    return out, _unit(centres[rng.integers(0, 2000, queries)] + noise)
 
 
-def scaling_one(n: int, dim: int, k: int, spread: float = 1.0) -> dict:
-    """Tuned and untuned default index on a 2,000-cluster mixture; exact search ours vs faiss; one process."""
+def exact_float32(q: np.ndarray, x: np.ndarray, k: int, block: int = 131_072) -> tuple[np.ndarray, float]:
+    """Exact top-``k`` of float16 data, and the time exact search takes on the same data in float32: each block of
+    ``block`` rows (1 GB) is converted to float32 untimed, then searched by ``search_arrays`` (timed); the blocks'
+    candidates are merged. Exact search on float16 arrays is slower (it converts block pairs as it goes), and
+    in float32 it is what the index must beat."""
+    from xwvnet.retrieval.exact import search_arrays
+
+    search_arrays(q[:8], np.asarray(x[:4096], np.float32), k)  # warm-up
+    sims, ids, seconds = [], [], 0.0
+    for a in range(0, len(x), block):
+        part = np.asarray(x[a:a + block], np.float32)
+        start = time.perf_counter()
+        sim, idx = search_arrays(q, part, k)
+        seconds += time.perf_counter() - start
+        sims.append(sim)
+        ids.append(idx + a)
+    sim, idx = np.concatenate(sims, axis=1), np.concatenate(ids, axis=1)
+    best = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(idx, best, 1), seconds
+
+
+def scaling_one(n: int, dim: int, k: int, spread: float = 1.0, queries: int = 1024) -> dict:
+    """The default index (built and tuned by ``build_index``) against exact search on the same float16 data, one
+    process: recall@k on queries drawn like the data (none of them indexed, so none in the tuning sample), build
+    and query time, peak memory."""
     import warnings
 
-    import faiss
     import xarray as xr
 
-    from xwvnet.retrieval import build_index, neighbors
-    from xwvnet.retrieval.exact import search_arrays
-    from xwvnet.retrieval.index import EF_SEARCH
+    from xwvnet.retrieval import build_index
 
-    x = clusters2000(n, dim, spread=spread)
+    def say(what: str) -> None:
+        print(f"  [{n}] {what} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    x, q = clusters2000(n, dim, spread=spread, queries=queries, dtype="float16")
+    say(f"{n} x {dim} float16 generated")
+    base = _rss_mb()
+    out: dict = {"n": n, "queries": queries, "storage": "float16", "data_mb": x.nbytes / 2**20}
+    truth, out["exact_s"] = exact_float32(q, x, k)
+    out["exact_peak_mb"] = _rss_mb() - base
+    say(f"exact search {out['exact_s']:.1f} s")
     ids = np.array([f"im{i:08d}" for i in range(n)], dtype=object)
     attrs = {"encoder": "benchmark", "encoder_weights_hash": "none"}
     ds = xr.Dataset({"embedding": (("imagette", "feature"), x, attrs)}, coords={"imagette": ids})
-    rows = np.random.default_rng(123).choice(n, min(1000, n), replace=False)
-    q = x[rows]
-    flat = faiss.IndexFlatIP(dim)
-    flat.add(x)
-    start = time.perf_counter()
-    _, ref = flat.search(q, k + 1)
-    faiss_exact_s = time.perf_counter() - start
-    del flat
-    start = time.perf_counter()
-    search_arrays(q, x, k + 1)
-    ours_exact_s = time.perf_counter() - start
-    truth = [set(r.tolist()) - {i} for r, i in zip(ref, rows, strict=True)]
-    out: dict = {"n": n, "faiss_exact_qps": len(rows) / faiss_exact_s, "ours_exact_qps": len(rows) / ours_exact_s}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, target in (("default", None), ("tuned", 0.95)):
-            start = time.perf_counter()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                index = build_index(ds, Path(tmp) / f"{name}.index", target_recall=target,
-                                    effort=EF_SEARCH)
-            out[f"{name}_build_s"] = time.perf_counter() - start
-            out[f"{name}_warned"] = bool(caught)
-            start = time.perf_counter()
-            _, got = index.search(q, k + 1)
-            out[f"{name}_qps"] = len(rows) / (time.perf_counter() - start)
-            found = [[g for g in r if g != i][:k] for r, i in zip(got.tolist(), rows.tolist(), strict=True)]
-            out[f"{name}_recall"] = float(np.mean([len(t & set(f)) / k for t, f in zip(truth, found, strict=True)]))
-            out[f"{name}_effort"] = index.effort
-            if target is not None:
-                out["tuning"] = index.info["tuning"]
-                out["index_mb"] = index.path.stat().st_size / 2**20
-    found = neighbors(ds, k=3, query=list(ids[:5]), index=index)  # the Dataset path of neighbors(index=)
-    out["neighbors_ok"] = bool((found["neighbor"].values != "").all())
+        before = _rss_mb()
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            index = build_index(ds, Path(tmp) / "scaling.index")
+        out["build_s"] = time.perf_counter() - start
+        out["build_peak_mb"] = _rss_mb() - before
+        out["warned"] = [str(w.message) for w in caught]
+        out["index_mb"] = index.path.stat().st_size / 2**20
+        say(f"index built {out['build_s']:.0f} s")
+        index.search(q[:8], k)  # warm-up
+        start = time.perf_counter()
+        _, got = index.search(q, k)
+        out["index_s"] = time.perf_counter() - start
+        out["recall"] = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, truth, strict=True)]))
+        out.update(factory=index.info["factory"], nlist=index.info["nlist"], effort=index.effort,
+                   tuning={key: index.info["tuning"][key] for key in ("recall", "se", "required_sample_recall",
+                                                                     "effort", "tried")})
+    out["peak_mb"] = _rss_mb()
     return out
 
 
-def scaling(sizes: list[int], dim: int, k: int, spread: float = 1.0) -> None:
-    print(f"\nrecall as the archive grows: 2,000-cluster mixtures x {dim} (spread {spread}), recall@{k} on 1000 "
-          "held-out queries "
-          "vs faiss IndexFlatIP")
-    print(f"{'N':>9} {'default ef':>10} {'recall':>6} {'q/s':>7} | {'tuned ef':>8} {'recall':>6} {'q/s':>7} "
-          f"{'sample rec':>10} {'build s':>8} {'index MB':>8} | {'exact ours/faiss':>16}")
+def scaling(sizes: list[int], dim: int, k: int, spread: float = 1.0, queries: int = 1024) -> None:
+    print(f"\nthe default index as the archive grows: 2,000-cluster mixtures x {dim} stored as float16 (spread "
+          f"{spread}), {queries} queries drawn like the data, none of them indexed; recall@{k} against exact search")
+    print(f"{'N':>9} {'factory':>34} {'effort':>6} {'recall':>6} {'tuning rec':>10} {'build s':>8} {'index s':>8} "
+          f"{'exact s':>8} {'speedup':>7} {'index MB':>8} {'build +MB':>9} {'peak MB':>8}", flush=True)
     rows = []
     for n in sizes:
-        r = _child(["--scaling-one", str(n), "--dim", str(dim), "-k", str(k), "--spread", str(spread)])
+        r = _child(["--scaling-one", str(n), "--dim", str(dim), "-k", str(k), "--spread", str(spread),
+                    "--queries", str(queries)], progress=True)
         rows.append(r)
-        print(f"{n:>9} {r['default_effort']:>10} {r['default_recall']:>6.3f} {r['default_qps']:>7.0f} | "
-              f"{r['tuned_effort']:>8} {r['tuned_recall']:>6.3f} {r['tuned_qps']:>7.0f} "
-              f"{r['tuning']['recall']:>10.3f} {r['tuned_build_s']:>8.0f} {r['index_mb']:>8.0f} | "
-              f"{r['ours_exact_qps'] / r['faiss_exact_qps']:>16.2f}", flush=True)
+        print(f"{n:>9} {r['factory']:>34} {r['effort']:>6} {r['recall']:>6.3f} {r['tuning']['recall']:>10.3f} "
+              f"{r['build_s']:>8.0f} {r['index_s']:>8.2f} {r['exact_s']:>8.2f} {r['exact_s'] / r['index_s']:>7.1f} "
+              f"{r['index_mb']:>8.0f} {r['build_peak_mb']:>9.0f} {r['peak_mb']:>8.0f}", flush=True)
         print(f"{'':>9} tuning tried: {r['tuning']['tried']}", flush=True)
+        for message in r["warned"]:
+            print(f"{'':>9} warning: {message}", flush=True)
     if len(rows) >= 2:
-        logn = np.log10([r["n"] for r in rows])
-        target = np.log10(12_000_000)
-        effort = np.polyfit(logn, np.log2([r["tuned_effort"] for r in rows]), 1)
-        qps = np.polyfit(logn, np.log10([r["tuned_qps"] for r in rows]), 1)
-        mb = rows[-1]["index_mb"] / rows[-1]["n"] * 12_000_000
-        print(f"extrapolated to 12,000,000 (fit in log N over {len(rows)} sizes, not measured): effort about "
-              f"{2 ** np.polyval(effort, target):.0f}, {10 ** np.polyval(qps, target):.0f} q/s on this machine, "
-              f"index about {mb / 1024:.1f} GB")
+        print(f"extrapolated to 12,000,000 ({queries} queries; a fit in log N over {len(rows)} sizes, not measured):")
+        for key, what in (("build_s", "build s"), ("index_s", "index query s"), ("exact_s", "exact query s"),
+                          ("index_mb", "index MB")):
+            slope, at = np.polyfit(np.log10([r["n"] for r in rows]), np.log10([r[key] for r in rows]), 1)
+            linear = rows[-1][key] * 12_000_000 / rows[-1]["n"]
+            print(f"  {what}: {10 ** (at + slope * np.log10(12_000_000)):.4g} (fit: grows like N^{slope:.2f}); "
+                  f"{linear:.4g} if linear in N from N = {rows[-1]['n']}")
 
 
-def _child(args: list[str]) -> dict:
+def _child(args: list[str], progress: bool = False) -> dict:
+    """Run one measurement in a fresh process (its peak memory is its own); ``progress``: pass its stderr on."""
     cmd = [sys.executable, __file__, *args]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=None if progress else subprocess.PIPE,
+                          text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -306,16 +337,16 @@ def main() -> None:
     parser.add_argument("--exact-one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--index-one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--unclustered", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--scaling", action="store_true", help="recall as the archive grows (issue 22) only")
-    parser.add_argument("--sizes", nargs="*", type=int, default=[50_000, 200_000, 1_000_000])
+    parser.add_argument("--scaling", action="store_true", help="the default index as the archive grows, only")
+    parser.add_argument("--sizes", nargs="*", type=int, default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--scaling-one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--spread", type=float, default=1.0, help="scaling: noise std per feature around a centre")
     args = parser.parse_args()
     if args.scaling_one is not None:
-        print(json.dumps(scaling_one(args.scaling_one, args.dim, args.k, args.spread)))
+        print(json.dumps(scaling_one(args.scaling_one, args.dim, args.k, args.spread, args.queries or 1024)))
         return
     if args.scaling:
-        scaling(args.sizes, args.dim, args.k, args.spread)
+        scaling(args.sizes, args.dim, args.k, args.spread, args.queries or 1024)
         return
     queries = args.queries or (256 if args.quick else 1024)
     if args.exact_one is not None:
@@ -347,13 +378,13 @@ def main() -> None:
         sizes = [5_000] if args.quick else [10_000, 50_000]
         sizes += [200_000] if args.full else []
         print(f"\napproximate index (build_index from a store vs faiss on the array), recall@{args.k} vs exact")
-        print(f"{'N':>8} {'data':>11} {'factory':>17} {'effort':>6} {'recall':>6} {'faiss rec':>9} {'build s':>8} "
+        print(f"{'N':>8} {'data':>11} {'factory':>32} {'effort':>6} {'recall':>6} {'faiss rec':>9} {'build s':>8} "
               f"{'faiss s':>8} {'peak MB':>8} {'index MB':>8} {'q/s':>7} {'faiss q/s':>9} {'exact q/s':>9}")
         for n in sizes:
             for clustered in (True, False):
                 r = _child(["--index-one", str(n), "--dim", str(args.dim), "-k", str(args.k)]
                            + ([] if clustered else ["--unclustered"]))
-                print(f"{n:>8} {'clustered' if clustered else 'unclustered':>11} {r['factory']:>17} "
+                print(f"{n:>8} {'clustered' if clustered else 'unclustered':>11} {r['factory']:>32} "
                       f"{r['effort']:>6} {r['ours_recall']:>6.3f} {r['faiss_recall']:>9.3f} {r['ours_build_s']:>8.1f} "
                       f"{r['faiss_build_s']:>8.1f} {r['ours_build_peak_mb']:>8.0f} {r['index_mb']:>8.0f} "
                       f"{r['ours_qps']:>7.0f} {r['faiss_qps']:>9.0f} {r['exact_qps']:>9.0f}")

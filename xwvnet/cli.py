@@ -539,11 +539,12 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "index", "build (or update) the approximate retrieval index beside an embedding store")
     p.add_argument("store", help="the embedding store (from `xwvnet embed`), on a local disk")
     p.add_argument("--update", action="store_true", help="add imagettes appended since the index was built")
-    p.add_argument("--method", default="hnsw", choices=_Choices("xwvnet.retrieval.index", "METHODS"), metavar="METHOD",
-                   help="%(choices)s: faiss HNSW32,SQ8 or IVF,SQ8")
+    p.add_argument("--method", default="ivf", choices=_Choices("xwvnet.retrieval.index", "METHODS"), metavar="METHOD",
+                   help="%(choices)s: faiss inverted lists (IVF,SQ8, candidates re-ranked on float16 copies; the "
+                   "default) or an HNSW32,SQ8 graph (slower on 2048-d embeddings)")
     p.add_argument("--effort", type=int, default=None,
-                   help="search effort saved with the index, where tuning to recall@10 0.95 starts (efSearch/nprobe) "
-                   "(default: 128 for hnsw, max(16, nlist / 16) for ivf)")
+                   help="the least search effort (nprobe for ivf, efSearch for hnsw): tuning to recall@10 0.95 on "
+                   "imagettes held out of training starts there (default: 1 for ivf, 128 for hnsw)")
     p.add_argument("--overwrite", action="store_true", help="build again over an existing index")
 
 

@@ -15,7 +15,7 @@ from xwvnet import schema as S
 from xwvnet.errors import XWVNetError
 from xwvnet.io import store as zs
 from xwvnet.io.storage import locate
-from xwvnet.retrieval.index import index_path
+from xwvnet.retrieval.index import index_path, required_recall
 
 try:
     import faiss
@@ -76,10 +76,12 @@ def test_provenance_is_recorded_and_a_mismatched_index_is_refused(clustered, tmp
     info = json.loads((tmp_path / "a.index.json").read_text())
     assert info["format"] == "xwvnet-retrieval-index" and info["n"] == 6000 and info["n_added"] == 6000
     assert info["encoder_weights_hash"] == "abc" and info["store_format"] == "xwvnet-embedding-store"
-    assert info["nlist"] == 16 and info["factory"] == "IVF16,SQ8" and info["faiss_version"]
-    assert info["method"] == "ivf" and info["effort"] == 16
+    assert info["nlist"] == 16 and info["factory"] == "IDMap,IVF16,SQ8,Refine(SQfp16)" and info["faiss_version"]
+    assert info["method"] == "ivf" and info["effort"] == info["tuning"]["effort"] and info["refine_factor"] == 4
     assert info["first_id"] == "im000000" and info["last_id"] == "im005999"
-    assert R.open_index(tmp_path / "a.index", path).n == 6000
+    reopened = R.open_index(tmp_path / "a.index", path)
+    assert reopened.n == 6000 and reopened.effort == info["effort"]
+    assert faiss.downcast_index(reopened.faiss_index.index).k_factor == 4  # the re-ranking depth is saved too
     ds = zs.open_store(path)
     other = ds.assign({S.EMBEDDING: ds[S.EMBEDDING].assign_attrs(encoder_weights_hash="zzz")})
     with pytest.raises(R.IndexMismatchError, match="encoder_weights_hash"):
@@ -224,7 +226,8 @@ def test_bad_parameters_are_refused(clustered, tmp_path):
     with pytest.raises(ValueError, match="method"):
         R.build_index(path, tmp_path / "b.index", method="lsh")
     index = R.open_index(R.build_index(path, tmp_path / "c.index", effort=40).path)
-    assert index.effort == 40 and index.info["factory"] == "IDMap,HNSW32,SQ8"
+    assert index.effort == 40 and index.info["factory"] == "IDMap,IVF128,SQ8,Refine(SQfp16)"  # 5000 // 39 lists
+    assert index.info["tuning"]["tried"][0]["effort"] == 40  # met at once: tuning never lowers the effort given
     with pytest.raises(ValueError, match="effort"):
         index.effort = 0
     index.effort = 2
@@ -281,7 +284,34 @@ def test_build_time_tuning_raises_the_effort_to_the_target_recall(tmp_path):
     assert recall(R.neighbors(ds, k=10, query=queries, index=untuned), exact) < 0.95
     assert recall(R.neighbors(ds, k=10, query=queries, index=R.open_index(tmp_path / "b.index")), exact) >= 0.93
     with pytest.warns(R.RecallWarning, match="below the target"):
-        coarse = R.build_index(ds, tmp_path / "c.index", quantizer="PQ4", target_recall=0.999, tune_sample=100)
-    assert coarse.info["tuning"]["met"] is False
+        coarse = R.build_index(ds, tmp_path / "c.index", quantizer="PQ4x4", refine=None, target_recall=0.999,
+                               tune_sample=100)
+    assert coarse.info["tuning"]["met"] is False and coarse.info["factory"] == "IVF151,PQ4x4"
+    assert coarse.info["refine_factor"] is None  # 5900 // 39 lists, no id map without re-ranking
     with pytest.raises(ValueError, match="target_recall"):
         R.build_index(ds, tmp_path / "d.index", target_recall=1.5)
+
+
+@needs_faiss
+def test_tuning_picks_the_least_effort_whose_recall_holds_on_queries_it_never_saw(tmp_path):
+    """Wide clusters need many lists visited. Tuning asks its held-out sample for the target plus a margin, stops at
+    the least effort (within an eighth) that gives it, and the recall holds on new queries drawn like the data."""
+    from xwvnet.retrieval.exact import search_arrays
+
+    x = mixture(8500, 64, clusters=40, spread=3.0, seed=11)
+    data, queries = x[:8000], x[8000:]  # queries not in the index, so not in its tuning sample either
+    index = R.build_index(as_dataset(data), tmp_path / "t.index")
+    tuning = index.info["tuning"]
+    assert index.info["method"] == "ivf" and tuning["met"] and tuning["sample"] == 1000
+    assert tuning["required_sample_recall"] == required_recall(0.95, tuning["se"]) > 0.95
+    assert tuning["recall"] >= tuning["required_sample_recall"] and index.effort == tuning["effort"] > 8
+    below = [t for t in tuning["tried"] if t["effort"] < index.effort]
+    assert below and all(t["recall"] < required_recall(0.95, t["se"]) for t in below)
+    assert max(t["effort"] for t in below) >= index.effort * 7 / 8  # bisected close to the least effort
+    _, truth = search_arrays(queries, data, 10)
+    _, found = R.open_index(index.path).search(queries, 10)
+    held_out = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
+    assert held_out >= 0.95
+    index.effort = 1
+    _, coarse = index.search(queries, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(coarse, truth, strict=True)]) < 0.5

@@ -1,10 +1,12 @@
 """A persistent approximate index of an embedding store, for nearest-imagette search at archive scale.
 
-The default index is a faiss HNSW graph (32 links per node) over 8-bit scalar-quantised unit-length embeddings
-(``IDMap,HNSW32,SQ8``), searched by inner product (= cosine); ``method="ivf"`` gives an inverted-file index
-(``IVF<nlist>,SQ8``) instead. On 50,000 clustered 2048-d vectors HNSW reached recall@10 0.96 at 15x the queries per
-second of IVF (at recall 0.98), with a similar size (one byte per feature plus 256 bytes of links per imagette) and a
-shorter build; IVF-PQ was 7x smaller but its recall (0.16) was useless at 2048-d without re-ranking (docs/retrieval.md).
+The default index is a faiss inverted file over 8-bit scalar-quantised unit-length embeddings whose candidates are
+re-ranked on float16 copies (``IDMap,IVF<nlist>,SQ8,Refine(SQfp16)``), searched by inner product (= cosine); the
+number of lists visited (``nprobe``, the :attr:`RetrievalIndex.effort`) is tuned at build time on queries held out of
+the training sample. ``method="hnsw"`` gives a graph (``IDMap,HNSW32,SQ8``, re-ranked the same way) instead. On
+200,000 clustered 2048-d vectors the graph was slower than exact search at the recall asked for, the inverted file
+over 10x faster (the figures are in docs/retrieval.md); SQ8 codes alone lose some true neighbours at 2048-d, which
+the float16 re-ranking of :data:`REFINE_FACTOR` x k candidates recovers.
 It is built from an embedding store (:func:`xwvnet.embed_store`) chunk by chunk: the quantisers are trained on a
 sample of whole store chunks, then the store is added block by block, so memory holds the index plus one block,
 never the store. Row ``i`` of the store is id ``i`` in the index; rows that are not (yet) finite (chunks still
@@ -57,13 +59,18 @@ SUFFIX = ".index"
 TRAIN_SIZE = 65_536  # imagettes the quantisers are trained on (at 2048 float32 features: 512 MB)
 ADD_BLOCK = 16_384  # imagettes read from the store and added per step (at 2048 features: 128 MB)
 MAX_NLIST = 4096
-PROBE_SHARE = 1 / 16  # IVF: default nprobe = nlist * PROBE_SHARE (at least 16)
+NLIST_PER_ROOT = 2  # IVF: default nlist = NLIST_PER_ROOT * sqrt(n)
+PROBE_SHARE = 1 / 16  # IVF: default nprobe = nlist * PROBE_SHARE (at least 16) when not tuned
 EF_SEARCH = 128  # HNSW: default candidate list per query (recall@10 >= 0.95 on clustered data, see the tests)
 HNSW_LINKS = 32
-METHODS = ("hnsw", "ivf")
+METHODS = ("ivf", "hnsw")
+REFINE = "SQfp16"  # how the re-ranking copies are stored (faiss index-factory code)
+REFINE_FACTOR = 4  # candidates re-ranked per neighbour asked for
 TARGET_RECALL = 0.95  # recall@10 that build-time tuning aims for
-TUNE_SAMPLE = 1000  # imagettes of the data used as tuning queries
+TUNE_SAMPLE = 1000  # imagettes of the data used as tuning queries (held out of the training sample)
 TUNE_K = 10
+TUNE_Z = 2.0  # tuning asks for the target plus TUNE_Z standard errors of the sample's recall (at least TUNE_MARGIN)
+TUNE_MARGIN = 0.005
 MAX_EFFORT = 4096  # HNSW efSearch tuning stops here
 _EXACT_GROUP = 128  # tuning queries compared with a block at a time
 _PROVENANCE = ("encoder", "encoder_weights_hash", "encoder_arch", "encoder_transform")
@@ -124,7 +131,7 @@ def _sidecar(path: Path) -> Path:
 
 
 def default_nlist(n: int, train_size: int = TRAIN_SIZE) -> int:
-    """Inverted lists for ``n`` imagettes: about 4 sqrt(n), at most :data:`MAX_NLIST` and ``train_size / 39``.
+    """Inverted lists for ``n`` imagettes: about 2 sqrt(n), at most :data:`MAX_NLIST` and ``train_size / 39``.
 
     Parameters
     ----------
@@ -138,7 +145,7 @@ def default_nlist(n: int, train_size: int = TRAIN_SIZE) -> int:
     int
         At least 1.
     """
-    return int(max(1, min(MAX_NLIST, train_size // 39, round(4 * math.sqrt(max(n, 1))))))
+    return int(max(1, min(MAX_NLIST, train_size // 39, round(NLIST_PER_ROOT * math.sqrt(max(n, 1))))))
 
 
 def _unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +206,11 @@ class RetrievalIndex:
             inner.nprobe = int(value)
 
     def _inner(self) -> Any:
+        """The HNSW or IVF index inside the id map and the re-ranking wrapper."""
         faiss = _faiss()
         index = faiss.downcast_index(self.faiss_index)
-        if hasattr(index, "id_map"):  # IDMap wrapper
-            index = faiss.downcast_index(index.index)
+        while hasattr(index, "id_map") or hasattr(index, "base_index"):  # IDMap, then Refine
+            index = faiss.downcast_index(index.index if hasattr(index, "id_map") else index.base_index)
         return index if hasattr(index, "hnsw") else faiss.extract_index_ivf(index)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -317,27 +325,63 @@ def _add(index: Any, ds: Any, features: str, start: int, stop: int, block: int,
     return added, skipped
 
 
-def _tune(out: RetrievalIndex, exact: _ExactTop, target: float, k: int, max_effort: int) -> dict[str, Any]:
-    """Raise the search effort until recall@k on the sample reaches ``target``; what was measured at each."""
+def _sample_recall(out: RetrievalIndex, exact: _ExactTop, truth: list[set[int]], k: int,
+                   effort: int) -> dict[str, Any]:
+    """Recall@k of the index at ``effort`` on the tuning queries, its standard error, and queries per second."""
     assert exact.queries is not None
+    out.effort = effort
+    start = time.perf_counter()
+    _, found = out.search(exact.queries, k + 1)
+    seconds = max(time.perf_counter() - start, 1e-9)
+    found = [[i for i in row if i >= 0 and i != q][:k] for row, q in zip(found.tolist(), exact.rows.tolist())]
+    each = np.array([len(t & set(f)) / max(1, len(t)) for t, f in zip(truth, found)])
+    se = float(each.std(ddof=1) / math.sqrt(len(each))) if len(each) > 1 else 0.0
+    return {"effort": effort, "recall": round(float(each.mean()), 4), "se": round(se, 4),
+            "queries_per_second": round(len(truth) / seconds, 1)}
+
+
+def required_recall(target: float, se: float) -> float:
+    """The sample recall tuning asks for: ``target`` plus a margin for the sample's noise, at most 1.
+
+    Parameters
+    ----------
+    target : float
+        The recall asked for on queries other than the tuning sample.
+    se : float
+        The standard error of the sample's mean recall.
+
+    Returns
+    -------
+    float
+        ``min(1, target + max(TUNE_MARGIN, TUNE_Z * se))``.
+    """
+    return min(1.0, target + max(TUNE_MARGIN, TUNE_Z * se))
+
+
+def _tune(out: RetrievalIndex, exact: _ExactTop, target: float, k: int, max_effort: int) -> dict[str, Any]:
+    """The least effort, from the current one up, whose recall@k on the sample reaches ``target`` with a margin
+    (:func:`required_recall`): doubled until it does, then bisected between the last two; what was measured at
+    each."""
     truth = [set(r[r >= 0].tolist()) for r in exact.idx]
-    tried, effort = [], out.effort
-    while True:
-        out.effort = effort
-        start = time.perf_counter()
-        _, found = out.search(exact.queries, k + 1)
-        seconds = max(time.perf_counter() - start, 1e-9)
-        found = [[i for i in row if i >= 0 and i != q][:k] for row, q in zip(found.tolist(), exact.rows.tolist())]
-        recall = float(np.mean([len(t & set(f)) / max(1, len(t)) for t, f in zip(truth, found)]))
-        tried.append({"effort": effort, "recall": round(recall, 4),
-                      "queries_per_second": round(len(truth) / seconds, 1)})
-        if recall >= target or effort >= max_effort:
-            break
-        effort = min(max_effort, effort * 2)
-    best = tried[-1]
-    return {"target_recall": target, "k": k, "sample": len(truth), "met": best["recall"] >= target,
-            "recall": best["recall"], "effort": best["effort"], "queries_per_second": best["queries_per_second"],
-            "tried": tried}
+    tried: list[dict[str, Any]] = []
+
+    def meets(effort: int) -> bool:
+        tried.append(_sample_recall(out, exact, truth, k, effort))
+        return tried[-1]["recall"] >= required_recall(target, tried[-1]["se"])
+
+    low, high = 0, min(out.effort, max_effort)
+    while not meets(high) and high < max_effort:
+        low, high = high, min(max_effort, high * 2)
+    if low and tried[-1]["recall"] >= required_recall(target, tried[-1]["se"]):
+        while high - low > max(1, high // 8):  # bisect to within an eighth, never below the effort tuning began at
+            middle = (low + high) // 2
+            low, high = (low, middle) if meets(middle) else (middle, high)
+    best = next(t for t in tried if t["effort"] == high)
+    out.effort = high
+    required = required_recall(target, best["se"])
+    return {"target_recall": target, "required_sample_recall": round(required, 4), "k": k, "sample": len(truth),
+            "met": best["recall"] >= required, "recall": best["recall"], "se": best["se"], "effort": high,
+            "queries_per_second": best["queries_per_second"], "tried": tried}
 
 
 def _training_sample(ds: Any, features: str, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -361,16 +405,43 @@ def _training_sample(ds: Any, features: str, n: int, size: int, seed: int) -> tu
     return np.concatenate(parts), np.concatenate(where).astype(np.int64)
 
 
+def _held_out(size: int, tune_sample: int, seed: int) -> tuple[np.ndarray, bool]:
+    """Positions of the tuning queries in a sample of ``size`` rows (``tune_sample`` of them, sorted), and whether
+    they are held out of training: they are unless that would leave less than half the sample to train on."""
+    pick = np.sort(np.random.default_rng(seed + 1).choice(size, min(size, tune_sample), replace=False))
+    return pick, 2 * len(pick) <= size
+
+
+def _factory(method: str, quantizer: str, refine: str | None, nlist: int | None, effort: int | None, n: int,
+             train: int, tuned: bool) -> tuple[str, int | None, int]:
+    """The faiss factory string, the list count (IVF) and the starting effort of an index."""
+    wrap = f",Refine({refine})" if refine is not None else ""
+    if method == "ivf":
+        nlist = max(1, min(default_nlist(n, train) if nlist is None else int(nlist), train))
+        start = 1 if tuned else max(1, min(nlist, max(16, round(nlist * PROBE_SHARE))))
+        return (f"IDMap,IVF{nlist},{quantizer}{wrap}" if wrap else f"IVF{nlist},{quantizer}", nlist,
+                start if effort is None else effort)
+    return f"IDMap,HNSW{HNSW_LINKS},{quantizer}{wrap}", None, EF_SEARCH if effort is None else effort
+
+
+def _refine(index: Any) -> Any:
+    """The re-ranking wrapper (IndexRefine) inside an index's id map."""
+    faiss = _faiss()
+    index = faiss.downcast_index(index)
+    return faiss.downcast_index(index.index) if hasattr(index, "id_map") else index
+
+
 def build_index(
     store: str | os.PathLike | Any,
     path: str | os.PathLike | None = None,
     *,
     features: str = S.EMBEDDING,
-    method: str = "hnsw",
+    method: str = "ivf",
     effort: int | None = None,
     target_recall: float | None = TARGET_RECALL,
     tune_sample: int = TUNE_SAMPLE,
     quantizer: str = "SQ8",
+    refine: str | None = REFINE,
     nlist: int | None = None,
     train_size: int = TRAIN_SIZE,
     block: int = ADD_BLOCK,
@@ -379,9 +450,10 @@ def build_index(
 ) -> RetrievalIndex:
     """Build the approximate cosine index of an embedding store, with bounded memory, and save it beside the store.
 
-    The quantisers are trained on ``train_size`` imagettes from randomly chosen whole store chunks; the store is
-    then added ``block`` imagettes at a time. Peak memory is about the index (``n`` x (2048 + 256) bytes with the
-    default HNSW32 + SQ8 at 2048 features) plus ``train_size`` (training) or ``block`` (adding) float32 rows.
+    The quantisers are trained on ``train_size`` imagettes from randomly chosen whole store chunks (less the
+    tuning queries); the store is then added ``block`` imagettes at a time. Peak memory is about the index (``n`` x
+    (2048 + 4096 + 16) bytes with the default SQ8 codes, float16 re-ranking copies and ids at 2048 features) plus
+    ``train_size`` (training) or ``block`` (adding) float32 rows.
 
     Parameters
     ----------
@@ -393,23 +465,31 @@ def build_index(
         The index file; default :func:`index_path` (``<store>.index``); required for a Dataset.
     features : str, default "embedding"
         The variable indexed.
-    method : {"hnsw", "ivf"}, default "hnsw"
-        ``hnsw``: a graph, fast queries (``IDMap,HNSW32,<quantizer>``); ``ivf``: inverted lists
-        (``IVF<nlist>,<quantizer>``), quicker to build, slower to query at the same recall.
+    method : {"ivf", "hnsw"}, default "ivf"
+        ``ivf``: inverted lists (``IDMap,IVF<nlist>,<quantizer>,Refine(<refine>)``), a query visits ``effort``
+        lists; ``hnsw``: a graph (``IDMap,HNSW32,<quantizer>,Refine(<refine>)``), slower to build and, on
+        2048-d embeddings, slower to query at the same recall.
     effort : int, optional
-        Search effort saved with the index (:attr:`RetrievalIndex.effort`): HNSW ``efSearch`` (default
-        :data:`EF_SEARCH`) or IVF ``nprobe`` (default ``max(16, nlist / 16)``): where tuning starts.
+        Search effort saved with the index (:attr:`RetrievalIndex.effort`): IVF ``nprobe`` or HNSW ``efSearch``;
+        where tuning starts (default 1 for IVF, :data:`EF_SEARCH` for HNSW). Without tuning the default is
+        ``max(16, nlist / 16)`` for IVF and :data:`EF_SEARCH` for HNSW.
     target_recall : float or None, default 0.95
-        Tune at build time: ``tune_sample`` imagettes of the data are searched against exact search (computed
-        during the same pass over the data, a query never counting as its own neighbour) and the effort is
-        doubled until recall@10 reaches this (at most :data:`MAX_EFFORT`, or ``nlist`` for IVF). Measured
-        recall, effort and queries per second are recorded in the sidecar (``info["tuning"]``); a target not met
-        warns (:class:`RecallWarning`). None: no tuning, ``effort`` as given.
+        Tune at build time: ``tune_sample`` imagettes of the data, held out of the training sample, are searched
+        against exact search (computed during the same pass over the data, a query never counting as its own
+        neighbour); the effort is doubled until recall@10 on them reaches this target plus a margin for the
+        sample's noise (:func:`required_recall`), then bisected between the last two to within an eighth (at most
+        :data:`MAX_EFFORT` for HNSW, ``nlist`` for IVF). Measured recall, its standard error, the effort and the
+        queries per second are recorded in the sidecar (``info["tuning"]``); a target not met warns
+        (:class:`RecallWarning`). None: no tuning, ``effort`` as given.
     tune_sample : int, default 1000
         Imagettes of the data used as tuning queries.
     quantizer : {"SQ8", "Flat", "SQ4", "PQ<m>"}, default "SQ8"
-        How vectors are stored (faiss index-factory names): ``SQ8`` one byte per feature (recall close to
-        ``Flat`` at a quarter of the memory), ``Flat`` float32, ``SQ4``/``PQ<m>`` smaller and coarser.
+        How vectors are stored for the first pass (faiss index-factory names): ``SQ8`` one byte per feature,
+        ``Flat`` float32, ``SQ4``/``PQ<m>`` smaller and coarser.
+    refine : str or None, default "SQfp16"
+        How the copies that the best :data:`REFINE_FACTOR` x ``k`` candidates of a query are re-ranked on are
+        stored (a faiss scalar-quantiser code: ``SQfp16`` two bytes per feature, ``SQ8``, ``Flat``); None: no
+        re-ranking (``IVF<nlist>,<quantizer>`` or ``IDMap,HNSW32,<quantizer>``).
     nlist : int, optional
         IVF only: inverted lists (coarse clusters); default :func:`default_nlist`.
     train_size : int, optional
@@ -462,33 +542,33 @@ def build_index(
     start = time.perf_counter()
     ds, facts = _store_facts(store, features)
     n, dim = ds.sizes[S.IMAGETTE], ds.sizes[S.FEATURE]
-    sample, sample_rows = _training_sample(ds, features, n, train_size, seed)
-    exact = None
-    if target_recall is not None:  # tuning queries: rows of the training sample (already read)
-        pick = np.sort(np.random.default_rng(seed + 1).choice(len(sample), min(len(sample), tune_sample),
-                                                              replace=False))
-        exact = _ExactTop(sample_rows[pick], TUNE_K)
-        exact.queries = np.ascontiguousarray(sample[pick])
+    sample, sample_rows = _training_sample(ds, features, n, train_size + tune_sample, seed)
     if len(sample) == 0:
         raise InvalidDataError(
             f"{store} holds no finite {features!r} row to index: embed it first (xwvnet.embed_store)."
         )
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS}, got {method!r}.")
-    if method == "ivf":
-        nlist = max(1, min(default_nlist(n, train_size) if nlist is None else int(nlist), len(sample)))
-        factory = f"IVF{nlist},{quantizer}"
-        effort = max(1, min(nlist, max(16, round(nlist * PROBE_SHARE)))) if effort is None else effort
-    else:
-        factory, nlist = f"IDMap,HNSW{HNSW_LINKS},{quantizer}", None
-        effort = EF_SEARCH if effort is None else effort
+    exact = None
+    if target_recall is not None:  # tuning queries: rows of the sample held out of training
+        held, apart = _held_out(len(sample), tune_sample, seed)
+        exact = _ExactTop(sample_rows[held], TUNE_K)
+        exact.queries = np.ascontiguousarray(sample[held])
+        if apart:
+            sample = np.delete(sample, held, axis=0)
+    sample = sample[:train_size]
+    factory, nlist, effort = _factory(method, quantizer, refine, nlist, effort, n, len(sample),
+                                      tuned=exact is not None)
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
-        raise InvalidArgumentError(f"quantizer={quantizer!r} is not a faiss index-factory code (try 'SQ8', 'Flat', "
-                                   f"'SQ4' or 'PQ64'): {error}") from error
+        raise InvalidArgumentError(f"quantizer={quantizer!r} or refine={refine!r} is not a faiss index-factory code "
+                                   f"(try 'SQ8', 'Flat', 'SQ4' or 'PQ64'; refine 'SQfp16', 'SQ8' or 'Flat'): "
+                                   f"{error}") from error
     if method == "ivf":
         faiss.extract_index_ivf(index).cp.seed = seed
+    if refine is not None:
+        _refine(index).k_factor = float(REFINE_FACTOR)
     index.train(sample)
     del sample
     out = RetrievalIndex(path, {}, index)
@@ -499,14 +579,15 @@ def build_index(
         tuning = _tune(out, exact, float(target_recall), TUNE_K, nlist if method == "ivf" else MAX_EFFORT)
         if not tuning["met"]:
             warn(f"the index reaches recall@{TUNE_K} {tuning['recall']} at effort {tuning['effort']} (the most "
-                 f"tried), below the target {target_recall}: use quantizer='Flat', method='ivf' with more nlist, or "
-                 "a lower target.", RecallWarning)
+                 f"tried), below the target {target_recall} (with its margin, {tuning['required_sample_recall']}): "
+                 "use refine='Flat', more nlist, or a lower target.", RecallWarning)
     ids = ds[S.IMAGETTE].values
     name = str(ds.attrs.get("store", "<dataset>")) if given else locate(store).name
     info = {"format": FORMAT, "version": VERSION, "store": name, **facts, "features": features, "tuning": tuning,
             "dim": dim, "n": n, "n_added": added, "n_skipped": skipped,
             "first_id": str(ids[0]) if n else "", "last_id": str(ids[n - 1]) if n else "",
             "method": method, "factory": factory, "nlist": nlist, "effort": out.effort, "metric": "cosine",
+            "refine_factor": REFINE_FACTOR if refine is not None else None,
             "train_size": train_size, "seed": seed, "faiss_version": faiss.__version__, "xwvnet_version": __version__,
             "build_seconds": round(time.perf_counter() - start, 3)}
     out.info = info
