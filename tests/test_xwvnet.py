@@ -195,7 +195,6 @@ def test_the_vocabulary_and_no_old_names(tmp_path, source, weights):
                  lambda: embed_store(input_store=source, output_store=tmp_path / "o.zarr", encoder=weights),
                  lambda: embed_store(source, tmp_path / "o.zarr", weights, workers=2),
                  lambda: embed_store(source, tmp_path / "o.zarr", weights, scheduler="threads"),
-                 lambda: xwvnet.ingest([product], tmp_path / "p.zarr", workers=2),
                  lambda: xwvnet.ingest([product], store=tmp_path / "p.zarr")):
         with pytest.raises(TypeError, match="unexpected keyword argument"):
             call()
