@@ -407,7 +407,7 @@ def _prepare(
 
     def check(out: zs.Snapshot | None) -> int:
         if out is None or not out.size:
-            in_chunk = next((snap_in.group[v].chunks[0] for v in S.IMAGE_VARS if v in snap_in.group), 1)
+            in_chunk = next((snap_in.arrays[v].chunks[0] for v in S.IMAGE_VARS if v in snap_in.arrays), 1)
             return chunk_size or in_chunk * max(1, math.ceil(TASK_IMAGETTES / in_chunk))
         _check_compatible(dict(out.group.attrs), attrs, chunk_size, output)
         if out.size > n_in:

@@ -44,12 +44,13 @@ def test_round_trip_history_and_time_travel(where):
 
 def test_larger_imagettes_grow_the_store_and_smaller_are_padded(where):
     url = where("im.zarr")
-    xwvnet.to_store(make_imagettes(4, lines=32, samples=40), url)
+    xwvnet.to_store(make_imagettes(4, lines=32, samples=40), url, chunk_size=2)
     xwvnet.to_store(make_imagettes(2, lines=48, samples=36, seed=5), url)
     back = xwvnet.open_store(url)
     assert back.sizes[S.LINE] == 48 and back.sizes[S.SAMPLE] == 40
     assert (back[S.QUICKLOOK].values[:4, 32:, :] == 0).all()  # padding, not data
     assert list(back[S.VALID_LINES].values) == [32] * 4 + [48] * 2
+    assert verify(url).ok  # the stored rows' new chunks are written: growing leaves no hole in the grid
 
 
 def test_writers_never_overwrite_what_they_did_not_write(where, tmp_path):

@@ -97,10 +97,10 @@ def _status(snap: zs.Snapshot) -> StoreStatus:
         chunk = int(group.attrs.get("chunk", 1))
         rows = zs.complete_rows(n, chunk, np.zeros(0, np.int32) if zs.DONE in snap.holes else snap.done)
     else:
-        chunk = next((group[v].chunks[0] for v in S.IMAGE_VARS if v in group), 1)
+        chunk = next((snap.arrays[v].chunks[0] for v in S.IMAGE_VARS if v in snap.arrays), 1)
         rows = np.ones(n, bool)
     for name, chunks in snap.holes.items():  # a chunk the manifests do not list: its rows are missing
-        step = group[name].chunks[0] if name != zs.DONE else chunk
+        step = snap.arrays[name].chunks[0] if name != zs.DONE else chunk
         for k in chunks:
             rows[k * step : (k + 1) * step] = False
     missing = sorted({int(k) for k in np.flatnonzero(~rows) // max(1, chunk)})

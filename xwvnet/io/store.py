@@ -271,7 +271,7 @@ def read_session(repo: icechunk.Repository, snapshot: str | None = None) -> icec
 def root(store: Any) -> zarr.Group | None:
     """The root group of a session's store, or None when nothing was written yet."""
     try:
-        return zarr.open_group(store, mode="r" if store.read_only else "r+")
+        return zarr.open_group(store, mode="r" if store.read_only else "r+", zarr_format=3, use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         return None
 
@@ -330,38 +330,32 @@ def transact(location: Location, body: Callable[[Any], str | None], *, create: b
 
 
 # ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
-_LISTED: dict[tuple[Location, str], dict[str, frozenset[tuple[int, ...]]]] = {}  # per snapshot: it never changes
+_LISTED: dict[tuple[Location, str], dict[str, list[int]]] = {}  # the holes per snapshot: it never changes
 
 
-def _listed(location: Location, session: icechunk.Session, names: list[str]) -> dict[str, frozenset[tuple[int, ...]]]:
-    """The chunk coordinates each array's manifests list at the session's snapshot (all arrays at once, cached)."""
-    snapshot = session.snapshot_id
-    if (location, snapshot) in _LISTED:
-        return _LISTED[location, snapshot]
+def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array]) -> dict[str, list[int]]:
+    """Chunks along the first dimension that hold a hole, per array (all listed at once, once per snapshot).
+
+    Embedding chunks whose ``done`` count is 0 are not holes.
+    """
+    if (location, session.snapshot_id) in _LISTED:
+        return _LISTED[location, session.snapshot_id]
 
     async def every() -> list[frozenset[tuple[int, ...]]]:
         async def one(name: str) -> frozenset[tuple[int, ...]]:
             return frozenset([tuple(c) async for c in session.chunk_coordinates(f"/{name}")])
-        return await asyncio.gather(*(one(n) for n in names))
+        return await asyncio.gather(*(one(n) for n in arrays))
 
     try:
-        listed = dict(zip(names, sync(every())))
+        listed = dict(zip(arrays, sync(every())))
     except _READ_ERRORS as err:
-        raise DamagedChunkError(f"{location}: the manifests of snapshot {snapshot} are damaged ({_first_line(str(err))}"
-                                "); open an earlier snapshot (`xwvnet history STORE`), or restore the store.",
-                                "", -1, 0, 0, None) from err
-    if len(_LISTED) >= 64:
-        _LISTED.pop(next(iter(_LISTED)))
-    _LISTED[location, snapshot] = listed
-    return listed
-
-
-def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array]) -> dict[str, list[int]]:
-    """Chunks along the first dimension that hold a hole, per array; embedding chunks ``done`` counts empty are not."""
+        raise DamagedChunkError(f"{location}: the manifests of snapshot {session.snapshot_id} are damaged ("
+                                f"{_first_line(str(err))}); open an earlier snapshot (`xwvnet history STORE`), or "
+                                "restore the store.", "", -1, 0, 0, None) from err
     found: dict[str, list[int]] = {}
     done = None
-    for name, coords in sorted(_listed(location, session, list(arrays)).items(), key=lambda kv: kv[0] != DONE):
-        array = arrays[name]  # `done` first: embedding rows use it
+    for name, coords in sorted(listed.items(), key=lambda kv: kv[0] != DONE):  # `done` first: embeddings use it
+        array = arrays[name]
         grid = [math.ceil(s / c) for s, c in zip(array.shape, array.chunks)] if array.ndim else []
         missing = [] if len(coords) >= math.prod(grid) else sorted(
             {index[0] if index else 0 for index in np.ndindex(*grid) if index not in coords})
@@ -371,6 +365,9 @@ def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.
             done = np.asarray(array[:])
         if missing:
             found[name] = missing
+    if len(_LISTED) >= 64:
+        _LISTED.pop(next(iter(_LISTED)))
+    _LISTED[location, session.snapshot_id] = found
     return found
 
 
@@ -478,7 +475,8 @@ class Snapshot:
     kind: StoreKind
     holes: dict[str, list[int]]
     store: Any = None  # the read-only session's store
-    arrays: dict[str, zarr.Array] = field(default_factory=dict)  # the root's arrays, listed once
+    arrays: dict[str, zarr.Array] = field(default_factory=dict)  # the root's arrays (and DONE), listed once
+    source: Any = None  # xarray's view of the root group, over the same listing
 
     @property
     def message(self) -> str:
@@ -487,25 +485,25 @@ class Snapshot:
 
     def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows of a stored array, every read checked (:func:`read_rows`)."""
-        array = self.group[name]
+        array = self.arrays[name]
         stop = array.shape[0] if stop is None else stop
-        return read_rows(array, name, start, stop, self.group.get(S.IMAGETTE), self.holes.get(name, ()))
+        return read_rows(array, name, start, stop, self.arrays.get(S.IMAGETTE), self.holes.get(name, ()))
 
     def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Imagette ids ``start:stop`` as Python strings."""
-        if S.IMAGETTE not in self.group:
+        if S.IMAGETTE not in self.arrays:
             return np.array([], dtype=object)
         return np.array([str(v) for v in self.rows(S.IMAGETTE, start, stop).tolist()], dtype=object)
 
     @property
     def size(self) -> int:
         """Imagettes in the store."""
-        return self.group[S.IMAGETTE].shape[0] if S.IMAGETTE in self.group else 0
+        return self.arrays[S.IMAGETTE].shape[0] if S.IMAGETTE in self.arrays else 0
 
     @property
     def done(self) -> np.ndarray:
         """Per-chunk row counts of an embedding store (``done[k]`` rows of chunk ``k`` written; empty if none)."""
-        return self.rows(DONE) if DONE in self.group else np.zeros(0, np.int32)
+        return self.rows(DONE) if DONE in self.arrays else np.zeros(0, np.int32)
 
 
 @door
@@ -516,6 +514,8 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     ``strict``: a hole in what is read at once (ids, tag codes, ``done``) is a :class:`DamagedChunkError` now;
     else it is only listed in ``holes`` (for verify and status). ``repo``: the repository, when already open.
     """
+    from xarray.backends import ZarrStore
+
     repo = repository(location) if repo is None else repo
     session = None if repo is None else read_session(repo, snapshot)
     group = None if session is None else root(session.store)
@@ -526,10 +526,13 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     if kind is None:
         raise NotAStoreError(f"{location} is not an xwvnet store (found {describe(location)}); create one with "
                              "xwvnet.to_store(ds, path) or `xwvnet ingest`.")
-    arrays = dict(group.arrays())
+    source = ZarrStore(group, mode="r", use_zarr_fill_value_as_mask=False)  # lists the root's members, once
+    arrays = dict(source.arrays())
+    if DONE.split("/")[0] in source.members:
+        arrays[DONE] = group[DONE]
+    found = holes(location, session, arrays)
+    snap = Snapshot(location, session.snapshot_id, repo, group, kind, found, session.store, arrays, source)
     along = {name for name, a in arrays.items() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
-    found = holes(location, session, {**arrays, **({DONE: group[DONE]} if DONE in group else {})})
-    snap = Snapshot(location, session.snapshot_id, repo, group, kind, found, session.store, arrays)
     eager = sorted(name for name in found if name not in along or name == S.IMAGETTE)
     if eager and strict:  # ids, tag codes and done counts are read at once: their holes are errors now
         snap.rows(eager[0])  # raises the named error of its first hole
@@ -538,11 +541,13 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
 
 # ---- reading -----------------------------------------------------------------------------------------------------
 class _Guarded:
-    """A lazy stored variable as a dask source whose reads turn holes, missing or damaged chunks into named errors."""
+    """A lazy stored variable as a dask source: holes, missing or damaged chunks raise named errors."""
 
     def __init__(self, variable: xr.Variable, name: str, snap: Snapshot) -> None:
         self.variable, self.name, self.snap = variable, name, snap
-        self.shape, self.dtype, self.ndim = variable.shape, variable.dtype, variable.ndim
+        self.shape, self.ndim, self.step = variable.shape, variable.ndim, snap.arrays[name].chunks[0]
+        self.dtype = np.dtype(object) if variable.dtype.kind == "T" else variable.dtype
+        self.holes = snap.holes.get(name, ())
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         first = key[0] if isinstance(key, tuple) else key
@@ -551,11 +556,10 @@ class _Guarded:
         else:  # an integer or an array of positions (outer indexing)
             rows = np.atleast_1d(np.arange(self.shape[0])[first])
             start, stop = (int(rows.min()), int(rows.max()) + 1) if rows.size else (0, 0)
-        step = self.snap.group[self.name].chunks[0]
-        if any(k * step < stop and start < (k + 1) * step for k in self.snap.holes.get(self.name, ())):
+        if any(k * self.step < stop and start < (k + 1) * self.step for k in self.holes):
             self.snap.rows(self.name, start, stop)  # raises the named error
         try:
-            return np.asarray(self.variable[key].values)
+            return np.asarray(self.variable[key].values, dtype=self.dtype)
         except _READ_ERRORS:
             self.snap.rows(self.name, start, stop)  # raises the named error
             raise
@@ -565,35 +569,27 @@ def _imagette_chunks(chunks: int | dict[str, int] | str) -> int | None:
     return chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
 
 
-def _as_objects(ds: xr.Dataset, kinds: str) -> xr.Dataset:
-    """``ds`` with its string variables (dtype kinds ``kinds``) as Python objects."""
-    strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind in kinds}
-    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
-        {k: v for k, v in strings.items() if k not in ds.coords})
-
-
 def _dataset(snap: Snapshot, chunks: int | dict[str, int] | str) -> xr.Dataset:
-    """The Dataset of a snapshot: every variable along ``imagette`` read through :class:`_Guarded`."""
+    """The Dataset of a snapshot, built over its listing: every variable along ``imagette`` read through _Guarded."""
     import dask.array as da
 
     try:
-        ds = xr.open_zarr(snap.store, consolidated=False, chunks=None)
+        ds = xr.open_dataset(snap.store, engine="zarr", store=snap.source, chunks=None)
     except _READ_ERRORS:
         snap.ids()  # a damaged id chunk: raises the named error
         raise
-    along = {}
+    out = {}
     for name, var in ds.variables.items():
-        if name == S.IMAGETTE or not var.dims or var.dims[0] != S.IMAGETTE:
-            continue
-        array = snap.arrays[str(name)]
-        blocks = (_imagette_chunks(chunks) or array.chunks[0], *array.chunks[1:])
-        data = da.from_array(_Guarded(var, str(name), snap), chunks=blocks, name=f"open_store-{name}-{snap.id}-"
-                             f"{blocks}", asarray=False, meta=np.empty((0,) * var.ndim, var.dtype))
-        along[name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
-    ds = _as_objects(ds.assign_coords({k: v for k, v in along.items() if k in ds.coords}).assign(
-        {k: v for k, v in along.items() if k not in ds.coords}), "T")
-    ds.attrs = {k: v for k, v in ds.attrs.items() if k not in IMAGETTES.record()}
-    return ds
+        if name != S.IMAGETTE and var.dims[:1] == (S.IMAGETTE,):
+            source = _Guarded(var, str(name), snap)
+            blocks = (_imagette_chunks(chunks) or source.step, *snap.arrays[str(name)].chunks[1:])
+            var = xr.Variable(var.dims, da.from_array(source, chunks=blocks, name=f"open_store-{name}-{snap.id}-"
+                              f"{blocks}", asarray=False, meta=np.empty((0,) * var.ndim, source.dtype)),
+                              var.attrs, var.encoding)
+        out[name] = var.astype(object) if var.dtype.kind == "T" else var
+    attrs = {k: v for k, v in ds.attrs.items() if k not in IMAGETTES.record()}
+    return xr.Dataset({k: v for k, v in out.items() if k not in ds.coords},
+                      {k: v for k, v in out.items() if k in ds.coords}, attrs)
 
 
 @door
@@ -690,7 +686,9 @@ def _open_foreign(loc: Location, chunks: int | dict[str, int] | str) -> xr.Datas
     warn(f"{loc} is a plain Zarr store written outside xwvnet: opened read-only, with no integrity "
          "guarantees (no checksums, no transactions). Copy it into an xwvnet store with xwvnet.to_store.",
          ForeignStoreWarning)
-    return _as_objects(ds, "TU")
+    strings = {name: var.astype(object) for name, var in ds.variables.items() if var.dtype.kind in "TU"}
+    return ds.assign_coords({k: v for k, v in strings.items() if k in ds.coords}).assign(
+        {k: v for k, v in strings.items() if k not in ds.coords})
 
 
 @door
@@ -791,13 +789,15 @@ def as_written(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def fit_to_store(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
+def fit_to_store(ds: xr.Dataset, group: zarr.Group, arrays: dict[str, zarr.Array] | None = None) -> xr.Dataset:
     """A loaded batch made to fit a store: tags in its order (-1 when it has tags and the batch none), images padded.
 
     The store's image arrays grow when the batch is larger; variables or tag codes that differ are refused.
+    ``arrays``: the store's arrays at the snapshot ``group`` starts from, when already listed.
     """
-    stored = {name for name, _ in group.arrays()}
-    codes = [str(c) for c in np.asarray(group[S.LABEL][:]).tolist()] if S.LABEL in group else []
+    arrays = dict(group.arrays()) if arrays is None else arrays
+    stored = set(arrays) - {DONE}
+    codes = [str(c) for c in np.asarray(arrays[S.LABEL][:]).tolist()] if S.LABEL in arrays else []
     if S.LABELS in stored and S.LABELS not in ds:  # tags were added to the store (e.g. during an ingest): unknown
         ds = ds.assign_coords({S.LABEL: np.array(codes, dtype=object)}).assign(
             {S.LABELS: ((S.IMAGETTE, S.LABEL), np.full((ds.sizes[S.IMAGETTE], len(codes)), -1, np.int8))})
@@ -810,11 +810,16 @@ def fit_to_store(ds: xr.Dataset, group: zarr.Group) -> xr.Dataset:
         if {str(code) for code in ds[S.LABEL].values} != set(codes):
             raise StoreMismatchError(f"tag codes differ from the store's {codes}: found {list(ds[S.LABEL].values)}")
         ds = ds.sel({S.LABEL: np.array(codes, dtype=object)})
-    shape = next(tuple(group[n].shape[1:]) for n in S.IMAGE_VARS if n in group)
+    shape = next(tuple(arrays[n].shape[1:]) for n in S.IMAGE_VARS if n in arrays)
     need = (max(shape[0], ds.sizes.get(S.LINE, 0)), max(shape[1], ds.sizes.get(S.SAMPLE, 0)))
     for name in S.IMAGE_VARS if need != shape else ():
-        if name in group:
-            group[name].resize((group[name].shape[0], *need))
+        if name in group:  # grown: the padding of the stored rows is written too (a chunk never written is a hole)
+            array = group[name].with_config({"write_empty_chunks": True})
+            array.resize((array.shape[0], *need))
+            for lo in range(0, array.shape[0], array.chunks[0] * 16):
+                rows = slice(lo, lo + array.chunks[0] * 16)
+                array[rows, shape[0]:, :] = _PAD_VALUE[name]
+                array[rows, : shape[0], shape[1]:] = _PAD_VALUE[name]
     pad = {S.LINE: (0, need[0] - ds.sizes[S.LINE]), S.SAMPLE: (0, need[1] - ds.sizes[S.SAMPLE])}
     padded = {name: ds[name].pad(pad, constant_values=_PAD_VALUE[name]).astype(ds[name].dtype)
               for name in S.IMAGE_VARS if name in ds}
@@ -832,9 +837,11 @@ def check_chunk(chunk_size: object, row_bytes: int, name: str = "chunk_size") ->
 
 
 def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[Any]) -> tuple[int, int]:
-    """Append one batch in one transaction; return (added, total); ``seen``: [the snapshot it was filtered at, repo].
+    """Append one batch in one transaction; return (added, total).
 
-    Ids stored by a writer that committed since ``seen[0]`` are left out too; ``seen[0]`` becomes the new snapshot.
+    ``seen``: [the snapshot the batch was filtered at, the repository, to_store's listing and its snapshot], kept
+    across batches. Ids stored by a writer that committed since ``seen[0]`` are left out too; ``seen[0]`` becomes the
+    new snapshot.
     """
     counts = [0, 0]
 
@@ -854,7 +861,8 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
             part.assign_attrs(IMAGETTES.record()).to_zarr(store, mode="w", consolidated=False,
                                                           encoding=encoding(part, chunk_size), write_empty_chunks=True)
         else:
-            part = fit_to_store(part, group).assign_attrs(dict(group.attrs))
+            listed = seen[2] if store.session.snapshot_id == seen[3] else None  # the listing of to_store's open
+            part = fit_to_store(part, group, listed).assign_attrs(dict(group.attrs))
             part.drop_vars([S.LABEL], errors="ignore").to_zarr(
                 store, mode="a", append_dim=S.IMAGETTE, consolidated=False, write_empty_chunks=True)
         first, last = str(part[S.IMAGETTE].values[0]), str(part[S.IMAGETTE].values[-1])
@@ -923,14 +931,14 @@ def to_store(
     repo, group = check_target(loc, IMAGETTES)
     snap = opened(loc, repo=repo) if group is not None else None
     stored = snap.ids() if snap is not None else np.array([], dtype=object)
-    seen = [snap.id if snap is not None else "", repo]
+    seen = [snap.id if snap is not None else "", repo, snap and snap.arrays, snap and snap.id]
     fresh = ~np.isin(ds[S.IMAGETTE].values.astype(object), stored)
     report = StoreReport(path=str(loc), present=int((~fresh).sum()), skipped=list(ds.attrs.get("skipped", [])),
                          total=len(stored))
     ds = as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
     n = ds.sizes[S.IMAGETTE]
     if chunk_size is None:
-        existing = [snap.group[v].chunks[0] for v in S.IMAGE_VARS if snap is not None and v in snap.group]
+        existing = [snap.arrays[v].chunks[0] for v in S.IMAGE_VARS if snap is not None and v in snap.arrays]
         chunk_size = existing[0] if existing else chunk_length(row_bytes)
     step = chunk_size * max(1, BATCH_BYTES // max(1, chunk_size * row_bytes))  # whole chunks, ~BATCH_BYTES
     with tqdm(total=n, desc="writing", unit="img", disable=not progress or not n) as bar:
@@ -987,7 +995,7 @@ def add_variables(
     """
     loc = locate(out, storage_options)
     snap = opened(loc)
-    if snap.kind is not IMAGETTES or S.IMAGETTE not in snap.group:
+    if snap.kind is not IMAGETTES or S.IMAGETTE not in snap.arrays:
         raise NotAStoreError(f"{loc} holds no imagettes (found {describe(loc)}); write them first with "
                              "xwvnet.to_store.")
     names = list(names) if names is not None else [n for n in ds.data_vars if S.IMAGETTE in ds[n].dims]
@@ -1138,7 +1146,7 @@ class EmbeddingWriter:
 def damage(snap: Snapshot) -> tuple[int, list[DamagedChunkError]]:
     """Read every chunk of a snapshot: (chunks checked, one error per damaged or missing chunk, holes included)."""
     checked, found = 0, []
-    for name, array in sorted(snap.group.arrays()) + ([(DONE, snap.group[DONE])] if DONE in snap.group else []):
+    for name, array in sorted(snap.arrays.items()):
         step, length = (array.chunks[0], array.shape[0]) if array.ndim else (1, 1)
         for k in range(math.ceil(length / step)):
             checked += math.prod(math.ceil(s / c) for s, c in zip(array.shape[1:], array.chunks[1:]))
