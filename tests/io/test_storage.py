@@ -38,3 +38,15 @@ def test_secrets_never_appear(s3_endpoint):
         xwvnet.open_store(f"s3://{bucket}-missing/s.zarr", storage_options=options)
     seen.append(str(info.value))
     assert all(secret not in text for text in seen)
+
+
+def test_the_environment_is_read_alike_by_icechunk_and_obstore(monkeypatch):
+    """AWS_ENDPOINT_URL_S3 before AWS_ENDPOINT_URL, and AWS_ALLOW_HTTP 1/true/yes, for both backends."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:10")
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "yes")
+    store = locate("s3://bucket/prefix").object_store()
+    assert store.config["endpoint"] == "http://127.0.0.1:10"
+    assert str(store.client_options.get("allow_http")).lower() == "true"
+    monkeypatch.setenv("AWS_ALLOW_HTTP", "no")
+    assert not (locate("s3://bucket/prefix").object_store().client_options or {}).get("allow_http")

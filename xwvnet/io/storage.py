@@ -38,6 +38,14 @@ _OBSTORE = {"endpoint_url": "endpoint", "anonymous": "skip_signature", "account"
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?(.*)$")
 
 
+def _env_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def _env_http() -> bool:
+    return os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Location:
     """A resolved store name: where it is, and how to reach it.
@@ -91,12 +99,10 @@ class Location:
         if self.scheme == "file":
             return ic.local_filesystem_storage(self.prefix)
         if self.scheme == "s3":
-            env_http = os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
-            endpoint = opts.pop("endpoint_url", None) or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
-                "AWS_ENDPOINT_URL")
+            endpoint = opts.pop("endpoint_url", None) or _env_endpoint()
             region = opts.pop("region", None) or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             return ic.s3_storage(bucket=self.bucket, prefix=self.prefix, endpoint_url=endpoint, region=region,
-                                 allow_http=bool(opts.pop("allow_http", env_http)),
+                                 allow_http=bool(opts.pop("allow_http", _env_http())),
                                  force_path_style=bool(opts.pop("force_path_style", endpoint is not None)),
                                  from_env=not {"access_key_id", "anonymous"} & set(opts), **opts)
         if self.scheme == "gs":
@@ -121,9 +127,9 @@ class Location:
         from obstore.store import from_url
 
         opts = {_OBSTORE.get(k, k): v for k, v in self.options if k != "force_path_style"}
-        if self.scheme == "s3" and "endpoint" not in opts and os.environ.get("AWS_ENDPOINT_URL"):
-            opts["endpoint"] = os.environ["AWS_ENDPOINT_URL"]
-        http = opts.pop("allow_http", False) or os.environ.get("AWS_ALLOW_HTTP", "").lower() in ("1", "true")
+        if self.scheme == "s3" and "endpoint" not in opts and _env_endpoint():
+            opts["endpoint"] = _env_endpoint()
+        http = opts.pop("allow_http", False) or _env_http()
         return from_url(str(self), client_options={"allow_http": True} if http else None, **opts)
 
     def exists(self) -> bool:
