@@ -586,6 +586,8 @@ def _dataset(snap: Snapshot, chunks: int | dict[str, int] | str) -> xr.Dataset:
             var = xr.Variable(var.dims, da.from_array(source, chunks=blocks, name=f"open_store-{name}-{snap.id}-"
                               f"{blocks}", asarray=False, meta=np.empty((0,) * var.ndim, source.dtype)),
                               var.attrs, var.encoding)
+        elif name in ds.xindexes:  # ids and tag codes, read once for their index: kept, not read again
+            var = xr.IndexVariable(var.dims, ds.indexes[name].to_numpy(dtype=object), var.attrs, var.encoding)
         out[name] = var.astype(object) if var.dtype.kind == "T" else var
     attrs = {k: v for k, v in ds.attrs.items() if k not in IMAGETTES.record()}
     return xr.Dataset({k: v for k, v in out.items() if k not in ds.coords},
