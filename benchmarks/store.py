@@ -1,7 +1,10 @@
 """What xwvnet's stores cost against plain Zarr on the same storage: local disk and a moto S3 server, one run.
 
 Run: ``python benchmarks/store.py [--n 2000] [--repeat 3] [--no-s3]``. Both sides write the same in-memory synthetic
-imagettes (64 x 64, 64 per chunk) and read them back; the ratio is xwvnet / plain (1.0: no cost).
+imagettes (64 x 64, 64 per chunk) and read them back; the ratio is xwvnet / plain (1.0: no cost). A third side,
+icechunk alone, writes and reads the same Dataset through a bare icechunk session (``to_zarr`` / ``open_zarr`` on
+``session.store``, one commit per write, no xwvnet checks): xwvnet / icechunk is what xwvnet's own code costs, and
+icechunk / plain what the transactional storage itself costs.
 
 - ``write``: one ``xwvnet.to_store`` of every imagette (commits per batch of 64 chunks, crc32c on every chunk)
   against one ``Dataset.to_zarr`` with the same chunks.
@@ -79,6 +82,29 @@ def _plain_open(url: str) -> xr.Dataset:
     return xr.open_zarr(locate(url).zarr_store(), consolidated=False)
 
 
+def _ice_session(url: str, write: bool) -> object:
+    import icechunk
+
+    storage = locate(url).storage()
+    exists = icechunk.Repository.exists(storage)
+    repo = icechunk.Repository.open(storage) if exists else icechunk.Repository.create(storage)
+    return repo.writable_session("main") if write else repo.readonly_session(branch="main")
+
+
+def _ice_write(ds: xr.Dataset, url: str, append: bool = False) -> None:
+    session = _ice_session(url, write=True)
+    if append:
+        ds.to_zarr(session.store, mode="a", append_dim=S.IMAGETTE, consolidated=False)
+    else:
+        enc = {k: {kk: vv for kk, vv in v.items() if kk != "compressors"} for k, v in encoding(ds, CHUNK).items()}
+        ds.to_zarr(session.store, mode="w", consolidated=False, encoding=enc)
+    session.commit("bench")
+
+
+def _ice_open(url: str) -> xr.Dataset:
+    return xr.open_zarr(_ice_session(url, write=False).store, consolidated=False)
+
+
 def _best(fn: Callable[[str], object], kind: str, repeat: int, prepare: Callable[[str], object] | None = None) -> float:
     times = []
     for _ in range(repeat):
@@ -128,24 +154,30 @@ def main() -> None:
     try:
         for kind in kinds:
             cases = {
-                "write": (lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u), None,
-                          None),
+                "write": (lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u),
+                          lambda u: _ice_write(ds, u), None, None, None),
                 "20 appends": (lambda u: [xwvnet.to_store(p, u, chunk_size=CHUNK) for p in parts],
-                               lambda u: [_plain_write(p, u, append=bool(i)) for i, p in enumerate(parts)], None, None),
-                "open": (lambda u: xwvnet.open_store(u), _plain_open,
-                         lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u)),
+                               lambda u: [_plain_write(p, u, append=bool(i)) for i, p in enumerate(parts)],
+                               lambda u: [_ice_write(p, u, append=bool(i)) for i, p in enumerate(parts)],
+                               None, None, None),
+                "open": (lambda u: xwvnet.open_store(u), _plain_open, _ice_open,
+                         lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u),
+                         lambda u: _ice_write(ds, u)),
                 "load": (lambda u: xwvnet.open_store(u).load(), lambda u: _plain_open(u).load(),
-                         lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK), lambda u: _plain_write(ds, u)),
+                         lambda u: _ice_open(u).load(), lambda u: xwvnet.to_store(ds, u, chunk_size=CHUNK),
+                         lambda u: _plain_write(ds, u), lambda u: _ice_write(ds, u)),
                 "embed_store": (lambda u: xwvnet.embed_store(u + ".in", u, weights, progress=False, chunk_size=256),
-                                plain_embed, lambda u: xwvnet.to_store(few, u + ".in", chunk_size=CHUNK),
-                                lambda u: _plain_write(few, u + ".in")),
+                                plain_embed, None, lambda u: xwvnet.to_store(few, u + ".in", chunk_size=CHUNK),
+                                lambda u: _plain_write(few, u + ".in"), None),
             }
-            for name, (ours, plain, prep_ours, prep_plain) in cases.items():
+            for name, (ours, plain, ice, prep_ours, prep_plain, prep_ice) in cases.items():
                 a = _best(ours, kind, args.repeat, prep_ours)
                 b = _best(plain, kind, args.repeat, prep_plain)
-                rows.append((kind, name, a, b))
+                c = None if ice is None else _best(ice, kind, args.repeat, prep_ice)
+                rows.append((kind, name, a, b, c))
+                alone = "" if c is None else f"   icechunk alone {c * 1e3:9.1f} ms   xwvnet / icechunk {a / c:5.2f}x"
                 print(f"{kind:6s} {name:12s} xwvnet {a * 1e3:9.1f} ms   plain zarr {b * 1e3:9.1f} ms   "
-                      f"ratio {a / b:5.2f}x", flush=True)
+                      f"ratio {a / b:5.2f}x{alone}", flush=True)
     finally:
         if server is not None:
             server.stop()

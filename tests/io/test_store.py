@@ -256,6 +256,40 @@ def test_an_embedding_store_hole_is_damage_and_embed_repair_fills_it(where, tmp_
     np.testing.assert_allclose(xwvnet.open_store(out)[S.EMBEDDING].values, before, atol=1e-6)
 
 
+def test_an_append_beside_a_hole_is_refused_not_filled_with_blanks(tmp_path):
+    url = str(tmp_path / "h.zarr")
+    ds = xwvnet.synthetic.imagettes(12, size=(64, 64), seed=1)
+    xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 10)}), url, chunk_size=4)
+    _delete_chunk(url, "quicklook/c/2/0/0")  # the partial last chunk: an append writes into it
+    commits = len(xwvnet.history(url))
+    with pytest.raises(zs.DamagedChunkError, match="appending refused, nothing written: chunk 2 of 'quicklook'"):
+        xwvnet.to_store(ds.isel({S.IMAGETTE: slice(10, 12)}), url)
+    assert len(xwvnet.history(url)) == commits and xwvnet.open_store(url).sizes[S.IMAGETTE] == 10
+    with pytest.raises(zs.DamagedChunkError, match="chunk 2 of 'quicklook'"):  # still a hole, never blanks
+        xwvnet.open_store(url)[S.QUICKLOOK].load()
+    assert xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 4)}), url).present == 4  # nothing to write: no refusal
+
+
+def test_embedding_beside_a_hole_is_refused_and_repair_embeds_it_again(tmp_path):
+    from tests._factories import save_random_resnet18
+
+    weights = save_random_resnet18(tmp_path / "w.pt", seed=0)
+    source, out = str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr")
+    ds = make_imagettes(12, lines=32, samples=32)
+    xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 10)}), source, chunk_size=4)
+    xwvnet.embed_store(source, out, weights, chunk_size=4, progress=False)
+    before = xwvnet.open_store(out)[S.EMBEDDING].values
+    _delete_chunk(out, "embedding/c/2/0")  # 2 of its 4 rows done: the next run writes the other 2 beside them
+    xwvnet.to_store(ds.isel({S.IMAGETTE: slice(10, 12)}), source)
+    with pytest.raises(zs.DamagedChunkError, match="embedding into it refused, nothing written: chunk 2 of"):
+        xwvnet.embed_store(source, out, weights, progress=False)
+    report = xwvnet.embed_store(source, out, weights, progress=False, repair=True)
+    assert report.damaged == [2] and verify(out).ok
+    after = xwvnet.open_store(out)[S.EMBEDDING].values
+    assert after.shape[0] == 12 and np.isfinite(after).all()
+    np.testing.assert_allclose(after[:10], before, atol=1e-6)
+
+
 def test_the_grid_is_listed_once_per_snapshot(tmp_path):
     url = tmp_path / "g.zarr"
     xwvnet.to_store(make_imagettes(8), url, chunk_size=4)

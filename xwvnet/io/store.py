@@ -539,6 +539,17 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     return snap
 
 
+def intact(snap: Snapshot, write: str) -> None:
+    """Refuse ``write`` into a snapshot with holes: zarr would read a hole beside the rows it writes as blanks."""
+    for name, chunks in sorted(snap.holes.items())[:1]:
+        array = snap.arrays[name]
+        step, k = (array.chunks[0] if array.ndim else 1), chunks[0]
+        err = _damage(name, k, k * step, min(array.shape[0] if array.ndim else 1, (k + 1) * step),
+                      snap.arrays.get(S.IMAGETTE), None)
+        raise DamagedChunkError(f"{snap.location}: {write} refused, nothing written: {err}", err.variable,
+                                err.chunk_index, err.start, err.stop, err.ids)
+
+
 # ---- reading -----------------------------------------------------------------------------------------------------
 class _Guarded:
     """A lazy stored variable as a dask source: holes, missing or damaged chunks raise named errors."""
@@ -939,6 +950,8 @@ def to_store(
                          total=len(stored))
     ds = as_written(ds.isel({S.IMAGETTE: np.flatnonzero(fresh)}))
     n = ds.sizes[S.IMAGETTE]
+    if snap is not None and n:
+        intact(snap, "appending")
     if chunk_size is None:
         existing = [snap.arrays[v].chunks[0] for v in S.IMAGE_VARS if snap is not None and v in snap.arrays]
         chunk_size = existing[0] if existing else chunk_length(row_bytes)
@@ -1045,6 +1058,8 @@ def extend_embedding_store(
 
     def body(store: Any) -> str | None:
         snap = opened(location, store.session.snapshot_id) if kind_of(root(store), location) is EMBEDDINGS else None
+        if snap is not None:
+            intact(snap, "embedding into it")
         size = check(snap) if check is not None else chunk_size
         n_out = 0 if snap is None else snap.size
         result[:] = size, (np.zeros(0, np.int32) if snap is None else snap.done)
