@@ -42,12 +42,12 @@ TARGETS = ("hs", "wind_speed", "peak_wavelength")
 #: the ablation: each cell changes these arguments of ``xwvnet.train`` from their defaults
 CELLS: dict[str, dict] = {
     "defaults": {},
-    # augmentations, each switched against the defaults (windows of the embedding field at its pixel scale, flips,
-    # 90-degree turns; no speckle, no blur, no radiometric jitter)
+    # augmentations, each switched against the defaults (windows of the embedding field at its pixel scale; no flips
+    # or 90-degree turns, no speckle, no blur, no radiometric jitter)
     "+speckle": {"augment": {"speckle_p": 0.5}},
     "+blur": {"augment": {"blur_p": 0.5}},
     "+jitter": {"augment": {"jitter_p": 0.8}},
-    "no-flip-rotate": {"flip": False, "rotate90": False},
+    "flip-rotate": {"flip": True, "rotate90": True},
     # the photographic recipe: random resized crops (area 0.2-1 of the imagette, resampled to the view), blur,
     # colour-style jitter and speckle
     "photographic": {"augment": {"crop": "resized", "blur_p": 0.5, "jitter_p": 0.8, "speckle_p": 0.5}},

@@ -259,7 +259,7 @@ def test_train_help_states_the_defaults_of_trainconfig():
                 shown = f"{action.dest}={default}" if action.nargs == 0 else default  # a flag: which way by default
                 assert f"(default: {shown})" in text, action.dest
                 checked += 1
-    assert checked >= 15 and "(default: flip=True)" in text
+    assert checked >= 15 and "(default: flip=False)" in text
     assert "(default: 64)" in text and "0.0001 when continuing from init" in text
     assert TrainConfig.default_of("weight_decay") == str(TrainConfig().weight_decay)
     assert TrainConfig.default_of("steps").startswith("300; with max_seconds")

@@ -615,8 +615,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "batch-norm statistics; 0: those of the training views")
     setting("--precision", choices=_Choices("xwvnet.training.simclr", "TRAIN_PRECISIONS"), metavar="PRECISION",
             help="arithmetic of training: %(choices)s")
-    setting("--no-flip", dest="flip", action="store_false", help="no flips (keep wave direction)")
-    setting("--no-rotate", dest="rotate90", action="store_false", help="no 90-degree rotations (keep wave direction)")
+    setting("--flip", dest="flip", action="store_const", const=True,
+            help="random flips (they reverse the wave direction)")
+    setting("--rotate", dest="rotate90", action="store_const", const=True,
+            help="random 90-degree rotations (they swap azimuth and range)")
     setting("--compile", action="store_const", const=True, help="torch.compile the encoder (worth it on GPUs)")
     # what this call does with the run
     p.add_argument("--max-seconds", type=float, default=None,

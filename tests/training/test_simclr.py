@@ -547,7 +547,7 @@ def test_trainconfig_checks_every_field_when_made():
                          ({"steps": 10, "warmup_steps": 11}, "from 0 to steps=10"),
                          ({"flip": "no"}, "flip='no' is not allowed: flip must be True or False"),
                          ({"world_size": 0}, "world_size=0 is not allowed"),
-                         ({"augment": {"rotate90": False}}, "contradicts rotate90=True")]:
+                         ({"augment": {"rotate90": True}}, "contradicts rotate90=False")]:
         with pytest.raises(InvalidArgumentError, match=message.replace("(", r"\(").replace("[", r"\[")):
             TrainConfig(**bad)
     config = TrainConfig(steps=10)

@@ -8,9 +8,9 @@ Why each setting (see ``docs/gpus.md`` for the longer version):
 
 - **ResNet-50**, the architecture of WV-Net, so that the published weights can be continued (``--init``).
 - **Views of 160 px cut from the 224-px embedding field** (``crop="field"``): the pixel scale of training is the one
-  embedding uses (``transform="wvnet"``), and the crop is the main SimCLR augmentation; flips and 90-degree
-  turns, no added speckle, no blur and no radiometric jitter (they erase the cues of sea state: measured in
-  ``benchmarks/ssl_quality.py``).
+  embedding uses (``transform="wvnet"``), and the crop is the main SimCLR augmentation; no flips or 90-degree
+  turns (a turn swaps azimuth and range), no added speckle, no blur and no radiometric jitter (they erase the cues
+  of sea state: measured in ``benchmarks/ssl_quality.py``).
 - **Batch 256 per GPU** (global batch 256 x GPUs: SimCLR gains from many negatives, and NT-Xent gathers them over
   the ranks), **AdamW with the learning rate scaled by the square root of the global batch**
   (1e-3 at 256; a tenth of that when continuing from ``--init``), 5% linear warm-up, cosine decay.

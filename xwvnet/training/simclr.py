@@ -350,10 +350,12 @@ class TrainConfig:
         ``flip`` and ``rotate90``, which are ``image_size``, ``flip`` and ``rotate90`` here. The default views keep
         the pixel scale of the embedding and the radiometry (no blur, no contrast jitter); ``crop="resized"`` gives
         the photographic random resized crop instead, whose scale the embedding transform does not match.
-    flip : bool, default True
-        Random horizontal and vertical flips.
-    rotate90 : bool, default True
-        Random rotations by multiples of 90 degrees (turn both off to keep the wave direction).
+    flip : bool, default False
+        Random horizontal and vertical flips. Off by default, as ``rotate90``: SAR imagettes are not isotropic (the
+        azimuth smearing that grows with Hs is always along the lines, and a flip reverses the wave direction), and
+        hs probes of encoders trained with flips and turns were worse (``docs/training.md``).
+    rotate90 : bool, default False
+        Random rotations by multiples of 90 degrees (a turn swaps azimuth and range).
     transform : str, optional
         The embedding transform the encoder is trained for and records in ``encoder.json``: ``"wvnet"`` (the
         published one) for a fresh encoder, the transform of ``init`` when continuing; ``"wvnet-reflect"`` fills
@@ -417,8 +419,8 @@ class TrainConfig:
                               means="auto: bfloat16 on a GPU, float32 on the CPU")
     var: str | None = _setting(None, means="quicklook, else sigma0")
     augment: dict | AugmentConfig = _setting(factory=dict)  # checked with the view settings, in __post_init__
-    flip: bool = _setting(True, _Allowed("bool"))
-    rotate90: bool = _setting(True, _Allowed("bool"))
+    flip: bool = _setting(False, _Allowed("bool"))
+    rotate90: bool = _setting(False, _Allowed("bool"))
     transform: str | None = _setting(None, _Allowed("choice", optional=True, choices=tuple(TRANSFORM_BORDERS),
                                                     why=" (named transforms, so that encoder.json can record it)"),
                                      means=f"{FRESH_TRANSFORM}, or the transform of init")
