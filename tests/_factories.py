@@ -108,6 +108,19 @@ def delete_object(key: str) -> None:
     Path(key).unlink()
 
 
+def forget_chunk(url: str, key: str) -> None:
+    """Drop one chunk from the branch tip's manifests through an icechunk session, and commit: a hole in the grid."""
+    import asyncio
+
+    from xwvnet.io import store as zs
+    from xwvnet.io.storage import locate
+
+    repo = zs.repository(locate(url))
+    session = repo.writable_session(zs.BRANCH)
+    asyncio.run(session.store.delete(key))
+    session.commit(f"deleted {key}")
+
+
 def embedded_imagettes(n: int = 8) -> xr.Dataset:
     """``n`` small imagettes with a toy 6-feature embedding (encoder "toy") and two tags A and B, for figures."""
     ds = make_imagettes(n, lines=24, samples=30)

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 import xwvnet
-from tests._factories import chunk_objects, crafted_png, flip_byte, kill_when, make_imagettes, small_pngs, spawn
+from tests._factories import (
+    chunk_objects,
+    crafted_png,
+    flip_byte,
+    forget_chunk,
+    kill_when,
+    make_imagettes,
+    small_pngs,
+    spawn,
+)
 from tests._safe_factory import NAME, make_wv_safe
 from xwvnet import schema as S
 from xwvnet.cli import main
@@ -261,6 +270,19 @@ def test_ingest_repair_rewrites_a_damaged_chunk_from_its_files(where, wvnet_samp
     assert verify(url).ok
     lost = xwvnet.history(url).snapshot[1]
     assert xwvnet.open_store(url, snapshot=lost).sizes[S.IMAGETTE] == 15  # the damaged snapshot is still there
+
+
+def test_ingest_repair_rewrites_a_missing_chunk_from_safe_products(tmp_path, products):
+    folder, zipped = products
+    url = str(tmp_path / "wv.zarr")
+    ingest([folder, zipped], url, spacing=(8.2, 9.0))
+    before = xwvnet.open_store(url)[S.QUICKLOOK].values
+    forget_chunk(url, "quicklook/c/0/0/0")  # the 5 imagettes of both products share one chunk
+    part = ingest([folder], url, spacing=(8.2, 9.0), repair=True)  # 3 of its 5 imagettes: not rewritten, said why
+    assert part.repaired == 0 and len(part.damaged) == 1 and "not among the SAFE products given" in part.damaged[0]
+    report = ingest([folder, zipped], url, spacing=(8.2, 9.0), repair=True)
+    assert (report.repaired, report.damaged, report.added) == (1, [], 0) and verify(url).ok
+    np.testing.assert_array_equal(xwvnet.open_store(url)[S.QUICKLOOK].values, before)
 
 
 # ---- SAFE imagettes in worker processes (ingest(workers=N)) ---------------------------------------------------------

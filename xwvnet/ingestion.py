@@ -2,9 +2,9 @@
 
 Quicklook files are read in batches (one file per id, decided before batching; ids already stored are not even
 read) and each batch is appended in one commit. ``repair=True`` first reads the whole store (:func:`xwvnet.verify`)
-and rewrites damaged chunks from the source files given. :func:`add_labels` sets tags of stored imagettes from a
-tag CSV in one commit. SAFE products (and EOPF WV SLC Zarr products, read by the same reader) are turned
-into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.io.safe.safe_to_imagettes`) one dask
+and rewrites damaged chunks from the quicklook files and SAFE products given. :func:`add_labels` sets tags of stored
+imagettes from a tag CSV in one commit. SAFE products (and EOPF WV SLC Zarr products, read by the same reader) are
+turned into quicklooks (calibrated sigma0, multilooked, stretched: :func:`xwvnet.io.safe.safe_to_imagettes`) one dask
 task per imagette, run in parallel by dask (threads here, or the cluster of ``client``), and written with
 :func:`xwvnet.io.store.to_store`, which skips ids already stored: a killed run re-run completes it, and only new
 imagettes are computed. With ``workers=N`` the imagettes go one by one to a pool of N worker processes started for
@@ -20,7 +20,7 @@ import logging
 import os
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,7 +129,7 @@ def _quicklooks(files: Sequence[Path], loc: Location, labels: str | os.PathLike 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuicklookWarning)
         if repair and stored:
-            _repair(loc, first, labels, report)
+            _repair(loc, _from_files(first, labels), report)
         todo = [f for stem, f in first.items() if stem not in stored]
         report.present = len(first) - len(todo)
         bar = tqdm(total=len(todo), desc="ingest", unit="img", disable=not progress)
@@ -156,23 +156,46 @@ def _quicklooks(files: Sequence[Path], loc: Location, labels: str | os.PathLike 
     return report
 
 
-def _repair(loc: Location, files: dict[str, Path], labels: str | os.PathLike | None, report: StoreReport) -> None:
-    """Rewrite the damaged chunks of an imagette store from the source files of their imagettes, when given."""
+def _from_files(files: dict[str, Path], labels: str | os.PathLike | None) -> Callable[[list[str]], xr.Dataset | str]:
+    """Imagettes again from the quicklook files of their ids (``files``), or why not (for :func:`_repair`)."""
     from .io.quicklook import open_quicklooks
 
     def fresh(ids: list[str]) -> xr.Dataset | str:
         lost = [i for i in ids if i not in files]
         if lost:
-            return (f"{len(lost)} of their source files were not given (e.g. {lost[:3]}); ingest them again with "
-                    "these files, or open an earlier snapshot")
+            return (f"{len(lost)} of these imagettes are not among the quicklook files given (e.g. {lost[:3]}); "
+                    "ingest again with the files or products they came from, or open an earlier snapshot")
         rows = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
         if [str(i) for i in rows[S.IMAGETTE].values] != ids:
             return "some of their source files are no longer readable: " + "; ".join(rows.attrs.get("skipped", [])[:3])
         return rows
 
+    return fresh
+
+
+def _from_imagettes(ds: xr.Dataset) -> Callable[[list[str]], xr.Dataset | str]:
+    """Imagettes again from the (lazy) imagettes of the SAFE products given, or why not (for :func:`_repair`)."""
+    position = {str(i): k for k, i in enumerate(ds[S.IMAGETTE].values)}
+
+    def fresh(ids: list[str]) -> xr.Dataset | str:
+        lost = [i for i in ids if i not in position]
+        if lost:
+            return (f"{len(lost)} of these imagettes are not among the SAFE products given (e.g. {lost[:3]}); "
+                    "ingest again with the files or products they came from, or open an earlier snapshot")
+        return ds.isel({S.IMAGETTE: [position[i] for i in ids]}).load()
+
+    return fresh
+
+
+def _repair(loc: Location, fresh: Callable[[list[str]], xr.Dataset | str], report: StoreReport) -> None:
+    """Rewrite the damaged chunks of an imagette store with ``fresh(ids)``; what is left replaces ``report.damaged``.
+
+    Quicklook files and SAFE products each repair the chunks of their own imagettes: the later pass sees what the
+    earlier one left, so its list is the one that stands.
+    """
     repaired, left = zs.repair(loc, fresh)
     report.repaired += len(repaired)
-    report.damaged += left
+    report.damaged = left
 
 
 def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *,
@@ -414,7 +437,8 @@ def ingest(
         ``workers``, per imagette computed).
     repair : bool, default False
         First read every chunk of the store (:func:`xwvnet.verify`) and rewrite the damaged ones from the quicklook
-        files given; damage it cannot rewrite is listed in ``report.damaged``.
+        files and SAFE products given (each rewrites the chunks of its own imagettes); damage they cannot rewrite is
+        listed in ``report.damaged``.
     storage_options : dict, optional
         Credentials and endpoint of what is on object storage: the store and the SAFE products given as URLs (the
         names of :data:`xwvnet.io.storage.OPTIONS`, checked for each URL's scheme; see :func:`xwvnet.open_store`).
@@ -480,6 +504,8 @@ def ingest(
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
+        if repair:
+            _repair(loc, _from_imagettes(ds), report)
     if workers is not None:
         written = _pool_to_store(ds, loc, workers, batch, progress)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import warnings
 
@@ -13,7 +12,7 @@ import xarray as xr
 import zarr
 
 import xwvnet
-from tests._factories import chunk_objects, delete_object, flip_byte, make_imagettes
+from tests._factories import chunk_objects, delete_object, flip_byte, forget_chunk, make_imagettes
 from xwvnet import schema as S
 from xwvnet.cli import main
 from xwvnet.io import store as zs
@@ -198,18 +197,10 @@ def test_encoding_puts_crc32c_on_every_array(tmp_path):
         xwvnet.open_store(url)
 
 
-def _delete_chunk(url: str, key: str) -> None:
-    """Delete one chunk from the branch tip through an icechunk session, and commit: a hole in the grid."""
-    repo = zs.repository(locate(url))
-    session = repo.writable_session(zs.BRANCH)
-    asyncio.run(session.store.delete(key))
-    session.commit(f"deleted {key}")
-
-
 def test_a_hole_in_the_grid_is_damage_never_fill_values(where, capsys):
     url = where("h.zarr")
     xwvnet.to_store(xwvnet.synthetic.imagettes(16, size=(64, 64), seed=0), url, chunk_size=4)
-    _delete_chunk(url, "quicklook/c/1/0/0")
+    forget_chunk(url, "quicklook/c/1/0/0")
     ds = xwvnet.open_store(url)  # lazy: the hole is found when its chunk is read
     with pytest.raises(zs.DamagedChunkError, match="chunk 1 of 'quicklook' is damaged .missing") as info:
         ds.load()
@@ -229,10 +220,10 @@ def test_a_hole_in_the_grid_is_damage_never_fill_values(where, capsys):
 def test_a_hole_in_the_ids_or_coordinates_is_an_error(tmp_path):
     url = str(tmp_path / "h.zarr")
     xwvnet.to_store(make_imagettes(8), url, chunk_size=4)
-    _delete_chunk(url, "latitude/c/0")
+    forget_chunk(url, "latitude/c/0")
     with pytest.raises(zs.DamagedChunkError, match="of 'latitude' is damaged"):
         xwvnet.open_store(url).latitude.load()
-    _delete_chunk(url, "imagette/c/0")
+    forget_chunk(url, "imagette/c/0")
     with pytest.raises(zs.DamagedChunkError, match="chunk 0 of 'imagette' is damaged"):
         xwvnet.open_store(url)
     assert main(["history", url]) == 0  # the history still lists the snapshots to go back to
@@ -247,7 +238,7 @@ def test_an_embedding_store_hole_is_damage_and_embed_repair_fills_it(where, tmp_
     xwvnet.to_store(make_imagettes(8, lines=32, samples=32), source, chunk_size=4)
     xwvnet.embed_store(source, out, weights, chunk_size=4, progress=False)
     before = xwvnet.open_store(out)[S.EMBEDDING].values
-    _delete_chunk(out, "embedding/c/1/0")
+    forget_chunk(out, "embedding/c/1/0")
     with pytest.raises(zs.DamagedChunkError, match="chunk 1 of 'embedding'"):
         xwvnet.open_store(out).load()
     assert status(out).missing_chunks == [1] and not verify(out).ok
@@ -260,7 +251,7 @@ def test_an_append_beside_a_hole_is_refused_not_filled_with_blanks(tmp_path):
     url = str(tmp_path / "h.zarr")
     ds = xwvnet.synthetic.imagettes(12, size=(64, 64), seed=1)
     xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 10)}), url, chunk_size=4)
-    _delete_chunk(url, "quicklook/c/2/0/0")  # the partial last chunk: an append writes into it
+    forget_chunk(url, "quicklook/c/2/0/0")  # the partial last chunk: an append writes into it
     commits = len(xwvnet.history(url))
     with pytest.raises(zs.DamagedChunkError, match="appending refused, nothing written: chunk 2 of 'quicklook'"):
         xwvnet.to_store(ds.isel({S.IMAGETTE: slice(10, 12)}), url)
@@ -279,7 +270,7 @@ def test_embedding_beside_a_hole_is_refused_and_repair_embeds_it_again(tmp_path)
     xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 10)}), source, chunk_size=4)
     xwvnet.embed_store(source, out, weights, chunk_size=4, progress=False)
     before = xwvnet.open_store(out)[S.EMBEDDING].values
-    _delete_chunk(out, "embedding/c/2/0")  # 2 of its 4 rows done: the next run writes the other 2 beside them
+    forget_chunk(out, "embedding/c/2/0")  # 2 of its 4 rows done: the next run writes the other 2 beside them
     xwvnet.to_store(ds.isel({S.IMAGETTE: slice(10, 12)}), source)
     with pytest.raises(zs.DamagedChunkError, match="embedding into it refused, nothing written: chunk 2 of"):
         xwvnet.embed_store(source, out, weights, progress=False)
