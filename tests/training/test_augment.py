@@ -51,7 +51,7 @@ def _smooth(n: int) -> torch.Tensor:
 def test_full_crop_is_a_dihedral_transform():
     base = _smooth(32)
     images = base.expand(32, 32, 32).contiguous()
-    cfg = AugmentConfig(size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), **RESIZED, **QUIET)
+    cfg = AugmentConfig(size=32, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True, rotate90=True, **RESIZED, **QUIET)
     out = augment(images, torch.full((32,), 32), torch.full((32,), 32), cfg, _gen(1))[:, 0].numpy()
     ref = base.numpy() / 255
     group = [np.rot90(f, k) for f in (ref, ref[::-1]) for k in range(4)]
@@ -186,7 +186,8 @@ def test_field_flips_and_turns_are_exact_permutations():
     images = torch.from_numpy(rng.integers(1, 256, (1, 450, 450), dtype=np.uint8)).expand(24, 450, 450)
     full = torch.full((24,), 450)
     field, _ = embedding_field(images[:1], full[:1], full[:1])
-    views = augment(images.contiguous(), full, full, AugmentConfig(size=224, **QUIET), _gen(2))[:, 0]
+    views = augment(images.contiguous(), full, full, AugmentConfig(size=224, flip=True, rotate90=True, **QUIET),
+                    _gen(2))[:, 0]
     ref = field[0, 0]
     group = [torch.rot90(f, k) for f in (ref, ref.flip(0)) for k in range(4)]
     found = {next(i for i, g in enumerate(group) if torch.equal(v, g)) for v in views}  # StopIteration: none fits

@@ -404,7 +404,7 @@ def test_the_transform_setting_is_recorded_and_refused_when_unknown(waves, tmp_p
 def test_a_view_setting_inside_augment_that_contradicts_the_run_is_refused(waves, tmp_path):
     from xwvnet.training.augment import AugmentConfig
 
-    for augment in ({"flip": False}, AugmentConfig(flip=False), AugmentConfig(size=48)):
+    for augment in ({"flip": True}, AugmentConfig(flip=True), AugmentConfig(size=48)):
         with pytest.raises(ValueError, match="contradicts"):
             train(waves, tmp_path / "r", steps=1, augment=augment, **TINY)
     assert not (tmp_path / "r").exists()  # refused before anything is written

@@ -7,7 +7,8 @@ depth. So the default view (``crop="field"``) is a crop *at the pixel scale of t
 through the WV-Net field geometry first (the 450 x 450 field resized to 224 x 224, bilinear, exactly as
 :func:`~xwvnet.models.transforms.wvnet_transform` does), and the view is a ``size`` x ``size`` window of it, placed
 on the imagette (inside its valid extent where it fits, else holding all of it). Then an optional flip and
-90-degree rotation (exact: index permutations; switchable, since wave direction matters for some uses). Speckle-like
+90-degree rotation (exact: index permutations), off by default: a turn swaps azimuth and range, a flip reverses
+the wave direction, and both made the hs probes worse. Speckle-like
 multiplicative noise, blur and the gamma/contrast/brightness jitter are there, off by default: each made the probes
 worse in ``benchmarks/ssl_quality.py`` (added speckle drowns the wave modulation whose contrast against the
 imagette's own speckle carries Hs).
@@ -51,10 +52,10 @@ class AugmentConfig:
         ``crop="resized"`` only: crop area as a fraction of the imagette's valid area.
     ratio : tuple of float, default (3/4, 4/3)
         ``crop="resized"`` only: crop aspect ratio (log-uniform).
-    flip : bool, default True
-        Random horizontal and vertical flips.
-    rotate90 : bool, default True
-        Random rotations by multiples of 90 degrees.
+    flip : bool, default False
+        Random horizontal and vertical flips (they reverse the wave direction; off by default, as in training).
+    rotate90 : bool, default False
+        Random rotations by multiples of 90 degrees (they swap azimuth and range).
     blur_p : float, default 0.0
         Probability of a Gaussian blur (off: it teaches invariance to the azimuth smearing that grows with Hs).
     blur_sigma : tuple of float, default (0.1, 2.0)
@@ -79,16 +80,16 @@ class AugmentConfig:
 
     Examples
     --------
-    >>> AugmentConfig(size=96, flip=False, rotate90=False).to_dict()["size"]  # keep wave direction
-    96
+    >>> AugmentConfig(size=96, flip=True, rotate90=True).to_dict()["flip"]  # invariance to wave direction
+    True
     """
 
     size: int = 64
     crop: str = "field"
     scale: tuple[float, float] = (0.2, 1.0)  # crop area as a fraction of the valid area
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # crop aspect ratio (log-uniform)
-    flip: bool = True  # random horizontal and vertical flips
-    rotate90: bool = True  # random multiples of 90 degrees
+    flip: bool = False  # random horizontal and vertical flips
+    rotate90: bool = False  # random multiples of 90 degrees
     blur_p: float = 0.0
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # in output pixels
     speckle_p: float = 0.0
