@@ -69,13 +69,17 @@ def _fresh(kind: str) -> str:
     return str(Path(tempfile.mkdtemp(prefix="xwvnet-bench-")) / "s.zarr")
 
 
+def _plain_encoding(ds: xr.Dataset) -> dict:
+    """The store's chunks with zarr's default compressors (no crc32c): what a plain Zarr user would write."""
+    return {k: {kk: vv for kk, vv in v.items() if kk != "compressors"} for k, v in encoding(ds, CHUNK).items()}
+
+
 def _plain_write(ds: xr.Dataset, url: str, append: bool = False) -> None:
     store = locate(url).zarr_store(read_only=False)
     if append:
         ds.to_zarr(store, mode="a", append_dim=S.IMAGETTE, consolidated=False)
     else:
-        enc = {k: {kk: vv for kk, vv in v.items() if kk != "compressors"} for k, v in encoding(ds, CHUNK).items()}
-        ds.to_zarr(store, mode="w", consolidated=False, encoding=enc)
+        ds.to_zarr(store, mode="w", consolidated=False, encoding=_plain_encoding(ds))
 
 
 def _plain_open(url: str) -> xr.Dataset:
@@ -96,8 +100,7 @@ def _ice_write(ds: xr.Dataset, url: str, append: bool = False) -> None:
     if append:
         ds.to_zarr(session.store, mode="a", append_dim=S.IMAGETTE, consolidated=False)
     else:
-        enc = {k: {kk: vv for kk, vv in v.items() if kk != "compressors"} for k, v in encoding(ds, CHUNK).items()}
-        ds.to_zarr(session.store, mode="w", consolidated=False, encoding=enc)
+        ds.to_zarr(session.store, mode="w", consolidated=False, encoding=_plain_encoding(ds))
     session.commit("bench")
 
 

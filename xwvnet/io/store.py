@@ -541,13 +541,15 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
 
 def intact(snap: Snapshot, write: str) -> None:
     """Refuse ``write`` into a snapshot with holes: zarr would read a hole beside the rows it writes as blanks."""
-    for name, chunks in sorted(snap.holes.items())[:1]:
-        array = snap.arrays[name]
-        step, k = (array.chunks[0] if array.ndim else 1), chunks[0]
-        err = _damage(name, k, k * step, min(array.shape[0] if array.ndim else 1, (k + 1) * step),
-                      snap.arrays.get(S.IMAGETTE), None)
-        raise DamagedChunkError(f"{snap.location}: {write} refused, nothing written: {err}", err.variable,
-                                err.chunk_index, err.start, err.stop, err.ids)
+    if not snap.holes:
+        return
+    name, chunks = min(snap.holes.items())
+    array = snap.arrays[name]
+    step, k = (array.chunks[0] if array.ndim else 1), chunks[0]
+    err = _damage(name, k, k * step, min(array.shape[0] if array.ndim else 1, (k + 1) * step),
+                  snap.arrays.get(S.IMAGETTE), None)
+    raise DamagedChunkError(f"{snap.location}: {write} refused, nothing written: {err}", err.variable,
+                            err.chunk_index, err.start, err.stop, err.ids)
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
