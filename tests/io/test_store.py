@@ -41,6 +41,29 @@ def test_round_trip_history_and_time_travel(where):
         xwvnet.open_store(url, snapshot="NOTASNAPSHOT0000000")
 
 
+def test_appends_store_exactly_what_one_write_stores(where):
+    ds = make_imagettes(11, seed=3)
+    one, parts = where("one.zarr"), where("parts.zarr")
+    xwvnet.to_store(ds, one, chunk_size=4)
+    for lo, hi in [(0, 3), (3, 9), (9, 11)]:  # appends that start inside a chunk and end inside another
+        xwvnet.to_store(ds.isel({S.IMAGETTE: slice(lo, hi)}), parts, chunk_size=4)
+    xr.testing.assert_identical(xwvnet.open_store(parts).load(), xwvnet.open_store(one).load())
+    a, b = zs.opened(locate(one)), zs.opened(locate(parts))
+    for name, array in a.arrays.items():  # the stored values, units and dtypes too
+        assert b.arrays[name].dtype == array.dtype and dict(b.arrays[name].attrs) == dict(array.attrs), name
+        np.testing.assert_array_equal(b.arrays[name][:], array[:])
+    assert verify(parts).ok
+
+
+def test_an_append_whose_values_do_not_fit_the_stored_dtype_is_refused(tmp_path):
+    url = str(tmp_path / "im.zarr")
+    xwvnet.to_store(make_imagettes(4).assign(flag=(S.IMAGETTE, np.ones(4, np.int8))), url, chunk_size=4)
+    more = make_imagettes(2, seed=9).assign(flag=(S.IMAGETTE, np.full(2, 0.5)))
+    with pytest.raises(ValueError, match="'flag' is float64 in the imagettes to append, int8 in the store"):
+        xwvnet.to_store(more, url)
+    assert xwvnet.open_store(url).sizes[S.IMAGETTE] == 4
+
+
 def test_larger_imagettes_grow_the_store_and_smaller_are_padded(where):
     url = where("im.zarr")
     xwvnet.to_store(make_imagettes(4, lines=32, samples=40), url, chunk_size=2)
