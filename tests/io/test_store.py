@@ -284,7 +284,24 @@ def test_an_append_beside_a_hole_is_refused_not_filled_with_blanks(tmp_path):
     assert xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 4)}), url).present == 4  # nothing to write: no refusal
 
 
-def test_embedding_beside_a_hole_is_refused_and_repair_embeds_it_again(tmp_path):
+def test_an_append_beside_a_chunk_that_fails_its_checksum_is_refused_by_name(where):
+    url = where("c.zarr")
+    ds = make_imagettes(12, lines=64, samples=64, seed=1)
+    xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 8)}), url, chunk_size=4)
+    before = chunk_objects(url)
+    xwvnet.to_store(ds.isel({S.IMAGETTE: slice(8, 10)}), url)
+    new = {k: v for k, v in chunk_objects(url).items() if k not in before}
+    flip_byte(max(new.items(), key=lambda kv: kv[1])[0])  # quicklook chunk 2 (rows 8, 9): the append writes into it
+    commits = len(xwvnet.history(url))
+    with pytest.raises(zs.DamagedChunkError, match="appending refused, nothing written: chunk 2 of 'quicklook' is "
+                       "damaged \\(checksum mismatch\\): imagettes 8..9 ") as info:
+        xwvnet.to_store(ds.isel({S.IMAGETTE: slice(10, 12)}), url)
+    assert info.value.ids == list(ds[S.IMAGETTE].values[8:10])
+    assert len(xwvnet.history(url)) == commits and xwvnet.open_store(url).sizes[S.IMAGETTE] == 10
+
+
+@pytest.mark.parametrize("damage", ["hole", "checksum"])
+def test_embedding_beside_damage_is_refused_and_repair_embeds_it_again(tmp_path, damage):
     from tests._factories import save_random_resnet18
 
     weights = save_random_resnet18(tmp_path / "w.pt", seed=0)
@@ -293,7 +310,12 @@ def test_embedding_beside_a_hole_is_refused_and_repair_embeds_it_again(tmp_path)
     xwvnet.to_store(ds.isel({S.IMAGETTE: slice(0, 10)}), source, chunk_size=4)
     xwvnet.embed_store(source, out, weights, chunk_size=4, progress=False)
     before = xwvnet.open_store(out)[S.EMBEDDING].values
-    forget_chunk(out, "embedding/c/2/0")  # 2 of its 4 rows done: the next run writes the other 2 beside them
+    if damage == "hole":
+        forget_chunk(out, "embedding/c/2/0")  # 2 of its 4 rows done: the next run writes the other 2 beside them
+    else:  # the embedding chunks are the largest objects: chunks 0 and 1 (4 rows each), then chunk 2 (2 rows)
+        (_, a), (_, b), (key, c) = sorted(chunk_objects(out).items(), key=lambda kv: -kv[1])[:3]
+        assert abs(a - b) < a // 10 and abs(2 * c - a) < a // 10
+        flip_byte(key)
     xwvnet.to_store(ds.isel({S.IMAGETTE: slice(10, 12)}), source)
     with pytest.raises(zs.DamagedChunkError, match="embedding into it refused, nothing written: chunk 2 of"):
         xwvnet.embed_store(source, out, weights, progress=False)

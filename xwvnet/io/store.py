@@ -546,10 +546,13 @@ def intact(snap: Snapshot, write: str) -> None:
     name, chunks = min(snap.holes.items())
     array = snap.arrays[name]
     step, k = (array.chunks[0] if array.ndim else 1), chunks[0]
-    err = _damage(name, k, k * step, min(array.shape[0] if array.ndim else 1, (k + 1) * step),
-                  snap.arrays.get(S.IMAGETTE), None)
-    raise DamagedChunkError(f"{snap.location}: {write} refused, nothing written: {err}", err.variable,
-                            err.chunk_index, err.start, err.stop, err.ids)
+    stop = min(array.shape[0] if array.ndim else 1, (k + 1) * step)
+    raise _refused(snap.location, write, _damage(name, k, k * step, stop, snap.arrays.get(S.IMAGETTE), None))
+
+
+def _refused(location: Location, write: str, err: DamagedChunkError) -> DamagedChunkError:
+    return DamagedChunkError(f"{location}: {write} refused, nothing written: {err}", err.variable, err.chunk_index,
+                             err.start, err.stop, err.ids)
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
@@ -909,7 +912,18 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
                                                           encoding=encoding(part, chunk_size), write_empty_chunks=True)
         else:
             listed = seen[2] if store.session.snapshot_id == seen[3] else None  # the listing of to_store's open
-            append_rows(store, fit_to_store(part, group, listed), n)
+            try:
+                append_rows(store, fit_to_store(part, group, listed), n)
+            except XWVNetError:
+                raise
+            except _READ_ERRORS as err:  # a partial last chunk that does not read back (a checksum): name it
+                snap = opened(loc, store.session.snapshot_id, strict=False)
+                for name, array in snap.arrays.items():
+                    try:
+                        snap.rows(name, n - n % array.chunks[0], n)
+                    except DamagedChunkError as bad:
+                        raise _refused(loc, "appending", bad) from err
+                raise
         first, last = str(part[S.IMAGETTE].values[0]), str(part[S.IMAGETTE].values[-1])
         return f"{command}: {counts[0]} imagettes appended ({first} .. {last}); {counts[1]} in store"
 
@@ -1093,6 +1107,12 @@ def extend_embedding_store(
         if snap is not None:
             intact(snap, "embedding into it")
         size = check(snap) if check is not None else chunk_size
+        for k, count in enumerate(snap.done if snap is not None else ()):  # chunks a run writes beside done rows
+            if 0 < count < min(size, n_in - k * size):
+                try:
+                    snap.rows(S.EMBEDDING, k * size, k * size + int(count))
+                except DamagedChunkError as bad:
+                    raise _refused(location, "embedding into it", bad) from None
         n_out = 0 if snap is None else snap.size
         result[:] = size, (np.zeros(0, np.int32) if snap is None else snap.done)
         if n_out == n_in:
