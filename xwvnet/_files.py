@@ -11,9 +11,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replacing"]
+__all__ = ["local_path", "replacing"]
 
 _SUFFIX = ".tmp"
+
+
+def local_path(path: str | os.PathLike, what: str = "this output") -> Path:
+    """``path`` as an absolute local path; a URL is refused in one line, never taken for a folder named after it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local path, or a ``file://`` URL.
+    what : str, default "this output"
+        What is written there, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute local path.
+
+    Raises
+    ------
+    InvalidArgumentError
+        For an object-storage URL (``s3://``, ``gs://``, ``az://``) or a name that looks like one.
+
+    Examples
+    --------
+    >>> local_path("s3://bucket/probe.json", "a probe")
+    Traceback (most recent call last):
+    ...
+    xwvnet.errors.InvalidArgumentError: s3://bucket/probe.json: a probe is written to a local file system; give a \
+local path, and copy it to object storage afterwards with your storage tools.
+    """
+    from .errors import InvalidArgumentError
+    from .io.storage import locate
+
+    location = locate(path)
+    if not location.local:
+        raise InvalidArgumentError(f"{location}: {what} is written to a local file system; give a local path, and "
+                                   "copy it to object storage afterwards with your storage tools.")
+    return location.path
 
 
 @contextmanager
@@ -39,7 +77,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     >>> open(f"{folder}/a.txt").read()
     'done'
     """
-    target = Path(path)
+    target = local_path(path)
     tmp = target.with_name(target.name + _SUFFIX)
     try:
         yield tmp

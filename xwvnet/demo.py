@@ -15,6 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from . import schema as S
+from ._files import local_path
 from .datasets import DataUnavailableError, wvnet_sample
 from .errors import InputNotFoundError
 
@@ -157,7 +158,7 @@ def collocate_era5(out: Path, quick: bool) -> xr.Dataset | None:
 
 def run(out: str | Path, *, quick: bool = False) -> int:
     """Run every step of the main job, writing under ``out``; returns a process exit code."""
-    out = Path(out)
+    out = local_path(out, "the demo")
     out.mkdir(parents=True, exist_ok=True)
     print(f"xwvnet demo: writing under {out.resolve()}")
     ds = ingest_samples(out, quick)

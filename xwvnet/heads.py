@@ -34,6 +34,7 @@ import safetensors.numpy
 import xarray as xr
 
 from . import schema as S
+from ._files import local_path
 from ._version import __version__
 from .errors import (
     InputNotFoundError,
@@ -404,7 +405,7 @@ class Head:
         pathlib.Path
             ``path``.
         """
-        path = Path(path)
+        path = local_path(path, "a head")
         version = FORMAT_VERSION if "projection" in self.tensors else 1  # files without one stay readable by 1
         header = {
             "format": FORMAT,

@@ -36,6 +36,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import schema as S
+from ._files import local_path
 from ._version import __version__
 from .errors import (
     InputNotFoundError,
@@ -282,7 +283,7 @@ class Probe:
         pathlib.Path
             ``path``.
         """
-        path = Path(path)
+        path = local_path(path, "a probe")
         header = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

@@ -63,6 +63,13 @@ def _own(attrs: dict) -> dict:
     return {k: v for k, v in attrs.items() if not k.startswith(("geoemb:", "mlm:")) and k != "zarr_conventions"}
 
 
+def test_a_url_is_refused_before_anything_is_written(emb, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="a GeoParquet file is written to a local file system"):
+        to_geoparquet(emb, "s3://bucket/e.parquet")
+    assert not any(tmp_path.iterdir())
+
+
 def test_read_geoparquet_gives_the_dataset_back(emb, tmp_path):
     back = read_geoparquet(to_geoparquet(emb, tmp_path / "e.parquet", row_group_size=7))
     xr.testing.assert_identical(back[S.EMBEDDING].compute(), emb[S.EMBEDDING])

@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
-from .._files import replacing
+from .._files import local_path, replacing
 from .._version import __version__
 from ..conventions import geoemb_attrs, merge_geoemb
 from ..errors import (
@@ -387,7 +387,7 @@ def to_geoparquet(
     """
     pa, pq, shapely = _deps()
     _check(ds, features, dtype, row_group_size)
-    path = Path(path)
+    path = local_path(path, "a GeoParquet file")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists: pass overwrite=True to replace it.")
     ds = ds.transpose(S.IMAGETTE, ...)

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .. import schema as S
+from .._files import local_path
 from ..errors import (
     InvalidArgumentError,
     InvalidDataError,
@@ -245,7 +246,7 @@ def export_store(
     ds = decode_embeddings(ds)  # a float16 store (embed --dtype float16): float32 values, lazily, then dtype=
     import pyarrow.parquet as pq
 
-    out = Path(out)
+    out = local_path(out, "a GeoParquet export")
     n = ds.sizes[S.IMAGETTE]
     rows = shard_rows(ds.sizes[S.FEATURE], dtype, max_file_bytes)
     group = min(rows, row_group_size or ROW_GROUP)

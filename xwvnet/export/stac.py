@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._files import local_path
 from ..conventions import FIELD, MLM_SCHEMA, UNKNOWN_SOURCE, geoemb_attrs, mlm_properties
 from ..errors import InvalidDataError, MissingDependencyError, OutputLocationError
 
@@ -218,7 +219,7 @@ def stac_collection(
     pystac = _pystac()
     if not shards:
         raise InvalidDataError("no shards to describe: export some imagettes first.")
-    out = Path(out)
+    out = local_path(out, "a STAC collection")
     metas = [shard_metadata(pq, shard) for shard in shards]
     first = metas[0]
     attrs = {**first.get("attrs", {}), **first.get("embedding_attrs", {})}

@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import schema as S
+from .._files import local_path
 from ..errors import InvalidArgumentError, InvalidDataError, warn
 from ..io.ocn import open_ocn
 from ..io.safe import imagettes_from_manifest, open_safe
@@ -978,7 +979,7 @@ def collocate_to_file(
         attrs={NO_POSITION_ATTR: joined.attrs[NO_POSITION_ATTR]},
     ).compute()
     table = count_missing(table)
-    out = Path(out)
+    out = local_path(out, "a collocation table")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
         table.to_dataframe().to_csv(out)

@@ -25,7 +25,7 @@ import pooch
 import torch
 from torch import nn
 
-from .._files import replacing
+from .._files import local_path, replacing
 from ..errors import InvalidArgumentError, InvalidTypeError, ModelMismatchError, ModelStateError, OutputExistsError
 from . import backbones, hub, resnet, vit
 from . import transforms as _transforms
@@ -329,7 +329,7 @@ class Encoder:
         >>> enc.hash == "sha256:" + enc.metadata["weights_sha256"]
         True
         """
-        path = Path(path).expanduser()
+        path = local_path(path, "an encoder")
         meta_path = sidecar_path(path)
         if meta_path == path:
             raise InvalidArgumentError(

@@ -26,7 +26,7 @@ import pooch
 import torch
 from torch import nn
 
-from .._files import replacing
+from .._files import local_path, replacing
 from ..errors import ModelError, warn
 from ..models.weights import nonfinite_tensors, read_sidecar, sidecar_path, write_sidecar
 
@@ -185,7 +185,7 @@ def save_checkpoint(
     -------
     None
     """
-    path = Path(path)
+    path = local_path(path, "a checkpoint")
     with replacing(path) as tmp:
         _write_checkpoint(path, tmp, step, {
         "format": CHECKPOINT_FORMAT,

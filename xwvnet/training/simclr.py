@@ -40,6 +40,7 @@ import xarray as xr
 from torch import nn
 
 from .. import schema as S
+from .._files import local_path
 from .._runtime import (
     BATCH_SIZE,
     LOCAL_THREADS,
@@ -883,7 +884,7 @@ def train(
             "resume=True and overwrite=True contradict each other: resume continues the run in out, "
             "overwrite replaces it with a new one. Pass one of them."
         )
-    out_dir = Path(out).expanduser()
+    out_dir = local_path(out, "a training run")
     # each rank runs here, on its own GPU under torchrun: CUDA without a GPU is refused before any work
     here = run_context(LOCAL_THREADS, asked.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     dev = torch_device(here.device)
