@@ -92,20 +92,20 @@ def status(store: str | os.PathLike | Location, *, snapshot: str | None = None,
 
 
 def _status(snap: zs.Snapshot) -> StoreStatus:
-    n, group = snap.size, snap.group
+    n, group, holes = snap.size, snap.group, snap.holes()
     if snap.kind is zs.EMBEDDINGS:
         chunk = int(group.attrs.get("chunk", 1))
-        rows = zs.complete_rows(n, chunk, np.zeros(0, np.int32) if zs.DONE in snap.holes else snap.done)
+        rows = zs.complete_rows(n, chunk, np.zeros(0, np.int32) if zs.DONE in holes else snap.done)
     else:
         chunk = next((snap.arrays[v].chunks[0] for v in S.IMAGE_VARS if v in snap.arrays), 1)
         rows = np.ones(n, bool)
-    for name, chunks in snap.holes.items():  # a chunk the manifests do not list: its rows are missing
+    for name, chunks in holes.items():  # a chunk the manifests do not list: its rows are missing
         step = snap.arrays[name].chunks[0] if name != zs.DONE else chunk
         for k in chunks:
             rows[k * step : (k + 1) * step] = False
     missing = sorted({int(k) for k in np.flatnonzero(~rows) // max(1, chunk)})
     attrs = {**group.attrs, "kind": snap.kind.kind}
-    command = "" if not missing else zs.completing_command(snap.location, attrs, repair=bool(snap.holes))
+    command = "" if not missing else zs.completing_command(snap.location, attrs, repair=bool(holes))
     return StoreStatus(str(snap.location), snap.kind.kind, n, int(rows.sum()), missing, snap.id, snap.message,
                        command, chunk)
 

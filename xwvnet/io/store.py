@@ -17,6 +17,7 @@ import functools
 import math
 import os
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -330,45 +331,51 @@ def transact(location: Location, body: Callable[[Any], str | None], *, create: b
 
 
 # ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
-_LISTED: dict[tuple[Location, str], dict[str, list[int]]] = {}  # the holes per snapshot: it never changes
+_LISTED: dict[tuple[Location, str, str], list[int]] = {}  # (store, snapshot, array) -> its holes: they never change
+_LISTING = threading.Lock()
 
 
-def holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array]) -> dict[str, list[int]]:
-    """Chunks along the first dimension that hold a hole, per array (all listed at once, once per snapshot).
+def _listed_holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array],
+                  names: Iterable[str] | None = None) -> dict[str, list[int]]:
+    """Chunks along the first dimension that hold a hole, per array of ``names`` (default all) that has one.
 
-    Embedding chunks whose ``done`` count is 0 are not holes.
+    Arrays not listed yet in this snapshot are listed at once, concurrently, and remembered. Embedding chunks whose
+    ``done`` count is 0 are not holes.
     """
-    if (location, session.snapshot_id) in _LISTED:
-        return _LISTED[location, session.snapshot_id]
+    names = sorted(arrays) if names is None else sorted(n for n in set(names) if n in arrays)
+    names = sorted({*names, DONE}) if S.EMBEDDING in names and DONE in arrays else names  # the counts decide
+    with _LISTING:  # dask's threads reading one array: it is listed once, and never forgotten while read here
+        todo = [n for n in names if (location, session.snapshot_id, n) not in _LISTED]
+        if todo:
+            _list(location, session, arrays, todo)
+        found = {n: _LISTED[location, session.snapshot_id, n] for n in names}
+    return {n: chunks for n, chunks in found.items() if chunks}
 
+
+def _list(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array], todo: list[str]) -> None:
     async def every() -> list[frozenset[tuple[int, ...]]]:
         async def one(name: str) -> frozenset[tuple[int, ...]]:
             return frozenset([tuple(c) async for c in session.chunk_coordinates(f"/{name}")])
-        return await asyncio.gather(*(one(n) for n in arrays))
+        return await asyncio.gather(*(one(n) for n in todo))
 
     try:
-        listed = dict(zip(arrays, sync(every())))
+        listed = dict(zip(todo, sync(every())))
     except _READ_ERRORS as err:
         raise DamagedChunkError(f"{location}: the manifests of snapshot {session.snapshot_id} are damaged ("
                                 f"{_first_line(str(err))}); open an earlier snapshot (`xwvnet history STORE`), or "
                                 "restore the store.", "", -1, 0, 0, None) from err
-    found: dict[str, list[int]] = {}
-    done = None
     for name, coords in sorted(listed.items(), key=lambda kv: kv[0] != DONE):  # `done` first: embeddings use it
         array = arrays[name]
         grid = [math.ceil(s / c) for s, c in zip(array.shape, array.chunks)] if array.ndim else []
         missing = [] if len(coords) >= math.prod(grid) else sorted(
             {index[0] if index else 0 for index in np.ndindex(*grid) if index not in coords})
-        if name == S.EMBEDDING and done is not None:
+        if name == S.EMBEDDING and missing and DONE in arrays and not _LISTED[location, session.snapshot_id, DONE]:
+            done = np.asarray(arrays[DONE][:])
             missing = [k for k in missing if k < done.size and done[k] > 0]
-        if name == DONE and not missing:
-            done = np.asarray(array[:])
-        if missing:
-            found[name] = missing
-    if len(_LISTED) >= 64:
-        _LISTED.pop(next(iter(_LISTED)))
-    _LISTED[location, session.snapshot_id] = found
-    return found
+        while len(_LISTED) >= 4096 and (old := next((k for k in _LISTED if k[:2] != (location, session.snapshot_id)),
+                                                     None)) is not None:
+            del _LISTED[old]  # the oldest of other snapshots: this one's are read right after
+        _LISTED[location, session.snapshot_id, name] = missing
 
 
 def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zarr.Array | None,
@@ -473,7 +480,6 @@ class Snapshot:
     repo: icechunk.Repository
     group: zarr.Group
     kind: StoreKind
-    holes: dict[str, list[int]]
     store: Any = None  # the read-only session's store
     arrays: dict[str, zarr.Array] = field(default_factory=dict)  # the root's arrays (and DONE), listed once
     source: Any = None  # xarray's view of the root group, over the same listing
@@ -483,11 +489,18 @@ class Snapshot:
         """The commit message of this snapshot (looked up when asked: opening does not need it)."""
         return self.repo.lookup_snapshot(self.id).message
 
+    def holes(self, names: Iterable[str] | None = None) -> dict[str, list[int]]:
+        """The chunks (along ``imagette``) the manifests do not list, per array of ``names`` (default all) with any.
+
+        Each array's grid is listed once per snapshot, when first asked for (all asked for at once, concurrently).
+        """
+        return _listed_holes(self.location, self.store.session, self.arrays, names)
+
     def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows of a stored array, every read checked (:func:`read_rows`)."""
         array = self.arrays[name]
         stop = array.shape[0] if stop is None else stop
-        return read_rows(array, name, start, stop, self.arrays.get(S.IMAGETTE), self.holes.get(name, ()))
+        return read_rows(array, name, start, stop, self.arrays.get(S.IMAGETTE), self.holes([name]).get(name, ()))
 
     def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Imagette ids ``start:stop`` as Python strings."""
@@ -530,10 +543,9 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     arrays = dict(source.arrays())
     if DONE.split("/")[0] in source.members:
         arrays[DONE] = group[DONE]
-    found = holes(location, session, arrays)
-    snap = Snapshot(location, session.snapshot_id, repo, group, kind, found, session.store, arrays, source)
+    snap = Snapshot(location, session.snapshot_id, repo, group, kind, session.store, arrays, source)
     along = {name for name, a in arrays.items() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
-    eager = sorted(name for name in found if name not in along or name == S.IMAGETTE)
+    eager = sorted(snap.holes(name for name in arrays if name not in along or name == S.IMAGETTE))
     if eager and strict:  # ids, tag codes and done counts are read at once: their holes are errors now
         snap.rows(eager[0])  # raises the named error of its first hole
     return snap
@@ -541,9 +553,9 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
 
 def intact(snap: Snapshot, write: str) -> None:
     """Refuse ``write`` into a snapshot with holes: zarr would read a hole beside the rows it writes as blanks."""
-    if not snap.holes:
+    if not (found := snap.holes()):
         return
-    name, chunks = min(snap.holes.items())
+    name, chunks = min(found.items())
     array = snap.arrays[name]
     step, k = (array.chunks[0] if array.ndim else 1), chunks[0]
     stop = min(array.shape[0] if array.ndim else 1, (k + 1) * step)
@@ -563,7 +575,6 @@ class _Guarded:
         self.variable, self.name, self.snap = variable, name, snap
         self.shape, self.ndim, self.step = variable.shape, variable.ndim, snap.arrays[name].chunks[0]
         self.dtype = np.dtype(object) if variable.dtype.kind == "T" else variable.dtype
-        self.holes = snap.holes.get(name, ())
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         first = key[0] if isinstance(key, tuple) else key
@@ -572,7 +583,8 @@ class _Guarded:
         else:  # an integer or an array of positions (outer indexing)
             rows = np.atleast_1d(np.arange(self.shape[0])[first])
             start, stop = (int(rows.min()), int(rows.max()) + 1) if rows.size else (0, 0)
-        if any(k * self.step < stop and start < (k + 1) * self.step for k in self.holes):
+        holes = self.snap.holes([self.name]).get(self.name, ())  # the grid is listed at the first read
+        if any(k * self.step < stop and start < (k + 1) * self.step for k in holes):
             self.snap.rows(self.name, start, stop)  # raises the named error
         try:
             return np.asarray(self.variable[key].values, dtype=self.dtype)
@@ -1215,6 +1227,7 @@ class EmbeddingWriter:
 def damage(snap: Snapshot) -> tuple[int, list[DamagedChunkError]]:
     """Read every chunk of a snapshot: (chunks checked, one error per damaged or missing chunk, holes included)."""
     checked, found = 0, []
+    snap.holes()  # every array's grid listed at once
     for name, array in sorted(snap.arrays.items()):
         step, length = (array.chunks[0], array.shape[0]) if array.ndim else (1, 1)
         for k in range(math.ceil(length / step)):
