@@ -339,17 +339,24 @@ def _listed_holes(location: Location, session: icechunk.Session, arrays: dict[st
                   names: Iterable[str] | None = None) -> dict[str, list[int]]:
     """Chunks along the first dimension that hold a hole, per array of ``names`` (default all) that has one.
 
-    Arrays not listed yet in this snapshot are listed at once, concurrently, and remembered. Embedding chunks whose
-    ``done`` count is 0 are not holes.
+    Arrays not listed yet in this snapshot are listed concurrently and remembered: the ids, tag codes and counts
+    (read at open) on their own, else every array not listed yet at once. Embedding chunks whose ``done`` count is 0
+    are not holes.
     """
     names = sorted(arrays) if names is None else sorted(n for n in set(names) if n in arrays)
     names = sorted({*names, DONE}) if S.EMBEDDING in names and DONE in arrays else names  # the counts decide
     with _LISTING:  # dask's threads reading one array: it is listed once, and never forgotten while read here
         todo = [n for n in names if (location, session.snapshot_id, n) not in _LISTED]
+        if any(n != S.IMAGETTE and _along(arrays[n]) for n in todo):  # a read of the data: list the rest too
+            todo = [n for n in arrays if (location, session.snapshot_id, n) not in _LISTED]
         if todo:
             _list(location, session, arrays, todo)
         found = {n: _LISTED[location, session.snapshot_id, n] for n in names}
     return {n: chunks for n, chunks in found.items() if chunks}
+
+
+def _along(array: zarr.Array) -> bool:
+    return (array.metadata.dimension_names or ("",))[0] == S.IMAGETTE
 
 
 def _list(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array], todo: list[str]) -> None:
@@ -544,8 +551,7 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     if DONE.split("/")[0] in source.members:
         arrays[DONE] = group[DONE]
     snap = Snapshot(location, session.snapshot_id, repo, group, kind, session.store, arrays, source)
-    along = {name for name, a in arrays.items() if (a.metadata.dimension_names or ("",))[0] == S.IMAGETTE}
-    eager = sorted(snap.holes(name for name in arrays if name not in along or name == S.IMAGETTE))
+    eager = sorted(snap.holes(name for name, array in arrays.items() if name == S.IMAGETTE or not _along(array)))
     if eager and strict:  # ids, tag codes and done counts are read at once: their holes are errors now
         snap.rows(eager[0])  # raises the named error of its first hole
     return snap
