@@ -30,7 +30,7 @@ def test_a_url_is_refused_never_written_to_a_folder_named_after_it(url, tmp_path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="bucket"), replacing(url) as tmp:
         tmp.write_text("lost")
-    with pytest.raises(ValueError, match="a probe is written to a local file system|without '//'"):
+    with pytest.raises(ValueError, match="a probe is read and written on a local file system|without '//'"):
         local_path(url, "a probe")
     assert not any(tmp_path.iterdir())
 

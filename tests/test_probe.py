@@ -141,8 +141,10 @@ def test_save_load_round_trip_gives_identical_predictions(ds, hs_probe, tag_prob
         assert again.kind == fitted.kind and again.outputs == fitted.outputs
         assert again.info["n_train"] == fitted.info["n_train"]
         np.testing.assert_array_equal(P.predict(ds, again)[name].values, P.predict(ds, fitted)[name].values)
-    with pytest.raises(ValueError, match="s3://bucket/hs.probe: a probe is written to a local file system"):
+    with pytest.raises(ValueError, match="s3://bucket/hs.probe: a probe is read and written on a local file system"):
         hs_probe.save("s3://bucket/hs.probe")
+    with pytest.raises(ValueError, match="s3://bucket/hs.probe: a probe is read and written on a local file system"):
+        P.Probe.load("s3://bucket/hs.probe")
 
 
 def test_foreign_files_are_refused(tmp_path, hs_probe):

@@ -17,14 +17,14 @@ _SUFFIX = ".tmp"
 
 
 def local_path(path: str | os.PathLike, what: str = "this output") -> Path:
-    """``path`` as an absolute local path; a URL is refused in one line, never taken for a folder named after it.
+    """``path`` as an absolute local path; a URL is refused in one line, never taken for a path named after it.
 
     Parameters
     ----------
     path : str or os.PathLike
         A local path, or a ``file://`` URL.
     what : str, default "this output"
-        What is written there, for the message.
+        What is read or written there, for the message.
 
     Returns
     -------
@@ -41,16 +41,16 @@ def local_path(path: str | os.PathLike, what: str = "this output") -> Path:
     >>> local_path("s3://bucket/probe.json", "a probe")
     Traceback (most recent call last):
     ...
-    xwvnet.errors.InvalidArgumentError: s3://bucket/probe.json: a probe is written to a local file system; give a \
-local path, and copy it to object storage afterwards with your storage tools.
+    xwvnet.errors.InvalidArgumentError: s3://bucket/probe.json: a probe is read and written on a local file system \
+only; give a local path, and copy it to or from object storage with your storage tools.
     """
     from .errors import InvalidArgumentError
     from .io.storage import locate
 
     location = locate(path)
     if not location.local:
-        raise InvalidArgumentError(f"{location}: {what} is written to a local file system; give a local path, and "
-                                   "copy it to object storage afterwards with your storage tools.")
+        raise InvalidArgumentError(f"{location}: {what} is read and written on a local file system only; give a "
+                                   "local path, and copy it to or from object storage with your storage tools.")
     return location.path
 
 

@@ -444,7 +444,7 @@ class Head:
             A ``ValueError`` naming the file, if it is not an xwvnet head (not safetensors, no header of format
             ``xwvnet-head``), is damaged, or was written by a newer xwvnet.
         """
-        path = Path(path)
+        path = local_path(path, "a head")
         if not path.is_file():
             raise InputNotFoundError(f"no head file at {path}: give the path written by Head.save.")
         hint = "Give a file written by Head.save (xwvnet), or save the head again."

@@ -328,7 +328,7 @@ class Probe:
             header fields missing or of the wrong type, arrays missing, not numbers or not finite), or was written
             by a newer xwvnet.
         """
-        path = Path(path)
+        path = local_path(path, "a probe")
         if not path.is_file():
             raise InputNotFoundError(f"no probe file at {path}" + (" (a folder)" if path.is_dir() else "")
                                      + ": give the path written by Probe.save.")

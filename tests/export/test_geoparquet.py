@@ -65,7 +65,7 @@ def _own(attrs: dict) -> dict:
 
 def test_a_url_is_refused_before_anything_is_written(emb, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="a GeoParquet file is written to a local file system"):
+    with pytest.raises(ValueError, match="a GeoParquet file is read and written on a local file system"):
         to_geoparquet(emb, "s3://bucket/e.parquet")
     assert not any(tmp_path.iterdir())
 
