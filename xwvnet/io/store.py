@@ -938,7 +938,8 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
                 snap = opened(loc, store.session.snapshot_id, strict=False)
                 for name, array in snap.arrays.items():
                     try:
-                        snap.rows(name, n - n % array.chunks[0], n)
+                        if _along(array):
+                            snap.rows(name, n - n % array.chunks[0], n)
                     except DamagedChunkError as bad:
                         raise _refused(loc, "appending", bad) from err
                 raise

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from .. import schema as S
-from .._files import replacing
+from .._files import local_path, replacing
 from .._version import __version__
 from ..errors import (
     InputNotFoundError,
@@ -124,18 +124,6 @@ def index_path(store: str | os.PathLike) -> Path:
         raise InvalidArgumentError(f"{location} is on object storage, and an index is a local file: pass path= (e.g. "
                                    "path='embeddings.index') to build, open or update it.")
     return Path(str(location).rstrip("/\\") + SUFFIX)
-
-
-def _index_file(path: str | os.PathLike) -> Path:
-    """A local index file from ``path``; a URL is refused (faiss reads and writes local files only)."""
-    from ..io.storage import locate
-
-    location = locate(path)
-    if not location.local:
-        raise InvalidArgumentError(f"{location}: an index is a local file (faiss reads and writes local files); give "
-                                   "a local path, and copy the index and its .json sidecar to or from object storage "
-                                   "with your storage tools.")
-    return location.path
 
 
 def _sidecar(path: Path) -> Path:
@@ -542,7 +530,7 @@ def build_index(
             "an index of a Dataset has no store to sit beside: pass path= (e.g. 'embeddings.index')."
         )
     store = store if given else os.fspath(store)
-    path = index_path(store) if path is None else _index_file(path)
+    path = index_path(store) if path is None else local_path(path, "an index")
     if target_recall is not None and not (isinstance(target_recall, (int, float)) and 0 < target_recall <= 1):
         raise InvalidArgumentError(f"target_recall must be in (0, 1] or None, got {target_recall!r}.")
     if path.exists() and not overwrite:
@@ -720,7 +708,7 @@ def open_index(path: str | os.PathLike, store: str | os.PathLike | None = None) 
     --------
     >>> index = xwvnet.retrieval.open_index("embeddings.zarr.index", "embeddings.zarr")  # doctest: +SKIP
     """
-    path = _index_file(path)
+    path = local_path(path, "an index")
     if not path.name.endswith(SUFFIX) and (path / "refs").is_dir():  # a store (icechunk repository) was given
         path = index_path(path)
     index = _read_index(path)
@@ -760,7 +748,7 @@ def update_index(store: str | os.PathLike, path: str | os.PathLike | None = None
     >>> index = xwvnet.retrieval.update_index("embeddings.zarr")  # doctest: +SKIP
     """
     store = os.fspath(store)
-    index = _read_index(index_path(store) if path is None else _index_file(path))
+    index = _read_index(index_path(store) if path is None else local_path(path, "an index"))
     ds, _ = _store_facts(store, index.info.get("features", S.EMBEDDING))
     check_index(index, ds, allow_more=True)
     n = ds.sizes[S.IMAGETTE]
