@@ -285,6 +285,23 @@ def test_ingest_repair_rewrites_a_missing_chunk_from_safe_products(tmp_path, pro
     np.testing.assert_array_equal(xwvnet.open_store(url)[S.QUICKLOOK].values, before)
 
 
+
+def test_ingest_repair_rewrites_a_chunk_holding_quicklook_files_and_safe_imagettes(tmp_path, wvnet_samples, products):
+    folder, zipped = products
+    url = str(tmp_path / "mixed.zarr")
+    ingest([wvnet_samples, folder, zipped], url, spacing=(8.2, 9.0))
+    before = xwvnet.open_store(url).load()
+    assert before.sizes[S.IMAGETTE] == 20 and zs.opened(zs.locate(url)).arrays[S.QUICKLOOK].chunks[0] >= 20
+    forget_chunk(url, "quicklook/c/0/0/0")  # the 15 quicklook files and the 5 SAFE imagettes share this chunk
+    assert not verify(url).ok
+    alone = ingest([wvnet_samples], url, repair=True)  # the SAFE imagettes are not given: said, nothing rewritten
+    assert alone.repaired == 0 and "5 of these imagettes are not among the quicklook files given" in alone.damaged[0]
+    report = ingest([wvnet_samples, folder, zipped], url, spacing=(8.2, 9.0), repair=True)
+    assert (report.repaired, report.damaged, report.added) == (1, [], 0) and verify(url).ok
+    after = xwvnet.open_store(url).load()
+    np.testing.assert_array_equal(after[S.QUICKLOOK].values, before[S.QUICKLOOK].values)
+    assert list(after[S.IMAGETTE].values) == list(before[S.IMAGETTE].values)
+
 # ---- SAFE imagettes in worker processes (ingest(workers=N)) ---------------------------------------------------------
 def _die(*args):
     """A task that kills its worker process, as the kernel's out-of-memory killer would."""

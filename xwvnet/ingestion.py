@@ -102,36 +102,32 @@ def conform(ds: xr.Dataset, like: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
     return ds, notes
 
 
-def _quicklooks(files: Sequence[Path], loc: Location, labels: str | os.PathLike | None, batch: int,
-                progress: bool, repair: bool) -> StoreReport:
-    """Read quicklook files into the store batch by batch; files whose id is stored are not even read."""
-    from tqdm.auto import tqdm
-
-    from .io.quicklook import (
-        NoReadableImageError,
-        QuicklookWarning,
-        SkippedFilesWarning,
-        open_quicklooks,
-        summarize_warnings,
-    )
-
+def _by_id(files: Sequence[Path], report: StoreReport) -> dict[str, Path]:
+    """One quicklook file per id, in the order given (decided before batching); the others reported as skipped."""
     first: dict[str, Path] = {}
-    report = StoreReport(path=str(loc))
-    for f in files:  # one file per id, decided before batching: the same whatever the batch size
+    for f in files:
         stem = f.name.split(".")[0]
         if stem in first:
             report.skipped.append(f"{f}: DuplicateId: same imagette id {stem!r} as {first[stem]}; rename one to keep "
                                   "both")
         else:
             first[stem] = f
+    return first
+
+
+def _quicklooks(first: dict[str, Path], loc: Location, labels: str | os.PathLike | None, batch: int,
+                progress: bool, report: StoreReport) -> None:
+    """Read quicklook files (one per id) into the store batch by batch; files whose id is stored are not even read."""
+    from tqdm.auto import tqdm
+
+    from .io.quicklook import NoReadableImageError, QuicklookWarning, open_quicklooks
+
     stored = set(open_store(loc)[S.IMAGETTE].values.tolist()) if store_kind(loc) == zs.IMAGETTES.kind else set()
     seen = set(stored)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuicklookWarning)
-        if repair and stored:
-            _repair(loc, _from_files(first, labels), report)
         todo = [f for stem, f in first.items() if stem not in stored]
-        report.present = len(first) - len(todo)
+        report.present += len(first) - len(todo)
         bar = tqdm(total=len(todo), desc="ingest", unit="img", disable=not progress)
         for start in range(0, len(todo), batch):
             try:
@@ -151,51 +147,57 @@ def _quicklooks(files: Sequence[Path], loc: Location, labels: str | os.PathLike 
             report.skipped.extend(written.skipped)
             bar.update(min(batch, len(todo) - start))
         bar.close()
-    kept = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]  # skipped: listed already
-    report.warnings = summarize_warnings(kept, known_ids=seen) + report.warnings
-    return report
+    report.warnings[:0] = _summary(caught, seen)
 
 
-def _from_files(files: dict[str, Path], labels: str | os.PathLike | None) -> Callable[[list[str]], xr.Dataset | str]:
-    """Imagettes again from the quicklook files of their ids (``files``), or why not (for :func:`_repair`)."""
+def _summary(caught: list[warnings.WarningMessage], seen: Iterable[str] = ()) -> list[str]:
+    """The quicklook reader's warnings, totalled (files skipped are listed in the report already)."""
+    from .io.quicklook import SkippedFilesWarning, summarize_warnings
+
+    return summarize_warnings([w for w in caught if not issubclass(w.category, SkippedFilesWarning)], known_ids=seen)
+
+
+def _fresh(files: dict[str, Path], labels: str | os.PathLike | None, products: xr.Dataset | None,
+           like: xr.Dataset) -> Callable[[list[str]], list[xr.Dataset] | str]:
+    """Imagettes again by id, from their quicklook files and the (lazy) SAFE imagettes given, or why not.
+
+    One chunk may hold imagettes of both kinds: each comes from its own source (a quicklook file first), and the
+    parts are fitted to the store together (:func:`xwvnet.io.store.repair`).
+    """
     from .io.quicklook import open_quicklooks
 
-    def fresh(ids: list[str]) -> xr.Dataset | str:
-        lost = [i for i in ids if i not in files]
+    position = {} if products is None else {str(i): k for k, i in enumerate(products[S.IMAGETTE].values)}
+    given = " or ".join(k for k, v in (("quicklook files", files), ("SAFE products", position)) if v) or "sources"
+
+    def fresh(ids: list[str]) -> list[xr.Dataset] | str:
+        lost = [i for i in ids if i not in files and i not in position]
         if lost:
-            return (f"{len(lost)} of these imagettes are not among the quicklook files given (e.g. {lost[:3]}); "
-                    "ingest again with the files or products they came from, or open an earlier snapshot")
-        rows = open_quicklooks([files[i] for i in ids], labels=labels, duplicates="skip", lazy=False)
-        if [str(i) for i in rows[S.IMAGETTE].values] != ids:
-            return "some of their source files are no longer readable: " + "; ".join(rows.attrs.get("skipped", [])[:3])
-        return rows
+            return (f"{len(lost)} of these imagettes are not among the {given} given (e.g. {lost[:3]}); ingest "
+                    "again with the files or products they came from, or open an earlier snapshot")
+        parts = []
+        if named := [i for i in ids if i in files]:
+            rows = open_quicklooks([files[i] for i in named], labels=labels, duplicates="skip", lazy=False)
+            if [str(i) for i in rows[S.IMAGETTE].values] != named:
+                return "some of their source files are no longer readable: " + "; ".join(
+                    rows.attrs.get("skipped", [])[:3])
+            parts.append(conform(rows, like)[0])
+        if computed := [position[i] for i in ids if i not in files]:
+            parts.append(products.isel({S.IMAGETTE: computed}).load())
+        return parts
 
     return fresh
 
 
-def _from_imagettes(ds: xr.Dataset) -> Callable[[list[str]], xr.Dataset | str]:
-    """Imagettes again from the (lazy) imagettes of the SAFE products given, or why not (for :func:`_repair`)."""
-    position = {str(i): k for k, i in enumerate(ds[S.IMAGETTE].values)}
+def _repair(loc: Location, fresh: Callable[[list[str]], list[xr.Dataset] | str], report: StoreReport) -> None:
+    """Rewrite the damaged chunks of an imagette store with ``fresh(ids)``, in one pass over the store."""
+    from .io.quicklook import QuicklookWarning
 
-    def fresh(ids: list[str]) -> xr.Dataset | str:
-        lost = [i for i in ids if i not in position]
-        if lost:
-            return (f"{len(lost)} of these imagettes are not among the SAFE products given (e.g. {lost[:3]}); "
-                    "ingest again with the files or products they came from, or open an earlier snapshot")
-        return ds.isel({S.IMAGETTE: [position[i] for i in ids]}).load()
-
-    return fresh
-
-
-def _repair(loc: Location, fresh: Callable[[list[str]], xr.Dataset | str], report: StoreReport) -> None:
-    """Rewrite the damaged chunks of an imagette store with ``fresh(ids)``; what is left replaces ``report.damaged``.
-
-    Quicklook files and SAFE products each repair the chunks of their own imagettes: the later pass sees what the
-    earlier one left, so its list is the one that stands.
-    """
-    repaired, left = zs.repair(loc, fresh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuicklookWarning)
+        repaired, left = zs.repair(loc, fresh)
     report.repaired += len(repaired)
     report.damaged = left
+    report.warnings.extend(_summary(caught))
 
 
 def add_labels(store: str | os.PathLike | Location, labels: str | os.PathLike, *,
@@ -485,27 +487,33 @@ def ingest(
         locate(loc, storage_options)  # nothing here is on object storage: one line naming the options refused
     safe = [s.location for s in found if s.kind in (SAFE, EOPF_SLC)]  # both read by the one SAFE reader
     other = [s.path for s in found if s.kind not in (SAFE, EOPF_SLC)]  # the quicklook reader names what it skips
-    report = _quicklooks(other, loc, labels, batch, progress, repair) if other else StoreReport(path=str(loc))
-    if not safe:
-        report.total = len(open_store(loc)[S.IMAGETTE]) if store_kind(loc) else 0
-        return report
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if spacing is not None and not isinstance(spacing, (int, float)):
-            spacing = float(spacing[0]) if len(spacing) == 1 else (float(spacing[0]), float(spacing[1]))
-        ds = safe_to_imagettes(safe, spacing=spacing, keep_sigma0=keep_sigma0, denoise=denoise)
-    report.skipped.extend(str(s) for s in ds.attrs.get("skipped", []))
-    # skipped imagettes are listed in report.skipped already: only other warnings are added
-    report.warnings.extend(sorted({str(w.message).splitlines()[0] for w in caught
-                                   if not issubclass(w.category, SafeWarning)}))
-    if ds.sizes[S.IMAGETTE] == 0:
+    report = StoreReport(path=str(loc))
+    first = _by_id(other, report)
+    ds, safe_skipped, safe_warnings = None, [], []
+    if safe:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if spacing is not None and not isinstance(spacing, (int, float)):
+                spacing = float(spacing[0]) if len(spacing) == 1 else (float(spacing[0]), float(spacing[1]))
+            ds = safe_to_imagettes(safe, spacing=spacing, keep_sigma0=keep_sigma0, denoise=denoise)
+        safe_skipped = [str(s) for s in ds.attrs.get("skipped", [])]
+        # skipped imagettes are listed in report.skipped already: only other warnings are added
+        safe_warnings = sorted({str(w.message).splitlines()[0] for w in caught
+                                if not issubclass(w.category, SafeWarning)})
+        ds = ds if ds.sizes[S.IMAGETTE] else None
+    if repair and store_kind(loc) == zs.IMAGETTES.kind:  # one pass: a chunk may hold imagettes of both kinds
+        like = open_store(loc)
+        _repair(loc, _fresh(first, labels, None if ds is None else conform(ds, like)[0], like), report)
+    if first:
+        _quicklooks(first, loc, labels, batch, progress, report)
+    report.skipped.extend(safe_skipped)
+    report.warnings.extend(safe_warnings)
+    if ds is None:
         report.total = len(open_store(loc)[S.IMAGETTE]) if store_kind(loc) else 0
         return report
     if store_kind(loc) is not None:
         ds, notes = conform(ds, open_store(loc))
         report.warnings.extend(notes)
-        if repair:
-            _repair(loc, _from_imagettes(ds), report)
     if workers is not None:
         written = _pool_to_store(ds, loc, workers, batch, progress)
     else:

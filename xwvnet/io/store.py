@@ -1247,12 +1247,13 @@ def damage(snap: Snapshot) -> tuple[int, list[DamagedChunkError]]:
 
 
 @door
-def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | str] | None = None
+def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | list[xr.Dataset] | str] | None = None
            ) -> tuple[list[DamagedChunkError], list[str]]:
     """Repair a store's damaged chunks in one commit each; return (repaired, what was left and why).
 
     Damaged ``embedding`` chunks are marked not done (the run embeds them again); an imagette store's are rewritten
-    from ``fresh(ids)`` (those imagettes again, or why not). Damaged ids match nothing: that damage is raised.
+    from ``fresh(ids)``: those imagettes again (one Dataset, or parts from several sources), or why not. Damaged ids
+    match nothing: that damage is raised.
     """
     snap = opened(location, strict=False)
     found = damage(snap)[1]
@@ -1276,21 +1277,24 @@ def repair(location: Location, fresh: Callable[[list[str]], xr.Dataset | str] | 
     repaired, left = [], []
     for (start, stop), here in sorted(spans.items()):
         where = "; ".join(f"{d.variable} chunk {d.chunk_index}" for d in here)
-        rows = fresh(list(here[0].ids or [])) if fresh is not None else "no source files were given"
+        ids = list(here[0].ids or [])
 
-        def rewrite(store: Any, rows: xr.Dataset = rows, here: list = here, span: slice = slice(start, stop),
-                    where: str = where) -> str:
+        def rewrite(store: Any, parts: list[xr.Dataset], here: list = here, span: slice = slice(start, stop),
+                    where: str = where, ids: list[str] = ids) -> str:
             group = root(store)
-            region = fit_to_store(as_written(rows), group)
+            fitted = [fit_to_store(as_written(p), group) for p in parts]  # a larger part grows the frame: fit again
+            region = xr.concat([fit_to_store(p, group) for p in fitted], S.IMAGETTE, data_vars="minimal",
+                               coords="minimal", compat="override").sel({S.IMAGETTE: ids})
             names = sorted({d.variable for d in here} & set(map(str, region.variables)))
             xr.Dataset({n: region[n].variable for n in names}, attrs=dict(group.attrs)).to_zarr(
                 store, region={S.IMAGETTE: span}, mode="r+", consolidated=False, write_empty_chunks=True)
-            return f"ingest: repaired {where} from {len(rows[S.IMAGETTE])} source files"
+            return f"ingest: repaired {where} from {len(ids)} source files"
 
         try:
+            rows = fresh(ids) if fresh is not None else "no source files were given"
             if isinstance(rows, str):
                 raise StoreMismatchError(rows)
-            transact(location, rewrite)
+            transact(location, functools.partial(rewrite, parts=[rows] if isinstance(rows, xr.Dataset) else rows))
             repaired += here
         except ValueError as err:
             left.append(f"{where}: imagettes {start}..{stop - 1} not rewritten: {err}")
