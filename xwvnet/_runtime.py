@@ -281,10 +281,15 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def check_count(value: object, name: str, what: str = "imagettes") -> int:
+#: the largest stored chunk (and task read) accepted: 1 GiB
+MAX_CHUNK_BYTES = 2**30
+
+
+def check_count(value: object, name: str, what: str = "imagettes", *, row_bytes: int = 0) -> int:
     """Return ``value`` if it is a positive integer (not a bool), else raise a ``ValueError`` naming ``name``.
 
-    The one check of batch sizes and chunk sizes at every public entry point.
+    The one check of batch sizes and chunk sizes at every public entry point; with ``row_bytes`` (bytes per
+    imagette of a chunk), ``value`` imagettes must stay within :data:`MAX_CHUNK_BYTES`.
 
     Parameters
     ----------
@@ -294,6 +299,8 @@ def check_count(value: object, name: str, what: str = "imagettes") -> int:
         The argument's name, for the message (``"batch_size"``, ``"chunk_size"`` ...).
     what : str, default "imagettes"
         What it counts, for the message.
+    row_bytes : int, default 0
+        Bytes per imagette of a stored chunk (0: no ceiling).
 
     Returns
     -------
@@ -302,7 +309,7 @@ def check_count(value: object, name: str, what: str = "imagettes") -> int:
     Raises
     ------
     ValueError
-        If ``value`` is not an integer of at least 1.
+        If ``value`` is not an integer of at least 1, or makes chunks larger than :data:`MAX_CHUNK_BYTES`.
 
     Examples
     --------
@@ -313,6 +320,9 @@ def check_count(value: object, name: str, what: str = "imagettes") -> int:
 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise InvalidArgumentError(f"{name} must be a positive number of {what}, found {value!r}.")
+    if row_bytes and value > (limit := max(1, MAX_CHUNK_BYTES // row_bytes)):
+        raise InvalidArgumentError(f"{name}={value} makes chunks of {value * row_bytes / 2**30:.3g} GiB; the limit is "
+                                   f"{MAX_CHUNK_BYTES / 2**30:g} GiB per chunk, here {name} <= {limit}.")
     return int(value)
 
 

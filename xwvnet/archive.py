@@ -396,7 +396,7 @@ def _prepare(
     S.require(ds_in, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {var!r}")
     row_bytes = max(encoder.embedding_size * 4, ds_in[var].dtype.itemsize * ds_in.sizes[S.LINE] * ds_in.sizes[S.SAMPLE])
     if chunk_size is not None:
-        zs.check_chunk(chunk_size, row_bytes)  # a task reads its chunk's images at once
+        check_count(chunk_size, "chunk_size", row_bytes=row_bytes)  # a task reads its chunk's images at once
     embedding_attrs = _embedding_attrs(encoder, var, precision)
     if dtype == "float16":
         embedding_attrs[S.COMPACT_DTYPE] = "float16"

@@ -344,6 +344,23 @@ def test_the_grid_is_listed_once_per_snapshot(tmp_path):
     assert sorted(listings) == once  # the same snapshot again: nothing listed
 
 
+
+def test_the_remembered_grids_stay_bounded_and_keep_the_snapshot_being_read(tmp_path, monkeypatch):
+    url = tmp_path / "g.zarr"
+    xwvnet.to_store(make_imagettes(8), url, chunk_size=4)
+    forget_chunk(str(url), "quicklook/c/1/0/0")
+    n = len(zs.opened(locate(url), strict=False).arrays)
+    zs._LISTED.clear()
+    other = locate(tmp_path / "other.zarr")
+    monkeypatch.setattr(zs, "_REMEMBERED", n + 3)
+    zs._LISTED.update({(other, f"S{k}", "quicklook"): [] for k in range(n + 3)})  # full, of another store's grids
+    with pytest.raises(zs.DamagedChunkError, match="chunk 1 of 'quicklook'"):
+        xwvnet.open_store(url).load()
+    snap = zs.opened(locate(url), strict=False)
+    assert len(zs._LISTED) == n + 3 and sum(key[:2] == (snap.location, snap.id) for key in zs._LISTED) == n
+    assert [key[1] for key in zs._LISTED if key[0] == other] == [f"S{k}" for k in range(n, n + 3)]  # oldest out
+    assert snap.holes() == {"quicklook": [1]}  # the hole is still known: it was not evicted with the others
+
 def test_the_first_snapshot_is_said_to_be_the_empty_first_commit(tmp_path):
     url = tmp_path / "s.zarr"
     xwvnet.to_store(make_imagettes(2), url)

@@ -36,7 +36,6 @@ from ..errors import (
     DamagedChunkError,
     ForeignStoreWarning,
     IncompleteStoreWarning,
-    InvalidArgumentError,
     NotAStoreError,
     StoreAccessError,
     StoreMismatchError,
@@ -54,7 +53,6 @@ icechunk.set_logs_filter(os.environ.get("ICECHUNK_LOG") or os.environ.get("RUST_
 BRANCH = "main"
 VERSION = 2  # layout version of the format record
 COORD_CHUNK = 65536  # 1-D variables along `imagette` are small: keep their chunks large
-MAX_CHUNK_BYTES = 2**30  # the largest stored chunk (and task read) accepted: 1 GiB
 TIME_UNITS = "milliseconds since 1970-01-01"  # one fixed unit, so that later appends never need another
 DONE = "progress/done"  # per-chunk row counts of an embedding store (a subgroup: hidden from xr.open_zarr)
 BATCH_BYTES = 128 * 2**20  # pixels loaded and committed per step of to_store (bounds memory, amortises commits)
@@ -333,6 +331,7 @@ def transact(location: Location, body: Callable[[Any], str | None], *, create: b
 # ---- the whole grid: every chunk written, so a chunk the manifests do not list is a hole ---------------------------
 _LISTED: dict[tuple[Location, str, str], list[int]] = {}  # (store, snapshot, array) -> its holes: they never change
 _LISTING = threading.Lock()
+_REMEMBERED = 4096  # grids remembered, over all stores and snapshots: the oldest of other snapshots go first
 
 
 def _listed_holes(location: Location, session: icechunk.Session, arrays: dict[str, zarr.Array],
@@ -379,45 +378,10 @@ def _list(location: Location, session: icechunk.Session, arrays: dict[str, zarr.
         if name == S.EMBEDDING and missing and DONE in arrays and not _LISTED[location, session.snapshot_id, DONE]:
             done = np.asarray(arrays[DONE][:])
             missing = [k for k in missing if k < done.size and done[k] > 0]
-        while len(_LISTED) >= 4096 and (old := next((k for k in _LISTED if k[:2] != (location, session.snapshot_id)),
-                                                     None)) is not None:
+        here = (location, session.snapshot_id)
+        while len(_LISTED) >= _REMEMBERED and (old := next((k for k in _LISTED if k[:2] != here), None)) is not None:
             del _LISTED[old]  # the oldest of other snapshots: this one's are read right after
         _LISTED[location, session.snapshot_id, name] = missing
-
-
-def read_rows(array: zarr.Array, name: str, start: int, stop: int, id_array: zarr.Array | None,
-              hole: Sequence[int] = ()) -> np.ndarray:
-    """Rows ``start:stop`` of a stored array; a hole, missing chunk or failed checksum is a DamagedChunkError."""
-    step = array.chunks[0] if array.ndim else 1
-    for k in hole:
-        if k * step < stop and start < (k + 1) * step:
-            raise _damage(name, k, k * step, min(array.shape[0], (k + 1) * step), id_array, None)
-    try:
-        return np.asarray(array[start:stop])
-    except _READ_ERRORS as err:
-        for k in range(start // step, max(start // step + 1, math.ceil(stop / step))):
-            lo, hi = k * step, min(array.shape[0], (k + 1) * step)
-            try:
-                array[lo:hi]
-            except _READ_ERRORS as inner:
-                raise _damage(name, k, lo, hi, id_array, inner) from err
-        raise
-
-
-def _damage(name: str, k: int, lo: int, hi: int, id_array: zarr.Array | None,
-            err: BaseException | None) -> DamagedChunkError:
-    names: list[str] | None = None
-    if id_array is not None and name != S.IMAGETTE:
-        with contextlib.suppress(*_READ_ERRORS):
-            names = [str(v) for v in np.asarray(id_array[lo:hi]).tolist()]
-    problem = ("missing: not listed in the snapshot's manifests" if err is None else "checksum mismatch"
-               if "checksum" in str(err) else f"unreadable ({_first_line(str(err))})")
-    shown = "their ids are unreadable too" if names is None else "ids " + ", ".join(names[:4]) + (
-        f", ..., {names[-1]}" if len(names) > 4 else "")
-    return DamagedChunkError(
-        f"chunk {k} of {name!r} is damaged ({problem}): imagettes {lo}..{hi - 1} ({shown}). Run `xwvnet verify "
-        "STORE` to list all damage; `xwvnet ingest --repair` (imagettes) or `xwvnet embed --repair` (embeddings) "
-        "rewrites it, or open an earlier snapshot.", name, k, lo, hi, names)
 
 
 # ---- what is at a location ---------------------------------------------------------------------------------------
@@ -504,10 +468,45 @@ class Snapshot:
         return _listed_holes(self.location, self.store.session, self.arrays, names)
 
     def rows(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows of a stored array, every read checked (:func:`read_rows`)."""
+        """Rows of a stored array; a hole, missing chunk or failed checksum is a DamagedChunkError naming it."""
         array = self.arrays[name]
         stop = array.shape[0] if stop is None else stop
-        return read_rows(array, name, start, stop, self.arrays.get(S.IMAGETTE), self.holes([name]).get(name, ()))
+        step, chunks = (array.chunks[0] if array.ndim else 1), self.check(name, start, stop)
+        try:
+            return np.asarray(array[start:stop])
+        except _READ_ERRORS as err:
+            for k in chunks:
+                try:
+                    array[k * step : (k + 1) * step]
+                except _READ_ERRORS as inner:
+                    raise self.damaged(name, k, inner) from err
+            raise
+
+    def check(self, name: str, start: int, stop: int) -> range:
+        """The chunks rows ``start:stop`` of ``name`` span; a hole among them is a DamagedChunkError naming it."""
+        step = self.arrays[name].chunks[0] if self.arrays[name].ndim else 1
+        chunks = range(start // step, max(start // step + 1, math.ceil(stop / step)))
+        for k in self.holes([name]).get(name, ()):
+            if k in chunks:
+                raise self.damaged(name, k)
+        return chunks
+
+    def damaged(self, name: str, k: int, err: BaseException | None = None) -> DamagedChunkError:
+        """The error naming chunk ``k`` of ``name``, its imagettes and what to do (``err`` None: a hole)."""
+        array = self.arrays[name]
+        step, size = (array.chunks[0], array.shape[0]) if array.ndim else (1, 1)
+        lo, hi, names = k * step, min(size, (k + 1) * step), None
+        if name != S.IMAGETTE and S.IMAGETTE in self.arrays:
+            with contextlib.suppress(*_READ_ERRORS):
+                names = [str(v) for v in np.asarray(self.arrays[S.IMAGETTE][lo:hi]).tolist()]
+        problem = ("missing: not listed in the snapshot's manifests" if err is None else "checksum mismatch"
+                   if "checksum" in str(err) else f"unreadable ({_first_line(str(err))})")
+        shown = "their ids are unreadable too" if names is None else "ids " + ", ".join(names[:4]) + (
+            f", ..., {names[-1]}" if len(names) > 4 else "")
+        return DamagedChunkError(
+            f"chunk {k} of {name!r} is damaged ({problem}): imagettes {lo}..{hi - 1} ({shown}). Run `xwvnet verify "
+            "STORE` to list all damage; `xwvnet ingest --repair` (imagettes) or `xwvnet embed --repair` (embeddings) "
+            "rewrites it, or open an earlier snapshot.", name, k, lo, hi, names)
 
     def ids(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Imagette ids ``start:stop`` as Python strings."""
@@ -557,20 +556,20 @@ def opened(location: Location, snapshot: str | None = None, *, strict: bool = Tr
     return snap
 
 
-def intact(snap: Snapshot, write: str) -> None:
-    """Refuse ``write`` into a snapshot with holes: zarr would read a hole beside the rows it writes as blanks."""
-    if not (found := snap.holes()):
-        return
-    name, chunks = min(found.items())
-    array = snap.arrays[name]
-    step, k = (array.chunks[0] if array.ndim else 1), chunks[0]
-    stop = min(array.shape[0] if array.ndim else 1, (k + 1) * step)
-    raise _refused(snap.location, write, _damage(name, k, k * step, stop, snap.arrays.get(S.IMAGETTE), None))
+def intact(snap: Snapshot, write: str, reads: Iterable[tuple[str, int, int]] = ()) -> None:
+    """Refuse ``write`` into a snapshot with holes, or whose rows ``reads`` (``(name, start, stop)``) do not read back.
 
-
-def _refused(location: Location, write: str, err: DamagedChunkError) -> DamagedChunkError:
-    return DamagedChunkError(f"{location}: {write} refused, nothing written: {err}", err.variable, err.chunk_index,
-                             err.start, err.stop, err.ids)
+    zarr reads the stored rows of a chunk that a write completes: a hole there would be written back as blanks.
+    """
+    try:
+        if found := snap.holes():
+            name, chunks = min(found.items())
+            raise snap.damaged(name, chunks[0])
+        for name, start, stop in reads:
+            snap.rows(name, start, stop)
+    except DamagedChunkError as err:
+        raise DamagedChunkError(f"{snap.location}: {write} refused, nothing written: {err}", err.variable,
+                                err.chunk_index, err.start, err.stop, err.ids) from None
 
 
 # ---- reading -----------------------------------------------------------------------------------------------------
@@ -579,7 +578,7 @@ class _Guarded:
 
     def __init__(self, variable: xr.Variable, name: str, snap: Snapshot) -> None:
         self.variable, self.name, self.snap = variable, name, snap
-        self.shape, self.ndim, self.step = variable.shape, variable.ndim, snap.arrays[name].chunks[0]
+        self.shape, self.ndim = variable.shape, variable.ndim
         self.dtype = np.dtype(object) if variable.dtype.kind == "T" else variable.dtype
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
@@ -589,9 +588,7 @@ class _Guarded:
         else:  # an integer or an array of positions (outer indexing)
             rows = np.atleast_1d(np.arange(self.shape[0])[first])
             start, stop = (int(rows.min()), int(rows.max()) + 1) if rows.size else (0, 0)
-        holes = self.snap.holes([self.name]).get(self.name, ())  # the grid is listed at the first read
-        if any(k * self.step < stop and start < (k + 1) * self.step for k in holes):
-            self.snap.rows(self.name, start, stop)  # raises the named error
+        self.snap.check(self.name, start, stop)  # the grid is listed at the first read
         try:
             return np.asarray(self.variable[key].values, dtype=self.dtype)
         except _READ_ERRORS:
@@ -616,7 +613,7 @@ def _dataset(snap: Snapshot, chunks: int | dict[str, int] | str) -> xr.Dataset:
     for name, var in ds.variables.items():
         if name != S.IMAGETTE and var.dims[:1] == (S.IMAGETTE,):
             source = _Guarded(var, str(name), snap)
-            blocks = (_imagette_chunks(chunks) or source.step, *snap.arrays[str(name)].chunks[1:])
+            blocks = (_imagette_chunks(chunks) or snap.arrays[str(name)].chunks[0], *snap.arrays[str(name)].chunks[1:])
             var = xr.Variable(var.dims, da.from_array(source, chunks=blocks, name=f"open_store-{name}-{snap.id}-"
                               f"{blocks}", asarray=False, meta=np.empty((0,) * var.ndim, source.dtype)),
                               var.attrs, var.encoding)
@@ -894,16 +891,6 @@ def append_rows(store: Any, ds: xr.Dataset, n: int) -> None:
     sync(write())
 
 
-def check_chunk(chunk_size: object, row_bytes: int, name: str = "chunk_size") -> int:
-    """A positive ``chunk_size`` whose chunk (``row_bytes`` per imagette) stays within :data:`MAX_CHUNK_BYTES`."""
-    chunk_size = check_count(chunk_size, name)
-    limit = max(1, MAX_CHUNK_BYTES // max(1, row_bytes))
-    if chunk_size > limit:
-        raise InvalidArgumentError(f"{name}={chunk_size} makes chunks of {chunk_size * row_bytes / 2**30:.3g} GiB; the "
-                                 f"limit is {MAX_CHUNK_BYTES / 2**30:g} GiB per chunk, here {name} <= {limit}.")
-    return chunk_size
-
-
 def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, seen: list[Any]) -> tuple[int, int]:
     """Append one batch in one transaction; return (added, total).
 
@@ -932,16 +919,11 @@ def _append(loc: Location, batch: xr.Dataset, chunk_size: int, command: str, see
             listed = seen[2] if store.session.snapshot_id == seen[3] else None  # the listing of to_store's open
             try:
                 append_rows(store, fit_to_store(part, group, listed), n)
-            except XWVNetError:
-                raise
             except _READ_ERRORS as err:  # a partial last chunk that does not read back (a checksum): name it
-                snap = opened(loc, store.session.snapshot_id, strict=False)
-                for name, array in snap.arrays.items():
-                    try:
-                        if _along(array):
-                            snap.rows(name, n - n % array.chunks[0], n)
-                    except DamagedChunkError as bad:
-                        raise _refused(loc, "appending", bad) from err
+                if not isinstance(err, XWVNetError):
+                    snap = opened(loc, store.session.snapshot_id, strict=False)
+                    intact(snap, "appending", [(k, n - n % a.chunks[0], n) for k, a in snap.arrays.items()
+                                               if _along(a)])
                 raise
         first, last = str(part[S.IMAGETTE].values[0]), str(part[S.IMAGETTE].values[-1])
         return f"{command}: {counts[0]} imagettes appended ({first} .. {last}); {counts[1]} in store"
@@ -1004,7 +986,7 @@ def to_store(
 
     S.validate(ds)
     row_bytes = ds[S.image_var(ds)].dtype.itemsize * ds.sizes[S.LINE] * ds.sizes[S.SAMPLE]
-    chunk_size = None if chunk_size is None else check_chunk(chunk_size, row_bytes)
+    chunk_size = None if chunk_size is None else check_count(chunk_size, "chunk_size", row_bytes=row_bytes)
     loc = locate(out, storage_options)
     repo, group = check_target(loc, IMAGETTES)
     snap = opened(loc, repo=repo) if group is not None else None
@@ -1126,12 +1108,9 @@ def extend_embedding_store(
         if snap is not None:
             intact(snap, "embedding into it")
         size = check(snap) if check is not None else chunk_size
-        for k, count in enumerate(snap.done if snap is not None else ()):  # chunks a run writes beside done rows
-            if 0 < count < min(size, n_in - k * size):
-                try:
-                    snap.rows(S.EMBEDDING, k * size, k * size + int(count))
-                except DamagedChunkError as bad:
-                    raise _refused(location, "embedding into it", bad) from None
+        if snap is not None:  # the rows done in chunks a run completes are read back by zarr
+            intact(snap, "embedding into it", [(S.EMBEDDING, k * size, k * size + int(c)) for k, c in
+                                               enumerate(snap.done) if 0 < c < min(size, n_in - k * size)])
         n_out = 0 if snap is None else snap.size
         result[:] = size, (np.zeros(0, np.int32) if snap is None else snap.done)
         if n_out == n_in:
