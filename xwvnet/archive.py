@@ -390,7 +390,7 @@ def _prepare(
             f"{source} holds no imagettes (found {zs.describe(source)}); ingest some first "
             "(`xwvnet ingest` or xwvnet.to_store)."
         )
-    ds_in = zs.open_store(source, snapshot=snap_in.id)
+    ds_in = zs.dataset(snap_in)  # the snapshot opened above, not opened again
     n_in = ds_in.sizes[S.IMAGETTE]
     var = S.image_var(ds_in, var)
     S.require(ds_in, [S.VALID_LINES, S.VALID_SAMPLES], f"embedding {var!r}")

@@ -189,6 +189,7 @@ def door(func: Callable) -> Callable:
         except BaseException as err:
             loc = None
             for value in (*args, *kwargs.values()):  # the store: the first argument that names a location
+                value = value.location if isinstance(value, Snapshot) else value
                 if loc is None and isinstance(value, (str, os.PathLike, Location)):
                     with contextlib.suppress(ValueError):
                         loc = locate(value)
@@ -600,7 +601,8 @@ def _imagette_chunks(chunks: int | dict[str, int] | str) -> int | None:
     return chunks if isinstance(chunks, int) else (chunks.get(S.IMAGETTE) if isinstance(chunks, dict) else None)
 
 
-def _dataset(snap: Snapshot, chunks: int | dict[str, int] | str) -> xr.Dataset:
+@door
+def dataset(snap: Snapshot, chunks: int | dict[str, int] | str = "store") -> xr.Dataset:
     """The Dataset of a snapshot, built over its listing: every variable along ``imagette`` read through _Guarded."""
     import dask.array as da
 
@@ -673,7 +675,7 @@ def open_store(
             raise NotAStoreError(f"{loc} is not an xwvnet store (found {describe(loc)}): it has no snapshots.")
         return _open_foreign(loc, chunks)
     snap = opened(loc, snapshot, repo=repo)
-    ds = _dataset(snap, chunks)
+    ds = dataset(snap, chunks)
     if snap.kind is EMBEDDINGS:
         keep = complete_rows(ds.sizes[S.IMAGETTE], int(ds.attrs.get("chunk", 1)), snap.done)
         if not keep.all():
