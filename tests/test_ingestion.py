@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 
+import dask
 import numpy as np
 import pytest
 
@@ -20,6 +21,7 @@ from tests._factories import (
     spawn,
 )
 from tests._safe_factory import NAME, make_wv_safe
+from xwvnet import ingestion
 from xwvnet import schema as S
 from xwvnet.cli import main
 from xwvnet.ingestion import conform, ingest
@@ -285,6 +287,28 @@ def test_ingest_repair_rewrites_a_missing_chunk_from_safe_products(tmp_path, pro
     np.testing.assert_array_equal(xwvnet.open_store(url)[S.QUICKLOOK].values, before)
 
 
+
+
+def test_where_safe_products_are_computed_is_decided_before_anything_is_written(tmp_path, wvnet_samples, products):
+    url = tmp_path / "s.zarr"
+    with pytest.raises(TypeError, match="client must be"):
+        ingest([wvnet_samples, products[0]], url, client=3.5)  # the quicklook files would be ingested first
+    assert not url.exists()
+    computed = []
+    real, real_repair = ingestion.to_store, zs.repair
+
+    def spy(ds, *args, **kwargs):
+        computed.append(dask.config.get("scheduler", None))
+        return real(ds, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ingestion, "to_store", spy)
+        mp.setattr(zs, "repair", lambda *a: computed.append(dask.config.get("scheduler", None)) or real_repair(*a))
+        xwvnet.to_store(xwvnet.open_quicklooks(wvnet_samples).isel({S.IMAGETTE: slice(0, 8)}), url, chunk_size=8)
+        forget_chunk(str(url), "quicklook/c/0/0/0")
+        report = ingest([wvnet_samples, products[0]], url, spacing=(8.2, 9.0), client="threads", repair=True)
+    assert report.repaired == 1 and report.added == 7 + 3 and verify(url).ok
+    assert len(computed) == 3 and set(computed) == {"threads"}  # the repair, the quicklooks and the SAFE imagettes
 
 def test_ingest_repair_rewrites_a_chunk_holding_quicklook_files_and_safe_imagettes(tmp_path, wvnet_samples, products):
     folder, zipped = products

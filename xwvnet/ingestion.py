@@ -470,8 +470,6 @@ def ingest(
     >>> report = xwvnet.ingest(["S1A_WV_SLC__1SSV_...SAFE", "quicklooks/"], "s3://bucket/wv.zarr")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
-    from .io.safe import SafeWarning, safe_to_imagettes
-
     batch = check_count(batch, "batch", "files")
     if workers is not None:
         workers = check_count(workers, "workers", "worker processes")
@@ -487,6 +485,19 @@ def ingest(
         locate(loc, storage_options)  # nothing here is on object storage: one line naming the options refused
     safe = [s.location for s in found if s.kind in (SAFE, EOPF_SLC)]  # both read by the one SAFE reader
     other = [s.path for s in found if s.kind not in (SAFE, EOPF_SLC)]  # the quicklook reader names what it skips
+    with contextlib.ExitStack() as stack:  # where SAFE imagettes are computed (repair included), decided first
+        if safe and workers is None:
+            stack.enter_context(_compute_on(stack.enter_context(run_context(client, "cpu"))))
+        return _ingest(loc, other, safe, labels, batch, spacing, keep_sigma0, denoise, workers, progress,
+                       repair)
+
+
+def _ingest(loc: Location, other: list[Path], safe: list[Location], labels: str | os.PathLike | None, batch: int,
+            spacing: float | Sequence[float] | None, keep_sigma0: bool, denoise: bool, workers: int | None,
+            progress: bool, repair: bool) -> StoreReport:
+    """:func:`ingest` with its arguments checked and its sources resolved, where its run context says."""
+    from .io.safe import SafeWarning, safe_to_imagettes
+
     report = StoreReport(path=str(loc))
     first = _by_id(other, report)
     ds, safe_skipped, safe_warnings = None, [], []
@@ -517,8 +528,7 @@ def ingest(
     if workers is not None:
         written = _pool_to_store(ds, loc, workers, batch, progress)
     else:
-        with run_context(client, "cpu") as where, _compute_on(where):  # where SAFE imagettes are computed
-            written = to_store(ds, loc, progress=progress, command="ingest")
+        written = to_store(ds, loc, progress=progress, command="ingest")
     report.added += written.added
     report.present += written.present
     report.commits += written.commits
