@@ -439,8 +439,8 @@ def ingest(
         ``workers``, per imagette computed).
     repair : bool, default False
         First read every chunk of the store (:func:`xwvnet.verify`) and rewrite the damaged ones from the quicklook
-        files and SAFE products given (each rewrites the chunks of its own imagettes); damage they cannot rewrite is
-        listed in ``report.damaged``.
+        files and SAFE products given (a chunk may hold imagettes of both kinds: each comes from its own source);
+        damage they cannot rewrite (an imagette none of them holds) is listed in ``report.damaged``.
     storage_options : dict, optional
         Credentials and endpoint of what is on object storage: the store and the SAFE products given as URLs (the
         names of :data:`xwvnet.io.storage.OPTIONS`, checked for each URL's scheme; see :func:`xwvnet.open_store`).
